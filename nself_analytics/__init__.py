@@ -1,0 +1,8 @@
+"""nself-analytics: self-hosted product and web analytics on your own PostgreSQL and Redis."""
+
+from .app import create_app, create_root_app
+from .config import ConfigError, Settings
+
+__all__ = ["ConfigError", "Settings", "__version__", "create_app", "create_root_app"]
+
+__version__ = "1.1.1"

@@ -1,0 +1,13 @@
+"""HTTP resources, one module each; ROUTE_TABLES lists every module's routes for the app factory."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from . import health
+
+__all__ = ["ROUTE_TABLES"]
+
+ROUTE_TABLES: list[web.RouteTableDef] = [
+    health.routes,
+]

@@ -1,0 +1,56 @@
+"""GET /health: reachability of Postgres and Redis, queue depth and aggregate lag (no token needed)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aiohttp import web
+
+from ..keys import DRAIN_GROUP, PG_POOL, REDIS, STREAM_KEY
+from ..store.aggregates import aggregate_lag_seconds
+
+routes = web.RouteTableDef()
+
+VERSION = "1.1.1"
+
+
+async def _postgres(request: web.Request) -> dict[str, Any]:
+    try:
+        async with asyncio.timeout(3):
+            async with request.config_dict[PG_POOL].acquire() as conn:
+                lag = await aggregate_lag_seconds(conn)
+        return {"postgres": {"reachable": True}, "aggregate_lag_seconds": round(lag, 3)}
+    except Exception as exc:
+        return {"postgres": {"reachable": False, "error": str(exc).strip()[:200] or type(exc).__name__},
+                "aggregate_lag_seconds": None}
+
+
+async def _redis(request: web.Request) -> dict[str, Any]:
+    client = request.config_dict[REDIS]
+    try:
+        async with asyncio.timeout(3):
+            async with client.pipeline(transaction=False) as pipe:
+                pipe.ping()
+                pipe.xlen(STREAM_KEY)
+                _ping, depth = await pipe.execute()
+            pending = 0
+            try:
+                summary = await client.xpending(STREAM_KEY, DRAIN_GROUP)
+                pending = int(summary.get("pending", 0))
+            except Exception:  # no group yet: nothing pending
+                pending = 0
+        return {"redis": {"reachable": True}, "queue_depth": int(depth), "queue_pending": pending}
+    except Exception as exc:
+        return {"redis": {"reachable": False, "error": str(exc).strip()[:200] or type(exc).__name__},
+                "queue_depth": None, "queue_pending": None}
+
+
+@routes.get("/health", name="health")
+async def health(request: web.Request) -> web.Response:
+    pg, rd = await asyncio.gather(_postgres(request), _redis(request))
+    ok = pg["postgres"]["reachable"] and rd["redis"]["reachable"]
+    body = {"status": "success" if ok else "error", "healthy": ok, "version": VERSION, **pg, **rd}
+    if not ok:
+        body["message"] = "a store is unreachable"
+    return web.json_response(body, status=200 if ok else 503)

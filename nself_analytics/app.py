@@ -1,0 +1,97 @@
+"""The app factory: ``create_app(settings)`` is the sub-app the host mounts at ``/analytics``."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import aiopg
+import redis.asyncio as aioredis
+import structlog
+from aiohttp import web
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from . import api
+from .config import Settings
+from .errors import error_middleware
+from .keys import ANALYTICS_APP, PG_POOL, PRODUCER, REDIS, SETTINGS
+from .queue import Producer
+
+__all__ = ["create_app", "create_root_app"]
+
+log = structlog.get_logger("nself_analytics.app")
+MOUNT = "/analytics"
+
+
+@web.middleware
+async def request_id_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
+    structlog.contextvars.bind_contextvars(request_id=request_id)
+    try:
+        response = await handler(request)
+    finally:
+        structlog.contextvars.unbind_contextvars("request_id")
+    response.headers["X-Request-Id"] = request_id
+    return response
+
+
+def redis_client(url: str) -> aioredis.Redis:
+    """A Redis client that reconnects with backoff when the server restarts."""
+    return aioredis.Redis.from_url(
+        url,
+        decode_responses=True,
+        retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=8),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError, ConnectionResetError],
+        health_check_interval=15,
+        socket_connect_timeout=5,
+        max_connections=64,
+    )
+
+
+async def _postgres_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    assert settings.database_url, "database_url must be resolved before the app starts"
+    pool = await aiopg.create_pool(settings.database_url, minsize=1, maxsize=20, timeout=30, pool_recycle=300)
+    app[PG_POOL] = pool
+    yield
+    pool.close()
+    await pool.wait_closed()
+
+
+async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    assert settings.redis_url, "redis_url must be resolved before the app starts"
+    client = redis_client(settings.redis_url)
+    app[REDIS] = client
+    app[PRODUCER] = Producer(client, settings)
+    yield
+    await app[PRODUCER].close()
+    await client.aclose()
+
+
+def create_app(settings: Settings, *, worker: bool = False) -> web.Application:
+    """Build the analytics sub-app; with ``worker`` the background drain/aggregate task runs inside it."""
+    app = web.Application(middlewares=[request_id_middleware, error_middleware], client_max_size=600 * 1024)
+    app[SETTINGS] = settings
+    app.cleanup_ctx.extend([_postgres_ctx, _redis_ctx])
+    if worker:
+        from .worker import worker_ctx
+
+        app.cleanup_ctx.append(worker_ctx)
+    for routes in api.ROUTE_TABLES:
+        app.add_routes(routes)
+    return app
+
+
+def create_root_app(settings: Settings, *, worker: bool = True) -> web.Application:
+    """The host application: the analytics sub-app mounted at ``/analytics``."""
+    root = web.Application()
+    sub = create_app(settings, worker=worker)
+    root[ANALYTICS_APP] = sub
+    root.add_subapp(MOUNT, sub)
+    return root

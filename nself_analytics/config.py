@@ -1,0 +1,187 @@
+"""Settings: parsed once from the environment into one frozen, typed object.
+
+Every ``ANALYTICS_*`` variable of the spec is read here and nowhere else. A bad value raises
+:class:`ConfigError` naming the variable and the value, which stops start-up.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+__all__ = ["ConfigError", "Settings", "parse_duration"]
+
+DEFAULT_PORT = 3206
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+class ConfigError(ValueError):
+    """A configuration variable holds a value the service cannot run with."""
+
+    def __init__(self, variable: str, value: object, reason: str) -> None:
+        self.variable = variable
+        self.value = value
+        super().__init__(f"invalid {variable}={value!r}: {reason}")
+
+
+def parse_duration(text: str) -> float:
+    """Parse ``30s``, ``5m``, ``2h``, ``7d`` (a bare number is seconds) into seconds; ValueError if not."""
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError(f"not a duration: {text!r} (use e.g. 30s, 5m, 1h, 7d)")
+    seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if seconds <= 0:
+        raise ValueError("a duration must be positive")
+    return seconds
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the service is configured with. Tests build it directly; the service uses from_env()."""
+
+    secret_token: str
+    write_keys: tuple[str, ...]
+    data_dir: Path = Path(".nself-analytics")
+    database_url: str | None = None
+    redis_url: str | None = None
+    host: str = "0.0.0.0"
+    port: int = DEFAULT_PORT
+    retention_days: int = 90
+    aggregate_interval: float = 300.0
+    queue_buffer: int = 10_000
+    batch_size: int = 500
+    quota_enabled: bool = False
+    sample_rate: float = 1.0
+    ip_hash: bool = True
+    log_format: str = "json"
+    log_level: str = "info"
+    # How long a delivered but unacknowledged queue entry waits before another drainer reclaims it.
+    reclaim_idle_seconds: float = 15.0
+
+    def with_(self, **changes: object) -> Settings:
+        """A copy with some fields changed (tests and the embedded-services resolver use it)."""
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, *, persist_secrets: bool = True) -> Settings:
+        """Build settings from environment variables; raise ConfigError naming the first bad variable.
+
+        With no ANALYTICS_SECRET_TOKEN / ANALYTICS_WRITE_KEYS, values are generated once and kept in
+        the data folder (``secrets.env``) so they survive restarts.
+        """
+        env = os.environ if env is None else env
+        data_dir = Path(env.get("ANALYTICS_DATA_DIR") or ".nself-analytics").expanduser().absolute()
+        port_text = env.get("ANALYTICS_PORT") or env.get("PORT") or str(DEFAULT_PORT)
+        port = _int(port_text, "ANALYTICS_PORT" if env.get("ANALYTICS_PORT") else "PORT", 1, 65535)
+        stored = _load_or_create_secrets(data_dir, env, persist_secrets)
+        write_keys = tuple(k.strip() for k in stored["ANALYTICS_WRITE_KEYS"].split(",") if k.strip())
+        if not write_keys:
+            raise ConfigError("ANALYTICS_WRITE_KEYS", stored["ANALYTICS_WRITE_KEYS"], "needs at least one key")
+        secret = stored["ANALYTICS_SECRET_TOKEN"]
+        if len(secret) < 16:
+            raise ConfigError("ANALYTICS_SECRET_TOKEN", "***", "must be at least 16 characters")
+        if secret in write_keys:
+            raise ConfigError("ANALYTICS_WRITE_KEYS", "***", "a write key must differ from the secret token")
+        log_format = env.get("ANALYTICS_LOG_FORMAT", "json")
+        if log_format not in ("json", "console"):
+            raise ConfigError("ANALYTICS_LOG_FORMAT", log_format, "use json or console")
+        return cls(
+            secret_token=secret,
+            write_keys=write_keys,
+            data_dir=data_dir,
+            database_url=env.get("DATABASE_URL") or None,
+            redis_url=_redis_url(env),
+            host=env.get("ANALYTICS_HOST", "0.0.0.0"),
+            port=port,
+            retention_days=_int(env.get("ANALYTICS_RETENTION_DAYS", "90"), "ANALYTICS_RETENTION_DAYS", 1, 36500),
+            aggregate_interval=_duration(env.get("ANALYTICS_AGGREGATE_INTERVAL", "5m"), "ANALYTICS_AGGREGATE_INTERVAL"),
+            queue_buffer=_int(env.get("ANALYTICS_QUEUE_BUFFER", "10000"), "ANALYTICS_QUEUE_BUFFER", 1, 100_000_000),
+            batch_size=_int(env.get("ANALYTICS_BATCH_SIZE", "500"), "ANALYTICS_BATCH_SIZE", 1, 100_000),
+            quota_enabled=_bool(env.get("ANALYTICS_QUOTA_ENABLED", "false"), "ANALYTICS_QUOTA_ENABLED"),
+            sample_rate=_float(env.get("ANALYTICS_SAMPLE_RATE", "1.0"), "ANALYTICS_SAMPLE_RATE", 0.0, 1.0),
+            ip_hash=_bool(env.get("ANALYTICS_IP_HASH", "true"), "ANALYTICS_IP_HASH"),
+            log_format=log_format,
+            log_level=env.get("ANALYTICS_LOG_LEVEL", "info").lower(),
+        )
+
+
+def _int(text: str, name: str, low: int, high: int) -> int:
+    try:
+        value = int(text.strip())
+    except ValueError:
+        raise ConfigError(name, text, "not an integer") from None
+    if not low <= value <= high:
+        raise ConfigError(name, text, f"must be between {low} and {high}")
+    return value
+
+
+def _float(text: str, name: str, low: float, high: float) -> float:
+    try:
+        value = float(text.strip())
+    except ValueError:
+        raise ConfigError(name, text, "not a number") from None
+    if not low <= value <= high:
+        raise ConfigError(name, text, f"must be between {low} and {high}")
+    return value
+
+
+def _bool(text: str, name: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ConfigError(name, text, "use true or false")
+
+
+def _duration(text: str, name: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise ConfigError(name, text, str(exc)) from None
+
+
+def _redis_url(env: Mapping[str, str]) -> str | None:
+    if env.get("REDIS_URL"):
+        return env["REDIS_URL"]
+    host = env.get("REDIS_HOST")
+    if not host:
+        return None
+    port = _int(env.get("REDIS_PORT", "6379"), "REDIS_PORT", 1, 65535)
+    password = env.get("REDIS_PASSWORD")
+    auth = f":{password}@" if password else ""
+    return f"redis://{auth}{host}:{port}/0"
+
+
+def _load_or_create_secrets(data_dir: Path, env: Mapping[str, str], persist: bool) -> dict[str, str]:
+    """Secrets from the environment, else from ``<data_dir>/secrets.env``, else newly generated and stored."""
+    path = data_dir / "secrets.env"
+    stored: dict[str, str] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            key, sep, value = line.partition("=")
+            if sep:
+                stored[key.strip()] = value.strip()
+    changed = False
+    if "ANALYTICS_SECRET_TOKEN" not in stored:
+        stored["ANALYTICS_SECRET_TOKEN"] = "sk_" + secrets.token_urlsafe(24)
+        changed = True
+    if "ANALYTICS_WRITE_KEYS" not in stored:
+        stored["ANALYTICS_WRITE_KEYS"] = "wk_" + secrets.token_urlsafe(18)
+        changed = True
+    result = dict(stored)
+    for key in ("ANALYTICS_SECRET_TOKEN", "ANALYTICS_WRITE_KEYS"):
+        if env.get(key):
+            result[key] = env[key]
+    if changed and persist and not (env.get("ANALYTICS_SECRET_TOKEN") and env.get("ANALYTICS_WRITE_KEYS")):
+        data_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(f"{k}={v}\n" for k, v in stored.items() if not k.startswith("_")))
+        path.chmod(0o600)
+    return result

@@ -1,0 +1,82 @@
+"""Materialized aggregates: counts and distinct users per event per hour and per day.
+
+Incremental: the drain marks the hours it wrote to (np_analytics_aggregate_dirty, in the same
+transaction as the events); each run claims dirty hours, recomputes those hours and their days
+from raw events, and replaces their rows. Days already pruned from the raw log are never
+recomputed, so their aggregates stay.
+"""
+
+from __future__ import annotations
+
+import json
+
+import aiopg
+import structlog
+
+from .tx import transaction
+
+__all__ = ["aggregate_lag_seconds", "materialize"]
+
+log = structlog.get_logger("nself_analytics.aggregates")
+
+# SKIP LOCKED: an hour a drain is writing to right now is left for the next run.
+CLAIM_DIRTY = """
+DELETE FROM np_analytics_aggregate_dirty d
+WHERE (d.source_account_id, d.hour) IN (
+    SELECT source_account_id, hour FROM np_analytics_aggregate_dirty
+    ORDER BY marked_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
+RETURNING d.source_account_id, d.hour
+"""
+
+_CLAIMED = """
+claimed AS (
+    SELECT DISTINCT c.source_account_id, date_trunc(%(unit)s, c.hour AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS bucket
+    FROM jsonb_to_recordset(%(claimed)s::jsonb) AS c(source_account_id text, hour timestamptz)
+    WHERE c.hour >= %(cutoff)s::timestamptz
+)"""
+
+DELETE_BUCKETS = f"""
+WITH {_CLAIMED}
+DELETE FROM np_analytics_aggregates a USING claimed c
+WHERE a.granularity = %(unit)s AND a.source_account_id = c.source_account_id AND a.bucket = c.bucket
+"""
+
+INSERT_BUCKETS = f"""
+WITH {_CLAIMED}
+INSERT INTO np_analytics_aggregates (source_account_id, granularity, bucket, event, count, users)
+SELECT e.source_account_id, %(unit)s, c.bucket, e.event, count(*),
+       count(DISTINCT coalesce(e.user_id, e.anonymous_id))
+FROM claimed c
+JOIN np_analytics_events e ON e.source_account_id = c.source_account_id
+     AND e.ts >= c.bucket AND e.ts < c.bucket + ('1 ' || %(unit)s)::interval
+WHERE NOT e.is_bot
+GROUP BY e.source_account_id, c.bucket, e.event
+"""
+
+LAG = "SELECT coalesce(extract(epoch FROM now() - min(marked_at)), 0) FROM np_analytics_aggregate_dirty"
+
+
+async def materialize(conn: aiopg.Connection, retention_days: int, limit: int = 5000) -> int:
+    """Recompute aggregates of the dirty hours (and their days); return how many hours were claimed."""
+    async with transaction(conn) as cur:
+        await cur.execute(CLAIM_DIRTY, {"limit": limit})
+        rows = await cur.fetchall()
+        if not rows:
+            return 0
+        claimed = json.dumps([{"source_account_id": a, "hour": h.isoformat()} for a, h in rows])
+        await cur.execute("SELECT date_trunc('day', now() - make_interval(days => %s))", (retention_days,))
+        (cutoff,) = await cur.fetchone()
+        for unit in ("hour", "day"):
+            params = {"unit": unit, "claimed": claimed, "cutoff": cutoff}
+            await cur.execute(DELETE_BUCKETS, params)
+            await cur.execute(INSERT_BUCKETS, params)
+    log.info("aggregates_materialized", hours=len(rows))
+    return len(rows)
+
+
+async def aggregate_lag_seconds(conn: aiopg.Connection) -> float:
+    """Seconds since the oldest event not yet reflected in the aggregates was written (0 when current)."""
+    async with conn.cursor() as cur:
+        await cur.execute(LAG)
+        (lag,) = await cur.fetchone()
+    return float(lag)

@@ -1,0 +1,108 @@
+"""Writes of the drain: events (set-based, idempotent on message id), dirty hours, user profiles."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import aiopg
+
+from .tx import transaction
+
+__all__ = ["EVENT_COLUMNS", "write_batch"]
+
+# Column name -> SQL type, in the order of the recordset; queue payload keys are these names.
+EVENT_COLUMNS: dict[str, str] = {
+    "ts": "timestamptz",
+    "message_id": "uuid",
+    "source_account_id": "text",
+    "type": "text",
+    "event": "text",
+    "user_id": "text",
+    "anonymous_id": "text",
+    "session_id": "text",
+    "site": "text",
+    "path": "text",
+    "referrer": "text",
+    "device": "text",
+    "browser": "text",
+    "os": "text",
+    "language": "text",
+    "country": "text",
+    "screen_width": "smallint",
+    "is_bot": "boolean",
+    "ip_hash": "text",
+    "properties": "jsonb",
+    "context": "jsonb",
+}
+_COLS = ", ".join(EVENT_COLUMNS)
+_RECORD = ", ".join(f"{name} {sqltype}" for name, sqltype in EVENT_COLUMNS.items())
+
+INSERT_EVENTS = f"""
+INSERT INTO np_analytics_events ({_COLS})
+SELECT ts, message_id, coalesce(source_account_id, 'primary'), coalesce(type, 'track'), event, user_id,
+       anonymous_id, session_id, site, path, referrer, device, browser, os, language, country, screen_width,
+       coalesce(is_bot, false), ip_hash, properties, context
+FROM jsonb_to_recordset(%s::jsonb) AS r({_RECORD})
+ON CONFLICT (message_id, ts) DO NOTHING
+"""
+
+MARK_DIRTY_HOURS = """
+INSERT INTO np_analytics_aggregate_dirty (source_account_id, hour)
+SELECT DISTINCT coalesce(r.source_account_id, 'primary'), date_trunc('hour', r.ts AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+FROM jsonb_to_recordset(%s::jsonb) AS r(source_account_id text, ts timestamptz)
+-- DO UPDATE (a no-op) takes the row lock, so an aggregator claiming this hour waits for our commit
+ON CONFLICT (source_account_id, hour) DO UPDATE SET marked_at = np_analytics_aggregate_dirty.marked_at
+"""
+
+# Traits merge left to right; first_seen/last_seen widen. Rows arrive pre-merged per user.
+UPSERT_USERS = """
+INSERT INTO np_analytics_users AS u (source_account_id, user_id, traits, anonymous_ids, first_seen, last_seen)
+SELECT coalesce(r.source_account_id, 'primary'), r.user_id, coalesce(r.traits, '{}'::jsonb),
+       coalesce(r.anonymous_ids, '{}'), r.first_seen, r.last_seen
+FROM jsonb_to_recordset(%s::jsonb)
+     AS r(source_account_id text, user_id text, traits jsonb, anonymous_ids text[], first_seen timestamptz,
+          last_seen timestamptz)
+ON CONFLICT (source_account_id, user_id) DO UPDATE SET
+    traits = u.traits || EXCLUDED.traits,
+    anonymous_ids = ARRAY(SELECT DISTINCT x FROM unnest(u.anonymous_ids || EXCLUDED.anonymous_ids) AS x),
+    first_seen = least(u.first_seen, EXCLUDED.first_seen),
+    last_seen = greatest(u.last_seen, EXCLUDED.last_seen)
+"""
+
+
+def _merge_identifies(identifies: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (account, user) in arrival order, so one statement never touches a row twice."""
+    merged: dict[tuple[str, str], dict[str, Any]] = {}
+    for item in identifies:
+        key = (item.get("source_account_id") or "primary", item["user_id"])
+        row = merged.get(key)
+        if row is None:
+            merged[key] = {
+                "source_account_id": key[0], "user_id": key[1], "traits": dict(item.get("traits") or {}),
+                "anonymous_ids": [item["anonymous_id"]] if item.get("anonymous_id") else [],
+                "first_seen": item["ts"], "last_seen": item["ts"],
+            }
+            continue
+        row["traits"].update(item.get("traits") or {})
+        if item.get("anonymous_id") and item["anonymous_id"] not in row["anonymous_ids"]:
+            row["anonymous_ids"].append(item["anonymous_id"])
+        row["first_seen"] = min(row["first_seen"], item["ts"])
+        row["last_seen"] = max(row["last_seen"], item["ts"])
+    return list(merged.values())
+
+
+async def write_batch(conn: aiopg.Connection, events: Sequence[dict[str, Any]],
+                      identifies: Sequence[dict[str, Any]]) -> int:
+    """Write one drained batch in one transaction; return the number of events newly stored."""
+    inserted = 0
+    async with transaction(conn) as cur:
+        if events:
+            payload = json.dumps(events, separators=(",", ":"))
+            await cur.execute(INSERT_EVENTS, (payload,))
+            inserted = cur.rowcount
+            await cur.execute(MARK_DIRTY_HOURS, (payload,))
+        if identifies:
+            await cur.execute(UPSERT_USERS, (json.dumps(_merge_identifies(identifies), separators=(",", ":")),))
+    return inserted

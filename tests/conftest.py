@@ -1,0 +1,221 @@
+"""Test harness: real PostgreSQL and Redis (the embedded ones, unless TEST_DATABASE_URL/TEST_REDIS_URL
+are set), cleaned before each test; aiohttp clients on the real app factory; a live service process."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+import pytest
+import redis
+
+from nself_analytics.app import create_root_app
+from nself_analytics.config import Settings
+from nself_analytics.embedded import EmbeddedPostgres, EmbeddedRedis
+from nself_analytics.keys import ANALYTICS_APP, PG_POOL, REDIS
+from nself_analytics.migrate import apply_migrations
+from nself_analytics.store.partitions import forget_partitions
+from nself_analytics.worker import Drainer
+
+SECRET = "sk_test_secret_token_0123456789"
+WRITE_KEY = "wk_test_write_key"
+TABLES = (
+    "np_analytics_events, np_analytics_users, np_analytics_aggregates, np_analytics_aggregate_dirty, "
+    "np_analytics_funnels, np_analytics_quota_violations, np_analytics_quotas"
+)
+
+
+@dataclass
+class Stores:
+    database_url: str
+    redis_url: str
+    data_dir: Path
+    postgres: EmbeddedPostgres | None
+    redis: EmbeddedRedis | None
+
+
+@pytest.fixture(scope="session")
+def stores(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stores]:
+    data_dir = tmp_path_factory.mktemp("stores")
+    pg = rd = None
+    database_url = os.environ.get("TEST_DATABASE_URL")
+    redis_url = os.environ.get("TEST_REDIS_URL")
+    if not database_url:
+        pg = EmbeddedPostgres(data_dir)
+        database_url = pg.start()
+    if not redis_url:
+        rd = EmbeddedRedis(data_dir)
+        redis_url = rd.start()
+    apply_migrations(database_url)
+    yield Stores(database_url, redis_url, data_dir, pg, rd)
+    if rd is not None:
+        rd.stop()
+    if pg is not None:
+        pg.stop()
+
+
+def pg_execute(database_url: str, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
+    """Run one statement on a fresh connection; return its rows (empty when it returns none)."""
+    conn = psycopg2.connect(database_url)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(sql, params)
+            return cur.fetchall() if cur.description else []
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def clean(stores: Stores) -> Stores:
+    """Empty every table and the Redis database before the test."""
+    pg_execute(stores.database_url, f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")
+    forget_partitions()
+    redis.Redis.from_url(stores.redis_url).flushdb()
+    return stores
+
+
+@pytest.fixture
+def settings(clean: Stores, tmp_path: Path) -> Settings:
+    return Settings(
+        secret_token=SECRET,
+        write_keys=(WRITE_KEY,),
+        data_dir=tmp_path,
+        database_url=clean.database_url,
+        redis_url=clean.redis_url,
+        aggregate_interval=3600,
+        reclaim_idle_seconds=0.5,
+        log_format="console",
+    )
+
+
+@pytest.fixture
+def make_client(aiohttp_client: Any) -> Callable[..., Any]:
+    """Build a test client on the real root app (sub-app at /analytics) for given settings."""
+
+    async def make(settings: Settings, worker: bool = False) -> Any:
+        return await aiohttp_client(create_root_app(settings, worker=worker))
+
+    return make
+
+
+@pytest.fixture
+async def client(make_client: Callable[..., Any], settings: Settings) -> Any:
+    return await make_client(settings)
+
+
+@pytest.fixture
+def drain(client: Any, settings: Settings) -> Callable[[], Any]:
+    """Drain the ingest stream into Postgres now (what the background task does on its own)."""
+    subapp = client.app[ANALYTICS_APP]
+
+    async def run() -> int:
+        return await Drainer(subapp[PG_POOL], subapp[REDIS], settings, name="test-drainer").drain_until_empty()
+
+    return run
+
+
+@pytest.fixture
+def auth() -> dict[str, dict[str, str]]:
+    return {
+        "write": {"Authorization": f"Bearer {WRITE_KEY}"},
+        "secret": {"Authorization": f"Bearer {SECRET}"},
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_healthy(base_url: str, timeout: float = 60) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{base_url}/analytics/health", timeout=2) as response:
+                return dict(json.load(response))
+        except Exception as exc:
+            last = exc
+            time.sleep(0.2)
+    raise AssertionError(f"service at {base_url} not healthy: {last}")
+
+
+@dataclass
+class LiveService:
+    base_url: str
+    port: int
+    secret: str
+    write_key: str
+    database_url: str
+    redis_url: str
+    process: subprocess.Popen[bytes]
+    env: dict[str, str]
+
+
+def start_service(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    with log_path.open("ab") as log_file:
+        return subprocess.Popen([sys.executable, "-m", "nself_analytics.cli", "start"], env=env,
+                                stdout=log_file, stderr=subprocess.STDOUT)
+
+
+def stop_service(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> int:
+    process.send_signal(sig)
+    return process.wait(timeout=60)
+
+
+@pytest.fixture(scope="session")
+def live_service(stores: Stores, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveService]:
+    """The real service as its own process (``nself-analytics start``) on the test stores."""
+    port = free_port()
+    data_dir = tmp_path_factory.mktemp("live")
+    env = {
+        **os.environ,
+        "DATABASE_URL": stores.database_url,
+        "REDIS_URL": stores.redis_url,
+        "ANALYTICS_PORT": str(port),
+        "ANALYTICS_HOST": "127.0.0.1",
+        "ANALYTICS_DATA_DIR": str(data_dir),
+        "ANALYTICS_SECRET_TOKEN": SECRET,
+        "ANALYTICS_WRITE_KEYS": WRITE_KEY,
+        "ANALYTICS_AGGREGATE_INTERVAL": "2s",
+    }
+    process = start_service(env, data_dir / "service.log")
+    base_url = f"http://127.0.0.1:{port}"
+    wait_healthy(base_url)
+    yield LiveService(base_url, port, SECRET, WRITE_KEY, stores.database_url, stores.redis_url, process, env)
+    if process.poll() is None:
+        stop_service(process)
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 20, interval: float = 0.1) -> Any:
+    """Poll until ``predicate()`` is truthy; return its value or fail."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s")
+
+
+@pytest.fixture
+async def pool_conn(client: Any) -> AsyncIterator[Any]:
+    """An aiopg connection from the app's pool."""
+    async with client.app[ANALYTICS_APP][PG_POOL].acquire() as conn:
+        yield conn
