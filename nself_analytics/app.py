@@ -15,7 +15,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from . import api
+from .api.ingest import MAX_BODY_BYTES
 from .config import Settings
+from .cors import cors_middleware
 from .errors import error_middleware
 from .keys import ANALYTICS_APP, PG_POOL, PRODUCER, REDIS, SETTINGS
 from .queue import Producer
@@ -76,7 +78,8 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def create_app(settings: Settings, *, worker: bool = False) -> web.Application:
     """Build the analytics sub-app; with ``worker`` the background drain/aggregate task runs inside it."""
-    app = web.Application(middlewares=[request_id_middleware, error_middleware], client_max_size=600 * 1024)
+    app = web.Application(middlewares=[request_id_middleware, cors_middleware, error_middleware],
+                          client_max_size=MAX_BODY_BYTES)
     app[SETTINGS] = settings
     app.cleanup_ctx.extend([_postgres_ctx, _redis_ctx])
     if worker:
@@ -90,7 +93,7 @@ def create_app(settings: Settings, *, worker: bool = False) -> web.Application:
 
 def create_root_app(settings: Settings, *, worker: bool = True) -> web.Application:
     """The host application: the analytics sub-app mounted at ``/analytics``."""
-    root = web.Application()
+    root = web.Application(client_max_size=MAX_BODY_BYTES)
     sub = create_app(settings, worker=worker)
     root[ANALYTICS_APP] = sub
     root.add_subapp(MOUNT, sub)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import health
+from . import health, ingest
 
 __all__ = ["ROUTE_TABLES"]
 
 ROUTE_TABLES: list[web.RouteTableDef] = [
     health.routes,
+    ingest.routes,
 ]

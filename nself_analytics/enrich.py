@@ -1,0 +1,80 @@
+"""Request-derived fields of an event: device, browser and OS from the user agent, bot detection,
+country from the IP (looked up before the IP is hashed), and the salted IP hash itself."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from datetime import UTC, datetime
+
+import redis.asyncio as aioredis
+
+from .keys import PREFIX
+
+__all__ = ["classify_user_agent", "country_for_ip", "daily_salt", "hash_ip"]
+
+# The IP salt of one UTC day: random, shared by all processes through Redis, gone after two days so
+# hashes of different days cannot be linked and no raw IP can be recovered. TTL: 2 days.
+SALT_PREFIX = PREFIX + "salt:"
+SALT_TTL_SECONDS = 2 * 86_400
+
+_BOT = re.compile(
+    r"bot|crawl|spider|slurp|headless|phantomjs|puppeteer|playwright|selenium|lighthouse|pingdom|uptime|"
+    r"monitor|curl/|wget/|python-requests|python-urllib|aiohttp|httpx|go-http-client|java/|okhttp|"
+    r"facebookexternalhit|preview|scrapy|node-fetch|axios/",
+    re.IGNORECASE,
+)
+_TABLET = re.compile(r"ipad|tablet|kindle|silk|playbook|(android(?!.*mobile))", re.IGNORECASE)
+_MOBILE = re.compile(r"mobi|iphone|ipod|android.*mobile|windows phone|blackberry|opera mini", re.IGNORECASE)
+_BROWSERS = (
+    ("Edge", re.compile(r"edg(e|a|ios)?/", re.I)),
+    ("Opera", re.compile(r"opr/|opera", re.I)),
+    ("Samsung Internet", re.compile(r"samsungbrowser", re.I)),
+    ("Firefox", re.compile(r"firefox|fxios", re.I)),
+    ("Chrome", re.compile(r"chrome|crios|chromium", re.I)),
+    ("Safari", re.compile(r"safari", re.I)),
+    ("Internet Explorer", re.compile(r"msie|trident", re.I)),
+)
+_OSES = (
+    ("iOS", re.compile(r"iphone|ipad|ipod", re.I)),
+    ("Android", re.compile(r"android", re.I)),
+    ("Windows", re.compile(r"windows", re.I)),
+    ("macOS", re.compile(r"mac os x|macintosh", re.I)),
+    ("ChromeOS", re.compile(r"cros", re.I)),
+    ("Linux", re.compile(r"linux|x11", re.I)),
+)
+
+
+def classify_user_agent(user_agent: str | None) -> tuple[str | None, str | None, str | None, bool]:
+    """(device, browser, os, is_bot) of a user-agent string; device is mobile, tablet or desktop."""
+    if not user_agent:
+        return None, None, None, False
+    is_bot = bool(_BOT.search(user_agent))
+    device = "tablet" if _TABLET.search(user_agent) else "mobile" if _MOBILE.search(user_agent) else "desktop"
+    browser = next((name for name, rx in _BROWSERS if rx.search(user_agent)), None)
+    os_name = next((name for name, rx in _OSES if rx.search(user_agent)), None)
+    return device, browser, os_name, is_bot
+
+
+def country_for_ip(ip: str | None) -> str | None:
+    """ISO country code of an IP from an offline database, or None (private ranges, unknown)."""
+    if not ip:
+        return None
+    from .geo import lookup_country
+
+    return lookup_country(ip)
+
+
+async def daily_salt(client: aioredis.Redis, now: datetime | None = None) -> str:
+    """Today's salt (UTC), created by whichever process asks first."""
+    day = (now or datetime.now(UTC)).strftime("%Y%m%d")
+    key = SALT_PREFIX + day
+    await client.set(key, secrets.token_hex(16), nx=True, ex=SALT_TTL_SECONDS)
+    salt = await client.get(key)
+    return str(salt)
+
+
+def hash_ip(ip: str, salt: str, site: str | None = None) -> str:
+    """A salted, truncated SHA-256 of the IP: stable for one day, unlinkable across days."""
+    return hashlib.sha256(f"{salt}|{site or ''}|{ip}".encode()).hexdigest()[:16]

@@ -1,0 +1,85 @@
+"""The ingest service: enrich validated messages, apply sampling, and enqueue them with their counters."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from .config import Settings
+from .counters import increments
+from .enrich import classify_user_agent, country_for_ip, daily_salt, hash_ip
+from .messages import Normalized
+from .queue import EnqueueResult, Producer, QueuedMessage
+
+__all__ = ["Ingestor", "RequestMeta", "sampled_in"]
+
+_IP_KEYS = ("ip", "ipAddress", "ip_address")
+
+
+@dataclass(frozen=True)
+class RequestMeta:
+    """What the request itself tells about its messages."""
+
+    received_at: datetime
+    ip: str | None
+    user_agent: str | None
+
+
+def sampled_in(user_key: str, rate: float) -> bool:
+    """Keep or drop a user's events together: a stable hash of the user decides."""
+    if rate >= 1.0:
+        return True
+    if rate <= 0.0:
+        return False
+    digest = hashlib.sha256(user_key.encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < rate
+
+
+class Ingestor:
+    """Turns normalized messages into queued stream entries."""
+
+    def __init__(self, producer: Producer, client: aioredis.Redis, settings: Settings) -> None:
+        self.producer = producer
+        self.redis = client
+        self.settings = settings
+
+    def _enrich(self, record: dict[str, Any], meta: RequestMeta, salt: str | None, use_request_ua: bool) -> None:
+        context = record.get("context") or {}
+        ip = next((context[k] for k in _IP_KEYS if isinstance(context.get(k), str)), None) or meta.ip
+        # With hashing on no raw IP is stored anywhere; with it off the IP is kept in context.ip.
+        context = {k: v for k, v in context.items() if k not in _IP_KEYS}
+        if ip and not self.settings.ip_hash:
+            context["ip"] = ip
+        record["context"] = context or None
+        user_agent = context.get("userAgent") if isinstance(context.get("userAgent"), str) else None
+        if user_agent is None and use_request_ua:
+            user_agent = meta.user_agent
+        device, browser, os_name, is_bot = classify_user_agent(user_agent)
+        record.setdefault("device", device)
+        record.setdefault("browser", browser)
+        record.setdefault("os", os_name)
+        record["is_bot"] = bool(record.get("is_bot")) or is_bot
+        record.setdefault("country", country_for_ip(ip))  # looked up before the IP is hashed
+        record["ip_hash"] = hash_ip(ip, salt, record.get("site")) if ip and salt is not None else None
+
+    async def accept(self, items: list[Normalized], meta: RequestMeta) -> EnqueueResult:
+        """Enqueue ``items`` atomically (all or none); raises QueueFull / QueueUnavailable."""
+        salt = await daily_salt(self.redis, meta.received_at) if self.settings.ip_hash else None
+        messages = []
+        for item in items:
+            record = item.record
+            if record["type"] != "identify":
+                self._enrich(record, meta, salt, use_request_ua=record["type"] == "page")
+            keep = sampled_in(item.user_key, self.settings.sample_rate)
+            counters: tuple[tuple[str, int], ...] = ()
+            if record["type"] in ("track", "page"):
+                counters = tuple(increments(record["event"], item.user_key, meta.received_at,
+                                            self.settings.quota_enabled))
+            payload = json.dumps(record, separators=(",", ":"), ensure_ascii=False) if keep else ""
+            messages.append(QueuedMessage(item.message_id, payload, counters))
+        return await self.producer.enqueue(messages)
