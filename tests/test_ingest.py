@@ -293,7 +293,7 @@ async def test_ip_kept_when_hashing_off(make_client: Any, settings: Any, auth: A
     response = await client.post("/analytics/track", headers={**auth["write"], "X-Forwarded-For": "203.0.113.9"},
                                  json={"event": "e", "user_id": "u"})
     assert response.status == 202
-    [(entry_id, fields)] = redis.Redis.from_url(settings.redis_url, decode_responses=True).xrange(STREAM_KEY)
+    [(_entry_id, fields)] = redis.Redis.from_url(settings.redis_url, decode_responses=True).xrange(STREAM_KEY)
     record = json.loads(fields["e"])
     assert record["context"]["ip"] == "203.0.113.9" and record["ip_hash"] is None
 
