@@ -109,6 +109,7 @@ class Settings:
             ip_hash=_bool(env.get("ANALYTICS_IP_HASH", "true"), "ANALYTICS_IP_HASH"),
             log_format=log_format,
             log_level=env.get("ANALYTICS_LOG_LEVEL", "info").lower(),
+            reclaim_idle_seconds=_duration(env.get("ANALYTICS_RECLAIM_IDLE", "15s"), "ANALYTICS_RECLAIM_IDLE"),
         )
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import aiopg
 import psycopg2
+import psycopg2.errors
 import redis.asyncio as aioredis
 import structlog
 from aiohttp import web
@@ -30,7 +31,7 @@ from .config import Settings
 from .keys import DRAIN_GROUP, PG_POOL, PREFIX, REDIS, SETTINGS, STREAM_KEY
 from .store.aggregates import materialize
 from .store.events import write_batch
-from .store.partitions import ensure_partitions, prune_partitions
+from .store.partitions import ensure_partitions, forget_partitions, prune_partitions
 
 __all__ = ["WORKER", "Drainer", "worker_ctx"]
 
@@ -106,7 +107,11 @@ class Drainer:
         days = {_parse_ts(e["ts"]).astimezone(UTC).date() for e in events}
         async with self.pool.acquire() as conn:
             await ensure_partitions(conn, days)
-            stored = await write_batch(conn, events, identifies)
+            try:
+                stored = await write_batch(conn, events, identifies)
+            except psycopg2.errors.CheckViolation:
+                forget_partitions()  # a partition was dropped behind our back (pruned elsewhere): recreate it
+                raise
         ids = [entry_id for entry_id, _ in entries]
         async with self.redis.pipeline(transaction=True) as pipe:
             for entry_id, raw in dead:

@@ -1,0 +1,161 @@
+"""Nothing lost, nothing doubled: store restarts, drainer crashes, a killed service, concurrent drainers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import urllib.request
+import uuid
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from nself_analytics.embedded import EmbeddedPostgres, EmbeddedRedis
+from nself_analytics.keys import ANALYTICS_APP, DRAIN_GROUP, PG_POOL, REDIS, STREAM_KEY
+from nself_analytics.migrate import apply_migrations
+from nself_analytics.store.events import write_batch
+from nself_analytics.store.partitions import ensure_partitions, forget_partitions
+from nself_analytics.worker import Drainer
+
+from .chaos_ingest import run_chaos
+from .conftest import SECRET, WRITE_KEY, free_port, pg_execute, start_service, stop_service, wait_for, wait_healthy
+
+
+def batch(n: int, tag: str) -> dict[str, Any]:
+    return {"batch": [{"type": "track", "event": tag, "userId": f"u{i}", "messageId": str(uuid.uuid4()),
+                       "timestamp": "2026-11-21T08:00:00Z"} for i in range(n)]}
+
+
+def counts(database_url: str, tag: str) -> tuple[int, int]:
+    [(total, distinct)] = pg_execute(database_url, "SELECT count(*), count(DISTINCT message_id) "
+                                                   "FROM np_analytics_events WHERE event = %s", (tag,))
+    return total, distinct
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Any:
+    server = EmbeddedRedis(tmp_path / "own")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def own_postgres(tmp_path: Path) -> Any:
+    server = EmbeddedPostgres(tmp_path / "own")
+    apply_migrations(server.start())
+    forget_partitions()
+    yield server
+    forget_partitions()
+    server.stop()
+
+
+async def test_redis_killed_between_accept_and_drain(make_client: Any, settings: Any, auth: Any,
+                                                     own_redis: EmbeddedRedis) -> None:
+    """SIGKILL, not a clean shutdown: the append-only file is fsynced before Redis answers."""
+    own = settings.with_(redis_url=own_redis.url())
+    client = await make_client(own)
+    for _ in range(5):
+        assert (await client.post("/analytics/batch", headers=auth["write"], json=batch(100, "rk"))).status == 202
+    own_redis.stop(hard=True)
+    assert not own_redis.is_running()
+    own_redis.start()
+    sub = client.app[ANALYTICS_APP]
+    await Drainer(sub[PG_POOL], sub[REDIS], own).drain_until_empty()
+    assert counts(own.database_url, "rk") == (500, 500)
+
+
+async def test_postgres_down_during_drain(make_client: Any, settings: Any, auth: Any,
+                                          own_postgres: EmbeddedPostgres) -> None:
+    """The background task keeps failing while Postgres is down, then stores everything once."""
+    own = settings.with_(database_url=own_postgres.url())
+    client = await make_client(own, worker=True)
+    assert (await client.post("/analytics/batch", headers=auth["write"], json=batch(50, "pg1"))).status == 202
+    await asyncio.to_thread(wait_for, lambda: counts(own.database_url, "pg1")[0] == 50)
+    await asyncio.to_thread(own_postgres.stop)
+    for _ in range(3):  # ingest goes on without Postgres
+        assert (await client.post("/analytics/batch", headers=auth["write"], json=batch(100, "pg2"))).status == 202
+    await asyncio.sleep(1.0)  # the drainer tries, fails, keeps the entries pending
+    await asyncio.to_thread(own_postgres.start)
+    await asyncio.to_thread(wait_for, lambda: counts(own.database_url, "pg2")[0] >= 300, 30)
+    await asyncio.sleep(0.5)
+    assert counts(own.database_url, "pg2") == (300, 300)
+    assert counts(own.database_url, "pg1") == (50, 50)
+
+
+async def test_crash_after_commit_before_ack_is_not_doubled(client: Any, settings: Any, auth: Any) -> None:
+    """A drainer that committed but died before XACK: the reclaimed entries are written again, harmlessly."""
+    assert (await client.post("/analytics/batch", headers=auth["write"], json=batch(40, "ca"))).status == 202
+    sub = client.app[ANALYTICS_APP]
+    r = sub[REDIS]
+    await Drainer(sub[PG_POOL], r, settings, name="crashed").ensure_group()
+    delivered = await r.xreadgroup(DRAIN_GROUP, "crashed", {STREAM_KEY: ">"}, count=100)
+    records = [json.loads(fields["e"]) for _id, fields in delivered[0][1]]
+    async with sub[PG_POOL].acquire() as conn:
+        await ensure_partitions(conn, {date(2026, 11, 21)})
+        assert await write_batch(conn, records, []) == 40  # committed, never acknowledged
+    await asyncio.sleep(settings.reclaim_idle_seconds + 0.1)
+    survivor = Drainer(sub[PG_POOL], r, settings, name="survivor")
+    assert await survivor.drain_until_empty() == 40  # reclaimed from the crashed consumer
+    assert survivor.stored == 0  # ...and absorbed by ON CONFLICT
+    assert counts(settings.database_url, "ca") == (40, 40)
+    assert await r.xlen(STREAM_KEY) == 0
+    assert (await r.xpending(STREAM_KEY, DRAIN_GROUP))["pending"] == 0
+
+
+async def test_concurrent_drainers_share_the_stream(client: Any, settings: Any, auth: Any) -> None:
+    for _ in range(10):
+        assert (await client.post("/analytics/batch", headers=auth["write"], json=batch(100, "cd"))).status == 202
+    sub = client.app[ANALYTICS_APP]
+    small = settings.with_(batch_size=37)
+    drainers = [Drainer(sub[PG_POOL], sub[REDIS], small, name=f"d{i}") for i in range(3)]
+    handled = await asyncio.gather(*(d.drain_until_empty() for d in drainers))
+    assert sum(handled) == 1000 and all(h > 0 for h in handled)
+    assert counts(settings.database_url, "cd") == (1000, 1000)
+
+
+def test_service_sigkilled_with_pending_entries(stores: Any, tmp_path: Path, own_postgres: EmbeddedPostgres) -> None:
+    """Entries delivered to a service that is then SIGKILLed are drained once by the next start."""
+    port = free_port()
+    database_url = own_postgres.url()
+    env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": stores.redis_url, "ANALYTICS_PORT": str(port),
+           "ANALYTICS_HOST": "127.0.0.1", "ANALYTICS_DATA_DIR": str(tmp_path / "svc"),
+           "ANALYTICS_SECRET_TOKEN": SECRET, "ANALYTICS_WRITE_KEYS": WRITE_KEY, "ANALYTICS_RECLAIM_IDLE": "1s"}
+    redis.Redis.from_url(stores.redis_url).flushdb()
+    base = f"http://127.0.0.1:{port}"
+    process = start_service(env, tmp_path / "svc.log")
+    try:
+        wait_healthy(base)
+        own_postgres.stop()  # the drainer takes entries but cannot commit them
+        for i in range(4):
+            request = urllib.request.Request(f"{base}/analytics/batch", data=json.dumps(batch(100, "sk")).encode(),
+                                             headers={"Authorization": f"Bearer {WRITE_KEY}",
+                                                      "Content-Type": "application/json"}, method="POST")
+            with urllib.request.urlopen(request, timeout=10) as response:
+                assert response.status == 202, i
+        r = redis.Redis.from_url(stores.redis_url, decode_responses=True)
+        wait_for(lambda: r.xpending(STREAM_KEY, DRAIN_GROUP)["pending"] > 0)
+    finally:
+        assert stop_service(process, signal.SIGKILL) == -signal.SIGKILL
+    own_postgres.start()
+    assert counts(database_url, "sk") == (0, 0)
+    process = start_service(env, tmp_path / "svc.log")
+    try:
+        wait_for(lambda: counts(database_url, "sk")[0] >= 400, 60)
+        wait_for(lambda: r.xlen(STREAM_KEY) == 0, 30)
+        assert counts(database_url, "sk") == (400, 400)
+    finally:
+        assert stop_service(process) == 0
+
+
+def test_chaos_small(tmp_path: Path) -> None:
+    """The 100,000-event chaos script (tests/chaos_ingest.py), smaller: Redis and Postgres restarted."""
+    result = run_chaos(3000, tmp_path, concurrency=4, log=lambda _msg: None)
+    assert result["restarts"] == 2
+    assert (result["stored"], result["distinct"]) == (3000, 3000)
+    assert result["exactly_once"] is True
