@@ -12,17 +12,28 @@ import redis.asyncio as aioredis
 
 from .keys import PREFIX
 
-__all__ = ["classify_user_agent", "country_for_ip", "daily_salt", "hash_ip"]
+__all__ = ["browser_hit_is_bot", "classify_user_agent", "country_for_ip", "daily_salt", "hash_ip"]
 
 # The IP salt of one UTC day: random, shared by all processes through Redis, gone after two days so
 # hashes of different days cannot be linked and no raw IP can be recovered. TTL: 2 days.
 SALT_PREFIX = PREFIX + "salt:"
 SALT_TTL_SECONDS = 2 * 86_400
 
+# Crawlers, link previewers, monitors, headless and automated browsers, and HTTP libraries. Matched
+# anywhere in the user agent, case-insensitively; the generic words (bot, crawl, spider) catch most.
 _BOT = re.compile(
-    r"bot|crawl|spider|slurp|headless|phantomjs|puppeteer|playwright|selenium|lighthouse|pingdom|uptime|"
-    r"monitor|curl/|wget/|python-requests|python-urllib|aiohttp|httpx|go-http-client|java/|okhttp|"
-    r"facebookexternalhit|preview|scrapy|node-fetch|axios/",
+    r"(?<!cu)bot\b|bot[/;_-]|crawl|spider|slurp|scrape|fetcher|archiver|indexer|"
+    r"headless|phantomjs|puppeteer|playwright|selenium|webdriver|cypress|nightmare|"
+    r"lighthouse|pagespeed|gtmetrix|ptst/|pingdom|uptime|monitor|statuscake|site24x7|newrelicpinger|"
+    r"mediapartners-google|adsbot|apis-google|google-inspectiontool|google-extended|googleother|"
+    r"google-read-aloud|feedfetcher|bingpreview|yahoo! slurp|ia_archiver|bytespider|petalbot|"
+    r"gptbot|chatgpt-user|oai-searchbot|claudebot|claude-web|anthropic-ai|perplexity|ccbot|cohere-ai|"
+    r"facebookexternalhit|facebookcatalog|meta-externalagent|whatsapp|telegrambot|discordbot|slackbot|"
+    r"twitterbot|linkedinbot|embedly|quora link preview|vkshare|skypeuripreview|preview|"
+    r"w3c_validator|validator\.nu|prerender|rendertron|"
+    r"curl/|wget/|httpie|python-requests|python-urllib|python/|aiohttp|httpx|go-http-client|java/|okhttp|"
+    r"apache-httpclient|libwww-perl|lwp::|ruby|php/|guzzlehttp|node-fetch|undici|axios/|got \(|"
+    r"postmanruntime|insomnia|scrapy|httrack|nutch|dataprovider|zgrab|masscan|nmap",
     re.IGNORECASE,
 )
 _TABLET = re.compile(r"ipad|tablet|kindle|silk|playbook|(android(?!.*mobile))", re.IGNORECASE)
@@ -55,6 +66,19 @@ def classify_user_agent(user_agent: str | None) -> tuple[str | None, str | None,
     browser = next((name for name, rx in _BROWSERS if rx.search(user_agent)), None)
     os_name = next((name for name, rx in _OSES if rx.search(user_agent)), None)
     return device, browser, os_name, is_bot
+
+
+def browser_hit_is_bot(user_agent: str | None) -> bool:
+    """Whether a hit that claims to come from the beacon in a web page was sent by a bot.
+
+    Stricter than :func:`classify_user_agent`, which also sees server SDKs: every browser sends a
+    ``Mozilla/5.0 (...)`` user agent, so an empty or non-browser one cannot be a person's page view.
+    """
+    if not user_agent or not user_agent.strip():
+        return True
+    if not re.match(r"\s*(mozilla|opera)/", user_agent, re.IGNORECASE):
+        return True
+    return classify_user_agent(user_agent)[3]
 
 
 def country_for_ip(ip: str | None) -> str | None:
