@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -34,8 +35,12 @@ async def request_id_middleware(
 ) -> web.StreamResponse:
     request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
     structlog.contextvars.bind_contextvars(request_id=request_id)
+    started = time.perf_counter()
     try:
         response = await handler(request)
+        if response.status >= 400:  # only failures: a line per accepted event would cost ingest throughput
+            log.info("request_failed", method=request.method, path=request.path, status=response.status,
+                     ms=round((time.perf_counter() - started) * 1000, 2))
     finally:
         structlog.contextvars.unbind_contextvars("request_id")
     response.headers["X-Request-Id"] = request_id
