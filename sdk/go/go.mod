@@ -1,0 +1,3 @@
+module github.com/nself-org/nself-analytics/sdk/go
+
+go 1.19
