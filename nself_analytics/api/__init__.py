@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import health, ingest
+from . import beacon, health, ingest
 
 __all__ = ["ROUTE_TABLES"]
 
 ROUTE_TABLES: list[web.RouteTableDef] = [
     health.routes,
     ingest.routes,
+    beacon.routes,
 ]

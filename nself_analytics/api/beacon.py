@@ -1,0 +1,76 @@
+"""The beacon: GET /a.js (the script) and POST /hit (the public endpoint it sends page views to).
+
+/hit takes no key (a script in a web page cannot keep a secret) and answers CORS ``*``: its route
+names start with ``ingest.`` so the CORS middleware serves it like the other ingest routes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from functools import lru_cache
+from pathlib import Path
+
+from aiohttp import web
+from redis.exceptions import RedisError
+
+from ..cors import preflight
+from ..enrich import browser_hit_is_bot, daily_salt
+from ..errors import ApiError
+from ..hits import FLOOD_LIMIT_PER_MINUTE, count_hit, derived_session, parse_hit
+from ..ingest import RequestMeta
+from ..keys import REDIS
+from ..messages import MessageError
+from .ingest import client_ip, enqueue, read_json_body
+
+__all__ = ["BEACON_PATH", "routes"]
+
+routes = web.RouteTableDef()
+
+BEACON_PATH = Path(__file__).resolve().parent.parent / "static" / "a.js"
+# An hour: sites pick up a new beacon within the hour, browsers and proxies spare the service.
+BEACON_CACHE = "public, max-age=3600"
+
+
+@lru_cache(maxsize=1)
+def _beacon() -> tuple[bytes, str]:
+    body = BEACON_PATH.read_bytes()
+    return body, '"' + hashlib.sha256(body).hexdigest()[:20] + '"'
+
+
+@routes.get("/a.js", name="beacon")
+async def beacon(request: web.Request) -> web.Response:
+    """The page-view beacon script (minified, under 2 KB)."""
+    body, etag = _beacon()
+    headers = {"Cache-Control": BEACON_CACHE, "ETag": etag, "X-Content-Type-Options": "nosniff"}
+    if etag in request.headers.get("If-None-Match", ""):
+        return web.Response(status=304, headers=headers)
+    return web.Response(body=body, content_type="application/javascript", charset="utf-8", headers=headers)
+
+
+@routes.post("/hit", name="ingest.hit")
+async def hit(request: web.Request) -> web.Response:
+    """Record one page view sent by the beacon; answers 202 once it is in the ingest queue."""
+    body = await read_json_body(request)
+    meta = RequestMeta(received_at=datetime.now(UTC), ip=client_ip(request),
+                       user_agent=request.headers.get("User-Agent"))
+    try:
+        item = parse_hit(body, meta.received_at)
+    except MessageError as exc:
+        raise ApiError(400, str(exc)) from None
+    record = item.record
+    redis = request.config_dict[REDIS]
+    try:
+        if record["session_id"] is None:
+            record["session_id"] = derived_session(await daily_salt(redis, meta.received_at), record["site"],
+                                                   meta.ip, meta.user_agent)
+        count = await count_hit(redis, record["site"], record["session_id"], meta.received_at)
+    except RedisError:
+        raise ApiError(503, "Ingest queue is unavailable; retry later", headers={"Retry-After": "2"}) from None
+    flooding = count > FLOOD_LIMIT_PER_MINUTE
+    record["is_bot"] = record["is_bot"] or flooding or browser_hit_is_bot(meta.user_agent)
+    await enqueue(request, [item], meta)
+    return web.json_response({"status": "success"}, status=202)
+
+
+routes.route("OPTIONS", "/hit", name="ingest.options.hit")(preflight)

@@ -1,0 +1,137 @@
+"""Page hits of the beacon (``POST /hit``): validation into a page record, and flood marking.
+
+A hit becomes the same record as ``/page`` (type ``page``, event ``$pageview``) so web and product
+analytics share one table. Hits are kept lean (the spec aims far below ~200 bytes per hit): no
+context, and properties only for UTM parameters and a hostname that differs from the site.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import redis.asyncio as aioredis
+
+from .keys import PREFIX
+from .messages import PAGEVIEW, MessageError, Normalized
+
+__all__ = ["FLOOD_LIMIT_PER_MINUTE", "Hit", "count_hit", "derived_session", "parse_hit"]
+
+# Hits per session per minute, one key per (site, session, minute). TTL: 120 s, the minute itself
+# plus late arrivals; nothing else reads it.
+FLOOD_PREFIX = PREFIX + "hits:"
+FLOOD_TTL_SECONDS = 120
+# Beyond this many page views in one minute a session is a script, not a reader: its hits are kept
+# but marked as bot traffic, so stats leave them out by default.
+FLOOD_LIMIT_PER_MINUTE = 60
+
+UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
+MAX_URL = 1024
+MAX_UTM = 200
+MAX_SESSION = 128
+_HOST = re.compile(r"^(?:[a-z0-9_](?:[a-z0-9_-]{0,62})(?:\.[a-z0-9_](?:[a-z0-9_-]{0,62}))*\.?|\[[0-9a-f:.]+\])$")
+
+
+class Hit(Normalized):
+    """A normalized hit: sampling keeps or drops a whole session together."""
+
+    @property
+    def user_key(self) -> str:
+        return str(self.record["session_id"])
+
+
+def _text(body: dict[str, Any], name: str, limit: int) -> str | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise MessageError(f"{name} must be a string")
+    value = value.strip()
+    return value[:limit] if value else None
+
+
+def _host(body: dict[str, Any], name: str) -> str | None:
+    value = _text(body, name, 300)
+    if value is None:
+        return None
+    value = value.lower()
+    if len(value) > 253 or not _HOST.match(value):
+        raise MessageError(f"{name} must be a hostname such as example.com")
+    return value.rstrip(".")
+
+
+def _referrer(value: str | None, own_hosts: set[str]) -> str | None:
+    """The referring URL without query and fragment (they can hold personal data); None when internal."""
+    if not value:
+        return None
+    try:
+        parts = urlsplit(value)
+        host = (parts.hostname or "").lower()
+    except ValueError:
+        return None
+    if not parts.scheme or not host or host in own_hosts:
+        return None
+    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path or "/", "", ""))[:MAX_URL]
+
+
+def parse_hit(body: dict[str, Any], received_at: datetime) -> Hit:
+    """Validate a beacon hit and flatten it into a page record; MessageError names the bad field."""
+    site = _host(body, "site")
+    if site is None:
+        raise MessageError("site is required (the page's hostname)")
+    hostname = _host(body, "hostname") or site
+    path = _text(body, "path", MAX_URL) or "/"
+    if not path.startswith("/"):
+        raise MessageError("path must start with /")
+    width = body.get("screen_width")
+    if width is not None and (isinstance(width, bool) or not isinstance(width, int | float)):
+        raise MessageError("screen_width must be a number")
+    webdriver = body.get("webdriver")
+    if webdriver is not None and not isinstance(webdriver, bool):
+        raise MessageError("webdriver must be a boolean")
+    properties: dict[str, Any] = {}
+    for key in UTM_KEYS:
+        value = _text(body, key, MAX_UTM)
+        if value:
+            properties[key] = value
+    if hostname != site:
+        properties["hostname"] = hostname
+    record: dict[str, Any] = {
+        "type": "page",
+        "message_id": str(uuid.uuid4()),
+        "ts": received_at.isoformat(),
+        "source_account_id": "primary",
+        "event": PAGEVIEW,
+        "user_id": None,
+        "anonymous_id": None,
+        "session_id": _text(body, "session_id", MAX_SESSION),
+        "site": site,
+        "path": path,
+        "referrer": _referrer(_text(body, "referrer", 4 * MAX_URL), {site, hostname}),
+        "language": _text(body, "language", 35),
+        "screen_width": int(width) if width is not None and 0 < width < 32768 else None,
+        "is_bot": bool(webdriver),
+        "properties": properties or None,
+        "context": None,
+    }
+    return Hit(record)
+
+
+def derived_session(salt: str, site: str, ip: str | None, user_agent: str | None) -> str:
+    """A stand-in session id for a hit sent without one: the visitor's salted IP and browser, per day."""
+    digest = hashlib.sha256(f"{salt}|{site}|{ip or ''}|{user_agent or ''}".encode()).hexdigest()
+    return "h" + digest[:20]
+
+
+async def count_hit(client: aioredis.Redis, site: str, session_id: str, now: datetime) -> int:
+    """Count this hit against its session's minute; return the count so far in that minute."""
+    key = f"{FLOOD_PREFIX}{site}:{session_id}:{int(now.timestamp()) // 60}"
+    async with client.pipeline(transaction=True) as pipe:
+        pipe.incr(key)
+        pipe.expire(key, FLOOD_TTL_SECONDS)
+        count, _ = await pipe.execute()
+    return int(count)
