@@ -1,0 +1,194 @@
+"""The benchmark's own stores and service: embedded PostgreSQL and Redis under ``bench/.data`` and the real
+service started as its own process (``python -m nself_analytics.cli start``). Everything started here is
+stopped by :meth:`Harness.close`, also after an error or Ctrl-C."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import psycopg2
+import redis
+
+from nself_analytics.embedded import EmbeddedPostgres, EmbeddedRedis
+from nself_analytics.migrate import apply_migrations
+
+__all__ = ["DATA_DIR", "SECRET", "WRITE_KEY", "Harness", "RssSampler", "progress"]
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR = ROOT / "bench" / ".data"
+SECRET = "sk_bench_secret_token_0123456789"
+WRITE_KEY = "wk_bench_write_key"
+TABLES = ("np_analytics_events, np_analytics_users, np_analytics_aggregates, np_analytics_aggregate_dirty, "
+          "np_analytics_quota_violations")
+
+
+def progress(message: str) -> None:
+    """One progress line on stderr (stdout is kept for the result table)."""
+    sys.stderr.write(f"[bench {time.strftime('%H:%M:%S')}] {message}\n")
+    sys.stderr.flush()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class RssSampler:
+    """Samples a process's resident memory every 100 ms on a thread; keeps the peak per phase."""
+
+    def __init__(self, pid: int) -> None:
+        self.process = psutil.Process(pid)
+        self.peaks: dict[str, int] = {}
+        self._phase: str | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(0.1):
+            phase = self._phase
+            if phase is None:
+                continue
+            with contextlib.suppress(psutil.Error):
+                rss = self.process.memory_info().rss
+                self.peaks[phase] = max(self.peaks.get(phase, 0), rss)
+
+    @contextlib.contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        self._phase = name
+        try:
+            yield
+        finally:
+            self._phase = None
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=1)
+
+
+class Harness:
+    """Stores, service and a psycopg2 connection of one benchmark run."""
+
+    def __init__(self, data_dir: Path = DATA_DIR) -> None:
+        self.data_dir = data_dir
+        self.postgres = EmbeddedPostgres(data_dir)
+        self.redis = EmbeddedRedis(data_dir)
+        self.database_url = ""
+        self.redis_url = ""
+        self.port = 0
+        self.service: subprocess.Popen[bytes] | None = None
+        self.sampler: RssSampler | None = None
+        self._conn: Any = None
+
+    # stores ---------------------------------------------------------------------------------------
+    def start_stores(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        progress(f"starting embedded PostgreSQL and Redis in {self.data_dir}")
+        self.database_url = self.postgres.start()
+        self.redis_url = self.redis.start()
+        apply_migrations(self.database_url)
+
+    @property
+    def conn(self) -> Any:
+        if self._conn is None or self._conn.closed:
+            self._conn = psycopg2.connect(self.database_url)
+            self._conn.autocommit = True
+        return self._conn
+
+    def sql(self, statement: str, params: Any = None) -> list[tuple[Any, ...]]:
+        with self.conn.cursor() as cur:
+            cur.execute(statement, params)
+            return cur.fetchall() if cur.description else []
+
+    def reset(self) -> None:
+        """Empty the event tables and Redis (the schema and the partitions stay)."""
+        self.sql(f"TRUNCATE {TABLES}")
+        redis.Redis.from_url(self.redis_url).flushdb()
+
+    def count_events(self) -> int:
+        return int(self.sql("SELECT count(*) FROM np_analytics_events")[0][0])
+
+    # service --------------------------------------------------------------------------------------
+    def start_service(self, **extra_env: str) -> int:
+        self.port = _free_port()
+        service_dir = self.data_dir / "service"
+        service_dir.mkdir(parents=True, exist_ok=True)
+        env = {
+            **os.environ,
+            "DATABASE_URL": self.database_url,
+            "REDIS_URL": self.redis_url,
+            "ANALYTICS_PORT": str(self.port),
+            "ANALYTICS_HOST": "127.0.0.1",
+            "ANALYTICS_DATA_DIR": str(service_dir),
+            "ANALYTICS_SECRET_TOKEN": SECRET,
+            "ANALYTICS_WRITE_KEYS": WRITE_KEY,
+            **extra_env,
+        }
+        log = (self.data_dir / "service.log").open("ab")
+        # its own session: a Ctrl-C reaches only the benchmark, which then stops the service in order
+        self.service = subprocess.Popen([sys.executable, "-m", "nself_analytics.cli", "start"], env=env, cwd=ROOT,
+                                        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        self._wait_healthy()
+        self.sampler = RssSampler(self.service.pid)
+        progress(f"service pid {self.service.pid} on port {self.port}")
+        return self.service.pid
+
+    def _wait_healthy(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.service is not None
+            if self.service.poll() is not None:
+                raise RuntimeError(f"service exited with {self.service.returncode}; see {self.data_dir}/service.log")
+            with contextlib.suppress(OSError, ValueError):
+                with urllib.request.urlopen(f"{self.base_url}/analytics/health", timeout=2) as response:
+                    if json.load(response).get("healthy"):
+                        return
+            time.sleep(0.2)
+        raise RuntimeError(f"service not healthy within {timeout}s; see {self.data_dir}/service.log")
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop_service(self) -> None:
+        if self.sampler is not None:
+            self.sampler.close()
+            self.sampler = None
+        if self.service is not None and self.service.poll() is None:
+            self.service.send_signal(signal.SIGTERM)
+            try:
+                self.service.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.service.kill()
+                self.service.wait()
+        self.service = None
+
+    def close(self) -> None:
+        """Stop the service, then the stores (a second Ctrl-C during this is ignored)."""
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            self.stop_service()
+            if self._conn is not None:
+                self._conn.close()
+            with contextlib.suppress(Exception):
+                self.redis.stop()
+            with contextlib.suppress(Exception):
+                self.postgres.stop()
+            progress("service and stores stopped")
+        finally:
+            signal.signal(signal.SIGINT, previous)

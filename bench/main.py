@@ -1,0 +1,448 @@
+"""``bench/run``: ingest and query benchmarks of nself-analytics in one run on one machine.
+
+Prints a markdown table on stdout and writes ``bench/results/<timestamp>.json``; progress goes to stderr.
+Every ingest figure is also given as a ratio to a raw COPY of the same rows into the same PostgreSQL,
+measured in the same run, so that numbers from a noisy shared machine stay comparable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiopg
+import psycopg2
+import structlog
+
+from nself_analytics.store.aggregates import materialize
+from nself_analytics.store.events import EVENT_COLUMNS
+from nself_analytics.store.partitions import ensure_partitions
+
+from .dataset import WEB_COLUMNS, stored_text, to_message, with_web_fields
+from .generate import generate_events, load_events
+from .harness import DATA_DIR, ROOT, SECRET, WRITE_KEY, Harness, progress
+
+RESULTS_DIR = ROOT / "bench" / "results"
+MB = 1024 * 1024
+
+# Targets for this machine (reported, never enforced by a test).
+TARGET_BATCH_RATIO = 0.5
+TARGET_TRACK_EPS = 5000
+TARGET_QUERY_SECONDS = 1.0
+TARGET_BYTES_PER_EVENT = 120
+TARGET_RSS_MB = 200
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="bench/run", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ten-million", action="store_true", help="also load 10,000,000 events and query them")
+    parser.add_argument("--batch-events", type=int, default=100_000, help="events sent through /batch")
+    parser.add_argument("--track-events", type=int, default=20_000, help="events sent through /track")
+    parser.add_argument("--connections", type=int, default=64, help="concurrent connections of the load generator")
+    parser.add_argument("--procs", type=int, default=1, help="load generator processes")
+    parser.add_argument("--latency-rate", type=float, default=500, help="requests/s of the open-loop /track run")
+    parser.add_argument("--latency-seconds", type=float, default=10, help="duration of the open-loop run")
+    parser.add_argument("--query-events", type=int, default=1_000_000, help="events of the query dataset")
+    parser.add_argument("--runs", type=int, default=5, help="timed runs per query (after one warm-up)")
+    parser.add_argument("--skip-ingest", action="store_true")
+    parser.add_argument("--skip-queries", action="store_true")
+    parser.add_argument("--service-env", action="append", default=[], metavar="NAME=VALUE",
+                        help="extra environment of the service (repeatable), e.g. ANALYTICS_BATCH_SIZE=2000")
+    return parser.parse_args(argv)
+
+
+# ingest ---------------------------------------------------------------------------------------------
+
+def _ensure_days(database_url: str, days: set[date]) -> None:
+    async def run() -> None:
+        async with aiopg.connect(database_url) as conn:
+            await ensure_partitions(conn, days)
+
+    asyncio.run(run())
+
+
+def copy_ceiling(h: Harness, text: str, events: int, attempts: int = 2) -> dict[str, Any]:
+    """Best of ``attempts`` raw COPYs of ``text`` into np_analytics_events (one transaction, committed)."""
+    columns = ", ".join(EVENT_COLUMNS)
+    best = float("inf")
+    for _ in range(attempts):
+        h.sql("TRUNCATE np_analytics_events")
+        conn = psycopg2.connect(h.database_url)
+        try:
+            started = time.perf_counter()
+            with conn.cursor() as cur:
+                cur.copy_expert(f"COPY np_analytics_events ({columns}) FROM STDIN", io.StringIO(text))
+            conn.commit()
+            best = min(best, time.perf_counter() - started)
+        finally:
+            conn.close()
+    stored = h.count_events()
+    h.sql("TRUNCATE np_analytics_events, np_analytics_aggregate_dirty")
+    assert stored == events, f"COPY stored {stored} of {events} rows"
+    return {"events": events, "seconds": round(best, 3), "events_per_second": round(events / best)}
+
+
+def _write_bodies(name: str, bodies: list[bytes]) -> Path:
+    path = DATA_DIR / f"bodies-{name}.jsonl"
+    path.write_bytes(b"\n".join(bodies) + b"\n")
+    return path
+
+
+def _loadgen(h: Harness, name: str, config: dict[str, Any]) -> subprocess.Popen[str]:
+    path = DATA_DIR / f"loadgen-{name}.json"
+    path.write_text(json.dumps({"port": h.port, "key": WRITE_KEY, **config}))
+    return subprocess.Popen([sys.executable, "-m", "bench.loadgen", str(path)], cwd=ROOT, stdout=subprocess.PIPE,
+                            text=True, start_new_session=True)
+
+
+def _finish(proc: subprocess.Popen[str]) -> dict[str, Any]:
+    out, _ = proc.communicate(timeout=600)
+    if proc.returncode != 0:
+        raise RuntimeError(f"load generator failed with exit code {proc.returncode}")
+    return dict(json.loads(out))
+
+
+def _kill(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+def ingest_phase(h: Harness, name: str, path: str, bodies: list[bytes], events: int,
+                 connections: int, procs: int) -> dict[str, Any]:
+    """Send ``bodies`` closed-loop; time from the first request until ``events`` more rows are committed."""
+    assert h.sampler is not None
+    base = h.count_events()
+    config = {"path": path, "bodies": str(_write_bodies(name, bodies)), "mode": "closed",
+              "connections": connections, "procs": procs}
+    progress(f"{name}: {events:,} events in {len(bodies):,} requests to {path}, {connections} connections")
+    with h.sampler.phase(name):
+        proc = _loadgen(h, name, config)
+        try:
+            last, last_change, done_at = base, time.monotonic(), None
+            while True:
+                count = h.count_events()
+                now = time.time()
+                if count >= base + events:
+                    done_at = now
+                    break
+                if count != last:
+                    last, last_change = count, time.monotonic()
+                elif proc.poll() is not None and time.monotonic() - last_change > 60:
+                    break  # the generator is done and nothing was committed for a minute: give up
+                time.sleep(0.05)
+            result = _finish(proc)
+        finally:
+            _kill(proc)
+    committed = h.count_events() - base
+    accept_seconds = result["t_last"] - result["t_first"]
+    out: dict[str, Any] = {
+        "events": events, "requests": len(bodies), "committed": committed, "statuses": result["statuses"],
+        "retries_503": result["retries"], "accept_seconds": round(accept_seconds, 3),
+        "accept_events_per_second": round(events / accept_seconds),
+        "peak_rss_mb": round(h.sampler.peaks.get(name, 0) / MB, 1),
+    }
+    if done_at is None:
+        out["error"] = f"only {committed} of {events} events committed"
+    else:
+        seconds = done_at - result["t_first"]
+        out.update(e2e_seconds=round(seconds, 3), events_per_second=round(events / seconds))
+    progress(f"{name}: {out.get('events_per_second', 'n/a')} events/s end to end, "
+             f"{out['accept_events_per_second']} accepted/s, statuses {out['statuses']}")
+    return out
+
+
+def latency_phase(h: Harness, rows: list[tuple[Any, ...]], rate: float, seconds: float) -> dict[str, Any]:
+    """Open loop: ``rate`` /track requests per second for ``seconds``; accept latency percentiles."""
+    assert h.sampler is not None
+    bodies = [json.dumps(to_message(row, "track")).encode() for row in rows]
+    config = {"path": "/analytics/track", "bodies": str(_write_bodies("latency", bodies)), "mode": "open",
+              "connections": 32, "rate": rate, "duration": seconds, "procs": 1}
+    progress(f"latency: open loop, {rate:g} /track requests/s for {seconds:g} s")
+    base = h.count_events()
+    with h.sampler.phase("latency"):
+        proc = _loadgen(h, "latency", config)
+        try:
+            result = _finish(proc)
+        finally:
+            _kill(proc)
+    sent = result["requests"]
+    deadline = time.monotonic() + 60
+    while h.count_events() < base + sent and time.monotonic() < deadline:
+        time.sleep(0.1)
+    achieved = sent / (result["t_last"] - result["t_first"])
+    out = {"rate": rate, "seconds": seconds, "requests": sent, "achieved_rate": round(achieved),
+           "statuses": result["statuses"], **{f"{k}_ms": v for k, v in result["latency_ms"].items()},
+           "peak_rss_mb": round(h.sampler.peaks.get("latency", 0) / MB, 1)}
+    progress(f"latency: p50 {out['p50_ms']} ms, p99 {out['p99_ms']} ms")
+    return out
+
+
+def run_ingest(h: Harness, args: argparse.Namespace) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    h.reset()
+    _ensure_days(h.database_url, {(now - timedelta(days=d)).date() for d in range(-1, 3)})
+
+    progress(f"ingest: generating {args.batch_events:,} + {args.track_events:,} events")
+    users = max(100, args.batch_events // 30)
+    batch_rows = list(with_web_fields(generate_events(args.batch_events, users, 1, seed=11, now=now), seed=11))
+    batch_messages = [to_message(row) for row in batch_rows]
+    events = len(batch_messages)
+
+    progress(f"copy ceiling: raw COPY of the same {events:,} rows")
+    ceiling = copy_ceiling(h, stored_text(batch_messages, now), events)
+    progress(f"copy ceiling: {ceiling['events_per_second']:,} events/s")
+
+    bodies = [json.dumps({"batch": batch_messages[i:i + 100]}).encode() for i in range(0, events, 100)]
+    batch = ingest_phase(h, "batch", "/analytics/batch", bodies, events, max(1, args.connections // 4), args.procs)
+
+    track_rows = list(with_web_fields(generate_events(args.track_events, users, 1, seed=12, now=now), seed=12))
+    bodies = [json.dumps(to_message(row, "track")).encode() for row in track_rows]
+    track = ingest_phase(h, "track", "/analytics/track", bodies, len(bodies), args.connections, args.procs)
+
+    count = int(args.latency_rate * args.latency_seconds)
+    latency_rows = list(with_web_fields(generate_events(count, users, 1, seed=13, now=now), seed=13))
+    latency = latency_phase(h, latency_rows, args.latency_rate, args.latency_seconds)
+
+    for result in (batch, track):
+        if "events_per_second" in result:
+            result["ratio_to_copy"] = round(result["events_per_second"] / ceiling["events_per_second"], 3)
+    return {"copy": ceiling, "batch": batch, "track": track, "latency": latency}
+
+
+# queries --------------------------------------------------------------------------------------------
+
+def load_dataset(h: Harness, events: int, now: datetime) -> dict[str, Any]:
+    """Generate and COPY ``events`` events over 90 days (streamed: generation and COPY overlap)."""
+    users = 30_000 if events <= 2_000_000 else 60_000
+    h.reset()
+    progress(f"dataset: generating and loading {events:,} events of {users:,} users over 90 days")
+    started = time.monotonic()
+    step = max(100_000, events // 20)
+
+    def counted(rows: Any) -> Any:
+        for index, row in enumerate(rows, 1):
+            if index % step == 0:
+                elapsed = time.monotonic() - started
+                progress(f"dataset: {index:,}/{events:,} rows generated and loaded ({elapsed:.0f} s, "
+                         f"{index / elapsed:,.0f} rows/s)")
+            yield row
+
+    rows = counted(with_web_fields(generate_events(events, users, 90, seed=1, now=now), seed=1))
+    loaded = load_events(h.database_url, rows, columns=WEB_COLUMNS)
+    load_seconds = time.monotonic() - started
+    progress(f"dataset: {loaded:,} rows loaded in {load_seconds:.0f} s; materializing aggregates")
+    started = time.monotonic()
+    asyncio.run(_materialize_all(h.database_url))
+    aggregate_seconds = time.monotonic() - started
+    storage = measure_storage(h)
+    progress(f"dataset: aggregates in {aggregate_seconds:.0f} s; {storage['bytes_per_event']} bytes/event")
+    return {"events": loaded, "users": users, "load_seconds": round(load_seconds, 1),
+            "aggregate_seconds": round(aggregate_seconds, 1), "storage": storage}
+
+
+async def _materialize_all(database_url: str) -> None:
+    async with aiopg.connect(database_url, timeout=3600) as conn:
+        while await materialize(conn, 90):
+            pass
+
+
+def measure_storage(h: Harness) -> dict[str, Any]:
+    """Bytes per event of the events partitions, with their indexes and TOAST."""
+    (heap, index, total), = h.sql("""
+        SELECT coalesce(sum(pg_table_size(c.oid)), 0), coalesce(sum(pg_indexes_size(c.oid)), 0),
+               coalesce(sum(pg_total_relation_size(c.oid)), 0)
+        FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+        WHERE i.inhparent = 'np_analytics_events'::regclass""")
+    indexes = h.sql("""
+        SELECT regexp_replace(ci.relname, '^np_analytics_events_p[0-9]+_', ''), sum(pg_relation_size(ci.oid))
+        FROM pg_inherits i JOIN pg_index x ON x.indrelid = i.inhrelid JOIN pg_class ci ON ci.oid = x.indexrelid
+        WHERE i.inhparent = 'np_analytics_events'::regclass GROUP BY 1 ORDER BY 2 DESC""")
+    rows = h.count_events()
+    per = (lambda v: round(int(v) / rows, 1)) if rows else (lambda v: None)
+    return {"rows": rows, "total_bytes": int(total), "bytes_per_event": per(total), "table_bytes_per_event": per(heap),
+            "index_bytes_per_event": per(index), "indexes": {name: per(size) for name, size in indexes}}
+
+
+def query_specs(now: datetime) -> dict[str, str]:
+    start, end = (now - timedelta(days=90)).date().isoformat(), now.date().isoformat()
+    dates = f"start_date={start}&end_date={end}"
+    unix = f"start={int((now - timedelta(days=90)).timestamp())}&end={int(now.timestamp())}"
+    return {
+        "funnel": f"/analytics/funnel?steps=signup,activate,add_to_cart,purchase&{dates}&window=7d",
+        "retention": f"/analytics/retention?{dates}&period=week&periods=12",
+        "metrics": f"/analytics/metrics?{dates}&group_by=day",
+        "sessions": f"/analytics/sessions?{dates}",
+        "pages": f"/analytics/api/pages?site=example.com&{unix}",
+    }
+
+
+def _get(url: str) -> tuple[int, float, bytes]:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {SECRET}"})
+    started = time.perf_counter()
+    try:
+        with urllib.request.urlopen(request, timeout=300) as response:
+            body = response.read()
+            return response.status, time.perf_counter() - started, body
+    except urllib.error.HTTPError as exc:
+        return exc.code, time.perf_counter() - started, exc.read()
+
+
+def run_queries(h: Harness, now: datetime, runs: int) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    for name, path in query_specs(now).items():
+        status, _seconds, body = _get(h.base_url + path)  # warm-up (and existence check)
+        if status == 404:
+            results[name] = {"status": "missing", "path": path}
+            progress(f"query {name}: missing (404)")
+            continue
+        if status != 200:
+            results[name] = {"status": f"error {status}", "path": path, "body": body[:300].decode(errors="replace")}
+            progress(f"query {name}: error {status}: {body[:200]!r}")
+            continue
+        times = []
+        for _ in range(runs):
+            status, seconds, body = _get(h.base_url + path)
+            times.append(seconds)
+        results[name] = {"status": "ok", "path": path, "median_seconds": round(statistics.median(times), 4),
+                         "runs": [round(t, 4) for t in times], "response_bytes": len(body)}
+        progress(f"query {name}: median {results[name]['median_seconds']} s of {runs}")
+    return results
+
+
+# report ---------------------------------------------------------------------------------------------
+
+def _met(ok: bool | None) -> str:
+    return "n/a" if ok is None else "met" if ok else "MISSED"
+
+
+def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each target with its measured value, whether it is met and by how much it is missed."""
+    out: list[dict[str, Any]] = []
+
+    def add(name: str, value: float | None, limit: float, higher_is_better: bool, unit: str, note: str = "") -> None:
+        ok = None if value is None else (value >= limit if higher_is_better else value < limit)
+        miss = None
+        if ok is False and value is not None:
+            miss = f"{(limit - value) / limit:.0%} below" if higher_is_better else f"{value / limit:.1f}x the limit"
+        out.append({"target": name, "value": value, "limit": limit, "unit": unit, "met": ok, "miss": miss,
+                    "note": note})
+
+    ingest = result.get("ingest", {})
+    if ingest:
+        add("/batch end to end ≥ 50% of COPY", ingest["batch"].get("ratio_to_copy"), TARGET_BATCH_RATIO, True,
+            "ratio")
+        add("/track ≥ 5,000 events/s", ingest["track"].get("events_per_second"), TARGET_TRACK_EPS, True, "events/s")
+        peak = max(ingest[p].get("peak_rss_mb", 0) for p in ("batch", "track", "latency"))
+        add("service RSS < 200 MB under load", peak, TARGET_RSS_MB, False, "MB")
+    sizes = result.get("queries", {})
+    if sizes:
+        size = "10M" if "10M" in sizes else next(iter(sizes))
+        note = "" if size == "10M" else f"at {size}; the target is at 10M (run with --ten-million)"
+        for query in ("funnel", "retention"):
+            q = sizes[size]["results"].get(query, {})
+            add(f"{query} < 1 s at 10M events", q.get("median_seconds"), TARGET_QUERY_SECONDS, False, "s",
+                note if q.get("status") == "ok" else q.get("status", "not run"))
+        per_event = sizes[size]["dataset"]["storage"]["bytes_per_event"]
+        add("≤ 120 bytes per event", per_event, TARGET_BYTES_PER_EVENT + 1e-9, False, "bytes", f"at {size}")
+    return out
+
+
+def table(result: dict[str, Any]) -> str:
+    lines = ["| Measure | Value | vs COPY | Notes |", "|---|---|---|---|"]
+    ingest = result.get("ingest")
+    if ingest:
+        c = ingest["copy"]
+        lines.append(f"| Raw COPY ceiling | {c['events_per_second']:,} events/s | 1.00 | {c['events']:,} rows, "
+                     f"best of 2 |")
+        for name, label in (("batch", "/batch end to end (100 events/request)"),
+                            ("track", "/track end to end (1 event/request)")):
+            r = ingest[name]
+            eps = f"{r['events_per_second']:,} events/s" if "events_per_second" in r else r.get("error", "n/a")
+            lines.append(f"| {label} | {eps} | {r.get('ratio_to_copy', 'n/a')} | accepted at "
+                         f"{r['accept_events_per_second']:,}/s; {r['retries_503']} 503s retried; "
+                         f"peak RSS {r['peak_rss_mb']} MB |")
+        lat = ingest["latency"]
+        lines.append(f"| /track accept latency at {lat['rate']:g} req/s, open loop | p50 {lat['p50_ms']} ms, "
+                     f"p99 {lat['p99_ms']} ms | | achieved {lat['achieved_rate']} req/s; max {lat['max_ms']} ms; "
+                     f"statuses {lat['statuses']} |")
+        peak = max(ingest[p].get("peak_rss_mb", 0) for p in ("batch", "track", "latency"))
+        lines.append(f"| Service peak RSS under load | {peak} MB | | sampled every 100 ms |")
+    for size, data in result.get("queries", {}).items():
+        d = data["dataset"]
+        s = d["storage"]
+        per_index = ", ".join(f"{k} {v}" for k, v in s["indexes"].items())
+        lines.append(f"| Storage at {size} | {s['bytes_per_event']} bytes/event | | table {s['table_bytes_per_event']}"
+                     f" + indexes {s['index_bytes_per_event']} ({per_index}); loaded in {d['load_seconds']} s |")
+        for name, q in data["results"].items():
+            value = f"{q['median_seconds']} s" if q["status"] == "ok" else q["status"]
+            lines.append(f"| {name} at {size} (median of {len(q.get('runs', [])) or '-'}) | {value} | | "
+                         f"`{q['path'].split('?')[0]}` |")
+    lines += ["", "| Target | Measured | Result |", "|---|---|---|"]
+    for t in result["targets"]:
+        detail = f" ({t['miss']})" if t["miss"] else ""
+        note = f"; {t['note']}" if t["note"] else ""
+        lines.append(f"| {t['target']} | {t['value']} {t['unit']} | {_met(t['met'])}{detail}{note} |")
+    return "\n".join(lines)
+
+
+def _git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean up as on Ctrl-C
+    # log lines of the embedded stores and the aggregator go to stderr: stdout is the table
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+    started = datetime.now(UTC)
+    result: dict[str, Any] = {
+        "started": started.isoformat(), "commit": _git_commit(), "cpus": os.cpu_count(),
+        "args": vars(args),
+    }
+    h = Harness()
+    try:
+        h.start_stores()
+        env = dict(item.split("=", 1) for item in args.service_env)
+        h.start_service(**env)
+        if not args.skip_ingest:
+            result["ingest"] = run_ingest(h, args)
+        if not args.skip_queries:
+            result["queries"] = {}
+            sizes = [args.query_events] + ([10_000_000] if args.ten_million else [])
+            for events in sizes:
+                label = f"{events // 1_000_000}M" if events % 1_000_000 == 0 else f"{events:,}"
+                now = datetime.now(UTC)
+                dataset = load_dataset(h, events, now)
+                result["queries"][label] = {"dataset": dataset, "results": run_queries(h, now, args.runs)}
+    finally:
+        h.close()
+    result["seconds"] = round((datetime.now(UTC) - started).total_seconds(), 1)
+    result["targets"] = targets(result)
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / f"{started:%Y%m%dT%H%M%SZ}.json"
+    path.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    sys.stdout.write(table(result) + f"\n\nJSON: {path.relative_to(ROOT)} ({result['seconds']} s)\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
