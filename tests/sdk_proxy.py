@@ -285,3 +285,28 @@ def assert_fault_exercised(proxy: SdkProxy, key: str, mode: str, message_ids: li
             assert gap >= 0.95, f"retried {gap:.3f}s after a 503 with Retry-After: 1"
     delivered = {i for r in records if r.status is not None and 200 <= r.status < 300 for i in r.message_ids}
     assert set(message_ids) <= delivered, f"never accepted: {set(message_ids) - delivered}"
+
+
+def assert_case_delivered(database_url: str, proxy: SdkProxy, manifest: dict[str, Any], tracks: int) -> None:
+    """Check one live case an SDK test wrote (case, mode, key, event, user_id, ids, traits): every
+    message stored exactly once, the proxy's fault really happened, nothing stored twice under
+    another id, page views stored as $pageview, identify traits on the user."""
+    from .conftest import pg_execute, wait_for
+
+    assert manifest.get("failed", 0) == 0, manifest
+    track_ids = manifest["ids"]["track"]
+    page_ids = manifest["ids"].get("page") or []
+    assert len(track_ids) == tracks == len(set(track_ids)), manifest
+    assert_stored_once(database_url, track_ids + page_ids)
+    assert_fault_exercised(proxy, manifest["key"], manifest["mode"], track_ids + page_ids)
+    rows = pg_execute(database_url, "SELECT count(*), count(DISTINCT message_id), min(user_id), max(type) "
+                                    "FROM np_analytics_events WHERE event = %s", (manifest["event"],))
+    assert rows[0] == (tracks, tracks, manifest["user_id"], "track"), rows
+    for page_id in page_ids:
+        pages = pg_execute(database_url, "SELECT event, type, path, user_id, properties->>'name' "
+                                         "FROM np_analytics_events WHERE message_id = %s", (page_id,))
+        assert pages == [("$pageview", "page", "/pricing", manifest["user_id"], "Pricing")], pages
+    if manifest.get("traits"):
+        traits = wait_for(lambda: pg_execute(database_url, "SELECT traits FROM np_analytics_users WHERE user_id = %s",
+                                             (manifest["user_id"],)))
+        assert traits[0][0] == manifest["traits"], traits

@@ -77,7 +77,11 @@ func (c *Client) send(batch []queued) error {
 		}
 		if !retryable(err) || attempt >= c.cfg.MaxRetries {
 			if retryable(err) {
-				err = fmt.Errorf("analytics: giving up after %d attempts: %w", attempt+1, err)
+				plural := "s"
+				if attempt == 0 {
+					plural = ""
+				}
+				err = fmt.Errorf("analytics: giving up after %d attempt%s: %w", attempt+1, plural, err)
 			}
 			c.cfg.Logger.Printf("dropped %d message(s): %v", len(batch), err)
 			c.failure(batch, err)
