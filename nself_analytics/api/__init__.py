@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import beacon, health, ingest
+from . import beacon, counters, funnels, health, ingest, metrics, quotas, retention, stats
 
 __all__ = ["ROUTE_TABLES"]
 
@@ -12,4 +12,10 @@ ROUTE_TABLES: list[web.RouteTableDef] = [
     health.routes,
     ingest.routes,
     beacon.routes,
+    stats.routes,
+    funnels.routes,
+    retention.routes,
+    counters.routes,
+    quotas.routes,
+    metrics.routes,
 ]

@@ -1,0 +1,324 @@
+"""The web-analytics read API against a plain-Python reference over generated page views.
+
+Hits are written through the drain's own write path (store.events.write_batch) with chosen
+timestamps; every endpoint is then compared with a straightforward computation over the same list.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import statistics
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from nself_analytics.keys import ANALYTICS_APP, PG_POOL
+from nself_analytics.store.events import write_batch
+from nself_analytics.store.partitions import ensure_partitions
+
+from .conftest import SECRET, WRITE_KEY
+
+SITE = "shop.example.com"
+DAY0 = datetime(2026, 3, 1, tzinfo=UTC)
+START, END = int(DAY0.timestamp()), int((DAY0 + timedelta(days=10)).timestamp())
+PATHS = ["/", "/pricing", "/docs", "/docs/start", "/blog/a", "/blog/b", "/about", "/Zed", "/é"]
+REFERRERS = [None, None, None, "https://www.google.com/search", "https://google.com/", "https://news.ycombinator.com/x",
+             "https://shop.example.com/pricing", "https://www.shop.example.com/", "http://user@Bing.com:8080/q",
+             "android-app://com.slack/", "not a url", ""]
+LANGS = ["en-US", "de-DE", "fr", None]
+COUNTRIES = ["US", "DE", "FR", "JP", None]
+DEVICES = ["desktop", "mobile", "tablet", None]
+WIDTHS = [None, 320, 575, 576, 767, 768, 991, 992, 1199, 1200, 2560]
+HEADERS = {"Authorization": f"Bearer {SECRET}"}
+
+
+def make_hits(seed: int = 7, sessions: int = 260) -> list[dict[str, Any]]:
+    rng = random.Random(seed)
+    hits: list[dict[str, Any]] = []
+    for s in range(sessions):
+        site = SITE if rng.random() < 0.85 else "other.example.org"
+        session = f"s{s}" if rng.random() > 0.03 else None
+        bot = rng.random() < 0.08
+        device, country, lang, width = rng.choice(DEVICES), rng.choice(COUNTRIES), rng.choice(LANGS), rng.choice(WIDTHS)
+        ip_hash = f"ip{rng.randrange(120)}" if rng.random() < 0.9 else None
+        # sessions also start before and after the queried range, and some straddle its edges
+        ts = DAY0 + timedelta(seconds=rng.randrange(-86_400, 11 * 86_400))
+        for k in range(rng.choice([1, 1, 1, 2, 3, 4, 6])):
+            ts += timedelta(seconds=rng.randrange(1, 900), microseconds=rng.randrange(1_000_000))
+            hits.append({
+                "ts": ts.isoformat(), "message_id": str(uuid.uuid4()), "type": "page", "event": "$pageview",
+                "site": site, "session_id": session, "path": rng.choice(PATHS),
+                "referrer": rng.choice(REFERRERS) if k == 0 else None, "device": device, "country": country,
+                "language": lang, "screen_width": width, "is_bot": bot, "ip_hash": ip_hash,
+                "browser": rng.choice(["Chrome", "Firefox", "Safari"]), "os": rng.choice(["Windows", "iOS", None]),
+                "properties": {"hostname": "blog." + site} if rng.random() < 0.2 else None,
+            })
+    # noise the queries must ignore: another event type on the same site
+    hits.append({"ts": (DAY0 + timedelta(hours=5)).isoformat(), "message_id": str(uuid.uuid4()), "type": "track",
+                 "event": "signup", "site": SITE, "session_id": "s1", "path": "/", "is_bot": False})
+    return hits
+
+
+async def store(client: Any, hits: list[dict[str, Any]]) -> None:
+    async with client.app[ANALYTICS_APP][PG_POOL].acquire() as conn:
+        await ensure_partitions(conn, {datetime.fromisoformat(h["ts"]).date() for h in hits})
+        assert await write_batch(conn, hits, []) == len(hits)
+
+
+# --- the reference -----------------------------------------------------------------------------
+
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def domain(referrer: str | None) -> str | None:
+    if not referrer or not _SCHEME.match(referrer):
+        return None
+    host = re.split(r"[/?#]", referrer.split("://", 1)[1])[0].rsplit("@", 1)[-1].split(":")[0]
+    return re.sub(r"^www\.", "", host.lower())
+
+
+def select(hits: Iterable[dict[str, Any]], params: dict[str, str]) -> list[dict[str, Any]]:
+    start = datetime.fromtimestamp(int(params.get("start", START)), UTC)
+    end = datetime.fromtimestamp(int(params.get("end", END)), UTC)
+    out = []
+    for h in hits:
+        ts = datetime.fromisoformat(h["ts"])
+        if h["site"] != params["site"] or h["event"] != "$pageview" or not start <= ts < end:
+            continue
+        if h["is_bot"] and params.get("include_bots") != "true":
+            continue
+        if "path" in params and h["path"] != params["path"]:
+            continue
+        if "country" in params and h.get("country") != params["country"].upper():
+            continue
+        if "device" in params and h.get("device") != params["device"]:
+            continue
+        if "referrer" in params and domain(h.get("referrer")) != params["referrer"].lower().removeprefix("www."):
+            continue
+        out.append(h)
+    return out
+
+
+def top(counter: dict[Any, tuple[int, int]], key: str, limit: int) -> list[dict[str, Any]]:
+    rows = sorted(counter.items(), key=lambda kv: (-kv[1][0], -kv[1][1], kv[0].encode()))
+    return [{key: k, "pageviews": v[0], "sessions": v[1]} for k, v in rows[:limit]]
+
+
+def by(hits: list[dict[str, Any]], value: Callable[[dict[str, Any]], Any]) -> dict[Any, tuple[int, int]]:
+    views: Counter[Any] = Counter()
+    sessions: dict[Any, set[str]] = defaultdict(set)
+    for h in hits:
+        v = value(h)
+        if v is None or v == "":
+            continue
+        views[v] += 1
+        if h["session_id"] is not None:
+            sessions[v].add(h["session_id"])
+    return {v: (n, len(sessions[v])) for v, n in views.items()}
+
+
+def sessionize(hits: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for h in sorted(hits, key=lambda h: (h["ts"], h["path"].encode())):
+        if h["session_id"] is not None:
+            out[h["session_id"]].append(h)
+    return out
+
+
+def seconds(hs: list[dict[str, Any]]) -> float:
+    return (datetime.fromisoformat(hs[-1]["ts"]) - datetime.fromisoformat(hs[0]["ts"])).total_seconds()
+
+
+def reference(name: str, hits: list[dict[str, Any]], params: dict[str, str]) -> Any:
+    sel = select(hits, params)
+    limit = int(params.get("limit", 10))
+    site = params["site"]
+    if name == "pageviews":
+        visitors = {h.get("user_id") or h.get("anonymous_id") or h["ip_hash"] or h["session_id"] for h in sel} - {None}
+        return {"pageviews": len(sel), "sessions": len({h["session_id"] for h in sel} - {None}),
+                "visitors": len(visitors)}
+    simple = {"pages": ("path", "path"), "devices": ("device", "device"), "languages": ("language", "language"),
+              "browsers": ("browser", "browser"), "os": ("os", "os"), "countries": ("country", "country")}
+    if name in simple:
+        column, key = simple[name]
+        return top(by(sel, lambda h: h.get(column)), key, limit)
+    if name == "hostnames":
+        return top(by(sel, lambda h: (h.get("properties") or {}).get("hostname", h["site"])), "hostname", limit)
+    if name == "referrers":
+        own = re.sub(r"^www\.", "", site)
+        return top(by(sel, lambda h: None if domain(h.get("referrer")) == own else domain(h.get("referrer"))),
+                   "referrer", limit)
+    if name == "timeseries":
+        start = datetime.fromtimestamp(int(params.get("start", START)), UTC)
+        end = datetime.fromtimestamp(int(params.get("end", END)), UTC) - timedelta(microseconds=1)
+        days = by(sel, lambda h: h["ts"][:10])
+        out, day = [], start.date()
+        while day <= end.date():
+            views, sessions = days.get(day.isoformat(), (0, 0))
+            out.append({"date": day.isoformat(), "pageviews": views, "sessions": sessions})
+            day += timedelta(days=1)
+        return out
+    if name == "peak-hours":
+        hours = by(sel, lambda h: datetime.fromisoformat(h["ts"]).hour)
+        return [{"hour": hr, "pageviews": hours.get(hr, (0, 0))[0], "sessions": hours.get(hr, (0, 0))[1]}
+                for hr in range(24)]
+    if name == "screen-widths":
+        edges = [("<576", 0, 575), ("576-767", 576, 767), ("768-991", 768, 991), ("992-1199", 992, 1199),
+                 (">=1200", 1200, None)]
+        buckets = by(sel, lambda h: None if h["screen_width"] is None else
+                     next(i for i, (_, lo, hi) in enumerate(edges) if hi is None or h["screen_width"] <= hi))
+        return [{"bucket": label, "min": lo, "max": hi, "pageviews": buckets.get(i, (0, 0))[0],
+                 "sessions": buckets.get(i, (0, 0))[1]} for i, (label, lo, hi) in enumerate(edges)]
+    sessions = sessionize(sel)
+    if name in ("entry-pages", "exit-pages", "bounce-rates"):
+        pick = (lambda hs: hs[0]["path"]) if name != "exit-pages" else (lambda hs: hs[-1]["path"])
+        count: Counter[str] = Counter(pick(hs) for hs in sessions.values())
+        bounces: Counter[str] = Counter(pick(hs) for hs in sessions.values() if len(hs) == 1)
+        rows = sorted(count.items(), key=lambda kv: (-kv[1], kv[0].encode()))[:limit]
+        if name == "bounce-rates":
+            return [{"path": p, "sessions": n, "bounces": bounces[p], "bounce_rate": round(bounces[p] / n, 4)}
+                    for p, n in rows]
+        return [{"path": p, "sessions": n} for p, n in rows]
+    if name == "session-duration":
+        durations = [seconds(hs) for hs in sessions.values()]
+        n = len(durations)
+        bounced = sum(1 for hs in sessions.values() if len(hs) == 1)
+        return {"sessions": n, "average_seconds": round(statistics.fmean(durations), 3) if n else 0.0,
+                "median_seconds": round(statistics.median(durations), 3) if n else 0.0,
+                "pageviews_per_session": round(sum(len(hs) for hs in sessions.values()) / n, 3) if n else 0.0,
+                "bounces": bounced, "bounce_rate": round(bounced / n, 4) if n else 0.0}
+    raise AssertionError(name)
+
+
+ENDPOINTS = ["pageviews", "pages", "referrers", "timeseries", "devices", "languages", "browsers", "os", "countries",
+             "hostnames", "entry-pages", "exit-pages", "bounce-rates", "peak-hours", "screen-widths",
+             "session-duration"]
+PARAMS: list[dict[str, str]] = [
+    {},
+    {"limit": "1000"},
+    {"limit": "3"},
+    {"include_bots": "true", "limit": "50"},
+    {"path": "/pricing"},
+    {"country": "de"},
+    {"device": "mobile", "limit": "100"},
+    {"referrer": "google.com"},
+    {"referrer": "www.google.com"},
+    {"start": str(START + 3 * 86_400 + 7_200), "end": str(START + 5 * 86_400 + 100)},
+    {"start": str(START + 86_400), "end": str(START + 86_400 + 1)},
+]
+
+
+@pytest.fixture
+async def hits(client: Any) -> list[dict[str, Any]]:
+    generated = make_hits()
+    await store(client, generated)
+    return generated
+
+
+def approx_equal(got: Any, want: Any) -> bool:
+    if isinstance(want, float):
+        return abs(got - want) < 0.002
+    if isinstance(want, dict):
+        return isinstance(got, dict) and got.keys() == want.keys() and all(approx_equal(got[k], want[k]) for k in want)
+    if isinstance(want, list):
+        return isinstance(got, list) and len(got) == len(want) and all(map(approx_equal, got, want))
+    return bool(got == want)
+
+
+async def test_every_endpoint_matches_the_reference(client: Any, hits: list[dict[str, Any]]) -> None:
+    checked = 0
+    for name in ENDPOINTS:
+        for extra in PARAMS:
+            params = {"site": SITE, "start": str(START), "end": str(END), **extra}
+            response = await client.get(f"/analytics/api/{name}", params=params, headers=HEADERS)
+            assert response.status == 200, (name, extra, await response.text())
+            body = await response.json()
+            assert body["status"] == "success"
+            assert body["meta"] == {"site": SITE, "start": int(params["start"]), "end": int(params["end"])}
+            want = reference(name, hits, params)
+            assert approx_equal(body["data"], want), (name, extra, body["data"], want)
+            checked += 1
+    assert checked == len(ENDPOINTS) * len(PARAMS)
+
+
+async def test_reference_data_is_not_trivial(hits: list[dict[str, Any]]) -> None:
+    # the comparisons above mean something only if the generated data exercises each rule
+    sel = select(hits, {"site": SITE})
+    assert len(sel) > 300 and any(h["is_bot"] for h in hits if h["site"] == SITE)
+    assert len(select(hits, {"site": SITE, "include_bots": "true"})) > len(sel)
+    assert reference("referrers", hits, {"site": SITE, "limit": "100"})[0]["referrer"] == "google.com"
+    assert {r["referrer"] for r in reference("referrers", hits, {"site": SITE, "limit": "100"})} >= {
+        "bing.com", "news.ycombinator.com", "com.slack"}
+    assert 0 < reference("session-duration", hits, {"site": SITE})["bounce_rate"] < 1
+    assert reference("pageviews", hits, {"site": SITE, "referrer": "google.com"})["pageviews"] > 5
+
+
+async def test_bots_excluded_by_default(client: Any) -> None:
+    base = {"ts": (DAY0 + timedelta(hours=1)).isoformat(), "type": "page", "event": "$pageview", "site": SITE,
+            "path": "/", "device": "desktop"}
+    await store(client, [{**base, "message_id": str(uuid.uuid4()), "session_id": "human", "is_bot": False},
+                         {**base, "message_id": str(uuid.uuid4()), "session_id": "bot1", "is_bot": True},
+                         {**base, "message_id": str(uuid.uuid4()), "session_id": "bot2", "is_bot": True}])
+    params = {"site": SITE, "start": str(START), "end": str(END)}
+    body = await (await client.get("/analytics/api/pageviews", params=params, headers=HEADERS)).json()
+    assert body["data"]["pageviews"] == 1 and body["data"]["sessions"] == 1
+    body = await (await client.get("/analytics/api/devices", params={**params, "include_bots": "true"},
+                                   headers=HEADERS)).json()
+    assert body["data"] == [{"device": "desktop", "pageviews": 3, "sessions": 3}]
+
+
+async def test_default_range_is_last_30_days_and_active_is_5_minutes(client: Any) -> None:
+    now = datetime.now(UTC)
+    base = {"type": "page", "event": "$pageview", "site": SITE, "path": "/", "is_bot": False}
+    ages = {"a": timedelta(minutes=1), "b": timedelta(minutes=4), "c": timedelta(minutes=7),
+            "d": timedelta(days=29), "e": timedelta(days=31)}
+    await store(client, [{**base, "message_id": str(uuid.uuid4()), "session_id": s, "ts": (now - age).isoformat()}
+                         for s, age in ages.items()])
+    body = await (await client.get("/analytics/api/pageviews", params={"site": SITE}, headers=HEADERS)).json()
+    assert body["data"]["sessions"] == 4
+    assert body["meta"]["end"] - body["meta"]["start"] == 30 * 86_400
+    body = await (await client.get("/analytics/api/active", params={"site": SITE}, headers=HEADERS)).json()
+    assert body["data"] == {"active": 2, "pageviews": 2}
+    body = await (await client.get("/analytics/api/timeseries", params={"site": SITE}, headers=HEADERS)).json()
+    assert len(body["data"]) in (30, 31) and sum(d["pageviews"] for d in body["data"]) == 4
+
+
+@pytest.mark.parametrize("path", ["/analytics/api/" + name for name in [*ENDPOINTS, "active"]])
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Bearer {WRITE_KEY}"}])
+async def test_secret_token_required(client: Any, path: str, headers: dict[str, str]) -> None:
+    response = await client.get(path, params={"site": SITE}, headers=headers)
+    assert response.status == 401
+    body = await response.json()
+    assert body["status"] == "error" and "secret token" in body["message"]
+
+
+@pytest.mark.parametrize(("params", "message"), [
+    ({}, "site is required"),
+    ({"site": "a b"}, "site must be a hostname"),
+    ({"site": SITE, "start": "yesterday"}, "start must be Unix seconds"),
+    ({"site": SITE, "end": "-5"}, "end must be Unix seconds"),
+    ({"site": SITE, "start": "99999999999999"}, "start must be Unix seconds"),
+    ({"site": SITE, "start": "200", "end": "100"}, "start must be before end"),
+    ({"site": SITE, "limit": "0"}, "limit must be an integer from 1 to 1000"),
+    ({"site": SITE, "limit": "1001"}, "limit must be an integer from 1 to 1000"),
+    ({"site": SITE, "include_bots": "maybe"}, "include_bots must be true or false"),
+    ({"site": SITE, "country": "USA"}, "country is longer than 2 characters"),
+    ({"site": SITE, "country": "1x"}, "country must be an ISO 3166 alpha-2 code"),
+    ({"site": SITE, "device": "watch"}, "device must be one of mobile, tablet, desktop"),
+])
+async def test_bad_parameters_are_400(client: Any, params: dict[str, str], message: str) -> None:
+    response = await client.get("/analytics/api/pages", params=params, headers=HEADERS)
+    assert response.status == 400
+    body = await response.json()
+    assert body["status"] == "error" and body["message"].startswith(message)
+
+
+async def test_timeseries_range_is_bounded(client: Any) -> None:
+    response = await client.get("/analytics/api/timeseries", headers=HEADERS,
+                                params={"site": SITE, "start": "0", "end": str(END)})
+    assert response.status == 400 and (await response.json())["message"] == "The range is limited to 3660 days"
