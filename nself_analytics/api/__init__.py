@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import beacon, counters, funnels, health, ingest, metrics, quotas, retention, stats
+from . import beacon, health, ingest, stats
 
 __all__ = ["ROUTE_TABLES"]
 
@@ -13,9 +13,4 @@ ROUTE_TABLES: list[web.RouteTableDef] = [
     ingest.routes,
     beacon.routes,
     stats.routes,
-    funnels.routes,
-    retention.routes,
-    counters.routes,
-    quotas.routes,
-    metrics.routes,
 ]
