@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import beacon, health, ingest, stats
+from . import beacon, dashboard, docs, health, ingest, stats
 
 __all__ = ["ROUTE_TABLES"]
 
@@ -13,4 +13,6 @@ ROUTE_TABLES: list[web.RouteTableDef] = [
     ingest.routes,
     beacon.routes,
     stats.routes,
+    dashboard.routes,
+    docs.routes,
 ]

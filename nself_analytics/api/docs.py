@@ -1,0 +1,146 @@
+"""Documentation: GET /openapi.json, /docs (the explorer), /mcp (client set-up) and /static/{path}.
+
+Everything is served from the package's own files: an instance may have no Internet access.
+URLs in the documents are this instance's, derived from the request (Host, X-Forwarded-*).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from ..errors import ApiError
+from ..openapi import document
+
+__all__ = ["PAGE_HEADERS", "STATIC_DIR", "app_routes", "base_url", "mcp_clients", "routes"]
+
+routes = web.RouteTableDef()
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+# The pages run only our own scripts and talk only to this instance; nobody may frame them.
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+                               "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-cache",
+}
+STATIC_CACHE = "public, max-age=3600"
+MCP_BRIDGE = "@ivotoby/openapi-mcp-server"
+TOKEN_PLACEHOLDER = "YOUR_SECRET_TOKEN"
+_HOST = re.compile(r"^(?:[A-Za-z0-9_.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(?::\d{1,5})?$")
+_STATIC_PATH = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*(?:/[A-Za-z0-9_-][A-Za-z0-9_.-]*)*$")
+
+
+def _mount(request: web.Request, suffix: str) -> str:
+    path = request.path
+    return path[: -len(suffix)] if path.endswith(suffix) else ""
+
+
+def base_url(request: web.Request, suffix: str) -> str:
+    """This instance's analytics URL as its clients see it (behind a proxy: X-Forwarded-Proto/Host)."""
+    proto = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower() or request.scheme
+    host = request.headers.get("X-Forwarded-Host", "").split(",")[0].strip() or request.host
+    if proto not in ("http", "https"):
+        proto = "http"
+    if not _HOST.match(host):
+        host = "localhost"
+    return f"{proto}://{host}{_mount(request, suffix)}"
+
+
+def app_routes(app: web.Application, prefix: str = "") -> list[tuple[str, str]]:
+    """(method, path) of every route of the analytics app, paths relative to its mount ``prefix``."""
+    out = []
+    for route in app.router.routes():
+        path = route.resource.canonical if route.resource is not None else ""
+        if prefix and path.startswith(prefix):
+            path = path[len(prefix):]
+        out.append((route.method, path))
+    return out
+
+
+@routes.get("/openapi.json", name="docs.openapi")
+async def openapi(request: web.Request) -> web.Response:
+    """The OpenAPI 3.1 document of this instance."""
+    base = base_url(request, "/openapi.json")
+    mount = _mount(request, "/openapi.json")
+    body = document(base, app_routes(request.app, mount))
+    return web.json_response(body, headers={"Access-Control-Allow-Origin": "*", "Cache-Control": "no-cache"})
+
+
+def _static_page(name: str) -> web.FileResponse:
+    return web.FileResponse(STATIC_DIR / name, headers=PAGE_HEADERS)
+
+
+@routes.get("/docs", name="docs.explorer")
+async def explorer(request: web.Request) -> web.StreamResponse:
+    """The interactive API explorer (Swagger UI, vendored under static/vendor/)."""
+    return _static_page("docs.html")
+
+
+@routes.get("/static/{path:.+}", name="static")
+async def static(request: web.Request) -> web.StreamResponse:
+    """A file of static/ (no listing, no dot files, nothing outside it)."""
+    relative = request.match_info["path"]
+    target = (STATIC_DIR / relative).resolve()
+    if not _STATIC_PATH.match(relative) or not target.is_relative_to(STATIC_DIR) or not target.is_file():
+        raise ApiError(404, "Not found")
+    return web.FileResponse(target, headers={"Cache-Control": STATIC_CACHE, "X-Content-Type-Options": "nosniff"})
+
+
+def mcp_clients(base: str) -> dict[str, Any]:
+    """Ready-to-paste configurations of MCP and OpenAPI clients for the instance at ``base``."""
+    spec = f"{base}/openapi.json"
+    server = {"command": "npx", "args": ["-y", MCP_BRIDGE], "env": {
+        "API_BASE_URL": base, "OPENAPI_SPEC_PATH": spec, "API_HEADERS": f"Authorization:Bearer {TOKEN_PLACEHOLDER}"}}
+    mcp_json = {"mcpServers": {"nself-analytics": server}}
+    return {
+        "claude_desktop": {
+            "name": "Claude Desktop", "file": "claude_desktop_config.json (Settings > Developer > Edit Config)",
+            "config": mcp_json},
+        "claude_code": {
+            "name": "Claude Code", "command": (
+                f"claude mcp add nself-analytics -e API_BASE_URL={base} -e OPENAPI_SPEC_PATH={spec} "
+                f"-e 'API_HEADERS=Authorization:Bearer {TOKEN_PLACEHOLDER}' -- npx -y {MCP_BRIDGE}")},
+        "cursor": {"name": "Cursor", "file": "~/.cursor/mcp.json (or .cursor/mcp.json in a project)",
+                   "config": mcp_json},
+        "windsurf": {"name": "Windsurf", "file": "~/.codeium/windsurf/mcp_config.json", "config": mcp_json},
+        "chatgpt_actions": {
+            "name": "ChatGPT (custom GPT actions)",
+            "steps": [
+                "Create a GPT, open Configure > Actions > Create new action.",
+                f"Import from URL: {spec} (the instance must be reachable over public HTTPS).",
+                "Authentication: API Key, Auth Type Bearer, the secret token as the key.",
+            ],
+            "openapi_url": spec, "auth": {"type": "bearer"}},
+    }
+
+
+@routes.get("/mcp", name="docs.mcp")
+async def mcp(request: web.Request) -> web.Response:
+    """How to connect AI clients to this instance (HTML; JSON with Accept: application/json)."""
+    base = base_url(request, "/mcp")
+    clients = mcp_clients(base)
+    accept = request.headers.get("Accept", "")
+    if "application/json" in accept and "text/html" not in accept:
+        return web.json_response({"base_url": base, "openapi_url": f"{base}/openapi.json", "clients": clients,
+                                  "token": f"replace {TOKEN_PLACEHOLDER} with the secret token"})
+    template = (STATIC_DIR / "mcp.html").read_text(encoding="utf-8")
+    blocks = []
+    for key, client in clients.items():
+        text = json.dumps(client["config"], indent=2) if "config" in client else client.get("command", "")
+        steps = "".join(f"<li>{html.escape(step)}</li>" for step in client.get("steps", []))
+        where = f'<p class="where">{html.escape(client["file"])}</p>' if "file" in client else ""
+        code = f'<pre id="cfg-{key}"><code>{html.escape(text)}</code></pre>' if text else ""
+        copy = f'<button type="button" data-copy="cfg-{key}">Copy</button>' if text else ""
+        blocks.append(f'<section id="{key}"><h2>{html.escape(client["name"])}</h2>{where}'
+                      f'{f"<ol>{steps}</ol>" if steps else ""}{code}{copy}</section>')
+    page = (template.replace("{{BASE}}", html.escape(base)).replace("{{TOKEN}}", TOKEN_PLACEHOLDER)
+            .replace("{{CLIENTS}}", "\n".join(blocks)))
+    return web.Response(text=page, content_type="text/html", headers=PAGE_HEADERS)

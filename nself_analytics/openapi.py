@@ -1,0 +1,361 @@
+"""The OpenAPI 3.1 description of the service, built for the instance that serves it.
+
+``OPERATIONS`` describes every operation, keyed by (method, path) as aiohttp registers it under the
+mount (``/track``, ``/funnels/{id}``). :func:`document` keeps only the operations the running app
+really routes, and names the instance's own URL as the server, so the document never promises a
+route that is not there (tests/test_openapi.py fails when a route has no description).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable
+from typing import Any
+
+from .openapi_schemas import SCHEMAS, STATS_ROWS, obj, ref
+
+__all__ = ["OPERATIONS", "document", "routed_operations"]
+
+Op = dict[str, Any]
+
+SECRET = [{"secretToken": []}]
+WRITE = [{"writeKey": []}, {"writeKeyBasic": []}, {}]  # {}: the key may come as writeKey in the body
+PUBLIC: list[dict[str, list[str]]] = []
+ACCOUNT_HEADER = {
+    "name": "X-Source-Account-Id", "in": "header", "required": False,
+    "description": "Source account (multi-app isolation); `primary` when absent.",
+    "schema": {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,64}$"},
+}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": ref("Error")}}}
+
+
+ERRORS = {
+    "400": _error("Invalid request: the message names the parameter or field"),
+    "401": _error("Missing or wrong credentials"),
+}
+NOT_FOUND = {"404": _error("Not found")}
+INGEST_ERRORS = {
+    **ERRORS,
+    "413": _error("Request body over 500 KB"),
+    "503": {**_error("Ingest queue full or unavailable: retry after Retry-After seconds"),
+            "headers": {"Retry-After": {"schema": {"type": "string"}, "description": "seconds to wait"}}},
+}
+
+
+def _json(schema: dict[str, Any], description: str = "Success") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _query(name: str, description: str, schema: dict[str, Any], required: bool = False) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": required, "description": description, "schema": schema}
+
+
+def _body(schema: dict[str, Any], description: str, any_type: bool = False) -> dict[str, Any]:
+    content = {"application/json": {"schema": schema}}
+    if any_type:  # beacons send text/plain; the body is parsed as JSON whatever the type says
+        content["text/plain"] = {"schema": {"type": "string", "contentMediaType": "application/json"}}
+    return {"required": True, "description": description, "content": content}
+
+
+def _op(tag: str, summary: str, responses: dict[str, Any], *, security: list[Any], op_id: str,
+        description: str = "", parameters: list[dict[str, Any]] | None = None,
+        body: dict[str, Any] | None = None) -> Op:
+    operation: Op = {"tags": [tag], "summary": summary, "operationId": op_id, "security": security,
+                     "responses": responses}
+    if description:
+        operation["description"] = description
+    if parameters:
+        operation["parameters"] = parameters
+    if body:
+        operation["requestBody"] = body
+    return operation
+
+
+# --- ingest -----------------------------------------------------------------------------------
+
+def _ingest_ops() -> dict[tuple[str, str], Op]:
+    ops: dict[tuple[str, str], Op] = {}
+    singles = {"track": ("Track", "Record one event"), "identify": ("Identify", "Set or update a user's traits"),
+               "page": ("Page", "Record a page view (URL, referrer)")}
+    segment = {"screen": ("Screen", "Record a mobile screen view"), "group": ("Group", "Associate a user with a group"),
+               "alias": ("Alias", "Link a previous id to a user")}
+    accepted = {"202": _json(ref("Accepted"), "Queued for storage"), **INGEST_ERRORS}
+    batch_accepted = {"202": _json(ref("BatchAccepted"), "All messages queued"), **INGEST_ERRORS}
+    for kind, (schema, summary) in {**singles, **segment}.items():
+        paths = [f"/v1/{kind}"] + ([f"/{kind}"] if kind in singles else [])
+        for path in paths:
+            segment_api = path.startswith("/v1/")
+            ops[("POST", path)] = _op(
+                "Segment API" if segment_api else "Ingest", summary, accepted, security=WRITE,
+                op_id=("segment_" if segment_api else "") + kind,
+                description="Authenticated by a write key (Bearer, HTTP Basic user name, or `writeKey` in the body)."
+                            + (" Segment-compatible." if segment_api else ""),
+                body=_body(ref(schema), f"One {kind} message", any_type=True))
+    for path, op_id in (("/batch", "batch"), ("/v1/batch", "segment_batch"), ("/v1/import", "segment_import")):
+        ops[("POST", path)] = _op(
+            "Segment API" if path.startswith("/v1/") else "Ingest", "Record up to 100 messages at once",
+            batch_accepted, security=WRITE, op_id=op_id, body=_body(ref("Batch"), "A batch", any_type=True),
+            description="All messages are validated first: one bad message rejects the batch (400 with its index).")
+    for path in [p for (_m, p) in list(ops)] + ["/hit"]:
+        ops[("OPTIONS", path)] = _op(
+            "Segment API" if path.startswith("/v1/") else "Ingest" if path != "/hit" else "Web analytics",
+            f"CORS preflight of {path}", {"204": {"description": "CORS headers (any origin)"}}, security=PUBLIC,
+            op_id="preflight_" + path.strip("/").replace("/", "_"))
+    return ops
+
+
+# --- web analytics ----------------------------------------------------------------------------
+
+STATS_PARAMS = [
+    _query("site", "The site: the hostname the beacon reports (location.hostname or data-site)",
+           {"type": "string", "minLength": 1, "maxLength": 253, "pattern": "^[A-Za-z0-9_.:\\[\\]-]+$"},
+           required=True),
+    _query("start", "Range start, Unix seconds (default: end - 30 days)",
+           {"type": "integer", "minimum": 0, "maximum": 253402300799}),
+    _query("end", "Range end (exclusive), Unix seconds (default: now)",
+           {"type": "integer", "minimum": 0, "maximum": 253402300799}),
+    _query("limit", "Rows of a top list", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 10}),
+    _query("include_bots", "Count page views marked as bot traffic", {"type": "boolean", "default": False}),
+    _query("path", "Only page views of this path", {"type": "string", "maxLength": 1024}),
+    _query("referrer", "Only page views referred by this domain (www. ignored)", {"type": "string", "maxLength": 253}),
+    _query("country", "Only page views from this country (ISO 3166 alpha-2)",
+           {"type": "string", "pattern": "^[A-Za-z]{2}$"}),
+    _query("device", "Only page views from this kind of device",
+           {"type": "string", "enum": ["mobile", "tablet", "desktop"]}),
+]
+STATS_SUMMARIES = {
+    "pageviews": "Page views, sessions and visitors", "pages": "Top pages", "referrers": "Top referring domains",
+    "timeseries": "Page views and sessions per day (UTC), every day of the range",
+    "devices": "Page views by device (mobile, tablet, desktop)", "languages": "Page views by browser language",
+    "browsers": "Page views by browser", "os": "Page views by operating system", "countries": "Page views by country",
+    "hostnames": "Page views by hostname", "active": "Sessions active in the last 5 minutes",
+    "entry-pages": "Pages sessions start on", "exit-pages": "Pages sessions end on",
+    "bounce-rates": "Per entry page: sessions with a single page view", "peak-hours": "Page views per hour (UTC)",
+    "screen-widths": "Page views by screen width bucket",
+    "session-duration": "Average and median seconds between a session's first and last page view",
+}
+
+
+def _web_ops() -> dict[tuple[str, str], Op]:
+    ops: dict[tuple[str, str], Op] = {
+        ("GET", "/a.js"): _op(
+            "Web analytics", "The page-view beacon script",
+            {"200": {"description": "JavaScript, under 2 KB; cacheable for an hour",
+                     "content": {"application/javascript": {"schema": {"type": "string"}}}},
+             "304": {"description": "Not modified (If-None-Match)"}},
+            security=PUBLIC, op_id="beacon",
+            description='Add `<script async src="https://HOST/analytics/a.js"></script>` to a page: no '
+                        "configuration, no cookies; single-page apps are followed."),
+        ("POST", "/hit"): _op(
+            "Web analytics", "Record a page view sent by the beacon",
+            {"202": _json(ref("Ok"), "Queued"), **INGEST_ERRORS}, security=PUBLIC, op_id="hit",
+            description="Public (no key) and CORS `*`. The body is JSON whatever the content type. Device, browser, "
+                        "OS and country come from the request; bots and sessions sending over 60 hits a minute are "
+                        "kept but marked.",
+            body=_body(ref("Hit"), "A page view", any_type=True)),
+    }
+    for name, summary in STATS_SUMMARIES.items():
+        ops[("GET", f"/api/{name}")] = _op(
+            "Web analytics", summary,
+            {"200": _json(obj({"status": {"const": "success"}, "data": STATS_ROWS[name], "meta": ref("StatsMeta")},
+                              required=["status", "data", "meta"])),
+             **ERRORS},
+            security=SECRET, op_id="stats_" + name.replace("-", "_"), parameters=STATS_PARAMS,
+            description="Bots are left out unless include_bots=true. Filters select page views; every figure is "
+                        "computed from the selected page views." + (
+                            " The range parameters are ignored: the window is the last 5 minutes."
+                            if name == "active" else ""))
+    return ops
+
+
+# --- product analytics --------------------------------------------------------------------------
+
+DATE = {"type": "string", "format": "date", "pattern": "^\\d{4}-\\d{2}-\\d{2}$"}
+DATES = [_query("start_date", "First day (UTC, inclusive)", DATE, required=True),
+         _query("end_date", "Last day (UTC, inclusive); at most 366 days after start_date", DATE, required=True)]
+NAME = {"type": "string", "minLength": 1, "maxLength": 200}
+GROUP_BY = _query("group_by", "Period of a row", {"type": "string", "enum": ["day", "week", "month"], "default": "day"})
+USER = _query("user_id", "Only this user's events", {"type": "string", "maxLength": 200})
+ID_PATH = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
+
+
+def _product_ops() -> dict[tuple[str, str], Op]:
+    return {
+        ("GET", "/funnel"): _op(
+            "Funnels", "Conversion through an ordered sequence of events",
+            {"200": _json(ref("FunnelResult")), **ERRORS, **NOT_FOUND}, security=SECRET, op_id="funnel",
+            parameters=[
+                _query("steps", "Comma-separated event names, 2 to 20 (or funnel_id)", {"type": "string"}),
+                _query("funnel_id", "A saved funnel instead of steps", {"type": "integer", "minimum": 1}),
+                *DATES,
+                _query("window", "Time to complete the funnel from its first step (30s, 15m, 2h, 7d; max 90d)",
+                       {"type": "string", "default": "7d"}),
+                _query("breakdown", "Split by this event property", {"type": "string", "maxLength": 200}),
+                ACCOUNT_HEADER,
+            ]),
+        ("GET", "/funnels"): _op("Funnels", "List saved funnels", {"200": _json(obj(
+            {"status": {"const": "success"}, "funnels": {"type": "array", "items": ref("SavedFunnel")}},
+            required=["status", "funnels"])), **ERRORS}, security=SECRET, op_id="funnels_list",
+            parameters=[ACCOUNT_HEADER]),
+        ("POST", "/funnels"): _op(
+            "Funnels", "Save a funnel definition",
+            {"201": _json(obj({"status": {"const": "success"}, "funnel": ref("SavedFunnel")},
+                              required=["status", "funnel"]), "Created"), **ERRORS},
+            security=SECRET, op_id="funnels_create", parameters=[ACCOUNT_HEADER],
+            body=_body(ref("FunnelDefinition"), "The definition")),
+        ("GET", "/funnels/{id}"): _op(
+            "Funnels", "One saved funnel",
+            {"200": _json(obj({"status": {"const": "success"}, "funnel": ref("SavedFunnel")},
+                              required=["status", "funnel"])), **ERRORS, **NOT_FOUND},
+            security=SECRET, op_id="funnels_get", parameters=[ID_PATH, ACCOUNT_HEADER]),
+        ("DELETE", "/funnels/{id}"): _op(
+            "Funnels", "Delete a saved funnel", {"200": _json(ref("Deleted")), **ERRORS, **NOT_FOUND},
+            security=SECRET, op_id="funnels_delete", parameters=[ID_PATH, ACCOUNT_HEADER]),
+        ("GET", "/retention"): _op(
+            "Retention", "Cohort retention table", {"200": _json(ref("RetentionResult")), **ERRORS},
+            security=SECRET, op_id="retention",
+            parameters=[*DATES,
+                        _query("period", "Cohort period", {"type": "string", "enum": ["day", "week", "month"],
+                                                           "default": "week"}),
+                        _query("periods", "Columns, period 0 included", {"type": "integer", "minimum": 1,
+                                                                          "maximum": 60, "default": 8}),
+                        _query("start_event", "Event that puts a user in a cohort (default: any first event)", NAME),
+                        _query("return_event", "Event that counts as a return (default: any)", NAME),
+                        ACCOUNT_HEADER]),
+        ("GET", "/counters/{event}"): _op(
+            "Counters", "Real-time count of an event (from Redis)",
+            {"200": _json(ref("Counters")), **ERRORS, "409": _error("Per-user counters need quotas enabled")},
+            security=SECRET, op_id="counters",
+            parameters=[{"name": "event", "in": "path", "required": True, "schema": NAME},
+                        _query("user_id", "Count this user's events only (needs ANALYTICS_QUOTA_ENABLED=true)",
+                               {"type": "string", "maxLength": 200}),
+                        _query("period", "One period only", {"type": "string",
+                                                             "enum": ["minute", "hour", "day", "month", "total"]})]),
+        ("GET", "/quotas"): _op(
+            "Quotas", "List quota rules", {"200": _json(obj(
+                {"status": {"const": "success"}, "quotas": {"type": "array", "items": ref("Quota")}},
+                required=["status", "quotas"])), **ERRORS},
+            security=SECRET, op_id="quotas_list", parameters=[_query("event", "Only rules of this event", NAME),
+                                                              ACCOUNT_HEADER]),
+        ("POST", "/quotas"): _op(
+            "Quotas", "Create a quota rule", {"201": _json(ref("QuotaEnvelope"), "Created"), **ERRORS},
+            security=SECRET, op_id="quotas_create", parameters=[ACCOUNT_HEADER],
+            body=_body(ref("QuotaRule"), "The rule")),
+        ("GET", "/quotas/violations"): _op(
+            "Quotas", "First crossing of each rule per user and period, newest first",
+            {"200": _json(obj({"status": {"const": "success"},
+                               "violations": {"type": "array", "items": ref("QuotaViolation")}},
+                              required=["status", "violations"])), **ERRORS},
+            security=SECRET, op_id="quotas_violations",
+            parameters=[_query("user_id", "Only this user", {"type": "string"}),
+                        _query("quota_id", "Only this rule", {"type": "integer", "minimum": 1}),
+                        _query("limit", "Rows", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}),
+                        ACCOUNT_HEADER]),
+        ("GET", "/quotas/{id}"): _op(
+            "Quotas", "One quota rule", {"200": _json(ref("QuotaEnvelope")), **ERRORS, **NOT_FOUND},
+            security=SECRET, op_id="quotas_get", parameters=[ID_PATH, ACCOUNT_HEADER]),
+        ("PUT", "/quotas/{id}"): _op(
+            "Quotas", "Replace a quota rule (takes effect at once)",
+            {"200": _json(ref("QuotaEnvelope")), **ERRORS, **NOT_FOUND}, security=SECRET, op_id="quotas_update",
+            parameters=[ID_PATH, ACCOUNT_HEADER], body=_body(ref("QuotaRule"), "The rule")),
+        ("DELETE", "/quotas/{id}"): _op(
+            "Quotas", "Delete a quota rule", {"200": _json(ref("Deleted")), **ERRORS, **NOT_FOUND},
+            security=SECRET, op_id="quotas_delete", parameters=[ID_PATH, ACCOUNT_HEADER]),
+        ("POST", "/quota/check"): _op(
+            "Quotas", "Whether a user may perform an event now",
+            {"200": _json(ref("QuotaCheck")), **ERRORS, "409": _error("Quota counting is disabled")},
+            security=SECRET, op_id="quota_check", parameters=[ACCOUNT_HEADER],
+            body=_body(obj({"user_id": NAME, "event": NAME}, required=["user_id", "event"]), "Who and what")),
+        ("GET", "/metrics"): _op(
+            "Metrics", "Event counts per day, week or month", {"200": _json(ref("MetricsResult")), **ERRORS},
+            security=SECRET, op_id="metrics", parameters=[*DATES, GROUP_BY, USER, ACCOUNT_HEADER]),
+        ("GET", "/sessions"): _op(
+            "Metrics", "Session durations from start/stop event pairs", {"200": _json(ref("SessionsResult")), **ERRORS},
+            security=SECRET, op_id="sessions",
+            parameters=[*DATES, GROUP_BY, USER,
+                        _query("start_event", "Event that starts a session", {**NAME, "default": "play"}),
+                        _query("stop_event", "Event that stops a session", {**NAME, "default": "stop"}),
+                        ACCOUNT_HEADER]),
+    }
+
+
+# --- service and documentation pages -----------------------------------------------------------
+
+def _html(summary: str, op_id: str, description: str = "") -> Op:
+    return _op("Service", summary, {"200": {"description": "HTML page", "content": {"text/html": {
+        "schema": {"type": "string"}}}}}, security=PUBLIC, op_id=op_id, description=description)
+
+
+def _service_ops() -> dict[tuple[str, str], Op]:
+    return {
+        ("GET", "/health"): _op(
+            "Service", "Reachability of Postgres and Redis, queue depth and aggregate lag",
+            {"200": _json(ref("Health")), "503": _json(ref("Health"), "A store is unreachable")},
+            security=PUBLIC, op_id="health"),
+        ("GET", "/openapi.json"): _op(
+            "Service", "This document", {"200": _json({"type": "object"}, "OpenAPI 3.1")},
+            security=PUBLIC, op_id="openapi"),
+        ("GET", "/docs"): _html("Interactive API explorer", "docs"),
+        ("GET", "/dashboard"): _html("Web-analytics and product dashboard", "dashboard",
+                                     "A static page: it asks for the site and the secret token and shows nothing "
+                                     "without them."),
+        ("GET", "/mcp"): _op(
+            "Service", "How to connect MCP and OpenAPI clients (Claude Desktop, Cursor, Windsurf, ChatGPT)",
+            {"200": {"description": "HTML, or JSON with Accept: application/json", "content": {
+                "text/html": {"schema": {"type": "string"}}, "application/json": {"schema": ref("McpConfig")}}}},
+            security=PUBLIC, op_id="mcp"),
+        ("GET", "/static/{path}"): _op(
+            "Service", "Files of the dashboard and the explorer",
+            {"200": {"description": "The file", "content": {"*/*": {"schema": {"type": "string"}}}},
+             "404": _error("No such file")},
+            security=PUBLIC, op_id="static",
+            parameters=[{"name": "path", "in": "path", "required": True,
+                         "schema": {"type": "string", "pattern": "^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$"}}]),
+    }
+
+
+OPERATIONS: dict[tuple[str, str], Op] = {**_ingest_ops(), **_web_ops(), **_product_ops(), **_service_ops()}
+
+
+def routed_operations(routes: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+    """(method, path) pairs of the app that a document must describe (HEAD rides along with GET)."""
+    return {(m, p) for m, p in routes if m not in ("HEAD", "*")}
+
+
+def document(base_url: str, routes: Iterable[tuple[str, str]]) -> dict[str, Any]:
+    """The OpenAPI document for the instance at ``base_url`` (its /analytics URL), limited to ``routes``."""
+    present = routed_operations(routes)
+    paths: dict[str, dict[str, Any]] = {}
+    for (method, path), operation in OPERATIONS.items():
+        if (method, path) in present:
+            paths.setdefault(path, {})[method.lower()] = copy.deepcopy(operation)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "nself-analytics",
+            "version": "1.1.1",
+            "description": "Self-hosted product and web analytics: event ingest (Segment-compatible), funnels, "
+                           "retention, real-time counters, quotas, metrics, sessions, and cookieless web "
+                           "analytics. Reads need the secret token; ingest takes a write key (or the token). "
+                           "Errors are `{\"status\": \"error\", \"message\": ...}`.",
+            "license": {"name": "MIT", "identifier": "MIT"},
+        },
+        "servers": [{"url": base_url, "description": "this instance"}],
+        "tags": [{"name": t} for t in ("Ingest", "Segment API", "Web analytics", "Funnels", "Retention", "Counters",
+                                       "Quotas", "Metrics", "Service")],
+        "paths": dict(sorted(paths.items())),
+        "components": {
+            "securitySchemes": {
+                "secretToken": {"type": "http", "scheme": "bearer",
+                                "description": "The secret token (ANALYTICS_SECRET_TOKEN): every read and admin call"},
+                "writeKey": {"type": "http", "scheme": "bearer",
+                             "description": "A write key (ANALYTICS_WRITE_KEYS) or the secret token: ingest only"},
+                "writeKeyBasic": {"type": "http", "scheme": "basic",
+                                  "description": "A write key as the HTTP Basic user name, empty password (Segment)"},
+            },
+            "schemas": copy.deepcopy(SCHEMAS),
+        },
+    }

@@ -1,0 +1,212 @@
+"""JSON Schemas of the OpenAPI document (components/schemas) and of the web stats rows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["SCHEMAS", "STATS_ROWS", "obj", "ref"]
+
+Schema = dict[str, Any]
+
+
+def ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def obj(properties: dict[str, Schema], required: list[str] | None = None, extra: bool = True) -> Schema:
+    schema: Schema = {"type": "object", "properties": properties, "additionalProperties": extra}
+    if required:
+        schema["required"] = required
+    return schema
+
+
+def nullable(schema: Schema) -> Schema:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+STRING = {"type": "string"}
+INT = {"type": "integer"}
+NUMBER = {"type": "number"}
+COUNT = {"type": "integer", "minimum": 0}
+RATE = {"type": "number", "minimum": 0, "maximum": 1}
+SUCCESS = {"const": "success"}
+IDENT = {"type": ["string", "integer"], "description": "at most 255 characters"}
+TIMESTAMP = {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "number"}],
+             "description": "ISO-8601 (Z or offset; naive means UTC) or Unix seconds; a future time becomes now"}
+DATE = {"type": "string", "format": "date"}
+DATETIME = {"type": "string", "format": "date-time"}
+
+# Fields every message may carry (the native snake_case names and Segment's camelCase ones).
+_COMMON: dict[str, Schema] = {
+    "user_id": IDENT, "userId": IDENT, "anonymous_id": IDENT, "anonymousId": IDENT,
+    "properties": {"type": "object", "description": "at most 4 KB of JSON; larger is truncated with a warning"},
+    "metadata": {"type": "object", "description": "alias of properties"},
+    "context": {"type": "object", "description": "Segment context (ip, userAgent, locale, page, screen, ...)"},
+    "timestamp": TIMESTAMP, "originalTimestamp": TIMESTAMP,
+    "sentAt": TIMESTAMP, "message_id": IDENT, "messageId": IDENT,
+    "writeKey": {"type": "string", "description": "the write key, for clients that cannot send headers"},
+}
+_WHO = [{"required": ["user_id"]}, {"required": ["userId"]}, {"required": ["anonymous_id"]},
+        {"required": ["anonymousId"]}]
+
+
+def _message(extra: dict[str, Schema], required: list[str] | None = None, who: list[Schema] | None = None,
+             description: str = "") -> Schema:
+    schema = obj({**_COMMON, **extra}, required=required)
+    schema["anyOf"] = who if who is not None else _WHO
+    if description:
+        schema["description"] = description
+    return schema
+
+
+_NAME = {"type": "string", "minLength": 1, "maxLength": 200}
+_TRACK = _message({"event": _NAME}, required=["event"])
+_IDENTIFY = _message({"traits": {"type": "object"}}, who=[{"required": ["user_id"]}, {"required": ["userId"]}])
+_PAGE = _message({"name": {"type": "string"}, "site": {"type": "string"}},
+                 description="properties.url (or context.page.url), path and referrer describe the page")
+_SCREEN = _message({"name": {"type": "string"}})
+_GROUP = _message({"groupId": IDENT, "group_id": IDENT, "traits": {"type": "object"}})
+_ALIAS = _message({"previousId": IDENT, "previous_id": IDENT})
+
+
+def _typed(kind: str, schema: Schema) -> Schema:
+    typed = {**schema, "properties": {**schema["properties"], "type": {"const": kind}}}
+    typed["required"] = [*schema.get("required", []), "type"]
+    return typed
+
+
+def _row(key: str, key_schema: Schema) -> Schema:
+    return {"type": "array", "items": obj({key: key_schema, "pageviews": COUNT, "sessions": COUNT},
+                                          required=[key, "pageviews", "sessions"])}
+
+
+STATS_ROWS: dict[str, Schema] = {
+    "pageviews": obj({"pageviews": COUNT, "sessions": COUNT, "visitors": COUNT},
+                     required=["pageviews", "sessions", "visitors"]),
+    "pages": _row("path", STRING), "referrers": _row("referrer", STRING),
+    "timeseries": _row("date", DATE), "devices": _row("device", STRING), "languages": _row("language", STRING),
+    "browsers": _row("browser", STRING), "os": _row("os", STRING), "countries": _row("country", STRING),
+    "hostnames": _row("hostname", STRING), "peak-hours": _row("hour", {"type": "integer", "minimum": 0, "maximum": 23}),
+    "active": obj({"active": COUNT, "pageviews": COUNT}, required=["active", "pageviews"]),
+    "entry-pages": {"type": "array", "items": obj({"path": STRING, "sessions": COUNT}, required=["path", "sessions"])},
+    "exit-pages": {"type": "array", "items": obj({"path": STRING, "sessions": COUNT}, required=["path", "sessions"])},
+    "bounce-rates": {"type": "array", "items": obj(
+        {"path": STRING, "sessions": COUNT, "bounces": COUNT, "bounce_rate": RATE},
+        required=["path", "sessions", "bounces", "bounce_rate"])},
+    "screen-widths": {"type": "array", "items": obj(
+        {"bucket": STRING, "min": COUNT, "max": nullable(COUNT), "pageviews": COUNT, "sessions": COUNT},
+        required=["bucket", "min", "max", "pageviews", "sessions"])},
+    "session-duration": obj(
+        {"sessions": COUNT, "average_seconds": NUMBER, "median_seconds": NUMBER, "pageviews_per_session": NUMBER,
+         "bounces": COUNT, "bounce_rate": RATE},
+        required=["sessions", "average_seconds", "median_seconds", "pageviews_per_session", "bounces",
+                  "bounce_rate"]),
+}
+
+_FUNNEL_STEP = obj({
+    "step": {"type": "integer", "minimum": 1}, "event": STRING, "users": COUNT,
+    "conversion_from_start": nullable(RATE), "conversion_from_previous": nullable(RATE), "drop_off": COUNT,
+    "drop_off_rate": nullable(RATE), "median_seconds_from_previous": nullable(NUMBER),
+}, required=["step", "event", "users", "conversion_from_start", "conversion_from_previous", "drop_off",
+             "median_seconds_from_previous"])
+_QUOTA_PERIOD = {"type": "string", "enum": ["minute", "hour", "day", "month"]}
+_HEALTH_STORE = obj({"reachable": {"type": "boolean"}, "error": STRING}, required=["reachable"])
+
+SCHEMAS: dict[str, Schema] = {
+    "Error": obj({"status": {"const": "error"}, "message": STRING}, required=["status", "message"]),
+    "Ok": obj({"status": SUCCESS}, required=["status"]),
+    "Deleted": obj({"status": SUCCESS, "deleted": {"const": True}}, required=["status", "deleted"]),
+    "Track": _TRACK, "Identify": _IDENTIFY, "Page": _PAGE, "Screen": _SCREEN, "Group": _GROUP, "Alias": _ALIAS,
+    "Batch": obj({
+        "batch": {"type": "array", "minItems": 1, "maxItems": 100, "items": {"oneOf": [
+            _typed("track", _TRACK), _typed("identify", _IDENTIFY), _typed("page", _PAGE),
+            _typed("screen", _SCREEN), _typed("group", _GROUP), _typed("alias", _ALIAS)]}},
+        "context": {"type": "object", "description": "merged into every message's context"},
+        "sentAt": TIMESTAMP, "writeKey": STRING,
+    }, required=["batch"]),
+    "Accepted": obj({"status": SUCCESS, "message_id": {"type": "string", "format": "uuid"},
+                     "duplicate": {"type": "boolean", "description": "true when this message id was seen before"},
+                     "warnings": {"type": "array", "items": STRING}},
+                    required=["status", "message_id", "duplicate", "warnings"]),
+    "BatchAccepted": obj({
+        "status": SUCCESS, "accepted": COUNT,
+        "duplicates": {"type": "array", "items": COUNT, "description": "indexes of messages seen before"},
+        "message_ids": {"type": "array", "items": {"type": "string", "format": "uuid"}},
+        "warnings": {"type": "array", "items": obj({"index": COUNT, "message": STRING})},
+    }, required=["status", "accepted", "duplicates", "message_ids", "warnings"]),
+    "Hit": obj({
+        "site": {"type": "string", "minLength": 1, "maxLength": 253, "pattern": "^[A-Za-z0-9_.-]+$",
+                 "description": "the site: location.hostname, or the script tag's data-site"},
+        "hostname": {"type": "string", "maxLength": 253, "pattern": "^[A-Za-z0-9_.-]+$"},
+        "path": {"type": "string", "pattern": "^/", "maxLength": 1024},
+        "referrer": nullable(STRING), "language": nullable(STRING),
+        "screen_width": nullable({"type": "integer", "minimum": 0, "maximum": 100000}),
+        "session_id": nullable({"type": "string", "maxLength": 128}),
+        **{f"utm_{k}": STRING for k in ("source", "medium", "campaign", "term", "content")},
+        "webdriver": {"type": "boolean", "description": "true when the browser is automated (marks a bot)"},
+    }, required=["site"]),
+    "StatsMeta": obj({"site": STRING, "start": INT, "end": INT}, required=["site", "start", "end"]),
+    "FunnelStep": _FUNNEL_STEP,
+    "FunnelResult": obj({
+        "status": SUCCESS, "funnel_id": nullable(INT), "start_date": DATE, "end_date": DATE,
+        "window_seconds": NUMBER, "steps": {"type": "array", "items": ref("FunnelStep")},
+        "breakdown": STRING,
+        "breakdown_values": {"type": "array", "items": obj({"value": nullable(STRING), "steps": {
+            "type": "array", "items": ref("FunnelStep")}})},
+        "breakdown_values_total": COUNT, "breakdown_values_limit": COUNT,
+    }, required=["status", "steps"]),
+    "FunnelDefinition": obj({
+        "name": _NAME,
+        "steps": {"anyOf": [{"type": "array", "items": _NAME, "minItems": 2, "maxItems": 20},
+                            {"type": "string", "description": "comma-separated event names"}]},
+        "window": {"anyOf": [STRING, NUMBER], "description": "a duration (7d) or seconds", "default": "7d"},
+        "breakdown": nullable(STRING),
+    }, required=["name", "steps"]),
+    "SavedFunnel": obj({"id": INT, "name": STRING, "steps": {"type": "array", "items": STRING},
+                        "window_seconds": INT, "breakdown": nullable(STRING), "created_at": DATETIME,
+                        "updated_at": DATETIME},
+                       required=["id", "name", "steps", "window_seconds", "breakdown"]),
+    "RetentionResult": obj({
+        "status": SUCCESS, "period": STRING, "periods": INT, "start_date": DATE, "end_date": DATE,
+        "start_event": nullable(STRING), "return_event": nullable(STRING),
+        "data": {"type": "array", "items": obj({"cohort": DATE, "size": COUNT,
+                                                "retained": {"type": "array", "items": COUNT}},
+                                               required=["cohort", "size", "retained"])},
+    }, required=["status", "data"]),
+    "Counters": obj({
+        "status": SUCCESS, "event": STRING, "user_id": nullable(STRING),
+        "counts": {"type": "object", "additionalProperties": COUNT}, "period": STRING, "count": COUNT,
+        "resets_at": nullable(DATETIME),
+    }, required=["status", "event", "counts"]),
+    "QuotaRule": obj({"event": _NAME, "segment": {"type": "object", "description": "user traits to match"},
+                      "limit": {"type": "integer", "minimum": 0}, "period": _QUOTA_PERIOD},
+                     required=["event", "limit", "period"]),
+    "Quota": obj({"id": INT, "event": STRING, "segment": {"type": "object"}, "limit": COUNT, "period": _QUOTA_PERIOD,
+                  "created_at": DATETIME, "updated_at": DATETIME}, required=["id", "event", "limit", "period"]),
+    "QuotaEnvelope": obj({"status": SUCCESS, "quota": ref("Quota")}, required=["status", "quota"]),
+    "QuotaViolation": obj({"id": INT, "quota_id": INT, "event": STRING, "user_id": STRING, "period": STRING,
+                           "period_start": DATETIME, "used": COUNT, "limit": COUNT, "created_at": DATETIME}),
+    "QuotaCheck": obj({
+        "status": SUCCESS, "allowed": {"type": "boolean"}, "used": nullable(COUNT), "limit": nullable(COUNT),
+        "remaining": nullable(COUNT), "resets_at": nullable(DATETIME), "period": nullable(STRING),
+        "quota_id": nullable(INT), "rules": {"type": "array", "items": {"type": "object"}},
+    }, required=["status", "allowed"]),
+    "MetricsResult": obj({
+        "status": SUCCESS, "group_by": STRING, "events": {"type": "array", "items": STRING},
+        "data": {"type": "array", "items": {"type": "object", "properties": {"date": DATE}, "required": ["date"],
+                                            "additionalProperties": COUNT}},
+    }, required=["status", "data"]),
+    "SessionsResult": obj({
+        "status": SUCCESS, "group_by": STRING, "start_event": STRING, "stop_event": STRING,
+        "data": {"type": "array", "items": obj({"date": DATE, "totalDuration": NUMBER, "sessionCount": COUNT,
+                                                "averageDuration": NUMBER},
+                                               required=["date", "totalDuration", "sessionCount", "averageDuration"])},
+    }, required=["status", "data"]),
+    "Health": obj({
+        "status": {"enum": ["success", "error"]}, "healthy": {"type": "boolean"}, "version": STRING,
+        "postgres": _HEALTH_STORE, "redis": _HEALTH_STORE, "aggregate_lag_seconds": nullable(NUMBER),
+        "queue_depth": nullable(COUNT), "queue_pending": nullable(COUNT), "message": STRING,
+    }, required=["status", "healthy", "postgres", "redis"]),
+    "McpConfig": obj({"base_url": STRING, "openapi_url": STRING, "clients": {"type": "object"}},
+                     required=["base_url", "openapi_url", "clients"]),
+}

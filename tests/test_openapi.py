@@ -1,0 +1,138 @@
+"""openapi.json describes every route of the app (a new route without a description fails here),
+is valid OpenAPI 3.1 naming this instance; /docs, /mcp and /static are served from our own files."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from typing import Any
+
+import jsonschema_rs
+import pytest
+from schemathesis.specs.openapi.definitions import OPENAPI_31
+
+from nself_analytics.api.docs import STATIC_DIR, app_routes
+from nself_analytics.keys import ANALYTICS_APP
+from nself_analytics.openapi import OPERATIONS, routed_operations
+
+MOUNT = "/analytics"
+
+
+def routes_of(client: Any) -> set[tuple[str, str]]:
+    return routed_operations(app_routes(client.app[ANALYTICS_APP], MOUNT))
+
+
+async def fetch_doc(client: Any, **headers: str) -> dict[str, Any]:
+    response = await client.get("/analytics/openapi.json", headers=headers)
+    assert response.status == 200
+    return dict(await response.json())
+
+
+async def test_every_route_is_documented(client: Any) -> None:
+    routed = routes_of(client)
+    missing = sorted(routed - set(OPERATIONS))
+    assert not missing, f"routes without an OpenAPI description (add them to nself_analytics/openapi.py): {missing}"
+    # the walk sees the real routing table: ingest, Segment, beacon, stats, docs and health at least
+    for must in [("POST", "/track"), ("POST", "/v1/batch"), ("OPTIONS", "/hit"), ("GET", "/api/pageviews"),
+                 ("GET", "/health"), ("GET", "/openapi.json"), ("GET", "/static/{path}"), ("GET", "/dashboard")]:
+        assert must in routed
+
+
+async def test_document_holds_exactly_the_routed_operations(client: Any) -> None:
+    doc = await fetch_doc(client)
+    documented = {(method.upper(), path) for path, item in doc["paths"].items() for method in item}
+    assert documented == routes_of(client)
+    ids = [op["operationId"] for item in doc["paths"].values() for op in item.values()]
+    assert len(ids) == len(set(ids))
+
+
+async def test_document_is_valid_openapi_31(client: Any) -> None:
+    doc = await fetch_doc(client)
+    assert doc["openapi"] == "3.1.0"
+    jsonschema_rs.Draft202012Validator(OPENAPI_31).validate(doc)
+    for name, schema in doc["components"]["schemas"].items():
+        assert jsonschema_rs.meta.is_valid(schema), name
+    text = json.dumps(doc)
+    for target in re.findall(r'"\$ref": "#/components/schemas/([^"]+)"', text):
+        assert target in doc["components"]["schemas"], target
+
+
+async def test_operations_declare_auth_and_errors(client: Any) -> None:
+    doc = await fetch_doc(client)
+    schemes = doc["components"]["securitySchemes"]
+    assert schemes["secretToken"] == {"type": "http", "scheme": "bearer", "description": schemes["secretToken"][
+        "description"]}
+    assert schemes["writeKeyBasic"]["scheme"] == "basic"
+    for path, item in doc["paths"].items():
+        for method, op in item.items():
+            assert op["responses"], (method, path)
+            if op["security"] == [{"secretToken": []}]:
+                assert op["responses"]["401"]["content"]["application/json"]["schema"] == {
+                    "$ref": "#/components/schemas/Error"}, (method, path)
+                assert "400" in op["responses"], (method, path)
+    assert doc["paths"]["/track"]["post"]["security"][0] == {"writeKey": []}
+    assert doc["paths"]["/hit"]["post"]["security"] == []
+    assert doc["paths"]["/api/pages"]["get"]["security"] == [{"secretToken": []}]
+    site = next(p for p in doc["paths"]["/api/pages"]["get"]["parameters"] if p["name"] == "site")
+    assert site["required"] is True
+
+
+async def test_server_url_is_this_instance(client: Any) -> None:
+    doc = await fetch_doc(client)
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+/analytics", doc["servers"][0]["url"])
+    doc = await fetch_doc(client, **{"X-Forwarded-Proto": "https", "X-Forwarded-Host": "stats.example.com"})
+    assert doc["servers"][0]["url"] == "https://stats.example.com/analytics"
+    doc = await fetch_doc(client, **{"X-Forwarded-Host": "<script>", "X-Forwarded-Proto": "javascript"})
+    assert doc["servers"][0]["url"] == "http://localhost/analytics"
+
+
+async def test_docs_page_uses_only_vendored_files(client: Any) -> None:
+    response = await client.get("/analytics/docs")
+    assert response.status == 200 and response.content_type == "text/html"
+    assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+    page = await response.text()
+    sources = re.findall(r'(?:src|href)="([^"]+)"', page)
+    assert sources and not [s for s in sources if "//" in s]  # no CDN, no absolute URL
+    for source in sources:
+        asset = await client.get("/analytics/" + source)
+        assert asset.status == 200, source
+        assert len(await asset.read()) > 100
+    assert (STATIC_DIR / "vendor/swagger-ui/LICENSE").is_file()
+
+
+@pytest.mark.parametrize("path", ["../api/docs.py", "vendor/../../api/docs.py", ".hidden", "nope.js", "vendor",
+                                  "%2e%2e/openapi.py"])
+async def test_static_serves_nothing_outside(client: Any, path: str) -> None:
+    response = await client.get("/analytics/static/" + path)
+    assert response.status == 404
+
+
+async def test_mcp_page_is_filled_for_this_instance(client: Any) -> None:
+    headers = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "stats.example.com"}
+    response = await client.get("/analytics/mcp", headers=headers)
+    assert response.status == 200 and response.content_type == "text/html"
+    page = await response.text()
+    for client_name in ("Claude Desktop", "Cursor", "Windsurf", "ChatGPT", "Claude Code"):
+        assert client_name in page
+    assert "https://stats.example.com/analytics/openapi.json" in page
+    assert "@ivotoby/openapi-mcp-server" in page and "Authorization:Bearer YOUR_SECRET_TOKEN" in page
+    configs = re.findall(r'<pre id="cfg-(claude_desktop|cursor|windsurf)"><code>(.*?)</code></pre>', page, re.S)
+    assert len(configs) == 3
+    for _name, text in configs:
+        server = json.loads(html.unescape(text))["mcpServers"]["nself-analytics"]
+        assert server["env"]["API_BASE_URL"] == "https://stats.example.com/analytics"
+        assert server["env"]["OPENAPI_SPEC_PATH"] == "https://stats.example.com/analytics/openapi.json"
+    response = await client.get("/analytics/mcp", headers={**headers, "Accept": "application/json"})
+    body = await response.json()
+    assert body["openapi_url"] == "https://stats.example.com/analytics/openapi.json"
+    assert set(body["clients"]) == {"claude_desktop", "claude_code", "cursor", "windsurf", "chatgpt_actions"}
+    evil = await client.get("/analytics/mcp", headers={"Host": 'x"><script>alert(1)</script>'})
+    assert "<script>alert" not in await evil.text()
+
+
+async def test_mcp_and_docs_need_no_token_and_expose_none(client: Any) -> None:
+    for path in ("/analytics/mcp", "/analytics/docs", "/analytics/dashboard", "/analytics/openapi.json"):
+        response = await client.get(path)
+        assert response.status == 200, path
+        assert "sk_test_secret_token" not in await response.text()
