@@ -59,6 +59,7 @@ class ProxyRecord:
     body_write_key: bool = False
     authorization: str | None = None
     content_type: str | None = None
+    sec_fetch_mode: str | None = None  # browsers: "no-cors" for a text/plain sendBeacon, "cors" for fetch
 
 
 def _free_port() -> int:
@@ -183,7 +184,8 @@ class SdkProxy:
         is_batch = request.method == "POST" and path.endswith("/analytics/batch")
         record = ProxyRecord(at=time.monotonic(), method=request.method, path=path, outcome="forwarded",
                              status=None, authorization=request.headers.get("Authorization"),
-                             content_type=request.headers.get("Content-Type"))
+                             content_type=request.headers.get("Content-Type"),
+                             sec_fetch_mode=request.headers.get("Sec-Fetch-Mode"))
         if is_batch:
             try:
                 parsed = json.loads(body)
