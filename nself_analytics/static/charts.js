@@ -64,6 +64,13 @@
         el('title', {}, dot).textContent = p.label + ': ' + (p[s.key] || 0) + ' ' + s.name;
       });
     });
+    if (series.length > 1) {
+      series.forEach(function (s, i) {
+        var lx = width - pad.r - (series.length - i) * 110;
+        el('rect', { x: lx, y: 2, width: 10, height: 10, class: 'legend ' + s.className }, svg);
+        text(svg, lx + 14, 11, s.name, { class: 'axis' });
+      });
+    }
     container.replaceChildren(svg);
     return svg;
   }

@@ -1,0 +1,204 @@
+"""In real headless Chromium against the live service: the beacon on a page of another origin
+(a page load, a pushState navigation, a back button), seen through the stats API; headless
+browsers counted as bots; the dashboard drawing charts and tables for the site and the token."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import urllib.parse
+import urllib.request
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from playwright.async_api import Browser, Page, async_playwright
+
+from .conftest import LiveService, free_port, pg_execute
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--no-first-run", "--disable-sync",
+        # *.test names resolve to this machine, so each test has its own site (location.hostname)
+        "--host-resolver-rules=MAP *.test 127.0.0.1",
+        # a person's browser: navigator.webdriver is false (the beacon reports automation as a bot)
+        "--disable-blink-features=AutomationControlled"]
+PERSON_UA = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/150.0.0.0 "
+             "Safari/537.36")
+
+
+def stats(live: LiveService, name: str, **params: Any) -> Any:
+    query = urllib.parse.urlencode(params)
+    request = urllib.request.Request(f"{live.base_url}/analytics/api/{name}?{query}",
+                                     headers={"Authorization": f"Bearer {live.secret}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)["data"]
+
+
+async def wait_for(check: Any, seconds: float = 20.0) -> Any:
+    deadline = time.monotonic() + seconds
+    last = None
+    while time.monotonic() < deadline:
+        last = await asyncio.to_thread(check)
+        if last:
+            return last
+        await asyncio.sleep(0.3)
+    raise AssertionError(f"condition not met within {seconds}s (last: {last!r})")
+
+
+@pytest.fixture
+def chromium() -> str:
+    assert Path(CHROMIUM).is_file(), f"{CHROMIUM} is missing: apt-get install chromium"  # fail, never skip
+    return CHROMIUM
+
+
+@pytest.fixture
+async def browser(chromium: str) -> AsyncIterator[Browser]:
+    async with async_playwright() as p:
+        launched = await p.chromium.launch(executable_path=chromium, args=ARGS,
+                                           ignore_default_args=["--enable-automation"])
+        yield launched
+        await launched.close()
+
+
+@pytest.fixture
+async def site_server(live_service: LiveService) -> AsyncIterator[str]:
+    """Pages of a website on another port (another origin than the service), with the script tag."""
+    script = f"{live_service.base_url}/analytics/a.js"
+
+    async def page(request: web.Request) -> web.Response:
+        if request.path == "/from":
+            body = f'<a id="go" href="http://{request.query["to"]}/landing?utm_source=newsletter&utm_campaign=launch">go</a>'
+        else:
+            body = f'<h1>{request.path}</h1><script async src="{script}"></script>'
+        return web.Response(text=f"<!doctype html><html><head><title>t</title></head><body>{body}</body></html>",
+                            content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", page)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    yield f"{port}"
+    await runner.cleanup()
+
+
+async def visit(browser: Browser, site: str, port: str, *, user_agent: str | None) -> tuple[Page, Any]:
+    context = await browser.new_context(user_agent=user_agent, locale="fr-FR",
+                                        screen={"width": 1280, "height": 800}, viewport={"width": 1280, "height": 800})
+    page = await context.new_page()
+    hits: list[Any] = []
+    page.on("request", lambda r: hits.append(r) if r.url.endswith("/analytics/hit") else None)
+    await page.goto(f"http://referrer.test:{port}/from?to={site}:{port}")
+    await page.click("#go")
+    await page.wait_for_url(f"http://{site}:{port}/landing*")
+    await page.wait_for_function("() => sessionStorage.getItem('np_sid') !== null")
+    return page, hits
+
+
+async def test_beacon_tracks_page_views_of_a_single_page_app(browser: Browser, site_server: str,
+                                                             live_service: LiveService) -> None:
+    site = f"shop-{uuid.uuid4().hex[:8]}.test"
+    page, hits = await visit(browser, site, site_server, user_agent=PERSON_UA)
+    await page.evaluate("() => history.pushState({}, '', '/pricing')")
+    await page.evaluate("() => history.replaceState({}, '', '/pricing?tab=2')")  # same page: no hit
+    await page.evaluate("() => new Promise(done => { addEventListener('popstate', done); history.back(); })")
+    assert page.url.endswith("/landing?utm_source=newsletter&utm_campaign=launch")
+    session = (await page.evaluate("() => sessionStorage.getItem('np_sid')")).split(".")[0]
+    assert await page.evaluate("() => document.cookie") == ""
+
+    totals = await wait_for(lambda: (d := stats(live_service, "pageviews", site=site))["pageviews"] >= 3 and d)
+    assert totals == {"pageviews": 3, "sessions": 1, "visitors": 1}
+    assert len(hits) == 3 and all(h.method == "POST" for h in hits)
+    pages = stats(live_service, "pages", site=site)
+    assert pages == [{"path": "/landing", "pageviews": 2, "sessions": 1}, {"path": "/pricing", "pageviews": 1,
+                                                                            "sessions": 1}]
+    assert stats(live_service, "referrers", site=site) == [{"referrer": "referrer.test", "pageviews": 1,
+                                                            "sessions": 1}]
+    assert stats(live_service, "languages", site=site)[0]["language"] == "fr-FR"
+    assert stats(live_service, "devices", site=site) == [{"device": "desktop", "pageviews": 3, "sessions": 1}]
+    rows = pg_execute(live_service.database_url,
+                      "SELECT path, session_id, screen_width, browser, os, is_bot, properties FROM np_analytics_events "
+                      "WHERE site = %s ORDER BY ts", (site,))
+    assert [r[0] for r in rows] == ["/landing", "/pricing", "/landing"]
+    assert {r[1] for r in rows} == {session}
+    assert rows[0][2:6] == (1280, "Chrome", "Linux", False)
+    assert rows[0][6] == {"utm_source": "newsletter", "utm_campaign": "launch"}
+    await page.context.close()
+
+
+async def test_headless_browser_counted_as_bot(browser: Browser, site_server: str, live_service: LiveService) -> None:
+    site = f"bots-{uuid.uuid4().hex[:8]}.test"
+    page, hits = await visit(browser, site, site_server, user_agent=None)  # HeadlessChrome user agent
+    assert "HeadlessChrome" in await page.evaluate("() => navigator.userAgent")
+    await wait_for(lambda: stats(live_service, "pageviews", site=site, include_bots="true")["pageviews"] == 1)
+    assert stats(live_service, "pageviews", site=site)["pageviews"] == 0
+    assert len(hits) == 1
+    await page.context.close()
+
+
+async def test_dashboard_draws_the_site(browser: Browser, site_server: str, live_service: LiveService) -> None:
+    site = f"dash-{uuid.uuid4().hex[:8]}.test"
+    page, _ = await visit(browser, site, site_server, user_agent=PERSON_UA)
+    await page.evaluate("() => history.pushState({}, '', '/docs')")
+    await page.context.close()
+    await wait_for(lambda: stats(live_service, "pageviews", site=site)["pageviews"] >= 2)
+
+    context = await browser.new_context(viewport={"width": 1280, "height": 1000})
+    dash = await context.new_page()
+    errors: list[str] = []
+    failed: list[tuple[int, str]] = []
+    dash.on("pageerror", lambda e: errors.append(str(e)))
+    dash.on("response", lambda r: failed.append((r.status, r.url)) if r.status >= 400 else None)
+    await dash.goto(f"{live_service.base_url}/analytics/dashboard")
+    assert await dash.is_hidden("#board")  # nothing without a site and a token
+    await dash.fill("#site", site)
+    await dash.fill("#token", live_service.secret)
+    await dash.click("#login button[type=submit]")
+    await dash.wait_for_selector("#top-pages tbody tr td >> text=/landing")
+    assert live_service.secret not in dash.url and site not in dash.url
+    assert await dash.evaluate("() => sessionStorage.getItem('np_analytics_token')") == live_service.secret
+    assert await dash.text_content("#kpi-pageviews") == "2"
+    dots = await dash.eval_on_selector_all("#timeseries svg circle.series-0", "els => els.map(e => +e.dataset.value)")
+    assert len(dots) >= 30 and sum(dots) == 2
+    assert await dash.locator("#timeseries svg path.line").count() == 2
+    pages = await dash.eval_on_selector_all("#top-pages tbody tr", "rows => rows.map(r => r.cells[0].textContent)")
+    assert sorted(pages) == ["/docs", "/landing"]
+    referrers = await dash.eval_on_selector_all("#referrers tbody tr", "rows => rows.map(r => r.cells[0].textContent)")
+    assert referrers == ["referrer.test"]
+    bars = await dash.eval_on_selector_all("#devices svg rect.bar",
+                                           "els => els.map(e => [e.dataset.label, +e.dataset.value])")
+    assert bars == [["desktop", 2]]
+    langs = await dash.eval_on_selector_all("#languages svg rect.bar", "els => els.map(e => e.dataset.label)")
+    assert langs == ["fr-FR"]
+    # the token survives a reload of this tab, and a wrong one is refused and forgotten
+    await dash.reload()
+    await dash.wait_for_selector("#top-pages tbody tr td >> text=/landing")
+    await dash.fill("#token", "wrong")
+    await dash.click("#login button[type=submit]")
+    await dash.wait_for_selector("#message.error")
+    assert await dash.is_hidden("#board")
+    assert await dash.evaluate("() => sessionStorage.getItem('np_analytics_token')") is None
+    assert errors == []
+    assert failed and all(status == 401 and "/analytics/api/" in url for status, url in failed), failed
+    await context.close()
+
+
+async def test_api_explorer_renders_offline(browser: Browser, live_service: LiveService) -> None:
+    context = await browser.new_context()
+    page = await context.new_page()
+    outside: list[str] = []
+    page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(live_service.base_url) else None)
+    await page.goto(f"{live_service.base_url}/analytics/docs")
+    await page.wait_for_selector(".opblock-tag-section")
+    text = await page.text_content("#ui")
+    for tag in ("Ingest", "Web analytics", "Service"):
+        assert tag in (text or "")
+    assert await page.locator(".opblock").count() >= 30
+    assert outside == []
+    await context.close()
