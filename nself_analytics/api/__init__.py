@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import beacon, dashboard, docs, health, ingest, stats
+from . import beacon, dashboard, docs, funnels, health, ingest, stats
 
 __all__ = ["ROUTE_TABLES"]
 
@@ -15,4 +15,5 @@ ROUTE_TABLES: list[web.RouteTableDef] = [
     stats.routes,
     dashboard.routes,
     docs.routes,
+    funnels.routes,
 ]

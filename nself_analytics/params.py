@@ -1,0 +1,199 @@
+"""Parsing and validation of query parameters and JSON bodies of the read API.
+
+Every function raises :class:`ApiError` (400) with a message naming the parameter, so handlers stay
+declarative. Limits (documented in the README):
+
+- dates are ``YYYY-MM-DD`` in UTC, inclusive; a range spans at most ``MAX_RANGE_DAYS`` days;
+- periods are ``day``, ``week`` (ISO, starting Monday) or ``month``;
+- durations use :func:`config.parse_duration` (``30s``, ``15m``, ``2h``, ``7d``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Collection, Mapping
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from aiohttp import web
+
+from .config import parse_duration
+from .errors import ApiError
+
+__all__ = [
+    "MAX_NAME_LENGTH",
+    "MAX_RANGE_DAYS",
+    "PERIODS",
+    "DateRange",
+    "account",
+    "add_periods",
+    "choice",
+    "date_range",
+    "duration",
+    "event_name",
+    "integer",
+    "json_body",
+    "midnight",
+    "optional_text",
+    "period_floor",
+]
+
+MAX_RANGE_DAYS = 366
+MAX_NAME_LENGTH = 200
+PERIODS = ("day", "week", "month")
+ACCOUNT_HEADER = "X-Source-Account-Id"
+DEFAULT_ACCOUNT = "primary"
+_ACCOUNT = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+class DateRange:
+    """An inclusive range of UTC dates, with the half-open instants ``[start, end)`` it covers."""
+
+    __slots__ = ("first", "last")
+
+    def __init__(self, first: date, last: date) -> None:
+        self.first = first
+        self.last = last
+
+    @property
+    def start(self) -> datetime:
+        """Midnight UTC at the start of the first day."""
+        return midnight(self.first)
+
+    @property
+    def end(self) -> datetime:
+        """Midnight UTC after the last day (exclusive)."""
+        return midnight(self.last + timedelta(days=1))
+
+
+def midnight(day: date) -> datetime:
+    """The instant ``day`` starts, in UTC."""
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+def account(request: web.Request) -> str:
+    """The source account of a request: the ``X-Source-Account-Id`` header, else ``primary``."""
+    value = request.headers.get(ACCOUNT_HEADER, "").strip()
+    if not value:
+        return DEFAULT_ACCOUNT
+    if not _ACCOUNT.match(value):
+        raise ApiError(400, f"Invalid {ACCOUNT_HEADER}: use 1-64 letters, digits, '_', '-', '.' or ':'")
+    return value
+
+
+def _parse_date(text: str) -> date:
+    if not _DATE.match(text):
+        raise ApiError(400, "Invalid date format. Use YYYY-MM-DD")
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ApiError(400, "Invalid date format. Use YYYY-MM-DD") from None
+
+
+def date_range(query: Mapping[str, str], max_days: int = MAX_RANGE_DAYS) -> DateRange:
+    """``start_date`` and ``end_date`` (both required, inclusive, at most ``max_days`` days apart)."""
+    first_text, last_text = query.get("start_date", "").strip(), query.get("end_date", "").strip()
+    if not first_text or not last_text:
+        raise ApiError(400, "start_date and end_date are required")
+    first, last = _parse_date(first_text), _parse_date(last_text)
+    if last < first:
+        raise ApiError(400, "end_date must not be before start_date")
+    if (last - first).days + 1 > max_days:
+        raise ApiError(400, f"The date range is limited to {max_days} days")
+    return DateRange(first, last)
+
+
+def choice(query: Mapping[str, str], name: str, options: Collection[str], default: str | None) -> str:
+    """One of ``options``; ``default`` when absent (None makes it required)."""
+    value = query.get(name, "").strip()
+    if not value:
+        if default is None:
+            raise ApiError(400, f"{name} is required")
+        return default
+    if value not in options:
+        raise ApiError(400, f"Invalid {name} {value!r}: use one of {', '.join(options)}")
+    return value
+
+
+def integer(query: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    """An integer between ``low`` and ``high`` (inclusive); ``default`` when absent."""
+    text = query.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise ApiError(400, f"{name} must be an integer") from None
+    if not low <= value <= high:
+        raise ApiError(400, f"{name} must be between {low} and {high}")
+    return value
+
+
+def duration(text: str, name: str, low: float, high: float) -> float:
+    """Seconds of a duration such as ``7d`` between ``low`` and ``high`` seconds."""
+    try:
+        seconds = parse_duration(text)
+    except ValueError:
+        raise ApiError(400, f"Invalid {name} {text!r}: use a duration such as 30s, 15m, 2h or 7d") from None
+    if not low <= seconds <= high:
+        raise ApiError(400, f"{name} must be between {_human(low)} and {_human(high)}")
+    return seconds
+
+
+def _human(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
+def event_name(value: object, name: str = "event") -> str:
+    """A non-empty event (or property) name of at most MAX_NAME_LENGTH characters."""
+    if not isinstance(value, str) or not value.strip():
+        raise ApiError(400, f"{name} is required")
+    value = value.strip()
+    if len(value) > MAX_NAME_LENGTH:
+        raise ApiError(400, f"{name} is longer than {MAX_NAME_LENGTH} characters")
+    return value
+
+
+def optional_text(query: Mapping[str, str], name: str) -> str | None:
+    """A non-empty string parameter (checked like an event name), or None when absent."""
+    value = query.get(name, "").strip()
+    return event_name(value, name) if value else None
+
+
+async def json_body(request: web.Request) -> dict[str, Any]:
+    """The request's JSON object body; 400 when it is not one."""
+    try:
+        body = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ApiError(400, "Invalid JSON body") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "The JSON body must be an object")
+    return body
+
+
+def period_floor(day: date, period: str) -> date:
+    """The first day of the ``period`` (day, ISO week, month) holding ``day``."""
+    if period == "day":
+        return day
+    if period == "week":
+        return day - timedelta(days=day.weekday())
+    if period == "month":
+        return day.replace(day=1)
+    raise ValueError(f"unknown period {period!r}")
+
+
+def add_periods(day: date, period: str, count: int) -> date:
+    """``day`` (a period start) moved by ``count`` periods."""
+    if period == "day":
+        return day + timedelta(days=count)
+    if period == "week":
+        return day + timedelta(weeks=count)
+    if period == "month":
+        months = day.year * 12 + day.month - 1 + count
+        return date(months // 12, months % 12 + 1, 1)
+    raise ValueError(f"unknown period {period!r}")

@@ -1,0 +1,184 @@
+"""Helpers of the query tests: events written straight to Postgres (as the drain writes them), and
+plain-Python reference implementations of the query semantics of the spec, to compare with."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Coroutine, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from nself_analytics.params import add_periods, period_floor
+from nself_analytics.store.events import write_batch
+from nself_analytics.store.partitions import ensure_partitions
+
+EVENT_TABLES = "np_analytics_events, np_analytics_aggregates, np_analytics_aggregate_dirty, np_analytics_users"
+BASE = datetime(2025, 1, 1, tzinfo=UTC)
+
+
+@dataclass
+class Ev:
+    """One event as the tests think of it."""
+
+    user: str | None
+    ts: datetime
+    event: str
+    props: dict[str, Any] | None = None
+    anon: str | None = None
+    bot: bool = False
+    account: str = "primary"
+    message_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+    @property
+    def who(self) -> str | None:
+        return self.user if self.user is not None else self.anon
+
+    def row(self) -> dict[str, Any]:
+        return {"ts": self.ts.isoformat(), "message_id": self.message_id, "source_account_id": self.account,
+                "type": "track", "event": self.event, "user_id": self.user, "anonymous_id": self.anon,
+                "is_bot": self.bot, "properties": self.props}
+
+
+async def insert(conn: Any, events: Sequence[Ev], identifies: Sequence[dict[str, Any]] = ()) -> int:
+    """Write events (and identify messages) as one drained batch."""
+    await ensure_partitions(conn, {e.ts.astimezone(UTC).date() for e in events})
+    return await write_batch(conn, [e.row() for e in events], list(identifies))
+
+
+async def reset(conn: Any) -> None:
+    """Empty the event tables (inside one hypothesis example)."""
+    async with conn.cursor() as cur:
+        await cur.execute(f"TRUNCATE {EVENT_TABLES}")
+
+
+async def run_examples(check: Callable[[Callable[[Coroutine[Any, Any, Any]], Any]], None]) -> None:
+    """Run a hypothesis test from an async test: ``check(run)`` runs in a worker thread and each
+    example hands its coroutine to ``run``, which runs it on this test's event loop (where the
+    client and connection fixtures live) and returns its result."""
+    loop = asyncio.get_running_loop()
+
+    def run(coro: Coroutine[Any, Any, Any]) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, loop).result(timeout=60)
+
+    await asyncio.to_thread(check, run)
+
+
+def day_of(ts: datetime) -> date:
+    return ts.astimezone(UTC).date()
+
+
+# --- reference implementations -----------------------------------------------------------------
+
+def ref_funnel(events: Iterable[Ev], steps: Sequence[str], start: datetime, end: datetime, window: timedelta,
+               breakdown: str | None = None) -> dict[Any, list[tuple[int, float | None]]]:
+    """{group: [(users, median seconds from previous)] per step}; group None is everyone, others are
+    breakdown values (a missing property is the value None under the key ('value', None))."""
+    by_user: dict[str, list[Ev]] = defaultdict(list)
+    for e in events:
+        if e.who is not None and not e.bot:
+            by_user[e.who].append(e)
+    best: dict[Any, dict[str, tuple[int, datetime, list[datetime]]]] = defaultdict(dict)
+    for user, evs in by_user.items():
+        evs.sort(key=lambda e: e.ts)
+        for first in evs:
+            if first.event != steps[0] or not start <= first.ts < end:
+                continue
+            times = [first.ts]
+            for name in steps[1:]:
+                nxt = next((e for e in evs if e.event == name and e.ts > times[-1]), None)
+                if nxt is None or nxt.ts - first.ts > window:
+                    break
+                times.append(nxt.ts)
+            groups: list[Any] = [None]
+            if breakdown is not None:
+                value = (first.props or {}).get(breakdown)
+                groups.append(("value", None if value is None else str(value)))
+            for group in groups:
+                current = best[group].get(user)
+                if current is None or (len(times), -first.ts.timestamp()) > (current[0], -current[1].timestamp()):
+                    best[group][user] = (len(times), first.ts, times)
+    out: dict[Any, list[tuple[int, float | None]]] = {}
+    for group in [None, *(g for g in best if g is not None)]:
+        rows = []
+        for k in range(len(steps)):
+            reached = [times for reach, _t0, times in best[group].values() if reach > k]
+            median = statistics.median((t[k] - t[k - 1]).total_seconds() for t in reached) if k and reached else None
+            rows.append((len(reached), median))
+        out[group] = rows
+    return out
+
+
+def period_index(cohort: date, day: date, period: str) -> int:
+    """Whole periods from the period starting at ``cohort`` to the one holding ``day``."""
+    p = period_floor(day, period)
+    if period == "month":
+        return (p.year - cohort.year) * 12 + p.month - cohort.month
+    return (p - cohort).days // (7 if period == "week" else 1)
+
+
+def ref_retention(events: Iterable[Ev], first_day: date, last_day: date, period: str, periods: int,
+                  start_event: str | None, return_event: str | None) -> dict[date, list[int]]:
+    """{cohort period start: [size, retained 1, ...]} for cohorts with users (all columns)."""
+    events = [e for e in events if e.who is not None and not e.bot]
+    first: dict[str, datetime] = {}
+    for e in events:
+        if start_event is None or e.event == start_event:
+            first[e.who] = min(first.get(e.who, e.ts), e.ts)  # type: ignore[index]
+    cohort_of = {u: period_floor(day_of(t), period) for u, t in first.items() if first_day <= day_of(t) <= last_day}
+    retained: dict[date, list[set[str]]] = defaultdict(lambda: [set() for _ in range(periods)])
+    for user, cohort in cohort_of.items():
+        retained[cohort][0].add(user)
+    for e in events:
+        cohort = cohort_of.get(e.who)  # type: ignore[arg-type]
+        if cohort is None or (return_event is not None and e.event != return_event):
+            continue
+        k = period_index(cohort, day_of(e.ts), period)
+        if 1 <= k < periods:
+            retained[cohort][k].add(e.who)  # type: ignore[arg-type]
+    return {cohort: [len(s) for s in sets] for cohort, sets in retained.items()}
+
+
+def ref_metrics(events: Iterable[Ev], first_day: date, last_day: date, group_by: str,
+                user: str | None = None) -> dict[date, dict[str, int]]:
+    out: dict[date, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for e in events:
+        if e.bot or not first_day <= day_of(e.ts) <= last_day or (user is not None and e.who != user):
+            continue
+        out[period_floor(day_of(e.ts), group_by)][e.event] += 1
+    return {p: dict(c) for p, c in out.items()}
+
+
+def ref_sessions(events: Iterable[Ev], first_day: date, last_day: date, group_by: str, start_event: str = "play",
+                 stop_event: str = "stop", user: str | None = None) -> dict[date, tuple[int, float]]:
+    """Per period: (sessions, total seconds); a stop closes the most recent open start of its user."""
+    by_user: dict[str, list[Ev]] = defaultdict(list)
+    for e in events:
+        if e.who is not None and not e.bot and e.event in (start_event, stop_event):
+            if user is None or e.who == user:
+                by_user[e.who].append(e)
+    out: dict[date, tuple[int, float]] = {}
+    for evs in by_user.values():
+        evs.sort(key=lambda e: (e.ts, e.event != start_event, uuid.UUID(e.message_id)))
+        stack: list[datetime] = []
+        for e in evs:
+            if e.event == start_event:
+                stack.append(e.ts)
+            elif stack:
+                begun = stack.pop()
+                if first_day <= day_of(begun) <= last_day:
+                    p = period_floor(day_of(begun), group_by)
+                    count, total = out.get(p, (0, 0.0))
+                    out[p] = (count + 1, total + (e.ts - begun).total_seconds())
+    return out
+
+
+def periods_between(first_day: date, last_day: date, period: str) -> list[date]:
+    out, current = [], period_floor(first_day, period)
+    while current <= last_day:
+        out.append(current)
+        current = add_periods(current, period, 1)
+    return out
