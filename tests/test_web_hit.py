@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from typing import Any
@@ -170,3 +171,22 @@ async def test_session_derived_when_missing(client: Any, settings: Any, drain: A
     got = {r["path"]: (r["session_id"], r["country"]) for r in rows(settings)}
     assert got["/x"][0] == got["/y"][0] != got["/z"][0]
     assert got["/x"][0].startswith("h") and got["/x"][1] == "GB" and got["/z"][1] == "JP"
+
+
+@pytest.mark.parametrize(("path", "raw"), [
+    ("/analytics/hit", rb'{"site": "example.com", "path": "/\ud800"}'),
+    ("/analytics/track", rb'{"event": "e", "user_id": "u", "properties": {"a": "x\udfff"}}'),
+    ("/analytics/batch", rb'{"batch": [{"type": "track", "event": "\udc00", "user_id": "u"}]}'),
+])
+async def test_unpaired_surrogates_are_400_and_harm_no_one(client: Any, auth: Any, settings: Any, drain: Any,
+                                                           path: str, raw: bytes) -> None:
+    # found by schemathesis: such a body could not be written to Redis, and failed every request of its round trip
+    bad, good = await asyncio.gather(
+        client.post(path, data=raw, headers=auth["write"]),
+        post_hit(client, {"site": "example.com", "path": "/ok\ud83d\ude00", "session_id": "s"}))
+    assert bad.status == 400
+    message = "Invalid JSON body: a \\u escape is an unpaired surrogate"
+    assert await bad.json() == {"status": "error", "message": message}
+    assert good.status == 202
+    await drain()
+    assert [r["path"] for r in rows(settings)] == ["/ok\U0001F600"]

@@ -7,6 +7,7 @@ navigator.sendBeacon can send no headers). A 202 means the messages are in the R
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -35,6 +36,9 @@ SINGLE = {
     "/v1/screen": "screen", "/v1/group": "group", "/v1/alias": "alias",
 }
 BATCH = ("/batch", "/v1/batch", "/v1/import")
+# A \uD800-\uDFFF escape: JSON allows it, but an unpaired one is no text (it cannot be encoded as
+# UTF-8 for Redis or Postgres). Only bodies holding such an escape pay for the full check.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 async def read_json_body(request: web.Request) -> dict[str, Any]:
@@ -53,6 +57,11 @@ async def read_json_body(request: web.Request) -> dict[str, Any]:
         raise ApiError(400, "Invalid JSON body") from None
     if not isinstance(body, dict):
         raise ApiError(400, "Request body must be a JSON object")
+    if _SURROGATE_ESCAPE.search(raw):
+        try:
+            json.dumps(body, ensure_ascii=False).encode()
+        except UnicodeEncodeError:
+            raise ApiError(400, "Invalid JSON body: a \\u escape is an unpaired surrogate") from None
     return body
 
 
