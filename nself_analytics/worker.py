@@ -14,9 +14,10 @@ import contextlib
 import json
 import os
 import socket
+import time
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import aiopg
@@ -30,7 +31,7 @@ from redis.exceptions import RedisError, ResponseError
 from .config import Settings
 from .keys import DRAIN_GROUP, PG_POOL, PREFIX, REDIS, SETTINGS, STREAM_KEY
 from .store.aggregates import materialize
-from .store.events import write_batch
+from .store.events import write_payload
 from .store.partitions import ensure_partitions, forget_partitions, prune_partitions
 
 __all__ = ["WORKER", "Drainer", "worker_ctx"]
@@ -40,6 +41,11 @@ log = structlog.get_logger("nself_analytics.worker")
 # Entries that cannot be parsed are moved here instead of blocking the stream. No TTL: kept for inspection.
 DEAD_LETTER_KEY = PREFIX + "dead"
 PRUNE_INTERVAL_SECONDS = 3600.0
+# Drainers per process: while one waits for Postgres to commit its batch, another reads and writes the next.
+# Measured with bench/run on 2 cores: 2 drain about 1.5x what 1 does; 3 are no faster than 1.
+DRAINERS = 2
+# How often a busy drainer looks for entries abandoned by another consumer (XAUTOCLAIM).
+RECLAIM_CHECK_SECONDS = 1.0
 
 
 def _parse_ts(value: str) -> datetime:
@@ -47,7 +53,12 @@ def _parse_ts(value: str) -> datetime:
 
 
 class Drainer:
-    """One consumer of the ingest stream's consumer group."""
+    """One consumer of the ingest stream's consumer group.
+
+    A batch costs three round trips: one read, one Postgres statement, one acknowledgement. Its own pending
+    entries are read again only after a failure, and abandoned entries of other consumers are looked for at
+    most every RECLAIM_CHECK_SECONDS (and always before the stream is reported empty).
+    """
 
     def __init__(self, pool: aiopg.Pool, client: aioredis.Redis, settings: Settings, name: str | None = None) -> None:
         self.pool = pool
@@ -55,6 +66,9 @@ class Drainer:
         self.settings = settings
         self.name = name or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self._group_ready = False
+        # A consumer name may be reused (a restarted process, a test): its pending entries are read first.
+        self._own_pending = True
+        self._next_reclaim = 0.0
         self.stored = 0
 
     async def ensure_group(self) -> None:
@@ -65,28 +79,40 @@ class Drainer:
                 raise
         self._group_ready = True
 
+    async def _reclaim(self, count: int) -> list[tuple[str, dict[str, str]]]:
+        """Entries another consumer took and left unacknowledged for reclaim_idle_seconds."""
+        self._next_reclaim = time.monotonic() + min(RECLAIM_CHECK_SECONDS, self.settings.reclaim_idle_seconds / 2)
+        claimed = await self.redis.xautoclaim(STREAM_KEY, DRAIN_GROUP, self.name,
+                                              int(self.settings.reclaim_idle_seconds * 1000), "0-0", count=count)
+        if claimed[1]:
+            log.info("entries_reclaimed", count=len(claimed[1]))
+        return list(claimed[1])
+
     async def _read(self, block_ms: int | None) -> list[tuple[str, dict[str, str]]]:
         """Own pending entries first (a failed write is retried), then reclaimed ones, then new ones."""
         if not self._group_ready:
             await self.ensure_group()
         count = self.settings.batch_size
         try:
-            own = await self.redis.xreadgroup(DRAIN_GROUP, self.name, {STREAM_KEY: "0"}, count=count)
-            entries = own[0][1] if own else []
-            if entries:
+            if self._own_pending:
+                own = await self.redis.xreadgroup(DRAIN_GROUP, self.name, {STREAM_KEY: "0"}, count=count)
+                entries = own[0][1] if own else []
+                if entries:
+                    return entries
+                self._own_pending = False
+            reclaimed_now = time.monotonic() >= self._next_reclaim
+            if reclaimed_now and (entries := await self._reclaim(count)):
                 return entries
-            claimed = await self.redis.xautoclaim(STREAM_KEY, DRAIN_GROUP, self.name,
-                                                  int(self.settings.reclaim_idle_seconds * 1000), "0-0", count=count)
-            if claimed[1]:
-                log.info("entries_reclaimed", count=len(claimed[1]))
-                return list(claimed[1])
             new = await self.redis.xreadgroup(DRAIN_GROUP, self.name, {STREAM_KEY: ">"}, count=count, block=block_ms)
+            entries = new[0][1] if new else []
+            if entries or reclaimed_now:
+                return entries
+            return await self._reclaim(count)  # nothing new: abandoned entries before "empty"
         except ResponseError as exc:
             if "NOGROUP" in str(exc):  # the stream was deleted (e.g. Redis wiped): create the group again
                 self._group_ready = False
                 return []
             raise
-        return new[0][1] if new else []
 
     async def drain_once(self, block_ms: int | None = None) -> int:
         """Read one batch, commit it to Postgres, then acknowledge it; return the entries handled."""
@@ -94,21 +120,32 @@ class Drainer:
         entries = [(entry_id, fields) for entry_id, fields in entries if fields is not None]
         if not entries:
             return 0
-        events: list[dict[str, Any]] = []
+        try:
+            return await self._commit(entries)
+        except BaseException:
+            self._own_pending = True  # what was read stays pending with this consumer: read it again first
+            raise
+
+    async def _commit(self, entries: list[tuple[str, dict[str, str]]]) -> int:
+        events: list[str] = []  # the stream payloads as they are: joined into one JSON array, not re-encoded
         identifies: list[dict[str, Any]] = []
         dead: list[tuple[str, str]] = []
+        days: set[date] = set()
         for entry_id, fields in entries:
             raw = fields.get("e", "")
             try:
                 item = json.loads(raw)
-                (identifies if item.get("type") == "identify" else events).append(item)
-            except (ValueError, AttributeError):
+                if item.get("type") == "identify":
+                    identifies.append(item)
+                else:
+                    days.add(_parse_ts(item["ts"]).astimezone(UTC).date())
+                    events.append(raw)
+            except (ValueError, AttributeError, KeyError, TypeError):
                 dead.append((entry_id, raw))
-        days = {_parse_ts(e["ts"]).astimezone(UTC).date() for e in events}
         async with self.pool.acquire() as conn:
             await ensure_partitions(conn, days)
             try:
-                stored = await write_batch(conn, events, identifies)
+                stored = await write_payload(conn, "[" + ",".join(events) + "]", identifies)
             except psycopg2.errors.CheckViolation:
                 forget_partitions()  # a partition was dropped behind our back (pruned elsewhere): recreate it
                 raise
@@ -157,12 +194,14 @@ async def _every(seconds: float, stop: asyncio.Event, name: str, job: Any) -> No
 
 
 class Worker:
-    """The background task of one process: a drainer plus the aggregate and prune schedules."""
+    """The background task of one process: drainers plus the aggregate and prune schedules."""
 
     def __init__(self, pool: aiopg.Pool, client: aioredis.Redis, settings: Settings) -> None:
         self.settings = settings
         self.pool = pool
-        self.drainer = Drainer(pool, client, settings)
+        name = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.drainers = [Drainer(pool, client, settings, name=f"{name}-{i}") for i in range(DRAINERS)]
+        self.drainer = self.drainers[0]
         self.stop_event = asyncio.Event()
         self.tasks: list[asyncio.Task[None]] = []
 
@@ -179,7 +218,7 @@ class Worker:
 
     def start(self) -> None:
         self.tasks = [
-            asyncio.create_task(self.drainer.run(self.stop_event), name="drain"),
+            *(asyncio.create_task(d.run(self.stop_event), name=f"drain-{i}") for i, d in enumerate(self.drainers)),
             asyncio.create_task(_every(self.settings.aggregate_interval, self.stop_event, "aggregate",
                                        self.aggregate), name="aggregate"),
             asyncio.create_task(_every(PRUNE_INTERVAL_SECONDS, self.stop_event, "prune", self.prune), name="prune"),
@@ -190,8 +229,9 @@ class Worker:
         self.stop_event.set()
         await asyncio.gather(*self.tasks, return_exceptions=True)
         try:
-            drained = await asyncio.wait_for(self.drainer.drain_until_empty(), timeout=20)
-            log.info("final_drain", entries=drained)
+            drained = await asyncio.wait_for(asyncio.gather(*(d.drain_until_empty() for d in self.drainers)),
+                                             timeout=20)
+            log.info("final_drain", entries=sum(drained))
         except (TimeoutError, RedisError, OSError, psycopg2.Error) as exc:
             log.warning("final_drain_failed", error=str(exc)[:300])
 
@@ -203,6 +243,6 @@ async def worker_ctx(app: web.Application) -> AsyncIterator[None]:
     worker = Worker(app[PG_POOL], app[REDIS], app[SETTINGS])
     app[WORKER] = worker
     worker.start()
-    log.info("worker_started", consumer=worker.drainer.name)
+    log.info("worker_started", consumers=[d.name for d in worker.drainers])
     yield
     await worker.stop()

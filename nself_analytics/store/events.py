@@ -1,4 +1,8 @@
-"""Writes of the drain: events (set-based, idempotent on message id), dirty hours, user profiles."""
+"""Writes of the drain: events (set-based, idempotent on message id), dirty hours, user profiles.
+
+A batch is written by ONE statement (data-modifying CTEs), so it is one round trip and its own
+transaction: the events, the dirty hours and the user upserts commit together or not at all.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,7 @@ from typing import Any
 
 import aiopg
 
-from .tx import transaction
-
-__all__ = ["EVENT_COLUMNS", "write_batch"]
+__all__ = ["EVENT_COLUMNS", "write_batch", "write_payload"]
 
 # Column name -> SQL type, in the order of the recordset; queue payload keys are these names.
 EVENT_COLUMNS: dict[str, str] = {
@@ -39,36 +41,53 @@ EVENT_COLUMNS: dict[str, str] = {
 _COLS = ", ".join(EVENT_COLUMNS)
 _RECORD = ", ".join(f"{name} {sqltype}" for name, sqltype in EVENT_COLUMNS.items())
 
+_EVENT_VALUES = """ts, message_id, coalesce(source_account_id, 'primary'), coalesce(type, 'track'), event, user_id,
+       anonymous_id, session_id, site, path, referrer, device, browser, os, language, country, screen_width,
+       coalesce(is_bot, false), ip_hash, properties, context"""
+
 INSERT_EVENTS = f"""
 INSERT INTO np_analytics_events ({_COLS})
-SELECT ts, message_id, coalesce(source_account_id, 'primary'), coalesce(type, 'track'), event, user_id,
-       anonymous_id, session_id, site, path, referrer, device, browser, os, language, country, screen_width,
-       coalesce(is_bot, false), ip_hash, properties, context
+SELECT {_EVENT_VALUES}
 FROM jsonb_to_recordset(%s::jsonb) AS r({_RECORD})
 ON CONFLICT (message_id, ts) DO NOTHING
 """
 
-MARK_DIRTY_HOURS = """
-INSERT INTO np_analytics_aggregate_dirty (source_account_id, hour)
-SELECT DISTINCT coalesce(r.source_account_id, 'primary'), date_trunc('hour', r.ts AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
-FROM jsonb_to_recordset(%s::jsonb) AS r(source_account_id text, ts timestamptz)
--- DO UPDATE (a no-op) takes the row lock, so an aggregator claiming this hour waits for our commit
-ON CONFLICT (source_account_id, hour) DO UPDATE SET marked_at = np_analytics_aggregate_dirty.marked_at
-"""
-
 # Traits merge left to right; first_seen/last_seen widen. Rows arrive pre-merged per user.
-UPSERT_USERS = """
+_UPSERT_USERS = """
 INSERT INTO np_analytics_users AS u (source_account_id, user_id, traits, anonymous_ids, first_seen, last_seen)
 SELECT coalesce(r.source_account_id, 'primary'), r.user_id, coalesce(r.traits, '{}'::jsonb),
        coalesce(r.anonymous_ids, '{}'), r.first_seen, r.last_seen
-FROM jsonb_to_recordset(%s::jsonb)
+FROM jsonb_to_recordset(%(users)s::jsonb)
      AS r(source_account_id text, user_id text, traits jsonb, anonymous_ids text[], first_seen timestamptz,
           last_seen timestamptz)
+ORDER BY 1, 2  -- rows locked in one order: concurrent drainers cannot deadlock
 ON CONFLICT (source_account_id, user_id) DO UPDATE SET
     traits = u.traits || EXCLUDED.traits,
     anonymous_ids = ARRAY(SELECT DISTINCT x FROM unnest(u.anonymous_ids || EXCLUDED.anonymous_ids) AS x),
     first_seen = least(u.first_seen, EXCLUDED.first_seen),
     last_seen = greatest(u.last_seen, EXCLUDED.last_seen)
+"""
+UPSERT_USERS = _UPSERT_USERS.replace("%(users)s", "%s")
+
+# One statement: the events (the count of new ones is its result), the hours they dirty, the user upserts.
+WRITE_BATCH = f"""
+WITH batch AS MATERIALIZED (
+    SELECT * FROM jsonb_to_recordset(%(events)s::jsonb) AS r({_RECORD})
+), inserted AS (
+    INSERT INTO np_analytics_events ({_COLS})
+    SELECT {_EVENT_VALUES} FROM batch
+    ON CONFLICT (message_id, ts) DO NOTHING
+    RETURNING 1
+), dirty AS (
+    INSERT INTO np_analytics_aggregate_dirty (source_account_id, hour)
+    SELECT DISTINCT coalesce(source_account_id, 'primary'),
+           date_trunc('hour', ts AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+    FROM batch
+    ORDER BY 1, 2  -- rows locked in one order: concurrent drainers cannot deadlock
+    -- DO UPDATE (a no-op) takes the row lock, so an aggregator claiming this hour waits for our commit
+    ON CONFLICT (source_account_id, hour) DO UPDATE SET marked_at = np_analytics_aggregate_dirty.marked_at
+), users AS ({_UPSERT_USERS})
+SELECT count(*) FROM inserted
 """
 
 
@@ -96,13 +115,13 @@ def _merge_identifies(identifies: Sequence[dict[str, Any]]) -> list[dict[str, An
 async def write_batch(conn: aiopg.Connection, events: Sequence[dict[str, Any]],
                       identifies: Sequence[dict[str, Any]]) -> int:
     """Write one drained batch in one transaction; return the number of events newly stored."""
-    inserted = 0
-    async with transaction(conn) as cur:
-        if events:
-            payload = json.dumps(events, separators=(",", ":"))
-            await cur.execute(INSERT_EVENTS, (payload,))
-            inserted = cur.rowcount
-            await cur.execute(MARK_DIRTY_HOURS, (payload,))
-        if identifies:
-            await cur.execute(UPSERT_USERS, (json.dumps(_merge_identifies(identifies), separators=(",", ":")),))
-    return inserted
+    return await write_payload(conn, json.dumps(events, separators=(",", ":")), identifies)
+
+
+async def write_payload(conn: aiopg.Connection, events_json: str, identifies: Sequence[dict[str, Any]]) -> int:
+    """:func:`write_batch` with the events already as one JSON array (the drain joins the stream payloads)."""
+    users = json.dumps(_merge_identifies(identifies), separators=(",", ":")) if identifies else "[]"
+    async with conn.cursor() as cur:  # autocommit connection: the single statement is its own transaction
+        await cur.execute(WRITE_BATCH, {"events": events_json, "users": users})
+        (inserted,) = await cur.fetchone()
+    return int(inserted)
