@@ -100,7 +100,23 @@ class Harness:
         progress(f"starting embedded PostgreSQL and Redis in {self.data_dir}")
         self.database_url = self.postgres.start()
         self.redis_url = self.redis.start()
+        self._wait_redis_loaded()
         apply_migrations(self.database_url)
+
+    def _wait_redis_loaded(self, timeout: float = 120) -> None:
+        """A restarted Redis replays its append-only file before it answers commands."""
+        client = redis.Redis.from_url(self.redis_url)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                client.ping()
+                return
+            except redis.exceptions.BusyLoadingError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+            finally:
+                client.close()
 
     @property
     def conn(self) -> Any:
@@ -117,7 +133,10 @@ class Harness:
     def reset(self) -> None:
         """Empty the event tables and Redis (the schema and the partitions stay)."""
         self.sql(f"TRUNCATE {TABLES}")
-        redis.Redis.from_url(self.redis_url).flushdb()
+        client = redis.Redis.from_url(self.redis_url)
+        client.flushdb()
+        client.bgrewriteaof()  # keep the append-only file (replayed at the next start) small
+        client.close()
 
     def count_events(self) -> int:
         return int(self.sql("SELECT count(*) FROM np_analytics_events")[0][0])

@@ -245,20 +245,47 @@ def load_dataset(h: Harness, events: int, now: datetime) -> dict[str, Any]:
     rows = counted(with_web_fields(generate_events(events, users, 90, seed=1, now=now), seed=1))
     loaded = load_events(h.database_url, rows, columns=WEB_COLUMNS)
     load_seconds = time.monotonic() - started
-    progress(f"dataset: {loaded:,} rows loaded in {load_seconds:.0f} s; materializing aggregates")
+    progress(f"dataset: {loaded:,} rows loaded in {load_seconds:.0f} s; aggregating")
     started = time.monotonic()
-    asyncio.run(_materialize_all(h.database_url))
+    backfill_aggregates(h)
     aggregate_seconds = time.monotonic() - started
+    incremental = time_incremental_aggregation(h, now)
     storage = measure_storage(h)
-    progress(f"dataset: aggregates in {aggregate_seconds:.0f} s; {storage['bytes_per_event']} bytes/event")
+    progress(f"dataset: aggregates in {aggregate_seconds:.0f} s (one dirty hour: {incremental} s); "
+             f"{storage['bytes_per_event']} bytes/event")
     return {"events": loaded, "users": users, "load_seconds": round(load_seconds, 1),
-            "aggregate_seconds": round(aggregate_seconds, 1), "storage": storage}
+            "backfill_aggregate_seconds": round(aggregate_seconds, 1),
+            "incremental_aggregate_seconds": incremental, "storage": storage}
 
 
-async def _materialize_all(database_url: str) -> None:
-    async with aiopg.connect(database_url, timeout=3600) as conn:
-        while await materialize(conn, 90):
-            pass
+def backfill_aggregates(h: Harness) -> None:
+    """The aggregates a running service would hold (computed in one pass; same rows as store.aggregates).
+
+    The loader marks every hour dirty; the service's own aggregator run over 2,000 dirty hours compares every
+    event with every claimed hour (minutes at 1M events), so the dirty marks are cleared and the steady state
+    is built here instead. time_incremental_aggregation() then measures the service's code on one hour.
+    """
+    h.sql("TRUNCATE np_analytics_aggregate_dirty, np_analytics_aggregates")
+    for unit in ("hour", "day"):
+        h.sql("""
+            INSERT INTO np_analytics_aggregates (source_account_id, granularity, bucket, event, count, users)
+            SELECT source_account_id, %(unit)s, date_trunc(%(unit)s, ts AT TIME ZONE 'UTC') AT TIME ZONE 'UTC',
+                   event, count(*), count(DISTINCT coalesce(user_id, anonymous_id))
+            FROM np_analytics_events WHERE NOT is_bot GROUP BY 1, 2, 3, 4""", {"unit": unit})
+
+
+def time_incremental_aggregation(h: Harness, now: datetime) -> float:
+    """Seconds of one run of the service's aggregator with one dirty hour (the steady state of a live service)."""
+    h.sql("INSERT INTO np_analytics_aggregate_dirty (source_account_id, hour) "
+          "VALUES ('primary', date_trunc('hour', %s::timestamptz - interval '1 hour'))", (now,))
+
+    async def run() -> float:
+        async with aiopg.connect(h.database_url, timeout=600) as conn:
+            started = time.perf_counter()
+            await materialize(conn, 90)
+            return time.perf_counter() - started
+
+    return round(asyncio.run(run()), 3)
 
 
 def measure_storage(h: Harness) -> dict[str, Any]:
@@ -388,6 +415,8 @@ def table(result: dict[str, Any]) -> str:
         per_index = ", ".join(f"{k} {v}" for k, v in s["indexes"].items())
         lines.append(f"| Storage at {size} | {s['bytes_per_event']} bytes/event | | table {s['table_bytes_per_event']}"
                      f" + indexes {s['index_bytes_per_event']} ({per_index}); loaded in {d['load_seconds']} s |")
+        lines.append(f"| Aggregator run with one dirty hour at {size} | {d['incremental_aggregate_seconds']} s | | "
+                     "the service's `materialize()` (every ANALYTICS_AGGREGATE_INTERVAL) |")
         for name, q in data["results"].items():
             value = f"{q['median_seconds']} s" if q["status"] == "ok" else q["status"]
             lines.append(f"| {name} at {size} (median of {len(q.get('runs', [])) or '-'}) | {value} | | "
@@ -421,6 +450,7 @@ def main(argv: list[str] | None = None) -> int:
     h = Harness()
     try:
         h.start_stores()
+        h.reset()  # before the service starts: its aggregator would otherwise work on a previous run's data
         env = dict(item.split("=", 1) for item in args.service_env)
         h.start_service(**env)
         if not args.skip_ingest:
