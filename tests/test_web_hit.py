@@ -190,3 +190,18 @@ async def test_unpaired_surrogates_are_400_and_harm_no_one(client: Any, auth: An
     assert good.status == 202
     await drain()
     assert [r["path"] for r in rows(settings)] == ["/ok\U0001F600"]
+
+
+async def test_nul_characters_are_dropped_not_stored(client: Any, auth: Any, settings: Any, drain: Any) -> None:
+    # found by schemathesis: PostgreSQL cannot store NUL, and one such event failed the drain's whole batch
+    raw = rb'{"site": "example.com", "path": "/a\u0000b", "session_id": "s\u0000", "utm_source": "x\u0000"}'
+    assert (await post_hit(client, raw)).status == 202
+    response = await client.post("/analytics/track", headers=auth["write"],
+                                 data=rb'{"event": "e\u0000", "user_id": "u", "properties": {"k\u0000": "v\u0000"}}')
+    assert response.status == 202
+    assert (await post_hit(client, {"site": "example.com", "path": "/after", "session_id": "s"})).status == 202
+    assert await drain() == 3
+    got = pg_execute(settings.database_url, "SELECT event, path, session_id, properties FROM np_analytics_events "
+                                            "ORDER BY ts")
+    assert got == [("$pageview", "/ab", "s", {"utm_source": "x"}), ("e", None, None, {"k": "v"}),
+                   ("$pageview", "/after", "s", None)]

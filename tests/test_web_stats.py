@@ -310,6 +310,7 @@ async def test_secret_token_required(client: Any, path: str, headers: dict[str, 
     ({"site": SITE, "country": "USA"}, "country is longer than 2 characters"),
     ({"site": SITE, "country": "1x"}, "country must be an ISO 3166 alpha-2 code"),
     ({"site": SITE, "device": "watch"}, "device must be one of mobile, tablet, desktop"),
+    ({"site": SITE, "path": "/a\x00"}, "path must not contain a NUL character"),  # found by schemathesis
 ])
 async def test_bad_parameters_are_400(client: Any, params: dict[str, str], message: str) -> None:
     response = await client.get("/analytics/api/pages", params=params, headers=HEADERS)

@@ -39,6 +39,19 @@ BATCH = ("/batch", "/v1/batch", "/v1/import")
 # A \uD800-\uDFFF escape: JSON allows it, but an unpaired one is no text (it cannot be encoded as
 # UTF-8 for Redis or Postgres). Only bodies holding such an escape pay for the full check.
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+# PostgreSQL text and jsonb cannot hold NUL: one such string would fail the drain's whole batch.
+_NUL_ESCAPE = b"\\u0000"
+
+
+def _without_nul(value: Any) -> Any:
+    """``value`` with every NUL character removed from its strings (keys included)."""
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    return value
 
 
 async def read_json_body(request: web.Request) -> dict[str, Any]:
@@ -62,6 +75,8 @@ async def read_json_body(request: web.Request) -> dict[str, Any]:
             json.dumps(body, ensure_ascii=False).encode()
         except UnicodeEncodeError:
             raise ApiError(400, "Invalid JSON body: a \\u escape is an unpaired surrogate") from None
+    if _NUL_ESCAPE in raw:
+        body = _without_nul(body)
     return body
 
 

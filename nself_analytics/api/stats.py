@@ -54,6 +54,8 @@ def _text(query: Mapping[str, str], name: str, limit: int) -> str | None:
         return None
     if len(value) > limit:
         raise ApiError(400, f"{name} is longer than {limit} characters")
+    if "\x00" in value:  # PostgreSQL text cannot hold it
+        raise ApiError(400, f"{name} must not contain a NUL character")
     return value
 
 
