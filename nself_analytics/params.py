@@ -169,11 +169,30 @@ async def json_body(request: web.Request) -> dict[str, Any]:
     """The request's JSON object body; 400 when it is not one."""
     try:
         body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
         raise ApiError(400, "Invalid JSON body") from None
     if not isinstance(body, dict):
         raise ApiError(400, "The JSON body must be an object")
+    _check_text(body)
     return body
+
+
+def _check_text(value: Any) -> None:
+    """400 for strings PostgreSQL cannot store: NUL, or an unpaired surrogate (a lone \\uD800 escape)."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ApiError(400, "Invalid JSON body: text must not contain NUL (\\u0000)")
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            raise ApiError(400, "Invalid JSON body: a \\u escape is an unpaired surrogate") from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_text(key)
+            _check_text(item)
+    elif isinstance(value, list):
+        for item in value:
+            _check_text(item)
 
 
 def period_floor(day: date, period: str) -> date:

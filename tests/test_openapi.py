@@ -136,3 +136,22 @@ async def test_mcp_and_docs_need_no_token_and_expose_none(client: Any) -> None:
         response = await client.get(path)
         assert response.status == 200, path
         assert "sk_test_secret_token" not in await response.text()
+
+
+# --- regressions found by schemathesis ------------------------------------------------------------
+
+@pytest.mark.parametrize(("raw", "message"), [
+    (rb'{"name": "f\ud800", "steps": ["a", "b"]}', "Invalid JSON body: a \\u escape is an unpaired surrogate"),
+    (rb'{"name": "f", "steps": ["a\u0000", "b"]}', "Invalid JSON body: text must not contain NUL (\\u0000)"),
+    (b"[" * 100_000, "Invalid JSON body"),
+])
+async def test_admin_bodies_postgres_cannot_store_are_400(client: Any, auth: Any, raw: bytes, message: str) -> None:
+    response = await client.post("/analytics/funnels", data=raw, headers=auth["secret"])
+    assert response.status == 400
+    assert await response.json() == {"status": "error", "message": message}
+
+
+async def test_deeply_nested_ingest_body_is_400(client: Any, auth: Any) -> None:
+    response = await client.post("/analytics/track", data=b'{"a":' * 50_000, headers=auth["write"])
+    assert response.status == 400
+    assert await response.json() == {"status": "error", "message": "Invalid JSON body"}

@@ -66,7 +66,7 @@ async def read_json_body(request: web.Request) -> dict[str, Any]:
         raise ApiError(400, "Request body is empty; send a JSON object")
     try:
         body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise ApiError(400, "Invalid JSON body") from None
     if not isinstance(body, dict):
         raise ApiError(400, "Request body must be a JSON object")
