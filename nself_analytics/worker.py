@@ -44,6 +44,10 @@ PRUNE_INTERVAL_SECONDS = 3600.0
 # Drainers per process: while one waits for Postgres to commit its batch, another reads and writes the next.
 # Measured with bench/run on 2 cores: 2 drain about 1.5x what 1 does; 3 are no faster than 1.
 DRAINERS = 2
+# A drainer that found less than a full batch waits this long before its next read: under light load the
+# drain makes a few larger transactions instead of one per request (each commit is an fsync in Postgres and
+# each acknowledgement one in Redis, which delays the accepts waiting on Redis).
+LINGER_SECONDS = 0.05
 # How often a busy drainer looks for entries abandoned by another consumer (XAUTOCLAIM).
 RECLAIM_CHECK_SECONDS = 1.0
 
@@ -174,8 +178,12 @@ class Drainer:
         delay = 0.1
         while not stop.is_set():
             try:
-                await self.drain_once(block_ms=500)
+                handled = await self.drain_once(block_ms=500)
                 delay = 0.1
+                if 0 < handled < self.settings.batch_size:
+                    # caught up: let the next batch gather for a moment (fewer, larger commits and fsyncs)
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(stop.wait(), LINGER_SECONDS)
             except (TimeoutError, RedisError, OSError, psycopg2.Error) as exc:
                 log.warning("drain_failed", error=str(exc).strip()[:300], retry_in=delay)
                 with contextlib.suppress(asyncio.TimeoutError):
