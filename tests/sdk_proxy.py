@@ -33,7 +33,18 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-__all__ = ["MODES", "ProxyRecord", "SdkProxy"]
+from .conftest import pg_execute, wait_for
+
+__all__ = [
+    "MODES",
+    "ProxyRecord",
+    "SdkProxy",
+    "assert_case_delivered",
+    "assert_fault_exercised",
+    "assert_stored_once",
+    "stored_counts",
+    "wait_records",
+]
 
 MODES = ("ok", "503", "drop", "drop-after", "switch")
 HOP_BY_HOP = {
@@ -247,8 +258,6 @@ def wait_records(proxy: SdkProxy, key: str, predicate: Callable[[list[ProxyRecor
 
 def stored_counts(database_url: str, message_ids: list[str]) -> dict[str, int]:
     """How many rows of np_analytics_events each message id has (ids without rows are absent)."""
-    from .conftest import pg_execute
-
     rows = pg_execute(database_url, "SELECT message_id::text, count(*) FROM np_analytics_events "
                                     "WHERE message_id = ANY(%s::uuid[]) GROUP BY 1", (message_ids,))
     return {row[0]: int(row[1]) for row in rows}
@@ -293,8 +302,6 @@ def assert_case_delivered(database_url: str, proxy: SdkProxy, manifest: dict[str
     """Check one live case an SDK test wrote (case, mode, key, event, user_id, ids, traits): every
     message stored exactly once, the proxy's fault really happened, nothing stored twice under
     another id, page views stored as $pageview, identify traits on the user."""
-    from .conftest import pg_execute, wait_for
-
     assert manifest.get("failed", 0) == 0, manifest
     track_ids = manifest["ids"]["track"]
     page_ids = manifest["ids"].get("page") or []
