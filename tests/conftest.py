@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
 import pytest
@@ -179,15 +180,28 @@ def stop_service(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) ->
     return process.wait(timeout=60)
 
 
+def _sibling_database(database_url: str, name: str) -> str:
+    """A fresh database ``name`` on the server of ``database_url``; its URL."""
+    parts = urlsplit(database_url)
+    pg_execute(database_url, f'DROP DATABASE IF EXISTS "{name}"')
+    pg_execute(database_url, f'CREATE DATABASE "{name}"')
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
 @pytest.fixture(scope="session")
 def live_service(stores: Stores, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveService]:
-    """The real service as its own process (``nself-analytics start``) on the test stores."""
+    """The real service as its own process (``nself-analytics start``) on the test servers, but in a
+    database and a Redis db of its own: its drainer must not take entries of the in-process tests."""
     port = free_port()
     data_dir = tmp_path_factory.mktemp("live")
+    database_url = _sibling_database(stores.database_url, "analytics_live")
+    apply_migrations(database_url)
+    redis_url = urlunsplit(urlsplit(stores.redis_url)._replace(path="/1"))
+    redis.Redis.from_url(redis_url).flushdb()
     env = {
         **os.environ,
-        "DATABASE_URL": stores.database_url,
-        "REDIS_URL": stores.redis_url,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
         "ANALYTICS_PORT": str(port),
         "ANALYTICS_HOST": "127.0.0.1",
         "ANALYTICS_DATA_DIR": str(data_dir),
@@ -198,7 +212,7 @@ def live_service(stores: Stores, tmp_path_factory: pytest.TempPathFactory) -> It
     process = start_service(env, data_dir / "service.log")
     base_url = f"http://127.0.0.1:{port}"
     wait_healthy(base_url)
-    yield LiveService(base_url, port, SECRET, WRITE_KEY, stores.database_url, stores.redis_url, process, env)
+    yield LiveService(base_url, port, SECRET, WRITE_KEY, database_url, redis_url, process, env)
     if process.poll() is None:
         stop_service(process)
 
