@@ -28,6 +28,7 @@ MAX_NAME = 200
 MAX_ID = 255
 # Namespace for deriving a uuid from a client message id that is not itself a uuid.
 MESSAGE_NAMESPACE = uuid.UUID("6f1c7a52-5d0e-4a55-9d46-1f3c3b7f8a10")
+SKEW_TOLERANCE_SECONDS = 60
 PAGEVIEW = "$pageview"
 SCREEN = "$screen"
 KINDS = ("track", "page", "identify", "screen", "group", "alias")
@@ -192,7 +193,12 @@ def normalize(body: Any, kind: str, received_at: datetime, sent_at: Any = None,
     if raw_ts is not None:
         ts = parse_timestamp(raw_ts, "timestamp")
         if sent is not None:
-            ts = received_at - (parse_timestamp(sent, "sentAt") - ts)
+            skew = received_at - parse_timestamp(sent, "sentAt")
+            # Correct only a real clock error: within the tolerance the client's timestamp is kept exactly,
+            # so a retry carries the same ts and the (message_id, ts) unique index catches it even after
+            # the 24 h Redis dedupe window (corrected times shift by each attempt's network delay).
+            if abs(skew.total_seconds()) > SKEW_TOLERANCE_SECONDS:
+                ts = ts + skew
         if ts > received_at:
             warnings.append("timestamp is in the future; replaced by server time")
             ts = received_at

@@ -243,6 +243,26 @@ async def test_clock_skew_corrected_with_sent_at(client: Any, auth: Any, setting
     assert abs((ts - expected).total_seconds()) < 2
 
 
+async def test_small_skew_keeps_client_time_so_late_retries_dedupe(client: Any, auth: Any, settings: Any,
+                                                                    drain: Any) -> None:
+    """Within 60 s of skew the client's timestamp is kept exactly: a retry arriving after the Redis
+    dedupe keys expired still hits the (message_id, ts) unique index."""
+    event_time = datetime.now(UTC) - timedelta(minutes=5)
+    msg = {"type": "track", "event": "late", "userId": "u", "messageId": str(uuid.uuid4()),
+           "timestamp": event_time.isoformat()}
+    sent = datetime.now(UTC) - timedelta(seconds=3)  # in flight for 3 s: no skew correction
+    assert (await client.post("/analytics/batch", headers=auth["write"],
+                              json={"batch": [msg], "sentAt": sent.isoformat()})).status == 202
+    await drain()
+    redis.Redis.from_url(settings.redis_url).delete(*redis.Redis.from_url(settings.redis_url).keys("np_analytics:m:*"))
+    retry_sent = datetime.now(UTC) - timedelta(seconds=9)
+    response = await client.post("/analytics/batch", headers=auth["write"],
+                                 json={"batch": [msg], "sentAt": retry_sent.isoformat()})
+    assert (await response.json())["duplicates"] == []  # the Redis window has passed...
+    await drain()
+    assert rows(settings, "SELECT count(*), min(ts) FROM np_analytics_events") == [(1, event_time)]  # ...stored once
+
+
 async def test_large_properties_truncated_event_kept(client: Any, auth: Any, settings: Any, drain: Any) -> None:
     properties = {"small": 1, "big": "y" * 5000, "tail": "z"}
     response = await client.post("/analytics/track", headers=auth["write"],
