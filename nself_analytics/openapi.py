@@ -313,7 +313,8 @@ def _service_ops() -> dict[tuple[str, str], Op]:
              "404": _error("No such file")},
             security=PUBLIC, op_id="static",
             parameters=[{"name": "path", "in": "path", "required": True,
-                         "schema": {"type": "string", "pattern": "^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$"}}]),
+                         "schema": {"type": "string", "pattern": "^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$"},
+                         "example": "dashboard.js"}]),
     }
 
 

@@ -157,9 +157,9 @@ SCHEMAS: dict[str, Schema] = {
     }, required=["status", "steps"]),
     "FunnelDefinition": obj({
         "name": _NAME,
-        "steps": {"anyOf": [{"type": "array", "items": _NAME, "minItems": 2, "maxItems": 20},
-                            {"type": "string", "description": "comma-separated event names"}]},
-        "window": {"anyOf": [STRING, NUMBER], "description": "a duration (7d) or seconds", "default": "7d"},
+        "steps": {"type": "array", "items": _NAME, "minItems": 2, "maxItems": 20,
+                  "description": "event names in order (a comma-separated string is accepted too)"},
+        "window": {"type": ["string", "number"], "description": "a duration (7d) or seconds", "default": "7d"},
         "breakdown": nullable(STRING),
     }, required=["name", "steps"]),
     "SavedFunnel": obj({"id": INT, "name": STRING, "steps": {"type": "array", "items": STRING},
