@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
 from nself_analytics.migrate import apply_migrations
 
@@ -32,15 +33,18 @@ def _other_database(url: str, name: str) -> str:
 
 
 def _other_redis_db(url: str) -> str:
+    # the in-process tests use the given db and the shared live service db 1: take another one
     parts = urllib.parse.urlsplit(url)
     current = int(parts.path.strip("/") or 0)
-    return urllib.parse.urlunsplit(parts._replace(path=f"/{(current + 1) % 16}"))
+    free = next(db for db in range(2, 16) if db != current)
+    return urllib.parse.urlunsplit(parts._replace(path=f"/{free}"))
 
 
 @pytest.fixture(scope="module")
 def fuzz_service(stores: Stores, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     name = "fuzz_" + uuid.uuid4().hex[:8]
     pg_execute(stores.database_url, f"CREATE DATABASE {name}")
+    redis.Redis.from_url(_other_redis_db(stores.redis_url)).flushdb()
     database_url = _other_database(stores.database_url, name)
     apply_migrations(database_url)
     data_dir = tmp_path_factory.mktemp("fuzz")
