@@ -16,12 +16,12 @@
   var site = script.getAttribute('data-site') || loc.hostname;
   var KEY = 'np_sid', IDLE_MS = 30 * 60 * 1000, memory, last, first = true;
 
+  // 64 random bits (about 13 characters): unique enough per site, and every stored hit carries it
   function random() {
-    var c = w.crypto, a = new Uint32Array(4), s = '';
+    var c = w.crypto, a = new Uint32Array(2);
     if (c && c.getRandomValues) c.getRandomValues(a);
-    else for (var i = 0; i < 4; i++) a[i] = Math.random() * 4294967296;
-    for (var j = 0; j < 4; j++) s += a[j].toString(36);
-    return s;
+    else a[0] = Math.random() * 4294967296, a[1] = Math.random() * 4294967296;
+    return a[0].toString(36) + a[1].toString(36);
   }
 
   // One id per tab session, renewed after 30 minutes without a page view (as analytics tools do).
