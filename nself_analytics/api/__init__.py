@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import beacon, dashboard, docs, funnels, health, ingest, stats
+from . import beacon, dashboard, docs, funnels, health, ingest, metrics, retention, stats
 
 __all__ = ["ROUTE_TABLES"]
 
@@ -16,4 +16,6 @@ ROUTE_TABLES: list[web.RouteTableDef] = [
     dashboard.routes,
     docs.routes,
     funnels.routes,
+    retention.routes,
+    metrics.routes,
 ]

@@ -1,0 +1,120 @@
+"""Event counts per period (/metrics) and session durations from start/stop pairs (/sessions).
+
+Metrics without a user filter read the daily materialized aggregates for every day that has no
+dirty hour left, and raw events only for the days still waiting for the aggregator: the answer is
+the same as from raw events, and pruned days (whose raw partitions are gone) keep their counts.
+With a user filter they read raw events. Periods are UTC days, ISO weeks (Monday) or months;
+bot events are left out, as in the aggregates.
+
+Sessions: the start and stop events of one user, ordered by (time, starts before stops,
+message id), are matched like parentheses: a stop closes the most recent unmatched start; a stop
+with no open start and a start never stopped make no session. A session belongs to the period of
+its start. Done with window functions: the clamped running depth (the stack height) is
+``S - least(0, running min of S)`` for the running sum ``S`` of +1/-1; a stop closes the previous
+row of its user at the same stack level, which is the matching start.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import aiopg
+
+__all__ = ["event_counts", "session_totals"]
+
+_PERIOD_OF_TS = "date_trunc(%(group_by)s, {col} AT TIME ZONE 'UTC')::date"
+
+METRICS_RAW = f"""
+SELECT {_PERIOD_OF_TS.format(col="e.ts")} AS period, e.event, count(*)
+FROM np_analytics_events e
+WHERE e.source_account_id = %(account)s AND NOT e.is_bot AND e.ts >= %(start)s AND e.ts < %(end)s
+  AND (%(user_id)s::text IS NULL OR coalesce(e.user_id, e.anonymous_id) = %(user_id)s::text)
+GROUP BY 1, 2
+"""
+
+# Days with a dirty hour come from raw events, all others from the day aggregates.
+METRICS_MIXED = f"""
+WITH dirty_days AS (
+    SELECT DISTINCT date_trunc('day', d.hour AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS day
+    FROM np_analytics_aggregate_dirty d
+    WHERE d.source_account_id = %(account)s AND d.hour >= %(start)s AND d.hour < %(end)s
+),
+daily AS (
+    SELECT a.bucket AS day, a.event, a.count
+    FROM np_analytics_aggregates a
+    WHERE a.source_account_id = %(account)s AND a.granularity = 'day' AND a.bucket >= %(start)s
+      AND a.bucket < %(end)s AND NOT EXISTS (SELECT 1 FROM dirty_days d WHERE d.day = a.bucket)
+    UNION ALL
+    SELECT d.day, e.event, count(*)
+    FROM dirty_days d
+    JOIN np_analytics_events e ON e.ts >= d.day AND e.ts < d.day + interval '1 day'
+    WHERE e.source_account_id = %(account)s AND NOT e.is_bot
+    GROUP BY d.day, e.event
+)
+SELECT {_PERIOD_OF_TS.format(col="day")} AS period, event, sum(count)::bigint
+FROM daily GROUP BY 1, 2
+"""
+
+SESSIONS = f"""
+WITH ev AS (
+    SELECT coalesce(e.user_id, e.anonymous_id) COLLATE "C" AS u, e.ts, e.message_id,
+           e.event = %(start_event)s::text AS is_start
+    FROM np_analytics_events e
+    WHERE e.source_account_id = %(account)s AND NOT e.is_bot AND e.ts >= %(start)s
+      AND e.event IN (%(start_event)s::text, %(stop_event)s::text)
+      AND coalesce(e.user_id, e.anonymous_id) IS NOT NULL
+      AND (%(user_id)s::text IS NULL OR coalesce(e.user_id, e.anonymous_id) = %(user_id)s::text)
+),
+walk AS (
+    SELECT *, sum(CASE WHEN is_start THEN 1 ELSE -1 END) OVER w AS s FROM ev
+    WINDOW w AS (PARTITION BY u ORDER BY ts, is_start DESC, message_id ROWS UNBOUNDED PRECEDING)
+),
+depth AS (
+    SELECT *, s - least(0, min(s) OVER w) AS d FROM walk
+    WINDOW w AS (PARTITION BY u ORDER BY ts, is_start DESC, message_id ROWS UNBOUNDED PRECEDING)
+),
+levels AS (
+    -- a start sits at the height after its push; a stop pops the height before it (0: nothing)
+    SELECT u, ts, message_id, is_start,
+           CASE WHEN is_start THEN d ELSE lag(d, 1, 0::bigint) OVER w END AS level
+    FROM depth
+    WINDOW w AS (PARTITION BY u ORDER BY ts, is_start DESC, message_id)
+),
+pairs AS (
+    SELECT is_start, ts, lag(ts) OVER w AS start_ts, lag(is_start) OVER w AS prev_is_start
+    FROM levels WHERE level > 0
+    WINDOW w AS (PARTITION BY u, level ORDER BY ts, is_start DESC, message_id)
+)
+SELECT {_PERIOD_OF_TS.format(col="start_ts")} AS period, count(*), sum(extract(epoch FROM ts - start_ts))
+FROM pairs
+WHERE NOT is_start AND prev_is_start AND start_ts >= %(start)s AND start_ts < %(end)s
+GROUP BY 1
+"""
+
+
+async def event_counts(conn: aiopg.Connection, *, account: str, start: datetime, end: datetime, group_by: str,
+                       user_id: str | None) -> dict[date, dict[str, int]]:
+    """Counts per period start and event name of the events in ``[start, end)``."""
+    params = {"account": account, "start": start, "end": end, "group_by": group_by, "user_id": user_id}
+    async with conn.cursor() as cur:
+        await cur.execute(METRICS_RAW if user_id is not None else METRICS_MIXED, params)
+        rows = await cur.fetchall()
+    out: dict[date, dict[str, int]] = {}
+    for period, event, count in rows:
+        out.setdefault(period, {})[event] = int(count)
+    return out
+
+
+async def session_totals(conn: aiopg.Connection, *, account: str, start: datetime, end: datetime, group_by: str,
+                         start_event: str, stop_event: str, user_id: str | None) -> dict[date, tuple[int, float]]:
+    """(session count, total seconds) per period start, for sessions starting in ``[start, end)``.
+
+    Events before ``start`` cannot change which stop closes a start inside the range (they sit
+    below it on the stack), so they are not read; later ones can, so they are.
+    """
+    params = {"account": account, "start": start, "end": end, "group_by": group_by, "start_event": start_event,
+              "stop_event": stop_event, "user_id": user_id}
+    async with conn.cursor() as cur:
+        await cur.execute(SESSIONS, params)
+        rows = await cur.fetchall()
+    return {period: (int(count), float(total)) for period, count, total in rows}
