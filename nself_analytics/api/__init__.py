@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import beacon, dashboard, docs, funnels, health, ingest, metrics, retention, stats
+from . import beacon, counters, dashboard, docs, funnels, health, ingest, metrics, quotas, retention, stats
 
 __all__ = ["ROUTE_TABLES"]
 
@@ -18,4 +18,6 @@ ROUTE_TABLES: list[web.RouteTableDef] = [
     funnels.routes,
     retention.routes,
     metrics.routes,
+    counters.routes,
+    quotas.routes,
 ]

@@ -1,0 +1,46 @@
+"""GET /counters/{event}: real-time counts from the Redis counters the ingest script increments.
+
+Per event, always: minute, hour, day and total. Per event and user (``user_id=``), only when
+ANALYTICS_QUOTA_ENABLED=true: minute, hour, day, month and total. A count is that of the current
+UTC period bucket, so it includes events still queued for Postgres.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from aiohttp import web
+
+from .. import params
+from ..auth import require_secret
+from ..counters import counter_key, period_bounds
+from ..errors import ApiError
+from ..keys import REDIS, SETTINGS
+
+routes = web.RouteTableDef()
+
+EVENT_PERIODS = ("minute", "hour", "day", "total")
+USER_PERIODS = ("minute", "hour", "day", "month", "total")
+
+
+@routes.get("/counters/{event}", name="counters")
+async def counters(request: web.Request) -> web.Response:
+    require_secret(request)
+    event = params.event_name(request.match_info["event"])
+    user_id = request.query.get("user_id", "").strip() or None
+    if user_id is not None and not request.config_dict[SETTINGS].quota_enabled:
+        raise ApiError(409, "Per-user counters need ANALYTICS_QUOTA_ENABLED=true")
+    allowed = USER_PERIODS if user_id is not None else EVENT_PERIODS
+    period = request.query.get("period", "").strip() or None
+    if period is not None and period not in allowed:
+        hint = " (month is counted per user only)" if period == "month" else ""
+        raise ApiError(400, f"Invalid period {period!r}: use one of {', '.join(allowed)}{hint}")
+    now = datetime.now(UTC)
+    periods = [period] if period else list(allowed)
+    values = await request.config_dict[REDIS].mget([counter_key(p, event, now, user_id) for p in periods])
+    counts = {p: int(v or 0) for p, v in zip(periods, values, strict=True)}
+    body: dict[str, object] = {"status": "success", "event": event, "user_id": user_id, "counts": counts}
+    if period:
+        _start, end = period_bounds(period, now)
+        body.update(period=period, count=counts[period], resets_at=end.isoformat() if end else None)
+    return web.json_response(body)
