@@ -9,6 +9,7 @@ recomputed, so their aggregates stay.
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 import aiopg
 import structlog
@@ -48,23 +49,37 @@ SELECT e.source_account_id, %(unit)s, c.bucket, e.event, count(*),
        count(DISTINCT coalesce(e.user_id, e.anonymous_id))
 FROM claimed c
 JOIN np_analytics_events e ON e.source_account_id = c.source_account_id
-     AND e.ts >= c.bucket AND e.ts < c.bucket + ('1 ' || %(unit)s)::interval
+     -- 24 hours, not '1 day': in a session time zone with DST a day can be 23 or 25 hours long
+     AND e.ts >= c.bucket
+     AND e.ts < c.bucket + CASE %(unit)s WHEN 'day' THEN interval '24 hours' ELSE interval '1 hour' END
 WHERE NOT e.is_bot
 GROUP BY e.source_account_id, c.bucket, e.event
+"""
+
+# Midnight UTC of the first day still kept raw (the day prune_partitions keeps): older hours are never
+# recomputed, as their raw events are (or are about to be) dropped and their aggregates must stay.
+# In UTC explicitly: date_trunc on a timestamptz would cut at midnight of the session's time zone.
+CUTOFF = """
+SELECT date_trunc('day', (coalesce(%(now)s, now()) AT TIME ZONE 'UTC') - make_interval(days => %(retention_days)s))
+       AT TIME ZONE 'UTC'
 """
 
 LAG = "SELECT coalesce(extract(epoch FROM now() - min(marked_at)), 0) FROM np_analytics_aggregate_dirty"
 
 
-async def materialize(conn: aiopg.Connection, retention_days: int, limit: int = 5000) -> int:
-    """Recompute aggregates of the dirty hours (and their days); return how many hours were claimed."""
+async def materialize(conn: aiopg.Connection, retention_days: int, limit: int = 5000,
+                      now: datetime | None = None) -> int:
+    """Recompute aggregates of the dirty hours (and their days); return how many hours were claimed.
+
+    Hours before the retention cutoff (counted back from ``now``, default the server's clock) are
+    claimed but not recomputed."""
     async with transaction(conn) as cur:
         await cur.execute(CLAIM_DIRTY, {"limit": limit})
         rows = await cur.fetchall()
         if not rows:
             return 0
         claimed = json.dumps([{"source_account_id": a, "hour": h.isoformat()} for a, h in rows])
-        await cur.execute("SELECT date_trunc('day', now() - make_interval(days => %s))", (retention_days,))
+        await cur.execute(CUTOFF, {"retention_days": retention_days, "now": now})
         (cutoff,) = await cur.fetchone()
         for unit in ("hour", "day"):
             params = {"unit": unit, "claimed": claimed, "cutoff": cutoff}

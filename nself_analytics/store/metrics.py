@@ -47,7 +47,7 @@ daily AS (
     UNION ALL
     SELECT d.day, e.event, count(*)
     FROM dirty_days d
-    JOIN np_analytics_events e ON e.ts >= d.day AND e.ts < d.day + interval '1 day'
+    JOIN np_analytics_events e ON e.ts >= d.day AND e.ts < d.day + interval '24 hours'  -- not '1 day': DST
     WHERE e.source_account_id = %(account)s AND NOT e.is_bot
     GROUP BY d.day, e.event
 )
