@@ -202,3 +202,78 @@ async def test_api_explorer_renders_offline(browser: Browser, live_service: Live
     assert await page.locator(".opblock").count() >= 30
     assert outside == []
     await context.close()
+
+
+def post_json(live: LiveService, path: str, body: Any) -> Any:
+    request = urllib.request.Request(f"{live.base_url}/analytics{path}", data=json.dumps(body).encode(),
+                                     headers={"Authorization": f"Bearer {live.write_key}",
+                                              "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)
+
+
+def get_json(live: LiveService, path: str, **params: Any) -> Any:
+    request = urllib.request.Request(f"{live.base_url}/analytics{path}?{urllib.parse.urlencode(params)}",
+                                     headers={"Authorization": f"Bearer {live.secret}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)
+
+
+async def test_dashboard_product_views(browser: Browser, live_service: LiveService) -> None:
+    tag = uuid.uuid4().hex[:6]
+    signup, activate, purchase = f"signup-{tag}", f"activate-{tag}", f"purchase-{tag}"
+    day1, day2, day3 = "2026-06-01", "2026-06-02", "2026-06-03"
+    events = []
+    # 4 users sign up on day 1, 2 on day 2; 3 activate at once and one a day later, 1 buys; the next day's
+    # activations are the returns of the retention table
+    for i, (user, day) in enumerate([(f"u{k}-{tag}", day1) for k in range(4)] + [(f"v{k}-{tag}", day2)
+                                                                                 for k in range(2)]):
+        events.append({"type": "track", "event": signup, "userId": user, "timestamp": f"{day}T10:00:00Z"})
+        if i < 3:
+            events.append({"type": "track", "event": activate, "userId": user, "timestamp": f"{day}T10:05:00Z"})
+        if i == 0:
+            events.append({"type": "track", "event": purchase, "userId": user, "timestamp": f"{day}T11:00:00Z"})
+        if i in (0, 1, 4):
+            events.append({"type": "track", "event": activate, "userId": user,
+                           "timestamp": f"{day2 if day == day1 else day3}T09:00:00Z"})
+    assert post_json(live_service, "/batch", {"batch": events})["accepted"] == len(events)
+    funnel_params = {"steps": f"{signup},{activate},{purchase}", "start_date": day1, "end_date": day3}
+    await wait_for(lambda: get_json(live_service, "/funnel", **funnel_params)["steps"][0]["users"] == 6)
+
+    context = await browser.new_context(viewport={"width": 1280, "height": 1200})
+    dash = await context.new_page()
+    await dash.goto(f"{live_service.base_url}/analytics/dashboard")
+    await dash.fill("#site", "product.test")
+    await dash.fill("#token", live_service.secret)
+    await dash.click("#login button[type=submit]")
+    await dash.click(".tabs button[data-tab=product]")
+    await dash.fill("#funnel-steps", f"{signup}, {activate}, {purchase}")
+    await dash.fill("#funnel-start", day1)
+    await dash.fill("#funnel-end", day3)
+    await dash.click("#funnel-form button[type=submit]")
+    await dash.wait_for_selector("#funnel-chart svg rect.bar")
+    bars = await dash.eval_on_selector_all("#funnel-chart svg rect.bar",
+                                           "els => els.map(e => [e.dataset.label, +e.dataset.value])")
+    assert bars == [[signup, 6], [activate, 4], [purchase, 1]]
+    widths = await dash.eval_on_selector_all("#funnel-chart svg rect.bar",
+                                             "els => els.map(e => +e.getAttribute('width'))")
+    assert widths[0] > widths[1] > widths[2] > 0
+    rows = await dash.eval_on_selector_all("#funnel-table tbody tr", "rows => rows.map(r => r.cells[2].textContent)")
+    assert rows == ["100.0%", "66.7%", "16.7%"]
+
+    await dash.fill("#retention-start", day1)
+    await dash.fill("#retention-end", day2)
+    await dash.select_option("#retention-period", "day")
+    await dash.fill("#retention-start-event", signup)
+    await dash.fill("#retention-return-event", activate)
+    await dash.click("#retention-form button[type=submit]")
+    await dash.wait_for_selector("#retention-table tbody tr td[data-rate]")
+    table = await dash.eval_on_selector_all(
+        "#retention-table tbody tr",
+        "rows => rows.map(r => [r.cells[0].textContent, r.cells[1].textContent, "
+        "[...r.querySelectorAll('td[data-rate]')].slice(0, 2).map(c => +c.dataset.rate)])")
+    assert table == [[day1, "4", [1.0, 0.5]], [day2, "2", [1.0, 0.5]]]
+    shades = await dash.eval_on_selector_all("#retention-table td[data-rate]",
+                                             "els => els.map(e => e.style.backgroundColor)")
+    assert len(set(shades)) >= 2  # shaded by rate
+    await context.close()
