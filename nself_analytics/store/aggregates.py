@@ -9,7 +9,7 @@ recomputed, so their aggregates stay.
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import aiopg
 import structlog
@@ -42,18 +42,19 @@ DELETE FROM np_analytics_aggregates a USING claimed c
 WHERE a.granularity = %(unit)s AND a.source_account_id = c.source_account_id AND a.bucket = c.bucket
 """
 
+# One scan of [lo, hi) (bounds known when planning, so only those partitions are read) feeding a
+# hash semi-join on the claimed buckets: a per-bucket join read the events once per bucket, which
+# took minutes (past the statement timeout, so a backlog never cleared) for a few thousand hours.
 INSERT_BUCKETS = f"""
 WITH {_CLAIMED}
 INSERT INTO np_analytics_aggregates (source_account_id, granularity, bucket, event, count, users)
-SELECT e.source_account_id, %(unit)s, c.bucket, e.event, count(*),
+SELECT e.source_account_id, %(unit)s, b.bucket, e.event, count(*),
        count(DISTINCT coalesce(e.user_id, e.anonymous_id))
-FROM claimed c
-JOIN np_analytics_events e ON e.source_account_id = c.source_account_id
-     -- 24 hours, not '1 day': in a session time zone with DST a day can be 23 or 25 hours long
-     AND e.ts >= c.bucket
-     AND e.ts < c.bucket + CASE %(unit)s WHEN 'day' THEN interval '24 hours' ELSE interval '1 hour' END
-WHERE NOT e.is_bot
-GROUP BY e.source_account_id, c.bucket, e.event
+FROM np_analytics_events e
+CROSS JOIN LATERAL (SELECT date_trunc(%(unit)s, e.ts AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS bucket) AS b
+WHERE e.ts >= %(lo)s AND e.ts < %(hi)s AND NOT e.is_bot
+  AND (e.source_account_id, b.bucket) IN (SELECT source_account_id, bucket FROM claimed)
+GROUP BY e.source_account_id, b.bucket, e.event
 """
 
 # Midnight UTC of the first day still kept raw (the day prune_partitions keeps): older hours are never
@@ -65,6 +66,16 @@ SELECT date_trunc('day', (coalesce(%(now)s, now()) AT TIME ZONE 'UTC') - make_in
 """
 
 LAG = "SELECT coalesce(extract(epoch FROM now() - min(marked_at)), 0) FROM np_analytics_aggregate_dirty"
+
+
+def _bounds(hours: list[datetime], unit: str) -> tuple[datetime | None, datetime | None]:
+    """The instants [lo, hi) covering the buckets of ``unit`` holding ``hours`` (None, None: no hours)."""
+    if not hours:
+        return None, None
+    lo, hi = min(hours).astimezone(UTC), max(hours).astimezone(UTC)
+    if unit == "day":
+        return lo.replace(hour=0), hi.replace(hour=0) + timedelta(days=1)
+    return lo, hi + timedelta(hours=1)
 
 
 async def materialize(conn: aiopg.Connection, retention_days: int, limit: int = 5000,
@@ -81,8 +92,10 @@ async def materialize(conn: aiopg.Connection, retention_days: int, limit: int = 
         claimed = json.dumps([{"source_account_id": a, "hour": h.isoformat()} for a, h in rows])
         await cur.execute(CUTOFF, {"retention_days": retention_days, "now": now})
         (cutoff,) = await cur.fetchone()
+        hours = [h for _a, h in rows if h >= cutoff]
         for unit in ("hour", "day"):
-            params = {"unit": unit, "claimed": claimed, "cutoff": cutoff}
+            lo, hi = _bounds(hours, unit)
+            params = {"unit": unit, "claimed": claimed, "cutoff": cutoff, "lo": lo, "hi": hi}
             await cur.execute(DELETE_BUCKETS, params)
             await cur.execute(INSERT_BUCKETS, params)
     log.info("aggregates_materialized", hours=len(rows))
