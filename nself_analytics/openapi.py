@@ -127,7 +127,8 @@ STATS_PARAMS = [
            {"type": "string", "enum": ["mobile", "tablet", "desktop"]}),
 ]
 STATS_SUMMARIES = {
-    "pageviews": "Page views, sessions and visitors", "pages": "Top pages", "referrers": "Top referring domains",
+    "pageviews": "Page views, sessions and visitors (a visitor: user id, anonymous id, else the day's IP hash)",
+    "pages": "Top pages", "referrers": "Top referring domains",
     "timeseries": "Page views and sessions per day (UTC), every day of the range",
     "devices": "Page views by device (mobile, tablet, desktop)", "languages": "Page views by browser language",
     "browsers": "Page views by browser", "os": "Page views by operating system", "countries": "Page views by country",

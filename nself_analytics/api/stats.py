@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -105,8 +106,8 @@ async def _answer(request: web.Request, reader: Reader, *, max_days: int | None 
     query = parse_query(request.query)
     if active:  # the last few minutes, whatever the range asked
         now = time.time()
-        query = WebQuery(**{**query.__dict__, "start": datetime.fromtimestamp(now - ACTIVE_WINDOW_SECONDS, UTC),
-                            "end": datetime.fromtimestamp(now + 60, UTC)})
+        query = replace(query, start=datetime.fromtimestamp(now - ACTIVE_WINDOW_SECONDS, UTC),
+                        end=datetime.fromtimestamp(now + 60, UTC))
     if max_days is not None and (query.end - query.start).total_seconds() > max_days * 86_400:
         raise ApiError(400, f"The range is limited to {max_days} days")
     async with request.config_dict[PG_POOL].acquire() as conn:
