@@ -52,10 +52,10 @@ def queries(today: datetime) -> dict[str, Query]:
     acct = "primary"
 
     def retention(start: datetime, period: str, periods: int, start_event: str | None = None) -> Query:
-        first, last = period_floor(start.date(), period), period_floor(today.date(), period)
+        last = period_floor(today.date(), period)
         return lambda c: run_retention(
             c, account=acct, start=start, end=end, period=period, periods=periods,
-            return_start=midnight(add_periods(first, period, 1)), horizon=midnight(add_periods(last, period, periods)),
+            horizon=midnight(add_periods(last, period, periods)),
             start_event=start_event, return_event=None)
 
     return {

@@ -38,7 +38,7 @@ async def retention(request: web.Request) -> web.Response:
     async with request.config_dict[PG_POOL].acquire() as conn:
         counts = await run_retention(
             conn, account=account, start=dates.start, end=dates.end, period=period, periods=periods,
-            return_start=params.midnight(params.add_periods(first, period, 1)), horizon=params.midnight(horizon),
+            horizon=params.midnight(horizon),
             start_event=start_event, return_event=return_event)
     current = params.period_floor(datetime.now(UTC).date(), period)
     rows = []

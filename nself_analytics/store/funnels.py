@@ -63,7 +63,7 @@ nxt AS MATERIALIZED (
 attempts AS (SELECT u, bv, ts AS t0, nts AS t2 FROM nxt WHERE j = 1 AND ts >= %(start)s AND ts < %(end)s),
 -- attempts sharing (user, value, t2) share their path after step 1: the latest start reaches furthest
 grp AS MATERIALIZED (
-    SELECT row_number() OVER () AS gid, u, bv, t2, max(t0) AS smax, array_agg(t0 ORDER BY t0) AS starts
+    SELECT row_number() OVER () AS gid, u, bv, t2, max(t0) AS smax, array_agg(t0) AS starts
     FROM attempts GROUP BY u, bv, t2
 ),
 chain (gid, u, smax, j, ts) AS (

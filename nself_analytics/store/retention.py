@@ -19,51 +19,57 @@ __all__ = ["run_retention"]
 
 QUERY_SETTINGS = "SET LOCAL work_mem = '64MB'"
 
-# k: whole periods between the cohort period and the return event's period
+# From the range start on, per user and period: the first start event and whether a return event
+# happened. A user's cohort is the period of their first start event, unless they had one before
+# the range (``earlier``: an index range scan when the start event is named).
 RETENTION = """
-WITH firsts AS (
-    SELECT coalesce(e.user_id, e.anonymous_id) COLLATE "C" AS u, min(e.ts) AS first_ts
+WITH up AS (
+    SELECT coalesce(e.user_id, e.anonymous_id) COLLATE "C" AS u,
+           date_trunc(%(period)s, e.ts AT TIME ZONE 'UTC')::date AS p,
+           min(e.ts) FILTER (WHERE %(start_event)s::text IS NULL OR e.event = %(start_event)s::text) AS first_start,
+           bool_or(%(return_event)s::text IS NULL OR e.event = %(return_event)s::text) AS returned
     FROM np_analytics_events e
-    WHERE e.source_account_id = %(account)s AND NOT e.is_bot AND e.ts < %(end)s
+    WHERE e.source_account_id = %(account)s AND NOT e.is_bot AND e.ts >= %(start)s AND e.ts < %(horizon)s
+      AND coalesce(e.user_id, e.anonymous_id) IS NOT NULL
+    GROUP BY 1, 2
+),
+earlier AS (
+    SELECT DISTINCT coalesce(e.user_id, e.anonymous_id) COLLATE "C" AS u
+    FROM np_analytics_events e
+    WHERE e.source_account_id = %(account)s AND NOT e.is_bot AND e.ts < %(start)s
       AND (%(start_event)s::text IS NULL OR e.event = %(start_event)s::text)
       AND coalesce(e.user_id, e.anonymous_id) IS NOT NULL
-    GROUP BY 1
-    HAVING min(e.ts) >= %(start)s
 ),
 cohorts AS (
-    SELECT u, date_trunc(%(period)s, first_ts AT TIME ZONE 'UTC')::date AS cohort FROM firsts
+    SELECT up.u, date_trunc(%(period)s, min(up.first_start) AT TIME ZONE 'UTC')::date AS cohort
+    FROM up
+    WHERE NOT EXISTS (SELECT 1 FROM earlier x WHERE x.u = up.u)
+    GROUP BY up.u
+    HAVING min(up.first_start) < %(end)s
 ),
-returns AS (
-    SELECT DISTINCT c.u, c.cohort, date_trunc(%(period)s, e.ts AT TIME ZONE 'UTC')::date AS p
-    FROM np_analytics_events e
-    JOIN cohorts c ON c.u = coalesce(e.user_id, e.anonymous_id) COLLATE "C"
-    WHERE e.source_account_id = %(account)s AND NOT e.is_bot
-      AND e.ts >= %(return_start)s AND e.ts < %(horizon)s
-      AND (%(return_event)s::text IS NULL OR e.event = %(return_event)s::text)
-),
+-- k: whole periods between the cohort period and the return event's period
 indexed AS (
-    SELECT cohort, CASE %(period)s
-        WHEN 'month' THEN (extract(year FROM p) * 12 + extract(month FROM p)
-                           - extract(year FROM cohort) * 12 - extract(month FROM cohort))::int
-        WHEN 'week' THEN (p - cohort) / 7
-        ELSE p - cohort END AS k
-    FROM returns
+    SELECT c.cohort, CASE %(period)s
+        WHEN 'month' THEN (extract(year FROM up.p) * 12 + extract(month FROM up.p)
+                           - extract(year FROM c.cohort) * 12 - extract(month FROM c.cohort))::int
+        WHEN 'week' THEN (up.p - c.cohort) / 7
+        ELSE up.p - c.cohort END AS k
+    FROM up JOIN cohorts c ON c.u = up.u
+    WHERE up.returned AND up.p > c.cohort
 )
 SELECT cohort, 0 AS k, count(*) FROM cohorts GROUP BY cohort
 UNION ALL
-SELECT cohort, k, count(*) FROM indexed WHERE k >= 1 AND k < %(periods)s GROUP BY cohort, k
+SELECT cohort, k, count(*) FROM indexed WHERE k < %(periods)s GROUP BY cohort, k
 """
 
 
 async def run_retention(conn: aiopg.Connection, *, account: str, start: datetime, end: datetime, period: str,
-                        periods: int, return_start: datetime, horizon: datetime, start_event: str | None,
+                        periods: int, horizon: datetime, start_event: str | None,
                         return_event: str | None) -> dict[tuple[date, int], int]:
-    """Counts per (cohort period start, k); k = 0 is the cohort size. Return events are read in
-    ``[return_start, horizon)`` (the first period after the first cohort, to the end of the last
-    cohort's last column)."""
+    """Counts per (cohort period start, k); k = 0 is the cohort size. Events are read up to
+    ``horizon`` (the end of the last cohort's last column)."""
     params = {"account": account, "start": start, "end": end, "period": period, "periods": periods,
-              "return_start": return_start, "horizon": horizon, "start_event": start_event,
-              "return_event": return_event}
+              "horizon": horizon, "start_event": start_event, "return_event": return_event}
     async with transaction(conn) as cur:
         await cur.execute(QUERY_SETTINGS)
         await cur.execute(RETENTION, params)
