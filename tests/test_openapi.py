@@ -155,3 +155,83 @@ async def test_deeply_nested_ingest_body_is_400(client: Any, auth: Any) -> None:
     response = await client.post("/analytics/track", data=b'{"a":' * 50_000, headers=auth["write"])
     assert response.status == 400
     assert await response.json() == {"status": "error", "message": "Invalid JSON body"}
+
+
+# --- documented responses are the real ones --------------------------------------------------------
+
+def check_response(doc: dict[str, Any], method: str, path: str, status: int, body: Any) -> None:
+    """Validate ``body`` against the schema the document gives for this operation and status."""
+    operation = doc["paths"][path][method.lower()]
+    assert str(status) in operation["responses"], (method, path, status, body)
+    target = operation["responses"][str(status)]["content"]["application/json"]["schema"]
+    schema = {"$ref": "#/components/schemas/__target",
+              "components": {"schemas": {**doc["components"]["schemas"], "__target": target}}}
+    errors = [e.message for e in jsonschema_rs.Draft202012Validator(schema).iter_errors(body)]
+    assert not errors, (method, path, status, errors, body)
+
+
+async def test_successful_responses_match_the_document(make_client: Any, settings: Any, auth: Any,
+                                                       drain: Any) -> None:
+    client = await make_client(settings.with_(quota_enabled=True))
+    doc = await fetch_doc(client)
+    secret, write = auth["secret"], auth["write"]
+    calls: list[tuple[str, str, str, dict[str, Any]]] = [
+        ("POST", "/track", "/track", {"json": {"event": "signup", "user_id": "u1", "timestamp": "2026-06-01T10:00:00Z"},
+                                      "headers": write}),
+        ("POST", "/batch", "/batch", {"json": {"batch": [
+            {"type": "track", "event": "activate", "userId": "u1", "timestamp": "2026-06-01T11:00:00Z"},
+            {"type": "track", "event": "play", "userId": "u1", "timestamp": "2026-06-01T11:00:00Z"},
+            {"type": "track", "event": "stop", "userId": "u1", "timestamp": "2026-06-01T11:05:00Z"},
+            {"type": "identify", "userId": "u1", "traits": {"plan": "free"}},
+            {"type": "page", "anonymousId": "a", "properties": {"url": "https://s.io/x"}}]}, "headers": write}),
+        ("POST", "/identify", "/identify", {"json": {"user_id": "u1", "traits": {"plan": "free"}}, "headers": write}),
+        ("POST", "/v1/track", "/v1/track", {"json": {"event": "e", "userId": "u1"}, "headers": write}),
+        ("POST", "/hit", "/hit", {"data": json.dumps({"site": "s.io", "path": "/", "session_id": "s"})}),
+        ("GET", "/health", "/health", {}),
+    ]
+    for method, path, url, kwargs in calls:
+        response = await client.request(method, "/analytics" + url, **kwargs)
+        check_response(doc, method, path, response.status, await response.json())
+    await drain()
+    dates = {"start_date": "2026-06-01", "end_date": "2026-06-07"}
+    created = await client.post("/analytics/funnels", headers=secret,
+                                json={"name": "f", "steps": ["signup", "activate"], "window": "1d"})
+    funnel = await created.json()
+    check_response(doc, "POST", "/funnels", created.status, funnel)
+    rule = await client.post("/analytics/quotas", headers=secret,
+                             json={"event": "play", "limit": 0, "period": "day", "segment": {"plan": "free"}})
+    quota = await rule.json()
+    check_response(doc, "POST", "/quotas", rule.status, quota)
+    reads = [
+        ("GET", "/funnel", "/funnel", {"params": {"steps": "signup,activate", **dates, "breakdown": "plan"}}),
+        ("GET", "/funnel", "/funnel", {"params": {"funnel_id": str(funnel["funnel"]["id"]), **dates}}),
+        ("GET", "/funnels", "/funnels", {}),
+        ("GET", "/funnels/{id}", f"/funnels/{funnel['funnel']['id']}", {}),
+        ("GET", "/retention", "/retention", {"params": {**dates, "period": "day"}}),
+        ("GET", "/counters/{event}", "/counters/play", {"params": {"period": "day"}}),
+        ("GET", "/counters/{event}", "/counters/play", {"params": {"user_id": "u1"}}),
+        ("GET", "/metrics", "/metrics", {"params": dates}),
+        ("GET", "/sessions", "/sessions", {"params": dates}),
+        ("GET", "/quotas", "/quotas", {}),
+        ("GET", "/quotas/{id}", f"/quotas/{quota['quota']['id']}", {}),
+        ("PUT", "/quotas/{id}", f"/quotas/{quota['quota']['id']}",
+         {"json": {"event": "play", "limit": 0, "period": "hour"}}),
+        ("POST", "/quota/check", "/quota/check", {"json": {"user_id": "u1", "event": "play"}}),
+        ("GET", "/quotas/violations", "/quotas/violations", {}),
+        *[("GET", f"/api/{name}", f"/api/{name}", {"params": {"site": "s.io"}}) for name in (
+            "pageviews", "pages", "referrers", "timeseries", "devices", "languages", "browsers", "os", "countries",
+            "hostnames", "active", "entry-pages", "exit-pages", "bounce-rates", "peak-hours", "screen-widths",
+            "session-duration")],
+        ("DELETE", "/funnels/{id}", f"/funnels/{funnel['funnel']['id']}", {}),
+        ("DELETE", "/quotas/{id}", f"/quotas/{quota['quota']['id']}", {}),
+        ("GET", "/funnels/{id}", f"/funnels/{funnel['funnel']['id']}", {}),  # 404 now
+    ]
+    statuses = []
+    for method, path, url, kwargs in reads:
+        response = await client.request(method, "/analytics" + url, headers=secret, **kwargs)
+        statuses.append(response.status)
+        check_response(doc, method, path, response.status, await response.json())
+    assert statuses.count(200) == len(reads) - 1 and statuses[-1] == 404
+    # and the documented error shape for a rejected read
+    response = await client.get("/analytics/retention", headers=secret)
+    check_response(doc, "GET", "/retention", response.status, await response.json())
