@@ -12,11 +12,11 @@ from ..auth import require_secret
 from ..errors import ApiError
 from ..keys import PG_POOL
 from ..store import saved_funnels
-from ..store.funnels import MAX_BREAKDOWN_VALUES, FunnelGroup, run_funnel
+from ..store.funnels import MAX_BREAKDOWN_VALUES, MAX_STEPS, FunnelGroup, run_funnel
 
 routes = web.RouteTableDef()
 
-MIN_STEPS, MAX_STEPS = 2, 20
+MIN_STEPS = 2
 DEFAULT_WINDOW = "7d"
 MAX_WINDOW_SECONDS = 90 * 86400
 

@@ -7,11 +7,13 @@ counts once, at the furthest step any of their attempts reaches. The times repor
 one attempt per user: the attempt reaching furthest, the earliest-starting such one. Bot events
 are left out.
 
-How: ``nxt`` holds, for every event that can be step k, the time of the first step-(k+1) event
-strictly after it. It comes from one window pass (a reverse running ``min``) over the events of
-each user and step, sources and targets sorted together. A recursive CTE then walks each attempt
-through ``nxt`` with hash joins, at most one iteration per step. With a breakdown property, each
-attempt is also grouped by that property of its step-1 event: a user counts once per value.
+How: one window pass over the matching events of each user, newest first, gives every event the
+time of the first later event of each step (``nx``; a frame of later peer groups only, so ties are
+never "after"). Attempts sharing their step-2 event share their path from there on, so a recursive
+CTE walks one path per such group (with its latest start, the one that gets furthest) through
+hash joins, one iteration per step; the earliest start of the group that reaches as far is then
+picked from the group's starts. With a breakdown property, attempts are grouped by that property
+of their step-1 event too: a user counts once per value. Steps: at most ``MAX_STEPS``.
 """
 
 from __future__ import annotations
@@ -23,14 +25,17 @@ import aiopg
 
 from .tx import transaction
 
-__all__ = ["MAX_BREAKDOWN_VALUES", "FunnelGroup", "FunnelResult", "StepStats", "run_funnel"]
+__all__ = ["MAX_BREAKDOWN_VALUES", "MAX_STEPS", "FunnelGroup", "FunnelResult", "StepStats", "run_funnel"]
 
 MAX_BREAKDOWN_VALUES = 50
 
 # The intermediate sets (one row per matching event) are sorted and hashed; keep that in memory.
 QUERY_SETTINGS = "SET LOCAL work_mem = '64MB'"
 
-FUNNEL = """
+MAX_STEPS = 20
+_NEXT_COLUMNS = ", ".join(f"min(ts) FILTER (WHERE j = {k}) OVER w" for k in range(2, MAX_STEPS + 1))
+
+FUNNEL = f"""
 WITH RECURSIVE
 ev AS (
     SELECT coalesce(e.user_id, e.anonymous_id) COLLATE "C" AS u, e.ts, e.event,
@@ -44,23 +49,17 @@ m AS (
     SELECT ev.u, ev.ts, ev.bv, s.j::int AS j
     FROM ev JOIN unnest(%(steps)s::text[]) WITH ORDINALITY AS s(name, j) ON s.name = ev.event
 ),
--- sources (a possible step k, keyed k+1) and targets (a step k+1) of one user sorted by time
--- descending, sources first on ties: the running min over targets is the next one strictly later
-nxt AS MATERIALIZED (
-    SELECT u, key - 1 AS j, ts, bv, nts FROM (
-        SELECT u, key, ts, bv, src,
-               min(ts) FILTER (WHERE NOT src) OVER (PARTITION BY u, key ORDER BY ts DESC, src DESC) AS nts
-        FROM (SELECT u, 2 AS key, ts, bv, true AS src FROM m WHERE j = 1
-              UNION ALL
-              -- later steps must be unique per (user, step, time) for the walk below
-              SELECT DISTINCT u, j + 1, ts, NULL, true FROM m WHERE j > 1 AND j < %(n)s
-              UNION ALL
-              SELECT u, j, ts, NULL, false FROM m WHERE j > 1) AS x
-    ) AS y
-    WHERE src
+-- per matching event: the time of the first event of each step k strictly later (the frame ends
+-- one peer group before the current row: later times only, ties excluded), then that of step j+1
+nx AS MATERIALIZED (
+    SELECT u, ts, bv, j, (ARRAY[{_NEXT_COLUMNS}])[j] AS nts
+    FROM m
+    WINDOW w AS (PARTITION BY u ORDER BY ts DESC GROUPS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
 ),
 -- attempts: one per step-1 event in range; t2 = its step-2 candidate (the first one after it)
-attempts AS (SELECT u, bv, ts AS t0, nts AS t2 FROM nxt WHERE j = 1 AND ts >= %(start)s AND ts < %(end)s),
+attempts AS (SELECT u, bv, ts AS t0, nts AS t2 FROM nx WHERE j = 1 AND ts >= %(start)s AND ts < %(end)s),
+-- later steps, unique per (user, step, time) for the walk below
+nxt AS MATERIALIZED (SELECT DISTINCT u, j, ts, nts FROM nx WHERE j > 1 AND nts IS NOT NULL),
 -- attempts sharing (user, value, t2) share their path after step 1: the latest start reaches furthest
 grp AS MATERIALIZED (
     SELECT row_number() OVER () AS gid, u, bv, t2, max(t0) AS smax, array_agg(t0) AS starts
