@@ -206,3 +206,24 @@ async def test_metrics_and_sessions_need_the_secret(client: Any, auth: Any, path
     params = {"start_date": "2025-01-01", "end_date": "2025-01-02"}
     for headers in ({}, auth["write"]):
         assert (await client.get(path, headers=headers, params=params)).status == 401
+
+
+async def test_queries_are_per_source_account(client: Any, auth: Any, pool_conn: Any) -> None:
+    t = BASE + timedelta(hours=1)
+    await insert(pool_conn, [Ev("u1", t, "play"), Ev("u1", t + MINUTE, "stop"),
+                             Ev("u2", t, "play", account="app-b"), Ev("u2", t + 2 * MINUTE, "stop", account="app-b"),
+                             Ev("u3", t, "pause", account="app-b")])
+    params = {"start_date": "2025-01-01", "end_date": "2025-01-01"}
+    other = {**auth["secret"], "X-Source-Account-Id": "app-b"}
+    metrics = {name: (await (await client.get("/analytics/metrics", headers=headers, params=params)).json())["data"]
+               for name, headers in (("primary", auth["secret"]), ("app-b", other))}
+    assert metrics == {"primary": [{"date": "2025-01-01", "play": 1, "stop": 1}],
+                       "app-b": [{"date": "2025-01-01", "pause": 1, "play": 1, "stop": 1}]}
+    sessions = await (await client.get("/analytics/sessions", headers=other, params=params)).json()
+    assert sessions["data"][0]["totalDuration"] == 120.0
+    retention = await (await client.get("/analytics/retention", headers=other,
+                                        params={**params, "period": "day"})).json()
+    assert retention["data"][0]["size"] == 2
+    bad = await client.get("/analytics/metrics", headers={**auth["secret"], "X-Source-Account-Id": "a b"},
+                           params=params)
+    assert bad.status == 400 and "X-Source-Account-Id" in (await bad.json())["message"]
