@@ -52,6 +52,8 @@ async def test_beacon_script_is_small_minified_and_cacheable(client: Any) -> Non
     assert body == BEACON_PATH.read_bytes()
     assert response.headers["Content-Type"] == "application/javascript; charset=utf-8"
     assert response.headers["Cache-Control"] == "public, max-age=3600"
+    assert response.headers["Cross-Origin-Resource-Policy"] == "cross-origin"
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
     text = body.decode()
     assert text.count("\n") <= 1 and "/*" not in text  # minified: no comments, one line
     for needle in ("sessionStorage", "pushState", "replaceState", "popstate", "sendBeacon", "keepalive",

@@ -42,7 +42,9 @@ def _beacon() -> tuple[bytes, str]:
 async def beacon(request: web.Request) -> web.Response:
     """The page-view beacon script (minified, under 2 KB)."""
     body, etag = _beacon()
-    headers = {"Cache-Control": BEACON_CACHE, "ETag": etag, "X-Content-Type-Options": "nosniff"}
+    # Embeddable by any site, including ones that isolate themselves (COEP) or load it with crossorigin/SRI.
+    headers = {"Cache-Control": BEACON_CACHE, "ETag": etag, "X-Content-Type-Options": "nosniff",
+               "Cross-Origin-Resource-Policy": "cross-origin", "Access-Control-Allow-Origin": "*"}
     if etag in request.headers.get("If-None-Match", ""):
         return web.Response(status=304, headers=headers)
     return web.Response(body=body, content_type="application/javascript", charset="utf-8", headers=headers)
