@@ -131,28 +131,22 @@ class Drainer:
             raise
 
     async def _commit(self, entries: list[tuple[str, dict[str, str]]]) -> int:
-        events: list[str] = []  # the stream payloads as they are: joined into one JSON array, not re-encoded
-        identifies: list[dict[str, Any]] = []
+        rows: list[tuple[str, str, dict[str, Any]]] = []  # (entry id, payload as sent, parsed payload)
         dead: list[tuple[str, str]] = []
         days: set[date] = set()
         for entry_id, fields in entries:
             raw = fields.get("e", "")
             try:
                 item = json.loads(raw)
-                if item.get("type") == "identify":
-                    identifies.append(item)
-                else:
+                if item.get("type") != "identify":
                     days.add(_parse_ts(item["ts"]).astimezone(UTC).date())
-                    events.append(raw)
+                rows.append((entry_id, raw, item))
             except (ValueError, AttributeError, KeyError, TypeError):
                 dead.append((entry_id, raw))
         async with self.pool.acquire() as conn:
             await ensure_partitions(conn, days)
-            try:
-                stored = await write_payload(conn, "[" + ",".join(events) + "]", identifies)
-            except psycopg2.errors.CheckViolation:
-                forget_partitions()  # a partition was dropped behind our back (pruned elsewhere): recreate it
-                raise
+            stored, rejected = await self._write(conn, rows)
+        dead += rejected
         ids = [entry_id for entry_id, _ in entries]
         async with self.redis.pipeline(transaction=True) as pipe:
             for entry_id, raw in dead:
@@ -161,8 +155,32 @@ class Drainer:
             pipe.xdel(STREAM_KEY, *ids)
             await pipe.execute()
         self.stored += stored
-        log.info("batch_flushed", entries=len(ids), stored=stored, identifies=len(identifies), dead=len(dead))
+        log.info("batch_flushed", entries=len(ids), stored=stored, dead=len(dead))
+        if dead:
+            log.warning("entries_dead_lettered", count=len(dead), key=DEAD_LETTER_KEY)
         return len(ids)
+
+    async def _write(self, conn: aiopg.Connection,
+                     rows: list[tuple[str, str, dict[str, Any]]]) -> tuple[int, list[tuple[str, str]]]:
+        """Write rows in one statement; if Postgres refuses their data, split the batch to find the
+        entries it refuses, and return those to be dead-lettered (the rest are stored: writes are idempotent)."""
+        if not rows:
+            return 0, []
+        events = [raw for _id, raw, item in rows if item.get("type") != "identify"]
+        identifies = [item for _id, _raw, item in rows if item.get("type") == "identify"]
+        try:
+            # the stream payloads as they are: joined into one JSON array, not re-encoded
+            return await write_payload(conn, "[" + ",".join(events) + "]", identifies), []
+        except psycopg2.errors.CheckViolation:
+            forget_partitions()  # a partition was dropped behind our back (pruned elsewhere): recreate it
+            raise
+        except (psycopg2.DataError, psycopg2.IntegrityError) as exc:
+            if len(rows) == 1:
+                log.warning("entry_rejected", entry=rows[0][0], error=str(exc).strip()[:300])
+                return 0, [(rows[0][0], rows[0][1])]
+        half = len(rows) // 2
+        first, second = await self._write(conn, rows[:half]), await self._write(conn, rows[half:])
+        return first[0] + second[0], first[1] + second[1]
 
     async def drain_until_empty(self) -> int:
         """Drain until the stream holds nothing this consumer can take (tests and graceful stop)."""

@@ -20,7 +20,7 @@ from nself_analytics.keys import ANALYTICS_APP, DRAIN_GROUP, PG_POOL, REDIS, STR
 from nself_analytics.migrate import apply_migrations
 from nself_analytics.store.events import write_batch
 from nself_analytics.store.partitions import ensure_partitions, forget_partitions
-from nself_analytics.worker import Drainer
+from nself_analytics.worker import DEAD_LETTER_KEY, Drainer
 
 from .chaos_ingest import run_chaos
 from .conftest import SECRET, WRITE_KEY, free_port, pg_execute, start_service, stop_service, wait_for, wait_healthy
@@ -159,3 +159,24 @@ def test_chaos_small(tmp_path: Path) -> None:
     assert result["restarts"] == 2
     assert (result["stored"], result["distinct"]) == (3000, 3000)
     assert result["exactly_once"] is True
+
+
+async def test_entries_postgres_refuses_are_dead_lettered(client: Any, settings: Any, auth: Any) -> None:
+    """An entry Postgres cannot store must not block the stream: its batch-mates are stored, it is set aside."""
+    assert (await client.post("/analytics/batch", headers=auth["write"], json=batch(30, "pp"))).status == 202
+    sub = client.app[ANALYTICS_APP]
+    r = sub[REDIS]
+    good = {"type": "track", "event": "pp", "user_id": "x", "ts": "2026-11-21T08:00:00+00:00",
+            "message_id": str(uuid.uuid4())}
+    await r.xadd(STREAM_KEY, {"e": json.dumps({**good, "message_id": str(uuid.uuid4()), "screen_width": 99999})})
+    await r.xadd(STREAM_KEY, {"e": json.dumps({**good, "message_id": str(uuid.uuid4()), "event": None})})
+    await r.xadd(STREAM_KEY, {"e": "not json"})
+    await r.xadd(STREAM_KEY, {"e": json.dumps(good)})
+    drainer = Drainer(sub[PG_POOL], r, settings)
+    assert await drainer.drain_until_empty() == 34
+    assert counts(settings.database_url, "pp") == (31, 31)
+    dead = await r.xrange(DEAD_LETTER_KEY)
+    assert len(dead) == 3
+    assert sorted(json.loads(f["e"]).get("screen_width", 0) if f["e"].startswith("{") else -1
+                  for _id, f in dead) == [-1, 0, 99999]
+    assert await r.xlen(STREAM_KEY) == 0
