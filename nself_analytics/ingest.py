@@ -40,6 +40,32 @@ def sampled_in(user_key: str, rate: float) -> bool:
     return int.from_bytes(digest[:8], "big") / 2**64 < rate
 
 
+# Context fields already held in their own columns (site/path/referrer, language, screen_width, device/browser/os):
+# not stored twice. The raw user agent is not kept at all: its classification is, and the full string is both the
+# largest field of a typical SDK event (~110 bytes) and a fingerprinting aid.
+_COLUMN_CONTEXT = {"userAgent": None, "locale": None, "page": ("url", "path", "referrer"), "screen": ("width",)}
+
+
+def _slim_context(context: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not context:
+        return None
+    slim = dict(context)
+    for key, fields in _COLUMN_CONTEXT.items():
+        if key not in slim:
+            continue
+        value = slim[key]
+        if fields is None or not isinstance(value, dict):
+            if fields is None:
+                del slim[key]
+            continue
+        rest = {k: v for k, v in value.items() if k not in fields}
+        if rest:
+            slim[key] = rest
+        else:
+            del slim[key]
+    return slim or None
+
+
 class Ingestor:
     """Turns normalized messages into queued stream entries."""
 
@@ -66,6 +92,7 @@ class Ingestor:
         record["is_bot"] = bool(record.get("is_bot")) or is_bot
         record.setdefault("country", country_for_ip(ip))  # looked up before the IP is hashed
         record["ip_hash"] = hash_ip(ip, salt, record.get("site")) if ip and salt is not None else None
+        record["context"] = _slim_context(record["context"])
 
     async def accept(self, items: list[Normalized], meta: RequestMeta) -> EnqueueResult:
         """Enqueue ``items`` atomically (all or none); raises QueueFull / QueueUnavailable."""

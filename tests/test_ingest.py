@@ -394,3 +394,19 @@ async def test_cors_preflight_and_headers(client: Any, auth: Any) -> None:
     assert response.status == 400 and response.headers["Access-Control-Allow-Origin"] == "*"
     health = await client.get("/analytics/health", headers={"Origin": "https://x"})
     assert "Access-Control-Allow-Origin" not in health.headers
+
+
+async def test_context_fields_held_in_columns_are_not_stored_twice(client: Any, auth: Any, settings: Any,
+                                                                   drain: Any) -> None:
+    ua = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36"
+    context = {"library": {"name": "@nself/analytics-js", "version": "1.1.1"}, "userAgent": ua, "locale": "en-US",
+               "page": {"url": "https://ex.com/pricing", "path": "/pricing", "referrer": "https://g.co/",
+                        "title": "Pricing"}, "screen": {"width": 1440, "height": 900}}
+    response = await client.post("/analytics/track", headers=auth["write"],
+                                 json={"event": "clicked", "user_id": "u", "context": context})
+    assert response.status == 202
+    await drain()
+    [row] = rows(settings, "SELECT site, path, referrer, language, screen_width, device, browser, os, context "
+                           "FROM np_analytics_events")
+    assert row[:8] == ("ex.com", "/pricing", "https://g.co/", "en-US", 1440, "desktop", "Chrome", "Linux")
+    assert row[8] == {"library": context["library"], "page": {"title": "Pricing"}, "screen": {"height": 900}}
