@@ -21,31 +21,47 @@ __all__ = ["EnqueueResult", "Producer", "QueueFull", "QueueUnavailable", "Queued
 
 log = structlog.get_logger("nself_analytics.queue")
 
+# ARGV: queue buffer, dedupe TTL, the number of counter sets, each set (n, then n key/TTL pairs), then per
+# message: dedupe key, payload, its counter set (1-based, 0 for none). Messages of one request mostly share
+# their counter keys (same event, same minute), so a set is sent once and its keys are incremented once, by
+# the number of new messages that count it: far fewer arguments to encode and commands to run.
 _ENQUEUE_LUA = """
 local stream = KEYS[1]
 if redis.call('XLEN', stream) >= tonumber(ARGV[1]) then return {-1} end
 local ttl = tonumber(ARGV[2])
+local nsets = tonumber(ARGV[3])
+local firsts, sizes, hits = {}, {}, {}
+local i = 4
+for s = 1, nsets do
+  sizes[s] = tonumber(ARGV[i])
+  firsts[s] = i + 1
+  i = i + 1 + 2 * sizes[s]
+end
 local result = {0}
-local i = 3
 local index = 0
 while i <= #ARGV do
-  local dedupe, payload, n = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
+  local dedupe, payload, set = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
   i = i + 3
   if redis.call('SET', dedupe, '1', 'NX', 'EX', ttl) then
     if payload ~= '' then
       redis.call('XADD', stream, '*', 'e', payload)
       result[1] = result[1] + 1
     end
-    for j = 0, n - 1 do
-      local key, kttl = ARGV[i + 2 * j], tonumber(ARGV[i + 2 * j + 1])
-      redis.call('INCR', key)
-      if kttl > 0 then redis.call('EXPIRE', key, kttl) end
-    end
+    if set > 0 then hits[set] = (hits[set] or 0) + 1 end
   else
     result[#result + 1] = index
   end
-  i = i + 2 * n
   index = index + 1
+end
+for s = 1, nsets do
+  local count = hits[s]
+  if count then
+    for j = firsts[s], firsts[s] + 2 * sizes[s] - 1, 2 do
+      redis.call('INCRBY', ARGV[j], count)
+      local kttl = tonumber(ARGV[j + 1])
+      if kttl > 0 then redis.call('EXPIRE', ARGV[j], kttl) end
+    end
+  end
 end
 return result
 """
@@ -86,11 +102,19 @@ class Producer:
 
     async def enqueue(self, messages: list[QueuedMessage]) -> EnqueueResult:
         """Put all of ``messages`` in the stream, or none: raises QueueFull or QueueUnavailable."""
-        args: list[str] = [str(self._settings.queue_buffer), str(DEDUPE_TTL_SECONDS)]
+        sets: dict[tuple[tuple[str, int], ...], str] = {}
+        tail: list[str] = []
         for message in messages:
-            args += [DEDUPE_PREFIX + message.message_id, message.payload, str(len(message.counters))]
-            for key, ttl in message.counters:
+            set_index = "0"
+            if message.counters:
+                set_index = sets.get(message.counters) or sets.setdefault(message.counters, str(len(sets) + 1))
+            tail += [DEDUPE_PREFIX + message.message_id, message.payload, set_index]
+        args: list[str] = [str(self._settings.queue_buffer), str(DEDUPE_TTL_SECONDS), str(len(sets))]
+        for counters in sets:  # in index order (dicts keep insertion order)
+            args.append(str(len(counters)))
+            for key, ttl in counters:
                 args += [key, str(ttl)]
+        args += tail
         future: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
         self._pending.append((args, future))
         if self._flushing is None:
