@@ -22,21 +22,23 @@ PERIODS: dict[str, tuple[str, int]] = {
 }
 
 
-def counter_key(period: str, event: str, now: datetime, user_id: str | None = None) -> str:
-    """The key counting ``event`` (for ``user_id`` when given) in the ``period`` bucket holding ``now``."""
+def counter_key(period: str, event: str, now: datetime, user_id: str | None = None, account: str = "primary") -> str:
+    """The key counting ``event`` (for ``user_id`` when given) of ``account`` in the ``period`` bucket of ``now``."""
     fmt, _ttl = PERIODS[period]
     bucket = now.astimezone(UTC).strftime(fmt) if fmt else "all"
+    # other accounts than the default get their own key space; length prefixes keep ':' in names unambiguous
+    scope = "" if account == "primary" else f"a:{len(account)}:{account}:"
     if user_id is None:
-        return f"{COUNTER_PREFIX}e:{period}:{bucket}:{event}"
-    # length prefix: an event name containing ':' cannot run into the user id
-    return f"{COUNTER_PREFIX}u:{period}:{bucket}:{len(event)}:{event}:{user_id}"
+        return f"{COUNTER_PREFIX}{scope}e:{period}:{bucket}:{event}"
+    return f"{COUNTER_PREFIX}{scope}u:{period}:{bucket}:{len(event)}:{event}:{user_id}"
 
 
-def increments(event: str, user_id: str | None, now: datetime, per_user: bool) -> list[tuple[str, int]]:
+def increments(event: str, user_id: str | None, now: datetime, per_user: bool,
+               account: str = "primary") -> list[tuple[str, int]]:
     """(key, ttl) pairs to increment for one accepted track event."""
-    pairs = [(counter_key(p, event, now), ttl) for p, (_f, ttl) in PERIODS.items() if p != "month"]
+    pairs = [(counter_key(p, event, now, account=account), ttl) for p, (_f, ttl) in PERIODS.items() if p != "month"]
     if per_user and user_id is not None:
-        pairs += [(counter_key(p, event, now, user_id), ttl) for p, (_f, ttl) in PERIODS.items()]
+        pairs += [(counter_key(p, event, now, user_id, account), ttl) for p, (_f, ttl) in PERIODS.items()]
     return pairs
 
 

@@ -106,7 +106,7 @@ class Ingestor:
             counters: tuple[tuple[str, int], ...] = ()
             if record["type"] in ("track", "page"):
                 counters = tuple(increments(record["event"], item.user_key, meta.received_at,
-                                            self.settings.quota_enabled))
+                                            self.settings.quota_enabled, record["source_account_id"]))
             payload = json.dumps(record, separators=(",", ":"), ensure_ascii=False) if keep else ""
             messages.append(QueuedMessage(item.message_id, payload, counters))
         return await self.producer.enqueue(messages)

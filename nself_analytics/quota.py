@@ -30,7 +30,7 @@ async def check_quota(conn: aiopg.Connection, client: aioredis.Redis, *, account
     if not rules:
         return {"allowed": True, "used": None, "limit": None, "remaining": None, "resets_at": None,
                 "period": None, "quota_id": None, "rules": []}
-    keys = [counter_key(rule["period"], event, now, user_id) for rule in rules]
+    keys = [counter_key(rule["period"], event, now, user_id, account) for rule in rules]
     values = await client.mget(keys)
     results = []
     for rule, value in zip(rules, values, strict=True):

@@ -13,7 +13,7 @@ import redis
 
 from nself_analytics.counters import counter_key
 from nself_analytics.ingest import sampled_in
-from nself_analytics.keys import STREAM_KEY
+from nself_analytics.keys import ANALYTICS_APP, PG_POOL, REDIS, STREAM_KEY
 
 from .conftest import SECRET, WRITE_KEY, pg_execute
 
@@ -334,7 +334,6 @@ async def test_sampling_keeps_users_together(make_client: Any, settings: Any, au
     for start in range(0, 300, 50):
         batch = [{"type": "track", "event": f"e{j}", "userId": u} for u in users[start:start + 50] for j in range(2)]
         assert (await client.post("/analytics/batch", headers=auth["write"], json={"batch": batch})).status == 202
-    from nself_analytics.keys import ANALYTICS_APP, PG_POOL, REDIS
     from nself_analytics.worker import Drainer
 
     sub = client.app[ANALYTICS_APP]
@@ -371,7 +370,6 @@ async def test_backpressure_503_then_recovery(make_client: Any, settings: Any, a
     assert response.status == 503 and response.headers["Retry-After"] == "2"
     assert (await response.json())["message"] == "Ingest queue is full; retry later"
     assert stream_len(settings) == 5
-    from nself_analytics.keys import ANALYTICS_APP, PG_POOL, REDIS
     from nself_analytics.worker import Drainer
 
     sub = client.app[ANALYTICS_APP]

@@ -37,7 +37,8 @@ async def counters(request: web.Request) -> web.Response:
         raise ApiError(400, f"Invalid period {period!r}: use one of {', '.join(allowed)}{hint}")
     now = datetime.now(UTC)
     periods = [period] if period else list(allowed)
-    values = await request.config_dict[REDIS].mget([counter_key(p, event, now, user_id) for p in periods])
+    account = params.account(request)
+    values = await request.config_dict[REDIS].mget([counter_key(p, event, now, user_id, account) for p in periods])
     counts = {p: int(v or 0) for p, v in zip(periods, values, strict=True)}
     body: dict[str, object] = {"status": "success", "event": event, "user_id": user_id, "counts": counts}
     if period:

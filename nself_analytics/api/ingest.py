@@ -14,6 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
+from .. import params
 from ..auth import bearer_or_basic, write_key_allowed
 from ..cors import preflight
 from ..errors import ApiError
@@ -124,7 +125,7 @@ async def single(request: web.Request, kind: str) -> web.Response:
     body = await _authorized_body(request)
     meta = _meta(request)
     try:
-        item = normalize(body, kind, meta.received_at)
+        item = normalize(body, kind, meta.received_at, source_account_id=params.account(request))
     except MessageError as exc:
         raise ApiError(400, str(exc)) from None
     result = await enqueue(request, [item], meta)
@@ -143,6 +144,7 @@ async def batch(request: web.Request) -> web.Response:
         raise ApiError(400, f"batch holds {len(messages)} messages; at most {MAX_BATCH} are allowed")
     shared_context = body.get("context") if isinstance(body.get("context"), dict) else {}
     meta = _meta(request)
+    account = params.account(request)
     items: list[Normalized] = []
     for index, message in enumerate(messages):
         try:
@@ -153,7 +155,8 @@ async def batch(request: web.Request) -> web.Response:
                 raise MessageError(f"type must be one of {', '.join(KINDS)}")
             if shared_context and isinstance(message.get("context", {}), dict):
                 message = {**message, "context": {**shared_context, **(message.get("context") or {})}}
-            items.append(normalize(message, kind, meta.received_at, sent_at=body.get("sentAt")))
+            items.append(normalize(message, kind, meta.received_at, sent_at=body.get("sentAt"),
+                                   source_account_id=account))
         except MessageError as exc:
             raise ApiError(400, f"batch[{index}]: {exc}", index=index) from None
     result = await enqueue(request, items, meta)
