@@ -93,11 +93,12 @@ def _ingest_ops() -> dict[tuple[str, str], Op]:
                 op_id=("segment_" if segment_api else "") + kind,
                 description="Authenticated by a write key (Bearer, HTTP Basic user name, or `writeKey` in the body)."
                             + (" Segment-compatible." if segment_api else ""),
-                body=_body(ref(schema), f"One {kind} message", any_type=True))
+                body=_body(ref(schema), f"One {kind} message", any_type=True), parameters=[ACCOUNT_HEADER])
     for path, op_id in (("/batch", "batch"), ("/v1/batch", "segment_batch"), ("/v1/import", "segment_import")):
         ops[("POST", path)] = _op(
             "Segment API" if path.startswith("/v1/") else "Ingest", "Record up to 100 messages at once",
             batch_accepted, security=WRITE, op_id=op_id, body=_body(ref("Batch"), "A batch", any_type=True),
+            parameters=[ACCOUNT_HEADER],
             description="All messages are validated first: one bad message rejects the batch (400 with its index).")
     for path in [p for (_m, p) in list(ops)] + ["/hit"]:
         ops[("OPTIONS", path)] = _op(
