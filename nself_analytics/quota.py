@@ -18,7 +18,7 @@ import structlog
 from .counters import counter_key, period_bounds
 from .store import quotas
 
-__all__ = ["check_quota"]
+__all__ = ["check_quota", "record_crossings"]
 
 log = structlog.get_logger("nself_analytics.quota")
 
@@ -54,3 +54,24 @@ async def check_quota(conn: aiopg.Connection, client: aioredis.Redis, *, account
     return {"allowed": all(r["allowed"] for r in results), "used": worst["used"], "limit": worst["limit"],
             "remaining": worst["remaining"], "resets_at": worst["resets_at"], "period": worst["period"],
             "quota_id": worst["quota_id"], "rules": results}
+
+
+async def record_crossings(conn: aiopg.Connection, client: aioredis.Redis, *, account: str,
+                           pairs: set[tuple[str, str]], now: datetime) -> int:
+    """After a drained batch: record the first crossing (usage above the limit) of every rule that applies
+    to one of its (event, user) pairs, whether or not anyone called /quota/check. Returns crossings recorded."""
+    rules = await quotas.rules_for_pairs(conn, account=account, pairs=sorted(pairs))
+    if not rules:
+        return 0
+    values = await client.mget([counter_key(period, event, now, user_id, account)
+                                for event, user_id, _id, _limit, period in rules])
+    recorded = 0
+    for (_event, user_id, rule_id, limit, period), value in zip(rules, values, strict=True):
+        used = int(value or 0)
+        if used > limit:
+            period_start, _resets_at = period_bounds(period, now)
+            if await quotas.record_violation(conn, account=account, quota_id=rule_id, user_id=user_id,
+                                             period_start=period_start, used=used, limit=limit):
+                recorded += 1
+                log.info("quota_exceeded", quota_id=rule_id, user_id=user_id, used=used)
+    return recorded

@@ -30,6 +30,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from .config import Settings
 from .keys import DRAIN_GROUP, PG_POOL, PREFIX, REDIS, SETTINGS, STREAM_KEY
+from .quota import record_crossings
 from .store.aggregates import materialize
 from .store.events import write_payload
 from .store.partitions import ensure_partitions, forget_partitions, prune_partitions
@@ -146,6 +147,8 @@ class Drainer:
         async with self.pool.acquire() as conn:
             await ensure_partitions(conn, days)
             stored, rejected = await self._write(conn, rows)
+            if self.settings.quota_enabled:
+                await self._record_crossings(conn, rows)
         dead += rejected
         ids = [entry_id for entry_id, _ in entries]
         async with self.redis.pipeline(transaction=True) as pipe:
@@ -159,6 +162,20 @@ class Drainer:
         if dead:
             log.warning("entries_dead_lettered", count=len(dead), key=DEAD_LETTER_KEY)
         return len(ids)
+
+    async def _record_crossings(self, conn: aiopg.Connection, rows: list[tuple[str, str, dict[str, Any]]]) -> None:
+        """Quota crossings of this batch's users; a failure here must not fail the committed batch."""
+        by_account: dict[str, set[tuple[str, str]]] = {}
+        for _id, _raw, item in rows:
+            user = item.get("user_id") or item.get("anonymous_id")
+            if item.get("type") in ("track", "page") and user:
+                by_account.setdefault(item.get("source_account_id") or "primary", set()).add((item["event"], user))
+        now = datetime.now(UTC)
+        for account, pairs in by_account.items():
+            try:
+                await record_crossings(conn, self.redis, account=account, pairs=pairs, now=now)
+            except (psycopg2.Error, RedisError, OSError) as exc:
+                log.warning("quota_crossings_failed", error=str(exc).strip()[:300])
 
     async def _write(self, conn: aiopg.Connection,
                      rows: list[tuple[str, str, dict[str, Any]]]) -> tuple[int, list[tuple[str, str]]]:

@@ -220,3 +220,27 @@ async def test_quota_check_validation(quota_client: Any, auth: Any) -> None:
     refused = await quota_client.post("/analytics/quota/check", headers=auth["write"],
                                       json={"user_id": "u", "event": "e"})
     assert refused.status == 401
+
+
+async def test_drain_records_crossings_without_any_check(quota_client: Any, auth: Any, settings: Any,
+                                                         pool_conn: Any) -> None:
+    """A user who goes over a limit is recorded once the drain stores the event, even if nobody checks."""
+    client, secret = quota_client, auth["secret"]
+    now = datetime.now(UTC).isoformat()
+    await insert(pool_conn, [], identifies=[{"user_id": "free", "traits": {"plan": "free"}, "ts": now}])
+    rule = (await (await client.post("/analytics/quotas", headers=secret, json={
+        "event": "upload", "segment": {"plan": "free"}, "limit": 2, "period": "day"})).json())["quota"]
+    await track(client, auth, "upload", "free", 2)  # at the limit: not a crossing
+    await track(client, auth, "upload", "paid", 5)  # the segment does not apply to this user
+    from nself_analytics.keys import ANALYTICS_APP, PG_POOL, REDIS
+    from nself_analytics.worker import Drainer
+
+    sub = client.app[ANALYTICS_APP]
+    quota_settings = settings.with_(quota_enabled=True)
+    await Drainer(sub[PG_POOL], sub[REDIS], quota_settings).drain_until_empty()
+    violations = (await (await client.get("/analytics/quotas/violations", headers=secret)).json())["violations"]
+    assert violations == []
+    await track(client, auth, "upload", "free", 2)  # crosses it
+    await Drainer(sub[PG_POOL], sub[REDIS], quota_settings).drain_until_empty()
+    violations = (await (await client.get("/analytics/quotas/violations", headers=secret)).json())["violations"]
+    assert [(v["quota_id"], v["user_id"], v["used"], v["limit"]) for v in violations] == [(rule["id"], "free", 4, 2)]

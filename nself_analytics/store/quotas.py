@@ -54,6 +54,15 @@ WHERE q.source_account_id = %(account)s AND q.event = %(event)s
 ORDER BY q.id
 """
 
+# The rules that apply to each (event, user) pair of a drained batch, segments matched against traits.
+MATCHING_PAIRS = """
+SELECT p.event, p.user_id, q.id, q."limit", q.period
+FROM jsonb_to_recordset(%(pairs)s::jsonb) AS p(event text, user_id text)
+JOIN np_analytics_quotas q ON q.source_account_id = %(account)s AND q.event = p.event
+LEFT JOIN np_analytics_users u ON u.source_account_id = q.source_account_id AND u.user_id = p.user_id
+WHERE coalesce(u.traits, '{}'::jsonb) @> q.segment
+"""
+
 # The first crossing per (rule, user, period) is kept; later ones change nothing.
 INSERT_VIOLATION = """
 INSERT INTO np_analytics_quota_violations (source_account_id, quota_id, user_id, period_start, used, "limit")
@@ -120,6 +129,15 @@ async def matching_rules(conn: aiopg.Connection, *, account: str, event: str, us
     async with conn.cursor() as cur:
         await cur.execute(MATCHING, {"account": account, "event": event, "user_id": user_id})
         return [_rule(row) for row in await cur.fetchall()]
+
+
+async def rules_for_pairs(conn: aiopg.Connection, *, account: str,
+                          pairs: list[tuple[str, str]]) -> list[tuple[str, str, int, int, str]]:
+    """(event, user_id, rule id, limit, period) for every rule applying to one of the (event, user) pairs."""
+    payload = json.dumps([{"event": e, "user_id": u} for e, u in pairs])
+    async with conn.cursor() as cur:
+        await cur.execute(MATCHING_PAIRS, {"account": account, "pairs": payload})
+        return [tuple(row) for row in await cur.fetchall()]  # type: ignore[misc]
 
 
 async def record_violation(conn: aiopg.Connection, *, account: str, quota_id: int, user_id: str,
