@@ -262,3 +262,21 @@ def test_start_embedded_then_sigterm_stops_everything(tmp_path: Path) -> None:
     events = [json.loads(line)["event"] for line in lines if line.startswith("{")]
     assert "started" in events and "stopping" in events and events[-1] == "stopped"
     assert (tmp_path / "postgres" / "PG_VERSION").exists() and (tmp_path / "redis").is_dir()
+
+
+def test_manifest_lists_hooks_variables_and_tables() -> None:
+    import re
+
+    import yaml
+
+    root = Path(__file__).resolve().parent.parent
+    manifest = yaml.safe_load((root / "plugin.yaml").read_text())
+    assert (manifest["name"], manifest["version"], manifest["port"]) == ("analytics", "1.1.1", 3206)
+    for hook in ("install", "build", "start"):
+        path = root / manifest["hooks"][hook]
+        assert path.is_file() and os.access(path, os.X_OK)
+    read = set(re.findall(r'"((?:ANALYTICS|REDIS)_[A-Z_]+|DATABASE_URL|PORT)"',
+                          (root / "nself_analytics" / "config.py").read_text()))
+    assert read - {"REDIS_HOST", "REDIS_PORT", "REDIS_PASSWORD", "PORT"} <= set(manifest["env"])
+    assert {"np_analytics_events", "np_analytics_users", "np_analytics_aggregates", "np_analytics_funnels",
+            "np_analytics_quotas"} <= set(manifest["tables"])
