@@ -50,6 +50,8 @@ def make_hits(seed: int = 7, sessions: int = 260) -> list[dict[str, Any]]:
         ts = DAY0 + timedelta(seconds=rng.randrange(-86_400, 11 * 86_400))
         for k in range(rng.choice([1, 1, 1, 2, 3, 4, 6])):
             ts += timedelta(seconds=rng.randrange(1, 900), microseconds=rng.randrange(1_000_000))
+            if k == 2 and rng.random() < 0.4:  # the network changed mid-session: still one session, one visitor
+                ip_hash = f"ip{rng.randrange(120)}"
             hits.append({
                 "ts": ts.isoformat(), "message_id": str(uuid.uuid4()), "type": "page", "event": "$pageview",
                 "site": site, "session_id": session, "path": rng.choice(PATHS),
@@ -139,7 +141,13 @@ def reference(name: str, hits: list[dict[str, Any]], params: dict[str, str]) -> 
     limit = int(params.get("limit", 10))
     site = params["site"]
     if name == "pageviews":
-        visitors = {h.get("user_id") or h.get("anonymous_id") or h["ip_hash"] or h["session_id"] for h in sel} - {None}
+        # a session's visitor is the first identity it shows (by sort order); session-less views count their own
+        identities: dict[Any, set[str]] = defaultdict(set)
+        for h in sel:
+            identity = h.get("user_id") or h.get("anonymous_id") or h["ip_hash"] or h["session_id"]
+            if identity is not None:
+                identities[h["session_id"] or ("none", identity)].add(identity)
+        visitors = {min(ids) for ids in identities.values()}
         return {"pageviews": len(sel), "sessions": len({h["session_id"] for h in sel} - {None}),
                 "visitors": len(visitors)}
     simple = {"pages": ("path", "path"), "devices": ("device", "device"), "languages": ("language", "language"),

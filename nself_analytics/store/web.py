@@ -55,10 +55,12 @@ FILTERS = f"""
 SUMMARY = f"""
 SELECT coalesce(sum(views), 0) AS pageviews, count(session_id) AS sessions, count(DISTINCT visitor) AS visitors
 FROM (
-    SELECT session_id, coalesce(user_id, anonymous_id, ip_hash, session_id) AS visitor, count(*) AS views
+    -- one row per session (its visitor: the first identity seen, so a session whose IP changes mid-way is
+    -- still one session); page views without a session are grouped by visitor instead
+    SELECT session_id, min(coalesce(user_id, anonymous_id, ip_hash, session_id)) AS visitor, count(*) AS views
     FROM np_analytics_events
     WHERE {FILTERS}
-    GROUP BY 1, 2
+    GROUP BY session_id, CASE WHEN session_id IS NULL THEN coalesce(user_id, anonymous_id, ip_hash) END
 ) AS per_session
 """
 
