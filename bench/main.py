@@ -475,4 +475,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    try:
+        raise SystemExit(main())
+    except KeyboardInterrupt:  # the service and the stores are stopped already (main's finally)
+        progress("interrupted")
+        raise SystemExit(130) from None
