@@ -3,6 +3,7 @@ country from the IP (looked up before the IP is hashed), and the salted IP hash 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import secrets
@@ -57,6 +58,7 @@ _OSES = (
 )
 
 
+@functools.lru_cache(maxsize=2048)  # a request's events share one UA, and a site sees few distinct ones
 def classify_user_agent(user_agent: str | None) -> tuple[str | None, str | None, str | None, bool]:
     """(device, browser, os, is_bot) of a user-agent string; device is mobile, tablet or desktop."""
     if not user_agent:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
 import redis.asyncio as aioredis
 
 from .config import Settings
@@ -107,6 +107,6 @@ class Ingestor:
             if record["type"] in ("track", "page"):
                 counters = tuple(increments(record["event"], item.user_key, meta.received_at,
                                             self.settings.quota_enabled, record["source_account_id"]))
-            payload = json.dumps(record, separators=(",", ":"), ensure_ascii=False) if keep else ""
+            payload = orjson.dumps(record).decode() if keep else ""
             messages.append(QueuedMessage(item.message_id, payload, counters))
         return await self.producer.enqueue(messages)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import socket
 import time
@@ -21,6 +20,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import aiopg
+import orjson
 import psycopg2
 import psycopg2.errors
 import redis.asyncio as aioredis
@@ -138,7 +138,7 @@ class Drainer:
         for entry_id, fields in entries:
             raw = fields.get("e", "")
             try:
-                item = json.loads(raw)
+                item = orjson.loads(raw)
                 if item.get("type") != "identify":
                     days.add(_parse_ts(item["ts"]).astimezone(UTC).date())
                 rows.append((entry_id, raw, item))

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from .. import params
@@ -44,6 +45,15 @@ _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 _NUL_ESCAPE = b"\\u0000"
 
 
+def _parses_loosely(raw: bytes) -> bool:
+    """Whether the stdlib parser (which lets unpaired surrogates through) accepts ``raw``: then that was the fault."""
+    try:
+        json.loads(raw)
+    except (ValueError, RecursionError):
+        return False
+    return True
+
+
 def _without_nul(value: Any) -> Any:
     """``value`` with every NUL character removed from its strings (keys included)."""
     if isinstance(value, str):
@@ -66,16 +76,13 @@ async def read_json_body(request: web.Request) -> dict[str, Any]:
     if not raw.strip():
         raise ApiError(400, "Request body is empty; send a JSON object")
     try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError, RecursionError):
+        body = orjson.loads(raw)  # strict: invalid UTF-8, unpaired surrogates and nesting over 1024 are errors
+    except orjson.JSONDecodeError:
+        if _SURROGATE_ESCAPE.search(raw) and _parses_loosely(raw):
+            raise ApiError(400, "Invalid JSON body: a \\u escape is an unpaired surrogate") from None
         raise ApiError(400, "Invalid JSON body") from None
     if not isinstance(body, dict):
         raise ApiError(400, "Request body must be a JSON object")
-    if _SURROGATE_ESCAPE.search(raw):
-        try:
-            json.dumps(body, ensure_ascii=False).encode()
-        except UnicodeEncodeError:
-            raise ApiError(400, "Invalid JSON body: a \\u escape is an unpaired surrogate") from None
     if _NUL_ESCAPE in raw:
         body = _without_nul(body)
     return body
