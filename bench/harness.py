@@ -5,6 +5,7 @@ stopped by :meth:`Harness.close`, also after an error or Ctrl-C."""
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import signal
@@ -93,10 +94,19 @@ class Harness:
         self.service: subprocess.Popen[bytes] | None = None
         self.sampler: RssSampler | None = None
         self._conn: Any = None
+        self._lock: Any = None
 
     # stores ---------------------------------------------------------------------------------------
     def start_stores(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        # one run at a time: a second one would empty the tables under the first
+        self._lock = (self.data_dir / "run.lock").open("w")
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock.close()
+            self._lock = None
+            raise RuntimeError(f"another bench/run is using {self.data_dir}") from None
         progress(f"starting embedded PostgreSQL and Redis in {self.data_dir}")
         self.database_url = self.postgres.start()
         self.redis_url = self.redis.start()
@@ -135,7 +145,8 @@ class Harness:
         self.sql(f"TRUNCATE {TABLES}")
         client = redis.Redis.from_url(self.redis_url)
         client.flushdb()
-        client.bgrewriteaof()  # keep the append-only file (replayed at the next start) small
+        with contextlib.suppress(redis.exceptions.ResponseError):  # a rewrite may be running already
+            client.bgrewriteaof()  # keep the append-only file (replayed at the next start) small
         client.close()
 
     def count_events(self) -> int:
@@ -199,6 +210,8 @@ class Harness:
 
     def close(self) -> None:
         """Stop the service, then the stores (a second Ctrl-C during this is ignored)."""
+        if self._lock is None:
+            return  # the stores belong to another run (or were never started)
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:
             self.stop_service()
@@ -208,6 +221,8 @@ class Harness:
                 self.redis.stop()
             with contextlib.suppress(Exception):
                 self.postgres.stop()
+            if self._lock is not None:
+                self._lock.close()  # releases the lock
             progress("service and stores stopped")
         finally:
             signal.signal(signal.SIGINT, previous)

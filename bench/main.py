@@ -52,7 +52,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--ten-million", action="store_true", help="also load 10,000,000 events and query them")
     parser.add_argument("--batch-events", type=int, default=100_000, help="events sent through /batch")
     parser.add_argument("--track-events", type=int, default=20_000, help="events sent through /track")
-    parser.add_argument("--connections", type=int, default=64, help="concurrent connections of the load generator")
+    parser.add_argument("--connections", type=int, default=64,
+                        help="connections of the load generator for /track (/batch uses a quarter of them)")
     parser.add_argument("--procs", type=int, default=1, help="load generator processes")
     parser.add_argument("--latency-rate", type=float, default=500, help="requests/s of the open-loop /track run")
     parser.add_argument("--latency-seconds", type=float, default=10, help="duration of the open-loop run")
