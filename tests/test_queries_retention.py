@@ -9,6 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from nself_analytics.store.aggregates import materialize
+from nself_analytics.store.partitions import partition_name, prune_partitions
+
 from .queries_support import BASE, Ev, insert, periods_between, ref_retention, reset, run_examples
 
 HOUR = timedelta(hours=1)
@@ -30,12 +33,35 @@ def to_events(raw: list[tuple[int, int, list[tuple[int, str]]]]) -> list[Ev]:
     return events
 
 
-async def test_retention_matches_reference(client: Any, auth: Any, pool_conn: Any) -> None:
+async def execute(conn: Any, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
+    async with conn.cursor() as cur:
+        await cur.execute(sql, params)
+        return list(await cur.fetchall()) if cur.description else []
+
+
+async def materialize_all(conn: Any, retention_days: int = 36500, now: datetime | None = None) -> None:
+    """The aggregator over every dirty hour (which also keeps the activity rollup retention reads)."""
+    while await materialize(conn, retention_days, now=now):
+        pass
+    assert await execute(conn, "SELECT count(*) FROM np_analytics_aggregate_dirty") == [(0,)]
+
+
+@pytest.mark.parametrize("mode", ["raw", "rollup", "mixed"])
+async def test_retention_matches_reference(client: Any, auth: Any, pool_conn: Any, mode: str) -> None:
+    """From raw events (every hour still dirty), from the activity rollup (everything aggregated), and
+    mixed (the events of the last 3 days inserted after the aggregator ran: their days read raw)."""
     async def example(raw: list[Any], period: str, periods: int, anchor: int, shift: int, days: int,
                       start_event: str | None, return_event: str | None) -> None:
         await reset(pool_conn)
+        await execute(pool_conn, "TRUNCATE np_analytics_activity")
         events = to_events(raw)
-        await insert(pool_conn, events)
+        latest = max(e.ts for e in events)
+        late = [e for e in events if mode == "mixed" and e.ts > latest - timedelta(days=3)]
+        await insert(pool_conn, [e for e in events if e not in late])
+        if mode != "raw":
+            await materialize_all(pool_conn)
+        if late:
+            await insert(pool_conn, late)
         # the range starts near one of the events, so first events fall just inside and outside it
         first = events[anchor % len(events)].ts.date() + timedelta(days=shift)
         last = first + timedelta(days=days - 1)
@@ -91,6 +117,76 @@ async def test_retention_weekly_example(client: Any, auth: Any, pool_conn: Any) 
         {"cohort": "2025-01-06", "size": 2, "retained": [2, 2, 0, 1]},
         {"cohort": "2025-01-13", "size": 1, "retained": [1, 0, 0, 0]},
     ]
+
+
+async def retention(client: Any, auth: Any, **params: str) -> list[dict[str, Any]]:
+    response = await client.get("/analytics/retention", headers=auth["secret"], params=params)
+    assert response.status == 200, await response.text()
+    return list((await response.json())["data"])
+
+
+async def test_retention_reads_the_rollup_and_dirty_days_raw(client: Any, auth: Any, pool_conn: Any) -> None:
+    """Once aggregated, retention reads the activity rollup (it survives the raw events, as after a
+    prune); a late event makes its day dirty, read from raw events until the aggregator has folded
+    it in; bots and events without a user are not activity."""
+    await execute(pool_conn, "TRUNCATE np_analytics_activity")
+    monday = BASE + timedelta(days=5)  # 2025-01-06
+    await insert(pool_conn, [
+        Ev("a", monday + timedelta(hours=1), "signup"), Ev("a", monday + timedelta(days=7), "use"),
+        Ev("b", monday + timedelta(days=2), "signup"), Ev("b", monday + timedelta(days=2, hours=1), "use"),
+        Ev("bot", monday, "signup", bot=True), Ev(None, monday, "signup", anon="anon"),
+    ])
+    await materialize_all(pool_conn)
+    assert await execute(pool_conn, "SELECT day, u, events FROM np_analytics_activity ORDER BY day, u") == [
+        (monday.date(), "a", ["signup"]), (monday.date(), "anon", ["signup"]),
+        (monday.date() + timedelta(days=2), "b", ["signup", "use"]), (monday.date() + timedelta(days=7), "a", ["use"]),
+    ]
+    params = {"start_date": "2025-01-06", "end_date": "2025-01-19", "period": "week", "periods": "3",
+              "start_event": "signup", "return_event": "use"}
+    expected = [{"cohort": "2025-01-06", "size": 3, "retained": [3, 1, 0]},
+                {"cohort": "2025-01-13", "size": 0, "retained": [0, 0, 0]}]
+    assert await retention(client, auth, **params) == expected
+    await execute(pool_conn, "TRUNCATE np_analytics_events")  # raw events gone: the rollup answers alone
+    assert await retention(client, auth, **params) == expected
+
+    # a late event: its day is dirty, so that day is read from raw events, the others from the rollup
+    await insert(pool_conn, [Ev("b", monday + timedelta(days=8), "use")])
+    late = [{"cohort": "2025-01-06", "size": 3, "retained": [3, 2, 0]}, expected[1]]
+    assert await retention(client, auth, **params) == late
+    await materialize_all(pool_conn)  # folded in: the rollup alone again
+    assert await retention(client, auth, **params) == late
+    # a backlog (dirty days spanning a week or more): raw events only (the late event alone is left)
+    await execute(pool_conn, "INSERT INTO np_analytics_aggregate_dirty (hour) VALUES (%s), (%s)",
+                  (monday, monday + timedelta(days=8)))
+    assert await retention(client, auth, **params) == [{**row, "size": 0, "retained": [0, 0, 0]} for row in late]
+    await execute(pool_conn, "TRUNCATE np_analytics_activity")
+
+
+async def test_the_rollup_keeps_pruned_days(client: Any, auth: Any, pool_conn: Any) -> None:
+    """Pruning raw partitions keeps their activity (as it keeps aggregates), also when an hour of a
+    pruned day is marked dirty again; retention then still sees the users' first events."""
+    await execute(pool_conn, "TRUNCATE np_analytics_activity")
+    now = datetime(2025, 6, 15, 12, tzinfo=UTC)
+    old = datetime(2025, 6, 4, 20, tzinfo=UTC)  # past a 10-day retention
+    kept = datetime(2025, 6, 13, 8, tzinfo=UTC)
+    await insert(pool_conn, [Ev("u1", old, "play"), Ev("u2", old, "play"), Ev("u1", kept, "play")])
+    await materialize_all(pool_conn, 10, now)
+    assert partition_name(old.date()) in await prune_partitions(pool_conn, retention_days=10, now=now)
+    await execute(pool_conn, "INSERT INTO np_analytics_aggregate_dirty (hour) VALUES (%s)", (old,))
+    await materialize_all(pool_conn, 10, now)
+    activity = [(old.date(), "u1", ["play"]), (old.date(), "u2", ["play"]), (kept.date(), "u1", ["play"])]
+    assert await execute(pool_conn, "SELECT day, u, events FROM np_analytics_activity ORDER BY day, u") == activity
+    assert await retention(client, auth, start_date="2025-06-04", end_date="2025-06-13", period="week",
+                           periods="2") == [{"cohort": "2025-06-02", "size": 2, "retained": [2, 1]},
+                                            {"cohort": "2025-06-09", "size": 0, "retained": [0, 0]}]
+    # a late event of a day past the retention (still stored raw): merged into that day's activity
+    await insert(pool_conn, [Ev("u3", old, "stop")])
+    await materialize_all(pool_conn, 10, now)
+    assert await execute(pool_conn, "SELECT day, u, events FROM np_analytics_activity ORDER BY day, u") == [
+        *activity[:2], (old.date(), "u3", ["stop"]), activity[2]]
+    assert (await retention(client, auth, start_date="2025-06-04", end_date="2025-06-13", period="week",
+                            periods="2"))[0] == {"cohort": "2025-06-02", "size": 3, "retained": [3, 1]}
+    await execute(pool_conn, "TRUNCATE np_analytics_activity")
 
 
 async def test_retention_monthly_columns_stop_at_the_current_period(client: Any, auth: Any, pool_conn: Any) -> None:

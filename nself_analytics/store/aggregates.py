@@ -1,4 +1,6 @@
-"""Materialized aggregates: counts and distinct users per event per hour and per day.
+"""Materialized aggregates: counts and distinct users per event per hour and per day, and the
+per-(user, UTC day) activity rollup that retention reads (np_analytics_activity: the distinct event
+names of each user's day).
 
 Incremental: the drain marks the hours it wrote to (np_analytics_aggregate_dirty, in the same
 transaction as the events); each run claims dirty hours, recomputes those hours and their days
@@ -57,6 +59,37 @@ WHERE e.ts >= %(lo)s AND e.ts < %(hi)s AND NOT e.is_bot
 GROUP BY e.source_account_id, b.bucket, e.event
 """
 
+# The activity of the claimed days. Unlike the aggregates, days before the cutoff are not skipped:
+# their rows are merged with what is still raw (never wiped: the raw events may be pruned already),
+# so events older than the retention that are still stored count too, as they do in raw reads.
+# Days from the cutoff on are replaced. A concurrent run recomputing the same day merges too.
+_CLAIMED_DAYS = """
+claimed AS (
+    SELECT DISTINCT c.source_account_id, (c.hour AT TIME ZONE 'UTC')::date AS day
+    FROM jsonb_to_recordset(%(claimed)s::jsonb) AS c(source_account_id text, hour timestamptz)
+)"""
+
+DELETE_ACTIVITY = f"""
+WITH {_CLAIMED_DAYS}
+DELETE FROM np_analytics_activity a USING claimed c
+WHERE a.source_account_id = c.source_account_id AND a.day = c.day
+  AND c.day >= (%(cutoff)s::timestamptz AT TIME ZONE 'UTC')::date
+"""
+
+INSERT_ACTIVITY = f"""
+WITH {_CLAIMED_DAYS}
+INSERT INTO np_analytics_activity AS a (source_account_id, day, u, events)
+SELECT e.source_account_id, b.day, coalesce(e.user_id, e.anonymous_id) COLLATE "C",
+       array_agg(DISTINCT e.event ORDER BY e.event)
+FROM np_analytics_events e
+CROSS JOIN LATERAL (SELECT (e.ts AT TIME ZONE 'UTC')::date AS day) AS b
+WHERE e.ts >= %(lo)s AND e.ts < %(hi)s AND NOT e.is_bot AND coalesce(e.user_id, e.anonymous_id) IS NOT NULL
+  AND (e.source_account_id, b.day) IN (SELECT source_account_id, day FROM claimed)
+GROUP BY 1, 2, 3
+ON CONFLICT (source_account_id, day, u) DO UPDATE
+SET events = ARRAY(SELECT DISTINCT x FROM unnest(a.events || EXCLUDED.events) AS x ORDER BY x)
+"""
+
 # Midnight UTC of the first day still kept raw (the day prune_partitions keeps): older hours are never
 # recomputed, as their raw events are (or are about to be) dropped and their aggregates must stay.
 # In UTC explicitly: date_trunc on a timestamptz would cut at midnight of the session's time zone.
@@ -80,10 +113,11 @@ def _bounds(hours: list[datetime], unit: str) -> tuple[datetime | None, datetime
 
 async def materialize(conn: aiopg.Connection, retention_days: int, limit: int = 5000,
                       now: datetime | None = None) -> int:
-    """Recompute aggregates of the dirty hours (and their days); return how many hours were claimed.
+    """Recompute aggregates of the dirty hours (and their days) and the activity of their days;
+    return how many hours were claimed.
 
     Hours before the retention cutoff (counted back from ``now``, default the server's clock) are
-    claimed but not recomputed."""
+    claimed but their aggregates not recomputed; their activity is merged with what is still raw."""
     async with transaction(conn) as cur:
         await cur.execute(CLAIM_DIRTY, {"limit": limit})
         rows = await cur.fetchall()
@@ -98,6 +132,10 @@ async def materialize(conn: aiopg.Connection, retention_days: int, limit: int = 
             params = {"unit": unit, "claimed": claimed, "cutoff": cutoff, "lo": lo, "hi": hi}
             await cur.execute(DELETE_BUCKETS, params)
             await cur.execute(INSERT_BUCKETS, params)
+        lo, hi = _bounds([h for _a, h in rows], "day")
+        params = {"claimed": claimed, "cutoff": cutoff, "lo": lo, "hi": hi}
+        await cur.execute(DELETE_ACTIVITY, params)
+        await cur.execute(INSERT_ACTIVITY, params)
     log.info("aggregates_materialized", hours=len(rows))
     return len(rows)
 
