@@ -16,7 +16,8 @@ from nself_analytics.params import add_periods, period_floor
 from nself_analytics.store.events import write_batch
 from nself_analytics.store.partitions import ensure_partitions
 
-EVENT_TABLES = "np_analytics_events, np_analytics_aggregates, np_analytics_aggregate_dirty, np_analytics_users"
+EVENT_TABLES = ("np_analytics_events, np_analytics_aggregates, np_analytics_aggregate_dirty, np_analytics_users, "
+                "np_analytics_activity")
 BASE = datetime(2025, 1, 1, tzinfo=UTC)
 
 
