@@ -54,7 +54,9 @@ def _count(database_url: str) -> tuple[int, int]:
 
 
 async def _send_all(base_url: str, batches: list[list[dict[str, Any]]], concurrency: int,
-                    progress: list[int]) -> dict[str, int]:
+                    progress: list[int], gates: list[tuple[int, asyncio.Event, asyncio.Event]]) -> dict[str, int]:
+    """Send every batch until accepted. Past each gate's threshold, senders wait until its restart has begun,
+    so every restart happens while events are still being sent, however fast the service accepts them."""
     stats = {"requests": 0, "retries": 0, "503": 0, "errors": 0}
     queue: asyncio.Queue[list[dict[str, Any]]] = asyncio.Queue()
     for batch in batches:
@@ -64,6 +66,12 @@ async def _send_all(base_url: str, batches: list[list[dict[str, Any]]], concurre
 
     async def worker(session: aiohttp.ClientSession) -> None:
         while not queue.empty():
+            for threshold, reached, gate in gates:
+                if progress[0] >= threshold and not gate.is_set():
+                    reached.set()
+                    await gate.wait()
+            if queue.empty():
+                break
             batch = queue.get_nowait()
             delay = 0.05
             while True:
@@ -122,22 +130,19 @@ def run_chaos(events: int, data_dir: Path, concurrency: int = 8, log: Any = None
         started = time.monotonic()
 
         async def scenario() -> dict[str, int]:
-            sender = asyncio.create_task(_send_all(base_url, batches, concurrency, progress))
+            gates = [(n, asyncio.Event(), asyncio.Event()) for n in (events // 3, 2 * events // 3)]
+            sender = asyncio.create_task(_send_all(base_url, batches, concurrency, progress, gates))
             restarted: list[str] = []
-            while not sender.done():
-                await asyncio.sleep(0.05)
-                if not restarted and progress[0] >= events // 3:
-                    say(f"restarting Redis at {progress[0]} accepted")
-                    await asyncio.to_thread(rd.stop)
-                    await asyncio.sleep(0.5)
-                    await asyncio.to_thread(rd.start)
-                    restarted.append("redis")
-                elif restarted == ["redis"] and progress[0] >= 2 * events // 3:
-                    say(f"restarting Postgres at {progress[0]} accepted")
-                    await asyncio.to_thread(pg.stop)
-                    await asyncio.sleep(0.5)
-                    await asyncio.to_thread(pg.start)
-                    restarted.append("postgres")
+            for name, (_threshold, reached, gate), server in (("Redis", gates[0], rd), ("Postgres", gates[1], pg)):
+                waiting = asyncio.create_task(reached.wait())
+                await asyncio.wait([waiting, sender], return_when=asyncio.FIRST_COMPLETED)
+                waiting.cancel()
+                say(f"restarting {name} at {progress[0]} accepted")
+                gate.set()  # sending goes on while the store is down
+                await asyncio.to_thread(server.stop)
+                await asyncio.sleep(0.5)
+                await asyncio.to_thread(server.start)
+                restarted.append(name.lower())
             stats = await sender
             stats["restarts"] = len(restarted)
             return stats
