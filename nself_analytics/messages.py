@@ -50,10 +50,6 @@ class Normalized:
         return str(self.record["message_id"])
 
     @property
-    def kind(self) -> str:
-        return str(self.record["type"])
-
-    @property
     def user_key(self) -> str:
         return str(self.record.get("user_id") or self.record.get("anonymous_id"))
 

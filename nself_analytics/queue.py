@@ -148,10 +148,6 @@ class Producer:
                     future.set_result([int(x) for x in res])
         self._flushing = None
 
-    async def depth(self) -> int:
-        """Events in flight: entries in the stream not yet committed to Postgres."""
-        return int(await self._client.xlen(STREAM_KEY))
-
     async def close(self) -> None:
         if self._flushing is not None:
             await asyncio.gather(self._flushing, return_exceptions=True)

@@ -45,13 +45,6 @@ _EVENT_VALUES = """ts, message_id, coalesce(source_account_id, 'primary'), coale
        anonymous_id, session_id, site, path, referrer, device, browser, os, language, country, screen_width,
        coalesce(is_bot, false), ip_hash, properties, context"""
 
-INSERT_EVENTS = f"""
-INSERT INTO np_analytics_events ({_COLS})
-SELECT {_EVENT_VALUES}
-FROM jsonb_to_recordset(%s::jsonb) AS r({_RECORD})
-ON CONFLICT (message_id, ts) DO NOTHING
-"""
-
 # Traits merge left to right; first_seen/last_seen widen. Rows arrive pre-merged per user.
 _UPSERT_USERS = """
 INSERT INTO np_analytics_users AS u (source_account_id, user_id, traits, anonymous_ids, first_seen, last_seen)
@@ -67,7 +60,6 @@ ON CONFLICT (source_account_id, user_id) DO UPDATE SET
     first_seen = least(u.first_seen, EXCLUDED.first_seen),
     last_seen = greatest(u.last_seen, EXCLUDED.last_seen)
 """
-UPSERT_USERS = _UPSERT_USERS.replace("%(users)s", "%s")
 
 # One statement: the events (the count of new ones is its result), the hours they dirty, the user upserts.
 WRITE_BATCH = f"""
