@@ -176,8 +176,9 @@ def _web_ops() -> dict[tuple[str, str], Op]:
 # --- product analytics --------------------------------------------------------------------------
 
 DATE = {"type": "string", "format": "date", "pattern": "^\\d{4}-\\d{2}-\\d{2}$"}
-DATES = [_query("start_date", "First day (UTC, inclusive)", DATE, required=True),
-         _query("end_date", "Last day (UTC, inclusive); at most 366 days after start_date", DATE, required=True)]
+DATES = [_query("start_date", "First day (UTC, inclusive); give both dates or neither (the last 30 days, "
+                               "today included)", DATE),
+         _query("end_date", "Last day (UTC, inclusive); at most 366 days after start_date", DATE)]
 NAME = {"type": "string", "minLength": 1, "maxLength": 200}
 GROUP_BY = _query("group_by", "Period of a row", {"type": "string", "enum": ["day", "week", "month"], "default": "day"})
 USER = _query("user_id", "Only this user's events", {"type": "string", "maxLength": 200})
@@ -284,6 +285,30 @@ def _product_ops() -> dict[tuple[str, str], Op]:
     }
 
 
+def _explorer_ops() -> dict[tuple[str, str], Op]:
+    limit = _query("limit", "Rows at most", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100})
+    note = "Bot events are left out."
+    return {
+        ("GET", "/events"): _op(
+            "Explorer", "Event names with counts and first/last seen", {"200": _json(ref("EventNames")), **ERRORS},
+            security=SECRET, op_id="events_list", description=note + " Most frequent first.",
+            parameters=[*DATES, limit, _query("search", "Only names containing this text (any case)", NAME),
+                        ACCOUNT_HEADER]),
+        ("GET", "/events/{name}/properties"): _op(
+            "Explorer", "Property keys of an event: types and top values with counts",
+            {"200": _json(ref("EventProperties")), **ERRORS}, security=SECRET, op_id="event_properties",
+            description=note + " The newest 10,000 events of the name in the range are surveyed.",
+            parameters=[{"name": "name", "in": "path", "required": True, "schema": NAME}, *DATES, limit,
+                        _query("values", "Top values per key", {"type": "integer", "minimum": 0, "maximum": 50,
+                                                                 "default": 10}),
+                        ACCOUNT_HEADER]),
+        ("GET", "/sites"): _op(
+            "Explorer", "Sites (beacon hostnames) with their page views", {"200": _json(ref("Sites")), **ERRORS},
+            security=SECRET, op_id="sites_list", description=note + " Most viewed first.",
+            parameters=[*DATES, limit, ACCOUNT_HEADER]),
+    }
+
+
 # --- service and documentation pages -----------------------------------------------------------
 
 def _html(summary: str, op_id: str, description: str = "") -> Op:
@@ -320,7 +345,8 @@ def _service_ops() -> dict[tuple[str, str], Op]:
     }
 
 
-OPERATIONS: dict[tuple[str, str], Op] = {**_ingest_ops(), **_web_ops(), **_product_ops(), **_service_ops()}
+OPERATIONS: dict[tuple[str, str], Op] = {**_ingest_ops(), **_web_ops(), **_product_ops(), **_explorer_ops(),
+                                              **_service_ops()}
 
 
 def routed_operations(routes: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
@@ -348,7 +374,7 @@ def document(base_url: str, routes: Iterable[tuple[str, str]]) -> dict[str, Any]
         },
         "servers": [{"url": base_url, "description": "this instance"}],
         "tags": [{"name": t} for t in ("Ingest", "Segment API", "Web analytics", "Funnels", "Retention", "Counters",
-                                       "Quotas", "Metrics", "Service")],
+                                       "Quotas", "Metrics", "Explorer", "Service")],
         "paths": dict(sorted(paths.items())),
         "components": {
             "securitySchemes": {

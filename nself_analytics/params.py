@@ -3,7 +3,8 @@
 Every function raises :class:`ApiError` (400) with a message naming the parameter, so handlers stay
 declarative. Limits (documented in the README):
 
-- dates are ``YYYY-MM-DD`` in UTC, inclusive; a range spans at most ``MAX_RANGE_DAYS`` days;
+- dates are ``YYYY-MM-DD`` in UTC, inclusive; a range spans at most ``MAX_RANGE_DAYS`` days; with no dates a
+  product query covers the last ``DEFAULT_RANGE_DAYS`` days, today included;
 - periods are ``day``, ``week`` (ISO, starting Monday) or ``month``;
 - durations use :func:`config.parse_duration` (``30s``, ``15m``, ``2h``, ``7d``).
 """
@@ -22,6 +23,7 @@ from .config import parse_duration
 from .errors import ApiError
 
 __all__ = [
+    "DEFAULT_RANGE_DAYS",
     "MAX_NAME_LENGTH",
     "MAX_RANGE_DAYS",
     "PERIODS",
@@ -40,6 +42,7 @@ __all__ = [
 ]
 
 MAX_RANGE_DAYS = 366
+DEFAULT_RANGE_DAYS = 30  # the range of a product query given no dates (as the web API's default)
 MAX_NAME_LENGTH = 200
 PERIODS = ("day", "week", "month")
 ACCOUNT_HEADER = "X-Source-Account-Id"
@@ -92,11 +95,15 @@ def _parse_date(text: str) -> date:
         raise ApiError(400, "Invalid date format. Use YYYY-MM-DD") from None
 
 
-def date_range(query: Mapping[str, str], max_days: int = MAX_RANGE_DAYS) -> DateRange:
-    """``start_date`` and ``end_date`` (both required, inclusive, at most ``max_days`` days apart)."""
+def date_range(query: Mapping[str, str], max_days: int = MAX_RANGE_DAYS, today: date | None = None) -> DateRange:
+    """``start_date`` and ``end_date`` (inclusive, at most ``max_days`` days apart); neither given: the
+    last ``DEFAULT_RANGE_DAYS`` days up to today (UTC), both included. One without the other is an error."""
     first_text, last_text = query.get("start_date", "").strip(), query.get("end_date", "").strip()
+    if not first_text and not last_text:
+        last = today or datetime.now(UTC).date()
+        return DateRange(last - timedelta(days=DEFAULT_RANGE_DAYS - 1), last)
     if not first_text or not last_text:
-        raise ApiError(400, "start_date and end_date are required")
+        raise ApiError(400, "start_date and end_date go together: give both, or neither for the last 30 days")
     first, last = _parse_date(first_text), _parse_date(last_text)
     if last < first:
         raise ApiError(400, "end_date must not be before start_date")

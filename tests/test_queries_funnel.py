@@ -182,7 +182,8 @@ async def test_funnel_source_account_isolation(client: Any, auth: Any, pool_conn
 
 
 @pytest.mark.parametrize(("params", "message"), [
-    ({"steps": "a,b"}, "start_date and end_date are required"),
+    ({"steps": "a,b", "start_date": "2025-01-02"},
+     "start_date and end_date go together: give both, or neither for the last 30 days"),
     ({"steps": "a,b", "start_date": "2025-1-2", "end_date": "2025-01-03"}, "Invalid date format. Use YYYY-MM-DD"),
     ({"steps": "a,b", "start_date": "2025-02-30", "end_date": "2025-03-03"}, "Invalid date format. Use YYYY-MM-DD"),
     ({"steps": "a,b", "start_date": "2025-01-03", "end_date": "2025-01-02"}, "end_date must not be before start_date"),

@@ -180,8 +180,7 @@ async def test_sessions_example(client: Any, auth: Any, pool_conn: Any) -> None:
 
 @pytest.mark.parametrize("path", ["/analytics/metrics", "/analytics/sessions"])
 @pytest.mark.parametrize(("params", "message"), [
-    ({}, "start_date and end_date are required"),
-    ({"start_date": "2025-01-01"}, "start_date and end_date are required"),
+    ({"start_date": "2025-01-01"}, "start_date and end_date go together: give both, or neither for the last 30 days"),
     ({"start_date": "2025-01-01", "end_date": "2025-13-01"}, "Invalid date format. Use YYYY-MM-DD"),
     ({"start_date": "20250101", "end_date": "2025-01-02"}, "Invalid date format. Use YYYY-MM-DD"),
     ({"start_date": "2025-01-01", "end_date": "2025-01-31", "group_by": "hour"},

@@ -201,7 +201,7 @@ async def test_retention_monthly_columns_stop_at_the_current_period(client: Any,
 
 
 @pytest.mark.parametrize(("params", "message"), [
-    ({}, "start_date and end_date are required"),
+    ({"end_date": "2025-01-02"}, "start_date and end_date go together: give both, or neither for the last 30 days"),
     ({"start_date": "2025-01-01", "end_date": "01/02/2025"}, "Invalid date format. Use YYYY-MM-DD"),
     ({"start_date": "2025-01-01", "end_date": "2025-01-31", "period": "year"},
      "Invalid period 'year': use one of day, week, month"),

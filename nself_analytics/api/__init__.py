@@ -4,7 +4,20 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import beacon, counters, dashboard, docs, funnels, health, ingest, metrics, quotas, retention, stats
+from . import (
+    beacon,
+    counters,
+    dashboard,
+    docs,
+    explorer,
+    funnels,
+    health,
+    ingest,
+    metrics,
+    quotas,
+    retention,
+    stats,
+)
 
 __all__ = ["ROUTE_TABLES"]
 
@@ -20,4 +33,5 @@ ROUTE_TABLES: list[web.RouteTableDef] = [
     metrics.routes,
     counters.routes,
     quotas.routes,
+    explorer.routes,
 ]

@@ -1,0 +1,131 @@
+"""What is in the event log: event names, the properties of one event, the sites with page views.
+
+These feed the pickers of the dashboard and of MCP clients. Every read is of one source account over
+a half-open time range, leaves bot events out, and is bounded: at most ``limit`` rows, and the
+property survey reads only the newest ``PROPERTY_SAMPLE`` events of the name (so a hot event costs
+the same as a rare one). Property names and values arrive as parameters only.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import aiopg
+
+from .tx import transaction
+
+__all__ = ["MAX_VALUE_CHARS", "PROPERTY_SAMPLE", "event_names", "event_properties", "sites"]
+
+PROPERTY_SAMPLE = 10_000  # newest events of a name read by the property survey
+MAX_VALUE_CHARS = 200  # longer property values are cut to this many characters in the survey
+
+# Index-only over (source_account_id, event, ts) INCLUDE (..., is_bot).
+EVENT_NAMES = """
+SELECT event, count(*) AS count, min(ts) AS first_seen, max(ts) AS last_seen
+FROM np_analytics_events
+WHERE source_account_id = %(account)s AND ts >= %(start)s AND ts < %(end)s AND NOT is_bot
+  AND (%(search)s::text IS NULL OR strpos(lower(event), lower(%(search)s)) > 0)
+GROUP BY event
+ORDER BY count DESC, event COLLATE "C"
+LIMIT %(limit)s
+"""
+
+# Per key of the sampled events: how many carry it, its JSON types, and its most frequent scalar values.
+EVENT_PROPERTIES = """
+WITH sample AS (
+    SELECT properties
+    FROM np_analytics_events
+    WHERE source_account_id = %(account)s AND event = %(event)s AND ts >= %(start)s AND ts < %(end)s
+      AND NOT is_bot
+    ORDER BY ts DESC
+    LIMIT %(sample)s
+),
+kv AS (
+    SELECT p.key, jsonb_typeof(p.value) AS type,
+           CASE WHEN jsonb_typeof(p.value) IN ('string', 'number', 'boolean')
+                THEN left(p.value #>> '{}', %(value_chars)s) END AS value
+    FROM sample CROSS JOIN LATERAL jsonb_each(CASE WHEN jsonb_typeof(sample.properties) = 'object'
+                                                   THEN sample.properties ELSE '{}'::jsonb END) AS p
+),
+keys AS (
+    SELECT key, count(*) AS count, array_agg(DISTINCT type ORDER BY type) AS types
+    FROM kv GROUP BY key
+    ORDER BY count DESC, key COLLATE "C"
+    LIMIT %(limit)s
+),
+vals AS (
+    SELECT key, value, count(*) AS count,
+           row_number() OVER (PARTITION BY key ORDER BY count(*) DESC, value COLLATE "C") AS rank
+    FROM kv WHERE value IS NOT NULL AND key IN (SELECT key FROM keys)
+    GROUP BY key, value
+)
+SELECT k.key, k.count, k.types,
+       coalesce((SELECT jsonb_agg(jsonb_build_object('value', v.value, 'count', v.count) ORDER BY v.rank)
+                 FROM vals v WHERE v.key = k.key AND v.rank <= %(values)s), '[]'::jsonb) AS top,
+       (SELECT count(*) FROM sample) AS sampled
+FROM keys k
+ORDER BY k.count DESC, k.key COLLATE "C"
+"""
+SAMPLED = """
+SELECT count(*) FROM (
+    SELECT 1 FROM np_analytics_events
+    WHERE source_account_id = %(account)s AND event = %(event)s AND ts >= %(start)s AND ts < %(end)s AND NOT is_bot
+    LIMIT %(sample)s
+) AS s
+"""
+
+SITES = """
+SELECT site, count(*) AS pageviews, min(ts) AS first_seen, max(ts) AS last_seen
+FROM np_analytics_events
+WHERE source_account_id = %(account)s AND ts >= %(start)s AND ts < %(end)s AND event = '$pageview'
+  AND site IS NOT NULL AND NOT is_bot
+GROUP BY site
+ORDER BY pageviews DESC, site COLLATE "C"
+LIMIT %(limit)s
+"""
+
+READ_SETTINGS = "SET LOCAL work_mem = '64MB'; SET LOCAL jit = off"
+
+
+async def _rows(conn: aiopg.Connection, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    async with transaction(conn) as cur:
+        await cur.execute(READ_SETTINGS)
+        await cur.execute(sql, params)
+        return list(await cur.fetchall())
+
+
+def _iso(ts: datetime) -> str:
+    return ts.isoformat().replace("+00:00", "Z")
+
+
+async def event_names(conn: aiopg.Connection, *, account: str, start: datetime, end: datetime, limit: int,
+                      search: str | None = None) -> list[dict[str, Any]]:
+    """Event names seen in ``[start, end)``, most frequent first, with counts and first/last times."""
+    rows = await _rows(conn, EVENT_NAMES, {"account": account, "start": start, "end": end, "limit": limit,
+                                           "search": search})
+    return [{"event": event, "count": int(count), "first_seen": _iso(first), "last_seen": _iso(last)}
+            for event, count, first, last in rows]
+
+
+async def event_properties(conn: aiopg.Connection, *, account: str, event: str, start: datetime, end: datetime,
+                           limit: int, values: int) -> tuple[int, list[dict[str, Any]]]:
+    """(events surveyed, keys): per property key of the newest events named ``event``, how many carry it,
+    its JSON types, and its ``values`` most frequent scalar values with their counts."""
+    params = {"account": account, "event": event, "start": start, "end": end, "limit": limit, "values": values,
+              "sample": PROPERTY_SAMPLE, "value_chars": MAX_VALUE_CHARS}
+    rows = await _rows(conn, EVENT_PROPERTIES, params)
+    if rows:
+        sampled = int(rows[0][4])
+    else:
+        [(sampled,)] = await _rows(conn, SAMPLED, params)
+    return int(sampled), [{"key": key, "count": int(count), "types": list(types), "values": top}
+                          for key, count, types, top, _ in rows]
+
+
+async def sites(conn: aiopg.Connection, *, account: str, start: datetime, end: datetime,
+                limit: int) -> list[dict[str, Any]]:
+    """Sites with page views in ``[start, end)``, most viewed first."""
+    rows = await _rows(conn, SITES, {"account": account, "start": start, "end": end, "limit": limit})
+    return [{"site": site, "pageviews": int(views), "first_seen": _iso(first), "last_seen": _iso(last)}
+            for site, views, first, last in rows]

@@ -1,0 +1,109 @@
+"""Trends: one series per event (and per breakdown value) of a measure per time bucket, in one statement.
+
+Semantics (the plain-Python reference in tests/test_trends.py is the definition):
+
+- events named in ``events`` with ``start <= ts < end``, bots left out, of one source account;
+- a bucket is ``date_trunc(interval, ts)`` in UTC (ISO weeks start on Monday);
+- measures: ``count`` (events), ``users`` (distinct ``coalesce(user_id, anonymous_id)``; events without
+  either are not users), ``sum``/``avg`` of a property over the events where it is a JSON number
+  (``sum`` is 0 and ``avg`` null when none is);
+- with a breakdown property, the events of each name are grouped by the property's text value (a missing
+  property is the value null); the ``top`` values with the most events (ties: by value, null last) get a
+  series each, the rest one ``other`` series; every measure is computed over the grouped events (so the
+  ``users`` of ``other`` counts a user once however many of the other values they sent);
+- with a previous period (``previous_start``: the same length right before ``start``), its events are
+  grouped by the values chosen in the current period, so both periods show the same series;
+- each series has a total over the whole period (``users``: distinct over the period, not a sum).
+
+Property names arrive as parameters (``properties ->> %(breakdown)s``): never in the SQL text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import aiopg
+
+from .tx import transaction
+
+__all__ = ["INTERVALS", "MEASURES", "TOP_VALUES", "TrendRow", "run_trends"]
+
+INTERVALS = ("hour", "day", "week", "month")
+MEASURES = ("count", "users", "sum", "avg")
+TOP_VALUES = 10
+
+TRENDS = """
+WITH ev AS (
+    SELECT e.event, (e.ts < %(start)s) AS previous,
+           date_trunc(%(interval)s, e.ts AT TIME ZONE 'UTC') AS bucket,
+           coalesce(e.user_id, e.anonymous_id) COLLATE "C" AS u,
+           CASE WHEN jsonb_typeof(e.properties -> %(prop)s::text) = 'number'
+                THEN (e.properties ->> %(prop)s::text)::float8 END AS x,
+           CASE WHEN %(breakdown)s::text IS NOT NULL THEN e.properties ->> %(breakdown)s::text END AS bv
+    FROM np_analytics_events e
+    WHERE e.source_account_id = %(account)s AND e.event = ANY(%(events)s::text[])
+      AND e.ts >= %(previous_start)s AND e.ts < %(end)s AND NOT e.is_bot
+),
+-- per event, its breakdown values of the current period, most events first
+ranked AS (
+    SELECT event, bv, row_number() OVER (PARTITION BY event ORDER BY count(*) DESC, bv COLLATE "C" NULLS LAST) AS rank
+    FROM ev
+    WHERE NOT previous AND %(breakdown)s::text IS NOT NULL
+    GROUP BY event, bv
+),
+labeled AS (
+    SELECT ev.event, ev.previous, ev.bucket, ev.u, ev.x,
+           CASE WHEN r.rank <= %(top)s THEN ev.bv END AS bv,
+           (%(breakdown)s::text IS NOT NULL AND coalesce(r.rank > %(top)s, true)) AS other
+    FROM ev LEFT JOIN ranked r ON r.event = ev.event AND r.bv IS NOT DISTINCT FROM ev.bv
+)
+SELECT event, bv, other, previous, bucket, count(*) AS events, count(DISTINCT u) AS users,
+       coalesce(sum(x), 0) AS total, avg(x) AS average
+FROM labeled
+GROUP BY GROUPING SETS ((event, bv, other, previous, bucket), (event, bv, other, previous))
+"""
+
+
+@dataclass
+class TrendRow:
+    """The measures of one series (event, breakdown value, other) in one period, per bucket and in total."""
+
+    event: str
+    value: str | None
+    other: bool
+    buckets: dict[datetime, dict[str, Any]] = field(default_factory=dict)
+    total: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TrendResult:
+    current: dict[tuple[str, str | None, bool], TrendRow]
+    previous: dict[tuple[str, str | None, bool], TrendRow]
+
+
+async def run_trends(conn: aiopg.Connection, *, account: str, events: list[str], start: datetime, end: datetime,
+                     previous_start: datetime, interval: str, prop: str | None,
+                     breakdown: str | None) -> TrendResult:
+    """The raw measures of each series; ``previous_start == start`` when no previous period is wanted.
+    Buckets are naive UTC datetimes (``date_trunc`` of the UTC time)."""
+    if interval not in INTERVALS:
+        raise ValueError(f"unknown interval {interval!r}")
+    params = {"account": account, "events": events, "start": start, "end": end, "previous_start": previous_start,
+              "interval": interval, "prop": prop, "breakdown": breakdown, "top": TOP_VALUES}
+    async with transaction(conn) as cur:
+        await cur.execute("SET LOCAL work_mem = '64MB'; SET LOCAL jit = off")
+        await cur.execute(TRENDS, params)
+        rows = await cur.fetchall()
+    result = TrendResult({}, {})
+    for event, value, other, previous, bucket, count, users, total, average in rows:
+        series = result.previous if previous else result.current
+        row = series.setdefault((event, value, other), TrendRow(event, value, other))
+        measures = {"count": int(count), "users": int(users), "sum": float(total),
+                    "avg": None if average is None else float(average)}
+        if bucket is None:
+            row.total = measures
+        else:
+            row.buckets[bucket] = measures
+    return result
