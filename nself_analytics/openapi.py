@@ -12,6 +12,7 @@ import copy
 from collections.abc import Iterable
 from typing import Any
 
+from .keys import DEDUPE_TTL_SECONDS
 from .openapi_schemas import SCHEMAS, STATS_ROWS, obj, ref
 
 __all__ = ["OPERATIONS", "document", "routed_operations"]
@@ -371,6 +372,9 @@ def document(base_url: str, routes: Iterable[tuple[str, str]]) -> dict[str, Any]
                            "analytics. Reads need the secret token; ingest takes a write key (or the token). "
                            "Errors are `{\"status\": \"error\", \"message\": ...}`.",
             "license": {"name": "MIT", "identifier": "MIT"},
+            # How long a message id is remembered, so a retried message is stored once. The SDKs never
+            # send a message later than this after queueing it (their tests compare with this value).
+            "x-dedupe-window-seconds": DEDUPE_TTL_SECONDS,
         },
         "servers": [{"url": base_url, "description": "this instance"}],
         "tags": [{"name": t} for t in ("Ingest", "Segment API", "Web analytics", "Funnels", "Retention", "Counters",

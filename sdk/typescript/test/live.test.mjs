@@ -6,7 +6,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 
-import { Analytics } from "../dist/esm/index.js";
+import { Analytics, DEDUPE_WINDOW_MS } from "../dist/esm/index.js";
 
 function env(name) {
   const value = process.env[name];
@@ -35,8 +35,9 @@ async function runLive(caseName, mode, tracks, everything) {
     manifest.ids.page = [analytics.page({ userId: manifest.user_id, name: "Pricing",
       properties: { url: "https://example.com/pricing", path: "/pricing" } })];
   }
-  await analytics.close();
+  const result = await analytics.close({ timeout: 20_000 });
   assert.deepEqual(errors, []);
+  assert.deepEqual([result.ok, result.unsent], [true, []]);
   manifest.failed = errors.length;
   writeFileSync(join(env("NSELF_ANALYTICS_OUT"), `${caseName}.json`), JSON.stringify(manifest, null, 2));
 }
@@ -45,3 +46,11 @@ test("live: delivery of track, identify and page", () => runLive("ok", "ok", 7, 
 test("live: a 503 with Retry-After is retried", () => runLive("503", "503", 4, false));
 test("live: a dropped connection is retried", () => runLive("drop", "drop", 4, false));
 test("live: a lost answer is retried and stored once", () => runLive("drop-after", "drop-after", 4, false));
+
+test("live: the SDK keeps messages no longer than the service's dedupe window", async () => {
+  const response = await fetch(`${env("NSELF_ANALYTICS_PROXY")}/analytics/openapi.json`);
+  assert.equal(response.status, 200);
+  const seconds = (await response.json()).info["x-dedupe-window-seconds"];
+  assert.equal(typeof seconds, "number");
+  assert.equal(DEDUPE_WINDOW_MS, seconds * 1000);
+});

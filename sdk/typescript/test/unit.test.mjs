@@ -1,11 +1,17 @@
 // Unit tests of the compiled SDK (dist/) against a real local HTTP server (node --test).
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, test } from "node:test";
+import { promisify } from "node:util";
 
 import Analytics, {
   Analytics as Named,
+  DEDUPE_WINDOW_MS,
   DeliveryError,
   LIBRARY_NAME,
   MAX_BATCH_BYTES,
@@ -107,22 +113,26 @@ test("caller-given messageId and timestamp are kept", async () => {
   assert.deepEqual(m.context, { library: "mine", ip: "1.2.3.4" });
 });
 
-test("flush and close deliver everything; after close calls throw", async () => {
+test("flush and close deliver everything; after close calls are dropped with a report", async () => {
   const s = await server();
   const c = client({ host: s.url, flushAt: 100, flushInterval: 3_600_000 });
   for (let i = 0; i < 5; i++) c.track({ userId: "u", event: "a" });
   assert.equal(c.pending, 5);
-  await c.flush();
+  assert.deepEqual(await c.flush(), { ok: true, timedOut: false, unsent: [], errors: [] });
   assert.equal(s.requests.length, 1);
   await c.flush(); // nothing queued: no request
   assert.equal(s.requests.length, 1);
   for (let i = 0; i < 3; i++) c.track({ userId: "u", event: "b" });
-  await c.close();
+  const closed = await c.close();
+  assert.equal(closed.ok, true);
   assert.equal(s.requests.length, 2);
   assert.equal(s.requests[1].body.batch.length, 3);
-  assert.throws(() => c.track({ userId: "u", event: "late" }), /closed/);
-  await c.close(); // idempotent
   assert.equal(c.errors.length, 0);
+  assert.equal(c.track({ userId: "u", event: "late" }), undefined);
+  assert.equal(c.errors.length, 1);
+  assert.match(c.errors[0].message, /after close/);
+  assert.equal(await c.close(), closed); // idempotent
+  assert.equal(s.requests.length, 2);
 });
 
 test("5xx is retried with the same message ids", async () => {
@@ -168,7 +178,10 @@ test("429 is retried; retries are bounded and the failure reported", async () =>
   });
   const c = client({ host: s.url, maxRetries: 2, minRetryDelay: 1 });
   c.track({ userId: "u", event: "a" });
-  await assert.rejects(c.flush(), (e) => e instanceof DeliveryError && e.status === 502 && /giving up after 3/.test(e.message));
+  const result = await c.flush();
+  assert.equal(result.ok, false);
+  assert.ok(result.errors[0] instanceof DeliveryError && result.errors[0].status === 502);
+  assert.match(result.errors[0].message, /giving up after 3/);
   assert.equal(s.requests.length, 3);
   assert.equal(c.errors.length, 1);
   assert.equal(c.errors[0].messages[0].event, "a");
@@ -182,7 +195,8 @@ test("4xx is not retried", async () => {
   });
   const c = client({ host: s.url, minRetryDelay: 1 });
   c.track({ userId: "u", event: "a" });
-  await assert.rejects(c.flush(), (e) => e.status === 401 && e.message === "service answered 401: Invalid write key");
+  const { errors } = await c.flush();
+  assert.deepEqual(errors.map((e) => [e.status, e.message]), [[401, "service answered 401: Invalid write key"]]);
   assert.equal(s.requests.length, 1);
 });
 
@@ -197,7 +211,8 @@ test("a 400 naming one message drops it and resends the rest", async () => {
   });
   const c = client({ host: s.url, flushAt: 10 });
   for (const event of ["a", "b".repeat(300), "c"]) c.track({ userId: "u", event });
-  await assert.rejects(c.flush(), (e) => e.status === 400 && e.index === 1);
+  const { errors } = await c.flush();
+  assert.ok(errors.length === 1 && errors[0].status === 400 && errors[0].index === 1);
   assert.equal(s.requests.length, 2);
   assert.deepEqual(s.requests[1].body.batch.map((m) => m.event), ["a", "c"]);
   assert.deepEqual(s.requests[1].ids, [s.requests[0].ids[0], s.requests[0].ids[2]]);
@@ -235,7 +250,9 @@ test("an unreachable service: retries then a DeliveryError", async () => {
   await new Promise((resolve) => s.srv.close(resolve));
   const c = client({ host: s.url, maxRetries: 2, minRetryDelay: 1 });
   c.track({ userId: "u", event: "a" });
-  await assert.rejects(c.flush(), (e) => e instanceof DeliveryError && e.status === undefined && /giving up after 3 attempts: request failed/.test(e.message));
+  const { errors } = await c.flush();
+  assert.ok(errors[0] instanceof DeliveryError && errors[0].status === undefined);
+  assert.match(errors[0].message, /giving up after 3 attempts: request failed/);
 });
 
 test("batches are split at 100 messages and 500 KB", async () => {
@@ -253,16 +270,34 @@ test("batches are split at 100 messages and 500 KB", async () => {
   }
   assert.equal(total, 270);
   assert.ok(s.requests.length >= 6);
-  assert.throws(() => c.track({ userId: "u", event: "huge", properties: { blob: "y".repeat(MAX_BATCH_BYTES) } }), /exceeds/);
+  assert.equal(c.track({ userId: "u", event: "huge", properties: { blob: "y".repeat(MAX_BATCH_BYTES) } }), undefined);
+  assert.match(c.errors.at(-1).message, /exceeds/);
 });
 
-test("invalid calls and options throw", () => {
+test("invalid calls are reported and dropped, never thrown; invalid options throw", () => {
   const c = client({ host: "http://127.0.0.1:1" });
-  assert.throws(() => c.track({ userId: "u" }), /event/);
-  assert.throws(() => c.track({ event: "e" }), /userId or an anonymousId/);
-  assert.throws(() => c.identify({ anonymousId: "a" }), /userId/);
-  assert.throws(() => c.page({}), /userId or an anonymousId/);
-  assert.throws(() => c.track({ userId: "u", event: "e", timestamp: "yesterday" }), /timestamp/);
+  const invalid = [
+    [() => c.track({ userId: "u" }), /event/],
+    [() => c.track({ event: "e" }), /userId or an anonymousId/],
+    [() => c.track("signup", "abc"), /needs an object/],
+    [() => c.track({ userId: "u", event: "e", properties: "abc" }), /properties must be an object/],
+    [() => c.track({ userId: "u", event: "e", properties: ["a"] }), /properties must be an object/],
+    [() => c.identify({ anonymousId: "a" }), /userId/],
+    [() => c.page({}), /userId or an anonymousId/],
+    [() => c.screen({ userId: "u", name: 3 }), /name/],
+    [() => c.group({ userId: "u" }), /groupId/],
+    [() => c.alias({ userId: "u" }), /previousId/],
+    [() => c.track(), /needs an object/],
+    [() => c.track({ userId: "u", event: "e", timestamp: "yesterday" }), /timestamp/],
+    [() => c.track({ userId: "u", event: "e", properties: { n: 1n } }), /encoded/],
+  ];
+  for (const [call, reason] of invalid) {
+    const before = c.errors.length;
+    assert.equal(call(), undefined);
+    assert.equal(c.errors.length, before + 1);
+    assert.match(c.errors.at(-1).message, reason);
+  }
+  assert.equal(c.pending, 0);
   assert.throws(() => new Analytics({ host: "http://x" }), /writeKey/);
   assert.throws(() => new Analytics({ writeKey: "k", host: "localhost:3206" }), /http/);
   assert.throws(() => new Analytics({ writeKey: "k", flushAt: -1 }), /flushAt/);
@@ -275,6 +310,7 @@ test("a full queue drops new messages and reports them", async () => {
   c.track({ userId: "u", event: "3" });
   assert.equal(c.pending, 2);
   assert.equal(c.errors.length, 1);
+  assert.match(c.errors[0].message, /queue is full/);
   assert.equal(c.errors[0].messages[0].event, "3");
 });
 
@@ -327,4 +363,179 @@ test("the package loads as ESM and as CommonJS", () => {
   assert.equal(typeof cjs.Analytics, "function");
   assert.equal(cjs.default, cjs.Analytics);
   assert.equal(cjs.VERSION, VERSION);
+});
+
+// --- never break the host application; bounded shutdown ------------------------------------------
+
+const execFileP = promisify(execFile);
+const INDEX = new URL("../dist/esm/index.js", import.meta.url).href;
+
+/** Run `code` (an ES module importing the SDK as `Analytics`) in a child Node process. */
+async function child(code, { timeout = 20_000 } = {}) {
+  const dir = mkdtempSync(join(tmpdir(), "nsa-node-"));
+  const file = join(dir, "app.mjs");
+  writeFileSync(file, `import { Analytics } from ${JSON.stringify(INDEX)};\n${code}`);
+  try {
+    const { stdout, stderr } = await execFileP(process.execPath, [file], { timeout });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    if (error.killed) throw new Error(`the child process did not end within ${timeout} ms`);
+    return { code: error.code, signal: error.signal, stdout: error.stdout, stderr: error.stderr };
+  }
+}
+
+const answer401 = (n, req, res) => {
+  res.writeHead(401, { "Content-Type": "application/json" });
+  res.end('{"status":"error","message":"Invalid write key"}');
+  return true;
+};
+
+test("done-when: a script tracking against a server answering 401, awaiting nothing, exits 0", async () => {
+  const s = await server(answer401);
+  const run = await child(`
+    const a = new Analytics({ writeKey: "wk_bad", host: ${JSON.stringify(s.url)} });
+    a.track({ userId: "u", event: "signup" });
+    a.flush();
+  `);
+  assert.equal(run.code, 0, run.stderr);
+  assert.equal(s.requests.length, 1);
+  assert.match(run.stderr, /service answered 401: Invalid write key/); // the default onError
+});
+
+test("close() from a SIGTERM handler against a 401 server: the process ends with exit 0", async () => {
+  const s = await server(answer401);
+  const run = await child(`
+    const a = new Analytics({ writeKey: "wk_bad", host: ${JSON.stringify(s.url)}, flushAt: 100,
+                              onError: (e) => { throw new Error("a throwing onError: " + e.message); } });
+    process.on("SIGTERM", () => { a.close(); });
+    a.track({ userId: "u", event: "x" });
+    a.page({ userId: "u", name: "Home" });
+    setTimeout(() => process.kill(process.pid, "SIGTERM"), 50);
+    setTimeout(() => {}, 300); // the app's own work
+  `);
+  assert.equal(run.code, 0, run.stderr);
+  assert.equal(s.requests.length, 1);
+  assert.equal(s.requests[0].body.batch.length, 2);
+});
+
+test("an onError that throws neither reaches track() nor stops delivery", async () => {
+  let calls = 0;
+  const s = await server();
+  const c = client({ host: s.url, onError: () => { calls++; throw new Error("boom"); } });
+  assert.equal(c.track({ userId: "u" }), undefined);
+  assert.equal(calls, 1);
+  c.track({ userId: "u", event: "fine" });
+  assert.equal((await c.flush()).ok, true);
+  assert.equal(s.requests.length, 1);
+});
+
+test("close({ timeout }) with a 503 and Retry-After: 300 returns in time and reports what is unsent", async () => {
+  const s = await server((n, req, res) => {
+    res.writeHead(503, { "Retry-After": "300" });
+    res.end();
+    return true;
+  });
+  const c = client({ host: s.url });
+  const ids = [c.track({ userId: "u", event: "a" }), c.track({ userId: "u", event: "b" })];
+  const started = Date.now();
+  const result = await c.close({ timeout: 500 });
+  const took = Date.now() - started;
+  assert.ok(took >= 450 && took < 1500, `close took ${took} ms`);
+  assert.equal(result.timedOut, true);
+  assert.equal(result.ok, false);
+  assert.deepEqual(result.unsent.map((m) => m.messageId), ids);
+  assert.equal(c.errors.length, 1);
+  assert.match(c.errors[0].message, /close timed out: 2 message/);
+  assert.equal(c.pending, 0);
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(s.requests.length, 1, "no retry after close gave up");
+});
+
+test("flush({ timeout }) against a hanging server returns in time; the messages stay queued and get delivered", async () => {
+  let hang = true;
+  const s = await server((n) => hang);
+  const c = client({ host: s.url, timeout: 400, minRetryDelay: 10, maxRetryDelay: 20 });
+  const id = c.track({ userId: "u", event: "slow" });
+  const started = Date.now();
+  const result = await c.flush({ timeout: 200 });
+  assert.ok(Date.now() - started < 1000);
+  assert.equal(result.timedOut, true);
+  assert.deepEqual(result.unsent.map((m) => m.messageId), [id]);
+  assert.equal(c.errors.length, 0);
+  assert.equal(c.pending, 1);
+  hang = false;
+  assert.equal((await c.flush({ timeout: 5000 })).ok, true);
+  assert.ok(s.requests.length >= 2 && s.requests.every((r) => r.ids[0] === id));
+  s.srv.closeAllConnections();
+});
+
+test("a message is never retried past maxMessageAge (capped at the service's dedupe window)", async () => {
+  assert.equal(DEDUPE_WINDOW_MS, 24 * 3600 * 1000);
+  const s = await server((n, req, res) => {
+    res.writeHead(500);
+    res.end();
+    return true;
+  });
+  const c = client({ host: s.url, maxMessageAge: 300, timeout: 100, minRetryDelay: 50, maxRetryDelay: 50, maxRetries: 1000 });
+  c.track({ userId: "u", event: "old" });
+  const result = await c.flush({ timeout: 3000 });
+  assert.equal(result.timedOut, false);
+  assert.match(result.errors[0].message, /older than 300 ms dropped unsent/);
+  const last = s.requests.at(-1).at - s.requests[0].at;
+  assert.ok(last <= 300, `an attempt ${last} ms after the first`);
+  assert.throws(() => new Analytics({ writeKey: "k", maxMessageAge: -1 }), /maxMessageAge/);
+});
+
+// --- the whole spec ---------------------------------------------------------------------------------
+
+test("screen, group and alias carry Segment's field names", async () => {
+  const s = await server();
+  const c = client({ host: s.url });
+  c.screen({ userId: "u", name: "Settings", properties: { tab: "billing" } });
+  c.group({ userId: "u", groupId: "acme", traits: { plan: "team" } });
+  c.alias({ userId: "u", previousId: "anon-1" });
+  await c.flush();
+  const [screen, group, alias] = s.requests[0].body.batch;
+  assert.deepEqual([screen.type, screen.name, screen.properties], ["screen", "Settings", { tab: "billing" }]);
+  assert.deepEqual([group.type, group.groupId, group.traits, group.userId], ["group", "acme", { plan: "team" }, "u"]);
+  assert.deepEqual([alias.type, alias.userId, alias.previousId], ["alias", "u", "anon-1"]);
+});
+
+test("register() adds default properties; beforeSend changes or drops messages", async () => {
+  const s = await server();
+  const c = client({
+    host: s.url,
+    beforeSend: (m) => (m.event === "secret" ? null : { ...m, context: { ...m.context, app: "test" } }),
+  });
+  c.register({ env: "prod", plan: "free" });
+  c.track({ userId: "u", event: "a", properties: { plan: "pro" } });
+  c.track({ userId: "u", event: "secret" });
+  c.unregister("env");
+  c.page({ userId: "u" });
+  c.identify({ userId: "u", traits: { name: "x" } });
+  await c.flush();
+  const [a, page, identify, ...rest] = s.requests[0].body.batch;
+  assert.deepEqual(rest, []);
+  assert.deepEqual(a.properties, { env: "prod", plan: "pro" });
+  assert.equal(a.context.app, "test");
+  assert.deepEqual(page.properties, { plan: "free" });
+  assert.deepEqual(identify.traits, { name: "x" });
+  assert.deepEqual(c.errors, []);
+  const t = client({ host: s.url, beforeSend: () => { throw new Error("hook bug"); } });
+  assert.equal(t.track({ userId: "u", event: "a" }), undefined);
+  assert.match(t.errors[0].message, /beforeSend threw: hook bug/);
+});
+
+test("optOut() and the disabled option drop calls silently until optIn()", async () => {
+  const s = await server();
+  const c = client({ host: s.url, disabled: true });
+  assert.equal(c.isOptedOut, true);
+  assert.equal(c.track({ userId: "u", event: "no" }), undefined);
+  c.optIn();
+  const id = c.track({ userId: "u", event: "yes" });
+  c.optOut();
+  c.track({ userId: "u", event: "no" });
+  await c.flush();
+  assert.deepEqual(s.requests.flatMap((r) => r.ids), [id]);
+  assert.deepEqual(c.errors, []);
 });
