@@ -64,6 +64,10 @@ class Settings:
     log_level: str = "info"
     # How long a delivered but unacknowledged queue entry waits before another drainer reclaims it.
     reclaim_idle_seconds: float = 15.0
+    # Webhooks: one delivery attempt's total time; the first retry's delay (doubling); how long to retry.
+    webhook_timeout: float = 10.0
+    webhook_retry_base: float = 10.0
+    webhook_retry_for: float = 86_400.0
 
     def with_(self, **changes: object) -> Settings:
         """A copy with some fields changed (tests and the embedded-services resolver use it)."""
@@ -110,6 +114,10 @@ class Settings:
             log_format=log_format,
             log_level=env.get("ANALYTICS_LOG_LEVEL", "info").lower(),
             reclaim_idle_seconds=_duration(env.get("ANALYTICS_RECLAIM_IDLE", "15s"), "ANALYTICS_RECLAIM_IDLE"),
+            webhook_timeout=_bounded(env.get("ANALYTICS_WEBHOOK_TIMEOUT", "10s"), "ANALYTICS_WEBHOOK_TIMEOUT", 300),
+            webhook_retry_base=_duration(env.get("ANALYTICS_WEBHOOK_RETRY_BASE", "10s"),
+                                         "ANALYTICS_WEBHOOK_RETRY_BASE"),
+            webhook_retry_for=_duration(env.get("ANALYTICS_WEBHOOK_RETRY_FOR", "24h"), "ANALYTICS_WEBHOOK_RETRY_FOR"),
         )
 
 
@@ -147,6 +155,13 @@ def _duration(text: str, name: str) -> float:
         return parse_duration(text)
     except ValueError as exc:
         raise ConfigError(name, text, str(exc)) from None
+
+
+def _bounded(text: str, name: str, most: float) -> float:
+    seconds = _duration(text, name)
+    if seconds > most:
+        raise ConfigError(name, text, f"must be at most {most:g} seconds")
+    return seconds
 
 
 def _redis_url(env: Mapping[str, str]) -> str | None:

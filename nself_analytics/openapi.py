@@ -310,6 +310,59 @@ def _explorer_ops() -> dict[tuple[str, str], Op]:
     }
 
 
+# --- webhooks ------------------------------------------------------------------------------------
+
+_WEBHOOK_EVENTS = {"type": "string", "enum": ["quota.exceeded", "funnel.completed", "event.tracked"]}
+_WEBHOOK_FIELDS = {
+    "url": {"type": "string", "maxLength": 2048, "format": "uri",
+            "description": "http(s) URL deliveries are POSTed to"},
+    "events": {"type": "array", "items": _WEBHOOK_EVENTS, "minItems": 1},
+    "event_names": {"type": "array", "items": NAME, "maxItems": 100,
+                    "description": "event.tracked: the event names to deliver"},
+    "secret": {"type": "string", "minLength": 16, "maxLength": 256,
+               "description": "HMAC-SHA256 signing secret (generated when absent; returned on create only)"},
+    "active": {"type": "boolean", "default": True},
+}
+_WEBHOOK_ENVELOPE = obj({"status": {"const": "success"}, "webhook": ref("Webhook")}, required=["status", "webhook"])
+
+
+def _webhook_ops() -> dict[tuple[str, str], Op]:
+    both = [ID_PATH, ACCOUNT_HEADER]
+    return {
+        ("POST", "/webhooks"): _op(
+            "Webhooks", "Subscribe a URL to quota.exceeded, funnel.completed or event.tracked",
+            {"201": _json(_WEBHOOK_ENVELOPE, "Created (the only response carrying the secret)"), **ERRORS,
+             "409": _error("The account has 100 webhooks")}, security=SECRET, op_id="webhooks_create",
+            parameters=[ACCOUNT_HEADER], body=_body(obj(_WEBHOOK_FIELDS, required=["url", "events"], extra=False),
+                                                    "The subscription")),
+        ("GET", "/webhooks"): _op(
+            "Webhooks", "List webhooks", {"200": _json(obj(
+                {"status": {"const": "success"}, "webhooks": {"type": "array", "items": ref("Webhook")}},
+                required=["status", "webhooks"])), **ERRORS}, security=SECRET, op_id="webhooks_list",
+            parameters=[ACCOUNT_HEADER]),
+        ("GET", "/webhooks/{id}"): _op(
+            "Webhooks", "One webhook", {"200": _json(_WEBHOOK_ENVELOPE), **ERRORS, **NOT_FOUND},
+            security=SECRET, op_id="webhooks_get", parameters=both),
+        ("PATCH", "/webhooks/{id}"): _op(
+            "Webhooks", "Change some fields of a webhook", {"200": _json(_WEBHOOK_ENVELOPE), **ERRORS, **NOT_FOUND},
+            security=SECRET, op_id="webhooks_update", parameters=both,
+            body=_body(obj(_WEBHOOK_FIELDS, extra=False), "The fields to change")),
+        ("DELETE", "/webhooks/{id}"): _op(
+            "Webhooks", "Delete a webhook and its delivery log", {"200": _json(ref("Deleted")), **ERRORS,
+                                                                   **NOT_FOUND},
+            security=SECRET, op_id="webhooks_delete", parameters=both),
+        ("GET", "/webhooks/{id}/deliveries"): _op(
+            "Webhooks", "Delivery log, newest first: status, attempts, last error",
+            {"200": _json(obj({"status": {"const": "success"}, "deliveries": {
+                "type": "array", "items": ref("WebhookDelivery")}}, required=["status", "deliveries"])),
+             **ERRORS, **NOT_FOUND}, security=SECRET, op_id="webhooks_deliveries",
+            parameters=[*both, _query("status", "Only deliveries in this state",
+                                      {"type": "string", "enum": ["pending", "delivered", "failed"]}),
+                        _query("limit", "At most this many", {"type": "integer", "minimum": 1, "maximum": 1000,
+                                                              "default": 100})]),
+    }
+
+
 # --- service and documentation pages -----------------------------------------------------------
 
 def _html(summary: str, op_id: str, description: str = "") -> Op:
@@ -347,7 +400,7 @@ def _service_ops() -> dict[tuple[str, str], Op]:
 
 
 OPERATIONS: dict[tuple[str, str], Op] = {**_ingest_ops(), **_web_ops(), **_product_ops(), **_explorer_ops(),
-                                              **_service_ops()}
+                                         **_webhook_ops(), **_service_ops()}
 
 
 def routed_operations(routes: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
@@ -378,7 +431,7 @@ def document(base_url: str, routes: Iterable[tuple[str, str]]) -> dict[str, Any]
         },
         "servers": [{"url": base_url, "description": "this instance"}],
         "tags": [{"name": t} for t in ("Ingest", "Segment API", "Web analytics", "Funnels", "Retention", "Counters",
-                                       "Quotas", "Metrics", "Explorer", "Service")],
+                                       "Quotas", "Metrics", "Explorer", "Webhooks", "Service")],
         "paths": dict(sorted(paths.items())),
         "components": {
             "securitySchemes": {

@@ -1,5 +1,5 @@
 """The in-process background task: drain the Redis ingest stream into Postgres, materialize
-aggregates every ANALYTICS_AGGREGATE_INTERVAL, prune raw partitions past retention.
+aggregates every ANALYTICS_AGGREGATE_INTERVAL, prune raw partitions past retention, send webhooks.
 
 Exactly once: entries are read through a consumer group, written in one transaction per batch
 with ON CONFLICT on the message id, and acknowledged (then deleted) only after the commit. Entries
@@ -34,6 +34,7 @@ from .quota import record_crossings
 from .store.aggregates import materialize
 from .store.events import write_payload
 from .store.partitions import ensure_partitions, forget_partitions, prune_partitions
+from .webhooks import WebhookSender, record_funnel_completions
 
 __all__ = ["WORKER", "Drainer", "worker_ctx"]
 
@@ -147,6 +148,9 @@ class Drainer:
         async with self.pool.acquire() as conn:
             await ensure_partitions(conn, days)
             stored, rejected = await self._write(conn, rows)
+            # before the acknowledgement: a crash here drains the batch again (its outbox rows are deduplicated)
+            refused = {entry_id for entry_id, _ in rejected}
+            await record_funnel_completions(conn, [item for entry_id, _, item in rows if entry_id not in refused])
             if self.settings.quota_enabled:
                 await self._record_crossings(conn, rows)
         dead += rejected
@@ -237,7 +241,7 @@ async def _every(seconds: float, stop: asyncio.Event, name: str, job: Any) -> No
 
 
 class Worker:
-    """The background task of one process: drainers plus the aggregate and prune schedules."""
+    """The background task of one process: drainers, the aggregate and prune schedules, the webhook sender."""
 
     def __init__(self, pool: aiopg.Pool, client: aioredis.Redis, settings: Settings) -> None:
         self.settings = settings
@@ -245,6 +249,7 @@ class Worker:
         name = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.drainers = [Drainer(pool, client, settings, name=f"{name}-{i}") for i in range(DRAINERS)]
         self.drainer = self.drainers[0]
+        self.sender = WebhookSender(pool, settings)
         self.stop_event = asyncio.Event()
         self.tasks: list[asyncio.Task[None]] = []
 
@@ -265,6 +270,7 @@ class Worker:
             asyncio.create_task(_every(self.settings.aggregate_interval, self.stop_event, "aggregate",
                                        self.aggregate), name="aggregate"),
             asyncio.create_task(_every(PRUNE_INTERVAL_SECONDS, self.stop_event, "prune", self.prune), name="prune"),
+            asyncio.create_task(self.sender.run(self.stop_event), name="webhooks"),
         ]
 
     async def stop(self) -> None:

@@ -66,6 +66,9 @@ def test_settings_parse_values(tmp_path: Path) -> None:
         ("ANALYTICS_LOG_FORMAT", "xml"),
         ("ANALYTICS_SECRET_TOKEN", "short"),
         ("REDIS_PORT", "x"),
+        ("ANALYTICS_WEBHOOK_TIMEOUT", "10m"),
+        ("ANALYTICS_WEBHOOK_RETRY_BASE", "soon"),
+        ("ANALYTICS_WEBHOOK_RETRY_FOR", "0s"),
     ],
 )
 def test_settings_errors_name_the_variable(tmp_path: Path, variable: str, value: str) -> None:

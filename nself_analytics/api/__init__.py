@@ -17,6 +17,7 @@ from . import (
     quotas,
     retention,
     stats,
+    webhooks,
 )
 
 __all__ = ["ROUTE_TABLES"]
@@ -34,4 +35,5 @@ ROUTE_TABLES: list[web.RouteTableDef] = [
     counters.routes,
     quotas.routes,
     explorer.routes,
+    webhooks.routes,
 ]

@@ -1,7 +1,8 @@
 """Writes of the drain: events (set-based, idempotent on message id), dirty hours, user profiles.
 
 A batch is written by ONE statement (data-modifying CTEs), so it is one round trip and its own
-transaction: the events, the dirty hours and the user upserts commit together or not at all.
+transaction: the events, the dirty hours, the user upserts and the ``event.tracked`` webhook outbox rows
+commit together or not at all.
 """
 
 from __future__ import annotations
@@ -69,7 +70,17 @@ WITH batch AS MATERIALIZED (
     INSERT INTO np_analytics_events ({_COLS})
     SELECT {_EVENT_VALUES} FROM batch
     ON CONFLICT (message_id, ts) DO NOTHING
-    RETURNING 1
+    RETURNING source_account_id, message_id, ts, type, event, user_id, anonymous_id, site, path, properties
+), hooked AS (
+    -- event.tracked outbox rows for the new events whose name a webhook of their account lists
+    INSERT INTO np_analytics_webhook_deliveries (id, source_account_id, webhook_id, event, dedupe_key, payload)
+    SELECT gen_random_uuid(), i.source_account_id, w.id, 'event.tracked', i.message_id::text,
+           jsonb_build_object('message_id', i.message_id, 'type', i.type, 'event', i.event, 'timestamp', i.ts,
+                              'user_id', i.user_id, 'anonymous_id', i.anonymous_id, 'site', i.site, 'path', i.path,
+                              'properties', coalesce(i.properties, '{{}}'::jsonb))
+    FROM inserted i JOIN np_analytics_webhooks w ON w.source_account_id = i.source_account_id AND w.active
+         AND 'event.tracked' = ANY (w.events) AND i.event = ANY (w.event_names)
+    ON CONFLICT (webhook_id, dedupe_key) DO NOTHING
 ), dirty AS (
     INSERT INTO np_analytics_aggregate_dirty (source_account_id, hour)
     SELECT DISTINCT coalesce(source_account_id, 'primary'),

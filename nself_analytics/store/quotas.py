@@ -63,12 +63,26 @@ LEFT JOIN np_analytics_users u ON u.source_account_id = q.source_account_id AND 
 WHERE coalesce(u.traits, '{}'::jsonb) @> q.segment
 """
 
-# The first crossing per (rule, user, period) is kept; later ones change nothing.
+# The first crossing per (rule, user, period) is kept; later ones change nothing. A first crossing writes the
+# quota.exceeded outbox rows of the account's webhooks in the same statement (the same transaction).
 INSERT_VIOLATION = """
-INSERT INTO np_analytics_quota_violations (source_account_id, quota_id, user_id, period_start, used, "limit")
-VALUES (%(account)s, %(quota_id)s, %(user_id)s, %(period_start)s, %(used)s, %(limit)s)
-ON CONFLICT (quota_id, user_id, period_start) DO NOTHING
-RETURNING id
+WITH v AS (
+    INSERT INTO np_analytics_quota_violations (source_account_id, quota_id, user_id, period_start, used, "limit")
+    VALUES (%(account)s, %(quota_id)s, %(user_id)s, %(period_start)s, %(used)s, %(limit)s)
+    ON CONFLICT (quota_id, user_id, period_start) DO NOTHING
+    RETURNING id, source_account_id, quota_id, user_id, period_start, used, "limit"
+), hooked AS (
+    INSERT INTO np_analytics_webhook_deliveries (id, source_account_id, webhook_id, event, dedupe_key, payload)
+    SELECT gen_random_uuid(), v.source_account_id, w.id, 'quota.exceeded', 'quota:' || v.id,
+           jsonb_build_object('violation_id', v.id, 'quota_id', v.quota_id, 'event', q.event, 'period', q.period,
+                              'segment', q.segment, 'user_id', v.user_id, 'period_start', v.period_start,
+                              'used', v.used, 'limit', v."limit")
+    FROM v JOIN np_analytics_quotas q ON q.id = v.quota_id
+    JOIN np_analytics_webhooks w ON w.source_account_id = v.source_account_id AND w.active
+         AND 'quota.exceeded' = ANY (w.events)
+    ON CONFLICT (webhook_id, dedupe_key) DO NOTHING
+)
+SELECT id FROM v
 """
 SELECT_VIOLATIONS = """
 SELECT v.id, v.quota_id, q.event, v.user_id, v.period_start, q.period, v.used, v."limit", v.created_at

@@ -1,0 +1,182 @@
+"""Webhook subscriptions under /webhooks and their delivery log (secret token; per account)."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+from yarl import URL
+
+from .. import params
+from ..auth import require_secret
+from ..errors import ApiError
+from ..keys import PG_POOL
+from ..store import webhooks
+from ..webhooks import WEBHOOK_EVENTS
+
+routes = web.RouteTableDef()
+
+MAX_URL_LENGTH = 2048
+MAX_EVENT_NAMES = 100
+MIN_SECRET_LENGTH = 16
+MAX_SECRET_LENGTH = 256
+MAX_WEBHOOKS_PER_ACCOUNT = 100
+DELIVERY_STATUSES = ("pending", "delivered", "failed")
+
+
+def _url(value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ApiError(400, "url is required: the http(s) address deliveries are POSTed to")
+    value = value.strip()
+    if len(value) > MAX_URL_LENGTH:
+        raise ApiError(400, f"url is longer than {MAX_URL_LENGTH} characters")
+    try:
+        url = URL(value)
+    except (ValueError, TypeError):
+        raise ApiError(400, "url is not a valid URL") from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ApiError(400, "url must be an absolute http:// or https:// URL")
+    if url.user or url.password:
+        raise ApiError(400, "url must not carry credentials: the signature authenticates deliveries")
+    return value
+
+
+def _events(value: object) -> list[str]:
+    if not isinstance(value, list) or not value:
+        raise ApiError(400, f"events is required: a list of {', '.join(WEBHOOK_EVENTS)}")
+    unknown = [e for e in value if e not in WEBHOOK_EVENTS]
+    if unknown:
+        raise ApiError(400, f"Unknown event {str(unknown[0])[:64]!r}: use {', '.join(WEBHOOK_EVENTS)}")
+    return [e for e in WEBHOOK_EVENTS if e in value]
+
+
+def _event_names(value: object) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ApiError(400, "event_names must be a list of event names")
+    if len(value) > MAX_EVENT_NAMES:
+        raise ApiError(400, f"event_names lists more than {MAX_EVENT_NAMES} names")
+    return sorted({params.event_name(v, "each event name") for v in value})
+
+
+def _secret(value: object) -> str:
+    if not isinstance(value, str) or not MIN_SECRET_LENGTH <= len(value) <= MAX_SECRET_LENGTH:
+        raise ApiError(400, f"secret must be a string of {MIN_SECRET_LENGTH} to {MAX_SECRET_LENGTH} characters")
+    return value
+
+
+def _active(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ApiError(400, "active must be true or false")
+    return value
+
+
+def _check_tracked(events: list[str], event_names: list[str]) -> None:
+    if "event.tracked" in events and not event_names:
+        raise ApiError(400, "event_names is required with event.tracked: the event names to deliver")
+
+
+VALIDATORS: dict[str, Callable[[object], Any]] = {"url": _url, "events": _events, "event_names": _event_names,
+                                                 "secret": _secret, "active": _active}
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    body = await params.json_body(request)
+    unknown = set(body) - set(VALIDATORS)
+    if unknown:
+        raise ApiError(400, f"Unknown field {sorted(unknown)[0][:64]!r}")
+    return body
+
+
+def _webhook_id(request: web.Request) -> int:
+    text = request.match_info["id"]
+    if len(text) > 18:
+        raise ApiError(404, "Webhook not found")
+    return int(text)
+
+
+@routes.post("/webhooks", name="webhooks_create")
+async def create(request: web.Request) -> web.Response:
+    """Subscribe a URL to events; the signing secret is returned here (and after a PATCH that sets it) only."""
+    require_secret(request)
+    account = params.account(request)
+    body = await _body(request)
+    fields: dict[str, Any] = {"url": _url(body.get("url")), "events": _events(body.get("events")),
+                              "event_names": _event_names(body.get("event_names")),
+                              "active": _active(body.get("active", True))}
+    _check_tracked(fields["events"], fields["event_names"])
+    secret = _secret(body["secret"]) if body.get("secret") is not None else "whsec_" + secrets.token_urlsafe(32)
+    async with request.config_dict[PG_POOL].acquire() as conn:
+        if await webhooks.count_webhooks(conn, account) >= MAX_WEBHOOKS_PER_ACCOUNT:
+            raise ApiError(409, f"An account has at most {MAX_WEBHOOKS_PER_ACCOUNT} webhooks")
+        hook = await webhooks.create_webhook(conn, account=account, secret=secret, **fields)
+    return web.json_response({"status": "success", "webhook": {**hook, "secret": secret}}, status=201)
+
+
+@routes.get("/webhooks", name="webhooks_list")
+async def list_(request: web.Request) -> web.Response:
+    require_secret(request)
+    async with request.config_dict[PG_POOL].acquire() as conn:
+        hooks = await webhooks.list_webhooks(conn, params.account(request))
+    return web.json_response({"status": "success", "webhooks": hooks})
+
+
+@routes.get(r"/webhooks/{id:\d+}", name="webhooks_get")
+async def get(request: web.Request) -> web.Response:
+    require_secret(request)
+    async with request.config_dict[PG_POOL].acquire() as conn:
+        hook = await webhooks.get_webhook(conn, params.account(request), _webhook_id(request))
+    if hook is None:
+        raise ApiError(404, "Webhook not found")
+    return web.json_response({"status": "success", "webhook": hook})
+
+
+@routes.patch(r"/webhooks/{id:\d+}", name="webhooks_update")
+async def update(request: web.Request) -> web.Response:
+    """Change some of url, events, event_names, secret, active; the rest stays."""
+    require_secret(request)
+    account = params.account(request)
+    webhook_id = _webhook_id(request)
+    body = await _body(request)
+    changes = {name: VALIDATORS[name](value) for name, value in body.items()}
+    async with request.config_dict[PG_POOL].acquire() as conn:
+        current = await webhooks.get_webhook(conn, account, webhook_id)
+        if current is None:
+            raise ApiError(404, "Webhook not found")
+        _check_tracked(changes.get("events", current["events"]), changes.get("event_names", current["event_names"]))
+        hook = await webhooks.update_webhook(conn, webhook_id, account=account, **changes)
+    if hook is None:
+        raise ApiError(404, "Webhook not found")
+    return web.json_response({"status": "success", "webhook": hook})
+
+
+@routes.delete(r"/webhooks/{id:\d+}", name="webhooks_delete")
+async def delete(request: web.Request) -> web.Response:
+    """Delete a webhook with its delivery log; deliveries not yet sent are dropped."""
+    require_secret(request)
+    async with request.config_dict[PG_POOL].acquire() as conn:
+        deleted = await webhooks.delete_webhook(conn, params.account(request), _webhook_id(request))
+    if not deleted:
+        raise ApiError(404, "Webhook not found")
+    return web.json_response({"status": "success", "deleted": True})
+
+
+@routes.get(r"/webhooks/{id:\d+}/deliveries", name="webhooks_deliveries")
+async def deliveries(request: web.Request) -> web.Response:
+    """The delivery log, newest first: status, attempts, last HTTP status and error, payload."""
+    require_secret(request)
+    account = params.account(request)
+    webhook_id = _webhook_id(request)
+    status = request.query.get("status") or None
+    if status is not None and status not in DELIVERY_STATUSES:
+        raise ApiError(400, f"Invalid status: use one of {', '.join(DELIVERY_STATUSES)}")
+    limit = params.integer(request.query, "limit", 100, 1, 1000)
+    async with request.config_dict[PG_POOL].acquire() as conn:
+        if await webhooks.get_webhook(conn, account, webhook_id) is None:
+            raise ApiError(404, "Webhook not found")
+        rows = await webhooks.list_deliveries(conn, account=account, webhook_id=webhook_id, status=status,
+                                             limit=limit)
+    return web.json_response({"status": "success", "deliveries": rows})

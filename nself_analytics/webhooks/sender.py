@@ -1,0 +1,136 @@
+"""The sender of the webhook outbox: runs in the background task, never on the ingest path.
+
+Each round claims the due deliveries (leased, so a sender that dies mid-send leaves them due again),
+POSTs them concurrently with a bounded aiohttp client (total timeout ANALYTICS_WEBHOOK_TIMEOUT, no
+redirects followed, at most MAX_RESPONSE_BYTES of a response read), and records the result: a 2xx
+marks the delivery delivered; anything else is retried after ``base * 2**(attempts-1)`` seconds
+(capped at MAX_BACKOFF_SECONDS) until ANALYTICS_WEBHOOK_RETRY_FOR after its creation, then it is
+marked failed.
+
+Signature (the scheme a receiver checks; also in the README):
+``X-Nself-Signature: sha256=<hex HMAC-SHA256(secret, X-Nself-Timestamp + "." + raw body)>``, with
+``X-Nself-Timestamp`` the send time in Unix seconds (refuse old ones against replay) and
+``X-Nself-Delivery`` the delivery id (the same on every retry: deduplicate on it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import time
+from typing import Any
+
+import aiohttp
+import aiopg
+import orjson
+import psycopg2
+import structlog
+
+from ..config import Settings
+from ..store import webhooks
+
+__all__ = ["WebhookSender", "backoff", "sign"]
+
+log = structlog.get_logger("nself_analytics.webhooks")
+
+# Deliveries claimed (and sent concurrently) per round.
+CLAIM_LIMIT = 50
+MAX_BACKOFF_SECONDS = 3600.0
+# How much of a receiver's response is read (its status is what counts).
+MAX_RESPONSE_BYTES = 4096
+# Seconds between rounds when nothing was due (at most; tests use a small retry base and poll faster).
+MAX_POLL_SECONDS = 1.0
+
+
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    """The ``X-Nself-Signature`` value of a delivery body sent at ``timestamp`` (Unix seconds, as text)."""
+    digest = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    return f"sha256={digest}"
+
+
+def backoff(attempts: int, base: float) -> float:
+    """Seconds before the next attempt after ``attempts`` failed ones (1, 2, ...)."""
+    return min(base * 2 ** max(attempts - 1, 0), MAX_BACKOFF_SECONDS)
+
+
+def body_of(delivery: dict[str, Any]) -> bytes:
+    """The JSON body of a delivery: the same bytes shape on every attempt (only headers carry the time)."""
+    return orjson.dumps({"id": delivery["id"], "type": delivery["event"], "webhook_id": delivery["webhook_id"],
+                         "source_account_id": delivery["account"],
+                         "created_at": delivery["created_at"].isoformat(), "data": delivery["payload"]})
+
+
+class WebhookSender:
+    """Sends due outbox rows; ``run`` loops until stopped, ``send_due`` is one round (tests call it)."""
+
+    def __init__(self, pool: aiopg.Pool, settings: Settings) -> None:
+        self.pool = pool
+        self.settings = settings
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            timeout = aiohttp.ClientTimeout(total=self.settings.webhook_timeout)
+            self._session = aiohttp.ClientSession(
+                timeout=timeout, connector=aiohttp.TCPConnector(limit=CLAIM_LIMIT, limit_per_host=10),
+                headers={"User-Agent": "nself-analytics-webhooks"})
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def send_due(self) -> int:
+        """Claim and send the due deliveries once; return how many were attempted."""
+        async with self.pool.acquire() as conn:
+            due = await webhooks.claim_due(conn, limit=CLAIM_LIMIT, lease=self.settings.webhook_timeout + 5)
+        if due:
+            await asyncio.gather(*(self._send(d) for d in due))
+        return len(due)
+
+    async def _send(self, delivery: dict[str, Any]) -> None:
+        body = body_of(delivery)
+        timestamp = str(int(time.time()))
+        headers = {"Content-Type": "application/json", "X-Nself-Event": delivery["event"],
+                   "X-Nself-Delivery": delivery["id"], "X-Nself-Timestamp": timestamp,
+                   "X-Nself-Signature": sign(delivery["secret"], timestamp, body)}
+        status: int | None = None
+        error = ""
+        try:
+            async with self._client().post(delivery["url"], data=body, headers=headers,
+                                           allow_redirects=False) as response:
+                status = response.status
+                await response.content.read(MAX_RESPONSE_BYTES)
+            if 200 <= status < 300:
+                async with self.pool.acquire() as conn:
+                    await webhooks.mark_delivered(conn, delivery["id"], status)
+                log.info("webhook_delivered", delivery=delivery["id"], url=delivery["url"], status=status)
+                return
+            error = f"HTTP {status}"
+        except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
+            error = f"{type(exc).__name__}: {exc}".strip()
+        attempts = delivery["attempts"] + 1
+        async with self.pool.acquire() as conn:
+            state = await webhooks.mark_failed(conn, delivery["id"], last_status=status, error=error,
+                                               delay=backoff(attempts, self.settings.webhook_retry_base),
+                                               horizon=self.settings.webhook_retry_for)
+        log.warning("webhook_failed", delivery=delivery["id"], url=delivery["url"], attempts=attempts, error=error,
+                    state=state)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Send until ``stop`` is set; a store error waits and tries again."""
+        poll = min(MAX_POLL_SECONDS, self.settings.webhook_retry_base)
+        try:
+            while not stop.is_set():
+                sent = 0
+                try:
+                    sent = await self.send_due()
+                except (psycopg2.Error, OSError, TimeoutError) as exc:
+                    log.warning("webhook_round_failed", error=str(exc).strip()[:300])
+                if sent < CLAIM_LIMIT:
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(stop.wait(), poll)
+        finally:
+            await self.close()
