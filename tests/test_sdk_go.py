@@ -65,7 +65,7 @@ def test_go_sdk_against_live_service(live_service: LiveService, proxy: SdkProxy,
            "NSELF_ANALYTICS_RUN": run, "NSELF_ANALYTICS_OUT": str(tmp_path)}
     result = go(["test", "-tags", "live", "-run", "^TestLive", "-count=1", "-v", "./..."], env)
     assert result.returncode == 0, result.stdout + result.stderr
-    for name in ("Delivery", "RetryAfter503", "DroppedConnection", "AnswerLost"):
+    for name in ("Delivery", "RetryAfter503", "DroppedConnection", "AnswerLost", "DedupeWindowMatchesTheService"):
         assert f"--- PASS: TestLive{name}" in result.stdout, result.stdout
     for case in ("ok", "503", "drop", "drop-after"):
         manifest = json.loads((tmp_path / f"{case}.json").read_text())

@@ -1,6 +1,6 @@
 // Package analytics is the Go server SDK of nself-analytics, the self-hosted analytics service.
 //
-// A Client queues Track, Identify and Page calls in memory and sends them in the background to
+// A Client queues Track, Identify, Page, Screen, Group and Alias calls in memory and sends them in the background to
 // the service's POST /analytics/batch endpoint: a batch leaves when FlushAt messages are queued,
 // every FlushInterval, on Flush and on Close. Failed requests (network errors, 429, 5xx) are
 // retried with exponential backoff and jitter; a 503 or 429 carrying Retry-After is retried after
@@ -17,7 +17,7 @@
 //	if err != nil {
 //		log.Fatal(err)
 //	}
-//	defer client.Close() // flushes what is still queued
+//	defer client.Close() // flushes what is still queued, within Config.ShutdownTimeout
 //
 //	client.Track(analytics.Track{
 //		UserID:     "user-42",

@@ -7,8 +7,10 @@
 package analytics
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -92,8 +94,10 @@ func runLive(t *testing.T, caseName, mode string, tracks int, everything bool) {
 		must(t, client.Page(Page{UserID: manifest.UserID, Name: "Pricing",
 			Properties: Properties{"url": "https://example.com/pricing", "path": "/pricing"}}))
 	}
-	if err := client.Close(); err != nil {
-		t.Fatalf("Close: %v", err)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := client.CloseContext(ctx); err != nil {
+		t.Fatalf("CloseContext: %v", err)
 	}
 	manifest.IDs = col.ids
 	manifest.Failed = len(col.failed)
@@ -116,3 +120,23 @@ func TestLiveDelivery(t *testing.T)          { runLive(t, "ok", "ok", 7, true) }
 func TestLiveRetryAfter503(t *testing.T)     { runLive(t, "503", "503", 4, false) }
 func TestLiveDroppedConnection(t *testing.T) { runLive(t, "drop", "drop", 4, false) }
 func TestLiveAnswerLost(t *testing.T)        { runLive(t, "drop-after", "drop-after", 4, false) }
+
+// The SDK never keeps a message longer than the service's de-duplication window, as published.
+func TestLiveDedupeWindowMatchesTheService(t *testing.T) {
+	resp, err := http.Get(liveEnv(t, "NSELF_ANALYTICS_PROXY") + "/analytics/openapi.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var doc struct {
+		Info struct {
+			DedupeWindowSeconds *float64 `json:"x-dedupe-window-seconds"`
+		} `json:"info"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&doc); err != nil || doc.Info.DedupeWindowSeconds == nil {
+		t.Fatalf("no info.x-dedupe-window-seconds in the OpenAPI (%v)", err)
+	}
+	if got := time.Duration(*doc.Info.DedupeWindowSeconds * float64(time.Second)); got != DedupeWindow {
+		t.Errorf("the service de-duplicates for %v, the SDK assumes %v", got, DedupeWindow)
+	}
+}

@@ -16,13 +16,15 @@ type Traits map[string]interface{}
 // The SDK adds a "library" entry naming itself unless the context already has one.
 type Context map[string]interface{}
 
-// Message is one of Track, Identify or Page; it is what Enqueue accepts and what the Callback
-// receives, with MessageID and Timestamp filled in by the SDK when they were left empty.
+// Message is one of Track, Identify, Page, Screen, Group or Alias; it is what Enqueue accepts and
+// what the Callback receives, with MessageID and Timestamp filled in by the SDK when they were left
+// empty.
 type Message interface {
-	// Type is the message type as sent on the wire: "track", "identify" or "page".
+	// Type is the message type as sent on the wire: "track", "identify", "page", "screen",
+	// "group" or "alias".
 	Type() string
 	validate() error
-	prepare(now time.Time) (Message, wireMessage)
+	prepare(now time.Time, defaults Properties) (Message, wireMessage)
 }
 
 // Track records that a user (or an anonymous visitor) performed an action.
@@ -77,6 +79,56 @@ type Page struct {
 	Timestamp time.Time
 }
 
+// Screen records a screen view of a mobile app; the service stores it as the event "$screen".
+type Screen struct {
+	// MessageID identifies the message for deduplication; empty means a random UUID (recommended).
+	MessageID string
+	// UserID is the id of a known user; UserID or AnonymousID is required.
+	UserID string
+	// AnonymousID is the id of a visitor who is not identified yet.
+	AnonymousID string
+	// Name is the name of the screen, such as "Settings".
+	Name string
+	// Properties describe the screen.
+	Properties Properties
+	// Context carries extra information about the call.
+	Context Context
+	// Timestamp is when the screen was viewed; zero means when the message was queued.
+	Timestamp time.Time
+}
+
+// Group records that a user belongs to a group (a company, team or account).
+type Group struct {
+	// MessageID identifies the message for deduplication; empty means a random UUID (recommended).
+	MessageID string
+	// UserID is the id of a known user; UserID or AnonymousID is required.
+	UserID string
+	// AnonymousID is the id of a visitor who is not identified yet.
+	AnonymousID string
+	// GroupID is the id of the group; required.
+	GroupID string
+	// Traits describe the group: name, plan, ...
+	Traits Traits
+	// Context carries extra information about the call.
+	Context Context
+	// Timestamp is when it happened; zero means when the message was queued.
+	Timestamp time.Time
+}
+
+// Alias records that PreviousID (an earlier user or anonymous id) is the same person as UserID.
+type Alias struct {
+	// MessageID identifies the message for deduplication; empty means a random UUID (recommended).
+	MessageID string
+	// UserID is the person's id from now on; required.
+	UserID string
+	// PreviousID is the id the person had before; required.
+	PreviousID string
+	// Context carries extra information about the call.
+	Context Context
+	// Timestamp is when it happened; zero means when the message was queued.
+	Timestamp time.Time
+}
+
 // Errors returned by Enqueue, Track, Identify and Page for messages that cannot be sent.
 var (
 	// ErrMissingUser means neither UserID nor AnonymousID was set.
@@ -87,8 +139,13 @@ var (
 	ErrMissingEvent = errors.New("analytics: Track needs an Event name")
 	// ErrMessageTooLarge means the message alone exceeds the service's request size limit.
 	ErrMessageTooLarge = errors.New("analytics: message exceeds the maximum batch size")
-	// ErrUnknownMessage means Enqueue received a type other than Track, Identify or Page.
-	ErrUnknownMessage = errors.New("analytics: unknown message type (want Track, Identify or Page)")
+	// ErrMissingGroupID means a Group message has no GroupID.
+	ErrMissingGroupID = errors.New("analytics: Group needs a GroupID")
+	// ErrMissingPreviousID means an Alias message lacks its UserID or PreviousID.
+	ErrMissingPreviousID = errors.New("analytics: Alias needs a UserID and a PreviousID")
+	// ErrUnknownMessage means Enqueue received a type other than Track, Identify, Page, Screen,
+	// Group or Alias.
+	ErrUnknownMessage = errors.New("analytics: unknown message type (want Track, Identify, Page, Screen, Group or Alias)")
 )
 
 // Type returns "track".
@@ -99,6 +156,15 @@ func (Identify) Type() string { return "identify" }
 
 // Type returns "page".
 func (Page) Type() string { return "page" }
+
+// Type returns "screen".
+func (Screen) Type() string { return "screen" }
+
+// Type returns "group".
+func (Group) Type() string { return "group" }
+
+// Type returns "alias".
+func (Alias) Type() string { return "alias" }
 
 func (m Track) validate() error {
 	if m.Event == "" {
@@ -124,6 +190,30 @@ func (m Page) validate() error {
 	return nil
 }
 
+func (m Screen) validate() error {
+	if m.UserID == "" && m.AnonymousID == "" {
+		return ErrMissingUser
+	}
+	return nil
+}
+
+func (m Group) validate() error {
+	if m.GroupID == "" {
+		return ErrMissingGroupID
+	}
+	if m.UserID == "" && m.AnonymousID == "" {
+		return ErrMissingUser
+	}
+	return nil
+}
+
+func (m Alias) validate() error {
+	if m.UserID == "" || m.PreviousID == "" {
+		return ErrMissingPreviousID
+	}
+	return nil
+}
+
 // wireMessage is a message as the service reads it (Segment field names).
 type wireMessage struct {
 	Type        string                 `json:"type"`
@@ -131,6 +221,8 @@ type wireMessage struct {
 	Timestamp   string                 `json:"timestamp"`
 	UserID      string                 `json:"userId,omitempty"`
 	AnonymousID string                 `json:"anonymousId,omitempty"`
+	PreviousID  string                 `json:"previousId,omitempty"`
+	GroupID     string                 `json:"groupId,omitempty"`
 	Event       string                 `json:"event,omitempty"`
 	Name        string                 `json:"name,omitempty"`
 	Properties  map[string]interface{} `json:"properties,omitempty"`
@@ -162,16 +254,31 @@ func withLibrary(ctx Context) map[string]interface{} {
 	return out
 }
 
-func (m Track) prepare(now time.Time) (Message, wireMessage) {
+// withDefaults merges the default properties under a message's own (which win).
+func withDefaults(defaults, own Properties) map[string]interface{} {
+	if len(defaults) == 0 {
+		return own
+	}
+	out := make(map[string]interface{}, len(defaults)+len(own))
+	for k, v := range defaults {
+		out[k] = v
+	}
+	for k, v := range own {
+		out[k] = v
+	}
+	return out
+}
+
+func (m Track) prepare(now time.Time, defaults Properties) (Message, wireMessage) {
 	fill(&m.MessageID, &m.Timestamp, now)
 	return m, wireMessage{
 		Type: "track", MessageID: m.MessageID, Timestamp: formatTime(m.Timestamp),
 		UserID: m.UserID, AnonymousID: m.AnonymousID, Event: m.Event,
-		Properties: m.Properties, Context: withLibrary(m.Context),
+		Properties: withDefaults(defaults, m.Properties), Context: withLibrary(m.Context),
 	}
 }
 
-func (m Identify) prepare(now time.Time) (Message, wireMessage) {
+func (m Identify) prepare(now time.Time, _ Properties) (Message, wireMessage) {
 	fill(&m.MessageID, &m.Timestamp, now)
 	return m, wireMessage{
 		Type: "identify", MessageID: m.MessageID, Timestamp: formatTime(m.Timestamp),
@@ -180,17 +287,77 @@ func (m Identify) prepare(now time.Time) (Message, wireMessage) {
 	}
 }
 
-func (m Page) prepare(now time.Time) (Message, wireMessage) {
+func (m Page) prepare(now time.Time, defaults Properties) (Message, wireMessage) {
 	fill(&m.MessageID, &m.Timestamp, now)
 	return m, wireMessage{
 		Type: "page", MessageID: m.MessageID, Timestamp: formatTime(m.Timestamp),
 		UserID: m.UserID, AnonymousID: m.AnonymousID, Name: m.Name,
-		Properties: m.Properties, Context: withLibrary(m.Context),
+		Properties: withDefaults(defaults, m.Properties), Context: withLibrary(m.Context),
 	}
+}
+
+func (m Screen) prepare(now time.Time, defaults Properties) (Message, wireMessage) {
+	fill(&m.MessageID, &m.Timestamp, now)
+	return m, wireMessage{
+		Type: "screen", MessageID: m.MessageID, Timestamp: formatTime(m.Timestamp),
+		UserID: m.UserID, AnonymousID: m.AnonymousID, Name: m.Name,
+		Properties: withDefaults(defaults, m.Properties), Context: withLibrary(m.Context),
+	}
+}
+
+func (m Group) prepare(now time.Time, _ Properties) (Message, wireMessage) {
+	fill(&m.MessageID, &m.Timestamp, now)
+	return m, wireMessage{
+		Type: "group", MessageID: m.MessageID, Timestamp: formatTime(m.Timestamp),
+		UserID: m.UserID, AnonymousID: m.AnonymousID, GroupID: m.GroupID,
+		Traits: m.Traits, Context: withLibrary(m.Context),
+	}
+}
+
+func (m Alias) prepare(now time.Time, _ Properties) (Message, wireMessage) {
+	fill(&m.MessageID, &m.Timestamp, now)
+	return m, wireMessage{
+		Type: "alias", MessageID: m.MessageID, Timestamp: formatTime(m.Timestamp),
+		UserID: m.UserID, PreviousID: m.PreviousID, Context: withLibrary(m.Context),
+	}
+}
+
+// normalize turns a pointer to a message into the value; nil and unknown types are refused.
+func normalize(m Message) (Message, error) {
+	switch v := m.(type) {
+	case Track, Identify, Page, Screen, Group, Alias:
+		return m, nil
+	case *Track:
+		if v != nil {
+			return *v, nil
+		}
+	case *Identify:
+		if v != nil {
+			return *v, nil
+		}
+	case *Page:
+		if v != nil {
+			return *v, nil
+		}
+	case *Screen:
+		if v != nil {
+			return *v, nil
+		}
+	case *Group:
+		if v != nil {
+			return *v, nil
+		}
+	case *Alias:
+		if v != nil {
+			return *v, nil
+		}
+	}
+	return nil, ErrUnknownMessage
 }
 
 // queued is a validated message with its encoded form, ready for a batch.
 type queued struct {
-	msg  Message
-	json json.RawMessage
+	msg      Message
+	json     json.RawMessage
+	queuedAt time.Time
 }

@@ -2,6 +2,7 @@ package analytics
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
@@ -51,13 +52,27 @@ func retryable(err error) bool {
 	return true
 }
 
-// send delivers one batch, retrying as configured, and reports the outcome to the callback.
-// A retry resends the same messages (same message ids), so the service stores them once.
-func (c *Client) send(batch []queued) error {
+// send delivers the in-flight batch, retrying as configured, and reports the outcome to the
+// callback. A retry resends the same messages (same message ids), so the service stores them once.
+// When CloseContext gives up (stopCtx), it returns at once, leaving c.inflight for it to report.
+func (c *Client) send() error {
 	var rejected error
 	for attempt := 0; ; attempt++ {
+		if err := c.dropExpired(); err != nil && rejected == nil {
+			rejected = err
+		}
+		c.mu.Lock()
+		batch := c.inflight
+		c.mu.Unlock()
+		if len(batch) == 0 || c.stopCtx.Err() != nil {
+			return rejected
+		}
 		wait, err := c.post(batch)
+		if c.stopCtx.Err() != nil {
+			return rejected
+		}
 		if err == nil {
+			c.setInflight(nil)
 			c.success(batch)
 			return rejected
 		}
@@ -68,7 +83,7 @@ func (c *Client) send(batch []queued) error {
 			herr.Index >= 0 && herr.Index < len(batch) {
 			c.cfg.Logger.Printf("dropped 1 message: %v", err)
 			c.failure(batch[herr.Index:herr.Index+1], err)
-			batch = append(batch[:herr.Index:herr.Index], batch[herr.Index+1:]...)
+			c.setInflight(append(batch[:herr.Index:herr.Index], batch[herr.Index+1:]...))
 			if rejected == nil {
 				rejected = err
 			}
@@ -84,6 +99,7 @@ func (c *Client) send(batch []queued) error {
 				err = fmt.Errorf("analytics: giving up after %d attempt%s: %w", attempt+1, plural, err)
 			}
 			c.cfg.Logger.Printf("dropped %d message(s): %v", len(batch), err)
+			c.setInflight(nil)
 			c.failure(batch, err)
 			if rejected != nil {
 				return rejected
@@ -94,6 +110,45 @@ func (c *Client) send(batch []queued) error {
 			wait = c.backoff(attempt)
 		}
 		c.sleep(wait)
+	}
+}
+
+func (c *Client) setInflight(batch []queued) {
+	c.mu.Lock()
+	c.inflight = batch
+	c.mu.Unlock()
+}
+
+// dropExpired drops the in-flight messages the service may have forgotten: an attempt starting
+// now can land up to Timeout later, and must land within MaxMessageAge of the queueing.
+func (c *Client) dropExpired() error {
+	limit := c.now().Add(c.cfg.Timeout - c.cfg.MaxMessageAge)
+	c.mu.Lock()
+	var keep, expired []queued
+	for _, q := range c.inflight {
+		if q.queuedAt.After(limit) {
+			keep = append(keep, q)
+		} else {
+			expired = append(expired, q)
+		}
+	}
+	c.inflight = keep
+	c.mu.Unlock()
+	if len(expired) == 0 {
+		return nil
+	}
+	c.cfg.Logger.Printf("dropped %d message(s): %v", len(expired), ErrTooOld)
+	c.failure(expired, ErrTooOld)
+	return ErrTooOld
+}
+
+// sleep waits d, or less when CloseContext gives up.
+func (c *Client) sleep(d time.Duration) {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+	case <-c.stopCtx.Done():
 	}
 }
 
@@ -112,7 +167,9 @@ func (c *Client) post(batch []queued) (time.Duration, error) {
 	body.WriteString(formatTime(c.now()))
 	body.WriteString(`"}`)
 
-	req, err := http.NewRequest(http.MethodPost, c.endpoint, bytes.NewReader(body.Bytes()))
+	ctx, cancel := context.WithTimeout(c.stopCtx, c.cfg.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.endpoint, bytes.NewReader(body.Bytes()))
 	if err != nil {
 		return -1, err
 	}
