@@ -19,6 +19,7 @@ from aiohttp import web
 from ..auth import require_secret
 from ..errors import ApiError
 from ..keys import PG_POOL
+from ..params import account
 from ..store import web as store
 from ..store.web import WebQuery
 
@@ -103,7 +104,7 @@ def parse_query(query: Mapping[str, str], now: float | None = None) -> WebQuery:
 async def _answer(request: web.Request, reader: Reader, *, max_days: int | None = None,
                   active: bool = False) -> web.Response:
     require_secret(request)
-    query = parse_query(request.query)
+    query = replace(parse_query(request.query), account=account(request))
     if active:  # the last few minutes, whatever the range asked
         now = time.time()
         query = replace(query, start=datetime.fromtimestamp(now - ACTIVE_WINDOW_SECONDS, UTC),

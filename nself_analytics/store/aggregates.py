@@ -1,6 +1,6 @@
-"""Materialized aggregates: counts and distinct users per event per hour and per day, and the
+"""Materialized aggregates: counts and distinct users per event per hour and per day, the
 per-(user, UTC day) activity rollup that retention reads (np_analytics_activity: the distinct event
-names of each user's day).
+names of each user's day), and the web session fragments the web reads use (store/web_rollup.py).
 
 Incremental: the drain marks the hours it wrote to (np_analytics_aggregate_dirty, in the same
 transaction as the events); each run claims dirty hours, recomputes those hours and their days
@@ -17,6 +17,7 @@ import aiopg
 import structlog
 
 from .tx import transaction
+from .web_rollup import FRAGMENT_COLUMNS, FRAGMENTS, PAGE_VIEW
 
 __all__ = ["aggregate_lag_seconds", "materialize"]
 
@@ -58,6 +59,24 @@ WHERE e.ts >= %(lo)s AND e.ts < %(hi)s AND NOT e.is_bot
   AND (e.source_account_id, b.bucket) IN (SELECT source_account_id, bucket FROM claimed)
 GROUP BY e.source_account_id, b.bucket, e.event
 """
+
+# The web session fragments of the claimed hours (unit 'hour': a bucket is an hour), replaced from the
+# cutoff on (older hours keep theirs, as the aggregates do); one scan of [lo, hi) as above.
+DELETE_WEB = f"""
+WITH {_CLAIMED}
+DELETE FROM np_analytics_web_sessions w USING claimed c
+WHERE w.source_account_id = c.source_account_id AND w.hour = c.bucket
+"""
+
+INSERT_WEB = f"""
+WITH {_CLAIMED}
+INSERT INTO np_analytics_web_sessions ({FRAGMENT_COLUMNS})
+""" + FRAGMENTS.format(
+    source="np_analytics_events",
+    where=f"""ts >= %(lo)s AND ts < %(hi)s AND site IS NOT NULL AND {PAGE_VIEW}
+      AND (source_account_id, date_trunc('hour', ts AT TIME ZONE 'UTC') AT TIME ZONE 'UTC')
+          IN (SELECT source_account_id, bucket FROM claimed)""",
+)
 
 # The activity of the claimed days. Unlike the aggregates, days before the cutoff are not skipped:
 # their rows are merged with what is still raw (never wiped: the raw events may be pruned already),
@@ -113,8 +132,8 @@ def _bounds(hours: list[datetime], unit: str) -> tuple[datetime | None, datetime
 
 async def materialize(conn: aiopg.Connection, retention_days: int, limit: int = 5000,
                       now: datetime | None = None) -> int:
-    """Recompute aggregates of the dirty hours (and their days) and the activity of their days;
-    return how many hours were claimed.
+    """Recompute aggregates of the dirty hours (and their days), their web session fragments and the
+    activity of their days; return how many hours were claimed.
 
     Hours before the retention cutoff (counted back from ``now``, default the server's clock) are
     claimed but their aggregates not recomputed; their activity is merged with what is still raw."""
@@ -132,6 +151,10 @@ async def materialize(conn: aiopg.Connection, retention_days: int, limit: int = 
             params = {"unit": unit, "claimed": claimed, "cutoff": cutoff, "lo": lo, "hi": hi}
             await cur.execute(DELETE_BUCKETS, params)
             await cur.execute(INSERT_BUCKETS, params)
+        lo, hi = _bounds(hours, "hour")
+        params = {"unit": "hour", "claimed": claimed, "cutoff": cutoff, "lo": lo, "hi": hi}
+        await cur.execute(DELETE_WEB, params)
+        await cur.execute(INSERT_WEB, params)
         lo, hi = _bounds([h for _a, h in rows], "day")
         params = {"claimed": claimed, "cutoff": cutoff, "lo": lo, "hi": hi}
         await cur.execute(DELETE_ACTIVITY, params)

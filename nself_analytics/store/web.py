@@ -1,21 +1,26 @@
-"""Web-analytics reads: page views of one site over a time range, from the raw event log.
+"""Web-analytics reads: page views of one site over a time range, from session fragments.
 
-Every query selects through the ``(site, ts)`` index with the same parameters: ``site``, ``start``,
-``end`` (half-open), ``include_bots``, and the optional filters ``path``, ``referrer`` (a domain),
-``country`` and ``device`` (NULL when unset). The SQL is built once, at import, from the constants
-below; user input only ever arrives as parameters. Filters select page views, and every figure is
-computed from the selected page views (a session is the set of its selected page views).
+Every read groups the session fragments of its range (store/web_rollup.py: one row per site, session,
+UTC hour and bot flag) by session: the fragments the aggregator stored for the whole hours of the range
+that are not dirty, and fragments built on the fly from raw page views for the rest (the hours still
+dirty, typically the current one, and the partial hours at the range's edges). A read with a filter
+(``path``, ``referrer`` as a domain, ``country``, ``device``) builds all its fragments from the raw page
+views the filter selects, since a session is the set of its selected page views. Parameters: ``account``,
+``site``, ``start``, ``end`` (half-open), ``include_bots``, the filters (NULL when unset) and ``limit``.
+The SQL is built once, at import, from the constants below; user input only ever arrives as parameters.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiopg
 
 from .tx import transaction
+from .web_rollup import DIMENSIONS, FRAGMENTS, PAGE_VIEW, REFERRER_DOMAIN
 
 __all__ = [
     "BREAKDOWNS",
@@ -32,79 +37,80 @@ __all__ = [
     "timeseries",
 ]
 
-# The host of a referring URL (text between "scheme://" and the first / ? or #, less user info and
-# port), lower case, without a leading "www.". String functions: a capturing regex costs twice as much.
-_AFTER_SCHEME = "split_part(split_part(split_part(split_part(referrer, '://', 2), '/', 1), '?', 1), '#', 1)"
-REFERRER_DOMAIN = (
-    "CASE WHEN referrer ~ '^[A-Za-z][A-Za-z0-9+.-]*://' THEN "
-    f"regexp_replace(lower(split_part(split_part({_AFTER_SCHEME}, '@', -1), ':', 1)), '^www\\.', '') END"
-)
 SITE_DOMAIN = r"regexp_replace(%(site)s, '^www\.', '')"
 
-FILTERS = f"""
-    site = %(site)s AND ts >= %(start)s AND ts < %(end)s AND event = '$pageview'
-    AND (%(include_bots)s OR NOT is_bot)
+# Raw page views of the read (site and time come from the ranges in %(raw)s).
+_RAW_FILTERS = f"""
+    source_account_id = %(account)s AND {PAGE_VIEW} AND (%(include_bots)s OR NOT is_bot)
     AND (%(path)s::text IS NULL OR path = %(path)s)
     AND (%(country)s::text IS NULL OR country = %(country)s)
     AND (%(device)s::text IS NULL OR device = %(device)s)
     AND (%(referrer)s::text IS NULL OR {REFERRER_DOMAIN} = %(referrer)s)
 """
+# One index range scan on (site, ts) per raw range (run-time partition pruning keeps each to its days).
+_RAW_SOURCE = """jsonb_to_recordset(%(raw)s::jsonb) AS r(lo timestamptz, hi timestamptz)
+    CROSS JOIN LATERAL (SELECT * FROM np_analytics_events
+                        WHERE site = %(site)s AND ts >= r.lo AND ts < r.hi) AS e"""
+_FRAGMENT_COLUMNS = "hour, session_id, visitor, first_ts, last_ts, views, entry, exit, vals, cnts"
+FRAGS = f"""
+WITH frags AS (
+    SELECT {_FRAGMENT_COLUMNS} FROM np_analytics_web_sessions
+    WHERE source_account_id = %(account)s AND site = %(site)s AND hour >= %(h1)s AND hour < %(h2)s
+      AND hour <> ALL(%(dirty)s::timestamptz[]) AND (%(include_bots)s OR NOT is_bot)
+    UNION ALL
+    SELECT {_FRAGMENT_COLUMNS} FROM ({FRAGMENTS.format(source=_RAW_SOURCE, where=_RAW_FILTERS)}) AS raw
+)"""
 
 # Distinct counts are taken in two steps (group by session first, then count the groups): hash
-# aggregation over the page views, then a small count, is several times faster than count(DISTINCT).
-SUMMARY = f"""
+# aggregation, then a small count, is several times faster than count(DISTINCT).
+SUMMARY = FRAGS + """
 SELECT coalesce(sum(views), 0) AS pageviews, count(session_id) AS sessions, count(DISTINCT visitor) AS visitors
 FROM (
     -- one row per session (its visitor: the first identity seen, so a session whose IP changes mid-way is
     -- still one session); page views without a session are grouped by visitor instead
-    SELECT session_id, min(coalesce(user_id, anonymous_id, ip_hash, session_id)) AS visitor, count(*) AS views
-    FROM np_analytics_events
-    WHERE {FILTERS}
-    GROUP BY session_id, CASE WHEN session_id IS NULL THEN coalesce(user_id, anonymous_id, ip_hash) END
+    SELECT session_id, min(visitor) AS visitor, sum(views) AS views
+    FROM frags
+    GROUP BY session_id, CASE WHEN session_id IS NULL THEN visitor END
 ) AS per_session
 """
 
-# Dimension name -> (SQL expression, condition on its value). Rows without a value are left out.
+# Dimension name -> (code of its values in the fragments, condition on its value). Rows without a value
+# are left out.
 _DIMENSIONS: dict[str, tuple[str, str]] = {
-    "pages": ("path", "true"),
-    "referrers": (REFERRER_DOMAIN, f"value <> {SITE_DOMAIN}"),
-    "devices": ("device", "true"),
-    "languages": ("language", "true"),
-    "browsers": ("browser", "true"),
-    "os": ("os", "true"),
-    "countries": ("country", "true"),
-    "hostnames": ("coalesce(properties->>'hostname', site)", "true"),
+    "pages": ("p", "true"),
+    "referrers": ("r", f"value <> {SITE_DOMAIN}"),
+    "devices": ("d", "true"),
+    "languages": ("l", "true"),
+    "browsers": ("b", "true"),
+    "os": ("o", "true"),
+    "countries": ("c", "true"),
+    "hostnames": ("h", "true"),
 }
+assert {code for code, _ in _DIMENSIONS.values()} <= DIMENSIONS.keys()
+_UNNEST = """
+        SELECT substr(d.v, 2) AS value, f.session_id, sum(d.n) AS views
+        FROM frags f CROSS JOIN LATERAL unnest(f.vals, f.cnts) AS d(v, n)
+        WHERE left(d.v, 1) = '{code}'
+        GROUP BY 1, 2"""
 _BREAKDOWN = """
 SELECT value, sum(views) AS pageviews, count(session_id) AS sessions
-FROM (
-    SELECT {expr} AS value, session_id, count(*) AS views
-    FROM np_analytics_events
-    WHERE {filters}
-    GROUP BY 1, 2
-    OFFSET 0  -- a fence: the conditions below must not be pushed into the scan (computing value again)
-) AS per_session
-WHERE value IS NOT NULL AND value <> '' AND {condition}
+FROM ({unnest}) AS per_session
+WHERE {condition}
 GROUP BY value
 ORDER BY pageviews DESC, sessions DESC, value COLLATE "C"
 LIMIT %(limit)s
 """
 BREAKDOWNS: dict[str, str] = {
-    name: _BREAKDOWN.format(expr=expr, filters=FILTERS, condition=condition)
-    for name, (expr, condition) in _DIMENSIONS.items()
+    name: FRAGS + _BREAKDOWN.format(unnest=_UNNEST.format(code=code), condition=condition)
+    for name, (code, condition) in _DIMENSIONS.items()
 }
 
-# Page views and sessions per value of a key computed from each page view, zero-filled over every
-# key of a series: {key} is the key's SQL, {series} a set-returning expression of all keys.
+# Page views and sessions per value of a key, zero-filled over every key of a series: {per_session} gives
+# (key, session_id, views), {series} is a set-returning expression of all keys.
 _SERIES = """
-WITH counts AS (
+, counts AS (
     SELECT key, sum(views) AS pageviews, count(session_id) AS sessions
-    FROM (
-        SELECT {key} AS key, session_id, count(*) AS views
-        FROM np_analytics_events
-        WHERE {filters} AND {key} IS NOT NULL
-        GROUP BY 1, 2
-    ) AS per_session
+    FROM ({per_session}) AS per_session
     GROUP BY key
 )
 SELECT {label}, coalesce(counts.pageviews, 0) AS pageviews, coalesce(counts.sessions, 0) AS sessions
@@ -112,36 +118,40 @@ FROM {series} AS series(key)
 LEFT JOIN counts ON counts.key = series.key
 ORDER BY series.key
 """
+_PER_HOUR_KEY = "SELECT {key} AS key, session_id, sum(views) AS views FROM frags GROUP BY 1, 2"
 
 # Days of [start, end) in UTC.
-TIMESERIES = _SERIES.format(
-    key="date_trunc('day', ts AT TIME ZONE 'UTC')", filters=FILTERS, label="to_char(series.key, 'YYYY-MM-DD')",
+TIMESERIES = FRAGS + _SERIES.format(
+    per_session=_PER_HOUR_KEY.format(key="date_trunc('day', hour AT TIME ZONE 'UTC')"),
+    label="to_char(series.key, 'YYYY-MM-DD')",
     series="generate_series(date_trunc('day', %(start)s AT TIME ZONE 'UTC'), "
            "date_trunc('day', (%(end)s - interval '1 microsecond') AT TIME ZONE 'UTC'), interval '1 day')",
 )
 # Hours of the day, UTC.
-PEAK_HOURS = _SERIES.format(key="extract(hour FROM ts AT TIME ZONE 'UTC')::int", filters=FILTERS,
-                            label="series.key", series="generate_series(0, 23)")
+PEAK_HOURS = FRAGS + _SERIES.format(
+    per_session=_PER_HOUR_KEY.format(key="extract(hour FROM hour AT TIME ZONE 'UTC')::int"),
+    label="series.key", series="generate_series(0, 23)",
+)
 # Screen width buckets (the common CSS breakpoints): label, lowest width, highest width (None: no limit).
 SCREEN_BUCKETS: tuple[tuple[str, int, int | None], ...] = (
     ("<576", 0, 575), ("576-767", 576, 767), ("768-991", 768, 991), ("992-1199", 992, 1199), (">=1200", 1200, None),
 )
-SCREEN_WIDTHS = _SERIES.format(
-    key="CASE WHEN screen_width < 576 THEN 0 WHEN screen_width < 768 THEN 1 WHEN screen_width < 992 THEN 2 "
-        "WHEN screen_width < 1200 THEN 3 WHEN screen_width >= 1200 THEN 4 END",
-    filters=FILTERS, label="series.key", series="generate_series(0, 4)",
+SCREEN_WIDTHS = FRAGS + _SERIES.format(
+    per_session=f"SELECT value::int AS key, session_id, views FROM ({_UNNEST.format(code='w')}) AS w",
+    label="series.key", series="generate_series(0, 4)",
 )
 
-# One row per session: its first and last page (ties in time broken by path), views, and duration.
-_SESSIONS = f"""
-WITH sessions AS (
+# One row per session: its first and last page (the fragments of a session never overlap in time, except
+# a bot's and a human's within one hour: ties broken by path as within a fragment), views, and duration.
+_SESSIONS = FRAGS + """
+, sessions AS (
     SELECT session_id,
-           (array_agg(path ORDER BY ts, path COLLATE "C"))[1] AS entry,
-           (array_agg(path ORDER BY ts DESC, path COLLATE "C" DESC))[1] AS exit,
-           count(*) AS views,
-           extract(epoch FROM max(ts) - min(ts))::float8 AS seconds
-    FROM np_analytics_events
-    WHERE {FILTERS} AND session_id IS NOT NULL
+           (array_agg(entry ORDER BY first_ts, entry COLLATE "C"))[1] AS entry,
+           (array_agg(exit ORDER BY last_ts DESC, exit COLLATE "C" DESC))[1] AS exit,
+           sum(views) AS views,
+           extract(epoch FROM max(last_ts) - min(first_ts))::float8 AS seconds
+    FROM frags
+    WHERE session_id IS NOT NULL
     GROUP BY session_id
 )
 """
@@ -168,6 +178,17 @@ SELECT count(*) AS sessions,
 FROM sessions
 """
 
+# The hours in [h1, h2) of the account whose events are not in the fragments yet.
+DIRTY_HOURS = """
+SELECT hour FROM np_analytics_aggregate_dirty
+WHERE source_account_id = %(account)s AND hour >= %(h1)s AND hour < %(h2)s ORDER BY hour
+"""
+# Beyond this many separate raw ranges (a scattered backlog), the whole range is read raw (one scan).
+MAX_RAW_RANGES = 48
+# One snapshot for the dirty hours and the fragments (the aggregator swaps both in one transaction).
+ISOLATION = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"
+HOUR = timedelta(hours=1)
+
 
 @dataclass(frozen=True)
 class WebQuery:
@@ -182,9 +203,15 @@ class WebQuery:
     country: str | None = None
     device: str | None = None
     limit: int = 10
+    account: str = "primary"
+
+    @property
+    def filtered(self) -> bool:
+        return any(value is not None for value in (self.path, self.referrer, self.country, self.device))
 
     def params(self) -> dict[str, Any]:
-        return {"site": self.site, "start": self.start, "end": self.end, "include_bots": self.include_bots,
+        return {"account": self.account, "site": self.site, "start": self.start, "end": self.end,
+                "include_bots": self.include_bots,
                 "path": self.path, "referrer": self.referrer, "country": self.country, "device": self.device,
                 "limit": self.limit}
 
@@ -194,10 +221,50 @@ class WebQuery:
 READ_SETTINGS = "SET LOCAL work_mem = '64MB'; SET LOCAL jit = off"
 
 
+def _hour_floor(instant: datetime) -> datetime:
+    return instant.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def _ranges(start: datetime, end: datetime, h1: datetime, h2: datetime,
+            dirty: list[datetime]) -> list[tuple[datetime, datetime]]:
+    """The raw ranges of a read: [start, h1), each run of consecutive dirty hours, [h2, end)."""
+    ranges: list[tuple[datetime, datetime]] = [(start, h1)] if start < h1 else []
+    for hour in dirty:
+        if ranges and ranges[-1][1] == hour:
+            ranges[-1] = (ranges[-1][0], hour + HOUR)
+        else:
+            ranges.append((hour, hour + HOUR))
+    if h2 < end:
+        if ranges and ranges[-1][1] == h2:
+            ranges[-1] = (ranges[-1][0], end)
+        else:
+            ranges.append((h2, end))
+    return ranges
+
+
+async def _plan(cur: aiopg.Cursor, query: WebQuery) -> dict[str, Any]:
+    """Which whole hours come from stored fragments ([h1, h2) less ``dirty``) and which ranges from raw."""
+    h1 = _hour_floor(query.start - timedelta(microseconds=1)) + HOUR
+    h2 = _hour_floor(query.end)
+    everything_raw = {"h1": query.start, "h2": query.start, "dirty": [],
+                      "raw": json.dumps([{"lo": query.start.isoformat(), "hi": query.end.isoformat()}])}
+    if query.filtered or h1 >= h2:
+        return everything_raw
+    await cur.execute(DIRTY_HOURS, {"account": query.account, "h1": h1, "h2": h2})
+    dirty = [hour.astimezone(UTC) for (hour,) in await cur.fetchall()]
+    ranges = _ranges(query.start, query.end, h1, h2, dirty)
+    if len(ranges) > MAX_RAW_RANGES:
+        return everything_raw
+    return {"h1": h1, "h2": h2, "dirty": dirty,
+            "raw": json.dumps([{"lo": lo.isoformat(), "hi": hi.isoformat()} for lo, hi in ranges])}
+
+
 async def _rows(conn: aiopg.Connection, sql: str, query: WebQuery) -> list[tuple[Any, ...]]:
     async with transaction(conn) as cur:
+        await cur.execute(ISOLATION)
         await cur.execute(READ_SETTINGS)
-        await cur.execute(sql, query.params())
+        params = {**query.params(), **await _plan(cur, query)}
+        await cur.execute(sql, params)
         return list(await cur.fetchall())
 
 

@@ -1,0 +1,77 @@
+"""Web session fragments: page views folded into one row per (site, session, UTC hour, bot flag).
+
+A fragment (np_analytics_web_sessions, migration 0040) holds what one web session did in one hour: its
+first and last page view (time, path), its page views, its visitor and, per dimension value, the page
+views that carried it (``vals``: the value prefixed by its one-letter code, see ``DIMENSIONS``; ``cnts``:
+the page views). Page views without a session make one fragment per visitor and hour.
+
+The same SQL (:data:`FRAGMENTS`) builds fragments for the aggregator (the claimed dirty hours of every
+site, stored) and for reads (the hours not aggregated yet and the partial hours at a range's edges, on
+the fly), so stored and on-the-fly fragments agree by construction.
+"""
+
+from __future__ import annotations
+
+__all__ = ["DIMENSIONS", "FRAGMENTS", "FRAGMENT_COLUMNS", "PAGE_VIEW", "REFERRER_DOMAIN", "SCREEN_BUCKET"]
+
+# What a page view is: the one definition every web read and the rollup use.
+PAGE_VIEW = "event = '$pageview'"
+
+# The host of a referring URL (text between "scheme://" and the first / ? or #, less user info and
+# port), lower case, without a leading "www.". String functions: a capturing regex costs twice as much.
+_AFTER_SCHEME = "split_part(split_part(split_part(split_part(referrer, '://', 2), '/', 1), '?', 1), '#', 1)"
+REFERRER_DOMAIN = (
+    "CASE WHEN referrer ~ '^[A-Za-z][A-Za-z0-9+.-]*://' THEN "
+    f"regexp_replace(lower(split_part(split_part({_AFTER_SCHEME}, '@', -1), ':', 1)), '^www\\.', '') END"
+)
+# The index of the screen width bucket (store.web.SCREEN_BUCKETS), as text.
+SCREEN_BUCKET = (
+    "(CASE WHEN screen_width < 576 THEN 0 WHEN screen_width < 768 THEN 1 WHEN screen_width < 992 THEN 2 "
+    "WHEN screen_width < 1200 THEN 3 WHEN screen_width >= 1200 THEN 4 END)::text"
+)
+
+# One-letter code -> the SQL of a page view's value. 'p' (the path) comes first: every page view has
+# exactly one 'p' value (possibly NULL), so a fragment's page views are its 'p' counts.
+DIMENSIONS: dict[str, str] = {
+    "p": "path",
+    "r": REFERRER_DOMAIN,
+    "d": "device",
+    "l": "language",
+    "b": "browser",
+    "o": "os",
+    "c": "country",
+    "h": "coalesce(properties->>'hostname', site)",
+    "w": SCREEN_BUCKET,
+    "S": "properties->>'utm_source'",
+    "M": "properties->>'utm_medium'",
+    "C": "properties->>'utm_campaign'",
+}
+_VALUES = ", ".join(f"('{code}', {sql})" for code, sql in DIMENSIONS.items())
+
+# Fragments of the page views selected by {where} (over np_analytics_events, unaliased) and {source}
+# (the FROM clause). Two steps: per (fragment, dimension value) its page views, first and last time;
+# then per fragment. The entry is the path of the first page view (ties in time: the smallest path),
+# the exit that of the last (ties: the largest), as the raw reads defined them.
+FRAGMENTS = f"""
+SELECT source_account_id, site, hour, session_id, is_bot, min(ident) AS visitor, min(t0) AS first_ts,
+       max(t1) AS last_ts, sum(n) FILTER (WHERE code = 'p')::int AS views,
+       (array_agg(value ORDER BY t0, value COLLATE "C") FILTER (WHERE code = 'p'))[1] AS entry,
+       (array_agg(value ORDER BY t1 DESC, value COLLATE "C" DESC) FILTER (WHERE code = 'p'))[1] AS exit,
+       coalesce(array_agg(code || value) FILTER (WHERE value <> ''), '{{{{}}}}') AS vals,
+       coalesce(array_agg(n) FILTER (WHERE value <> ''), '{{{{}}}}') AS cnts
+FROM (
+    SELECT source_account_id, site, date_trunc('hour', ts AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS hour,
+           session_id, CASE WHEN session_id IS NULL THEN coalesce(user_id, anonymous_id, ip_hash) END AS alone,
+           is_bot, d.code, d.value, count(*)::int AS n, min(ts) AS t0, max(ts) AS t1,
+           min(coalesce(user_id, anonymous_id, ip_hash, session_id)) AS ident
+    FROM {{source}}
+    CROSS JOIN LATERAL (VALUES {_VALUES}) AS d(code, value)
+    WHERE {{where}} AND (d.code = 'p' OR d.value IS NOT NULL)
+    GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
+) AS per_value
+GROUP BY source_account_id, site, hour, session_id, alone, is_bot
+"""
+
+FRAGMENT_COLUMNS = (
+    "source_account_id, site, hour, session_id, is_bot, visitor, first_ts, last_ts, views, entry, exit, vals, cnts"
+)
