@@ -12,7 +12,6 @@ The SQL is built once, at import, from the constants below; user input only ever
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -47,10 +46,18 @@ _RAW_FILTERS = f"""
     AND (%(device)s::text IS NULL OR device = %(device)s)
     AND (%(referrer)s::text IS NULL OR {REFERRER_DOMAIN} = %(referrer)s)
 """
-# One index range scan on (site, ts) per raw range (run-time partition pruning keeps each to its days).
-_RAW_SOURCE = """jsonb_to_recordset(%(raw)s::jsonb) AS r(lo timestamptz, hi timestamptz)
-    CROSS JOIN LATERAL (SELECT * FROM np_analytics_events
-                        WHERE site = %(site)s AND ts >= r.lo AND ts < r.hi) AS e"""
+# Three index range scans on (site, ts), bounds known when planning (so each reads only its days): the
+# partial hour at the range's start, the span of the dirty hours (only the dirty hours kept), and the
+# partial hour at its end. An empty scan has lo = hi.
+_RAW_SCAN = "SELECT * FROM np_analytics_events WHERE site = %(site)s AND ts >= %({n}_lo)s AND ts < %({n}_hi)s"
+_RAW_SOURCE = f"""(
+    {_RAW_SCAN.format(n="head")}
+    UNION ALL
+    {_RAW_SCAN.format(n="dirty")}
+        AND date_trunc('hour', ts AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' = ANY(%(dirty)s::timestamptz[])
+    UNION ALL
+    {_RAW_SCAN.format(n="tail")}
+) AS e"""
 _FRAGMENT_COLUMNS = "hour, session_id, visitor, first_ts, last_ts, views, entry, exit, vals, cnts"
 FRAGS = f"""
 WITH frags AS (
@@ -183,8 +190,6 @@ DIRTY_HOURS = """
 SELECT hour FROM np_analytics_aggregate_dirty
 WHERE source_account_id = %(account)s AND hour >= %(h1)s AND hour < %(h2)s ORDER BY hour
 """
-# Beyond this many separate raw ranges (a scattered backlog), the whole range is read raw (one scan).
-MAX_RAW_RANGES = 48
 # One snapshot for the dirty hours and the fragments (the aggregator swaps both in one transaction).
 ISOLATION = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"
 HOUR = timedelta(hours=1)
@@ -225,38 +230,18 @@ def _hour_floor(instant: datetime) -> datetime:
     return instant.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
-def _ranges(start: datetime, end: datetime, h1: datetime, h2: datetime,
-            dirty: list[datetime]) -> list[tuple[datetime, datetime]]:
-    """The raw ranges of a read: [start, h1), each run of consecutive dirty hours, [h2, end)."""
-    ranges: list[tuple[datetime, datetime]] = [(start, h1)] if start < h1 else []
-    for hour in dirty:
-        if ranges and ranges[-1][1] == hour:
-            ranges[-1] = (ranges[-1][0], hour + HOUR)
-        else:
-            ranges.append((hour, hour + HOUR))
-    if h2 < end:
-        if ranges and ranges[-1][1] == h2:
-            ranges[-1] = (ranges[-1][0], end)
-        else:
-            ranges.append((h2, end))
-    return ranges
-
-
 async def _plan(cur: aiopg.Cursor, query: WebQuery) -> dict[str, Any]:
     """Which whole hours come from stored fragments ([h1, h2) less ``dirty``) and which ranges from raw."""
     h1 = _hour_floor(query.start - timedelta(microseconds=1)) + HOUR
     h2 = _hour_floor(query.end)
-    everything_raw = {"h1": query.start, "h2": query.start, "dirty": [],
-                      "raw": json.dumps([{"lo": query.start.isoformat(), "hi": query.end.isoformat()}])}
-    if query.filtered or h1 >= h2:
-        return everything_raw
+    if query.filtered or h1 >= h2:  # everything raw, in one scan
+        return {"h1": query.start, "h2": query.start, "dirty": [], "head_lo": query.start, "head_hi": query.end,
+                "dirty_lo": query.start, "dirty_hi": query.start, "tail_lo": query.end, "tail_hi": query.end}
     await cur.execute(DIRTY_HOURS, {"account": query.account, "h1": h1, "h2": h2})
     dirty = [hour.astimezone(UTC) for (hour,) in await cur.fetchall()]
-    ranges = _ranges(query.start, query.end, h1, h2, dirty)
-    if len(ranges) > MAX_RAW_RANGES:
-        return everything_raw
-    return {"h1": h1, "h2": h2, "dirty": dirty,
-            "raw": json.dumps([{"lo": lo.isoformat(), "hi": hi.isoformat()} for lo, hi in ranges])}
+    return {"h1": h1, "h2": h2, "dirty": dirty, "head_lo": query.start, "head_hi": h1,
+            "dirty_lo": dirty[0] if dirty else h1, "dirty_hi": dirty[-1] + HOUR if dirty else h1,
+            "tail_lo": h2, "tail_hi": query.end}
 
 
 async def _rows(conn: aiopg.Connection, sql: str, query: WebQuery) -> list[tuple[Any, ...]]:
