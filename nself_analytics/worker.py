@@ -34,6 +34,7 @@ from .quota import record_crossings
 from .store.aggregates import materialize
 from .store.events import write_payload
 from .store.partitions import ensure_partitions, forget_partitions, prune_partitions
+from .store.persons import link_ops
 from .webhooks import WebhookSender, record_funnel_completions
 
 __all__ = ["WORKER", "Drainer", "worker_ctx"]
@@ -191,7 +192,8 @@ class Drainer:
         identifies = [item for _id, _raw, item in rows if item.get("type") == "identify"]
         try:
             # the stream payloads as they are: joined into one JSON array, not re-encoded
-            return await write_payload(conn, "[" + ",".join(events) + "]", identifies), []
+            links = link_ops(item for _id, _raw, item in rows)
+            return await write_payload(conn, "[" + ",".join(events) + "]", identifies, links), []
         except psycopg2.errors.CheckViolation:
             forget_partitions()  # a partition was dropped behind our back (pruned elsewhere): recreate it
             raise

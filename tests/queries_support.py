@@ -17,7 +17,7 @@ from nself_analytics.store.events import write_batch
 from nself_analytics.store.partitions import ensure_partitions
 
 EVENT_TABLES = ("np_analytics_events, np_analytics_aggregates, np_analytics_aggregate_dirty, np_analytics_users, "
-                "np_analytics_activity")
+                "np_analytics_activity, np_analytics_person_map")
 BASE = datetime(2025, 1, 1, tzinfo=UTC)
 
 
@@ -44,10 +44,41 @@ class Ev:
                 "is_bot": self.bot, "properties": self.props}
 
 
-async def insert(conn: Any, events: Sequence[Ev], identifies: Sequence[dict[str, Any]] = ()) -> int:
-    """Write events (and identify messages) as one drained batch."""
+@dataclass(frozen=True)
+class Link:
+    """An identity message: identify (user, anonymous id ``other`` or None) or alias (user, previous id)."""
+
+    kind: str
+    user: str
+    other: str | None
+    account: str = "primary"
+
+    def op(self) -> dict[str, Any]:
+        """As the drain hands it to the store."""
+        return {"a": self.account, "k": self.kind, "u": self.user, "d": self.other}
+
+    def identify(self) -> dict[str, Any] | None:
+        """The user upsert of an identify (it makes ``user`` a known user)."""
+        if self.kind != "identify":
+            return None
+        return {"source_account_id": self.account, "user_id": self.user, "anonymous_id": self.other,
+                "traits": {}, "ts": BASE.isoformat()}
+
+
+def links_of(ids: Sequence[str], max_size: int = 6) -> Any:
+    """A hypothesis strategy: identity messages over the distinct ids ``ids``."""
+    from hypothesis import strategies as st
+
+    return st.lists(st.builds(Link, st.sampled_from(["identify", "alias"]), st.sampled_from(ids),
+                              st.one_of(st.none(), st.sampled_from(ids))), max_size=max_size)
+
+
+async def insert(conn: Any, events: Sequence[Ev], identifies: Sequence[dict[str, Any]] = (),
+                 links: Sequence[Link] = ()) -> int:
+    """Write events, identify messages and identity links as one drained batch."""
     await ensure_partitions(conn, {e.ts.astimezone(UTC).date() for e in events})
-    return await write_batch(conn, [e.row() for e in events], list(identifies))
+    users = [*identifies, *(row for link in links if (row := link.identify()) is not None)]
+    return await write_batch(conn, [e.row() for e in events], users, [link.op() for link in links])
 
 
 async def reset(conn: Any) -> None:
@@ -74,14 +105,57 @@ def day_of(ts: datetime) -> date:
 
 # --- reference implementations -----------------------------------------------------------------
 
+def ref_persons(links: Iterable[Link]) -> dict[tuple[str, str], str]:
+    """{(account, distinct id): person} of the linked ids (an id without an entry is its own person).
+
+    The definition of a person, applied in message order:
+    - identify(user, anon): anon joins user's person, unless anon is already linked, has ids linked to it,
+      or is a known user (the user of an earlier identify): two known users are never merged by identify.
+    - alias(user, previous): previous, with every id of its person, joins user's person, unless previous is
+      already linked to another person (a link is never moved).
+    """
+    person: dict[tuple[str, str], str] = {}
+    known: set[tuple[str, str]] = set()
+    for link in links:
+        a, d = link.account, link.other
+        target = person.get((a, link.user), link.user)
+        if link.kind == "identify":
+            known.add((a, link.user))
+            if d is None or d in (link.user, target):
+                continue
+            has_members = any(acc == a and p == d for (acc, _id), p in person.items())
+            if (a, d) in person or has_members or (a, d) in known:
+                continue
+            person[(a, d)] = target
+        elif link.kind == "alias":
+            if d is None or d == link.user:
+                continue
+            current = person.get((a, d), d)
+            if current == target or current != d:
+                continue
+            for key, p in person.items():
+                if key[0] == a and p == d:
+                    person[key] = target
+            person[(a, d)] = target
+    return person
+
+
+def resolver(links: Iterable[Link] = ()) -> Callable[[str | None, str], str | None]:
+    """person(distinct id, account): the person of an id (None stays None)."""
+    mapping = ref_persons(links)
+    return lambda distinct, account="primary": None if distinct is None else mapping.get((account, distinct), distinct)
+
+
 def ref_funnel(events: Iterable[Ev], steps: Sequence[str], start: datetime, end: datetime, window: timedelta,
-               breakdown: str | None = None) -> dict[Any, list[tuple[int, float | None]]]:
+               breakdown: str | None = None, links: Sequence[Link] = ()) -> dict[Any, list[tuple[int, float | None]]]:
     """{group: [(users, median seconds from previous)] per step}; group None is everyone, others are
-    breakdown values (a missing property is the value None under the key ('value', None))."""
+    breakdown values (a missing property is the value None under the key ('value', None)). Users are persons."""
+    person = resolver(links)
     by_user: dict[str, list[Ev]] = defaultdict(list)
     for e in events:
-        if e.who is not None and not e.bot:
-            by_user[e.who].append(e)
+        who = person(e.who, e.account)
+        if who is not None and not e.bot:
+            by_user[who].append(e)
     best: dict[Any, dict[str, tuple[int, datetime, list[datetime]]]] = defaultdict(dict)
     for user, evs in by_user.items():
         evs.sort(key=lambda e: e.ts)
@@ -122,9 +196,12 @@ def period_index(cohort: date, day: date, period: str) -> int:
 
 
 def ref_retention(events: Iterable[Ev], first_day: date, last_day: date, period: str, periods: int,
-                  start_event: str | None, return_event: str | None) -> dict[date, list[int]]:
-    """{cohort period start: [size, retained 1, ...]} for cohorts with users (all columns)."""
-    events = [e for e in events if e.who is not None and not e.bot]
+                  start_event: str | None, return_event: str | None,
+                  links: Sequence[Link] = ()) -> dict[date, list[int]]:
+    """{cohort period start: [size, retained 1, ...]} for cohorts with users (all columns); users are persons."""
+    person = resolver(links)
+    events = [Ev(person(e.who, e.account), e.ts, e.event, account=e.account) for e in events
+              if e.who is not None and not e.bot]
     first: dict[str, datetime] = {}
     for e in events:
         if start_event is None or e.event == start_event:
@@ -144,23 +221,30 @@ def ref_retention(events: Iterable[Ev], first_day: date, last_day: date, period:
 
 
 def ref_metrics(events: Iterable[Ev], first_day: date, last_day: date, group_by: str,
-                user: str | None = None) -> dict[date, dict[str, int]]:
+                user: str | None = None, links: Sequence[Link] = ()) -> dict[date, dict[str, int]]:
+    """Counts per period and event; with ``user``, of the events of that user's person."""
+    person = resolver(links)
     out: dict[date, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for e in events:
-        if e.bot or not first_day <= day_of(e.ts) <= last_day or (user is not None and e.who != user):
+        if e.bot or not first_day <= day_of(e.ts) <= last_day:
+            continue
+        if user is not None and person(e.who, e.account) != person(user, e.account):
             continue
         out[period_floor(day_of(e.ts), group_by)][e.event] += 1
     return {p: dict(c) for p, c in out.items()}
 
 
 def ref_sessions(events: Iterable[Ev], first_day: date, last_day: date, group_by: str, start_event: str = "play",
-                 stop_event: str = "stop", user: str | None = None) -> dict[date, tuple[int, float]]:
-    """Per period: (sessions, total seconds); a stop closes the most recent open start of its user."""
+                 stop_event: str = "stop", user: str | None = None,
+                 links: Sequence[Link] = ()) -> dict[date, tuple[int, float]]:
+    """Per period: (sessions, total seconds); a stop closes the most recent open start of its user (person)."""
+    person = resolver(links)
     by_user: dict[str, list[Ev]] = defaultdict(list)
     for e in events:
-        if e.who is not None and not e.bot and e.event in (start_event, stop_event):
-            if user is None or e.who == user:
-                by_user[e.who].append(e)
+        who = person(e.who, e.account)
+        if who is not None and not e.bot and e.event in (start_event, stop_event):
+            if user is None or who == person(user, e.account):
+                by_user[who].append(e)
     out: dict[date, tuple[int, float]] = {}
     for evs in by_user.values():
         evs.sort(key=lambda e: (e.ts, e.event != start_event, uuid.UUID(e.message_id)))

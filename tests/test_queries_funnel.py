@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from .conftest import pg_execute
-from .queries_support import BASE, Ev, insert, ref_funnel, reset, run_examples
+from .queries_support import BASE, Ev, Link, insert, links_of, ref_funnel, reset, run_examples
 
 NAMES = ("a", "b", "c", "x")
 UNIT = timedelta(hours=2)  # coarse, so ties and exact window edges are common
@@ -45,19 +45,21 @@ def assert_matches(steps_body: list[dict[str, Any]], expected: list[tuple[int, f
 
 
 async def test_funnel_matches_reference(client: Any, auth: Any, pool_conn: Any) -> None:
-    """Repeated and out-of-order steps, ties, attempts before/after the range, exact window edges."""
+    """Repeated and out-of-order steps, ties, attempts before/after the range, exact window edges; users
+    merged into persons by identify and alias."""
 
-    async def example(raw: list[Any], steps: list[str], window_units: int, breakdown: bool) -> None:
+    async def example(raw: list[Any], steps: list[str], window_units: int, breakdown: bool,
+                      links: list[Link]) -> None:
         await reset(pool_conn)
         events = to_events(raw)
-        await insert(pool_conn, events)
+        await insert(pool_conn, events, links=links)
         query = {**QUERY, "steps": ",".join(steps), "window": f"{window_units * 2}h"}
         if breakdown:
             query["breakdown"] = "plan"
         response = await client.get("/analytics/funnel", params=query, headers=auth["secret"])
         assert response.status == 200, await response.text()
         body = await response.json()
-        expected = ref_funnel(events, steps, START, END, window_units * UNIT, "plan" if breakdown else None)
+        expected = ref_funnel(events, steps, START, END, window_units * UNIT, "plan" if breakdown else None, links)
         assert [s["event"] for s in body["steps"]] == steps
         assert_matches(body["steps"], expected[None])
         if breakdown:
@@ -69,9 +71,9 @@ async def test_funnel_matches_reference(client: Any, auth: Any, pool_conn: Any) 
     def check(run: Any) -> None:
         @settings(max_examples=50, deadline=None)
         @given(raw=journeys, steps=st.lists(st.sampled_from(NAMES[:3]), min_size=2, max_size=4),
-               window_units=st.integers(1, 8), breakdown=st.booleans())
-        def examples(raw: list[Any], steps: list[str], window_units: int, breakdown: bool) -> None:
-            run(example(raw, steps, window_units, breakdown))
+               window_units=st.integers(1, 8), breakdown=st.booleans(), links=links_of(["u0", "u1", "u2"]))
+        def examples(raw: list[Any], steps: list[str], window_units: int, breakdown: bool, links: list[Link]) -> None:
+            run(example(raw, steps, window_units, breakdown, links))
 
         examples()
 

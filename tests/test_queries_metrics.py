@@ -15,7 +15,9 @@ from nself_analytics.store.aggregates import materialize
 from .queries_support import (
     BASE,
     Ev,
+    Link,
     insert,
+    links_of,
     periods_between,
     ref_metrics,
     ref_sessions,
@@ -52,8 +54,9 @@ async def materialize_all(conn: Any) -> int:
     return total
 
 
-def expected_rows(events: list[Ev], first: date, last: date, group_by: str, user: str | None) -> list[dict[str, Any]]:
-    counts = ref_metrics(events, first, last, group_by, user)
+def expected_rows(events: list[Ev], first: date, last: date, group_by: str, user: str | None,
+                  links: list[Link]) -> list[dict[str, Any]]:
+    counts = ref_metrics(events, first, last, group_by, user, links)
     names = sorted({name for per in counts.values() for name in per})
     return [{"date": p.isoformat(), **{n: counts.get(p, {}).get(n, 0) for n in names}}
             for p in periods_between(first, last, group_by)]
@@ -61,7 +64,7 @@ def expected_rows(events: list[Ev], first: date, last: date, group_by: str, user
 
 async def test_metrics_match_reference(client: Any, auth: Any, pool_conn: Any) -> None:
     async def example(raw: list[Any], late: list[tuple[int, int]], group_by: str, first_offset: int, days: int,
-                      user: str | None) -> None:
+                      user: str | None, links: list[Link]) -> None:
         await reset(pool_conn)
         events = to_events(raw)
         # late events land on the days of earlier ones after those were materialized: they re-dirty them
@@ -74,6 +77,7 @@ async def test_metrics_match_reference(client: Any, auth: Any, pool_conn: Any) -
         await materialize_all(pool_conn)
         if late_events:
             await insert(pool_conn, late_events)
+        await insert(pool_conn, [], links=links)
         events += late_events
         first = ORIGIN.date() + timedelta(days=first_offset)
         last = first + timedelta(days=days - 1)
@@ -83,17 +87,17 @@ async def test_metrics_match_reference(client: Any, auth: Any, pool_conn: Any) -
         for _ in range(2):  # with late events pending (read from raw events), then all materialized
             response = await client.get("/analytics/metrics", headers=auth["secret"], params=query)
             assert response.status == 200, await response.text()
-            assert (await response.json())["data"] == expected_rows(events, first, last, group_by, user)
+            assert (await response.json())["data"] == expected_rows(events, first, last, group_by, user, links)
             await materialize_all(pool_conn)
 
     def check(run: Any) -> None:
         @settings(max_examples=30, deadline=None)
         @given(raw=raw_events, late=st.lists(st.tuples(st.integers(0, 60), st.integers(0, 24 * 60 - 1)), max_size=8),
                group_by=st.sampled_from(["day", "week", "month"]), first_offset=st.integers(0, 44),
-               days=st.integers(1, 40), user=st.sampled_from([None, "u1"]))
+               days=st.integers(1, 40), user=st.sampled_from([None, "u1"]), links=links_of(["u0", "u1", "u2", "u3"]))
         def examples(raw: list[Any], late: list[tuple[int, int]], group_by: str, first_offset: int, days: int,
-                     user: str | None) -> None:
-            run(example(raw, late, group_by, first_offset, days, user))
+                     user: str | None, links: list[Link]) -> None:
+            run(example(raw, late, group_by, first_offset, days, user, links))
 
         examples()
 
@@ -122,10 +126,11 @@ async def test_metrics_example_and_aggregates_after_pruning(client: Any, auth: A
 
 
 async def test_sessions_match_reference(client: Any, auth: Any, pool_conn: Any) -> None:
-    async def example(raw: list[Any], group_by: str, first_offset: int, days: int, user: str | None) -> None:
+    async def example(raw: list[Any], group_by: str, first_offset: int, days: int, user: str | None,
+                      links: list[Link]) -> None:
         await reset(pool_conn)
         events = to_events(raw, SESSION_ORIGIN)
-        await insert(pool_conn, events)
+        await insert(pool_conn, events, links=links)
         first = SESSION_ORIGIN.date() + timedelta(days=first_offset)
         last = first + timedelta(days=days - 1)
         query = {"start_date": first.isoformat(), "end_date": last.isoformat(), "group_by": group_by}
@@ -134,7 +139,7 @@ async def test_sessions_match_reference(client: Any, auth: Any, pool_conn: Any) 
         response = await client.get("/analytics/sessions", headers=auth["secret"], params=query)
         assert response.status == 200, await response.text()
         data = (await response.json())["data"]
-        expected = ref_sessions(events, first, last, group_by, user=user)
+        expected = ref_sessions(events, first, last, group_by, user=user, links=links)
         assert [row["date"] for row in data] == [p.isoformat() for p in periods_between(first, last, group_by)]
         for row in data:
             count, total = expected.get(date.fromisoformat(row["date"]), (0, 0.0))
@@ -145,9 +150,11 @@ async def test_sessions_match_reference(client: Any, auth: Any, pool_conn: Any) 
     def check(run: Any) -> None:
         @settings(max_examples=40, deadline=None)
         @given(raw=session_events, group_by=st.sampled_from(["day", "week", "month"]),
-               first_offset=st.integers(0, 4), days=st.integers(1, 5), user=st.sampled_from([None, "u1"]))
-        def examples(raw: list[Any], group_by: str, first_offset: int, days: int, user: str | None) -> None:
-            run(example(raw, group_by, first_offset, days, user))
+               first_offset=st.integers(0, 4), days=st.integers(1, 5), user=st.sampled_from([None, "u1"]),
+               links=links_of(["u0", "u1", "u2"]))
+        def examples(raw: list[Any], group_by: str, first_offset: int, days: int, user: str | None,
+                     links: list[Link]) -> None:
+            run(example(raw, group_by, first_offset, days, user, links))
 
         examples()
 

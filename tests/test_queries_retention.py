@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from nself_analytics.store.aggregates import materialize
 from nself_analytics.store.partitions import partition_name, prune_partitions
 
-from .queries_support import BASE, Ev, insert, periods_between, ref_retention, reset, run_examples
+from .queries_support import BASE, Ev, Link, insert, links_of, periods_between, ref_retention, reset, run_examples
 
 HOUR = timedelta(hours=1)
 NAMES = st.sampled_from(["signup", "use", "other"])
@@ -49,9 +49,10 @@ async def materialize_all(conn: Any, retention_days: int = 36500, now: datetime 
 @pytest.mark.parametrize("mode", ["raw", "rollup", "mixed"])
 async def test_retention_matches_reference(client: Any, auth: Any, pool_conn: Any, mode: str) -> None:
     """From raw events (every hour still dirty), from the activity rollup (everything aggregated), and
-    mixed (the events of the last 3 days inserted after the aggregator ran: their days read raw)."""
+    mixed (the events of the last 3 days inserted after the aggregator ran: their days read raw). Identity
+    links arrive last, after the rollup was built: they apply to its rows too."""
     async def example(raw: list[Any], period: str, periods: int, anchor: int, shift: int, days: int,
-                      start_event: str | None, return_event: str | None) -> None:
+                      start_event: str | None, return_event: str | None, links: list[Link]) -> None:
         await reset(pool_conn)
         await execute(pool_conn, "TRUNCATE np_analytics_activity")
         events = to_events(raw)
@@ -62,6 +63,7 @@ async def test_retention_matches_reference(client: Any, auth: Any, pool_conn: An
             await materialize_all(pool_conn)
         if late:
             await insert(pool_conn, late)
+        await insert(pool_conn, [], links=links)
         # the range starts near one of the events, so first events fall just inside and outside it
         first = events[anchor % len(events)].ts.date() + timedelta(days=shift)
         last = first + timedelta(days=days - 1)
@@ -74,7 +76,7 @@ async def test_retention_matches_reference(client: Any, auth: Any, pool_conn: An
         response = await client.get("/analytics/retention", headers=auth["secret"], params=query)
         assert response.status == 200, await response.text()
         body = await response.json()
-        expected = ref_retention(events, first, last, period, periods, start_event, return_event)
+        expected = ref_retention(events, first, last, period, periods, start_event, return_event, links)
         cohorts = periods_between(first, last, period)
         assert [row["cohort"] for row in body["data"]] == [c.isoformat() for c in cohorts]
         for row, cohort in zip(body["data"], cohorts, strict=True):
@@ -86,10 +88,11 @@ async def test_retention_matches_reference(client: Any, auth: Any, pool_conn: An
         @settings(max_examples=40, deadline=None)
         @given(raw=journeys, period=st.sampled_from(["day", "week", "month"]), periods=st.integers(1, 6),
                anchor=st.integers(0, 100), shift=st.integers(-1, 1), days=st.integers(1, 35),
-               start_event=st.sampled_from([None, "signup"]), return_event=st.sampled_from([None, "use"]))
+               start_event=st.sampled_from([None, "signup"]), return_event=st.sampled_from([None, "use"]),
+               links=links_of([f"u{n}" for n in range(8)]))
         def examples(raw: list[Any], period: str, periods: int, anchor: int, shift: int, days: int,
-                     start_event: str | None, return_event: str | None) -> None:
-            run(example(raw, period, periods, anchor, shift, days, start_event, return_event))
+                     start_event: str | None, return_event: str | None, links: list[Link]) -> None:
+            run(example(raw, period, periods, anchor, shift, days, start_event, return_event, links))
 
         examples()
 

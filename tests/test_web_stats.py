@@ -11,7 +11,7 @@ import re
 import statistics
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,6 +23,7 @@ from nself_analytics.store.events import write_batch
 from nself_analytics.store.partitions import ensure_partitions
 
 from .conftest import SECRET, WRITE_KEY
+from .queries_support import Link, resolver
 
 SITE = "shop.example.com"
 DAY0 = datetime(2026, 3, 1, tzinfo=UTC)
@@ -38,10 +39,18 @@ WIDTHS = [None, 320, 575, 576, 767, 768, 991, 992, 1199, 1200, 2560]
 HEADERS = {"Authorization": f"Bearer {SECRET}"}
 
 
+# Identity: some sessions carry an anonymous id (as the beacon and the browser SDK send one) or a user id; some
+# anonymous ids are linked to users, so two sessions of one person are one visitor.
+LINKS = [Link("identify", f"user{n}", f"anon{n}") for n in range(0, 30, 3)]
+
+
 def make_hits(seed: int = 7, sessions: int = 260) -> list[dict[str, Any]]:
     rng = random.Random(seed)
+    who = random.Random(seed + 1)  # its own generator: the other fields stay as they were
     hits: list[dict[str, Any]] = []
     for s in range(sessions):
+        n = who.randrange(30)
+        user_id, anonymous_id = [(None, None), (None, f"anon{n}"), (f"user{n}", None)][who.randrange(3)]
         site = SITE if rng.random() < 0.85 else "other.example.org"
         session = f"s{s}" if rng.random() > 0.03 else None
         bot = rng.random() < 0.08
@@ -55,7 +64,8 @@ def make_hits(seed: int = 7, sessions: int = 260) -> list[dict[str, Any]]:
                 ip_hash = f"ip{rng.randrange(120)}"
             hits.append({
                 "ts": ts.isoformat(), "message_id": str(uuid.uuid4()), "type": "page", "event": "$pageview",
-                "site": site, "session_id": session, "path": rng.choice(PATHS),
+                "site": site, "session_id": session, "path": rng.choice(PATHS), "user_id": user_id,
+                "anonymous_id": anonymous_id,
                 "referrer": rng.choice(REFERRERS) if k == 0 else None, "device": device, "country": country,
                 "language": lang, "screen_width": width, "is_bot": bot, "ip_hash": ip_hash,
                 "browser": rng.choice(["Chrome", "Firefox", "Safari"]), "os": rng.choice(["Windows", "iOS", None]),
@@ -67,10 +77,11 @@ def make_hits(seed: int = 7, sessions: int = 260) -> list[dict[str, Any]]:
     return hits
 
 
-async def store(client: Any, hits: list[dict[str, Any]]) -> None:
+async def store(client: Any, hits: list[dict[str, Any]], links: Sequence[Link] = ()) -> None:
     async with client.app[ANALYTICS_APP][PG_POOL].acquire() as conn:
         await ensure_partitions(conn, {datetime.fromisoformat(h["ts"]).date() for h in hits})
-        assert await write_batch(conn, hits, []) == len(hits)
+        users = [row for link in links if (row := link.identify()) is not None]
+        assert await write_batch(conn, hits, users, [link.op() for link in links]) == len(hits)
 
 
 # --- the reference -----------------------------------------------------------------------------
@@ -137,7 +148,7 @@ def seconds(hs: list[dict[str, Any]]) -> float:
     return (datetime.fromisoformat(hs[-1]["ts"]) - datetime.fromisoformat(hs[0]["ts"])).total_seconds()
 
 
-def reference(name: str, hits: list[dict[str, Any]], params: dict[str, str]) -> Any:
+def reference(name: str, hits: list[dict[str, Any]], params: dict[str, str], links: Sequence[Link] = ()) -> Any:
     sel = select(hits, params)
     limit = int(params.get("limit", 10))
     site = params["site"]
@@ -148,7 +159,9 @@ def reference(name: str, hits: list[dict[str, Any]], params: dict[str, str]) -> 
             identity = h.get("user_id") or h.get("anonymous_id") or h["ip_hash"] or h["session_id"]
             if identity is not None:
                 identities[h["session_id"] or ("none", identity)].add(identity)
-        visitors = {min(ids) for ids in identities.values()}
+        # ... and a visitor is a person: an anonymous id linked to a user is that user
+        person = resolver(links)
+        visitors = {person(min(ids), "primary") for ids in identities.values()}
         return {"pageviews": len(sel), "sessions": len({h["session_id"] for h in sel} - {None}),
                 "visitors": len(visitors)}
     simple = {"pages": ("path", "path"), "devices": ("device", "device"), "languages": ("language", "language"),
@@ -225,7 +238,7 @@ PARAMS: list[dict[str, str]] = [
 @pytest.fixture
 async def hits(client: Any) -> list[dict[str, Any]]:
     generated = make_hits()
-    await store(client, generated)
+    await store(client, generated, LINKS)
     return generated
 
 
@@ -249,7 +262,7 @@ async def compare_every_endpoint(client: Any, hits: list[dict[str, Any]]) -> Non
             body = await response.json()
             assert body["status"] == "success"
             assert body["meta"] == {"site": SITE, "start": int(params["start"]), "end": int(params["end"])}
-            want = reference(name, hits, params)
+            want = reference(name, hits, params, LINKS)
             assert approx_equal(body["data"], want), (name, extra, body["data"], want)
             checked += 1
     assert checked == len(ENDPOINTS) * len(PARAMS)
@@ -292,7 +305,7 @@ async def test_every_endpoint_matches_the_reference_from_the_rollup(client: Any,
     for name in ENDPOINTS:
         params = {"site": SITE, "start": str(START), "end": str(END), "limit": "1000"}
         body = await (await client.get(f"/analytics/api/{name}", params=params, headers=HEADERS)).json()
-        assert approx_equal(body["data"], reference(name, hits + late, params)), name
+        assert approx_equal(body["data"], reference(name, hits + late, params, LINKS)), name
 
 
 async def test_reference_data_is_not_trivial(hits: list[dict[str, Any]]) -> None:
@@ -305,6 +318,9 @@ async def test_reference_data_is_not_trivial(hits: list[dict[str, Any]]) -> None
         "bing.com", "news.ycombinator.com", "com.slack"}
     assert 0 < reference("session-duration", hits, {"site": SITE})["bounce_rate"] < 1
     assert reference("pageviews", hits, {"site": SITE, "referrer": "google.com"})["pageviews"] > 5
+    # linked anonymous ids make fewer visitors than raw ids do
+    assert reference("pageviews", hits, {"site": SITE}, LINKS)["visitors"] < reference("pageviews", hits,
+                                                                                       {"site": SITE})["visitors"]
 
 
 async def test_bots_excluded_by_default(client: Any) -> None:

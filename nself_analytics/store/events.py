@@ -1,8 +1,11 @@
-"""Writes of the drain: events (set-based, idempotent on message id), dirty hours, user profiles.
+"""Writes of the drain: events (set-based, idempotent on message id), dirty hours, user profiles,
+identity links.
 
 A batch is written by ONE statement (data-modifying CTEs), so it is one round trip and its own
 transaction: the events, the dirty hours, the user upserts and the ``event.tracked`` webhook outbox rows
-commit together or not at all.
+commit together or not at all. A batch carrying identity links (identify with an anonymous id, alias)
+applies them first, in the same transaction (store/persons.py): a redelivered batch finds its links made
+and changes nothing.
 """
 
 from __future__ import annotations
@@ -12,8 +15,14 @@ from collections.abc import Sequence
 from typing import Any
 
 import aiopg
+import structlog
+
+from .persons import apply_links
+from .tx import transaction
 
 __all__ = ["EVENT_COLUMNS", "write_batch", "write_payload"]
+
+log = structlog.get_logger("nself_analytics.store")
 
 # Column name -> SQL type, in the order of the recordset; queue payload keys are these names.
 EVENT_COLUMNS: dict[str, str] = {
@@ -116,15 +125,28 @@ def _merge_identifies(identifies: Sequence[dict[str, Any]]) -> list[dict[str, An
 
 
 async def write_batch(conn: aiopg.Connection, events: Sequence[dict[str, Any]],
-                      identifies: Sequence[dict[str, Any]]) -> int:
+                      identifies: Sequence[dict[str, Any]], links: Sequence[dict[str, Any]] = ()) -> int:
     """Write one drained batch in one transaction; return the number of events newly stored."""
-    return await write_payload(conn, json.dumps(events, separators=(",", ":")), identifies)
+    return await write_payload(conn, json.dumps(events, separators=(",", ":")), identifies, links)
 
 
-async def write_payload(conn: aiopg.Connection, events_json: str, identifies: Sequence[dict[str, Any]]) -> int:
-    """:func:`write_batch` with the events already as one JSON array (the drain joins the stream payloads)."""
+async def write_payload(conn: aiopg.Connection, events_json: str, identifies: Sequence[dict[str, Any]],
+                        links: Sequence[dict[str, Any]] = ()) -> int:
+    """:func:`write_batch` with the events already as one JSON array (the drain joins the stream payloads).
+
+    ``links``: the batch's identity link operations in stream order (``persons.link_ops``)."""
     users = json.dumps(_merge_identifies(identifies), separators=(",", ":")) if identifies else "[]"
-    async with conn.cursor() as cur:  # autocommit connection: the single statement is its own transaction
-        await cur.execute(WRITE_BATCH, {"events": events_json, "users": users})
+    params = {"events": events_json, "users": users}
+    if not links:
+        async with conn.cursor() as cur:  # autocommit connection: the single statement is its own transaction
+            await cur.execute(WRITE_BATCH, params)
+            (inserted,) = await cur.fetchone()
+        return int(inserted)
+    async with transaction(conn) as cur:
+        # links first: their advisory locks are taken before any row lock of the batch statement
+        refused = await apply_links(cur, json.dumps(list(links), separators=(",", ":")))
+        await cur.execute(WRITE_BATCH, params)
         (inserted,) = await cur.fetchone()
+    if refused:
+        log.info("person_links_refused", count=refused, links=len(links))
     return int(inserted)

@@ -2,10 +2,11 @@
 
 Semantics (SPEC "Query semantics"): an attempt starts at a step-1 event inside ``[start, end)``;
 step k+1 of an attempt is the first event named ``steps[k+1]`` strictly after its step k, at most
-``window`` after the attempt's start (inclusive). A user (``coalesce(user_id, anonymous_id)``)
-counts once, at the furthest step any of their attempts reaches. The times reported are those of
-one attempt per user: the attempt reaching furthest, the earliest-starting such one. Bot events
-are left out.
+``window`` after the attempt's start (inclusive). A user is a person (the person of
+``coalesce(user_id, anonymous_id)``, store/persons.py: an anonymous visitor who signs up later is
+one person) and counts once, at the furthest step any of their attempts reaches. The times
+reported are those of one attempt per user: the attempt reaching furthest, the earliest-starting
+such one. Bot events are left out.
 
 How: one window pass over the matching events of each user, newest first, gives every event the
 time of the first later event of each step (``nx``; a frame of later peer groups only, so ties are
@@ -23,6 +24,7 @@ from datetime import datetime
 
 import aiopg
 
+from .persons import EVENT_PERSON, EVENT_PERSON_JOIN
 from .tx import transaction
 
 __all__ = ["MAX_BREAKDOWN_VALUES", "MAX_STEPS", "FunnelGroup", "FunnelResult", "StepStats", "run_funnel"]
@@ -38,9 +40,9 @@ _NEXT_COLUMNS = ", ".join(f"min(ts) FILTER (WHERE j = {k}) OVER w" for k in rang
 FUNNEL = f"""
 WITH RECURSIVE
 ev AS (
-    SELECT coalesce(e.user_id, e.anonymous_id) COLLATE "C" AS u, e.ts, e.event,
+    SELECT {EVENT_PERSON} AS u, e.ts, e.event,
            CASE WHEN %(breakdown)s::text IS NULL THEN NULL ELSE e.properties ->> %(breakdown)s::text END AS bv
-    FROM np_analytics_events e
+    FROM np_analytics_events e {EVENT_PERSON_JOIN}
     WHERE e.source_account_id = %(account)s AND e.event = ANY(%(steps)s::text[])
       AND e.ts >= %(start)s AND e.ts < %(end)s::timestamptz + make_interval(secs => %(window)s)
       AND NOT e.is_bot AND coalesce(e.user_id, e.anonymous_id) IS NOT NULL

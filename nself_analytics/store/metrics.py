@@ -3,12 +3,13 @@
 Metrics without a user filter read the daily materialized aggregates for every day that has no
 dirty hour left, and raw events only for the days still waiting for the aggregator: the answer is
 the same as from raw events, and pruned days (whose raw partitions are gone) keep their counts.
-With a user filter they read raw events. Periods are UTC days, ISO weeks (Monday) or months;
+With a user filter they read raw events: the events of that user's person (store/persons.py), so
+anonymous events linked to the user by identify or alias count too. Periods are UTC days, ISO weeks (Monday) or months;
 bot events are left out, as in the aggregates.
 
-Sessions: the start and stop events of one user, ordered by (time, starts before stops,
-message id), are matched like parentheses: a stop closes the most recent unmatched start; a stop
-with no open start and a start never stopped make no session. A session belongs to the period of
+Sessions: the start and stop events of one user (a person: store/persons.py), ordered by (time,
+starts before stops, message id), are matched like parentheses: a stop closes the most recent
+unmatched start; a stop with no open start and a start never stopped make no session. A session belongs to the period of
 its start. Done with window functions: the clamped running depth (the stack height) is
 ``S - least(0, running min of S)`` for the running sum ``S`` of +1/-1; a stop closes the previous
 row of its user at the same stack level, which is the matching start.
@@ -20,15 +21,17 @@ from datetime import date, datetime
 
 import aiopg
 
+from .persons import EVENT_PERSON, EVENT_PERSON_JOIN, PERSON_OF_USER_PARAM
+
 __all__ = ["event_counts", "session_totals"]
 
 _PERIOD_OF_TS = "date_trunc(%(group_by)s, {col} AT TIME ZONE 'UTC')::date"
 
 METRICS_RAW = f"""
 SELECT {_PERIOD_OF_TS.format(col="e.ts")} AS period, e.event, count(*)
-FROM np_analytics_events e
+FROM np_analytics_events e {EVENT_PERSON_JOIN}
 WHERE e.source_account_id = %(account)s AND NOT e.is_bot AND e.ts >= %(start)s AND e.ts < %(end)s
-  AND (%(user_id)s::text IS NULL OR coalesce(e.user_id, e.anonymous_id) = %(user_id)s::text)
+  AND (%(user_id)s::text IS NULL OR {EVENT_PERSON} = {PERSON_OF_USER_PARAM})
 GROUP BY 1, 2
 """
 
@@ -57,13 +60,13 @@ FROM daily GROUP BY 1, 2
 
 SESSIONS = f"""
 WITH ev AS (
-    SELECT coalesce(e.user_id, e.anonymous_id) COLLATE "C" AS u, e.ts, e.message_id,
+    SELECT {EVENT_PERSON} AS u, e.ts, e.message_id,
            e.event = %(start_event)s::text AS is_start
-    FROM np_analytics_events e
+    FROM np_analytics_events e {EVENT_PERSON_JOIN}
     WHERE e.source_account_id = %(account)s AND NOT e.is_bot AND e.ts >= %(start)s
       AND e.event IN (%(start_event)s::text, %(stop_event)s::text)
       AND coalesce(e.user_id, e.anonymous_id) IS NOT NULL
-      AND (%(user_id)s::text IS NULL OR coalesce(e.user_id, e.anonymous_id) = %(user_id)s::text)
+      AND (%(user_id)s::text IS NULL OR {EVENT_PERSON} = {PERSON_OF_USER_PARAM})
 ),
 walk AS (
     SELECT *, sum(CASE WHEN is_start THEN 1 ELSE -1 END) OVER w AS s FROM ev

@@ -4,7 +4,8 @@ A user's cohort is the period (day, ISO week, month; UTC) of their FIRST start e
 kept when that event falls in ``[start, end)``. ``retained[k]`` counts cohort users with a return
 event in the k-th period after their cohort period; ``retained[0]`` is the cohort size. With no
 start event, a user's first event of any name starts them; with no return event, any event
-returns them. Users are ``coalesce(user_id, anonymous_id)``; bot events are left out.
+returns them. Users are persons: the person of ``coalesce(user_id, anonymous_id)`` (store/persons.py),
+resolved when reading, for the rollup's rows too; bot events are left out.
 
 Read from the per-(user, UTC day) activity rollup (np_analytics_activity, kept by the aggregator)
 when the range is whole UTC days (a cohort period and a return only need the day of an event),
@@ -20,6 +21,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 import aiopg
 
+from .persons import EVENT_PERSON, EVENT_PERSON_JOIN, person_expr, person_join
 from .tx import transaction
 
 __all__ = ["run_retention"]
@@ -58,18 +60,18 @@ SELECT cohort, k, count(*) FROM indexed WHERE k < %(periods)s GROUP BY cohort, k
 # the range (``earlier``: an index range scan when the start event is named).
 RETENTION = f"""
 WITH up AS (
-    SELECT coalesce(e.user_id, e.anonymous_id) COLLATE "C" AS u,
+    SELECT {EVENT_PERSON} AS u,
            date_trunc(%(period)s, e.ts AT TIME ZONE 'UTC')::date AS p,
            min(e.ts) FILTER (WHERE %(start_event)s::text IS NULL OR e.event = %(start_event)s::text) AS first_start,
            bool_or(%(return_event)s::text IS NULL OR e.event = %(return_event)s::text) AS returned
-    FROM np_analytics_events e
+    FROM np_analytics_events e {EVENT_PERSON_JOIN}
     WHERE e.source_account_id = %(account)s AND NOT e.is_bot AND e.ts >= %(start)s AND e.ts < %(horizon)s
       AND coalesce(e.user_id, e.anonymous_id) IS NOT NULL
     GROUP BY 1, 2
 ),
 earlier AS (
-    SELECT DISTINCT coalesce(e.user_id, e.anonymous_id) COLLATE "C" AS u
-    FROM np_analytics_events e
+    SELECT DISTINCT {EVENT_PERSON} AS u
+    FROM np_analytics_events e {EVENT_PERSON_JOIN}
     WHERE e.source_account_id = %(account)s AND NOT e.is_bot AND e.ts < %(start)s
       AND (%(start_event)s::text IS NULL OR e.event = %(start_event)s::text)
       AND coalesce(e.user_id, e.anonymous_id) IS NOT NULL
@@ -90,11 +92,11 @@ cohorts AS (
 # partitions from the first to the last dirty day are read).
 RETENTION_ROLLUP = f"""
 WITH act AS NOT MATERIALIZED (
-    SELECT a.u, a.day, a.events FROM np_analytics_activity a
+    SELECT {person_expr("a.u")} AS u, a.day, a.events FROM np_analytics_activity a {person_join("a.u")}
     WHERE a.source_account_id = %(account)s AND a.day < %(horizon_day)s AND a.day <> ALL(%(dirty_days)s::date[])
     UNION ALL
-    SELECT coalesce(e.user_id, e.anonymous_id) COLLATE "C", (e.ts AT TIME ZONE 'UTC')::date, array_agg(DISTINCT e.event)
-    FROM np_analytics_events e
+    SELECT {EVENT_PERSON}, (e.ts AT TIME ZONE 'UTC')::date, array_agg(DISTINCT e.event)
+    FROM np_analytics_events e {EVENT_PERSON_JOIN}
     WHERE e.source_account_id = %(account)s AND NOT e.is_bot AND coalesce(e.user_id, e.anonymous_id) IS NOT NULL
       AND e.ts >= %(dirty_lo)s AND e.ts < %(dirty_hi)s AND (e.ts AT TIME ZONE 'UTC')::date = ANY(%(dirty_days)s::date[])
     GROUP BY 1, 2

@@ -18,6 +18,7 @@ from typing import Any
 
 import aiopg
 
+from .persons import person_expr, person_join
 from .tx import transaction
 from .web_rollup import DIMENSIONS, FRAGMENTS, PAGE_VIEW, REFERRER_DOMAIN
 
@@ -70,15 +71,19 @@ WITH frags AS (
 
 # Distinct counts are taken in two steps (group by session first, then count the groups): hash
 # aggregation, then a small count, is several times faster than count(DISTINCT).
-SUMMARY = FRAGS + """
-SELECT coalesce(sum(views), 0) AS pageviews, count(session_id) AS sessions, count(DISTINCT visitor) AS visitors
+SUMMARY = FRAGS + f"""
+SELECT coalesce(sum(views), 0) AS pageviews, count(session_id) AS sessions,
+       count(DISTINCT {person_expr("s.visitor")}) AS visitors
 FROM (
     -- one row per session (its visitor: the first identity seen, so a session whose IP changes mid-way is
     -- still one session); page views without a session are grouped by visitor instead
     SELECT session_id, min(visitor) AS visitor, sum(views) AS views
     FROM frags
     GROUP BY session_id, CASE WHEN session_id IS NULL THEN visitor END
-) AS per_session
+) AS s
+-- a visitor is a person (store/persons.py): the anonymous id the beacon or SDK sent joins the user it
+-- identified as, also for fragments stored before the link
+{person_join("s.visitor")}
 """
 
 # Dimension name -> (code of its values in the fragments, condition on its value). Rows without a value

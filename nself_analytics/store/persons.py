@@ -1,0 +1,85 @@
+"""Identity: the person of a distinct id, read through ``np_analytics_person_map`` (migration 0030).
+
+A stored event keeps its raw distinct id (``user_id``, else ``anonymous_id``); which person that id
+belongs to is decided at READ time, so a link that arrives after the events (a visitor browses
+anonymously, then signs up) applies to those earlier events too. Every query that counts people
+(funnels, retention, metrics and sessions filtered by user, web visitors, rollup readers) resolves
+ids with the fragments below, never by its own rule:
+
+    SELECT {EVENT_PERSON} AS person FROM np_analytics_events e {EVENT_PERSON_JOIN} WHERE ...
+
+Links are written by the drain, in the transaction of the batch that carried them
+(:func:`link_ops` builds them in stream order, ``np_analytics_link_ids`` applies them):
+``identify`` with an anonymous id links it to the user, unless the anonymous id is already linked
+or is itself a known user; ``alias`` merges the previous id's person into the user's. The tests'
+plain-Python reference (``tests/queries_support.py: ref_persons``) is the definition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import aiopg
+
+__all__ = [
+    "EVENT_DISTINCT",
+    "EVENT_PERSON",
+    "EVENT_PERSON_JOIN",
+    "LINK_IDS",
+    "PERSON_OF_USER_PARAM",
+    "apply_links",
+    "link_ops",
+    "person_expr",
+    "person_join",
+]
+
+
+def person_join(distinct: str, account: str = "%(account)s", alias: str = "pm") -> str:
+    """A LEFT JOIN giving ``{alias}.person_id`` (NULL: the id is its own person) for the distinct id
+    SQL ``distinct`` of account SQL ``account``."""
+    return (f'LEFT JOIN np_analytics_person_map {alias} ON {alias}.source_account_id = {account} '
+            f'AND {alias}.distinct_id = ({distinct}) COLLATE "C"')
+
+
+def person_expr(distinct: str, alias: str = "pm") -> str:
+    """The person of the distinct id SQL ``distinct``, joined by :func:`person_join` as ``alias``."""
+    return f'coalesce({alias}.person_id, ({distinct}) COLLATE "C")'
+
+
+# For np_analytics_events aliased ``e``.
+EVENT_DISTINCT = "coalesce(e.user_id, e.anonymous_id)"
+EVENT_PERSON_JOIN = person_join(EVENT_DISTINCT, "e.source_account_id")
+EVENT_PERSON = person_expr(EVENT_DISTINCT)
+
+# The person of the id in the query parameter %(user_id)s (for filters on one user: compare with EVENT_PERSON).
+PERSON_OF_USER_PARAM = """coalesce(
+    (SELECT pu.person_id FROM np_analytics_person_map pu
+     WHERE pu.source_account_id = %(account)s AND pu.distinct_id = %(user_id)s::text COLLATE "C"),
+    %(user_id)s::text COLLATE "C")"""
+
+LINK_IDS = "SELECT np_analytics_link_ids(%(ops)s::jsonb)"
+
+
+def link_ops(items: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The link operations of drained messages, in their order: identify (user id, anonymous id or
+    None) and alias (user id, previous id). Other messages link nothing."""
+    ops: list[dict[str, Any]] = []
+    for item in items:
+        kind = item.get("type")
+        account = item.get("source_account_id") or "primary"
+        if kind == "identify" and item.get("user_id"):
+            ops.append({"a": account, "k": "identify", "u": item["user_id"], "d": item.get("anonymous_id")})
+        elif kind == "alias" and item.get("user_id"):
+            previous = (item.get("properties") or {}).get("previous_id")
+            if isinstance(previous, str | int) and not isinstance(previous, bool) and str(previous):
+                ops.append({"a": account, "k": "alias", "u": item["user_id"], "d": str(previous)})
+    return ops
+
+
+async def apply_links(cur: aiopg.Cursor, ops_json: str) -> int:
+    """Apply link operations (JSON of :func:`link_ops`) inside the caller's transaction; return how
+    many were refused (their ids already belong to another person)."""
+    await cur.execute(LINK_IDS, {"ops": ops_json})
+    (refused,) = await cur.fetchone()
+    return int(refused)
