@@ -133,3 +133,27 @@ async def test_identify_cannot_take_another_users_anonymous_id(client: Any, auth
     await _ingest(client, auth, "/v1/identify", {"userId": "attacker", "anonymousId": "victim"})
     await drain()
     assert await person_map(pool_conn) == {("primary", "anon-v"): "victim"}
+
+
+async def test_trends_count_a_linked_person_once(pool_conn: Any) -> None:
+    """The trends store's ``users`` measure counts persons: an anonymous id and the user it identified as are one."""
+    from datetime import timedelta
+
+    from nself_analytics.store.trends import run_trends
+
+    from .queries_support import BASE, Ev
+
+    events = [Ev(None, BASE + timedelta(hours=1), "view", anon="anon-t"),
+              Ev("user-t", BASE + timedelta(hours=2), "view")]
+    await insert(pool_conn, events)
+
+    async def users() -> int:
+        result = await run_trends(pool_conn, account="primary", events=["view"], start=BASE,
+                                  end=BASE + timedelta(days=1), previous_start=BASE, interval="day", prop=None,
+                                  breakdown=None)
+        [row] = result.current.values()
+        return int(row.total["users"])
+
+    assert await users() == 2
+    await insert(pool_conn, [], links=[Link("identify", "user-t", "anon-t")])
+    assert await users() == 1

@@ -32,6 +32,7 @@ __all__ = [
     "link_ops",
     "person_expr",
     "person_join",
+    "person_of_param",
 ]
 
 
@@ -52,11 +53,16 @@ EVENT_DISTINCT = "coalesce(e.user_id, e.anonymous_id)"
 EVENT_PERSON_JOIN = person_join(EVENT_DISTINCT, "e.source_account_id")
 EVENT_PERSON = person_expr(EVENT_DISTINCT)
 
-# The person of the id in the query parameter %(user_id)s (for filters on one user: compare with EVENT_PERSON).
-PERSON_OF_USER_PARAM = """coalesce(
+def person_of_param(param: str = "user_id", account: str = "%(account)s") -> str:
+    """The person of the distinct id in query parameter ``param`` (for a filter on one user: compare with
+    :data:`EVENT_PERSON`, so that user's anonymous events before an identify are theirs too)."""
+    return f"""coalesce(
     (SELECT pu.person_id FROM np_analytics_person_map pu
-     WHERE pu.source_account_id = %(account)s AND pu.distinct_id = %(user_id)s::text COLLATE "C"),
-    %(user_id)s::text COLLATE "C")"""
+     WHERE pu.source_account_id = {account} AND pu.distinct_id = %({param})s::text COLLATE "C"),
+    %({param})s::text COLLATE "C")"""
+
+
+PERSON_OF_USER_PARAM = person_of_param()
 
 LINK_IDS = "SELECT np_analytics_link_ids(%(ops)s::jsonb)"
 

@@ -4,9 +4,9 @@ Semantics (the plain-Python reference in tests/test_trends.py is the definition)
 
 - events named in ``events`` with ``start <= ts < end``, bots left out, of one source account;
 - a bucket is ``date_trunc(interval, ts)`` in UTC (ISO weeks start on Monday);
-- measures: ``count`` (events), ``users`` (distinct ``coalesce(user_id, anonymous_id)``; events without
-  either are not users), ``sum``/``avg`` of a property over the events where it is a JSON number
-  (``sum`` is 0 and ``avg`` null when none is);
+- measures: ``count`` (events), ``users`` (distinct persons of ``coalesce(user_id, anonymous_id)``,
+  store/persons.py; events without either are not users), ``sum``/``avg`` of a property over the events
+  where it is a JSON number (``sum`` is 0 and ``avg`` null when none is);
 - with a breakdown property, the events of each name are grouped by the property's text value (a missing
   property is the value null); the ``top`` values with the most events (ties: by value, null last) get a
   series each, the rest one ``other`` series; every measure is computed over the grouped events (so the
@@ -26,6 +26,7 @@ from typing import Any
 
 import aiopg
 
+from .persons import EVENT_PERSON, EVENT_PERSON_JOIN
 from .tx import transaction
 
 __all__ = ["INTERVALS", "MEASURES", "TOP_VALUES", "TrendRow", "run_trends"]
@@ -34,15 +35,15 @@ INTERVALS = ("hour", "day", "week", "month")
 MEASURES = ("count", "users", "sum", "avg")
 TOP_VALUES = 10
 
-TRENDS = """
+TRENDS = f"""
 WITH ev AS (
     SELECT e.event, (e.ts < %(start)s) AS previous,
            date_trunc(%(interval)s, e.ts AT TIME ZONE 'UTC') AS bucket,
-           coalesce(e.user_id, e.anonymous_id) COLLATE "C" AS u,
+           {EVENT_PERSON} AS u,
            CASE WHEN jsonb_typeof(e.properties -> %(prop)s::text) = 'number'
                 THEN (e.properties ->> %(prop)s::text)::float8 END AS x,
            CASE WHEN %(breakdown)s::text IS NOT NULL THEN e.properties ->> %(breakdown)s::text END AS bv
-    FROM np_analytics_events e
+    FROM np_analytics_events e {EVENT_PERSON_JOIN}
     WHERE e.source_account_id = %(account)s AND e.event = ANY(%(events)s::text[])
       AND e.ts >= %(previous_start)s AND e.ts < %(end)s AND NOT e.is_bot
 ),

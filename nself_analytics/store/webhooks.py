@@ -16,6 +16,8 @@ from typing import Any
 
 import aiopg
 
+from .persons import EVENT_PERSON, EVENT_PERSON_JOIN, person_of_param
+
 __all__ = [
     "claim_due",
     "count_webhooks",
@@ -85,13 +87,14 @@ WHERE f.source_account_id = ANY (%(accounts)s::text[])
 ORDER BY f.id LIMIT %(limit)s
 """
 
-# The step events of one user (the funnel's actor: user id, else anonymous id; bots left out) up to an instant.
-USER_STEP_EVENTS = """
-SELECT event, ts FROM np_analytics_events
-WHERE source_account_id = %(account)s AND event = ANY (%(steps)s::text[])
-  AND ts >= %(since)s AND ts <= %(until)s AND NOT is_bot
-  AND coalesce(user_id, anonymous_id) = %(user)s
-ORDER BY ts LIMIT %(limit)s
+# The step events of one person (the funnel's actor: the person of the user id, else anonymous id, so steps
+# done anonymously before an identify count; store/persons.py; bots left out) up to an instant.
+USER_STEP_EVENTS = f"""
+SELECT e.event, e.ts FROM np_analytics_events e {EVENT_PERSON_JOIN}
+WHERE e.source_account_id = %(account)s AND e.event = ANY (%(steps)s::text[])
+  AND e.ts >= %(since)s AND e.ts <= %(until)s AND NOT e.is_bot
+  AND {EVENT_PERSON} = {person_of_param("user")}
+ORDER BY e.ts LIMIT %(limit)s
 """
 
 # Due deliveries of active webhooks, leased for ``lease`` seconds (a sender dying mid-send leaves them due again).
