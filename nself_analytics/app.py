@@ -16,7 +16,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from . import api
-from .api.ingest import MAX_BODY_BYTES
+from .access import access_middleware, bind_access
+from .body import MAX_BODY_BYTES
 from .config import Settings
 from .cors import cors_middleware
 from .errors import error_middleware
@@ -83,7 +84,7 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def create_app(settings: Settings, *, worker: bool = False) -> web.Application:
     """Build the analytics sub-app; with ``worker`` the background drain/aggregate task runs inside it."""
-    app = web.Application(middlewares=[request_id_middleware, cors_middleware, error_middleware],
+    app = web.Application(middlewares=[request_id_middleware, cors_middleware, error_middleware, access_middleware],
                           client_max_size=MAX_BODY_BYTES)
     app[SETTINGS] = settings
     app.cleanup_ctx.extend([_postgres_ctx, _redis_ctx])
@@ -93,6 +94,7 @@ def create_app(settings: Settings, *, worker: bool = False) -> web.Application:
         app.cleanup_ctx.append(worker_ctx)
     for routes in api.ROUTE_TABLES:
         app.add_routes(routes)
+    bind_access(app, api.ROUTE_ACCESS)  # every route must declare its credential, or the app does not start
     return app
 
 

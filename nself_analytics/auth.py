@@ -1,18 +1,23 @@
-"""Credentials: the secret token opens reads and admin; write keys (or the token) open ingest."""
+"""Who is asking: the credential of a request (header, or ``writeKey`` in an ingest body) and its grant.
+
+Which credential a route needs is declared in ``api/access.py`` and enforced by ``access.access_middleware``;
+handlers never check credentials themselves.
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
-import hmac
-from collections.abc import Iterable
 
 from aiohttp import web
 
-from .errors import ApiError
-from .keys import SETTINGS
+from .config import Settings
+from .credentials import Grant, match
 
-__all__ = ["bearer_or_basic", "require_secret", "require_write", "write_key_allowed"]
+__all__ = ["GRANT", "bearer_or_basic", "grant_of", "token_grant", "write_grant"]
+
+# The grant of the request's credential, set by the access middleware (absent: no valid credential).
+GRANT: web.RequestKey[Grant] = web.RequestKey("grant", Grant)
 
 
 def bearer_or_basic(request: web.Request) -> str | None:
@@ -32,37 +37,18 @@ def bearer_or_basic(request: web.Request) -> str | None:
     return None
 
 
-def _matches(candidate: str, allowed: Iterable[str]) -> bool:
-    # compare every key, in constant time, so timing does not reveal which one nearly matched
-    found = False
-    for key in allowed:
-        found |= hmac.compare_digest(candidate.encode(), key.encode())
-    return found
+def token_grant(settings: Settings, secret: str) -> Grant | None:
+    """The grant of a token (full, account-bound or site-scoped); None when ``secret`` is none of them."""
+    found = match(secret, settings.tokens)
+    return Grant(found.role, found.account, found.site) if found else None
 
 
-def require_secret(request: web.Request) -> None:
-    """Raise 401 unless the request carries the secret token (a write key is refused)."""
-    settings = request.config_dict[SETTINGS]
-    token = bearer_or_basic(request)
-    if not token:
-        raise ApiError(401, "Missing secret token: send Authorization: Bearer <secret token>",
-                       headers={"WWW-Authenticate": 'Bearer realm="nself-analytics"'})
-    if not _matches(token, [settings.secret_token]):
-        raise ApiError(401, "Invalid secret token", headers={"WWW-Authenticate": 'Bearer realm="nself-analytics"'})
+def write_grant(settings: Settings, secret: str) -> Grant | None:
+    """The grant of a write key or of a (non site-scoped) token used for ingest; None otherwise."""
+    found = match(secret, settings.writers)
+    return Grant(found.role, found.account) if found else None
 
 
-def write_key_allowed(request: web.Request, key: str | None) -> bool:
-    """True when ``key`` is one of the write keys or the secret token."""
-    if not key:
-        return False
-    settings = request.config_dict[SETTINGS]
-    return _matches(key, [*settings.write_keys, settings.secret_token])
-
-
-def require_write(request: web.Request, body_key: object = None) -> None:
-    """Raise 401 unless a write key arrives in the Authorization header or as ``writeKey`` in the body."""
-    key = bearer_or_basic(request) or (body_key if isinstance(body_key, str) else None)
-    if not key:
-        raise ApiError(401, "Missing write key: send Authorization: Bearer <write key> or writeKey in the body")
-    if not write_key_allowed(request, key):
-        raise ApiError(401, "Invalid write key")
+def grant_of(request: web.Request) -> Grant | None:
+    """The grant the access middleware found for this request (None on a public route without credential)."""
+    return request.get(GRANT)

@@ -11,11 +11,15 @@ import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
+
+from .credentials import Credential, parse_entries
 
 __all__ = ["ConfigError", "Settings", "parse_duration"]
 
 DEFAULT_PORT = 3206
+MIN_TOKEN_LENGTH = 16
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
 _TRUE = {"1", "true", "yes", "on"}
@@ -69,6 +73,17 @@ class Settings:
     webhook_retry_base: float = 10.0
     webhook_retry_for: float = 86_400.0
 
+    @cached_property
+    def tokens(self) -> tuple[Credential, ...]:
+        """The entries of ANALYTICS_SECRET_TOKEN (full tokens, account-bound tokens, site tokens)."""
+        return parse_entries(self.secret_token, "ANALYTICS_SECRET_TOKEN", "token")
+
+    @cached_property
+    def writers(self) -> tuple[Credential, ...]:
+        """The entries of ANALYTICS_WRITE_KEYS, then the tokens that may also ingest (not site tokens)."""
+        keys = tuple(c for k in self.write_keys for c in parse_entries(k, "ANALYTICS_WRITE_KEYS", "write"))
+        return keys + tuple(c for c in self.tokens if c.role == "token")
+
     def with_(self, **changes: object) -> Settings:
         """A copy with some fields changed (tests and the embedded-services resolver use it)."""
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -86,13 +101,8 @@ class Settings:
         port = _int(port_text, "ANALYTICS_PORT" if env.get("ANALYTICS_PORT") else "PORT", 1, 65535)
         stored = _load_or_create_secrets(data_dir, env, persist_secrets)
         write_keys = tuple(k.strip() for k in stored["ANALYTICS_WRITE_KEYS"].split(",") if k.strip())
-        if not write_keys:
-            raise ConfigError("ANALYTICS_WRITE_KEYS", stored["ANALYTICS_WRITE_KEYS"], "needs at least one key")
         secret = stored["ANALYTICS_SECRET_TOKEN"]
-        if len(secret) < 16:
-            raise ConfigError("ANALYTICS_SECRET_TOKEN", "***", "must be at least 16 characters")
-        if secret in write_keys:
-            raise ConfigError("ANALYTICS_WRITE_KEYS", "***", "a write key must differ from the secret token")
+        _check_credentials(secret, write_keys)
         log_format = env.get("ANALYTICS_LOG_FORMAT", "json")
         if log_format not in ("json", "console"):
             raise ConfigError("ANALYTICS_LOG_FORMAT", log_format, "use json or console")
@@ -162,6 +172,25 @@ def _bounded(text: str, name: str, most: float) -> float:
     if seconds > most:
         raise ConfigError(name, text, f"must be at most {most:g} seconds")
     return seconds
+
+
+def _check_credentials(secret: str, write_keys: tuple[str, ...]) -> None:
+    """Parse both credential variables once, so a bad entry stops start-up (the secret itself is never shown)."""
+    try:
+        tokens = parse_entries(secret, "ANALYTICS_SECRET_TOKEN", "token", MIN_TOKEN_LENGTH)
+    except ValueError as exc:
+        raise ConfigError("ANALYTICS_SECRET_TOKEN", "***", str(exc)) from None
+    try:
+        keys = [c for k in write_keys for c in parse_entries(k, "ANALYTICS_WRITE_KEYS", "write")]
+    except ValueError as exc:
+        raise ConfigError("ANALYTICS_WRITE_KEYS", "***", str(exc)) from None
+    if not tokens:
+        raise ConfigError("ANALYTICS_SECRET_TOKEN", "***", "needs at least one token")
+    if not keys:
+        raise ConfigError("ANALYTICS_WRITE_KEYS", "***", "needs at least one key")
+    secrets_seen = [c.secret for c in (*tokens, *keys)]
+    if len(set(secrets_seen)) != len(secrets_seen):
+        raise ConfigError("ANALYTICS_WRITE_KEYS", "***", "every secret must differ (a write key from the token too)")
 
 
 def _redis_url(env: Mapping[str, str]) -> str | None:

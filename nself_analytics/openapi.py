@@ -36,6 +36,7 @@ def _error(description: str) -> dict[str, Any]:
 ERRORS = {
     "400": _error("Invalid request: the message names the parameter or field"),
     "401": _error("Missing or wrong credentials"),
+    "403": _error("The credential is bound to another account (X-Source-Account-Id) or, a site token, another site"),
 }
 NOT_FOUND = {"404": _error("Not found")}
 INGEST_ERRORS = {

@@ -19,7 +19,9 @@ from typing import Any
 
 from aiohttp import web
 
+from .auth import GRANT
 from .config import parse_duration
+from .credentials import ACCOUNT_PATTERN
 from .errors import ApiError
 
 __all__ = [
@@ -47,7 +49,6 @@ MAX_NAME_LENGTH = 200
 PERIODS = ("day", "week", "month")
 ACCOUNT_HEADER = "X-Source-Account-Id"
 DEFAULT_ACCOUNT = "primary"
-_ACCOUNT = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
@@ -77,13 +78,20 @@ def midnight(day: date) -> datetime:
 
 
 def account(request: web.Request) -> str:
-    """The source account of a request: the ``X-Source-Account-Id`` header, else ``primary``."""
+    """The effective source account of a request: THE one place that says which account a request acts on.
+
+    A credential bound to an account acts on that account (an ``X-Source-Account-Id`` naming another one is
+    a 403); a bare credential acts on the ``X-Source-Account-Id`` header, else ``primary``.
+    """
     value = request.headers.get(ACCOUNT_HEADER, "").strip()
-    if not value:
-        return DEFAULT_ACCOUNT
-    if not _ACCOUNT.match(value):
+    if value and not ACCOUNT_PATTERN.match(value):
         raise ApiError(400, f"Invalid {ACCOUNT_HEADER}: use 1-64 letters, digits, '_', '-', '.' or ':'")
-    return value
+    grant = request.get(GRANT)
+    if grant is not None and grant.account is not None:
+        if value and value != grant.account:
+            raise ApiError(403, f"This credential is bound to another account than {value!r}")
+        return grant.account
+    return value or DEFAULT_ACCOUNT
 
 
 def _parse_date(text: str) -> date:

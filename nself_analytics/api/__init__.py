@@ -1,4 +1,5 @@
-"""HTTP resources, one module each; ROUTE_TABLES lists every module's routes for the app factory."""
+"""HTTP resources, one module each; ROUTE_TABLES lists every module's routes for the app factory,
+ROUTE_ACCESS (api/access.py) the credential each route needs."""
 
 from __future__ import annotations
 
@@ -19,8 +20,9 @@ from . import (
     stats,
     webhooks,
 )
+from .access import ROUTE_ACCESS
 
-__all__ = ["ROUTE_TABLES"]
+__all__ = ["ROUTE_ACCESS", "ROUTE_TABLES"]
 
 ROUTE_TABLES: list[web.RouteTableDef] = [
     health.routes,

@@ -14,6 +14,7 @@ from pathlib import Path
 from aiohttp import web
 from redis.exceptions import RedisError
 
+from ..body import read_json_body
 from ..cors import preflight
 from ..enrich import browser_hit_is_bot, daily_salt
 from ..errors import ApiError
@@ -21,7 +22,7 @@ from ..hits import FLOOD_LIMIT_PER_MINUTE, count_hit, derived_session, parse_hit
 from ..ingest import RequestMeta
 from ..keys import REDIS
 from ..messages import MessageError
-from .ingest import client_ip, enqueue, read_json_body
+from .ingest import client_ip, enqueue
 
 __all__ = ["BEACON_PATH", "routes"]
 

@@ -11,7 +11,6 @@ from typing import Any
 from aiohttp import web
 
 from .. import params
-from ..auth import require_secret
 from ..keys import PG_POOL
 from ..store import explorer
 
@@ -26,8 +25,7 @@ MAX_VALUES = 50
 
 
 def _common(request: web.Request) -> tuple[str, params.DateRange, int]:
-    """The credential check, then the account, the date range and ``limit`` every explorer read takes."""
-    require_secret(request)
+    """The account, the date range and ``limit`` every explorer read takes (credentials: api/access.py)."""
     account = params.account(request)
     dates = params.date_range(request.query)
     return account, dates, params.integer(request.query, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)

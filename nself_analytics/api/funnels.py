@@ -8,7 +8,6 @@ from typing import Any
 from aiohttp import web
 
 from .. import params
-from ..auth import require_secret
 from ..errors import ApiError
 from ..keys import PG_POOL
 from ..store import saved_funnels
@@ -81,7 +80,6 @@ async def _definition(request: web.Request, query: Mapping[str, str], account: s
 
 @routes.get("/funnel", name="funnel")
 async def funnel(request: web.Request) -> web.Response:
-    require_secret(request)
     account = params.account(request)
     query = request.query
     dates = params.date_range(query)
@@ -114,7 +112,6 @@ def _funnel_id(request: web.Request) -> int:
 
 @routes.post("/funnels", name="funnels_create")
 async def create(request: web.Request) -> web.Response:
-    require_secret(request)
     account = params.account(request)
     body = await params.json_body(request)
     name = params.event_name(body.get("name"), "name")
@@ -135,7 +132,6 @@ async def create(request: web.Request) -> web.Response:
 
 @routes.get("/funnels", name="funnels_list")
 async def list_(request: web.Request) -> web.Response:
-    require_secret(request)
     async with request.config_dict[PG_POOL].acquire() as conn:
         funnels = await saved_funnels.list_funnels(conn, params.account(request))
     return web.json_response({"status": "success", "funnels": funnels})
@@ -143,7 +139,6 @@ async def list_(request: web.Request) -> web.Response:
 
 @routes.get(r"/funnels/{id:\d+}", name="funnels_get")
 async def get(request: web.Request) -> web.Response:
-    require_secret(request)
     async with request.config_dict[PG_POOL].acquire() as conn:
         saved = await saved_funnels.get_funnel(conn, params.account(request), _funnel_id(request))
     if saved is None:
@@ -153,7 +148,6 @@ async def get(request: web.Request) -> web.Response:
 
 @routes.delete(r"/funnels/{id:\d+}", name="funnels_delete")
 async def delete(request: web.Request) -> web.Response:
-    require_secret(request)
     async with request.config_dict[PG_POOL].acquire() as conn:
         deleted = await saved_funnels.delete_funnel(conn, params.account(request), _funnel_id(request))
     if not deleted:

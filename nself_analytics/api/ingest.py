@@ -6,17 +6,13 @@ navigator.sendBeacon can send no headers). A 202 means the messages are in the R
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
 
-import orjson
 from aiohttp import web
 
 from .. import params
-from ..auth import bearer_or_basic, write_key_allowed
+from ..body import read_json_body
 from ..cors import preflight
 from ..errors import ApiError
 from ..ingest import Ingestor, RequestMeta
@@ -24,12 +20,11 @@ from ..keys import PRODUCER, REDIS, SETTINGS
 from ..messages import KINDS, MAX_BATCH, MessageError, Normalized, normalize
 from ..queue import EnqueueResult, QueueFull, QueueUnavailable
 
-__all__ = ["MAX_BODY_BYTES", "client_ip", "read_json_body", "routes"]
+__all__ = ["client_ip", "enqueue", "routes"]
 
 routes = web.RouteTableDef()
 Handler = Callable[[web.Request], Awaitable[web.Response]]
 
-MAX_BODY_BYTES = 500 * 1024
 RETRY_AFTER_SECONDS = "2"
 
 SINGLE = {
@@ -38,76 +33,12 @@ SINGLE = {
     "/v1/screen": "screen", "/v1/group": "group", "/v1/alias": "alias",
 }
 BATCH = ("/batch", "/v1/batch", "/v1/import")
-# A \uD800-\uDFFF escape: JSON allows it, but an unpaired one is no text (it cannot be encoded as
-# UTF-8 for Redis or Postgres). Only bodies holding such an escape pay for the full check.
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
-# PostgreSQL text and jsonb cannot hold NUL: one such string would fail the drain's whole batch.
-_NUL_ESCAPE = b"\\u0000"
-
-
-def _parses_loosely(raw: bytes) -> bool:
-    """Whether the stdlib parser (which lets unpaired surrogates through) accepts ``raw``: then that was the fault."""
-    try:
-        json.loads(raw)
-    except (ValueError, RecursionError):
-        return False
-    return True
-
-
-def _without_nul(value: Any) -> Any:
-    """``value`` with every NUL character removed from its strings (keys included)."""
-    if isinstance(value, str):
-        return value.replace("\x00", "")
-    if isinstance(value, dict):
-        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_without_nul(v) for v in value]
-    return value
-
-
-async def read_json_body(request: web.Request) -> dict[str, Any]:
-    """The request body as a JSON object (any content type: beacons send text/plain), else a 4xx."""
-    try:
-        raw = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise ApiError(413, "Request body exceeds 500 KB") from None
-    if len(raw) > MAX_BODY_BYTES:
-        raise ApiError(413, "Request body exceeds 500 KB")
-    if not raw.strip():
-        raise ApiError(400, "Request body is empty; send a JSON object")
-    try:
-        body = orjson.loads(raw)  # strict: invalid UTF-8, unpaired surrogates and nesting over 1024 are errors
-    except orjson.JSONDecodeError:
-        if _SURROGATE_ESCAPE.search(raw) and _parses_loosely(raw):
-            raise ApiError(400, "Invalid JSON body: a \\u escape is an unpaired surrogate") from None
-        raise ApiError(400, "Invalid JSON body") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "Request body must be a JSON object")
-    if _NUL_ESCAPE in raw:
-        body = _without_nul(body)
-    return body
-
-
 def client_ip(request: web.Request) -> str | None:
     """The client's address: the first X-Forwarded-For entry (behind the nself proxy), else the peer."""
     forwarded = request.headers.get("X-Forwarded-For")
     if forwarded:
         return forwarded.split(",")[0].strip() or None
     return request.headers.get("X-Real-IP") or request.remote
-
-
-async def _authorized_body(request: web.Request) -> dict[str, Any]:
-    header_key = bearer_or_basic(request)
-    if header_key is not None and not write_key_allowed(request, header_key):
-        raise ApiError(401, "Invalid write key")
-    body = await read_json_body(request)
-    if header_key is None:
-        body_key = body.get("writeKey") or body.get("write_key")
-        if not body_key:
-            raise ApiError(401, "Missing write key: send Authorization: Bearer <write key> or writeKey in the body")
-        if not isinstance(body_key, str) or not write_key_allowed(request, body_key):
-            raise ApiError(401, "Invalid write key")
-    return body
 
 
 def _meta(request: web.Request) -> RequestMeta:
@@ -129,7 +60,7 @@ async def enqueue(request: web.Request, items: list[Normalized], meta: RequestMe
 
 
 async def single(request: web.Request, kind: str) -> web.Response:
-    body = await _authorized_body(request)
+    body = await read_json_body(request)  # the write key was checked by the access middleware
     meta = _meta(request)
     try:
         item = normalize(body, kind, meta.received_at, source_account_id=params.account(request))
@@ -141,7 +72,7 @@ async def single(request: web.Request, kind: str) -> web.Response:
 
 
 async def batch(request: web.Request) -> web.Response:
-    body = await _authorized_body(request)
+    body = await read_json_body(request)  # the write key was checked by the access middleware
     messages = body.get("batch")
     if not isinstance(messages, list):
         raise ApiError(400, "batch must be an array of messages")

@@ -9,7 +9,6 @@ from typing import Any
 from aiohttp import web
 
 from .. import params
-from ..auth import require_secret
 from ..errors import ApiError
 from ..keys import PG_POOL, REDIS, SETTINGS
 from ..quota import check_quota
@@ -48,7 +47,6 @@ def _rule_id(request: web.Request) -> int:
 
 @routes.get("/quotas", name="quotas_list")
 async def list_(request: web.Request) -> web.Response:
-    require_secret(request)
     event = params.optional_text(request.query, "event")
     async with request.config_dict[PG_POOL].acquire() as conn:
         rules = await quotas.list_rules(conn, params.account(request), event)
@@ -57,7 +55,6 @@ async def list_(request: web.Request) -> web.Response:
 
 @routes.post("/quotas", name="quotas_create")
 async def create(request: web.Request) -> web.Response:
-    require_secret(request)
     fields = _rule_fields(await params.json_body(request))
     async with request.config_dict[PG_POOL].acquire() as conn:
         rule = await quotas.create_rule(conn, account=params.account(request), **fields)
@@ -67,7 +64,6 @@ async def create(request: web.Request) -> web.Response:
 @routes.get("/quotas/violations", name="quotas_violations")
 async def violations(request: web.Request) -> web.Response:
     """The first crossing of each rule per user and period, newest first (``user_id``, ``quota_id``, ``limit``)."""
-    require_secret(request)
     query = request.query
     user_id = query.get("user_id", "").strip() or None
     quota_id = params.integer(query, "quota_id", 0, 1, MAX_LIMIT) or None
@@ -80,7 +76,6 @@ async def violations(request: web.Request) -> web.Response:
 
 @routes.get(r"/quotas/{id:\d+}", name="quotas_get")
 async def get(request: web.Request) -> web.Response:
-    require_secret(request)
     async with request.config_dict[PG_POOL].acquire() as conn:
         rule = await quotas.get_rule(conn, params.account(request), _rule_id(request))
     if rule is None:
@@ -91,7 +86,6 @@ async def get(request: web.Request) -> web.Response:
 @routes.put(r"/quotas/{id:\d+}", name="quotas_update")
 async def update(request: web.Request) -> web.Response:
     """Replace a rule's event, segment, limit and period; checks use the new rule at once."""
-    require_secret(request)
     fields = _rule_fields(await params.json_body(request))
     async with request.config_dict[PG_POOL].acquire() as conn:
         rule = await quotas.update_rule(conn, _rule_id(request), account=params.account(request), **fields)
@@ -102,7 +96,6 @@ async def update(request: web.Request) -> web.Response:
 
 @routes.delete(r"/quotas/{id:\d+}", name="quotas_delete")
 async def delete(request: web.Request) -> web.Response:
-    require_secret(request)
     async with request.config_dict[PG_POOL].acquire() as conn:
         deleted = await quotas.delete_rule(conn, params.account(request), _rule_id(request))
     if not deleted:
@@ -113,7 +106,6 @@ async def delete(request: web.Request) -> web.Response:
 @routes.post("/quota/check", name="quota_check")
 async def check(request: web.Request) -> web.Response:
     """Whether ``user_id`` may perform ``event`` now under the rules that apply to them."""
-    require_secret(request)
     if not request.config_dict[SETTINGS].quota_enabled:
         raise ApiError(409, "Quota counting is disabled: set ANALYTICS_QUOTA_ENABLED=true")
     body = await params.json_body(request)

@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 from aiohttp import web
 
 from .. import params
-from ..auth import require_secret
 from ..keys import PG_POOL
 from ..store.retention import run_retention
 
@@ -24,7 +23,6 @@ async def retention(request: web.Request) -> web.Response:
     ``periods`` is the number of columns, period 0 (the cohort period, = size) included; columns
     of periods that have not started yet (UTC) are left out.
     """
-    require_secret(request)
     account = params.account(request)
     query = request.query
     dates = params.date_range(query)

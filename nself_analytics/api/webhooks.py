@@ -10,7 +10,6 @@ from aiohttp import web
 from yarl import URL
 
 from .. import params
-from ..auth import require_secret
 from ..errors import ApiError
 from ..keys import PG_POOL
 from ..store import webhooks
@@ -101,7 +100,6 @@ def _webhook_id(request: web.Request) -> int:
 @routes.post("/webhooks", name="webhooks_create")
 async def create(request: web.Request) -> web.Response:
     """Subscribe a URL to events; the signing secret is returned here (and after a PATCH that sets it) only."""
-    require_secret(request)
     account = params.account(request)
     body = await _body(request)
     fields: dict[str, Any] = {"url": _url(body.get("url")), "events": _events(body.get("events")),
@@ -118,7 +116,6 @@ async def create(request: web.Request) -> web.Response:
 
 @routes.get("/webhooks", name="webhooks_list")
 async def list_(request: web.Request) -> web.Response:
-    require_secret(request)
     async with request.config_dict[PG_POOL].acquire() as conn:
         hooks = await webhooks.list_webhooks(conn, params.account(request))
     return web.json_response({"status": "success", "webhooks": hooks})
@@ -126,7 +123,6 @@ async def list_(request: web.Request) -> web.Response:
 
 @routes.get(r"/webhooks/{id:\d+}", name="webhooks_get")
 async def get(request: web.Request) -> web.Response:
-    require_secret(request)
     async with request.config_dict[PG_POOL].acquire() as conn:
         hook = await webhooks.get_webhook(conn, params.account(request), _webhook_id(request))
     if hook is None:
@@ -137,7 +133,6 @@ async def get(request: web.Request) -> web.Response:
 @routes.patch(r"/webhooks/{id:\d+}", name="webhooks_update")
 async def update(request: web.Request) -> web.Response:
     """Change some of url, events, event_names, secret, active; the rest stays."""
-    require_secret(request)
     account = params.account(request)
     webhook_id = _webhook_id(request)
     body = await _body(request)
@@ -156,7 +151,6 @@ async def update(request: web.Request) -> web.Response:
 @routes.delete(r"/webhooks/{id:\d+}", name="webhooks_delete")
 async def delete(request: web.Request) -> web.Response:
     """Delete a webhook with its delivery log; deliveries not yet sent are dropped."""
-    require_secret(request)
     async with request.config_dict[PG_POOL].acquire() as conn:
         deleted = await webhooks.delete_webhook(conn, params.account(request), _webhook_id(request))
     if not deleted:
@@ -167,7 +161,6 @@ async def delete(request: web.Request) -> web.Response:
 @routes.get(r"/webhooks/{id:\d+}/deliveries", name="webhooks_deliveries")
 async def deliveries(request: web.Request) -> web.Response:
     """The delivery log, newest first: status, attempts, last HTTP status and error, payload."""
-    require_secret(request)
     account = params.account(request)
     webhook_id = _webhook_id(request)
     status = request.query.get("status") or None

@@ -1,0 +1,115 @@
+"""Route access: each route's credential is declared once (``api/access.py``) and enforced here, for every route.
+
+- ``PUBLIC``: no credential. A valid token, when sent, is still recognised (``/health`` then shows details).
+- ``WRITE``: a write key or a token, as ``Authorization: Bearer``, HTTP Basic user name, or ``writeKey`` in the
+  JSON body (navigator.sendBeacon can send no headers).
+- ``TOKEN``: a token (full or account-bound); site-scoped tokens are refused (403).
+- ``SITE``: a token, or a site-scoped token whose site is the request's ``site`` parameter.
+
+A missing or unknown credential is a 401; a valid one that does not open the route (a site token elsewhere, an
+account-bound credential naming another account) a 403. The app factory refuses to build an app with a route the
+table does not declare, so an undeclared route cannot be served.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from enum import StrEnum
+
+from aiohttp import web
+from aiohttp.web_urldispatcher import AbstractRoute
+
+from . import params
+from .auth import GRANT, bearer_or_basic, token_grant, write_grant
+from .body import read_json_body
+from .credentials import Grant
+from .errors import ApiError
+from .keys import SETTINGS
+
+__all__ = ["BOUND_ACCESS", "Access", "access_middleware", "bind_access", "route_key"]
+
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="nself-analytics"'}
+
+
+class Access(StrEnum):
+    """The credential a route needs."""
+
+    PUBLIC = "public"
+    WRITE = "write"
+    TOKEN = "token"
+    SITE = "site"
+
+
+BOUND_ACCESS: web.AppKey[dict[AbstractRoute, Access]] = web.AppKey("bound_access", dict)
+
+
+def route_key(route: AbstractRoute) -> tuple[str, str]:
+    """(method, path) of a route as the table declares it (HEAD rides with GET), before the app is mounted."""
+    path = route.resource.canonical if route.resource is not None else ""
+    return ("GET" if route.method == "HEAD" else route.method), path
+
+
+def bind_access(app: web.Application, table: Mapping[tuple[str, str], Access]) -> None:
+    """Attach each route of ``app`` to its declared access; RuntimeError naming the routes without one."""
+    bound: dict[AbstractRoute, Access] = {}
+    missing = []
+    for route in app.router.routes():
+        key = route_key(route)
+        if key in table:
+            bound[route] = table[key]
+        else:
+            missing.append(key)
+    if missing:
+        raise RuntimeError(f"routes without an access declaration (add them to api/access.py): {sorted(missing)}")
+    app[BOUND_ACCESS] = bound
+
+
+async def _write(request: web.Request) -> Grant:
+    settings = request.config_dict[SETTINGS]
+    key = bearer_or_basic(request)
+    if key is None:
+        body = await read_json_body(request)  # kept on the request for the handler
+        key = body.get("writeKey") or body.get("write_key")
+        if not key:
+            raise ApiError(401, "Missing write key: send Authorization: Bearer <write key> or writeKey in the body")
+        if not isinstance(key, str):
+            raise ApiError(401, "Invalid write key")
+    grant = write_grant(settings, key)
+    if grant is None:
+        raise ApiError(401, "Invalid write key")
+    return grant
+
+
+def _token(request: web.Request, access: Access) -> Grant:
+    key = bearer_or_basic(request)
+    if key is None:
+        raise ApiError(401, "Missing secret token: send Authorization: Bearer <secret token>", headers=_CHALLENGE)
+    grant = token_grant(request.config_dict[SETTINGS], key)
+    if grant is None:
+        raise ApiError(401, "Invalid secret token", headers=_CHALLENGE)
+    if grant.role == "site":
+        if access is not Access.SITE:
+            raise ApiError(403, f"This token reads only the web stats (/api/*) of {grant.site}")
+        if request.query.get("site", "").strip().lower() != grant.site:
+            raise ApiError(403, f"This token reads only the web stats of site={grant.site}")
+    return grant
+
+
+@web.middleware
+async def access_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    access = request.config_dict[BOUND_ACCESS].get(request.match_info.route)
+    if access is None:
+        if request.match_info.http_exception is not None:  # 404 / 405: nothing to protect
+            return await handler(request)
+        raise ApiError(500, "Route without an access declaration")
+    if access is Access.PUBLIC:
+        key = bearer_or_basic(request)
+        grant = token_grant(request.config_dict[SETTINGS], key) if key else None
+        if grant is not None:
+            request[GRANT] = grant
+        return await handler(request)
+    request[GRANT] = await _write(request) if access is Access.WRITE else _token(request, access)
+    params.account(request)  # 403 now when the credential is bound to another account than the one named
+    return await handler(request)
