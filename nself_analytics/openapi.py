@@ -304,6 +304,24 @@ def _explorer_ops() -> dict[tuple[str, str], Op]:
                         _query("values", "Top values per key", {"type": "integer", "minimum": 0, "maximum": 50,
                                                                  "default": 10}),
                         ACCOUNT_HEADER]),
+        ("GET", "/trends"): _op(
+            "Trends", "A measure of events per time bucket: one series per event and breakdown value",
+            {"200": _json(ref("TrendsResult")), **ERRORS}, security=SECRET, op_id="trends",
+            description=note + " Buckets are UTC (ISO weeks start on Monday). With a breakdown, each event's 10 "
+                               "values with the most events get a series, the rest one `other` series; the "
+                               "previous period is grouped by the same values.",
+            parameters=[
+                _query("events", "Comma-separated event names, 1 to 10", {"type": "string"}, required=True),
+                _query("interval", "Bucket size (hour: ranges of at most 31 days)",
+                       {"type": "string", "enum": ["hour", "day", "week", "month"], "default": "day"}),
+                _query("measure", "count (events), users (distinct user or anonymous ids), sum:<property> or "
+                                  "avg:<property> (over events where it is a number)",
+                       {"type": "string", "pattern": "^(count|users|(sum|avg):.{1,200})$", "default": "count"}),
+                _query("breakdown", "Split each event by this property (top 10 values and other)",
+                       {"type": "string", "maxLength": 200}),
+                _query("compare", "previous: add the same number of days right before the range",
+                       {"type": "string", "enum": ["previous", "none"], "default": "none"}),
+                *DATES, ACCOUNT_HEADER]),
         ("GET", "/sites"): _op(
             "Explorer", "Sites (beacon hostnames) with their page views", {"200": _json(ref("Sites")), **ERRORS},
             security=SECRET, op_id="sites_list", description=note + " Most viewed first.",
@@ -432,7 +450,7 @@ def document(base_url: str, routes: Iterable[tuple[str, str]]) -> dict[str, Any]
         },
         "servers": [{"url": base_url, "description": "this instance"}],
         "tags": [{"name": t} for t in ("Ingest", "Segment API", "Web analytics", "Funnels", "Retention", "Counters",
-                                       "Quotas", "Metrics", "Explorer", "Webhooks", "Service")],
+                                       "Quotas", "Metrics", "Trends", "Explorer", "Webhooks", "Service")],
         "paths": dict(sorted(paths.items())),
         "components": {
             "securitySchemes": {

@@ -18,6 +18,7 @@ from . import (
     quotas,
     retention,
     stats,
+    trends,
     webhooks,
 )
 from .access import ROUTE_ACCESS
@@ -37,5 +38,6 @@ ROUTE_TABLES: list[web.RouteTableDef] = [
     counters.routes,
     quotas.routes,
     explorer.routes,
+    trends.routes,
     webhooks.routes,
 ]
