@@ -45,6 +45,7 @@ ROUTE_ACCESS: dict[tuple[str, str], Access] = {
     ("GET", "/events"): TOKEN,
     ("GET", "/events/{name}/properties"): TOKEN,
     ("GET", "/sites"): TOKEN,
+    ("GET", "/trends"): TOKEN,
     ("GET", "/webhooks"): TOKEN,
     ("POST", "/webhooks"): TOKEN,
     ("GET", "/webhooks/{id}"): TOKEN,

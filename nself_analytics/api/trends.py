@@ -14,7 +14,6 @@ from typing import Any
 from aiohttp import web
 
 from .. import params
-from ..auth import require_secret
 from ..errors import ApiError
 from ..keys import PG_POOL
 from ..store.trends import INTERVALS, TOP_VALUES, TrendRow, run_trends
@@ -103,7 +102,6 @@ def _order(current: dict[Any, TrendRow], previous: dict[Any, TrendRow], events: 
 
 @routes.get("/trends", name="trends")
 async def trends(request: web.Request) -> web.Response:
-    require_secret(request)
     account = params.account(request)
     query = request.query
     events = parse_events(query.get("events", ""))
