@@ -1,5 +1,6 @@
 """``nself-analytics install | build | start | status``: a standalone host that drives the plugin hooks
-through the same pluggy PluginManager as the nself CLI."""
+through the same pluggy PluginManager as the nself CLI. ``bot telegram|discord`` and ``mcp`` run the
+integrations, clients of a running service's HTTP API (ANALYTICS_URL, ANALYTICS_API_TOKEN)."""
 
 from __future__ import annotations
 
@@ -50,13 +51,34 @@ def _status(env: dict[str, str]) -> int:
     return 0 if body.get("healthy") else 1
 
 
+def _integration(args: argparse.Namespace, env: dict[str, str]) -> int:
+    try:
+        if args.command == "mcp":
+            from .integrations.mcp_server import run_stdio
+
+            return run_stdio(env, url=args.url, token=args.token)
+        if not args.kind:
+            raise ConfigError("bot", "", "name the chat: nself-analytics bot telegram|discord")
+        from .integrations.bots import run_bot
+
+        return run_bot(args.kind, env)
+    except ConfigError as exc:
+        sys.stderr.write(f"nself-analytics: {exc}\n")
+        return 2
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="nself-analytics", description=__doc__)
-    parser.add_argument("command", choices=["install", "build", "start", "status"])
+    parser.add_argument("command", choices=["install", "build", "start", "status", "bot", "mcp"])
+    parser.add_argument("kind", nargs="?", choices=["telegram", "discord"], help="bot: which chat")
+    parser.add_argument("--url", help="mcp: the service's address (else ANALYTICS_URL)")
+    parser.add_argument("--token", help="mcp: the secret token (else ANALYTICS_API_TOKEN)")
     args = parser.parse_args(argv)
     env = dict(os.environ)
     if args.command == "status":
         return _status(env)
+    if args.command in ("bot", "mcp"):
+        return _integration(args, env)
     hook = getattr(plugin_manager().hook, args.command)
     try:
         result = hook(env=env)

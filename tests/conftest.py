@@ -32,6 +32,8 @@ from nself_analytics.migrate import apply_migrations
 from nself_analytics.store.partitions import forget_partitions
 from nself_analytics.worker import Drainer
 
+from .integrations_support import HITS, SITE, web_data
+
 SECRET = "sk_test_secret_token_0123456789"
 WRITE_KEY = "wk_test_write_key"
 TABLES = (
@@ -235,3 +237,18 @@ async def pool_conn(client: Any) -> AsyncIterator[Any]:
     """An aiopg connection from the app's pool."""
     async with client.app[ANALYTICS_APP][PG_POOL].acquire() as conn:
         yield conn
+
+
+@pytest.fixture(scope="session")
+def report_site(live_service: LiveService) -> str:
+    """Sends HITS to the live service's beacon endpoint once and waits until they are stored."""
+    for path, referrer, language, session, agent, ip in HITS:
+        body = json.dumps({"site": SITE, "path": path, "referrer": referrer, "language": language,
+                           "session_id": session, "screen_width": 1280}).encode()
+        request = urllib.request.Request(f"{live_service.base_url}/analytics/hit", data=body, method="POST",
+                                         headers={"Content-Type": "text/plain", "User-Agent": agent,
+                                                  "X-Forwarded-For": ip})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 202
+    wait_for(lambda: web_data(live_service, "pageviews")["pageviews"] == len(HITS), timeout=30)
+    return SITE
