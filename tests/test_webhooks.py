@@ -98,6 +98,17 @@ async def deliveries(client: Any, auth: Any, hook_id: int) -> list[dict[str, Any
     return list((await response.json())["deliveries"])
 
 
+async def logged(client: Any, auth: Any, hook_id: int, status: str, count: int = 1) -> list[dict[str, Any]]:
+    """The delivery log once ``count`` deliveries have ``status`` (the receiver answers before the log is written)."""
+    deadline = time.monotonic() + 15
+    while True:
+        rows = await deliveries(client, auth, hook_id)
+        if sum(r["status"] == status for r in rows) >= count:
+            return rows
+        assert time.monotonic() < deadline, rows
+        await asyncio.sleep(0.05)
+
+
 async def track(client: Any, auth: Any, event: str, user_id: str, **extra: Any) -> None:
     response = await client.post("/analytics/track", headers=auth["write"],
                                  json={"event": event, "user_id": user_id, **extra})
@@ -213,7 +224,7 @@ async def test_event_tracked_is_delivered_signed_after_failures(make_client: Any
     await track(client, auth, "signup", "u1", properties={"plan": "pro"})
     await track(client, auth, "pageview_like", "u1")
     await until(lambda: receiver.delivered())
-    rows = await deliveries(client, auth, hook["id"])
+    rows = await logged(client, auth, hook["id"], "delivered")
     assert len(rows) == 1
     row = rows[0]
     assert row["status"] == "delivered" and row["attempts"] == 3 and row["last_error"] is None
@@ -265,7 +276,7 @@ async def test_quota_exceeded_and_funnel_completed(make_client: Any, fast: Setti
     for call in receiver.calls:
         verify(call)
         assert call["headers"]["X-Nself-Event"] == json.loads(call["body"])["type"]
-    rows = await deliveries(client, auth, hook["id"])
+    rows = await logged(client, auth, hook["id"], "delivered", 2)
     assert sorted(r["status"] for r in rows) == ["delivered", "delivered"]
     assert sum(r["attempts"] for r in rows) == 3
 
@@ -276,15 +287,7 @@ async def test_timeouts_are_retried_and_given_up_after_the_horizon(make_client: 
     client = await make_client(fast.with_(webhook_timeout=0.2, webhook_retry_for=1.0), worker=True)
     hook = await create_hook(client, auth, url=receiver.url, events=["event.tracked"], event_names=["e"])
     await track(client, auth, "e", "u1")
-
-    async def settled() -> list[dict[str, Any]]:
-        rows = await deliveries(client, auth, hook["id"])
-        return rows if rows and rows[0]["status"] == "failed" else []
-
-    deadline = time.monotonic() + 15
-    while not (rows := await settled()):
-        assert time.monotonic() < deadline, "the delivery was not given up"
-        await asyncio.sleep(0.1)
+    rows = await logged(client, auth, hook["id"], "failed")
     assert rows[0]["attempts"] >= 2 and "Timeout" in rows[0]["last_error"] and rows[0]["next_attempt_at"] is None
     calls = len(receiver.calls)
     await asyncio.sleep(0.5)
@@ -305,7 +308,7 @@ async def test_a_delivery_survives_a_restart(make_client: Any, fast: Settings, a
     receiver.fail_first = len(receiver.calls)  # back up
     restarted = await make_client(fast, worker=True)
     await until(lambda: receiver.delivered(), seconds=20)
-    rows = await deliveries(restarted, auth, hook["id"])
+    rows = await logged(restarted, auth, hook["id"], "delivered")
     assert rows[0]["id"] == pending[0][0] and rows[0]["status"] == "delivered"
     assert {c["headers"]["X-Nself-Delivery"] for c in receiver.calls} == {pending[0][0]}
     assert len(receiver.delivered()) == 1
