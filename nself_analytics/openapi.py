@@ -322,6 +322,31 @@ def _explorer_ops() -> dict[tuple[str, str], Op]:
                 _query("compare", "previous: add the same number of days right before the range",
                        {"type": "string", "enum": ["previous", "none"], "default": "none"}),
                 *DATES, ACCOUNT_HEADER]),
+        ("GET", "/users"): _op(
+            "People", "Identified users, most recently seen first", {"200": _json(ref("UserList")), **ERRORS},
+            security=SECRET, op_id="users_list",
+            description="`trait.<key>=<value>` (repeatable for other keys, at most 10) keeps users whose trait "
+                        "has that text value.",
+            parameters=[_query("search", "Text in the user id or any trait (any case)", NAME),
+                        {"name": "trait.{key}", "in": "query", "required": False,
+                         "schema": {"type": "string", "maxLength": 1000},
+                         "description": "A trait filter (e.g. trait.plan=pro)"},
+                        _query("limit", "Users per page", {"type": "integer", "minimum": 1, "maximum": 200,
+                                                           "default": 50}),
+                        _query("offset", "Users to skip", {"type": "integer", "minimum": 0, "maximum": 100000,
+                                                           "default": 0}),
+                        ACCOUNT_HEADER]),
+        ("GET", "/users/{id}"): _op(
+            "People", "A person: ids, traits, first/last seen, event counts, recent events newest first",
+            {"200": _json(ref("Person")), **ERRORS, **NOT_FOUND}, security=SECRET, op_id="users_get",
+            description="Any distinct id (user id or anonymous id) opens the person it belongs to (identify and "
+                        "alias links).",
+            parameters=[{"name": "id", "in": "path", "required": True, "schema": NAME},
+                        _query("limit", "Events per page", {"type": "integer", "minimum": 1, "maximum": 200,
+                                                            "default": 50}),
+                        _query("offset", "Events to skip", {"type": "integer", "minimum": 0, "maximum": 100000,
+                                                            "default": 0}),
+                        ACCOUNT_HEADER]),
         ("GET", "/sites"): _op(
             "Explorer", "Sites (beacon hostnames) with their page views", {"200": _json(ref("Sites")), **ERRORS},
             security=SECRET, op_id="sites_list", description=note + " Most viewed first.",
@@ -450,7 +475,7 @@ def document(base_url: str, routes: Iterable[tuple[str, str]]) -> dict[str, Any]
         },
         "servers": [{"url": base_url, "description": "this instance"}],
         "tags": [{"name": t} for t in ("Ingest", "Segment API", "Web analytics", "Funnels", "Retention", "Counters",
-                                       "Quotas", "Metrics", "Trends", "Explorer", "Webhooks", "Service")],
+                                       "Quotas", "Metrics", "Trends", "Explorer", "People", "Webhooks", "Service")],
         "paths": dict(sorted(paths.items())),
         "components": {
             "securitySchemes": {

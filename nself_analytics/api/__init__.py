@@ -15,6 +15,7 @@ from . import (
     health,
     ingest,
     metrics,
+    people,
     quotas,
     retention,
     stats,
@@ -39,5 +40,6 @@ ROUTE_TABLES: list[web.RouteTableDef] = [
     quotas.routes,
     explorer.routes,
     trends.routes,
+    people.routes,
     webhooks.routes,
 ]

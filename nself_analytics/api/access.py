@@ -46,6 +46,8 @@ ROUTE_ACCESS: dict[tuple[str, str], Access] = {
     ("GET", "/events/{name}/properties"): TOKEN,
     ("GET", "/sites"): TOKEN,
     ("GET", "/trends"): TOKEN,
+    ("GET", "/users"): TOKEN,
+    ("GET", "/users/{id}"): TOKEN,
     ("GET", "/webhooks"): TOKEN,
     ("POST", "/webhooks"): TOKEN,
     ("GET", "/webhooks/{id}"): TOKEN,

@@ -1,0 +1,120 @@
+"""People: identified users (traits, first/last seen) and one person's ids, counts and recent events.
+
+A person is resolved through the person map (store/persons.py): the ids of the person of ``id`` are the
+person's root id and every distinct id mapped to it. Their events are read through the
+``(source_account_id, coalesce(user_id, anonymous_id), ts)`` index (migration 0060). Every list is
+bounded (``limit``, ``offset``); search text and trait keys/values arrive as parameters only.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+import aiopg
+
+from .persons import person_of_param
+from .tx import transaction
+
+__all__ = ["MAX_EVENT_NAMES", "list_users", "person"]
+
+MAX_EVENT_NAMES = 50  # per-event counts of a person: the most frequent names
+
+LIST_USERS = """
+SELECT u.user_id, u.traits, u.first_seen, u.last_seen
+FROM np_analytics_users u
+WHERE u.source_account_id = %(account)s
+  AND (%(search)s::text IS NULL OR strpos(lower(u.user_id), lower(%(search)s)) > 0
+       OR strpos(lower(u.traits::text), lower(%(search)s)) > 0)
+  AND NOT EXISTS (SELECT 1 FROM jsonb_each_text(%(traits)s::jsonb) AS f
+                  WHERE (u.traits ->> f.key) IS DISTINCT FROM f.value)
+ORDER BY u.last_seen DESC, u.user_id COLLATE "C"
+LIMIT %(limit)s OFFSET %(offset)s
+"""
+
+PERSON_IDS = f"""
+WITH p AS (SELECT {person_of_param("id")} AS person)
+SELECT p.person, array(
+    SELECT d FROM (SELECT p.person AS d
+                   UNION SELECT m.distinct_id FROM np_analytics_person_map m
+                   WHERE m.source_account_id = %(account)s AND m.person_id = p.person) AS ids
+    ORDER BY d)
+FROM p
+"""
+
+EVENTS_OF = """
+    FROM np_analytics_events e
+    WHERE e.source_account_id = %(account)s AND coalesce(e.user_id, e.anonymous_id) = ANY(%(ids)s::text[])
+"""
+PERSON_COUNTS = f"""
+SELECT event, count(*), min(ts), max(ts), sum(count(*)) OVER () AS events
+{EVENTS_OF}
+GROUP BY event
+ORDER BY count(*) DESC, event COLLATE "C"
+LIMIT %(names)s
+"""
+PERSON_EVENTS = f"""
+SELECT e.ts, e.event, coalesce(e.user_id, e.anonymous_id), e.session_id, e.site, e.path, e.properties
+{EVENTS_OF}
+ORDER BY e.ts DESC, e.message_id
+LIMIT %(limit)s OFFSET %(offset)s
+"""
+PERSON_USERS = """
+SELECT user_id, traits, anonymous_ids, first_seen, last_seen
+FROM np_analytics_users
+WHERE source_account_id = %(account)s AND user_id = ANY(%(ids)s::text[])
+ORDER BY last_seen
+"""
+
+
+def _iso(ts: datetime | None) -> str | None:
+    return None if ts is None else ts.isoformat().replace("+00:00", "Z")
+
+
+async def list_users(conn: aiopg.Connection, *, account: str, search: str | None, traits: dict[str, str],
+                     limit: int, offset: int) -> tuple[list[dict[str, Any]], bool]:
+    """(users, more): identified users matching the search text (in the id or any trait) and every trait
+    filter (the trait's text equals the value), most recently seen first."""
+    params = {"account": account, "search": search, "traits": json.dumps(traits), "limit": limit + 1,
+              "offset": offset}
+    async with transaction(conn) as cur:
+        await cur.execute(LIST_USERS, params)
+        rows = await cur.fetchall()
+    users = [{"user_id": user_id, "traits": user_traits, "first_seen": _iso(first), "last_seen": _iso(last)}
+             for user_id, user_traits, first, last in rows[:limit]]
+    return users, len(rows) > limit
+
+
+async def person(conn: aiopg.Connection, *, account: str, distinct_id: str, limit: int,
+                 offset: int) -> dict[str, Any] | None:
+    """The person of ``distinct_id``: ids, traits, first/last seen, counts, a page of events newest first;
+    None when nothing is known of it."""
+    async with transaction(conn) as cur:
+        await cur.execute(PERSON_IDS, {"account": account, "id": distinct_id})
+        [(root, ids)] = await cur.fetchall()
+        params = {"account": account, "ids": list(ids), "names": MAX_EVENT_NAMES, "limit": limit + 1,
+                  "offset": offset}
+        await cur.execute(PERSON_USERS, params)
+        users = await cur.fetchall()
+        await cur.execute(PERSON_COUNTS, params)
+        counts = await cur.fetchall()
+        await cur.execute(PERSON_EVENTS, params)
+        events = await cur.fetchall()
+    if not users and not counts:
+        return None
+    traits: dict[str, Any] = {}
+    for _user, user_traits, _anon, _first, _last in users:  # the most recently seen user's traits win
+        traits.update(user_traits or {})
+    seen = [t for row in counts for t in row[2:4]] + [t for row in users for t in row[3:5]]
+    user_ids = {row[0] for row in users}
+    return {
+        "id": distinct_id, "person_id": root, "distinct_ids": list(ids),
+        "user_ids": sorted(user_ids), "linked_ids": [i for i in ids if i != distinct_id],
+        "traits": traits, "first_seen": _iso(min(seen)), "last_seen": _iso(max(seen)),
+        "event_count": int(counts[0][4]) if counts else 0,
+        "event_counts": [{"event": name, "count": int(count)} for name, count, *_ in counts],
+        "events": [{"ts": _iso(ts), "event": name, "distinct_id": who, "session_id": session, "site": site,
+                    "path": path, "properties": props} for ts, name, who, session, site, path, props in events[:limit]],
+        "more_events": len(events) > limit,
+    }
