@@ -175,6 +175,37 @@ def _web_ops() -> dict[tuple[str, str], Op]:
     return ops
 
 
+def _campaign_ops() -> dict[tuple[str, str], Op]:
+    ops: dict[tuple[str, str], Op] = {}
+    for name in ("source", "medium", "campaign", "term", "content"):
+        row = obj({f"utm_{name}": {"type": "string"}, "pageviews": {"type": "integer", "minimum": 0},
+                   "sessions": {"type": "integer", "minimum": 0}}, required=[f"utm_{name}", "pageviews", "sessions"])
+        ops[("GET", f"/api/utm-{name}s")] = _op(
+            "Web analytics", f"Page views by utm_{name} (the page's URL parameter)",
+            {"200": _json(obj({"status": {"const": "success"}, "data": {"type": "array", "items": row},
+                               "meta": ref("StatsMeta")}, required=["status", "data", "meta"])), **ERRORS},
+            security=SECRET, op_id=f"stats_utm_{name}s", parameters=STATS_PARAMS,
+            description="Bots are left out unless include_bots=true; the filters select page views.")
+    goal = obj({"goal": {"type": "string"}, "kind": {"enum": ["path", "event"]}, "value": {"type": "string"},
+                "conversions": {"type": "integer", "minimum": 0}, "visitors": {"type": "integer", "minimum": 0},
+                "conversion_rate": {"type": "number", "minimum": 0}},
+               required=["goal", "kind", "value", "conversions", "visitors", "conversion_rate"])
+    ops[("GET", "/api/goals")] = _op(
+        "Web analytics", "Goal conversions: page views of a path or events of a name, and the visitors converted",
+        {"200": _json(obj({"status": {"const": "success"}, "data": {"type": "array", "items": goal},
+                           "meta": obj({"site": {"type": "string"}, "start": {"type": "integer"},
+                                        "end": {"type": "integer"}, "visitors": {"type": "integer"}})},
+                          required=["status", "data", "meta"])), **ERRORS},
+        security=SECRET, op_id="stats_goals",
+        description="conversion_rate: converted visitors / the site's visitors of the range. A path goal counts "
+                    "the site's page views of that path (filters applied); an event goal counts events of that "
+                    "name sent from the site or without a site (SDK events).",
+        parameters=[_query("goal", "path:/pricing or event:signup; repeat for more (at most 20)",
+                           {"type": "string", "pattern": "^(path:/|event:.)", "maxLength": 1030},
+                           required=True), *STATS_PARAMS])
+    return ops
+
+
 # --- product analytics --------------------------------------------------------------------------
 
 DATE = {"type": "string", "format": "date", "pattern": "^\\d{4}-\\d{2}-\\d{2}$"}
@@ -444,7 +475,7 @@ def _service_ops() -> dict[tuple[str, str], Op]:
 
 
 OPERATIONS: dict[tuple[str, str], Op] = {**_ingest_ops(), **_web_ops(), **_product_ops(), **_explorer_ops(),
-                                         **_webhook_ops(), **_service_ops()}
+                                         **_campaign_ops(), **_webhook_ops(), **_service_ops()}
 
 
 def routed_operations(routes: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:

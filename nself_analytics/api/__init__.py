@@ -7,6 +7,7 @@ from aiohttp import web
 
 from . import (
     beacon,
+    campaigns,
     counters,
     dashboard,
     docs,
@@ -41,5 +42,6 @@ ROUTE_TABLES: list[web.RouteTableDef] = [
     explorer.routes,
     trends.routes,
     people.routes,
+    campaigns.routes,
     webhooks.routes,
 ]

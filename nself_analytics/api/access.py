@@ -8,6 +8,7 @@ Add a new route here in the same change that adds it. HEAD routes follow their G
 from __future__ import annotations
 
 from ..access import Access
+from .campaigns import UTM_ROUTES
 from .ingest import BATCH, SINGLE
 from .stats import READERS
 
@@ -25,6 +26,7 @@ ROUTE_ACCESS: dict[tuple[str, str], Access] = {
     ("OPTIONS", "/hit"): PUBLIC,
     # web stats: a token, or a site-scoped token of the requested site
     **{("GET", f"/api/{name}"): SITE for name in READERS},
+    **{("GET", f"/api/{name}"): SITE for name in (*UTM_ROUTES, "goals")},
     # product analytics and admin: a token
     ("GET", "/funnel"): TOKEN,
     ("GET", "/funnels"): TOKEN,

@@ -1,0 +1,83 @@
+"""GET /api/utm-{sources,mediums,campaigns,terms,contents} and /api/goals of one site.
+
+The same parameters, credential (a token, or a site token of that site) and answer shape as the other web
+reads (api/stats.py). Goals: ``goal=path:/pricing`` or ``goal=event:signup``, repeated (at most
+``MAX_GOALS``); each answers its conversions, converted visitors and their share of the site's visitors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from aiohttp import web
+
+from ..errors import ApiError
+from ..keys import PG_POOL
+from ..params import account, event_name
+from ..store import campaigns
+from ..store import web as web_store
+from .stats import parse_query
+
+__all__ = ["MAX_GOALS", "UTM_ROUTES", "routes"]
+
+routes = web.RouteTableDef()
+
+MAX_GOALS = 20
+MAX_GOAL_CHARS = 1024
+# path under /api -> (UTM property, key of a row)
+UTM_ROUTES = {f"utm-{name}s": (f"utm_{name}", f"utm_{name}") for name in ("source", "medium", "campaign", "term")}
+UTM_ROUTES["utm-contents"] = ("utm_content", "utm_content")
+
+
+def parse_goals(values: list[str]) -> list[tuple[str, str]]:
+    """(kind, value) of each ``goal`` parameter: ``path:/x`` or ``event:name``."""
+    if not values:
+        raise ApiError(400, "goal is required: goal=path:/pricing or goal=event:signup (repeatable)")
+    if len(values) > MAX_GOALS:
+        raise ApiError(400, f"At most {MAX_GOALS} goals")
+    goals = []
+    for text in values:
+        kind, colon, value = text.partition(":")
+        if not colon or kind not in ("path", "event"):
+            raise ApiError(400, f"Invalid goal {text[:50]!r}: use path:/some/page or event:name")
+        if kind == "path":
+            if not value.startswith("/") or len(value) > MAX_GOAL_CHARS or "\x00" in value:
+                raise ApiError(400, f"A path goal is a path starting with / of at most {MAX_GOAL_CHARS} characters")
+        else:
+            value = event_name(value, "goal event")
+        goals.append((kind, value))
+    return goals
+
+
+def _meta(query: web_store.WebQuery) -> dict[str, Any]:
+    return {"site": query.site, "start": int(query.start.timestamp()), "end": int(query.end.timestamp())}
+
+
+def _utm_handler(key: str, label: str) -> Any:
+    async def handler(request: web.Request) -> web.Response:
+        query = replace(parse_query(request.query), account=account(request))
+        async with request.config_dict[PG_POOL].acquire() as conn:
+            data = await campaigns.utm_breakdown(conn, query, key, label)
+        return web.json_response({"status": "success", "data": data, "meta": _meta(query)})
+
+    return handler
+
+
+for _path, (_key, _label) in UTM_ROUTES.items():
+    routes.get(f"/api/{_path}", name=f"campaigns.{_path}")(_utm_handler(_key, _label))
+
+
+@routes.get("/api/goals", name="campaigns.goals")
+async def goals(request: web.Request) -> web.Response:
+    query = replace(parse_query(request.query), account=account(request))
+    wanted = parse_goals(request.query.getall("goal", []))
+    async with request.config_dict[PG_POOL].acquire() as conn:
+        visitors = (await web_store.summary(conn, query))["visitors"]
+        data = []
+        for kind, value in wanted:
+            conversions, converted = await campaigns.goal(conn, query, kind, value)
+            data.append({"goal": f"{kind}:{value}", "kind": kind, "value": value, "conversions": conversions,
+                         "visitors": converted,
+                         "conversion_rate": round(converted / visitors, 4) if visitors else 0.0})
+    return web.json_response({"status": "success", "data": data, "meta": {**_meta(query), "visitors": visitors}})

@@ -1,0 +1,83 @@
+"""Campaigns and goals of one site: UTM breakdowns and goal conversions, from raw page views and events.
+
+UTM values are the ``utm_*`` properties the beacon stores on a page view. A UTM breakdown counts, per
+value, the selected page views carrying it and their distinct sessions (as the other breakdowns do),
+through the ``(site, ts)`` index and the read's filters. A goal is a page path (page views of the site
+with that path, the read's filters applied) or an event name (events of the account with that name,
+sent from the site or without a site: SDK events carry none); its conversions are the matching events
+and its converted visitors the distinct persons (store/persons.py) among them, else the day's IP hash
+or the session.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiopg
+
+from .persons import person_expr, person_join
+from .tx import transaction
+from .web import WebQuery
+from .web_rollup import PAGE_VIEW, REFERRER_DOMAIN
+
+__all__ = ["UTM_KEYS", "goal", "utm_breakdown"]
+
+UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
+
+_FILTERS = f"""
+    (%(path)s::text IS NULL OR e.path = %(path)s)
+    AND (%(country)s::text IS NULL OR e.country = %(country)s)
+    AND (%(device)s::text IS NULL OR e.device = %(device)s)
+    AND (%(referrer)s::text IS NULL OR {REFERRER_DOMAIN.replace("referrer", "e.referrer")} = %(referrer)s)
+"""
+_PAGE_VIEWS = f"""
+    FROM np_analytics_events e
+    WHERE e.site = %(site)s AND e.ts >= %(start)s AND e.ts < %(end)s AND e.source_account_id = %(account)s
+      AND e.{PAGE_VIEW} AND (%(include_bots)s OR NOT e.is_bot) AND {_FILTERS}
+"""
+
+UTM = f"""
+SELECT value, count(*) AS pageviews, count(DISTINCT session_id) AS sessions
+FROM (SELECT e.properties ->> %(key)s::text AS value, e.session_id {_PAGE_VIEWS}) AS v
+WHERE value IS NOT NULL AND value <> ''
+GROUP BY value
+ORDER BY pageviews DESC, sessions DESC, value COLLATE "C"
+LIMIT %(limit)s
+"""
+
+_DISTINCT = "coalesce(e.user_id, e.anonymous_id)"
+_VISITOR = f"coalesce({person_expr(_DISTINCT)}, e.ip_hash, e.session_id)"
+PATH_GOAL = f"""
+SELECT count(*) AS conversions, count(DISTINCT {_VISITOR}) AS visitors
+FROM np_analytics_events e {person_join(_DISTINCT)}
+WHERE e.site = %(site)s AND e.ts >= %(start)s AND e.ts < %(end)s AND e.source_account_id = %(account)s
+  AND e.{PAGE_VIEW} AND (%(include_bots)s OR NOT e.is_bot) AND e.path = %(value)s AND {_FILTERS}
+"""
+EVENT_GOAL = f"""
+SELECT count(*) AS conversions, count(DISTINCT {_VISITOR}) AS visitors
+FROM np_analytics_events e {person_join(_DISTINCT)}
+WHERE e.source_account_id = %(account)s AND e.event = %(value)s AND e.ts >= %(start)s AND e.ts < %(end)s
+  AND (e.site = %(site)s OR e.site IS NULL) AND (%(include_bots)s OR NOT e.is_bot)
+"""
+
+
+async def _rows(conn: aiopg.Connection, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    async with transaction(conn) as cur:
+        await cur.execute("SET LOCAL work_mem = '64MB'; SET LOCAL jit = off")
+        await cur.execute(sql, params)
+        return list(await cur.fetchall())
+
+
+async def utm_breakdown(conn: aiopg.Connection, query: WebQuery, key: str, label: str) -> list[dict[str, Any]]:
+    """Top values of the UTM property ``key`` by page views, as ``{label: value, pageviews, sessions}``."""
+    if key not in UTM_KEYS:
+        raise ValueError(f"not a UTM key: {key!r}")
+    rows = await _rows(conn, UTM, {**query.params(), "key": key})
+    return [{label: value, "pageviews": int(views), "sessions": int(sessions)} for value, views, sessions in rows]
+
+
+async def goal(conn: aiopg.Connection, query: WebQuery, kind: str, value: str) -> tuple[int, int]:
+    """(conversions, converted visitors) of a goal: ``kind`` is ``path`` or ``event``."""
+    sql = {"path": PATH_GOAL, "event": EVENT_GOAL}[kind]
+    [(conversions, visitors)] = await _rows(conn, sql, {**query.params(), "value": value})
+    return int(conversions), int(visitors)

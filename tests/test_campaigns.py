@@ -1,0 +1,123 @@
+"""GET /api/utm-* and /api/goals against plain-Python counts of known page views and events."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from nself_analytics.store.events import write_batch
+from nself_analytics.store.partitions import ensure_partitions
+
+from .queries_support import Ev
+
+T0 = datetime(2025, 2, 3, 10, tzinfo=UTC)
+RANGE = {"site": "shop.example", "start": str(int(T0.timestamp()) - 3600), "end": str(int(T0.timestamp()) + 86400)}
+# (session, anonymous id, path, utm properties, country, bot)
+VIEWS = [
+    ("s1", "a1", "/", {"utm_source": "news", "utm_medium": "email", "utm_campaign": "spring"}, "DE", False),
+    ("s1", "a1", "/pricing", {"utm_source": "news"}, "DE", False),
+    ("s2", "a2", "/", {"utm_source": "news", "utm_term": "shoes", "utm_content": "banner"}, "US", False),
+    ("s3", "a3", "/pricing", {"utm_source": "ads", "utm_medium": "cpc", "utm_campaign": "spring"}, "US", False),
+    ("s4", "a4", "/", {"utm_source": "ads"}, "US", True),  # a bot: left out
+    ("s5", "a5", "/", {}, "FR", False),
+]
+
+
+async def _write(conn: Any) -> list[dict[str, Any]]:
+    rows = []
+    for i, (session, anon, path, utm, country, bot) in enumerate(VIEWS):
+        rows.append({**Ev(None, T0 + timedelta(minutes=i), "$pageview", utm or None, anon=anon, bot=bot).row(),
+                     "site": "shop.example", "path": path, "session_id": session, "country": country})
+    rows.append({**Ev(None, T0, "$pageview", {"utm_source": "news"}, anon="z").row(), "site": "other.example",
+                 "path": "/", "session_id": "sz"})
+    rows.append(Ev("user-1", T0 + timedelta(hours=1), "signup", anon=None).row())  # SDK event: no site
+    rows.append(Ev(None, T0 + timedelta(hours=1), "signup", anon="a1").row())
+    rows.append(Ev(None, T0 + timedelta(hours=2), "signup", anon="a1").row())
+    await ensure_partitions(conn, {T0.date()})
+    await write_batch(conn, rows, [])
+    return rows
+
+
+def _ref_utm(key: str) -> list[dict[str, Any]]:
+    views: Counter[str] = Counter()
+    sessions: dict[str, set[str]] = defaultdict(set)
+    for session, _anon, _path, utm, _country, bot in VIEWS:
+        if not bot and utm.get(key):
+            views[utm[key]] += 1
+            sessions[utm[key]].add(session)
+    rows = [{key: v, "pageviews": n, "sessions": len(sessions[v])} for v, n in views.items()]
+    return sorted(rows, key=lambda r: (-r["pageviews"], -r["sessions"], r[key]))
+
+
+@pytest.mark.parametrize("name", ["source", "medium", "campaign", "term", "content"])
+async def test_utm_reports(client: Any, auth: Any, pool_conn: Any, name: str) -> None:
+    await _write(pool_conn)
+    response = await client.get(f"/analytics/api/utm-{name}s", headers=auth["secret"], params=RANGE)
+    assert response.status == 200, await response.text()
+    body = await response.json()
+    assert body["data"] == _ref_utm(f"utm_{name}")
+    assert body["meta"]["site"] == "shop.example"
+
+
+async def test_utm_filters_and_limit(client: Any, auth: Any, pool_conn: Any) -> None:
+    await _write(pool_conn)
+    us = await (await client.get("/analytics/api/utm-sources", headers=auth["secret"],
+                                 params={**RANGE, "country": "US"})).json()
+    assert us["data"] == [{"utm_source": "ads", "pageviews": 1, "sessions": 1},
+                          {"utm_source": "news", "pageviews": 1, "sessions": 1}]
+    bots = await (await client.get("/analytics/api/utm-sources", headers=auth["secret"],
+                                   params={**RANGE, "include_bots": "true", "limit": "1"})).json()
+    assert bots["data"] == [{"utm_source": "news", "pageviews": 3, "sessions": 2}]
+
+
+async def test_goals(client: Any, auth: Any, pool_conn: Any) -> None:
+    await _write(pool_conn)
+    response = await client.get("/analytics/api/goals", headers=auth["secret"],
+                                params=[*RANGE.items(), ("goal", "path:/pricing"), ("goal", "event:signup"),
+                                        ("goal", "path:/nowhere")])
+    assert response.status == 200, await response.text()
+    body = await response.json()
+    assert body["meta"]["visitors"] == 4  # a1, a2, a3, a5 (the bot is left out)
+    assert body["data"] == [
+        {"goal": "path:/pricing", "kind": "path", "value": "/pricing", "conversions": 2, "visitors": 2,
+         "conversion_rate": 0.5},
+        {"goal": "event:signup", "kind": "event", "value": "signup", "conversions": 3, "visitors": 2,
+         "conversion_rate": 0.5},
+        {"goal": "path:/nowhere", "kind": "path", "value": "/nowhere", "conversions": 0, "visitors": 0,
+         "conversion_rate": 0.0},
+    ]
+    de = await (await client.get("/analytics/api/goals", headers=auth["secret"],
+                                 params={**RANGE, "country": "DE", "goal": "path:/pricing"})).json()
+    assert (de["meta"]["visitors"], de["data"][0]["visitors"], de["data"][0]["conversion_rate"]) == (1, 1, 1.0)
+
+
+@pytest.mark.parametrize(("params", "message"), [
+    ({}, "goal is required: goal=path:/pricing or goal=event:signup (repeatable)"),
+    ({"goal": "pricing"}, "Invalid goal 'pricing': use path:/some/page or event:name"),
+    ({"goal": "url:/x"}, "Invalid goal 'url:/x': use path:/some/page or event:name"),
+    ({"goal": "path:pricing"}, "A path goal is a path starting with / of at most 1024 characters"),
+    ({"goal": "path:/" + "p" * 1024}, "A path goal is a path starting with / of at most 1024 characters"),
+    ({"goal": "event:"}, "goal event is required"),
+    ({"goal": "event:" + "e" * 201}, "goal event is longer than 200 characters"),
+])
+async def test_goals_refuse_bad_goals(client: Any, auth: Any, params: dict[str, str], message: str) -> None:
+    response = await client.get("/analytics/api/goals", headers=auth["secret"], params={**RANGE, **params})
+    assert response.status == 400
+    assert await response.json() == {"status": "error", "message": message}
+
+
+async def test_goals_and_utm_hostile(client: Any, auth: Any, pool_conn: Any) -> None:
+    await _write(pool_conn)
+    many = [*RANGE.items(), *[("goal", f"event:e{i}") for i in range(21)]]
+    response = await client.get("/analytics/api/goals", headers=auth["secret"], params=many)
+    assert response.status == 400 and (await response.json())["message"] == "At most 20 goals"
+    injected = await client.get("/analytics/api/goals", headers=auth["secret"],
+                                params={**RANGE, "goal": "path:/' OR '1'='1"})
+    assert (await injected.json())["data"][0]["conversions"] == 0
+    for path in ("/analytics/api/utm-sources", "/analytics/api/goals"):
+        assert (await client.get(path, headers=auth["write"], params={**RANGE, "goal": "event:x"})).status == 401
+        missing = await client.get(path, headers=auth["secret"], params={"goal": "event:x"})
+        assert missing.status == 400 and "site is required" in (await missing.json())["message"]
