@@ -203,6 +203,19 @@ def _campaign_ops() -> dict[tuple[str, str], Op]:
         parameters=[_query("goal", "path:/pricing or event:signup; repeat for more (at most 20)",
                            {"type": "string", "pattern": "^(path:/|event:.)", "maxLength": 1030},
                            required=True), *STATS_PARAMS])
+    latest = obj({"ts": {"type": "string", "format": "date-time"}, "path": {"type": ["string", "null"]},
+                  "referrer": {"type": ["string", "null"]}, "country": {"type": ["string", "null"]},
+                  "device": {"type": ["string", "null"]}, "browser": {"type": ["string", "null"]}})
+    ops[("GET", "/api/realtime")] = _op(
+        "Web analytics", "Visitors and page views of the last 5 minutes, and the latest page views",
+        {"200": _json(obj({"status": {"const": "success"}, "data": obj({
+            "visitors": {"type": "integer", "minimum": 0}, "pageviews": {"type": "integer", "minimum": 0},
+            "latest": {"type": "array", "items": latest, "maxItems": 100}},
+            required=["visitors", "pageviews", "latest"]),
+            "meta": ref("StatsMeta")}, required=["status", "data", "meta"])), **ERRORS},
+        security=SECRET, op_id="stats_realtime", parameters=STATS_PARAMS,
+        description="The range parameters and filters are ignored: the window is the last 5 minutes; `limit` "
+                    "(at most 100) bounds the latest page views, newest first.")
     return ops
 
 

@@ -121,3 +121,24 @@ async def test_goals_and_utm_hostile(client: Any, auth: Any, pool_conn: Any) -> 
         assert (await client.get(path, headers=auth["write"], params={**RANGE, "goal": "event:x"})).status == 401
         missing = await client.get(path, headers=auth["secret"], params={"goal": "event:x"})
         assert missing.status == 400 and "site is required" in (await missing.json())["message"]
+
+
+async def test_realtime_visitors_and_latest_page_views(client: Any, auth: Any, pool_conn: Any) -> None:
+    now = datetime.now(UTC)
+    rows = [{**Ev(None, now - timedelta(seconds=s), "$pageview", anon=who, bot=bot).row(), "site": "live.example",
+             "path": path, "session_id": f"s-{who}"}
+            for s, who, path, bot in [(10, "a", "/x", False), (20, "a", "/y", False), (30, "b", "/z", False),
+                                      (40, "c", "/bot", True), (400, "d", "/old", False)]]
+    await ensure_partitions(pool_conn, {(now - timedelta(seconds=400)).date(), now.date()})
+    await write_batch(pool_conn, rows, [])
+    body = await (await client.get("/analytics/api/realtime", headers=auth["secret"],
+                                   params={"site": "live.example", "limit": "2"})).json()
+    assert (body["data"]["visitors"], body["data"]["pageviews"]) == (2, 3)
+    assert [r["path"] for r in body["data"]["latest"]] == ["/x", "/y"]
+    other = await client.get("/analytics/api/realtime", headers={**auth["secret"], "X-Source-Account-Id": "app-b"},
+                             params={"site": "live.example"})
+    assert (await other.json())["data"] == {"visitors": 0, "pageviews": 0, "latest": []}
+    assert (await client.get("/analytics/api/realtime", headers=auth["write"],
+                             params={"site": "live.example"})).status == 401
+    bad = await client.get("/analytics/api/realtime", headers=auth["secret"], params={"site": "x y"})
+    assert bad.status == 400

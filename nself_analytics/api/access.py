@@ -26,7 +26,7 @@ ROUTE_ACCESS: dict[tuple[str, str], Access] = {
     ("OPTIONS", "/hit"): PUBLIC,
     # web stats: a token, or a site-scoped token of the requested site
     **{("GET", f"/api/{name}"): SITE for name in READERS},
-    **{("GET", f"/api/{name}"): SITE for name in (*UTM_ROUTES, "goals")},
+    **{("GET", f"/api/{name}"): SITE for name in (*UTM_ROUTES, "goals", "realtime")},
     # product analytics and admin: a token
     ("GET", "/funnel"): TOKEN,
     ("GET", "/funnels"): TOKEN,

@@ -1,4 +1,4 @@
-"""GET /api/utm-{sources,mediums,campaigns,terms,contents} and /api/goals of one site.
+"""GET /api/utm-{sources,mediums,campaigns,terms,contents}, /api/goals and /api/realtime of one site.
 
 The same parameters, credential (a token, or a site token of that site) and answer shape as the other web
 reads (api/stats.py). Goals: ``goal=path:/pricing`` or ``goal=event:signup``, repeated (at most
@@ -7,7 +7,9 @@ reads (api/stats.py). Goals: ``goal=path:/pricing`` or ``goal=event:signup``, re
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -15,15 +17,17 @@ from aiohttp import web
 from ..errors import ApiError
 from ..keys import PG_POOL
 from ..params import account, event_name
-from ..store import campaigns
+from ..store import campaigns, realtime
 from ..store import web as web_store
 from .stats import parse_query
 
-__all__ = ["MAX_GOALS", "UTM_ROUTES", "routes"]
+__all__ = ["MAX_GOALS", "REALTIME_SECONDS", "UTM_ROUTES", "routes"]
 
 routes = web.RouteTableDef()
 
 MAX_GOALS = 20
+REALTIME_SECONDS = 300  # the realtime window: the last 5 minutes, as /api/active
+MAX_LATEST = 100
 MAX_GOAL_CHARS = 1024
 # path under /api -> (UTM property, key of a row)
 UTM_ROUTES = {f"utm-{name}s": (f"utm_{name}", f"utm_{name}") for name in ("source", "medium", "campaign", "term")}
@@ -81,3 +85,16 @@ async def goals(request: web.Request) -> web.Response:
                          "visitors": converted,
                          "conversion_rate": round(converted / visitors, 4) if visitors else 0.0})
     return web.json_response({"status": "success", "data": data, "meta": {**_meta(query), "visitors": visitors}})
+
+
+@routes.get("/api/realtime", name="campaigns.realtime")
+async def realtime_view(request: web.Request) -> web.Response:
+    """Visitors and page views of the last 5 minutes and the latest page views (``limit``, at most 100)."""
+    query = replace(parse_query(request.query), account=account(request))
+    now = time.time()
+    since, until = datetime.fromtimestamp(now - REALTIME_SECONDS, UTC), datetime.fromtimestamp(now + 60, UTC)
+    async with request.config_dict[PG_POOL].acquire() as conn:
+        data = await realtime.latest(conn, account=query.account, site=query.site, since=since, until=until,
+                                     include_bots=query.include_bots, limit=min(query.limit, MAX_LATEST))
+    meta = {"site": query.site, "start": int(since.timestamp()), "end": int(until.timestamp())}
+    return web.json_response({"status": "success", "data": data, "meta": meta})

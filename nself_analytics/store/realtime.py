@@ -1,0 +1,56 @@
+"""Realtime: the visitors of one site in the last minutes and its latest page views, from raw page views.
+
+Reads the ``(site, ts)`` index over a window of a few minutes, so it stays cheap whatever the site's size.
+A visitor is the person (store/persons.py) of the page view's user or anonymous id, else its IP hash or
+session, as the other web reads count visitors.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import aiopg
+
+from .persons import person_expr, person_join
+from .tx import transaction
+from .web_rollup import PAGE_VIEW
+
+__all__ = ["latest"]
+
+_DISTINCT = "coalesce(e.user_id, e.anonymous_id)"
+_WHERE = f"""
+    e.site = %(site)s AND e.ts >= %(since)s AND e.ts < %(until)s AND e.source_account_id = %(account)s
+    AND e.{PAGE_VIEW} AND (%(include_bots)s OR NOT e.is_bot)
+"""
+VISITORS = f"""
+SELECT count(DISTINCT coalesce({person_expr(_DISTINCT)}, e.ip_hash, e.session_id)) AS visitors, count(*) AS views
+FROM np_analytics_events e {person_join(_DISTINCT)}
+WHERE {_WHERE}
+"""
+LATEST = f"""
+SELECT e.ts, e.path, e.referrer, e.country, e.device, e.browser
+FROM np_analytics_events e
+WHERE {_WHERE}
+ORDER BY e.ts DESC, e.message_id
+LIMIT %(limit)s
+"""
+
+
+def _iso(ts: datetime) -> str:
+    return ts.isoformat().replace("+00:00", "Z")
+
+
+async def latest(conn: aiopg.Connection, *, account: str, site: str, since: datetime, until: datetime,
+                 include_bots: bool, limit: int) -> dict[str, Any]:
+    """Visitors and page views in ``[since, until)`` and the ``limit`` latest page views, newest first."""
+    params = {"account": account, "site": site, "since": since, "until": until, "include_bots": include_bots,
+              "limit": limit}
+    async with transaction(conn) as cur:
+        await cur.execute(VISITORS, params)
+        [(visitors, views)] = await cur.fetchall()
+        await cur.execute(LATEST, params)
+        rows = await cur.fetchall()
+    return {"visitors": int(visitors), "pageviews": int(views),
+            "latest": [{"ts": _iso(ts), "path": path, "referrer": referrer, "country": country, "device": device,
+                        "browser": browser} for ts, path, referrer, country, device, browser in rows]}
