@@ -39,8 +39,10 @@ def _status(env: dict[str, str]) -> int:
         sys.stderr.write(f"{exc}\n")
         return 2
     url = f"http://127.0.0.1:{settings.port}/analytics/health"
+    full = [c.secret for c in settings.tokens if c.role == "token" and c.account is None]
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {full[0]}"} if full else {})
     try:
-        with urllib.request.urlopen(url, timeout=5) as response:
+        with urllib.request.urlopen(request, timeout=5) as response:
             body = json.load(response)
     except urllib.error.HTTPError as exc:
         body = json.load(exc)

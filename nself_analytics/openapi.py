@@ -461,7 +461,8 @@ def _html(summary: str, op_id: str, description: str = "") -> Op:
 def _service_ops() -> dict[tuple[str, str], Op]:
     return {
         ("GET", "/health"): _op(
-            "Service", "Reachability of Postgres and Redis, queue depth and aggregate lag",
+            "Service", "Up/down of Postgres and Redis; with the secret token also version, queue depth, "
+            "aggregate lag and store errors",
             {"200": _json(ref("Health")), "503": _json(ref("Health"), "A store is unreachable")},
             security=PUBLIC, op_id="health"),
         ("GET", "/openapi.json"): _op(

@@ -220,8 +220,11 @@ def test_embedded_postgres_restart_keeps_data(tmp_path: Path) -> None:
 
 # --- the running service ----------------------------------------------------------------------
 
+TOKEN = {"Authorization": f"Bearer {SECRET}"}
+
+
 async def test_health_reports_stores(client: Any) -> None:
-    response = await client.get("/analytics/health")
+    response = await client.get("/analytics/health", headers=TOKEN)
     assert response.status == 200
     body = await response.json()
     assert body["status"] == "success" and body["healthy"] is True
@@ -233,10 +236,21 @@ async def test_health_reports_stores(client: Any) -> None:
 async def test_health_reports_unreachable_redis(make_client: Any, settings: Settings) -> None:
     broken = settings.with_(redis_url=f"redis://127.0.0.1:{free_port()}/0")
     client = await make_client(broken)
-    response = await client.get("/analytics/health")
+    response = await client.get("/analytics/health", headers=TOKEN)
     assert response.status == 503
     body = await response.json()
     assert body["status"] == "error" and body["redis"]["reachable"] is False and body["postgres"]["reachable"]
+    assert body["redis"]["error"]
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Bearer {WRITE_KEY}"}])
+async def test_health_without_the_token_says_only_up_or_down(make_client: Any, settings: Settings,
+                                                             headers: dict[str, str]) -> None:
+    client = await make_client(settings.with_(redis_url=f"redis://127.0.0.1:{free_port()}/0"))
+    response = await client.get("/analytics/health", headers=headers)
+    assert response.status == 503
+    assert await response.json() == {"status": "error", "healthy": False, "postgres": {"reachable": True},
+                                     "redis": {"reachable": False}, "message": "a store is unreachable"}
 
 
 async def test_unknown_route_is_json_404(client: Any) -> None:

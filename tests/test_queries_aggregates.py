@@ -11,6 +11,7 @@ import aiopg
 from nself_analytics.store.aggregates import materialize
 from nself_analytics.store.partitions import list_partitions, partition_name, prune_partitions
 
+from .conftest import SECRET
 from .queries_support import BASE, Ev, insert
 
 AGGREGATES = """
@@ -113,8 +114,9 @@ async def test_day_buckets_are_24_hours_in_any_session_time_zone(pool_conn: Any,
 async def test_health_reports_aggregate_lag(client: Any, pool_conn: Any) -> None:
     await insert(pool_conn, [Ev("u1", BASE, "play")])
     await asyncio.sleep(1.1)
-    lagging = await (await client.get("/analytics/health")).json()
+    token = {"Authorization": f"Bearer {SECRET}"}
+    lagging = await (await client.get("/analytics/health", headers=token)).json()
     assert lagging["aggregate_lag_seconds"] >= 1
     await materialize_all(pool_conn)
-    current = await (await client.get("/analytics/health")).json()
+    current = await (await client.get("/analytics/health", headers=token)).json()
     assert current["aggregate_lag_seconds"] == 0

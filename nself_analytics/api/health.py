@@ -1,4 +1,5 @@
-"""GET /health: reachability of Postgres and Redis, queue depth and aggregate lag (no token needed)."""
+"""GET /health: up/down of Postgres and Redis for anyone; with a token serving every account, also the version,
+queue depth, aggregate lag and the stores' error text (which can name hosts, users and paths)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ..auth import grant_of
 from ..keys import DRAIN_GROUP, PG_POOL, REDIS, STREAM_KEY
 from ..store.aggregates import aggregate_lag_seconds
 
@@ -50,7 +52,12 @@ async def _redis(request: web.Request) -> dict[str, Any]:
 async def health(request: web.Request) -> web.Response:
     pg, rd = await asyncio.gather(_postgres(request), _redis(request))
     ok = pg["postgres"]["reachable"] and rd["redis"]["reachable"]
-    body = {"status": "success" if ok else "error", "healthy": ok, "version": VERSION, **pg, **rd}
+    body: dict[str, Any] = {"status": "success" if ok else "error", "healthy": ok}
+    grant = grant_of(request)
+    if grant is not None and grant.role == "token" and grant.account is None:
+        body.update(version=VERSION, **pg, **rd)
+    else:
+        body.update(postgres={"reachable": pg["postgres"]["reachable"]}, redis={"reachable": rd["redis"]["reachable"]})
     if not ok:
         body["message"] = "a store is unreachable"
     return web.json_response(body, status=200 if ok else 503)
