@@ -21,6 +21,7 @@ from .body import MAX_BODY_BYTES
 from .config import Settings
 from .cors import cors_middleware
 from .errors import error_middleware
+from .forwarded import forwarded_middleware
 from .keys import ANALYTICS_APP, PG_POOL, PRODUCER, REDIS, SETTINGS
 from .queue import Producer
 
@@ -84,8 +85,8 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def create_app(settings: Settings, *, worker: bool = False) -> web.Application:
     """Build the analytics sub-app; with ``worker`` the background drain/aggregate task runs inside it."""
-    app = web.Application(middlewares=[request_id_middleware, cors_middleware, error_middleware, access_middleware],
-                          client_max_size=MAX_BODY_BYTES)
+    middlewares = [request_id_middleware, forwarded_middleware, cors_middleware, error_middleware, access_middleware]
+    app = web.Application(middlewares=middlewares, client_max_size=MAX_BODY_BYTES)
     app[SETTINGS] = settings
     app.cleanup_ctx.extend([_postgres_ctx, _redis_ctx])
     if worker:

@@ -11,6 +11,7 @@ import binascii
 
 from aiohttp import web
 
+from .beacon_guard import DEFAULT_ACCOUNT, site_account
 from .config import Settings
 from .credentials import Grant, match
 
@@ -38,9 +39,17 @@ def bearer_or_basic(request: web.Request) -> str | None:
 
 
 def token_grant(settings: Settings, secret: str) -> Grant | None:
-    """The grant of a token (full, account-bound or site-scoped); None when ``secret`` is none of them."""
+    """The grant of a token (full, account-bound or site-scoped); None when ``secret`` is none of them.
+
+    A site token reads its site in the account that owns the site (ANALYTICS_SITES), else in ``primary``.
+    """
     found = match(secret, settings.tokens)
-    return Grant(found.role, found.account, found.site) if found else None
+    if found is None:
+        return None
+    if found.role == "site":
+        assert found.site is not None
+        return Grant("site", site_account(settings.sites, found.site) or DEFAULT_ACCOUNT, found.site)
+    return Grant(found.role, found.account)
 
 
 def write_grant(settings: Settings, secret: str) -> Grant | None:

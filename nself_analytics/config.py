@@ -9,15 +9,28 @@ from __future__ import annotations
 import os
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
+from typing import TypeVar
 
+from .beacon_guard import (
+    DEFAULT_RATE_PER_IP,
+    DEFAULT_RATE_PER_SITE,
+    HIT_RATE_PER_IP,
+    HIT_RATE_PER_SITE,
+    Rate,
+    SiteRule,
+    parse_rate,
+    parse_sites,
+)
 from .credentials import Credential, parse_entries
+from .forwarded import DEFAULT_TRUSTED_PROXIES, TRUSTED_PROXIES, Network, parse_networks
 
 __all__ = ["ConfigError", "Settings", "parse_duration"]
 
+T = TypeVar("T")
 DEFAULT_PORT = 3206
 MIN_TOKEN_LENGTH = 16
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
@@ -72,6 +85,11 @@ class Settings:
     webhook_timeout: float = 10.0
     webhook_retry_base: float = 10.0
     webhook_retry_for: float = 86_400.0
+    # Access (README "Security"): beacon sites, proxies whose forwarding headers are believed, /hit rate limits.
+    sites: tuple[SiteRule, ...] = ()
+    trusted_proxies: tuple[Network, ...] = TRUSTED_PROXIES
+    hit_rate_ip: Rate | None = HIT_RATE_PER_IP
+    hit_rate_site: Rate | None = HIT_RATE_PER_SITE
 
     @cached_property
     def tokens(self) -> tuple[Credential, ...]:
@@ -128,7 +146,21 @@ class Settings:
             webhook_retry_base=_duration(env.get("ANALYTICS_WEBHOOK_RETRY_BASE", "10s"),
                                          "ANALYTICS_WEBHOOK_RETRY_BASE"),
             webhook_retry_for=_duration(env.get("ANALYTICS_WEBHOOK_RETRY_FOR", "24h"), "ANALYTICS_WEBHOOK_RETRY_FOR"),
+            sites=_parsed(parse_sites, env.get("ANALYTICS_SITES", ""), "ANALYTICS_SITES"),
+            trusted_proxies=_parsed(parse_networks, env.get("ANALYTICS_TRUSTED_PROXIES", DEFAULT_TRUSTED_PROXIES),
+                                    "ANALYTICS_TRUSTED_PROXIES"),
+            hit_rate_ip=_parsed(parse_rate, env.get("ANALYTICS_HIT_RATE_PER_IP", DEFAULT_RATE_PER_IP),
+                                "ANALYTICS_HIT_RATE_PER_IP"),
+            hit_rate_site=_parsed(parse_rate, env.get("ANALYTICS_HIT_RATE_PER_SITE", DEFAULT_RATE_PER_SITE),
+                                  "ANALYTICS_HIT_RATE_PER_SITE"),
         )
+
+
+def _parsed(parse: Callable[[str], T], text: str, name: str) -> T:
+    try:
+        return parse(text)
+    except ValueError as exc:
+        raise ConfigError(name, text, str(exc)) from None
 
 
 def _int(text: str, name: str, low: int, high: int) -> int:

@@ -1,7 +1,9 @@
 """The beacon: GET /a.js (the script) and POST /hit (the public endpoint it sends page views to).
 
 /hit takes no key (a script in a web page cannot keep a secret) and answers CORS ``*``: its route
-names start with ``ingest.`` so the CORS middleware serves it like the other ingest routes.
+names start with ``ingest.`` so the CORS middleware serves it like the other ingest routes. Instead of a key
+it is guarded by ANALYTICS_SITES (403 for other sites; a site's account) and per-IP and per-site token
+buckets (429 + Retry-After): see beacon_guard.py.
 """
 
 from __future__ import annotations
@@ -14,13 +16,14 @@ from pathlib import Path
 from aiohttp import web
 from redis.exceptions import RedisError
 
+from ..beacon_guard import RATE_IP_PREFIX, RATE_SITE_PREFIX, site_account, take
 from ..body import read_json_body
 from ..cors import preflight
 from ..enrich import browser_hit_is_bot, daily_salt
 from ..errors import ApiError
 from ..hits import FLOOD_LIMIT_PER_MINUTE, count_hit, derived_session, parse_hit
 from ..ingest import RequestMeta
-from ..keys import REDIS
+from ..keys import REDIS, SETTINGS
 from ..messages import MessageError
 from .ingest import client_ip, enqueue
 
@@ -62,8 +65,21 @@ async def hit(request: web.Request) -> web.Response:
     except MessageError as exc:
         raise ApiError(400, str(exc)) from None
     record = item.record
+    settings = request.config_dict[SETTINGS]
+    account = site_account(settings.sites, record["site"])
+    if account is None:
+        raise ApiError(403, f"Hits for {record['site']} are not accepted here (ANALYTICS_SITES)")
+    record["source_account_id"] = account
     redis = request.config_dict[REDIS]
+    buckets = []
+    if settings.hit_rate_ip is not None:
+        buckets.append((RATE_IP_PREFIX + (meta.ip or "-"), settings.hit_rate_ip))  # an IP, whatever the account
+    if settings.hit_rate_site is not None:
+        buckets.append((f"{RATE_SITE_PREFIX}{account}:{record['site']}", settings.hit_rate_site))
     try:
+        wait = await take(redis, int(meta.received_at.timestamp() * 1000), buckets)
+        if wait:
+            raise ApiError(429, "Too many hits; retry later", headers={"Retry-After": str(int(wait))})
         if record["session_id"] is None:
             record["session_id"] = derived_session(await daily_salt(redis, meta.received_at), record["site"],
                                                    meta.ip, meta.user_agent)

@@ -1,7 +1,8 @@
 """Documentation: GET /openapi.json, /docs (the explorer), /mcp (client set-up) and /static/{path}.
 
 Everything is served from the package's own files: an instance may have no Internet access.
-URLs in the documents are this instance's, derived from the request (Host, X-Forwarded-*).
+URLs in the documents are this instance's, derived from the request's host and scheme (X-Forwarded-Host/-Proto
+only from a trusted proxy: forwarded.py).
 """
 
 from __future__ import annotations
@@ -44,9 +45,9 @@ def _mount(request: web.Request, suffix: str) -> str:
 
 
 def base_url(request: web.Request, suffix: str) -> str:
-    """This instance's analytics URL as its clients see it (behind a proxy: X-Forwarded-Proto/Host)."""
-    proto = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower() or request.scheme
-    host = request.headers.get("X-Forwarded-Host", "").split(",")[0].strip() or request.host
+    """This instance's analytics URL as its clients see it (behind a trusted proxy: its X-Forwarded-Proto/Host)."""
+    proto = request.scheme
+    host = request.host
     if proto not in ("http", "https"):
         proto = "http"
     if not _HOST.match(host):

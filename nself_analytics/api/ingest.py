@@ -34,11 +34,8 @@ SINGLE = {
 }
 BATCH = ("/batch", "/v1/batch", "/v1/import")
 def client_ip(request: web.Request) -> str | None:
-    """The client's address: the first X-Forwarded-For entry (behind the nself proxy), else the peer."""
-    forwarded = request.headers.get("X-Forwarded-For")
-    if forwarded:
-        return forwarded.split(",")[0].strip() or None
-    return request.headers.get("X-Real-IP") or request.remote
+    """The client's address (behind a trusted proxy, its X-Forwarded-For: see forwarded.py)."""
+    return request.remote
 
 
 def _meta(request: web.Request) -> RequestMeta:

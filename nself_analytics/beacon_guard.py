@@ -1,0 +1,140 @@
+"""Guards of the public beacon (``POST /hit``): which sites it accepts (ANALYTICS_SITES) and how fast (rate limit).
+
+ANALYTICS_SITES is a comma-separated list of ``host`` or ``account=host`` entries; ``*.example.com`` matches every
+subdomain of example.com (not example.com itself: list it too). Unset, every site is accepted, into ``primary``.
+A hit for a site bound to an account is stored in that account: a web site belongs to the account that ingests it.
+
+The rate limit is a token bucket in Redis, one per client IP and one per site, both checked in one script: a hit
+takes a token from each; when either is empty the hit is refused (429) with the seconds until a token is back.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+
+from .credentials import ACCOUNT_PATTERN
+from .keys import PREFIX
+
+__all__ = [
+    "DEFAULT_ACCOUNT", "DEFAULT_RATE_PER_IP", "DEFAULT_RATE_PER_SITE", "HIT_RATE_PER_IP", "HIT_RATE_PER_SITE",
+    "Rate", "SiteRule", "parse_rate", "parse_sites", "site_account", "take",
+]
+
+DEFAULT_ACCOUNT = "primary"
+_HOST = re.compile(r"^(?:\*\.)?[a-z0-9_](?:[a-z0-9_-]{0,62})(?:\.[a-z0-9_](?:[a-z0-9_-]{0,62}))*$")
+_RATE = re.compile(r"^\s*(\d+)\s*/\s*(s|m|h)\s*$")
+_PERIODS = {"s": 1, "m": 60, "h": 3600}
+# Token buckets, one hash per IP / site: {tokens, ms}. TTL: the time to refill the bucket (then it is full anyway).
+RATE_IP_PREFIX = PREFIX + "rl:ip:"
+RATE_SITE_PREFIX = PREFIX + "rl:site:"
+
+
+@dataclass(frozen=True)
+class SiteRule:
+    """One ANALYTICS_SITES entry: a hostname (or ``*.`` wildcard) and the account its hits go to."""
+
+    host: str
+    account: str = DEFAULT_ACCOUNT
+
+    def matches(self, site: str) -> bool:
+        if self.host.startswith("*."):
+            return site.endswith(self.host[1:])
+        return site == self.host
+
+
+@dataclass(frozen=True)
+class Rate:
+    """A token bucket: ``burst`` tokens, refilled at ``burst`` per ``period`` seconds."""
+
+    burst: int
+    period: float
+
+    @property
+    def per_ms(self) -> float:
+        return self.burst / (self.period * 1000)
+
+
+def parse_sites(text: str) -> tuple[SiteRule, ...]:
+    """ANALYTICS_SITES entries; ValueError naming the bad one."""
+    rules = []
+    for raw in text.split(","):
+        label, sep, host = raw.strip().rpartition("=")
+        if not host.strip():
+            continue
+        account = label.strip() if sep else DEFAULT_ACCOUNT
+        host = host.strip().lower().rstrip(".")
+        if not _HOST.match(host) or len(host) > 253:
+            raise ValueError(f"{host!r} is not a hostname (wildcards: *.example.com)")
+        if not ACCOUNT_PATTERN.match(account):
+            raise ValueError(f"account {account!r} must be 1-64 letters, digits, '_', '-', '.' or ':'")
+        rules.append(SiteRule(host, account))
+    return tuple(rules)
+
+
+def site_account(rules: tuple[SiteRule, ...], site: str) -> str | None:
+    """The account that owns ``site``; None when ANALYTICS_SITES is set and does not list it (refuse the hit)."""
+    if not rules:
+        return DEFAULT_ACCOUNT
+    exact = [r for r in rules if r.host == site]
+    for rule in exact or rules:
+        if rule.matches(site):
+            return rule.account
+    return None
+
+
+def parse_rate(text: str) -> Rate | None:
+    """``N/s``, ``N/m`` or ``N/h`` (burst N, refilled over the period); ``0`` or ``off`` turns the limit off."""
+    if text.strip().lower() in ("0", "off"):
+        return None
+    match = _RATE.match(text)
+    if not match or int(match.group(1)) < 1:
+        raise ValueError("use N/s, N/m or N/h (e.g. 300/m), or off")
+    return Rate(int(match.group(1)), _PERIODS[match.group(2)])
+
+
+# Defaults: a reader never sends 300 page views a minute, and an office behind one NAT address rarely does;
+# 6000 a minute (100 a second) per site is far above a small site's peak and bounds what a flood can write.
+DEFAULT_RATE_PER_IP = "300/m"
+DEFAULT_RATE_PER_SITE = "6000/m"
+HIT_RATE_PER_IP = parse_rate(DEFAULT_RATE_PER_IP)
+HIT_RATE_PER_SITE = parse_rate(DEFAULT_RATE_PER_SITE)
+
+# KEYS: buckets; ARGV: now_ms, then burst and tokens-per-ms of each bucket. Returns 0 (taken) or the ms to wait.
+_TAKE = """
+local now = tonumber(ARGV[1])
+local levels = {}
+local wait = 0
+for i, key in ipairs(KEYS) do
+  local burst = tonumber(ARGV[2 * i])
+  local rate = tonumber(ARGV[2 * i + 1])
+  local state = redis.call('HMGET', key, 'tokens', 'ms')
+  local tokens = tonumber(state[1]) or burst
+  local last = tonumber(state[2]) or now
+  tokens = math.min(burst, tokens + math.max(0, now - last) * rate)
+  levels[i] = tokens
+  if tokens < 1 then wait = math.max(wait, math.ceil((1 - tokens) / rate)) end
+end
+if wait > 0 then return wait end
+for i, key in ipairs(KEYS) do
+  local burst = tonumber(ARGV[2 * i])
+  local rate = tonumber(ARGV[2 * i + 1])
+  redis.call('HSET', key, 'tokens', levels[i] - 1, 'ms', now)
+  redis.call('PEXPIRE', key, math.ceil(burst / rate) + 1000)
+end
+return 0
+"""
+
+
+async def take(client: aioredis.Redis, now_ms: int, buckets: list[tuple[str, Rate]]) -> float:
+    """Take one token from every bucket, or none; return 0 when taken, else the seconds to wait."""
+    if not buckets:
+        return 0.0
+    argv: list[float] = [now_ms]
+    for _key, rate in buckets:
+        argv += [rate.burst, rate.per_ms]
+    wait_ms = await client.register_script(_TAKE)(keys=[key for key, _ in buckets], args=argv)
+    return math.ceil(int(wait_ms) / 1000) if wait_ms else 0.0

@@ -1,0 +1,96 @@
+"""X-Forwarded-For / -Host / -Proto, believed only from ANALYTICS_TRUSTED_PROXIES, for every route, here only.
+
+The middleware replaces the request's remote address, host and scheme with the forwarded ones when (and only
+when) the peer is a trusted proxy; everything else (client IP for geo and visitor hashes, URLs in /openapi.json
+and /mcp) reads ``request.remote``, ``request.host`` and ``request.scheme`` and never a forwarding header.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from .keys import SETTINGS
+
+__all__ = ["DEFAULT_TRUSTED_PROXIES", "TRUSTED_PROXIES", "Network", "forwarded_middleware", "parse_networks"]
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+# Loopback only: the nself proxy on the same machine is believed, nobody else.
+DEFAULT_TRUSTED_PROXIES = "127.0.0.0/8,::1/128"
+MAX_FORWARDED_ENTRIES = 20  # a longer X-Forwarded-For is cut: nobody chains that many proxies
+
+
+def parse_networks(text: str) -> tuple[Network, ...]:
+    """CIDRs (or single addresses) separated by commas; ValueError naming the bad one."""
+    out = []
+    for part in text.split(","):
+        part = part.strip()
+        if part:
+            try:
+                out.append(ipaddress.ip_network(part, strict=False))
+            except ValueError:
+                raise ValueError(f"{part!r} is not an IP network (use CIDRs such as 10.0.0.0/8)") from None
+    return tuple(out)
+
+
+TRUSTED_PROXIES = parse_networks(DEFAULT_TRUSTED_PROXIES)
+
+
+def _trusted(address: str | None, networks: tuple[Network, ...]) -> bool:
+    if not address:
+        return False
+    try:
+        ip = ipaddress.ip_address(address.strip("[]"))
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return any(ip in network for network in networks)
+
+
+def client_address(peer: str | None, forwarded_for: str, networks: tuple[Network, ...]) -> str | None:
+    """The first address from the right of ``peer`` + X-Forwarded-For that is not a trusted proxy."""
+    if not _trusted(peer, networks):
+        return peer
+    hops = [h.strip() for h in forwarded_for.split(",") if h.strip()][-MAX_FORWARDED_ENTRIES:]
+    for hop in reversed(hops):
+        if not _valid_ip(hop):
+            return peer  # garbage in the chain: believe only the peer
+        if not _trusted(hop, networks):
+            return hop
+    return hops[0] if hops else peer
+
+
+def _valid_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+def _first(value: str) -> str:
+    return value.split(",")[0].strip()
+
+
+@web.middleware
+async def forwarded_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    networks = request.config_dict[SETTINGS].trusted_proxies
+    if not _trusted(request.remote, networks):
+        return await handler(request)
+    changes: dict[str, str] = {}
+    forwarded_for = request.headers.get("X-Forwarded-For") or request.headers.get("X-Real-IP") or ""
+    remote = client_address(request.remote, forwarded_for, networks)
+    if remote and remote != request.remote:
+        changes["remote"] = remote
+    host = _first(request.headers.get("X-Forwarded-Host", ""))
+    if host:
+        changes["host"] = host
+    proto = _first(request.headers.get("X-Forwarded-Proto", "")).lower()
+    if proto in ("http", "https"):
+        changes["scheme"] = proto
+    return await handler(request.clone(**changes) if changes else request)  # type: ignore[arg-type]
