@@ -64,10 +64,11 @@ async def test_bound_write_key_writes_only_its_account(make_client: Any, setting
 
 
 def _read_urls(client: Any) -> list[tuple[str, str]]:
-    """(path, url) of every GET read route, with parameters that make each answer."""
+    """(path, url) of every GET read route, with parameters that make each answer (a new read route with a
+    required parameter: add it to the query, so the route is really read here)."""
     today = datetime.now(UTC).date()
     query = (f"?start_date={today - timedelta(days=1)}&end_date={today}&site={SITE}&steps=alpha_event,zulu_event"
-             "&start_event=alpha_event&stop_event=zulu_event")
+             "&start_event=alpha_event&stop_event=zulu_event&events=alpha_event")
     values = {"id": "1", "event": "alpha_event", "name": "alpha_event"}
     sub = client.app[ANALYTICS_APP]
     urls = []
