@@ -328,31 +328,26 @@ func normalize(m Message) (Message, error) {
 	case Track, Identify, Page, Screen, Group, Alias:
 		return m, nil
 	case *Track:
-		if v != nil {
-			return *v, nil
-		}
+		return deref(v)
 	case *Identify:
-		if v != nil {
-			return *v, nil
-		}
+		return deref(v)
 	case *Page:
-		if v != nil {
-			return *v, nil
-		}
+		return deref(v)
 	case *Screen:
-		if v != nil {
-			return *v, nil
-		}
+		return deref(v)
 	case *Group:
-		if v != nil {
-			return *v, nil
-		}
+		return deref(v)
 	case *Alias:
-		if v != nil {
-			return *v, nil
-		}
+		return deref(v)
 	}
 	return nil, ErrUnknownMessage
+}
+
+func deref[T Message](p *T) (Message, error) {
+	if p == nil {
+		return nil, ErrUnknownMessage
+	}
+	return *p, nil
 }
 
 // queued is a validated message with its encoded form, ready for a batch.
