@@ -153,6 +153,15 @@ def _web_ops() -> dict[tuple[str, str], Op]:
             security=PUBLIC, op_id="beacon",
             description='Add `<script async src="https://HOST/analytics/a.js"></script>` to a page: no '
                         "configuration, no cookies; single-page apps are followed."),
+        ("GET", "/sdk/analytics.js"): _op(
+            "Web analytics", "The browser SDK (script-tag bundle)",
+            {"200": {"description": "JavaScript (window.NselfAnalytics); cacheable for an hour",
+                     "content": {"application/javascript": {"schema": {"type": "string"}}}},
+             "304": {"description": "Not modified (If-None-Match)"}},
+            security=PUBLIC, op_id="sdk_script",
+            description="track, identify, page, screen, group and alias from a web page, sent to `/batch` with a "
+                        "write key. Load it with the async snippet of sdk/js/README.md, or "
+                        '`<script src="https://HOST/analytics/sdk/analytics.js" data-write-key="wk_..."></script>`.'),
         ("POST", "/hit"): _op(
             "Web analytics", "Record a page view sent by the beacon",
             {"202": _json(ref("Ok"), "Queued"), **INGEST_ERRORS}, security=PUBLIC, op_id="hit",

@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import time
+import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -38,6 +39,10 @@ window.Analytics = Analytics;
 window.sdkErrors = [];
 window.analytics = new Analytics({{ ...window.NSA_CONFIG,
   onError: (error, messages) => window.sdkErrors.push([error.message, messages.length]) }});
+// ids of the messages this write key has in localStorage (one key each)
+window.storedIds = () => Object.keys(localStorage)
+  .filter((k) => k.startsWith("nsa:q:" + window.analytics.writeKey + ":"))
+  .map((k) => JSON.parse(localStorage.getItem(k)).m.messageId);
 window.sdkReady = true;
 </script></body></html>"""
 
@@ -123,11 +128,10 @@ async def test_track_identify_page_are_stored_once(browser: Browser, proxy: SdkP
         const named = a.page("Pricing", { path: "/pricing", url: "https://example.com/pricing" });
         const auto = a.page();
         const ok = await a.flush();
-        return { anon, tracks, named, auto, ok, userId: a.userId(),
-                 stored: localStorage.getItem("nsa:queue:" + a.writeKey) };
+        return { anon, tracks, named, auto, ok, userId: a.userId(), stored: window.storedIds() };
     }""", [event, user])
     assert sent["ok"] is True and sent["userId"] == user
-    assert sent["stored"] is None, "delivered messages must leave localStorage"
+    assert sent["stored"] == [], "delivered messages must leave localStorage"
     ids = [*sent["tracks"], sent["named"], sent["auto"]]
     assert all(UUID4.match(i) for i in ids) and len(set(ids)) == 7
     await stored_once(live_service, ids)
@@ -188,7 +192,7 @@ async def test_retries_store_each_message_once(mode: str, browser: Browser, prox
     await stored_once(live_service, ids)
     assert_fault_exercised(proxy, key, mode, ids)
     assert rows(live_service, "SELECT count(*) FROM np_analytics_events WHERE event = %s", f"js_sdk_{key}") == [(4,)]
-    assert await page.evaluate("localStorage.getItem('nsa:queue:' + window.analytics.writeKey)") is None
+    assert await page.evaluate("window.storedIds()") == []
     await no_sdk_errors(page)
 
 
@@ -210,14 +214,13 @@ async def test_page_hide_delivers_with_send_beacon(browser: Browser, proxy: SdkP
     assert beacon.status == 202
     await stored_once(live_service, ids)
 
-    # A beacon's fate is unknown to the page, so its messages stayed in localStorage: the next page
-    # view sends them again, the service dedupes them, and the storage empties.
+    # What the browser took for a beacon left localStorage: the next page view sends nothing again.
     await page.goto(page_url)
     await page.wait_for_function("window.sdkReady === true")
-    await until(lambda: len(proxy.records(key)) >= 2, what="the re-send after the next page load")
-    assert proxy.records(key)[1].message_ids == ids and proxy.records(key)[1].status == 202
-    await page.wait_for_function("localStorage.getItem('nsa:queue:' + window.analytics.writeKey) === null")
-    await stored_once(live_service, ids)
+    assert await page.evaluate("window.storedIds()") == []
+    await asyncio.sleep(1.5)
+    assert len(proxy.records(key)) == 1, "sent again after the reload"
+    assert await page.evaluate("window.analytics.pending") == 0
     await no_sdk_errors(page)
 
 
@@ -228,8 +231,8 @@ async def test_queued_events_survive_a_reload(browser: Browser, proxy: SdkProxy,
                            maxRetryDelay=1000, maxRetries=1000)
     ids = await page.evaluate("(e) => [1, 2, 3].map((n) => window.analytics.track(e, { n }))", f"js_sdk_{key}")
     await until(lambda: any(r.outcome == "dropped" for r in proxy.records(key)), what="a failed attempt")
-    stored = await page.evaluate("JSON.parse(localStorage.getItem('nsa:queue:' + window.analytics.writeKey))")
-    assert [m["messageId"] for m in stored] == ids
+    await page.wait_for_function("window.analytics.failing === true")
+    assert sorted(await page.evaluate("window.storedIds()")) == sorted(ids)
 
     reloaded_at = time.monotonic()
     await page.reload()
@@ -243,7 +246,7 @@ async def test_queued_events_survive_a_reload(browser: Browser, proxy: SdkProxy,
     await stored_once(live_service, ids)
     delivered = [r for r in proxy.records(key) if r.status == 202]
     assert delivered and all(r.at > reloaded_at for r in delivered)
-    await page.wait_for_function("localStorage.getItem('nsa:queue:' + window.analytics.writeKey) === null")
+    await page.wait_for_function("window.storedIds().length === 0")
     assert rows(live_service, "SELECT count(*) FROM np_analytics_events WHERE event = %s", f"js_sdk_{key}") == [(3,)]
 
 
@@ -254,7 +257,7 @@ async def test_anonymous_id_persists_and_reset_starts_over(browser: Browser, pro
     page = await open_page(browser, proxy, key, "ok", live_service, flushAt=1)
     anon = await page.evaluate("window.analytics.anonymousId()")
     assert UUID4.match(anon)
-    assert await page.evaluate("localStorage.getItem('nsa:anonymous_id')") == anon
+    assert await page.evaluate("localStorage.getItem('nsa_anonymous_id')") == anon  # the beacon's key
     await page.evaluate("(u) => window.analytics.identify(u, { plan: 'free' })", user)
     await page.reload()
     await page.wait_for_function("window.sdkReady === true")
@@ -290,7 +293,8 @@ async def test_script_tag_build(browser: Browser, proxy: SdkProxy, live_service:
     key = new_key("iife")
     host = proxy.url("ok", key)
     html = f"""<!doctype html><html><head><title>IIFE {key}</title></head><body>
-<script src="/sdk/dist/analytics.min.js" data-write-key="{live_service.write_key}" data-host="{host}"></script>
+<script src="{proxy.base_url}/analytics/sdk/analytics.js" data-write-key="{live_service.write_key}"
+        data-host="{host}"></script>
 <script>
   window.custom = new NselfAnalytics({{ writeKey: "{live_service.write_key}", host: "{host}", flushAt: 1,
                                         storagePrefix: "custom" }});
@@ -301,7 +305,7 @@ async def test_script_tag_build(browser: Browser, proxy: SdkProxy, live_service:
     await page.goto(proxy.add_page(f"/{key}.html", html))
     shape = await page.evaluate("""() => [typeof NselfAnalytics, NselfAnalytics.Analytics === NselfAnalytics,
                                          NselfAnalytics.VERSION, typeof window.nselfAnalytics]""")
-    assert shape == ["function", True, "0.1.0", "object"]
+    assert shape == ["function", True, "0.2.0", "object"]
     track_id = await page.evaluate("window.trackId")
     assert await page.evaluate("window.nselfAnalytics.flush()") is True
     await stored_once(live_service, [track_id])
@@ -314,3 +318,97 @@ async def test_script_tag_build(browser: Browser, proxy: SdkProxy, live_service:
                 track_id) == [("script tag",)]
     await context.close()
 
+
+
+def test_npm_test_runs_without_a_browser_or_the_service() -> None:
+    """The package's own `npm test`: tsc on the .d.ts (strict), then node --test with a DOM-less harness."""
+    if not (JS_DIR / "node_modules" / "typescript").is_dir():
+        ci = subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=JS_DIR,
+                            capture_output=True, text=True, timeout=300)
+        assert ci.returncode == 0, ci.stdout + ci.stderr
+    result = subprocess.run(["npm", "test"], cwd=JS_DIR, capture_output=True, text=True, timeout=120,
+                            env=dict(os.environ))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "# fail 0" in result.stdout and "# pass 16" in result.stdout, result.stdout
+
+
+async def test_two_tabs_adopt_a_left_page_views_messages_once(browser: Browser, proxy: SdkProxy,
+                                                              live_service: LiveService) -> None:
+    """Messages a page left unsent (its service was down) are adopted by exactly one of two tabs that open at
+    once (a Web Lock), while the tab that holds messages and is alive keeps them to itself."""
+    key = new_key("tabs")
+    event = f"js_sdk_{key}"
+    proxy.set_down(key, True)
+    context = await browser.new_context()
+    settings = {"writeKey": live_service.write_key, "host": proxy.url("switch", key), "flushAt": 1,
+                "minRetryDelay": 200, "maxRetryDelay": 400, "maxRetries": 1000}
+    await context.add_init_script(f"window.NSA_CONFIG = {json.dumps(settings)};")
+    url = proxy.add_page(f"/{key}.html", MODULE_PAGE.format(title=f"Test {key}"))
+    first = await context.new_page()
+    await first.goto(url)
+    await first.wait_for_function("window.sdkReady === true")
+    ids = await first.evaluate("(e) => [1, 2, 3].map((n) => window.analytics.track(e, { n }))", event)
+    await first.wait_for_function("window.analytics.failing === true")
+
+    # a second tab while the first is alive: it leaves the first tab's messages alone
+    second = await context.new_page()
+    await second.goto(url)
+    await second.wait_for_function("window.sdkReady === true")
+    await asyncio.sleep(0.5)
+    assert await second.evaluate("window.analytics.pending") == 0
+
+    # the first tab is left while the service is down: nothing is beaconed, the messages stay stored
+    await first.close(run_before_unload=True)
+    assert sorted(await second.evaluate("window.storedIds()")) == sorted(ids)
+    await second.close()
+    proxy.set_down(key, False)
+    pages = [await context.new_page() for _ in range(2)]
+    await asyncio.gather(*(p.goto(url) for p in pages))
+    await stored_once(live_service, ids)
+    sent = [i for r in proxy.records(key) if r.status == 202 for i in r.message_ids]
+    assert sorted(sent) == sorted(ids), f"adopted by both tabs: {sent}"
+    for p in pages:
+        await p.wait_for_function("window.storedIds().length === 0")
+        assert await p.evaluate("window.sdkErrors") == []
+    await context.close()
+
+
+async def test_async_snippet_buffers_calls_until_the_served_script_loads(browser: Browser, proxy: SdkProxy,
+                                                                         live_service: LiveService) -> None:
+    """The README's async snippet, loading the bundle the service serves at /analytics/sdk/analytics.js."""
+    readme = (JS_DIR / "README.md").read_text()
+    snippet = re.search(r"<!-- async snippet[^>]*-->\n```html\n(<script>.*?</script>)", readme, re.S)
+    assert snippet, "the README has no async snippet"
+    key = new_key("snippet")
+    event = f"js_sdk_{key}"
+    code = (snippet.group(1).replace("WRITE_KEY", live_service.write_key)
+            .replace("https://analytics.example.com", proxy.url("ok", key)))
+    # the script is fetched from the service (through the proxy), the calls before it loads are buffered
+    code = code.replace(proxy.url("ok", key) + '"}', proxy.url("ok", key) + '", flushAt: 1}')
+    html = f"""<!doctype html><html><head><title>Snippet {key}</title>{code}
+<script>window.nselfAnalytics.track("{event}", {{ early: true }});
+window.bufferedType = Array.isArray(window.nselfAnalytics);</script></head><body></body></html>"""
+    context = await browser.new_context()
+    page = await context.new_page()
+    await page.goto(proxy.add_page(f"/{key}.html", html))
+    assert await page.evaluate("window.bufferedType") is True
+    await page.wait_for_function("window.nselfAnalytics instanceof window.NselfAnalytics")
+    await page.evaluate("window.nselfAnalytics.flush()")
+    tracked = await until(lambda: rows(live_service, "SELECT message_id::text, properties->>'early' FROM "
+                                                     "np_analytics_events WHERE event = %s", event), what="the track")
+    assert tracked[0][1] == "true"
+    views = await until(lambda: rows(live_service, "SELECT anonymous_id FROM np_analytics_events "
+                                                   "WHERE event = '$pageview' AND path = %s", f"/{key}.html"),
+                        what="the snippet's page view")
+    assert views[0][0] == await page.evaluate("window.nselfAnalytics.anonymousId()")
+    await stored_once(live_service, [tracked[0][0]])
+    await context.close()
+
+
+async def test_dedupe_window_matches_the_service(browser: Browser, proxy: SdkProxy, live_service: LiveService) -> None:
+    """The SDK keeps messages no longer than the de-duplication window the service publishes."""
+    page = await open_page(browser, proxy, new_key("window"), "ok", live_service)
+    published = json.loads(await asyncio.to_thread(
+        lambda: urllib.request.urlopen(f"{live_service.base_url}/analytics/openapi.json", timeout=10).read()))
+    window = await page.evaluate("import('/sdk/src/analytics.js').then((m) => m.DEDUPE_WINDOW_MS)")
+    assert window == published["info"]["x-dedupe-window-seconds"] * 1000

@@ -207,3 +207,21 @@ async def test_nul_characters_are_dropped_not_stored(client: Any, auth: Any, set
                                             "ORDER BY ts")
     assert got == [("$pageview", "/ab", "s", {"utm_source": "x"}), ("e", None, None, {"k": "v"}),
                    ("$pageview", "/after", "s", None)]
+
+
+async def test_browser_sdk_bundle_is_served_public_and_cacheable(client: Any) -> None:
+    from nself_analytics.api.sdk import SDK_PATH
+
+    response = await client.get("/analytics/sdk/analytics.js")
+    assert response.status == 200
+    body = await response.read()
+    assert body == SDK_PATH.read_bytes() and b"NselfAnalytics" in body and b"nsa_anonymous_id" in body
+    assert response.headers["Content-Type"] == "application/javascript; charset=utf-8"
+    assert response.headers["Cache-Control"] == "public, max-age=3600"
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    again = await client.get("/analytics/sdk/analytics.js", headers={"If-None-Match": response.headers["ETag"]})
+    assert again.status == 304 and await again.read() == b""
+    # nothing else of the folder, nor outside it, is reachable through this route
+    for path in ("/analytics/sdk/", "/analytics/sdk/analytics.js/..", "/analytics/sdk/../a.js", "/analytics/sdk/x.js"):
+        other = await client.get(path)
+        assert other.status == 404 or (await other.read()) != body, path

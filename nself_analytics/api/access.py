@@ -22,6 +22,8 @@ ROUTE_ACCESS: dict[tuple[str, str], Access] = {
     **{("OPTIONS", path): PUBLIC for path in (*SINGLE, *BATCH)},  # CORS preflights carry no credential
     # the beacon and its public hit endpoint (guarded by ANALYTICS_SITES and the rate limit instead)
     ("GET", "/a.js"): PUBLIC,
+    # the browser SDK's script-tag bundle: a web page loads it
+    ("GET", "/sdk/analytics.js"): PUBLIC,
     ("POST", "/hit"): PUBLIC,
     ("OPTIONS", "/hit"): PUBLIC,
     # web stats: a token, or a site-scoped token of the requested site

@@ -8,9 +8,7 @@ buckets (429 + Retry-After): see beacon_guard.py.
 
 from __future__ import annotations
 
-import hashlib
 from datetime import UTC, datetime
-from functools import lru_cache
 from pathlib import Path
 
 from aiohttp import web
@@ -26,32 +24,15 @@ from ..ingest import RequestMeta
 from ..keys import REDIS, SETTINGS
 from ..messages import MessageError
 from .ingest import client_ip, enqueue
+from .scripts import script_handler
 
 __all__ = ["BEACON_PATH", "routes"]
 
 routes = web.RouteTableDef()
 
 BEACON_PATH = Path(__file__).resolve().parent.parent / "static" / "a.js"
-# An hour: sites pick up a new beacon within the hour, browsers and proxies spare the service.
-BEACON_CACHE = "public, max-age=3600"
 
-
-@lru_cache(maxsize=1)
-def _beacon() -> tuple[bytes, str]:
-    body = BEACON_PATH.read_bytes()
-    return body, '"' + hashlib.sha256(body).hexdigest()[:20] + '"'
-
-
-@routes.get("/a.js", name="beacon")
-async def beacon(request: web.Request) -> web.Response:
-    """The page-view beacon script (minified, under 2 KB)."""
-    body, etag = _beacon()
-    # Embeddable by any site, including ones that isolate themselves (COEP) or load it with crossorigin/SRI.
-    headers = {"Cache-Control": BEACON_CACHE, "ETag": etag, "X-Content-Type-Options": "nosniff",
-               "Cross-Origin-Resource-Policy": "cross-origin", "Access-Control-Allow-Origin": "*"}
-    if etag in request.headers.get("If-None-Match", ""):
-        return web.Response(status=304, headers=headers)
-    return web.Response(body=body, content_type="application/javascript", charset="utf-8", headers=headers)
+routes.get("/a.js", name="beacon")(script_handler(BEACON_PATH, "The page-view beacon script (minified, under 2 KB)."))
 
 
 @routes.post("/hit", name="ingest.hit")

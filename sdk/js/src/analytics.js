@@ -5,31 +5,49 @@
  *   const analytics = new Analytics({ writeKey: "wk_...", host: "https://analytics.example.com" });
  *   analytics.track("signup", { plan: "pro" });
  *
- * Messages are queued and sent to POST {host}/analytics/batch in batches (flushAt messages or every
- * flushInterval ms). Failed sends (network errors, 408, 429, 5xx) are retried with exponential
- * backoff and jitter, after the delay of a Retry-After header when there is one. Every message has a
- * random UUID messageId, kept across retries and reloads, so the service stores it once. Unsent
- * messages are kept in localStorage and sent again after a reload; when the page is hidden or left,
- * what is queued goes out with navigator.sendBeacon.
+ * Messages (track, identify, page, screen, group, alias; Segment's field names) are queued and sent
+ * to POST {host}/analytics/batch in batches (flushAt messages or every flushInterval ms). Failed
+ * sends (network errors, timeouts, 408, 429, 5xx) are retried with exponential backoff and jitter,
+ * after the delay of a Retry-After header when there is one. Every message has a random UUID
+ * messageId, kept across retries and reloads, so the service stores it once. Unsent messages are
+ * kept in localStorage (one key each, see store.js) and sent again after a reload, never later than
+ * the service's de-duplication window; when the page is hidden or left, what is queued goes out with
+ * navigator.sendBeacon and leaves the storage.
+ *
+ * Nothing here throws into the page: invalid calls and delivery problems go to onError. Nothing
+ * at construction needs a DOM (server-side rendering constructs it safely).
  *
  * Requests are `text/plain` with the write key in the JSON body: a "simple" CORS request, so a
  * cross-origin page sends one request per batch, with no preflight (sendBeacon cannot send headers
  * anyway).
  */
 
-export const VERSION = "0.1.0";
+import { baseContext, pageInfo, privacySignals } from "./context.js";
+import { HEARTBEAT_MS, MessageStore, openStorage } from "./store.js";
+
+export const VERSION = "0.2.0";
 export const LIBRARY_NAME = "@nself/analytics-js";
+/**
+ * How long the service remembers a message id (its OpenAPI's info.x-dedupe-window-seconds, 24 h):
+ * a message is never sent later than this after it was queued, or it would be counted twice.
+ */
+export const DEDUPE_WINDOW_MS = 24 * 3600 * 1000;
+/** The localStorage key of the anonymous id, shared with the page-view beacon (a.js). */
+export const ANONYMOUS_ID_KEY = "nsa_anonymous_id";
+/** A session ends after this much inactivity. */
+export const SESSION_TIMEOUT_MS = 30 * 60 * 1000;
 
 const MAX_BATCH_MESSAGES = 100;
 const MAX_BATCH_BYTES = 500000;
 // Browsers cap the bodies of pending beacons / keepalive requests of a page at 64 KB in total.
 const MAX_BEACON_BYTES = 60000;
-const MAX_STORED_MESSAGES = 1000;
-const MAX_STORED_AGE_MS = 7 * 24 * 3600 * 1000;
 const MAX_RETRY_AFTER_MS = 5 * 60 * 1000;
 
 const encoder = typeof TextEncoder === "function" ? new TextEncoder() : null;
 const byteLength = (text) => (encoder ? encoder.encode(text).length : text.length * 3);
+const nonEmpty = (value) => typeof value === "string" && value.trim() !== "";
+const isObject = (value) => value !== null && typeof value === "object" && !Array.isArray(value);
+const hasWindow = () => typeof window !== "undefined" && typeof document !== "undefined";
 
 /** A random (version 4) UUID: crypto.randomUUID, else crypto.getRandomValues, else Math.random. */
 export function uuid() {
@@ -61,96 +79,106 @@ export function backoff(attempt, min, max) {
   return delay / 2 + Math.random() * (delay / 2);
 }
 
-/** localStorage when it works (it throws in some private modes and sandboxed frames), else memory. */
-function openStorage() {
-  try {
-    const probe = "__nsa_probe__";
-    window.localStorage.setItem(probe, probe);
-    window.localStorage.removeItem(probe);
-    return window.localStorage;
-  } catch {
-    const memory = new Map();
-    return {
-      getItem: (k) => (memory.has(k) ? memory.get(k) : null),
-      setItem: (k, v) => memory.set(k, String(v)),
-      removeItem: (k) => memory.delete(k),
-    };
-  }
-}
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const number = (value, fallback) => (typeof value === "number" && Number.isFinite(value) && value >= 0 ? value : fallback);
 
 export class Analytics {
-  /**
-   * @param {object} options
-   * @param {string} options.writeKey one of the service's write keys (ANALYTICS_WRITE_KEYS); required
-   * @param {string} [options.host] the service's base URL, without /analytics; default: this page's origin
-   * @param {number} [options.flushAt=20] queued messages that trigger a send (at most 100 per request)
-   * @param {number} [options.flushInterval=5000] ms after the first queued message before a send
-   * @param {number} [options.maxRetries=10] retries of a failed request before giving up for this page view
-   *   (the messages stay stored and are sent again after the next page load)
-   * @param {number} [options.minRetryDelay=1000] backoff before the first retry, ms, doubled each time
-   * @param {number} [options.maxRetryDelay=30000] cap of the backoff, ms
-   * @param {boolean} [options.persist=true] keep unsent messages in localStorage across page loads
-   * @param {string} [options.storagePrefix="nsa"] prefix of the localStorage keys
-   * @param {(error: Error, messages: object[]) => void} [options.onError] told about dropped messages
-   */
+  /** See README.md (and analytics.d.ts) for the options. Never throws: bad options are reported and make the client inert. */
   constructor(options) {
-    const o = options || {};
-    if (typeof o.writeKey !== "string" || !o.writeKey.trim()) throw new TypeError("writeKey is required");
-    this.writeKey = o.writeKey;
-    const host = o.host == null || o.host === "" ? window.location.origin : String(o.host);
-    this.endpoint = host.replace(/\/+$/, "") + "/analytics/batch";
-    this.flushAt = Math.min(MAX_BATCH_MESSAGES, Math.max(1, Math.floor(o.flushAt ?? 20)));
-    this.flushInterval = Math.max(0, o.flushInterval ?? 5000);
-    this.maxRetries = Math.max(0, Math.floor(o.maxRetries ?? 10));
-    this.minRetryDelay = Math.max(1, o.minRetryDelay ?? 1000);
-    this.maxRetryDelay = Math.max(this.minRetryDelay, o.maxRetryDelay ?? 30000);
-    this.persist = o.persist !== false;
+    const o = isObject(options) ? options : {};
     this.onError = typeof o.onError === "function" ? o.onError
       : (error, messages) => console.warn(`[${LIBRARY_NAME}] ${messages.length} message(s) not sent: ${error.message}`);
-
-    const prefix = o.storagePrefix || "nsa";
-    this.keys = {
-      anonymousId: `${prefix}:anonymous_id`,
-      userId: `${prefix}:user_id`,
-      queue: `${prefix}:queue:${this.writeKey}`,
-    };
-    this.storage = openStorage();
-    this.queue = []; // messages waiting to be sent, oldest first
-    this.inflight = []; // messages of the request being sent (or waiting to be retried)
+    this.writeKey = o.writeKey;
+    this.queue = []; // { message, queuedAt } waiting to be sent, oldest first
+    this.inflight = []; // the batch being sent (or waiting to be retried)
     this.timer = null;
     this.sending = null;
+    this.failing = false; // the last attempt failed and will be retried: the service is unreachable
+    this.destroyed = false;
+    this.listeners = [];
+    this.tabId = uuid();
 
-    if (!this._get(this.keys.anonymousId)) this._set(this.keys.anonymousId, uuid());
+    let host = o.host == null || o.host === "" ? undefined : String(o.host);
+    if (host === undefined && hasWindow() && window.location && /^https?:$/.test(window.location.protocol)) {
+      host = window.location.origin;
+    }
+    this.inert = !nonEmpty(o.writeKey) || host === undefined;
+    if (this.inert) {
+      this._report(new TypeError(nonEmpty(o.writeKey) ? "host is required outside a web page" : "writeKey is required"), []);
+    }
+    this.endpoint = (host || "").replace(/\/+$/, "") + "/analytics/batch";
+    this.flushAt = Math.min(MAX_BATCH_MESSAGES, Math.max(1, Math.floor(number(o.flushAt, 20))));
+    this.flushInterval = number(o.flushInterval, 5000);
+    this.maxRetries = Math.floor(number(o.maxRetries, 10));
+    this.minRetryDelay = Math.max(1, number(o.minRetryDelay, 1000));
+    this.maxRetryDelay = Math.max(this.minRetryDelay, number(o.maxRetryDelay, 30000));
+    this.timeout = Math.max(1, number(o.timeout, 10000));
+    this.maxQueueSize = Math.max(1, Math.floor(number(o.maxQueueSize, 1000)));
+    this.maxMessageAge = Math.min(DEDUPE_WINDOW_MS, number(o.maxMessageAge, DEDUPE_WINDOW_MS));
+    this.beforeSend = typeof o.beforeSend === "function" ? o.beforeSend : null;
+    this.respectDoNotTrack = o.respectDoNotTrack === true;
+    this.respectGlobalPrivacyControl = o.respectGlobalPrivacyControl === true;
 
-    this._onHide = this._onHide.bind(this);
-    this._onVisibility = () => {
-      if (document.visibilityState === "hidden") this._onHide();
+    const prefix = nonEmpty(o.storagePrefix) ? o.storagePrefix : "nsa";
+    this.keys = {
+      userId: `${prefix}:user_id`,
+      session: `${prefix}:session`,
+      props: `${prefix}:props`,
+      optOut: `${prefix}:opt_out`,
+      legacyAnonymousId: `${prefix}:anonymous_id`,
     };
-    this._onOnline = () => {
-      this._adoptStored();
+    this.storage = openStorage(o.persistence === "memory" ? "memory" : "localStorage");
+    this.store = new MessageStore(this.storage, prefix, String(o.writeKey || ""), this.tabId);
+    this.defaults = this._readJson(this.keys.props) || {};
+    if (!this._get(ANONYMOUS_ID_KEY)) {
+      // an id kept by an earlier version of this SDK stays the visitor's id
+      this._set(ANONYMOUS_ID_KEY, this._get(this.keys.legacyAnonymousId) || uuid());
+    }
+    if (this.inert || !hasWindow()) return; // server-side rendering: no listeners, no timers
+
+    const win = window;
+    const doc = document;
+    this._listen(doc, "visibilitychange", () => {
+      if (doc.visibilityState === "hidden") this._onHide(false);
+    });
+    this._listen(win, "pagehide", () => this._onHide(true));
+    this._listen(win, "pageshow", (event) => {
+      if (event && event.persisted) this._heartbeat(); // back from the back/forward cache
+    });
+    this._listen(win, "online", () => {
+      this._adoptStored(true);
       this.flush();
-    };
-    document.addEventListener("visibilitychange", this._onVisibility);
-    window.addEventListener("pagehide", this._onHide);
-    window.addEventListener("online", this._onOnline);
-
-    // messages a previous page view of this site could not deliver
-    if (this._adoptStored() > 0) setTimeout(() => this.flush(), 0);
+    });
+    this._heartbeat();
+    this.heartbeatTimer = setInterval(() => this._heartbeat(), HEARTBEAT_MS);
+    // messages an earlier page view of this site could not deliver
+    this._adoptStored();
   }
 
-  /** Record an action; returns the message id. */
+  // --- the spec -----------------------------------------------------------------------------
+
+  /** Record an action; returns the message id, or undefined when the call was dropped. */
   track(event, properties) {
-    if (typeof event !== "string" || !event.trim()) throw new TypeError("track needs an event name");
-    return this._enqueue({ type: "track", event, properties: { ...(properties || {}) } });
+    return this._call("track", () => {
+      if (!nonEmpty(event)) throw new TypeError("track needs an event name");
+      return { event, properties: this._properties(properties) };
+    });
   }
 
-  /** Identify the visitor as userId (kept in localStorage for the next calls), with traits; returns the message id. */
+  /**
+   * Identify the visitor as userId (kept for the next calls), with traits; `identify(traits)`
+   * adds traits to the current user. Returns the message id.
+   */
   identify(userId, traits) {
-    if (userId == null || String(userId).trim() === "") throw new TypeError("identify needs a userId");
-    this._set(this.keys.userId, String(userId));
-    return this._enqueue({ type: "identify", traits: { ...(traits || {}) } });
+    return this._call("identify", () => {
+      if (isObject(userId) && traits === undefined) {
+        traits = userId;
+        userId = this.userId();
+      }
+      if (userId == null || String(userId).trim() === "") throw new TypeError("identify needs a userId");
+      if (typeof userId !== "string" && typeof userId !== "number") throw new TypeError("userId must be a string");
+      this._set(this.keys.userId, String(userId));
+      return { userId: String(userId), traits: this._object(traits, "traits") };
+    });
   }
 
   /**
@@ -158,22 +186,75 @@ export class Analytics {
    * current page; properties override them. page(name, properties) also names the page.
    */
   page(nameOrProperties, maybeProperties) {
-    const name = typeof nameOrProperties === "string" ? nameOrProperties : undefined;
-    const properties = (name === undefined ? nameOrProperties : maybeProperties) || {};
-    const message = { type: "page", properties: { ...pageInfo(), ...properties } };
-    if (name) message.name = name;
-    return this._enqueue(message);
+    return this._call("page", () => this._view(nameOrProperties, maybeProperties, pageInfo()));
   }
 
-  /** Forget the identified user and start a new anonymous id (e.g. on log-out). */
+  /** Record a screen view (stored as $screen): screen(name, properties). */
+  screen(nameOrProperties, maybeProperties) {
+    return this._call("screen", () => this._view(nameOrProperties, maybeProperties, {}));
+  }
+
+  /** The visitor belongs to the group (company, team, account) groupId, with its traits. */
+  group(groupId, traits) {
+    return this._call("group", () => {
+      if (!nonEmpty(groupId)) throw new TypeError("group needs a groupId");
+      return { groupId, traits: this._object(traits, "traits") };
+    });
+  }
+
+  /** previousId (default: the current user or anonymous id) is the same person as userId. */
+  alias(userId, previousId) {
+    return this._call("alias", () => {
+      if (!nonEmpty(userId)) throw new TypeError("alias needs a userId");
+      const previous = previousId === undefined ? this.userId() || this.anonymousId() : previousId;
+      if (!nonEmpty(previous)) throw new TypeError("alias needs a previousId");
+      return { userId, previousId: previous };
+    });
+  }
+
+  /** Properties added to every track, page and screen (a call's own properties win); kept across page loads. */
+  register(properties) {
+    if (!isObject(properties)) {
+      this._report(new TypeError("register needs an object of properties"), []);
+      return;
+    }
+    this.defaults = { ...this.defaults, ...properties };
+    this._set(this.keys.props, JSON.stringify(this.defaults));
+  }
+
+  /** Stop adding the default property key. */
+  unregister(key) {
+    const { [key]: _removed, ...rest } = this.defaults;
+    this.defaults = rest;
+    this._set(this.keys.props, JSON.stringify(rest));
+  }
+
+  /** Forget the user id and the default properties, start a new anonymous id and session (e.g. on log-out). */
   reset() {
     this._remove(this.keys.userId);
-    this._set(this.keys.anonymousId, uuid());
+    this._remove(this.keys.props);
+    this._remove(this.keys.session);
+    this.defaults = {};
+    this._set(ANONYMOUS_ID_KEY, uuid());
+  }
+
+  /** Use id as the anonymous id from now on (e.g. one a server assigned). */
+  setAnonymousId(id) {
+    if (!nonEmpty(id)) {
+      this._report(new TypeError("setAnonymousId needs a non-empty string"), []);
+      return;
+    }
+    this._set(ANONYMOUS_ID_KEY, id);
   }
 
   /** The current anonymous id. */
   anonymousId() {
-    return this._get(this.keys.anonymousId);
+    let id = this._get(ANONYMOUS_ID_KEY);
+    if (!id) {
+      id = uuid();
+      this._set(ANONYMOUS_ID_KEY, id);
+    }
+    return id;
   }
 
   /** The identified user id, or null. */
@@ -181,58 +262,178 @@ export class Analytics {
     return this._get(this.keys.userId);
   }
 
-  /** Messages waiting to be sent (not counting the request in flight). */
+  /** The current session id (a new one after 30 minutes without a call), also sent as context.sessionId. */
+  sessionId() {
+    return this._session(Date.now(), false);
+  }
+
+  /** Stop recording, and remember it on this device: later calls are dropped silently, queued ones discarded. */
+  optOut() {
+    this._set(this.keys.optOut, "1");
+    const dropped = this.inflight.concat(this.queue).map((q) => q.message);
+    this.store.remove(dropped);
+    this.queue = [];
+    this.inflight = [];
+  }
+
+  /** Record again after optOut(). */
+  optIn() {
+    this._remove(this.keys.optOut);
+  }
+
+  /** Whether calls are dropped: optOut() was called, or a honoured Do Not Track / Global Privacy Control is on. */
+  hasOptedOut() {
+    if (this._get(this.keys.optOut) === "1") return true;
+    const { dnt, gpc } = privacySignals();
+    return (this.respectDoNotTrack && dnt) || (this.respectGlobalPrivacyControl && gpc);
+  }
+
+  /** Messages waiting to be sent (queued or in flight). */
   get pending() {
-    return this.queue.length;
+    return this.queue.length + this.inflight.length;
   }
 
   /**
    * Send what is queued now. Resolves true when everything queued (and in flight) was accepted,
-   * false when some messages could not be delivered (they are reported to onError).
+   * false when some messages could not be delivered (they are reported to onError). Never rejects.
    */
   flush() {
     this._clearTimer();
+    if (this.inert || this.destroyed) return Promise.resolve(this.pending === 0);
     if (!this.sending) {
-      this.sending = this._drain().finally(() => {
-        this.sending = null;
-        if (this.queue.length > 0) this._schedule();
-      });
+      this.sending = this._drain()
+        .catch((error) => {
+          this._report(error, []);
+          return false;
+        })
+        .finally(() => {
+          this.sending = null;
+          if (this.queue.length > 0) this._schedule();
+        });
     }
     return this.sending;
   }
 
-  /** Stop listening to page events and timers (messages still queued stay stored). */
+  /** Stop listening to page events and timers; messages still queued stay stored for the next page load. */
   destroy() {
+    this.destroyed = true;
     this._clearTimer();
-    document.removeEventListener("visibilitychange", this._onVisibility);
-    window.removeEventListener("pagehide", this._onHide);
-    window.removeEventListener("online", this._onOnline);
+    if (this.wake) this.wake(); // ends a retry wait
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    for (const [target, type, fn] of this.listeners) target.removeEventListener(type, fn);
+    this.listeners = [];
+    this.store.leave();
   }
 
   // --- internals ----------------------------------------------------------------------------
 
-  _enqueue(partial) {
-    const message = {
-      ...partial,
-      messageId: uuid(),
-      timestamp: new Date().toISOString(),
-      anonymousId: this.anonymousId(),
-      context: context(),
-    };
-    const userId = this.userId();
-    if (userId) message.userId = userId;
-    if (byteLength(JSON.stringify(message)) > MAX_BATCH_BYTES - 200) {
-      throw new TypeError(`message exceeds ${MAX_BATCH_BYTES} bytes`);
+  _listen(target, type, fn) {
+    target.addEventListener(type, fn);
+    this.listeners.push([target, type, fn]);
+  }
+
+  _report(error, messages) {
+    try {
+      this.onError(error, messages);
+    } catch {
+      // a throwing callback must not reach the page nor stop delivery
     }
-    this.queue.push(message);
-    this._store((stored) => stored.concat([message]));
+  }
+
+  _object(value, name) {
+    if (value === undefined || value === null) return undefined;
+    if (!isObject(value)) throw new TypeError(`${name} must be an object`);
+    return value;
+  }
+
+  _properties(value) {
+    return { ...this.defaults, ...(this._object(value, "properties") || {}) };
+  }
+
+  _view(nameOrProperties, maybeProperties, base) {
+    const named = typeof nameOrProperties === "string";
+    if (!named && nameOrProperties != null && !isObject(nameOrProperties)) throw new TypeError("page/screen takes (name?, properties?)");
+    const own = this._object(named ? maybeProperties : nameOrProperties, "properties");
+    const message = { properties: { ...this.defaults, ...base, ...(own || {}) } };
+    if (named && nameOrProperties) message.name = nameOrProperties;
+    return message;
+  }
+
+  /** Build, check and queue one message; every problem is reported, never thrown. */
+  _call(type, build) {
+    if (this.inert) {
+      this._report(new Error(`${type} dropped: the client is not configured (writeKey, host)`), []);
+      return undefined;
+    }
+    if (this.destroyed) {
+      this._report(new Error(`${type} after destroy(): message dropped`), []);
+      return undefined;
+    }
+    if (this.hasOptedOut()) return undefined;
+    let message;
+    try {
+      const now = Date.now();
+      message = {
+        type,
+        messageId: uuid(),
+        timestamp: new Date(now).toISOString(),
+        anonymousId: this.anonymousId(),
+        ...build(),
+        context: { ...baseContext({ name: LIBRARY_NAME, version: VERSION }), sessionId: this._session(now, true) },
+      };
+      if (message.userId === undefined) {
+        const userId = this.userId();
+        if (userId && type !== "alias") message.userId = userId;
+      }
+    } catch (error) {
+      this._report(new TypeError(`invalid ${type}: ${error && error.message}; message dropped`), []);
+      return undefined;
+    }
+    if (this.beforeSend) {
+      let changed;
+      try {
+        changed = this.beforeSend(message);
+      } catch (error) {
+        this._report(new Error(`beforeSend threw: ${error && error.message}; message dropped`), [message]);
+        return undefined;
+      }
+      if (!isObject(changed)) return undefined;
+      message = changed;
+    }
+    let size;
+    try {
+      size = byteLength(JSON.stringify(message));
+    } catch (error) {
+      this._report(new TypeError(`message cannot be encoded: ${error && error.message}`), [message]);
+      return undefined;
+    }
+    if (size > MAX_BATCH_BYTES - 200) {
+      this._report(new TypeError(`message exceeds ${MAX_BATCH_BYTES} bytes; dropped`), [message]);
+      return undefined;
+    }
+    if (this.pending >= this.maxQueueSize) {
+      this._report(new Error(`queue is full (${this.maxQueueSize}); message dropped`), [message]);
+      return undefined;
+    }
+    const queuedAt = Date.now();
+    this.queue.push({ message, queuedAt });
+    this.store.add(message, queuedAt);
     if (this.queue.length >= this.flushAt) this.flush();
     else this._schedule();
     return message.messageId;
   }
 
+  /** The session id, renewed after SESSION_TIMEOUT_MS without activity; touch records activity. */
+  _session(now, touch) {
+    const [id, last] = String(this._get(this.keys.session) || "").split("|");
+    let current = id;
+    if (!current || !(now - Number(last) < SESSION_TIMEOUT_MS)) current = uuid();
+    if (touch || current !== id) this._set(this.keys.session, `${current}|${now}`);
+    return current;
+  }
+
   _schedule() {
-    if (this.timer === null && !this.sending) {
+    if (this.timer === null && !this.sending && !this.destroyed) {
       this.timer = setTimeout(() => {
         this.timer = null;
         this.flush();
@@ -247,23 +448,60 @@ export class Analytics {
     }
   }
 
+  _heartbeat() {
+    if (this.destroyed) return;
+    this.store.beat();
+    if (this.queue.length === 0 && this.inflight.length === 0) this._adoptStored();
+  }
+
+  /** Queue the stored messages whose tab is gone (an earlier page view, a crashed tab), with own: also ours given up on. */
+  _adoptStored(own = false) {
+    if (this.adopting || !this.store.persistent || this.hasOptedOut()) return this.adopting || Promise.resolve(0);
+    const held = new Set(this.queue.concat(this.inflight).map((q) => q.message.messageId));
+    this.adopting = this.store.claimOrphans(this.maxMessageAge, this.maxQueueSize - this.pending, held, own).then(({ claimed, expired }) => {
+      this.adopting = null;
+      if (expired.length > 0) {
+        this._report(new Error(`${expired.length} stored message(s) older than the service's de-duplication window dropped unsent`), expired);
+      }
+      const held = new Set(this.queue.concat(this.inflight).map((q) => q.message.messageId));
+      const adopted = claimed.filter((c) => !held.has(c.message.messageId));
+      if (adopted.length > 0) {
+        this.queue.unshift(...adopted);
+        setTimeout(() => this.flush(), 0);
+      }
+      return adopted.length;
+    });
+    return this.adopting;
+  }
+
+  /** Drop (and report) the messages an attempt starting now might deliver after the dedupe window. */
+  _dropExpired(list) {
+    const limit = Date.now() + this.timeout - this.maxMessageAge;
+    const expired = list.filter((q) => q.queuedAt <= limit);
+    if (expired.length === 0) return list;
+    const messages = expired.map((q) => q.message);
+    this.store.remove(messages);
+    this._report(new Error(`${expired.length} message(s) older than ${this.maxMessageAge} ms dropped unsent`), messages);
+    return list.filter((q) => q.queuedAt > limit);
+  }
+
   async _drain() {
     let allSent = true;
-    while (this.queue.length > 0) {
+    while (this.queue.length > 0 && !this.destroyed) {
       this.inflight = this._take(this.queue, MAX_BATCH_BYTES);
-      const sent = await this._send(this.inflight);
+      const sent = await this._send();
       this.inflight = [];
       if (!sent) allSent = false;
     }
     return allSent;
   }
 
-  /** Remove and return the first messages of list that fit in one request of at most maxBytes. */
+  /** Remove and return the first entries of list that fit in one request of at most maxBytes. */
   _take(list, maxBytes) {
     let size = 200;
     let n = 0;
-    for (const message of list) {
-      const bytes = byteLength(JSON.stringify(message)) + 1;
+    for (const entry of list) {
+      const bytes = byteLength(JSON.stringify(entry.message)) + 1;
       if (n === MAX_BATCH_MESSAGES || (n > 0 && size + bytes > maxBytes)) break;
       size += bytes;
       n++;
@@ -271,183 +509,150 @@ export class Analytics {
     return list.splice(0, n);
   }
 
-  _body(messages) {
-    return JSON.stringify({ batch: messages, sentAt: new Date().toISOString(), writeKey: this.writeKey });
+  _body(entries) {
+    return JSON.stringify({ batch: entries.map((q) => q.message), sentAt: new Date().toISOString(), writeKey: this.writeKey });
   }
 
-  /** Deliver one batch with retries; true when the service accepted it. */
-  async _send(batch) {
-    let messages = batch;
-    for (let attempt = 0; messages.length > 0; attempt++) {
-      let status;
+  /** One POST with a timeout: { status, answer, retryAfter } or { error } for a network failure. */
+  async _post(entries) {
+    const controller = typeof AbortController === "function" ? new AbortController() : null;
+    const timer = controller ? setTimeout(() => controller.abort(), this.timeout) : null;
+    try {
+      const response = await fetch(this.endpoint, {
+        method: "POST",
+        headers: { "Content-Type": "text/plain;charset=UTF-8" },
+        body: this._body(entries),
+        credentials: "omit",
+        signal: controller ? controller.signal : undefined,
+      });
       let answer = {};
-      let retryAfter;
-      let error;
-      try {
-        const response = await fetch(this.endpoint, {
-          method: "POST",
-          headers: { "Content-Type": "text/plain;charset=UTF-8" },
-          body: this._body(messages),
-          credentials: "omit",
-        });
-        status = response.status;
-        if (response.ok) {
-          this._forget(messages);
-          return true;
-        }
-        retryAfter = parseRetryAfter(response.headers.get("Retry-After"));
+      if (!response.ok) {
         try {
-          answer = await response.json();
+          answer = (await response.json()) || {};
         } catch {
           answer = {};
         }
-        error = new Error(`service answered ${status}${answer && answer.message ? `: ${answer.message}` : ""}`);
-      } catch (cause) {
-        error = new Error(`request failed: ${cause && cause.message ? cause.message : cause}`);
       }
-      const index = answer && Number.isInteger(answer.index) ? answer.index : -1;
-      if (status === 400 && index >= 0 && index < messages.length && messages.length > 1) {
+      return { status: response.status, ok: response.ok, answer, retryAfter: parseRetryAfter(response.headers.get("Retry-After")) };
+    } catch (cause) {
+      const detail = controller && controller.signal.aborted ? `no answer within ${this.timeout} ms` : cause && cause.message ? cause.message : cause;
+      return { error: new Error(`request failed: ${detail}`) };
+    } finally {
+      if (timer) clearTimeout(timer);
+    }
+  }
+
+  /** Deliver the in-flight batch with retries; true when the service accepted all of it. */
+  async _send() {
+    let allSent = true;
+    for (let attempt = 0; ; attempt++) {
+      const before = this.inflight.length;
+      this.inflight = this._dropExpired(this.inflight);
+      if (this.inflight.length < before) allSent = false;
+      if (this.inflight.length === 0 || this.destroyed) return allSent && this.inflight.length === 0;
+      const entries = this.inflight;
+      const { status, ok, answer = {}, retryAfter, error: networkError } = await this._post(entries);
+      if (this.inflight !== entries) return false; // taken over meanwhile (optOut, a beacon)
+      if (ok) {
+        this.failing = false;
+        this.store.remove(entries.map((q) => q.message));
+        return allSent;
+      }
+      const error = networkError || new Error(`service answered ${status}${answer.message ? `: ${answer.message}` : ""}`);
+      const index = Number.isInteger(answer.index) ? answer.index : -1;
+      if (status === 400 && index >= 0 && index < entries.length && entries.length > 1) {
         // one invalid message makes the service refuse the batch and it names it: drop it, resend the rest
-        const [rejected] = messages.splice(index, 1);
-        this._forget([rejected]);
-        this._report(error, [rejected]);
+        const [rejected] = entries.splice(index, 1);
+        this.store.remove([rejected.message]);
+        this._report(error, [rejected.message]);
+        allSent = false;
         attempt = -1;
         continue;
       }
       const retryable = status === undefined || status === 408 || status === 429 || status >= 500;
       if (!retryable) {
-        this._forget(messages); // the service will never take them
-        this._report(error, messages);
+        this.failing = false;
+        this.store.remove(entries.map((q) => q.message)); // the service will never take them
+        this._report(error, entries.map((q) => q.message));
         return false;
       }
+      this.failing = true;
       if (attempt >= this.maxRetries) {
-        // kept in localStorage: the next page load sends them again
-        this._report(new Error(`giving up for now after ${attempt + 1} attempts: ${error.message}`), messages);
+        // kept in storage: the next page load sends them again (within the de-duplication window)
+        this._report(new Error(`giving up for now after ${attempt + 1} attempts: ${error.message}`), entries.map((q) => q.message));
         return false;
       }
-      await sleep(retryAfter ?? backoff(attempt, this.minRetryDelay, this.maxRetryDelay));
+      await this._sleep(retryAfter ?? backoff(attempt, this.minRetryDelay, this.maxRetryDelay));
     }
-    return true;
   }
 
-  /** The page is hidden or being left: send everything queued with sendBeacon. */
-  _onHide() {
+  /** Wait ms, or until destroy(). */
+  _sleep(ms) {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.wake = null;
+        resolve();
+      }, ms);
+      this.wake = () => {
+        clearTimeout(timer);
+        this.wake = null;
+        resolve();
+      };
+    });
+  }
+
+  /**
+   * The page is hidden or left: send everything queued with sendBeacon and forget what the browser
+   * took (no resend after a reload, none by another tab). While the service is failing, the
+   * messages stay stored instead, for the next page load. On leaving, the heartbeat goes so the
+   * next page load adopts what is left at once.
+   */
+  _onHide(leaving) {
     this._clearTimer();
-    const messages = this.inflight.concat(this.queue);
-    if (messages.length === 0) return;
-    this.queue = [];
-    // They stay in localStorage: a beacon's fate is unknown, so the next page load sends them again
-    // and the service's dedupe by messageId stores them once.
-    const pending = messages.slice();
-    while (pending.length > 0) {
-      const chunk = this._take(pending, MAX_BEACON_BYTES);
-      const body = this._body(chunk);
-      let queued = false;
-      try {
-        queued = typeof navigator.sendBeacon === "function" && navigator.sendBeacon(this.endpoint, body);
-      } catch {
-        queued = false;
-      }
-      if (!queued) {
+    const entries = this._dropExpired(this.inflight.concat(this.queue));
+    if (entries.length > 0 && !this.failing && !this.hasOptedOut()) {
+      const pending = entries.slice();
+      const unsent = [];
+      while (pending.length > 0) {
+        const chunk = this._take(pending, MAX_BEACON_BYTES);
+        let queued = false;
         try {
-          fetch(this.endpoint, { method: "POST", body, keepalive: true, credentials: "omit",
-            headers: { "Content-Type": "text/plain;charset=UTF-8" } }).catch(() => {});
+          queued = typeof navigator !== "undefined" && typeof navigator.sendBeacon === "function"
+            && navigator.sendBeacon(this.endpoint, this._body(chunk));
         } catch {
-          // stored: sent on the next page load
+          queued = false;
         }
+        if (queued) this.store.remove(chunk.map((q) => q.message));
+        else unsent.push(...chunk);
       }
+      this.queue = unsent;
+      this.inflight = [];
     }
+    if (leaving) this.store.leave();
   }
 
-  _report(error, messages) {
-    try {
-      this.onError(error, messages);
-    } catch {
-      // a throwing callback must not stop delivery
-    }
-  }
-
-  // --- localStorage -------------------------------------------------------------------------
+  // --- storage ------------------------------------------------------------------------------
 
   _get(key) {
+    return this.storage.get(key);
+  }
+
+  _set(key, value) {
+    this.storage.set(key, value);
+  }
+
+  _remove(key) {
+    this.storage.remove(key);
+  }
+
+  _readJson(key) {
     try {
-      return this.storage.getItem(key);
+      const value = JSON.parse(this._get(key) || "null");
+      return isObject(value) ? value : null;
     } catch {
       return null;
     }
   }
-
-  _set(key, value) {
-    try {
-      this.storage.setItem(key, value);
-    } catch {
-      // full or unavailable: the value lives for this page view only
-    }
-  }
-
-  _remove(key) {
-    try {
-      this.storage.removeItem(key);
-    } catch {
-      // unavailable
-    }
-  }
-
-  _readStored() {
-    try {
-      const parsed = JSON.parse(this._get(this.keys.queue) || "[]");
-      return Array.isArray(parsed) ? parsed.filter((m) => m && typeof m.messageId === "string") : [];
-    } catch {
-      return [];
-    }
-  }
-
-  /** Read-modify-write the stored unsent messages (shared by the tabs of this site). */
-  _store(change) {
-    if (!this.persist) return;
-    let stored = change(this._readStored());
-    if (stored.length > MAX_STORED_MESSAGES) stored = stored.slice(stored.length - MAX_STORED_MESSAGES);
-    if (stored.length === 0) this._remove(this.keys.queue);
-    else this._set(this.keys.queue, JSON.stringify(stored));
-  }
-
-  _forget(messages) {
-    const ids = new Set(messages.map((m) => m.messageId));
-    this._store((stored) => stored.filter((m) => !ids.has(m.messageId)));
-  }
-
-  /** Queue the stored messages this instance does not hold (left by an earlier page view); returns how many. */
-  _adoptStored() {
-    if (!this.persist) return 0;
-    const cutoff = Date.now() - MAX_STORED_AGE_MS;
-    const fresh = this._readStored().filter((m) => !(Date.parse(m.timestamp) < cutoff));
-    this._store(() => fresh);
-    const held = new Set(this.queue.concat(this.inflight).map((m) => m.messageId));
-    const adopted = fresh.filter((m) => !held.has(m.messageId));
-    this.queue.unshift(...adopted);
-    return adopted.length;
-  }
-}
-
-function pageInfo() {
-  const { href, pathname, search } = window.location;
-  return { url: href, path: pathname, search, referrer: document.referrer, title: document.title };
-}
-
-function context() {
-  const ctx = {
-    library: { name: LIBRARY_NAME, version: VERSION },
-    page: pageInfo(),
-    userAgent: navigator.userAgent,
-    locale: navigator.language,
-  };
-  if (window.screen) ctx.screen = { width: window.screen.width, height: window.screen.height };
-  try {
-    ctx.timezone = Intl.DateTimeFormat().resolvedOptions().timeZone;
-  } catch {
-    // no Intl
-  }
-  return ctx;
 }
 
 export default Analytics;
