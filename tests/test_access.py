@@ -22,8 +22,8 @@ SITE_TOKEN = "tok_site_example_com_0123"
 BOUND_KEY = "wk_bound_to_tenant_a"
 # Routes a visitor may call without any credential: changing this list is a security decision.
 PUBLIC = {
-    ("GET", "/a.js"), ("POST", "/hit"), ("GET", "/health"), ("GET", "/openapi.json"), ("GET", "/docs"),
-    ("GET", "/dashboard"), ("GET", "/mcp"), ("GET", "/static/{path}"),
+    ("GET", "/a.js"), ("GET", "/sdk/analytics.js"), ("POST", "/hit"), ("GET", "/health"), ("GET", "/openapi.json"),
+    ("GET", "/docs"), ("GET", "/dashboard"), ("GET", "/mcp"), ("GET", "/static/{path}"),
 }
 PATH_VALUES = {"id": "1", "event": "play", "name": "play", "path": "dashboard.js"}
 SECURITY = {Access.PUBLIC: [], Access.TOKEN: [{"secretToken": []}], Access.SITE: [{"secretToken": []}],
