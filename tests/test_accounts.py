@@ -68,7 +68,7 @@ def _read_urls(client: Any) -> list[tuple[str, str]]:
     required parameter: add it to the query, so the route is really read here)."""
     today = datetime.now(UTC).date()
     query = (f"?start_date={today - timedelta(days=1)}&end_date={today}&site={SITE}&steps=alpha_event,zulu_event"
-             "&start_event=alpha_event&stop_event=zulu_event&events=alpha_event")
+             "&start_event=alpha_event&stop_event=zulu_event&events=alpha_event&goal=path:/alpha-page")
     values = {"id": "1", "event": "alpha_event", "name": "alpha_event"}
     sub = client.app[ANALYTICS_APP]
     urls = []
