@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 import aiopg
 import structlog
 
+from . import web_daily
 from .tx import transaction
 from .web_rollup import FRAGMENT_COLUMNS, FRAGMENTS, PAGE_VIEW
 
@@ -155,6 +156,7 @@ async def materialize(conn: aiopg.Connection, retention_days: int, limit: int = 
         params = {"unit": "hour", "claimed": claimed, "cutoff": cutoff, "lo": lo, "hi": hi}
         await cur.execute(DELETE_WEB, params)
         await cur.execute(INSERT_WEB, params)
+        await web_daily.rebuild(cur, claimed, [(a, h) for a, h in rows if h >= cutoff])
         lo, hi = _bounds([h for _a, h in rows], "day")
         params = {"claimed": claimed, "cutoff": cutoff, "lo": lo, "hi": hi}
         await cur.execute(DELETE_ACTIVITY, params)

@@ -8,7 +8,8 @@ anonymous events linked to the user by identify or alias count too. Periods are 
 bot events are left out, as in the aggregates.
 
 Sessions: the start and stop events of one user (a person: store/persons.py), ordered by (time,
-starts before stops, message id), are matched like parentheses: a stop closes the most recent
+starts before stops), are matched like parentheses (events of one kind at one time are interchangeable:
+the pairs' times do not depend on their order, so no tie-breaker is read): a stop closes the most recent
 unmatched start; a stop with no open start and a start never stopped make no session. A session belongs to the period of
 its start. Done with window functions: the clamped running depth (the stack height) is
 ``S - least(0, running min of S)`` for the running sum ``S`` of +1/-1; a stop closes the previous
@@ -60,8 +61,7 @@ FROM daily GROUP BY 1, 2
 
 SESSIONS = f"""
 WITH ev AS (
-    SELECT {EVENT_PERSON} AS u, e.ts, e.message_id,
-           e.event = %(start_event)s::text AS is_start
+    SELECT {EVENT_PERSON} AS u, e.ts, e.event = %(start_event)s::text AS is_start
     FROM np_analytics_events e {EVENT_PERSON_JOIN}
     WHERE e.source_account_id = %(account)s AND NOT e.is_bot AND e.ts >= %(start)s
       AND e.event IN (%(start_event)s::text, %(stop_event)s::text)
@@ -70,23 +70,23 @@ WITH ev AS (
 ),
 walk AS (
     SELECT *, sum(CASE WHEN is_start THEN 1 ELSE -1 END) OVER w AS s FROM ev
-    WINDOW w AS (PARTITION BY u ORDER BY ts, is_start DESC, message_id ROWS UNBOUNDED PRECEDING)
+    WINDOW w AS (PARTITION BY u ORDER BY ts, is_start DESC ROWS UNBOUNDED PRECEDING)
 ),
 depth AS (
     SELECT *, s - least(0, min(s) OVER w) AS d FROM walk
-    WINDOW w AS (PARTITION BY u ORDER BY ts, is_start DESC, message_id ROWS UNBOUNDED PRECEDING)
+    WINDOW w AS (PARTITION BY u ORDER BY ts, is_start DESC ROWS UNBOUNDED PRECEDING)
 ),
 levels AS (
     -- a start sits at the height after its push; a stop pops the height before it (0: nothing)
-    SELECT u, ts, message_id, is_start,
+    SELECT u, ts, is_start,
            CASE WHEN is_start THEN d ELSE lag(d, 1, 0::bigint) OVER w END AS level
     FROM depth
-    WINDOW w AS (PARTITION BY u ORDER BY ts, is_start DESC, message_id)
+    WINDOW w AS (PARTITION BY u ORDER BY ts, is_start DESC)
 ),
 pairs AS (
     SELECT is_start, ts, lag(ts) OVER w AS start_ts, lag(is_start) OVER w AS prev_is_start
     FROM levels WHERE level > 0
-    WINDOW w AS (PARTITION BY u, level ORDER BY ts, is_start DESC, message_id)
+    WINDOW w AS (PARTITION BY u, level ORDER BY ts, is_start DESC)
 )
 SELECT {_PERIOD_OF_TS.format(col="start_ts")} AS period, count(*), sum(extract(epoch FROM ts - start_ts))
 FROM pairs

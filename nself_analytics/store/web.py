@@ -60,30 +60,81 @@ _RAW_SOURCE = f"""(
     {_RAW_SCAN.format(n="tail")}
 ) AS e"""
 _FRAGMENT_COLUMNS = "hour, session_id, visitor, first_ts, last_ts, views, entry, exit, vals, cnts"
-FRAGS = f"""
-WITH frags AS (
-    SELECT {_FRAGMENT_COLUMNS} FROM np_analytics_web_sessions
-    WHERE source_account_id = %(account)s AND site = %(site)s AND hour >= %(h1)s AND hour < %(h2)s
-      AND hour <> ALL(%(dirty)s::timestamptz[]) AND (%(include_bots)s OR NOT is_bot)
-    UNION ALL
+_STORED = "np_analytics_web_sessions f WHERE f.source_account_id = %(account)s AND f.site = %(site)s"
+# The parts of a read:
+# * raw: fragments built from raw page views (edges, dirty hours; everything when filtered);
+# * ddays: the whole days of the range read from the per-day rows: no dirty hour, and no closed session
+#   of theirs seen in raw page views (a late page view not aggregated yet would count it twice);
+# * gen: the fragments read one by one: those of the other days of [h1, h2) (clean hours), the spanning
+#   ones of the ddays, and raw;
+# * daily: the per-day rows of the ddays.
+COMMON = f"""
+WITH raw AS MATERIALIZED (
     SELECT {_FRAGMENT_COLUMNS} FROM ({FRAGMENTS.format(source=_RAW_SOURCE, where=_RAW_FILTERS)}) AS raw
+),
+pulled AS (
+    SELECT (f.hour AT TIME ZONE 'UTC')::date AS day
+    FROM raw r JOIN {_STORED.replace(" WHERE ", " ON ")} AND f.session_id = r.session_id
+    WHERE NOT f.spans AND f.hour >= %(d1)s AND f.hour < %(d2)s
+),
+ddays AS MATERIALIZED (
+    SELECT g::date AS day
+    FROM generate_series(%(d1)s::timestamptz AT TIME ZONE 'UTC', %(d2)s::timestamptz AT TIME ZONE 'UTC'
+                         - interval '1 day', interval '1 day') AS g
+    WHERE g::date <> ALL(%(dirty_days)s::date[]) AND g::date NOT IN (SELECT day FROM pulled)
+),
+fdays AS (
+    SELECT g::date AS day
+    FROM generate_series(date_trunc('day', %(h1)s::timestamptz AT TIME ZONE 'UTC'),
+                         (%(h2)s::timestamptz - interval '1 microsecond') AT TIME ZONE 'UTC', interval '1 day') AS g
+    WHERE g::date NOT IN (SELECT day FROM ddays)
+),
+gen AS (
+    SELECT f.* FROM fdays d CROSS JOIN LATERAL (
+        SELECT {_FRAGMENT_COLUMNS} FROM {_STORED}
+          AND f.hour >= greatest(%(h1)s, d.day::timestamp AT TIME ZONE 'UTC')
+          AND f.hour < least(%(h2)s, (d.day + 1)::timestamp AT TIME ZONE 'UTC')
+          AND f.hour <> ALL(%(dirty)s::timestamptz[]) AND (%(include_bots)s OR NOT f.is_bot)
+    ) AS f
+    UNION ALL
+    SELECT {_FRAGMENT_COLUMNS} FROM {_STORED}
+      AND f.spans AND f.hour >= %(d1)s AND f.hour < %(d2)s AND (%(include_bots)s OR NOT f.is_bot)
+      AND (f.hour AT TIME ZONE 'UTC')::date IN (SELECT day FROM ddays)
+    UNION ALL
+    SELECT {_FRAGMENT_COLUMNS} FROM raw
 )"""
 
-# Distinct counts are taken in two steps (group by session first, then count the groups): hash
-# aggregation, then a small count, is several times faster than count(DISTINCT).
-SUMMARY = FRAGS + f"""
-SELECT coalesce(sum(views), 0) AS pageviews, count(session_id) AS sessions,
-       count(DISTINCT {person_expr("s.visitor")}) AS visitors
-FROM (
+
+def _daily(code: str) -> str:
+    """The per-day rows of one code over the ddays."""
+    return f"""(
+    SELECT w.day, w.value, w.views, w.sessions, w.bounces, w.seconds, w.sviews FROM np_analytics_web_daily w
+    WHERE w.source_account_id = %(account)s AND w.site = %(site)s AND w.code = '{code}'
+      AND w.day >= %(d1_day)s AND w.day < %(d2_day)s AND w.day IN (SELECT day FROM ddays)
+      AND (%(include_bots)s OR NOT w.is_bot))"""
+
+
+# Page views, sessions and visitors: the ddays' closed sessions from their rows and visitor lists, the rest
+# from the fragments read one by one. A visitor is a person (store/persons.py): the anonymous id the beacon
+# or SDK sent joins the user it identified as, also for rows stored before the link.
+SUMMARY = COMMON + f"""
+, per_session AS (
     -- one row per session (its visitor: the first identity seen, so a session whose IP changes mid-way is
     -- still one session); page views without a session are grouped by visitor instead
     SELECT session_id, min(visitor) AS visitor, sum(views) AS views
-    FROM frags
+    FROM gen
     GROUP BY session_id, CASE WHEN session_id IS NULL THEN visitor END
-) AS s
--- a visitor is a person (store/persons.py): the anonymous id the beacon or SDK sent joins the user it
--- identified as, also for fragments stored before the link
-{person_join("s.visitor")}
+),
+visitors AS (
+    SELECT u.visitor FROM np_analytics_web_day_stats v CROSS JOIN LATERAL unnest(v.visitors) AS u(visitor)
+    WHERE v.source_account_id = %(account)s AND v.site = %(site)s AND v.day >= %(d1_day)s AND v.day < %(d2_day)s
+      AND v.day IN (SELECT day FROM ddays) AND (%(include_bots)s OR NOT v.is_bot)
+    UNION
+    SELECT visitor FROM per_session WHERE visitor IS NOT NULL
+)
+SELECT (SELECT coalesce(sum(views), 0) FROM {_daily("*")} AS d) + (SELECT coalesce(sum(views), 0) FROM per_session),
+       (SELECT coalesce(sum(sessions), 0) FROM {_daily("*")} AS d) + (SELECT count(session_id) FROM per_session),
+       (SELECT count(DISTINCT {person_expr("v.visitor")}) FROM visitors v {person_join("v.visitor")})
 """
 
 # Dimension name -> (code of its values in the fragments, condition on its value). Rows without a value
@@ -99,95 +150,133 @@ _DIMENSIONS: dict[str, tuple[str, str]] = {
     "hostnames": ("h", "true"),
 }
 assert {code for code, _ in _DIMENSIONS.values()} <= DIMENSIONS.keys()
-_UNNEST = """
+# Page views and sessions per value of one code: the ddays' rows, then the fragments read one by one
+# (their sessions are never among the ddays' closed sessions, so the sums count each session once).
+_PER_VALUE = """
+    SELECT value, views, sessions FROM {daily} AS d
+    UNION ALL
+    SELECT value, sum(views), count(session_id) FROM (
         SELECT substr(d.v, 2) AS value, f.session_id, sum(d.n) AS views
-        FROM frags f CROSS JOIN LATERAL unnest(f.vals, f.cnts) AS d(v, n)
+        FROM gen f CROSS JOIN LATERAL unnest(f.vals, f.cnts) AS d(v, n)
         WHERE left(d.v, 1) = '{code}'
-        GROUP BY 1, 2"""
+        GROUP BY 1, 2
+    ) AS per_session GROUP BY value"""
 _BREAKDOWN = """
-SELECT value, sum(views) AS pageviews, count(session_id) AS sessions
-FROM ({unnest}) AS per_session
-WHERE {condition}
+SELECT value, sum(views) AS pageviews, sum(sessions) AS sessions
+FROM ({per_value}) AS per_value
+WHERE value IS NOT NULL AND value <> '' AND {condition}
 GROUP BY value
 ORDER BY pageviews DESC, sessions DESC, value COLLATE "C"
 LIMIT %(limit)s
 """
 BREAKDOWNS: dict[str, str] = {
-    name: FRAGS + _BREAKDOWN.format(unnest=_UNNEST.format(code=code), condition=condition)
+    name: COMMON + _BREAKDOWN.format(per_value=_PER_VALUE.format(daily=_daily(code), code=code), condition=condition)
     for name, (code, condition) in _DIMENSIONS.items()
 }
 
-# Page views and sessions per value of a key, zero-filled over every key of a series: {per_session} gives
-# (key, session_id, views), {series} is a set-returning expression of all keys.
+# Page views and sessions per key, zero-filled over every key of a series: {counts} gives (key, views,
+# sessions) rows to sum per key, {series} is a set-returning expression of all keys.
 _SERIES = """
 , counts AS (
-    SELECT key, sum(views) AS pageviews, count(session_id) AS sessions
-    FROM ({per_session}) AS per_session
-    GROUP BY key
+    SELECT key, sum(views) AS pageviews, sum(sessions) AS sessions FROM ({counts}) AS c GROUP BY key
 )
 SELECT {label}, coalesce(counts.pageviews, 0) AS pageviews, coalesce(counts.sessions, 0) AS sessions
 FROM {series} AS series(key)
 LEFT JOIN counts ON counts.key = series.key
 ORDER BY series.key
 """
-_PER_HOUR_KEY = "SELECT {key} AS key, session_id, sum(views) AS views FROM frags GROUP BY 1, 2"
+_PER_KEY = """
+    SELECT {daily_key} AS key, views, sessions FROM {daily} AS d
+    UNION ALL
+    SELECT key, sum(views), count(session_id) FROM (
+        SELECT {key} AS key, session_id, sum(views) AS views FROM gen GROUP BY 1, 2
+    ) AS per_session GROUP BY key"""
 
 # Days of [start, end) in UTC.
-TIMESERIES = FRAGS + _SERIES.format(
-    per_session=_PER_HOUR_KEY.format(key="date_trunc('day', hour AT TIME ZONE 'UTC')"),
+TIMESERIES = COMMON + _SERIES.format(
+    counts=_PER_KEY.format(daily_key="d.day::timestamp", daily=_daily("*"),
+                           key="date_trunc('day', hour AT TIME ZONE 'UTC')"),
     label="to_char(series.key, 'YYYY-MM-DD')",
     series="generate_series(date_trunc('day', %(start)s AT TIME ZONE 'UTC'), "
            "date_trunc('day', (%(end)s - interval '1 microsecond') AT TIME ZONE 'UTC'), interval '1 day')",
 )
 # Hours of the day, UTC.
-PEAK_HOURS = FRAGS + _SERIES.format(
-    per_session=_PER_HOUR_KEY.format(key="extract(hour FROM hour AT TIME ZONE 'UTC')::int"),
+PEAK_HOURS = COMMON + _SERIES.format(
+    counts=_PER_KEY.format(daily_key="d.value::int", daily=_daily("H"),
+                           key="extract(hour FROM hour AT TIME ZONE 'UTC')::int"),
     label="series.key", series="generate_series(0, 23)",
 )
 # Screen width buckets (the common CSS breakpoints): label, lowest width, highest width (None: no limit).
 SCREEN_BUCKETS: tuple[tuple[str, int, int | None], ...] = (
     ("<576", 0, 575), ("576-767", 576, 767), ("768-991", 768, 991), ("992-1199", 992, 1199), (">=1200", 1200, None),
 )
-SCREEN_WIDTHS = FRAGS + _SERIES.format(
-    per_session=f"SELECT value::int AS key, session_id, views FROM ({_UNNEST.format(code='w')}) AS w",
+SCREEN_WIDTHS = COMMON + _SERIES.format(
+    counts=f"SELECT value::int AS key, views, sessions FROM ({_PER_VALUE.format(daily=_daily('w'), code='w')}) AS w",
     label="series.key", series="generate_series(0, 4)",
 )
 
-# One row per session: its first and last page (the fragments of a session never overlap in time, except
-# a bot's and a human's within one hour: ties broken by path as within a fragment), views, and duration.
-_SESSIONS = FRAGS + """
+# One row per session read one by one: its first and last page (the fragments of a session never overlap
+# in time, except a bot's and a human's within one hour: ties broken by path as within a fragment), views,
+# and duration.
+_SESSIONS = COMMON + """
 , sessions AS (
     SELECT session_id,
            (array_agg(entry ORDER BY first_ts, entry COLLATE "C"))[1] AS entry,
            (array_agg(exit ORDER BY last_ts DESC, exit COLLATE "C" DESC))[1] AS exit,
            sum(views) AS views,
            extract(epoch FROM max(last_ts) - min(first_ts))::float8 AS seconds
-    FROM frags
+    FROM gen
     WHERE session_id IS NOT NULL
     GROUP BY session_id
 )
 """
-ENTRY_PAGES = _SESSIONS + """
-SELECT entry AS path, count(*) AS sessions, count(*) FILTER (WHERE views = 1) AS bounces
-FROM sessions
-GROUP BY entry
-ORDER BY sessions DESC, entry COLLATE "C"
+ENTRY_PAGES = _SESSIONS + f"""
+SELECT path, sum(sessions) AS sessions, sum(bounces) AS bounces FROM (
+    SELECT value AS path, sessions, bounces FROM {_daily("e")} AS d
+    UNION ALL
+    SELECT entry, count(*), count(*) FILTER (WHERE views = 1) FROM sessions GROUP BY entry
+) AS e
+GROUP BY path
+ORDER BY sessions DESC, path COLLATE "C"
 LIMIT %(limit)s
 """
-EXIT_PAGES = _SESSIONS + """
-SELECT exit AS path, count(*) AS sessions
-FROM sessions
-GROUP BY exit
-ORDER BY sessions DESC, exit COLLATE "C"
+EXIT_PAGES = _SESSIONS + f"""
+SELECT path, sum(sessions) AS sessions FROM (
+    SELECT value AS path, sessions FROM {_daily("x")} AS d
+    UNION ALL
+    SELECT exit, count(*) FROM sessions GROUP BY exit
+) AS x
+GROUP BY path
+ORDER BY sessions DESC, path COLLATE "C"
 LIMIT %(limit)s
 """
-SESSION_DURATION = _SESSIONS + """
-SELECT count(*) AS sessions,
-       coalesce(avg(seconds), 0) AS average_seconds,
-       coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY seconds), 0) AS median_seconds,
-       coalesce(avg(views), 0)::float8 AS pageviews_per_session,
-       count(*) FILTER (WHERE views = 1) AS bounces
-FROM sessions
+# The median of the durations: the ddays keep them per millisecond with their session counts; the k-th
+# smallest (from 0) is the first duration whose running count exceeds k.
+SESSION_DURATION = _SESSIONS + f"""
+, totals AS (
+    SELECT coalesce(sum(sessions), 0) AS n, coalesce(sum(seconds), 0) AS seconds, coalesce(sum(sviews), 0) AS views,
+           coalesce(sum(bounces), 0) AS bounces
+    FROM (SELECT sessions, seconds, sviews, bounces FROM {_daily("*")} AS d
+          UNION ALL
+          SELECT count(*), sum(seconds), sum(views), count(*) FILTER (WHERE views = 1) FROM sessions) AS t
+),
+durations AS (
+    SELECT seconds, sum(n) OVER (ORDER BY seconds) AS upto
+    FROM (SELECT seconds, sum(n) AS n FROM (
+              SELECT u.ms / 1000.0 AS seconds, u.n
+              FROM np_analytics_web_day_stats v CROSS JOIN LATERAL unnest(v.ms, v.n) AS u(ms, n)
+              WHERE v.source_account_id = %(account)s AND v.site = %(site)s AND v.day >= %(d1_day)s
+                AND v.day < %(d2_day)s AND v.day IN (SELECT day FROM ddays) AND (%(include_bots)s OR NOT v.is_bot)
+              UNION ALL
+              SELECT seconds::numeric, 1 FROM sessions) AS u
+          GROUP BY seconds) AS g
+)
+SELECT t.n, CASE WHEN t.n > 0 THEN t.seconds / t.n ELSE 0 END,
+       coalesce((SELECT (min(seconds) FILTER (WHERE upto > floor((t.n - 1) / 2))
+                         + min(seconds) FILTER (WHERE upto > floor(t.n / 2))) / 2 FROM durations), 0)::float8,
+       CASE WHEN t.n > 0 THEN t.views::float8 / t.n ELSE 0 END,
+       t.bounces
+FROM totals t
 """
 
 # The hours in [h1, h2) of the account whose events are not in the fragments yet.
@@ -198,6 +287,7 @@ WHERE source_account_id = %(account)s AND hour >= %(h1)s AND hour < %(h2)s ORDER
 # One snapshot for the dirty hours and the fragments (the aggregator swaps both in one transaction).
 ISOLATION = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"
 HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -235,18 +325,28 @@ def _hour_floor(instant: datetime) -> datetime:
     return instant.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
+def _day_floor(instant: datetime) -> datetime:
+    return _hour_floor(instant).replace(hour=0)
+
+
 async def _plan(cur: aiopg.Cursor, query: WebQuery) -> dict[str, Any]:
-    """Which whole hours come from stored fragments ([h1, h2) less ``dirty``) and which ranges from raw."""
+    """The bounds of the read's parts: whole hours [h1, h2) and whole days [d1, d2) of the range, the dirty
+    hours and their days, and the raw scans (the edges before h1 and from h2, the dirty hours)."""
     h1 = _hour_floor(query.start - timedelta(microseconds=1)) + HOUR
     h2 = _hour_floor(query.end)
     if query.filtered or h1 >= h2:  # everything raw, in one scan
-        return {"h1": query.start, "h2": query.start, "dirty": [], "head_lo": query.start, "head_hi": query.end,
-                "dirty_lo": query.start, "dirty_hi": query.start, "tail_lo": query.end, "tail_hi": query.end}
-    await cur.execute(DIRTY_HOURS, {"account": query.account, "h1": h1, "h2": h2})
-    dirty = [hour.astimezone(UTC) for (hour,) in await cur.fetchall()]
-    return {"h1": h1, "h2": h2, "dirty": dirty, "head_lo": query.start, "head_hi": h1,
-            "dirty_lo": dirty[0] if dirty else h1, "dirty_hi": dirty[-1] + HOUR if dirty else h1,
-            "tail_lo": h2, "tail_hi": query.end}
+        h1 = h2 = query.start
+        edges = {"head_lo": query.start, "head_hi": query.end, "tail_lo": query.end, "tail_hi": query.end}
+        dirty: list[datetime] = []
+    else:
+        edges = {"head_lo": query.start, "head_hi": h1, "tail_lo": h2, "tail_hi": query.end}
+        await cur.execute(DIRTY_HOURS, {"account": query.account, "h1": h1, "h2": h2})
+        dirty = [hour.astimezone(UTC) for (hour,) in await cur.fetchall()]
+    d1 = _day_floor(h1 - timedelta(microseconds=1)) + DAY
+    d2 = max(d1, _day_floor(h2))
+    return {"h1": h1, "h2": h2, "d1": d1, "d2": d2, "d1_day": d1.date(), "d2_day": d2.date(), "dirty": dirty,
+            "dirty_days": sorted({hour.date() for hour in dirty}), **edges,
+            "dirty_lo": dirty[0] if dirty else h1, "dirty_hi": dirty[-1] + HOUR if dirty else h1}
 
 
 async def _rows(conn: aiopg.Connection, sql: str, query: WebQuery) -> list[tuple[Any, ...]]:

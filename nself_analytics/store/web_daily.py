@@ -1,0 +1,145 @@
+"""Per-day web statistics kept by the aggregator from the session fragments (migration 0041).
+
+After the fragments of the claimed hours are rebuilt (store/aggregates.py), :func:`rebuild` marks which
+fragments belong to sessions that are not "closed" within one UTC day (fragments in more than one day,
+or with both bot flags: ``spans``), then rebuilds, from the fragments of every day concerned (the claimed
+hours' days, and the days whose fragments changed their ``spans`` flag), the day's rows in
+np_analytics_web_daily and its visitors and durations in np_analytics_web_day_stats. A day's rows count only its
+closed sessions, so summing them over days counts each session once; spanning fragments are read one by
+one at read time (store/web.py).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import aiopg
+
+__all__ = ["rebuild"]
+
+# The sessions with a fragment in a claimed hour: their fragments' flags, updated where they change;
+# returns the (account, day) of each changed fragment.
+SPANS = """
+WITH claimed AS (
+    SELECT DISTINCT c.source_account_id, c.hour
+    FROM jsonb_to_recordset(%(claimed)s::jsonb) AS c(source_account_id text, hour timestamptz)
+),
+touched AS (
+    SELECT DISTINCT w.source_account_id, w.site, w.session_id
+    FROM np_analytics_web_sessions w JOIN claimed c ON w.source_account_id = c.source_account_id AND w.hour = c.hour
+    WHERE w.session_id IS NOT NULL
+),
+flags AS (
+    SELECT w.source_account_id, w.site, w.session_id, w.hour, w.is_bot,
+           (min(w.hour) OVER s AT TIME ZONE 'UTC')::date < (max(w.hour) OVER s AT TIME ZONE 'UTC')::date
+           OR bool_or(w.is_bot) OVER s <> bool_and(w.is_bot) OVER s AS spans
+    FROM np_analytics_web_sessions w
+    JOIN touched t ON w.source_account_id = t.source_account_id AND w.site = t.site AND w.session_id = t.session_id
+    WINDOW s AS (PARTITION BY w.source_account_id, w.site, w.session_id)
+)
+UPDATE np_analytics_web_sessions w SET spans = f.spans
+FROM flags f
+WHERE w.source_account_id = f.source_account_id AND w.site = f.site AND w.session_id = f.session_id
+  AND w.hour = f.hour AND w.is_bot = f.is_bot AND w.spans <> f.spans
+RETURNING w.source_account_id, (w.hour AT TIME ZONE 'UTC')::date
+"""
+
+_DAYS = """
+days AS (
+    SELECT DISTINCT d.source_account_id, d.day
+    FROM jsonb_to_recordset(%(days)s::jsonb) AS d(source_account_id text, day date)
+)"""
+
+DELETE_DAILY = f"""
+WITH {_DAYS}
+DELETE FROM np_analytics_web_daily w USING days d WHERE w.source_account_id = d.source_account_id AND w.day = d.day
+"""
+DELETE_DAY_STATS = f"""
+WITH {_DAYS}
+DELETE FROM np_analytics_web_day_stats w USING days d WHERE w.source_account_id = d.source_account_id AND w.day = d.day
+"""
+
+# The closed fragments of the days, and one row per closed session (entry: the first fragment's entry,
+# ties in time broken by path, as within a fragment; exit likewise).
+_CLOSED = f"""
+WITH {_DAYS},
+fr AS MATERIALIZED (
+    SELECT w.source_account_id, w.site, d.day, w.hour, w.session_id, w.is_bot, w.visitor, w.first_ts, w.last_ts,
+           w.views, w.entry, w.exit, w.vals, w.cnts
+    FROM days d JOIN np_analytics_web_sessions w ON w.source_account_id = d.source_account_id
+         AND w.hour >= d.day::timestamp AT TIME ZONE 'UTC' AND w.hour < (d.day + 1)::timestamp AT TIME ZONE 'UTC'
+    WHERE NOT w.spans
+),
+sess AS MATERIALIZED (
+    SELECT source_account_id, site, day, is_bot, session_id, min(visitor) AS visitor,
+           (array_agg(entry ORDER BY first_ts, entry COLLATE "C"))[1] AS entry,
+           (array_agg(exit ORDER BY last_ts DESC, exit COLLATE "C" DESC))[1] AS exit,
+           sum(views) AS views, extract(epoch FROM max(last_ts) - min(first_ts))::float8 AS seconds
+    FROM fr WHERE session_id IS NOT NULL
+    GROUP BY 1, 2, 3, 4, 5
+)"""
+
+_COLUMNS = "source_account_id, site, day, is_bot, code, value, views, sessions, bounces, seconds, sviews"
+INSERT_DAILY = _CLOSED + f""",
+per_value AS (
+    SELECT f.source_account_id, f.site, f.day, f.is_bot, left(d.v, 1) AS code, substr(d.v, 2) AS value,
+           f.session_id, sum(d.n) AS views
+    FROM fr f
+    CROSS JOIN LATERAL unnest(f.vals || ('H' || extract(hour FROM f.hour AT TIME ZONE 'UTC')::int::text),
+                              f.cnts || f.views) AS d(v, n)
+    GROUP BY 1, 2, 3, 4, 5, 6, 7
+)
+INSERT INTO np_analytics_web_daily ({_COLUMNS})
+SELECT source_account_id, site, day, is_bot, code, value, sum(views), count(session_id), 0, 0, 0
+FROM per_value GROUP BY 1, 2, 3, 4, 5, 6
+UNION ALL
+SELECT source_account_id, site, day, is_bot, 'e', entry, 0, count(*), count(*) FILTER (WHERE views = 1), 0, 0
+FROM sess GROUP BY 1, 2, 3, 4, 6
+UNION ALL
+SELECT source_account_id, site, day, is_bot, 'x', exit, 0, count(*), 0, 0, 0
+FROM sess GROUP BY 1, 2, 3, 4, 6
+UNION ALL
+SELECT t.source_account_id, t.site, t.day, t.is_bot, '*', '', t.views, coalesce(s.sessions, 0),
+       coalesce(s.bounces, 0), coalesce(s.seconds, 0), coalesce(s.sviews, 0)
+FROM (SELECT source_account_id, site, day, is_bot, sum(views) AS views FROM fr GROUP BY 1, 2, 3, 4) AS t
+LEFT JOIN (SELECT source_account_id, site, day, is_bot, count(*) AS sessions,
+                  count(*) FILTER (WHERE views = 1) AS bounces, sum(seconds) AS seconds, sum(views) AS sviews
+           FROM sess GROUP BY 1, 2, 3, 4) AS s USING (source_account_id, site, day, is_bot)
+"""
+
+# Per (site, day, bot flag): the distinct visitors (raw ids: persons are resolved when read) and durations.
+INSERT_DAY_STATS = _CLOSED + """,
+visitors AS (
+    SELECT source_account_id, site, day, is_bot, array_agg(DISTINCT visitor ORDER BY visitor) AS visitors FROM (
+        SELECT source_account_id, site, day, is_bot, visitor FROM sess WHERE visitor IS NOT NULL
+        UNION ALL
+        SELECT source_account_id, site, day, is_bot, visitor FROM fr WHERE session_id IS NULL AND visitor IS NOT NULL
+    ) AS v GROUP BY 1, 2, 3, 4
+),
+keys AS (SELECT DISTINCT source_account_id, site, day, is_bot FROM fr),
+durations AS (
+    SELECT source_account_id, site, day, is_bot, array_agg(ms ORDER BY ms) AS ms, array_agg(n ORDER BY ms) AS n
+    FROM (SELECT source_account_id, site, day, is_bot, round(seconds * 1000)::bigint AS ms, count(*)::int AS n
+          FROM sess GROUP BY 1, 2, 3, 4, 5) AS d
+    GROUP BY 1, 2, 3, 4
+)
+INSERT INTO np_analytics_web_day_stats (source_account_id, site, day, is_bot, visitors, ms, n)
+SELECT k.source_account_id, k.site, k.day, k.is_bot, coalesce(v.visitors, '{}'), coalesce(d.ms, '{}'),
+       coalesce(d.n, '{}')
+FROM keys k LEFT JOIN visitors v USING (source_account_id, site, day, is_bot)
+LEFT JOIN durations d USING (source_account_id, site, day, is_bot)
+"""
+
+
+async def rebuild(cur: aiopg.Cursor, claimed: str, hours: list[tuple[str, datetime]]) -> None:
+    """Inside the aggregator's transaction: flags of the sessions of the ``claimed`` hours (JSON), then the
+    days of ``hours`` (the claimed hours whose fragments were rebuilt) and of the changed flags."""
+    await cur.execute(SPANS, {"claimed": claimed})
+    days = {(account, day) for account, day in await cur.fetchall()}
+    days |= {(account, hour.astimezone(UTC).date()) for account, hour in hours}
+    if not days:
+        return
+    params = {"days": json.dumps([{"source_account_id": a, "day": d.isoformat()} for a, d in sorted(days)])}
+    for sql in (DELETE_DAILY, INSERT_DAILY, DELETE_DAY_STATS, INSERT_DAY_STATS):
+        await cur.execute(sql, params)
