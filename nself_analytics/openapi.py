@@ -482,7 +482,7 @@ def _service_ops() -> dict[tuple[str, str], Op]:
                                      "A static page: it asks for the site and the secret token and shows nothing "
                                      "without them."),
         ("GET", "/mcp"): _op(
-            "Service", "How to connect MCP and OpenAPI clients (Claude Desktop, Cursor, Windsurf, ChatGPT)",
+            "Service", "How to connect AI clients: the MCP server (nself-analytics mcp), an OpenAPI bridge, ChatGPT",
             {"200": {"description": "HTML, or JSON with Accept: application/json", "content": {
                 "text/html": {"schema": {"type": "string"}}, "application/json": {"schema": ref("McpConfig")}}}},
             security=PUBLIC, op_id="mcp"),

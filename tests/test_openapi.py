@@ -116,17 +116,26 @@ async def test_mcp_page_is_filled_for_this_instance(client: Any) -> None:
     for client_name in ("Claude Desktop", "Cursor", "Windsurf", "ChatGPT", "Claude Code"):
         assert client_name in page
     assert "https://stats.example.com/analytics/openapi.json" in page
-    assert "@ivotoby/openapi-mcp-server" in page and "Authorization:Bearer YOUR_SECRET_TOKEN" in page
+    # the native server first, the bridge as a fallback after it
+    assert page.index("nself-analytics mcp") < page.index("@ivotoby/openapi-mcp-server")
+    assert "pip install &#x27;nself-analytics[mcp]&#x27;" in page
     configs = re.findall(r'<pre id="cfg-(claude_desktop|cursor|windsurf)"><code>(.*?)</code></pre>', page, re.S)
     assert len(configs) == 3
     for _name, text in configs:
         server = json.loads(html.unescape(text))["mcpServers"]["nself-analytics"]
-        assert server["env"]["API_BASE_URL"] == "https://stats.example.com/analytics"
-        assert server["env"]["OPENAPI_SPEC_PATH"] == "https://stats.example.com/analytics/openapi.json"
+        assert server == {"command": "nself-analytics", "args": ["mcp"], "env": {
+            "ANALYTICS_URL": "https://stats.example.com/analytics", "ANALYTICS_API_TOKEN": "YOUR_SECRET_TOKEN"}}
+    [bridge] = re.findall(r'<pre id="cfg-openapi_bridge"><code>(.*?)</code></pre>', page, re.S)
+    server = json.loads(html.unescape(bridge))["mcpServers"]["nself-analytics"]
+    assert server["args"] == ["-y", "@ivotoby/openapi-mcp-server"]
+    assert server["env"]["API_BASE_URL"] == "https://stats.example.com/analytics"
+    assert server["env"]["OPENAPI_SPEC_PATH"] == "https://stats.example.com/analytics/openapi.json"
+    assert server["env"]["API_HEADERS"] == "Authorization:Bearer YOUR_SECRET_TOKEN"
     response = await client.get("/analytics/mcp", headers={**headers, "Accept": "application/json"})
     body = await response.json()
     assert body["openapi_url"] == "https://stats.example.com/analytics/openapi.json"
-    assert set(body["clients"]) == {"claude_desktop", "claude_code", "cursor", "windsurf", "chatgpt_actions"}
+    assert list(body["clients"]) == ["install", "claude_desktop", "claude_code", "cursor", "windsurf",
+                                     "openapi_bridge", "chatgpt_actions"]
     evil = await client.get("/analytics/mcp", headers={"Host": 'x"><script>alert(1)</script>'})
     assert "<script>alert" not in await evil.text()
 

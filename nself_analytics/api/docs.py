@@ -96,22 +96,33 @@ async def static(request: web.Request) -> web.StreamResponse:
 
 
 def mcp_clients(base: str) -> dict[str, Any]:
-    """Ready-to-paste configurations of MCP and OpenAPI clients for the instance at ``base``."""
+    """Ready-to-paste configurations of MCP and OpenAPI clients for the instance at ``base``: the native MCP
+    server (``nself-analytics mcp`` over stdio) first, the OpenAPI-to-MCP bridge and ChatGPT actions after."""
     spec = f"{base}/openapi.json"
-    server = {"command": "npx", "args": ["-y", MCP_BRIDGE], "env": {
+    native = {"command": "nself-analytics", "args": ["mcp"],
+              "env": {"ANALYTICS_URL": base, "ANALYTICS_API_TOKEN": TOKEN_PLACEHOLDER}}
+    mcp_json = {"mcpServers": {"nself-analytics": native}}
+    bridge = {"command": "npx", "args": ["-y", MCP_BRIDGE], "env": {
         "API_BASE_URL": base, "OPENAPI_SPEC_PATH": spec, "API_HEADERS": f"Authorization:Bearer {TOKEN_PLACEHOLDER}"}}
-    mcp_json = {"mcpServers": {"nself-analytics": server}}
     return {
+        "install": {"name": "Install the MCP server", "command": "pip install 'nself-analytics[mcp]'",
+                    "steps": ["On the machine running the AI client (Python 3.11+); it talks to this instance "
+                              "over HTTP with the secret token."]},
         "claude_desktop": {
             "name": "Claude Desktop", "file": "claude_desktop_config.json (Settings > Developer > Edit Config)",
             "config": mcp_json},
         "claude_code": {
             "name": "Claude Code", "command": (
-                f"claude mcp add nself-analytics -e API_BASE_URL={base} -e OPENAPI_SPEC_PATH={spec} "
-                f"-e 'API_HEADERS=Authorization:Bearer {TOKEN_PLACEHOLDER}' -- npx -y {MCP_BRIDGE}")},
+                f"claude mcp add nself-analytics -e ANALYTICS_URL={base} "
+                f"-e ANALYTICS_API_TOKEN={TOKEN_PLACEHOLDER} -- nself-analytics mcp")},
         "cursor": {"name": "Cursor", "file": "~/.cursor/mcp.json (or .cursor/mcp.json in a project)",
                    "config": mcp_json},
         "windsurf": {"name": "Windsurf", "file": "~/.codeium/windsurf/mcp_config.json", "config": mcp_json},
+        "openapi_bridge": {
+            "name": "Fallback: an OpenAPI-to-MCP bridge (Node.js 18+, no Python)",
+            "file": "the same files as above, this server entry instead",
+            "steps": ["Every API operation becomes a tool (more tools, less guidance than the native server)."],
+            "config": {"mcpServers": {"nself-analytics": bridge}}},
         "chatgpt_actions": {
             "name": "ChatGPT (custom GPT actions)",
             "steps": [

@@ -1,0 +1,158 @@
+"""The MCP server: ``nself-analytics mcp`` serves the service's analytics to AI clients over stdio.
+
+Built on the official MCP Python SDK (``mcp.server.mcpserver.MCPServer``): each tool is a typed function
+whose JSON schema the SDK derives from its annotations; each calls the service's HTTP API with
+ANALYTICS_URL and ANALYTICS_API_TOKEN (or ``--url`` / ``--token``) and returns its JSON answer. A
+failure (unreachable, refused token, a refused parameter) is a tool error with the service's message,
+never a crash of the server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated, Any, Literal
+from urllib.parse import quote
+
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from pydantic import Field
+
+from .client import AnalyticsClient, ClientConfig, ServiceError
+
+__all__ = ["TOOLS", "build_server", "run_stdio"]
+
+DateText = Annotated[str | None, Field(description="UTC day YYYY-MM-DD (default: 30 days ago / today)",
+                                        pattern=r"^\d{4}-\d{2}-\d{2}$")]
+Limit = Annotated[int, Field(description="Rows at most", ge=1, le=1000)]
+Name = Annotated[str, Field(description="An event name", min_length=1, max_length=200)]
+OptionalName = Annotated[str | None, Field(description="An event name", min_length=1, max_length=200)]
+Period = Literal["day", "week", "month"]
+WebReport = Literal["summary", "pages", "referrers", "countries", "devices", "browsers", "os", "languages",
+                    "timeseries", "entry-pages", "exit-pages"]
+
+INSTRUCTIONS = ("Product and web analytics of one nself-analytics service. Dates are UTC days (YYYY-MM-DD), "
+                "inclusive; without dates a query covers the last 30 days. Start with list_sites or list_events "
+                "to learn the names the other tools take.")
+
+
+def _dates(start_date: str | None, end_date: str | None) -> dict[str, str | None]:
+    return {"start_date": start_date, "end_date": end_date}
+
+
+def _web_span(start_date: str | None, end_date: str | None) -> dict[str, int | None]:
+    """The web API's Unix-second range [start, end) for inclusive UTC days."""
+    def midnight(text: str) -> int:
+        day = date.fromisoformat(text)
+        return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
+
+    try:
+        start = midnight(start_date) if start_date else None
+        end = midnight(end_date) + 86400 if end_date else None
+    except ValueError as exc:
+        raise ToolError(f"Invalid date: {exc}") from None
+    if start is not None and end is None:
+        end = int((datetime.now(UTC) + timedelta(seconds=1)).timestamp())
+    return {"start": start, "end": end}
+
+
+def build_server(config: ClientConfig) -> MCPServer:
+    """The MCP server with its tools, calling the service described by ``config``."""
+    server = MCPServer("nself-analytics", instructions=INSTRUCTIONS)
+    client = AnalyticsClient(config)
+
+    async def call(path: str, query: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        try:
+            answer: dict[str, Any] = await client.get(path, query)
+        except ServiceError as exc:
+            raise ToolError(str(exc)) from None
+        return answer
+
+    @server.tool(description="List the sites (beacon hostnames) with their page views in a date range.")
+    async def list_sites(start_date: DateText = None, end_date: DateText = None, limit: Limit = 100) -> dict[str, Any]:
+        return await call("/sites", {**_dates(start_date, end_date), "limit": limit})
+
+    @server.tool(description="Web analytics of one site: summary (page views, visitors, sessions), top pages, "
+                             "referrers, countries, devices, browsers, os, languages or a daily time series.")
+    async def web_stats(site: Annotated[str, Field(description="The site's hostname, e.g. example.com",
+                                                   min_length=1, max_length=253)],
+                        report: WebReport = "summary", start_date: DateText = None, end_date: DateText = None,
+                        limit: Limit = 10) -> dict[str, Any]:
+        path = "/api/pageviews" if report == "summary" else f"/api/{report}"
+        query = {"site": site, **_web_span(start_date, end_date), "limit": None if report == "summary" else limit}
+        return await call(path, query)
+
+    @server.tool(description="Funnel conversion through ordered steps (event names) or a saved funnel's id.")
+    async def funnel(steps: Annotated[list[str] | None, Field(description="2-20 event names in order",
+                                                              min_length=2, max_length=20)] = None,
+                     funnel_id: Annotated[int | None, Field(description="A saved funnel instead of steps",
+                                                            ge=1)] = None,
+                     start_date: DateText = None, end_date: DateText = None,
+                     window: Annotated[str | None, Field(description="Conversion window, e.g. 1h, 7d")] = None,
+                     breakdown: Annotated[str | None, Field(description="A step-1 event property")] = None,
+                     ) -> dict[str, Any]:
+        if (steps is None) == (funnel_id is None):
+            raise ToolError("Give either steps or funnel_id")
+        return await call("/funnel", {"steps": ",".join(steps) if steps else None, "funnel_id": funnel_id,
+                                      **_dates(start_date, end_date), "window": window, "breakdown": breakdown})
+
+    @server.tool(description="Retention cohorts: of the users who first did start_event in a period, how many "
+                             "returned (did return_event) in each later period.")
+    async def retention(start_date: DateText = None, end_date: DateText = None, period: Period = "week",
+                        periods: Annotated[int, Field(description="Columns, period 0 included", ge=1, le=60)] = 8,
+                        start_event: OptionalName = None, return_event: OptionalName = None) -> dict[str, Any]:
+        return await call("/retention", {**_dates(start_date, end_date), "period": period, "periods": periods,
+                                         "start_event": start_event, "return_event": return_event})
+
+    @server.tool(description="Event counts per day, week or month, optionally of one user.")
+    async def metrics(start_date: DateText = None, end_date: DateText = None, group_by: Period = "day",
+                      user_id: Annotated[str | None, Field(max_length=200)] = None) -> dict[str, Any]:
+        return await call("/metrics", {**_dates(start_date, end_date), "group_by": group_by, "user_id": user_id})
+
+    @server.tool(description="Session durations from start/stop event pairs, per day, week or month.")
+    async def sessions(start_date: DateText = None, end_date: DateText = None, group_by: Period = "day",
+                       start_event: Name = "play", stop_event: Name = "stop",
+                       user_id: Annotated[str | None, Field(max_length=200)] = None) -> dict[str, Any]:
+        return await call("/sessions", {**_dates(start_date, end_date), "group_by": group_by,
+                                        "start_event": start_event, "stop_event": stop_event, "user_id": user_id})
+
+    @server.tool(description="Real-time counts of an event in the current minute, hour, day and in total.")
+    async def counters(event: Name, period: Literal["minute", "hour", "day", "total"] | None = None,
+                       user_id: Annotated[str | None, Field(max_length=200)] = None) -> dict[str, Any]:
+        return await call(f"/counters/{quote(event, safe='')}", {"period": period, "user_id": user_id})
+
+    @server.tool(description="Event counts over time (count, users, sum or avg of a property), per interval.")
+    async def trends(events: Annotated[list[str], Field(description="Event names", min_length=1, max_length=10)],
+                     start_date: DateText = None, end_date: DateText = None,
+                     interval: Literal["hour", "day", "week", "month"] = "day",
+                     measure: Annotated[str, Field(description="count, users, sum:<property> or avg:<property>")]
+                     = "count",
+                     breakdown: Annotated[str | None, Field(description="An event property")] = None) -> dict[str, Any]:
+        return await call("/trends", {"events": ",".join(events), **_dates(start_date, end_date),
+                                      "interval": interval, "measure": measure, "breakdown": breakdown})
+
+    @server.tool(description="The event names with their counts and first/last seen, most frequent first.")
+    async def list_events(start_date: DateText = None, end_date: DateText = None,
+                          search: Annotated[str | None, Field(description="Only names containing this text")] = None,
+                          limit: Limit = 100) -> dict[str, Any]:
+        return await call("/events", {**_dates(start_date, end_date), "search": search, "limit": limit})
+
+    @server.tool(description="The property keys of an event: their JSON types and top values with counts.")
+    async def event_properties(name: Name, start_date: DateText = None, end_date: DateText = None,
+                               values: Annotated[int, Field(description="Top values per key", ge=0, le=50)] = 10,
+                               limit: Limit = 100) -> dict[str, Any]:
+        return await call(f"/events/{quote(name, safe='')}/properties",
+                          {**_dates(start_date, end_date), "values": values, "limit": limit})
+
+    return server
+
+
+# The tools the server offers (the tests check the list against the server's own).
+TOOLS = ("list_sites", "web_stats", "funnel", "retention", "metrics", "sessions", "counters", "trends",
+         "list_events", "event_properties")
+
+
+def run_stdio(env: Mapping[str, str], *, url: str | None = None, token: str | None = None) -> int:
+    """Serve over stdio until the client closes the pipe; ConfigError names a missing variable."""
+    build_server(ClientConfig.from_env(env, url=url, token=token)).run("stdio")
+    return 0

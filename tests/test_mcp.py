@@ -1,0 +1,141 @@
+"""The MCP server driven by the MCP SDK's own client over stdio (``nself-analytics mcp`` as a subprocess),
+against the live service with known data: every tool is listed with a schema and a description, every
+tool's answer is the HTTP API's answer to the same question, and a wrong token is a tool error."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import urllib.request
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from mcp import Client
+from mcp.client.stdio import StdioServerParameters
+
+from nself_analytics.integrations.mcp_server import TOOLS
+
+from .conftest import LiveService, free_port, wait_for
+from .integrations_support import api
+
+TODAY = datetime.now(UTC).date().isoformat()
+DAY = {"start_date": TODAY, "end_date": TODAY}
+# (event, user, properties) tracked on the live service, account "primary"
+EVENTS = [
+    ("mcp_signup", "m1", {"plan": "pro"}), ("mcp_signup", "m2", {"plan": "free"}),
+    ("mcp_signup", "m3", {"plan": "pro"}),
+    ("mcp_purchase", "m1", {"amount": 30}), ("mcp_purchase", "m2", {"amount": 12}),
+    ("play", "m1", {}), ("stop", "m1", {}),
+]
+
+
+def server_params(live: LiveService, token: str | None = None, url: str | None = None) -> StdioServerParameters:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANALYTICS_")}
+    env.update({"ANALYTICS_URL": url or live.base_url, "ANALYTICS_API_TOKEN": token or live.secret})
+    return StdioServerParameters(command=sys.executable, args=["-m", "nself_analytics.cli", "mcp"], env=env)
+
+
+@pytest.fixture(scope="session")
+def product_data(live_service: LiveService, report_site: str) -> str:
+    """EVENTS tracked on the live service once, stored when the fixture returns."""
+    for event, user, properties in EVENTS:
+        body = json.dumps({"event": event, "user_id": user, "properties": properties}).encode()
+        request = urllib.request.Request(f"{live_service.base_url}/analytics/track", data=body, method="POST",
+                                         headers={"Authorization": f"Bearer {live_service.write_key}",
+                                                  "Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status in (200, 202)
+    wait_for(lambda: {e["event"]: e["count"] for e in api(live_service, "/events", **DAY, search="mcp_")["data"]}
+             == {"mcp_signup": 3, "mcp_purchase": 2}, timeout=30)
+    return report_site
+
+
+async def structured(client: Client, tool: str, arguments: dict[str, Any]) -> Any:
+    result = await client.call_tool(tool, arguments)
+    assert not result.is_error, result.content
+    assert result.structured_content is not None
+    return result.structured_content
+
+
+async def test_tools_are_listed_with_schemas_and_descriptions(live_service: LiveService) -> None:
+    # the client is entered and left in the test's own task (anyio cancel scopes), not in a fixture
+    async with Client(server_params(live_service)) as mcp:
+        tools = (await mcp.list_tools()).tools
+    assert {t.name for t in tools} == set(TOOLS)
+    for tool in tools:
+        assert tool.description and "\n" not in tool.description.strip() and len(tool.description) < 200
+        assert tool.input_schema["type"] == "object"
+    web = next(t for t in tools if t.name == "web_stats").input_schema
+    assert web["required"] == ["site"] and "pages" in json.dumps(web["properties"]["report"])
+    funnel = next(t for t in tools if t.name == "funnel").input_schema
+    assert "steps" in funnel["properties"] and "funnel_id" in funnel["properties"]
+
+
+async def test_each_tool_answers_as_the_http_api(live_service: LiveService, product_data: str) -> None:
+    async with Client(server_params(live_service)) as mcp:
+        await each_tool_answers_as_the_http_api(mcp, live_service, product_data)
+
+
+async def each_tool_answers_as_the_http_api(mcp: Client, live_service: LiveService, site: str) -> None:
+    sites = await structured(mcp, "list_sites", DAY)
+    assert sites == api(live_service, "/sites", **DAY, limit=100)
+    assert {"site": site, "pageviews": 6} .items() <= next(s for s in sites["data"] if s["site"] == site).items()
+    summary = await structured(mcp, "web_stats", {"site": site, **DAY})
+    start = int(datetime.fromisoformat(TODAY).replace(tzinfo=UTC).timestamp())
+    assert summary == api(live_service, "/api/pageviews", site=site, start=start, end=start + 86400)
+    assert summary["data"]["pageviews"] == 6 and summary["data"]["sessions"] == 3
+    for report in ("pages", "referrers", "countries", "devices", "browsers", "languages", "timeseries"):
+        got = await structured(mcp, "web_stats", {"site": site, "report": report, **DAY, "limit": 5})
+        assert got == api(live_service, f"/api/{report}", site=site, start=start, end=start + 86400, limit=5), report
+    pages = await structured(mcp, "web_stats", {"site": site, "report": "pages", **DAY})
+    assert pages["data"][0] == {"path": "/pricing", "pageviews": 3, "sessions": 1}
+    events = await structured(mcp, "list_events", {**DAY, "search": "mcp_"})
+    assert events == api(live_service, "/events", **DAY, search="mcp_", limit=100)
+    props = await structured(mcp, "event_properties", {"name": "mcp_signup", **DAY})
+    assert props == api(live_service, "/events/mcp_signup/properties", **DAY, values=10, limit=100)
+    assert "plan" in json.dumps(props["data"])
+    funnel = await structured(mcp, "funnel", {"steps": ["mcp_signup", "mcp_purchase"], **DAY})
+    assert funnel == api(live_service, "/funnel", steps="mcp_signup,mcp_purchase", **DAY)
+    assert [s["users"] for s in funnel["steps"]] == [3, 2]
+    retention = await structured(mcp, "retention", {**DAY, "period": "day", "periods": 2,
+                                                    "start_event": "mcp_signup"})
+    assert retention == api(live_service, "/retention", **DAY, period="day", periods=2, start_event="mcp_signup")
+    metrics = await structured(mcp, "metrics", {**DAY, "user_id": "m1"})
+    assert metrics == api(live_service, "/metrics", **DAY, group_by="day", user_id="m1")
+    assert metrics["data"][0]["mcp_purchase"] == 1
+    sessions = await structured(mcp, "sessions", {**DAY})
+    assert sessions == api(live_service, "/sessions", **DAY, group_by="day", start_event="play", stop_event="stop")
+    counters = await structured(mcp, "counters", {"event": "mcp_signup"})
+    assert counters == api(live_service, "/counters/mcp_signup") and counters["counts"]["total"] >= 3
+    trends = await structured(mcp, "trends", {"events": ["mcp_signup"], **DAY})
+    assert trends == api(live_service, "/trends", events="mcp_signup", **DAY, interval="day", measure="count")
+    for tool, arguments, message in [
+        ("funnel", {}, "either steps or funnel_id"),
+        ("web_stats", {"site": site, "start_date": "2025-13-40"}, "Invalid date"),
+        ("metrics", {"start_date": "2025-02-01", "end_date": "2025-01-01"}, "answered 400"),
+    ]:
+        result = await mcp.call_tool(tool, arguments)
+        assert result.is_error and message in result.content[0].text, (tool, result.content)  # type: ignore
+    assert (await mcp.call_tool("web_stats", {"site": site, "report": "secrets"})).is_error
+
+
+async def test_wrong_token_and_unreachable_service_are_tool_errors(live_service: LiveService,
+                                                                   product_data: str) -> None:
+    async with Client(server_params(live_service, token="sk_wrong_token_0123456789")) as client:
+        result = await client.call_tool("list_events", {})
+        assert result.is_error and "refused the API token" in result.content[0].text  # type: ignore[union-attr]
+        assert len((await client.list_tools()).tools) == len(TOOLS)  # the server is still up
+    async with Client(server_params(live_service, url=f"http://127.0.0.1:{free_port()}")) as client:
+        result = await client.call_tool("web_stats", {"site": product_data})
+        assert result.is_error and "unreachable" in result.content[0].text  # type: ignore[union-attr]
+
+
+def test_mcp_command_names_the_missing_variable() -> None:
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANALYTICS_")}
+    result = subprocess.run([sys.executable, "-m", "nself_analytics.cli", "mcp", "--url", "http://127.0.0.1:9"],
+                            env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "ANALYTICS_API_TOKEN" in result.stderr
