@@ -22,7 +22,7 @@ from .integrations_support import api
 
 TODAY = datetime.now(UTC).date().isoformat()
 DAY = {"start_date": TODAY, "end_date": TODAY}
-# (event, user, properties) tracked on the live service, account "primary"
+# (event, user, properties) tracked on the live service, account "primary"; m1's traits: plan=pro
 EVENTS = [
     ("mcp_signup", "m1", {"plan": "pro"}), ("mcp_signup", "m2", {"plan": "free"}),
     ("mcp_signup", "m3", {"plan": "pro"}),
@@ -40,15 +40,24 @@ def server_params(live: LiveService, token: str | None = None, url: str | None =
 @pytest.fixture(scope="session")
 def product_data(live_service: LiveService, report_site: str) -> str:
     """EVENTS tracked on the live service once, stored when the fixture returns."""
-    for event, user, properties in EVENTS:
-        body = json.dumps({"event": event, "user_id": user, "properties": properties}).encode()
-        request = urllib.request.Request(f"{live_service.base_url}/analytics/track", data=body, method="POST",
+    sends = [("identify", {"user_id": "m1", "traits": {"plan": "pro"}}),
+             ("identify", {"user_id": "m2", "traits": {"plan": "free"}}),
+             *(("track", {"event": e, "user_id": u, "properties": p}) for e, u, p in EVENTS)]
+    for kind, message in sends:
+        body = json.dumps(message).encode()
+        request = urllib.request.Request(f"{live_service.base_url}/analytics/{kind}", data=body, method="POST",
                                          headers={"Authorization": f"Bearer {live_service.write_key}",
                                                   "Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=10) as response:
             assert response.status in (200, 202)
-    wait_for(lambda: {e["event"]: e["count"] for e in api(live_service, "/events", **DAY, search="mcp_")["data"]}
-             == {"mcp_signup": 3, "mcp_purchase": 2}, timeout=30)
+
+    def stored() -> bool:
+        counts = {e["event"]: e["count"] for e in api(live_service, "/events", **DAY)["data"]}
+        users = {u["user_id"] for u in api(live_service, "/users")["data"]}
+        return users >= {"m1", "m2"} and all(counts.get(e, 0) >= n for e, n in
+                                             {"mcp_signup": 3, "mcp_purchase": 2, "play": 1, "stop": 1}.items())
+
+    wait_for(stored, timeout=30)
     return report_site
 
 
@@ -111,6 +120,12 @@ async def each_tool_answers_as_the_http_api(mcp: Client, live_service: LiveServi
     assert counters == api(live_service, "/counters/mcp_signup") and counters["counts"]["total"] >= 3
     trends = await structured(mcp, "trends", {"events": ["mcp_signup"], **DAY})
     assert trends == api(live_service, "/trends", events="mcp_signup", **DAY, interval="day", measure="count")
+    users = await structured(mcp, "list_users", {"traits": {"plan": "pro"}})
+    assert users == api(live_service, "/users", **{"trait.plan": "pro"}, limit=50, offset=0)
+    assert {u["user_id"] for u in users["data"]} == {"m1"}
+    profile = await structured(mcp, "user_profile", {"user_id": "m1", "limit": 3})
+    assert profile == api(live_service, "/users/m1", limit=3, offset=0)
+    assert [e["event"] for e in profile["events"]] == ["stop", "play", "mcp_purchase"]
     for tool, arguments, message in [
         ("funnel", {}, "either steps or funnel_id"),
         ("web_stats", {"site": site, "start_date": "2025-13-40"}, "Invalid date"),

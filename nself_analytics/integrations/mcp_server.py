@@ -144,12 +144,29 @@ def build_server(config: ClientConfig) -> MCPServer:
         return await call(f"/events/{quote(name, safe='')}/properties",
                           {**_dates(start_date, end_date), "values": values, "limit": limit})
 
+    @server.tool(description="Identified users (id, traits, first/last seen), searched by id or trait, paged.")
+    async def list_users(search: Annotated[str | None, Field(description="Text in the id or traits")] = None,
+                         traits: Annotated[dict[str, str] | None, Field(description="Exact trait values, e.g. "
+                                                                        "{\"plan\": \"pro\"}")] = None,
+                         limit: Annotated[int, Field(ge=1, le=200)] = 50,
+                         offset: Annotated[int, Field(ge=0)] = 0) -> dict[str, Any]:
+        filters = {f"trait.{key}": value for key, value in (traits or {}).items()}
+        return await call("/users", {"search": search, **filters, "limit": limit, "offset": offset})
+
+    @server.tool(description="One user's profile (traits, linked ids, first/last seen, event counts) and their "
+                             "recent events, newest first.")
+    async def user_profile(user_id: Annotated[str, Field(description="A user id or anonymous id", min_length=1,
+                                                         max_length=200)],
+                           limit: Annotated[int, Field(description="Events at most", ge=1, le=200)] = 50,
+                           offset: Annotated[int, Field(ge=0)] = 0) -> dict[str, Any]:
+        return await call(f"/users/{quote(user_id, safe='')}", {"limit": limit, "offset": offset})
+
     return server
 
 
 # The tools the server offers (the tests check the list against the server's own).
 TOOLS = ("list_sites", "web_stats", "funnel", "retention", "metrics", "sessions", "counters", "trends",
-         "list_events", "event_properties")
+         "list_events", "event_properties", "list_users", "user_profile")
 
 
 def run_stdio(env: Mapping[str, str], *, url: str | None = None, token: str | None = None) -> int:
