@@ -8,6 +8,8 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from .segment import is_segment_route, segment_error
+
 __all__ = ["ApiError", "error_middleware", "json_error"]
 
 log = structlog.get_logger("nself_analytics.http")
@@ -28,6 +30,15 @@ def json_error(status: int, message: str, headers: dict[str, str] | None = None,
     return web.json_response({"status": "error", "message": message, **extra}, status=status, headers=headers)
 
 
+def _error(request: web.Request, status: int, message: str, headers: dict[str, str] | None = None,
+           **extra: Any) -> web.Response:
+    """An error response; on Segment's routes in Segment's shape too (segment.py)."""
+    if is_segment_route(request):
+        fields, headers = segment_error(status, headers or {})
+        extra = {**fields, **extra}
+    return json_error(status, message, headers, **extra)
+
+
 @web.middleware
 async def error_middleware(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -35,13 +46,13 @@ async def error_middleware(
     try:
         return await handler(request)
     except ApiError as exc:
-        return json_error(exc.status, exc.message, exc.headers, **exc.extra)
+        return _error(request, exc.status, exc.message, exc.headers, **exc.extra)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
         message = {404: "Not found", 405: "Method not allowed"}.get(exc.status, exc.reason)
         headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after")}
-        return json_error(exc.status, message, headers)
+        return _error(request, exc.status, message, headers)
     except Exception:
         log.exception("unhandled_error", path=request.path)
-        return json_error(500, "Internal server error")
+        return _error(request, 500, "Internal server error")

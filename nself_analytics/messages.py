@@ -212,9 +212,15 @@ def normalize(body: Any, kind: str, received_at: datetime, sent_at: Any = None,
         return Normalized(record, warnings)
 
     if kind == "group":
-        properties = {**properties, **_object(body, "traits"), "group_id": _pick(body, "groupId", "group_id")}
+        group_id = _ident(body, "group_id", "groupId")
+        if group_id is None:
+            raise MessageError("group needs a group_id")
+        properties = {**properties, **_object(body, "traits"), "group_id": group_id}
     elif kind == "alias":
-        properties = {**properties, "previous_id": _pick(body, "previousId", "previous_id")}
+        previous_id = _ident(body, "previous_id", "previousId")
+        if previous_id is None or user_id is None:
+            raise MessageError("alias needs a user_id and a previous_id")
+        properties = {**properties, "previous_id": previous_id}
 
     properties, dropped = _truncate(properties)
     if dropped:

@@ -47,6 +47,24 @@ INGEST_ERRORS = {
 }
 
 
+def _segment_error(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": ref("SegmentError")}}}
+
+
+_RETRY_AFTER = {"Retry-After": {"schema": {"type": "string"}, "description": "seconds to wait"}}
+# Segment's tracking API answers (segment.py): 200 {"success": true}; errors also carry success and code.
+SEGMENT_RESPONSES = {
+    "200": {"description": "Accepted: queued for storage",
+            "content": {"application/json": {"schema": ref("SegmentSuccess")}}},
+    "400": _segment_error("Invalid JSON or an invalid message (in a batch, one bad message rejects the batch)"),
+    "401": _segment_error("Missing or wrong write key"),
+    "413": _segment_error("Request body over 500 KB"),
+    "429": {**_segment_error("Too many requests: retry after Retry-After seconds"), "headers": _RETRY_AFTER},
+    "503": {**_segment_error("Ingest queue full or unavailable: retry after Retry-After seconds"),
+            "headers": _RETRY_AFTER},
+}
+
+
 def _json(schema: dict[str, Any], description: str = "Success") -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
@@ -78,29 +96,38 @@ def _op(tag: str, summary: str, responses: dict[str, Any], *, security: list[Any
 
 # --- ingest -----------------------------------------------------------------------------------
 
+# analytics.js (@segment/analytics-next) posts each call to <apiHost>/<first letter of its type>, batches to /b
+SEGMENT_SHORT = {"t": "track", "i": "identify", "p": "page", "s": "screen", "g": "group", "a": "alias"}
+
+
 def _ingest_ops() -> dict[tuple[str, str], Op]:
     ops: dict[tuple[str, str], Op] = {}
     singles = {"track": ("Track", "Record one event"), "identify": ("Identify", "Set or update a user's traits"),
                "page": ("Page", "Record a page view (URL, referrer)")}
     segment = {"screen": ("Screen", "Record a mobile screen view"), "group": ("Group", "Associate a user with a group"),
                "alias": ("Alias", "Link a previous id to a user")}
+    kinds = {**singles, **segment}
     accepted = {"202": _json(ref("Accepted"), "Queued for storage"), **INGEST_ERRORS}
     batch_accepted = {"202": _json(ref("BatchAccepted"), "All messages queued"), **INGEST_ERRORS}
-    for kind, (schema, summary) in {**singles, **segment}.items():
-        paths = [f"/v1/{kind}"] + ([f"/{kind}"] if kind in singles else [])
-        for path in paths:
-            segment_api = path.startswith("/v1/")
-            ops[("POST", path)] = _op(
-                "Segment API" if segment_api else "Ingest", summary, accepted, security=WRITE,
-                op_id=("segment_" if segment_api else "") + kind,
-                description="Authenticated by a write key (Bearer, HTTP Basic user name, or `writeKey` in the body)."
-                            + (" Segment-compatible." if segment_api else ""),
-                body=_body(ref(schema), f"One {kind} message", any_type=True), parameters=[ACCOUNT_HEADER])
-    for path, op_id in (("/batch", "batch"), ("/v1/batch", "segment_batch"), ("/v1/import", "segment_import")):
+    paths = [(f"/v1/{kind}", kind) for kind in kinds] + [(f"/{kind}", kind) for kind in singles]
+    paths += [(f"/v1/{letter}", kind) for letter, kind in SEGMENT_SHORT.items()]
+    for path, kind in paths:
+        schema, summary = kinds[kind]
+        segment_api = path.startswith("/v1/")
+        op_id = ("segment_" if segment_api else "") + kind + ("_short" if len(path) == 5 else "")
         ops[("POST", path)] = _op(
-            "Segment API" if path.startswith("/v1/") else "Ingest", "Record up to 100 messages at once",
-            batch_accepted, security=WRITE, op_id=op_id, body=_body(ref("Batch"), "A batch", any_type=True),
-            parameters=[ACCOUNT_HEADER],
+            "Segment API" if segment_api else "Ingest", summary, SEGMENT_RESPONSES if segment_api else accepted,
+            security=WRITE, op_id=op_id,
+            description="Authenticated by a write key (Bearer, HTTP Basic user name, or `writeKey` in the body)."
+                        + (" Segment's tracking API: answers 200 `{\"success\": true}`." if segment_api else ""),
+            body=_body(ref(schema), f"One {kind} message", any_type=True), parameters=[ACCOUNT_HEADER])
+    for path, op_id in (("/batch", "batch"), ("/v1/batch", "segment_batch"), ("/v1/import", "segment_import"),
+                        ("/v1/b", "segment_batch_short")):
+        segment_api = path.startswith("/v1/")
+        ops[("POST", path)] = _op(
+            "Segment API" if segment_api else "Ingest", "Record up to 100 messages at once",
+            SEGMENT_RESPONSES if segment_api else batch_accepted, security=WRITE, op_id=op_id,
+            body=_body(ref("Batch"), "A batch", any_type=True), parameters=[ACCOUNT_HEADER],
             description="All messages are validated first: one bad message rejects the batch (400 with its index).")
     for path in [p for (_m, p) in list(ops)] + ["/hit"]:
         ops[("OPTIONS", path)] = _op(

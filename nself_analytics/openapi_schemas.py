@@ -65,8 +65,8 @@ _IDENTIFY = _message({"traits": {"type": "object"}}, who=[{"required": ["user_id
 _PAGE = _message({"name": {"type": "string"}, "site": {"type": "string"}},
                  description="properties.url (or context.page.url), path and referrer describe the page")
 _SCREEN = _message({"name": {"type": "string"}})
-_GROUP = _message({"groupId": IDENT, "group_id": IDENT, "traits": {"type": "object"}})
-_ALIAS = _message({"previousId": IDENT, "previous_id": IDENT})
+_GROUP = _message({"groupId": IDENT, "group_id": IDENT, "traits": {"type": "object"}})  # group id required
+_ALIAS = _message({"previousId": IDENT, "previous_id": IDENT})  # previous id and user id required
 
 
 def _typed(kind: str, schema: Schema) -> Schema:
@@ -123,6 +123,12 @@ def _listing(name: str, count: str) -> dict[str, Any]:
 SCHEMAS: dict[str, Schema] = {
     "Error": obj({"status": {"const": "error"}, "message": STRING}, required=["status", "message"]),
     "Ok": obj({"status": SUCCESS}, required=["status"]),
+    # Segment's tracking API shapes (the /v1/ routes; nself_analytics/segment.py)
+    "SegmentSuccess": obj({"success": {"const": True}}, required=["success"], extra=False),
+    "SegmentError": obj({"status": {"const": "error"}, "success": {"const": False},
+                         "code": {"type": "string", "description": "invalid_request, unauthorized, payload_too_large, "
+                                  "rate_limited, service_unavailable, ..."}, "message": STRING},
+                        required=["status", "success", "code", "message"]),
     "Deleted": obj({"status": SUCCESS, "deleted": {"const": True}}, required=["status", "deleted"]),
     "Track": _TRACK, "Identify": _IDENTIFY, "Page": _PAGE, "Screen": _SCREEN, "Group": _GROUP, "Alias": _ALIAS,
     "Batch": obj({

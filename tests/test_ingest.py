@@ -91,24 +91,67 @@ async def test_batch_mixed_types(client: Any, auth: Any, settings: Any, drain: A
 
 
 async def test_segment_v1_paths_and_basic_auth(client: Any, settings: Any, drain: Any) -> None:
+    """Segment's tracking API: 200 {"success": true} on every /v1/ route (also analytics.js's one-letter paths)."""
     basic = {"Authorization": "Basic " + base64.b64encode(f"{WRITE_KEY}:".encode()).decode()}
     msg_id = "ajs-next-1700000000000-abc"
     response = await client.post("/analytics/v1/track", headers=basic, json={
         "event": "Order Completed", "userId": "u7", "messageId": msg_id, "properties": {"total": 12},
         "context": {"library": {"name": "analytics.js"}}, "originalTimestamp": "2026-11-20T10:00:00.000Z",
         "sentAt": "2026-11-20T10:00:00.000Z"})
-    assert response.status == 202
+    assert (response.status, await response.json()) == (200, {"success": True})
     response = await client.post("/analytics/v1/batch", headers=basic, json={"batch": [
         {"type": "screen", "userId": "u7", "name": "Home"}, {"type": "group", "userId": "u7", "groupId": "g1"}]})
-    assert response.status == 202
+    assert (response.status, await response.json()) == (200, {"success": True})
     response = await client.post("/analytics/v1/import", headers=basic, json={"batch": [
         {"type": "track", "event": "Imported", "userId": "u7"}]})
-    assert response.status == 202
+    assert (response.status, await response.json()) == (200, {"success": True})
+    for path, body in (("t", {"event": "Short", "userId": "u7"}), ("p", {"anonymousId": "a7", "name": "Home"}),
+                       ("a", {"userId": "u7", "previousId": "a7"}), ("g", {"userId": "u7", "groupId": "g2"}),
+                       ("b", {"batch": [{"type": "track", "event": "Batched", "userId": "u7"}]})):
+        response = await client.post(f"/analytics/v1/{path}", data=json.dumps({**body, "writeKey": WRITE_KEY}),
+                                     headers={"Content-Type": "text/plain"})
+        assert (response.status, await response.json()) == (200, {"success": True}), path
+    response = await client.post("/analytics/v1/i", headers=basic, json={"userId": "u7", "traits": {"a": 1}})
+    assert response.status == 200
     await drain()
     events = sorted(r[0] for r in rows(settings, "SELECT event FROM np_analytics_events"))
-    assert events == ["$group", "$screen", "Imported", "Order Completed"]
+    assert events == ["$alias", "$group", "$group", "$pageview", "$screen", "Batched", "Imported", "Order Completed",
+                      "Short"]
     [(stored_id,)] = rows(settings, "SELECT message_id::text FROM np_analytics_events WHERE event = 'Order Completed'")
     assert stored_id == str(uuid.uuid5(uuid.UUID("6f1c7a52-5d0e-4a55-9d46-1f3c3b7f8a10"), msg_id))
+    assert rows(settings, "SELECT user_id FROM np_analytics_users") == [("u7",)]
+    # the native routes keep their 202 and body
+    response = await client.post("/analytics/track", headers=basic, json={"event": "e", "userId": "u7"})
+    assert response.status == 202 and (await response.json())["status"] == "success"
+
+
+@pytest.mark.parametrize(("path", "headers", "body", "status", "code"), [
+    ("/v1/track", {"Authorization": "Basic " + base64.b64encode(b"wrong:").decode()}, {"event": "e", "userId": "u"},
+     401, "unauthorized"),
+    ("/v1/batch", None, "{not json", 400, "invalid_request"),
+    ("/v1/track", None, {"event": "e"}, 400, "invalid_request"),  # no user or anonymous id
+    ("/v1/alias", None, {"userId": "u"}, 400, "invalid_request"),  # no previous id
+    ("/v1/group", None, {"userId": "u"}, 400, "invalid_request"),  # no group id
+    ("/v1/batch", None, {"batch": [{"type": "track", "event": "ok", "userId": "u"}, {"type": "track", "userId": "u"}]},
+     400, "invalid_request"),
+    ("/v1/import", None, {"batch": [{"type": "track", "event": "e", "userId": "u",
+                                     "properties": {"x": "y" * 600_000}}]}, 413, "payload_too_large"),
+])
+async def test_segment_v1_errors_carry_segments_code(client: Any, settings: Any, drain: Any, path: str,
+                                                     headers: dict[str, str] | None, body: Any, status: int,
+                                                     code: str) -> None:
+    """Hostile: errors on the Segment routes are Segment-shaped (a `code` and `message` RudderStack's SDK reads) as
+    well as ours, and store nothing."""
+    headers = headers or {"Authorization": "Basic " + base64.b64encode(f"{WRITE_KEY}:".encode()).decode()}
+    data = body if isinstance(body, str) else json.dumps(body)
+    response = await client.post(f"/analytics{path}", data=data,
+                                 headers={**headers, "Content-Type": "application/json"})
+    assert response.status == status
+    payload = await response.json()
+    assert payload["status"] == "error" and payload["success"] is False and payload["code"] == code
+    assert payload["message"]
+    await drain()
+    assert count_events(settings) == 0
 
 
 async def test_write_key_in_body_for_beacons(client: Any, settings: Any, drain: Any) -> None:

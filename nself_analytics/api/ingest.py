@@ -1,7 +1,9 @@
 """Ingest: POST /track, /batch, /identify, /page and the Segment tracking API under /v1/.
 
 Authenticated by a write key (Bearer, HTTP Basic user name, or ``writeKey`` in the body, since
-navigator.sendBeacon can send no headers). A 202 means the messages are in the Redis stream.
+navigator.sendBeacon can send no headers). A 202 means the messages are in the Redis stream; the
+Segment routes (``/v1/...``, also the one-letter paths analytics.js posts to) answer as Segment's
+tracking API does instead: 200 ``{"success": true}`` (segment.py).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
-from .. import params
+from .. import params, segment
 from ..body import read_json_body
 from ..cors import preflight
 from ..errors import ApiError
@@ -19,20 +21,25 @@ from ..ingest import Ingestor, RequestMeta
 from ..keys import PRODUCER, REDIS, SETTINGS
 from ..messages import KINDS, MAX_BATCH, MessageError, Normalized, normalize
 from ..queue import EnqueueResult, QueueFull, QueueUnavailable
+from ..segment import is_segment_route
 
 __all__ = ["client_ip", "enqueue", "routes"]
 
 routes = web.RouteTableDef()
 Handler = Callable[[web.Request], Awaitable[web.Response]]
 
-RETRY_AFTER_SECONDS = "2"
+RETRY_AFTER_SECONDS = segment.RETRY_AFTER_SECONDS
 
 SINGLE = {
     "/track": "track", "/identify": "identify", "/page": "page",
     "/v1/track": "track", "/v1/identify": "identify", "/v1/page": "page",
     "/v1/screen": "screen", "/v1/group": "group", "/v1/alias": "alias",
+    # analytics.js (@segment/analytics-next) posts each call to <apiHost>/<first letter of its type>
+    "/v1/t": "track", "/v1/i": "identify", "/v1/p": "page", "/v1/s": "screen", "/v1/g": "group", "/v1/a": "alias",
 }
-BATCH = ("/batch", "/v1/batch", "/v1/import")
+BATCH = ("/batch", "/v1/batch", "/v1/import", "/v1/b")
+
+
 def client_ip(request: web.Request) -> str | None:
     """The client's address (behind a trusted proxy, its X-Forwarded-For: see forwarded.py)."""
     return request.remote
@@ -64,6 +71,8 @@ async def single(request: web.Request, kind: str) -> web.Response:
     except MessageError as exc:
         raise ApiError(400, str(exc)) from None
     result = await enqueue(request, [item], meta)
+    if is_segment_route(request):
+        return web.json_response(segment.SUCCESS)
     return web.json_response({"status": "success", "message_id": item.message_id,
                               "duplicate": bool(result.duplicates), "warnings": item.warnings}, status=202)
 
@@ -95,6 +104,8 @@ async def batch(request: web.Request) -> web.Response:
         except MessageError as exc:
             raise ApiError(400, f"batch[{index}]: {exc}", index=index) from None
     result = await enqueue(request, items, meta)
+    if is_segment_route(request):
+        return web.json_response(segment.SUCCESS)
     warnings = [{"index": i, "message": w} for i, item in enumerate(items) for w in item.warnings]
     return web.json_response({"status": "success", "accepted": len(items), "duplicates": result.duplicates,
                               "message_ids": [item.message_id for item in items], "warnings": warnings},
