@@ -29,6 +29,8 @@ __all__ = ["create_app", "create_root_app"]
 
 log = structlog.get_logger("nself_analytics.app")
 MOUNT = "/analytics"
+# Segment's tracking API paths, also served at the root (see _segment_at_root)
+SEGMENT_AT_ROOT = "/v1/{tail:.+}"
 
 
 @web.middleware
@@ -99,9 +101,25 @@ def create_app(settings: Settings, *, worker: bool = False) -> web.Application:
     return app
 
 
+async def _to_dashboard(request: web.Request) -> web.Response:
+    """``/analytics`` and ``/analytics/`` (the address the README gives) lead to the dashboard."""
+    raise web.HTTPFound(f"{MOUNT}/dashboard")
+
+
+async def _segment_at_root(request: web.Request) -> web.StreamResponse:
+    """Segment's tracking API at the root as well: Segment's and RudderStack's libraries configured with only a
+    host post to ``<host>/v1/...`` (@segment/analytics-node drops any path of the host), so ``/v1/...`` is served
+    exactly as ``/analytics/v1/...``, through the sub-app's middlewares (credentials, CORS, error shapes)."""
+    return await request.app._handle(request.clone(rel_url=MOUNT + request.rel_url.raw_path_qs))
+
+
 def create_root_app(settings: Settings, *, worker: bool = True) -> web.Application:
-    """The host application: the analytics sub-app mounted at ``/analytics``."""
+    """The host application: the analytics sub-app mounted at ``/analytics``, Segment's ``/v1/...`` routes at
+    the root too, and ``/analytics`` redirecting to the dashboard."""
     root = web.Application(client_max_size=MAX_BODY_BYTES)
+    root.router.add_get(MOUNT, _to_dashboard, name="root.index")
+    root.router.add_get(MOUNT + "/", _to_dashboard, name="root.index_slash")  # before the sub-app claims it
+    root.router.add_route("*", SEGMENT_AT_ROOT, _segment_at_root, name="root.segment")
     sub = create_app(settings, worker=worker)
     root[ANALYTICS_APP] = sub
     root.add_subapp(MOUNT, sub)
