@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 
 from .keys import PREFIX
 
-__all__ = ["browser_hit_is_bot", "classify_user_agent", "country_for_ip", "daily_salt", "hash_ip"]
+__all__ = ["browser_hit_is_bot", "classify_user_agent", "country_for_ip", "daily_salt", "hash_ip", "is_browser_agent"]
 
 # The IP salt of one UTC day: random, shared by all processes through Redis, gone after two days so
 # hashes of different days cannot be linked and no raw IP can be recovered. TTL: 2 days.
@@ -68,6 +68,12 @@ def classify_user_agent(user_agent: str | None) -> tuple[str | None, str | None,
     browser = next((name for name, rx in _BROWSERS if rx.search(user_agent)), None)
     os_name = next((name for name, rx in _OSES if rx.search(user_agent)), None)
     return device, browser, os_name, is_bot
+
+
+def is_browser_agent(user_agent: str | None) -> bool:
+    """Whether a user agent is a web browser's (or claims to be, as crawlers and headless browsers do): every
+    browser's starts with ``Mozilla/``; HTTP libraries and server SDKs name themselves instead."""
+    return bool(user_agent) and user_agent.startswith("Mozilla/")  # type: ignore[union-attr]
 
 
 def browser_hit_is_bot(user_agent: str | None) -> bool:

@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 
 from .config import Settings
 from .counters import increments
-from .enrich import classify_user_agent, country_for_ip, daily_salt, hash_ip
+from .enrich import classify_user_agent, country_for_ip, daily_salt, hash_ip, is_browser_agent
 from .messages import Normalized
 from .queue import EnqueueResult, Producer, QueuedMessage
 
@@ -101,7 +101,11 @@ class Ingestor:
         for item in items:
             record = item.record
             if record["type"] != "identify":
-                self._enrich(record, meta, salt, use_request_ua=record["type"] == "page")
+                # a page or screen view sent by the visitor's browser (analytics.js, the JS SDK) is classified by
+                # the request's user agent, as a beacon hit is; a server library's own agent says nothing of
+                # the visitor (it sends the visitor's as context.userAgent, which always wins)
+                use_request_ua = record["type"] in ("page", "screen") and is_browser_agent(meta.user_agent)
+                self._enrich(record, meta, salt, use_request_ua=use_request_ua)
             keep = sampled_in(item.user_key, self.settings.sample_rate)
             counters: tuple[tuple[str, int], ...] = ()
             if record["type"] in ("track", "page"):

@@ -7,6 +7,7 @@ import os
 
 os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")
 
+import contextlib
 import json
 import signal
 import socket
@@ -23,6 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg2
 import pytest
 import redis
+from aiohttp import web
 
 from nself_analytics.app import create_root_app
 from nself_analytics.config import Settings
@@ -147,6 +149,19 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+@contextlib.asynccontextmanager
+async def serving(app: web.Application) -> AsyncIterator[int]:
+    """Serve ``app`` on a free local port while the block runs (a website of another origin, for browsers)."""
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield port
+    finally:
+        await runner.cleanup()
 
 
 def wait_healthy(base_url: str, timeout: float = 60) -> dict[str, Any]:

@@ -18,7 +18,7 @@ import pytest
 from aiohttp import web
 from playwright.async_api import Browser, Page, async_playwright
 
-from .conftest import LiveService, free_port, pg_execute
+from .conftest import LiveService, pg_execute, serving
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -80,12 +80,8 @@ async def site_server(live_service: LiveService) -> AsyncIterator[str]:
 
     app = web.Application()
     app.router.add_get("/{tail:.*}", page)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    yield f"{port}"
-    await runner.cleanup()
+    async with serving(app) as port:
+        yield f"{port}"
 
 
 async def visit(browser: Browser, site: str, port: str, *, user_agent: str | None) -> tuple[Page, Any]:

@@ -14,6 +14,7 @@ from typing import Any
 import aiopg
 
 from .tx import transaction
+from .web_rollup import PAGE_VIEW
 
 __all__ = ["MAX_VALUE_CHARS", "PROPERTY_SAMPLE", "event_names", "event_properties", "sites"]
 
@@ -75,10 +76,10 @@ SELECT count(*) FROM (
 ) AS s
 """
 
-SITES = """
+SITES = f"""
 SELECT site, count(*) AS pageviews, min(ts) AS first_seen, max(ts) AS last_seen
 FROM np_analytics_events
-WHERE source_account_id = %(account)s AND ts >= %(start)s AND ts < %(end)s AND event = '$pageview'
+WHERE source_account_id = %(account)s AND ts >= %(start)s AND ts < %(end)s AND {PAGE_VIEW}
   AND site IS NOT NULL AND NOT is_bot
 GROUP BY site
 ORDER BY pageviews DESC, site COLLATE "C"
