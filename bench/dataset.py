@@ -17,8 +17,11 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
+import msgspec
+
 from nself_analytics.enrich import classify_user_agent, hash_ip
 from nself_analytics.messages import normalize
+from nself_analytics.model.record import EventRecord
 from nself_analytics.store.events import EVENT_COLUMNS
 
 from .generate import COLUMNS
@@ -90,9 +93,11 @@ def stored_text(messages: Iterable[dict[str, Any]], received_at: datetime, salt:
     lines = []
     for message in messages:
         record = normalize(message, message["type"], received_at).record
-        if record["type"] == "page":  # the user agent of the request is used for page views only
-            record.update(device=device, browser=browser, os=os_name)
-        record["is_bot"] = False
-        record["ip_hash"] = hash_ip("127.0.0.1", salt, record.get("site"))
-        lines.append("\t".join(_copy_value(record.get(column)) for column in EVENT_COLUMNS))
+        assert isinstance(record, EventRecord)
+        if record.type == "page":  # the user agent of the request is used for page views only
+            record.device, record.browser, record.os = device, browser, os_name
+        record.is_bot = False
+        record.ip_hash = hash_ip("127.0.0.1", salt, record.site)
+        row = msgspec.structs.asdict(record)
+        lines.append("\t".join(_copy_value(row[column]) for column in EVENT_COLUMNS))
     return "\n".join(lines) + "\n"

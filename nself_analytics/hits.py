@@ -18,6 +18,7 @@ import redis.asyncio as aioredis
 
 from .keys import PREFIX
 from .messages import PAGEVIEW, MessageError, Normalized
+from .model.record import EventRecord
 
 __all__ = ["FLOOD_LIMIT_PER_MINUTE", "Hit", "count_hit", "derived_session", "parse_hit"]
 
@@ -41,7 +42,7 @@ class Hit(Normalized):
 
     @property
     def user_key(self) -> str:
-        return str(self.record["session_id"])
+        return str(self.record.session_id)
 
 
 def _text(body: dict[str, Any], name: str, limit: int) -> str | None:
@@ -100,24 +101,20 @@ def parse_hit(body: dict[str, Any], received_at: datetime) -> Hit:
             properties[key] = value
     if hostname != site:
         properties["hostname"] = hostname
-    record: dict[str, Any] = {
-        "type": "page",
-        "message_id": str(uuid.uuid4()),
-        "ts": received_at.isoformat(),
-        "source_account_id": "primary",
-        "event": PAGEVIEW,
-        "user_id": None,
-        "anonymous_id": None,
-        "session_id": _text(body, "session_id", MAX_SESSION),
-        "site": site,
-        "path": path,
-        "referrer": _referrer(_text(body, "referrer", 4 * MAX_URL), {site, hostname}),
-        "language": _text(body, "language", 35),
-        "screen_width": int(width) if width is not None and 0 < width < 32768 else None,
-        "is_bot": bool(webdriver),
-        "properties": properties or None,
-        "context": None,
-    }
+    record = EventRecord(
+        type="page",
+        message_id=uuid.uuid4(),
+        ts=received_at,
+        event=PAGEVIEW,
+        session_id=_text(body, "session_id", MAX_SESSION),
+        site=site,
+        path=path,
+        referrer=_referrer(_text(body, "referrer", 4 * MAX_URL), {site, hostname}),
+        language=_text(body, "language", 35),
+        screen_width=int(width) if width is not None and 0 < width < 32768 else None,
+        is_bot=bool(webdriver),
+        properties=properties or None,
+    )
     return Hit(record)
 
 

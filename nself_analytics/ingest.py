@@ -7,18 +7,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import orjson
+import msgspec
 import redis.asyncio as aioredis
 
 from .config import Settings
 from .counters import increments
 from .enrich import classify_user_agent, country_for_ip, daily_salt, hash_ip, is_browser_agent
 from .messages import Normalized
+from .model.record import EventRecord
 from .queue import EnqueueResult, Producer, QueuedMessage
 
 __all__ = ["Ingestor", "RequestMeta", "sampled_in"]
 
 _IP_KEYS = ("ip", "ipAddress", "ip_address")
+_ENCODER = msgspec.json.Encoder()
 
 
 @dataclass(frozen=True)
@@ -74,25 +76,24 @@ class Ingestor:
         self.redis = client
         self.settings = settings
 
-    def _enrich(self, record: dict[str, Any], meta: RequestMeta, salt: str | None, use_request_ua: bool) -> None:
-        context = record.get("context") or {}
+    def _enrich(self, record: EventRecord, meta: RequestMeta, salt: str | None, use_request_ua: bool) -> None:
+        context = record.context or {}
         ip = next((context[k] for k in _IP_KEYS if isinstance(context.get(k), str)), None) or meta.ip
         # With hashing on no raw IP is stored anywhere; with it off the IP is kept in context.ip.
         context = {k: v for k, v in context.items() if k not in _IP_KEYS}
         if ip and not self.settings.ip_hash:
             context["ip"] = ip
-        record["context"] = context or None
         user_agent = context.get("userAgent") if isinstance(context.get("userAgent"), str) else None
         if user_agent is None and use_request_ua:
             user_agent = meta.user_agent
         device, browser, os_name, is_bot = classify_user_agent(user_agent)
-        record.setdefault("device", device)
-        record.setdefault("browser", browser)
-        record.setdefault("os", os_name)
-        record["is_bot"] = bool(record.get("is_bot")) or is_bot
-        record.setdefault("country", country_for_ip(ip))  # looked up before the IP is hashed
-        record["ip_hash"] = hash_ip(ip, salt, record.get("site")) if ip and salt is not None else None
-        record["context"] = _slim_context(record["context"])
+        record.device = record.device or device
+        record.browser = record.browser or browser
+        record.os = record.os or os_name
+        record.is_bot = record.is_bot or is_bot
+        record.country = record.country or country_for_ip(ip)  # looked up before the IP is hashed
+        record.ip_hash = hash_ip(ip, salt, record.site) if ip and salt is not None else None
+        record.context = _slim_context(context)
 
     async def accept(self, items: list[Normalized], meta: RequestMeta) -> EnqueueResult:
         """Enqueue ``items`` atomically (all or none); raises QueueFull / QueueUnavailable."""
@@ -100,17 +101,17 @@ class Ingestor:
         messages = []
         for item in items:
             record = item.record
-            if record["type"] != "identify":
+            counters: tuple[tuple[str, int], ...] = ()
+            if isinstance(record, EventRecord):
                 # a page or screen view sent by the visitor's browser (analytics.js, the JS SDK) is classified by
                 # the request's user agent, as a beacon hit is; a server library's own agent says nothing of
                 # the visitor (it sends the visitor's as context.userAgent, which always wins)
-                use_request_ua = record["type"] in ("page", "screen") and is_browser_agent(meta.user_agent)
+                use_request_ua = record.type in ("page", "screen") and is_browser_agent(meta.user_agent)
                 self._enrich(record, meta, salt, use_request_ua=use_request_ua)
+                if record.type in ("track", "page"):
+                    counters = tuple(increments(record.event, item.user_key, meta.received_at,
+                                                self.settings.quota_enabled, record.source_account_id))
             keep = sampled_in(item.user_key, self.settings.sample_rate)
-            counters: tuple[tuple[str, int], ...] = ()
-            if record["type"] in ("track", "page"):
-                counters = tuple(increments(record["event"], item.user_key, meta.received_at,
-                                            self.settings.quota_enabled, record["source_account_id"]))
-            payload = orjson.dumps(record).decode() if keep else ""
+            payload = _ENCODER.encode(record).decode() if keep else ""
             messages.append(QueuedMessage(item.message_id, payload, counters))
         return await self.producer.enqueue(messages)

@@ -1,58 +1,111 @@
 """Validation and normalization of incoming messages (native and Segment field names).
 
-A message becomes a flat dict whose keys are the columns of np_analytics_events (or, for
-identify, of a user upsert). Pure functions: no I/O, so the rules are easy to test.
+A body is validated by the Structs of ``model.wire`` (:func:`validate`, :func:`validate_batch`), then
+normalized into a ``model.record`` record (:func:`to_record`): an :class:`EventRecord` whose fields are
+the columns of np_analytics_events, or an :class:`IdentifyRecord` (a user upsert). Pure functions:
+no I/O, so the rules are easy to test.
 """
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+import msgspec
+
+from .model.explain import explain
+from .model.record import EventRecord, IdentifyRecord
+from .model.wire import (
+    KINDS,
+    MAX_BATCH,
+    MAX_ID,
+    MAX_NAME,
+    MAX_SESSION,
+    MAX_TEXT,
+    Alias,
+    Batch,
+    Group,
+    Identify,
+    Message,
+    MessageError,
+    Page,
+    Screen,
+    Track,
+    first,
+)
+
 __all__ = [
+    "KINDS",
     "MAX_BATCH",
     "MAX_PROPERTIES_BYTES",
+    "PAGEVIEW",
     "MessageError",
     "Normalized",
     "normalize",
     "parse_timestamp",
+    "to_record",
+    "validate",
+    "validate_batch",
 ]
 
-MAX_BATCH = 100
 MAX_PROPERTIES_BYTES = 4096
-MAX_NAME = 200
-MAX_ID = 255
 # Namespace for deriving a uuid from a client message id that is not itself a uuid.
 MESSAGE_NAMESPACE = uuid.UUID("6f1c7a52-5d0e-4a55-9d46-1f3c3b7f8a10")
 SKEW_TOLERANCE_SECONDS = 60
 PAGEVIEW = "$pageview"
 SCREEN = "$screen"
-KINDS = ("track", "page", "identify", "screen", "group", "alias")
-
-
-class MessageError(ValueError):
-    """A message breaks a rule; the text says which and why (it becomes the 400 message)."""
+_TRUNCATED_OVERHEAD = len(b'{"$truncated":true}')
 
 
 @dataclass
 class Normalized:
     """One validated message: the stream payload, its counter identity, and the warnings it raised."""
 
-    record: dict[str, Any]
+    record: EventRecord | IdentifyRecord
     warnings: list[str] = field(default_factory=list)
 
     @property
     def message_id(self) -> str:
-        return str(self.record["message_id"])
+        return str(self.record.message_id)
 
     @property
     def user_key(self) -> str:
-        return str(self.record.get("user_id") or self.record.get("anonymous_id"))
+        return str(self.record.user_id or self.record.anonymous_id)
 
+
+# --- validation: the Structs of model.wire decide ---------------------------------------------------------
+
+def validate(body: Any, kind: str) -> Message:
+    """``body`` as the message Struct of ``kind``; MessageError with the client's message otherwise."""
+    cls = KINDS.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise MessageError(f"type must be one of {', '.join(KINDS)}")
+    try:
+        return msgspec.convert(body, cls)
+    except msgspec.ValidationError as exc:
+        raise MessageError(explain(exc, cls, body).message) from None
+
+
+def validate_batch(body: dict[str, Any]) -> Batch:
+    """A batch body as a :class:`Batch`, its context merged into each message; MessageError (with the
+    index of the first bad message) otherwise."""
+    try:
+        batch = msgspec.convert(body, Batch)
+    except msgspec.ValidationError as exc:
+        explained = explain(exc, Batch, body)
+        if explained.index is None:
+            raise MessageError(explained.message) from None
+        raise MessageError(f"batch[{explained.index}]: {explained.message}", explained.index) from None
+    if batch.context:
+        for message in batch.batch:
+            message.context = {**batch.context, **(message.context or {})}
+    return batch
+
+
+# --- normalization: small steps, each one field or group of fields -------------------------------------------
 
 def parse_timestamp(value: Any, name: str) -> datetime:
     """ISO-8601 text (a trailing Z and naive times mean UTC) or Unix seconds; MessageError otherwise."""
@@ -79,60 +132,81 @@ def parse_timestamp(value: Any, name: str) -> datetime:
     return parsed.astimezone(UTC)
 
 
-def _pick(body: dict[str, Any], *names: str) -> Any:
-    for name in names:
-        if body.get(name) is not None:
-            return body[name]
-    return None
-
-
-def _ident(body: dict[str, Any], snake: str, camel: str) -> str | None:
-    value = _pick(body, snake, camel)
+def _ident(value: str | int | None) -> str | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise MessageError(f"{snake} must be a string")
+    text = str(value).strip()
+    return text or None
+
+
+def _message_uuid(value: str | int | None) -> uuid.UUID:
+    if value is None:
+        return uuid.uuid4()
     text = str(value).strip()
     if not text:
-        return None
-    if len(text) > MAX_ID:
-        raise MessageError(f"{snake} is longer than {MAX_ID} characters")
-    return text
-
-
-def _object(body: dict[str, Any], *names: str) -> dict[str, Any]:
-    value = _pick(body, *names)
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise MessageError(f"{names[0]} must be a JSON object")
-    return value
-
-
-def _message_uuid(value: Any) -> str:
-    if value is None:
-        return str(uuid.uuid4())
-    if not isinstance(value, str | int) or isinstance(value, bool) or not str(value).strip():
         raise MessageError("message_id must be a non-empty string")
-    text = str(value).strip()
     if len(text) > MAX_ID:
         raise MessageError(f"message_id is longer than {MAX_ID} characters")
     try:
-        return str(uuid.UUID(text))
+        return uuid.UUID(text)
     except ValueError:
-        return str(uuid.uuid5(MESSAGE_NAMESPACE, text))
+        return uuid.uuid5(MESSAGE_NAMESPACE, text)
+
+
+def _timestamp(message: Message, received_at: datetime, sent_at: Any, warnings: list[str]) -> datetime:
+    """Client time, corrected for client clock skew when sentAt is known (as Segment does); never in the future."""
+    raw_ts = first(message.timestamp, message.originalTimestamp)
+    sent = first(message.sentAt, message.sent_at, sent_at)
+    if raw_ts is None:
+        if sent is not None:
+            parse_timestamp(sent, "sentAt")
+        return received_at
+    ts = parse_timestamp(raw_ts, "timestamp")
+    if sent is not None:
+        skew = received_at - parse_timestamp(sent, "sentAt")
+        # Correct only a real clock error: within the tolerance the client's timestamp is kept exactly,
+        # so a retry carries the same ts and the (message_id, ts) unique index catches it even after
+        # the 24 h Redis dedupe window (corrected times shift by each attempt's network delay).
+        if abs(skew.total_seconds()) > SKEW_TOLERANCE_SECONDS:
+            ts = ts + skew
+    if ts > received_at:
+        warnings.append("timestamp is in the future; replaced by server time")
+        return received_at
+    return ts
+
+
+def _event_name(message: Message) -> str:
+    if isinstance(message, Track):
+        return message.event.strip()
+    if isinstance(message, Page):
+        return PAGEVIEW
+    if isinstance(message, Screen):
+        return SCREEN
+    return f"${message.kind}"
+
+
+def _properties(message: Message) -> dict[str, Any]:
+    """The message's properties, with what its kind adds (a page's name, a group's traits, a previous id)."""
+    properties = first(message.properties, message.metadata) or {}
+    if isinstance(message, Page | Screen) and message.name:
+        properties = {**properties, "name": message.name[:MAX_NAME]}
+    elif isinstance(message, Group):
+        properties = {**properties, **(message.traits or {}), "group_id": _ident(first(message.group_id,
+                                                                                       message.groupId))}
+    elif isinstance(message, Alias):
+        properties = {**properties, "previous_id": _ident(first(message.previous_id, message.previousId))}
+    return properties
 
 
 def _truncate(properties: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """Keep properties, in order, while they fit in 4 KB of JSON; return what was dropped."""
-    encoded = json.dumps(properties, separators=(",", ":"), ensure_ascii=False).encode()
-    if len(encoded) <= MAX_PROPERTIES_BYTES:
+    if len(msgspec.json.encode(properties)) <= MAX_PROPERTIES_BYTES:
         return properties, []
     kept: dict[str, Any] = {"$truncated": True}
     dropped: list[str] = []
-    size = len(b'{"$truncated":true}')
+    size = _TRUNCATED_OVERHEAD
     for key, value in properties.items():
-        item = len(json.dumps({key: value}, separators=(",", ":"), ensure_ascii=False).encode()) - 1
+        item = len(msgspec.json.encode({key: value})) - 1
         if size + item <= MAX_PROPERTIES_BYTES:
             kept[key] = value
             size += item
@@ -141,115 +215,69 @@ def _truncate(properties: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     return kept, dropped
 
 
-def _short(text: Any, limit: int = 2048) -> str | None:
+def _short(text: Any, limit: int = MAX_TEXT) -> str | None:
     return text[:limit] if isinstance(text, str) and text else None
+
+
+def _sub(context: dict[str, Any], name: str) -> dict[str, Any]:
+    value = context.get(name)
+    return value if isinstance(value, dict) else {}
+
+
+def _page_fields(message: Message, context: dict[str, Any], properties: dict[str, Any]) -> dict[str, Any]:
+    """site, path and referrer: from properties, else context.page; site and path default from the URL."""
+    page = _sub(context, "page")
+    url = _short(properties.get("url") or page.get("url"))
+    site = _short(message.site) or (urlsplit(url).hostname if url else None)
+    path = _short(properties.get("path") or page.get("path")) or (urlsplit(url).path or "/" if url else None)
+    referrer = _short(properties.get("referrer") or page.get("referrer"))
+    return {"site": site.lower() if site else None, "path": path, "referrer": referrer}
+
+
+def _client_fields(message: Message, context: dict[str, Any]) -> dict[str, Any]:
+    """session_id, language and screen_width: what the client tells about itself."""
+    session = first(message.session_id, message.sessionId, context.get("sessionId"))
+    width = _sub(context, "screen").get("width")
+    return {
+        "session_id": _short(str(session) if session is not None else None, MAX_SESSION),
+        "language": _short(context.get("locale"), 35),
+        "screen_width": int(width) if isinstance(width, int | float) and 0 < width < 32768 else None,
+    }
+
+
+def _identify_record(message: Identify, ts: datetime, message_id: uuid.UUID, account: str) -> IdentifyRecord:
+    context = message.context or {}
+    traits = message.traits or _sub(context, "traits")
+    user_id = _ident(first(message.user_id, message.userId))
+    assert user_id is not None  # Identify.__post_init__ requires it
+    return IdentifyRecord(message_id=message_id, ts=ts, source_account_id=account, user_id=user_id,
+                          anonymous_id=_ident(first(message.anonymous_id, message.anonymousId)), traits=traits)
+
+
+def to_record(message: Message, received_at: datetime, sent_at: Any = None,
+              source_account_id: str = "primary") -> Normalized:
+    """Normalize a validated message into its record (the stream payload); MessageError for a bad timestamp."""
+    warnings: list[str] = []
+    ts = _timestamp(message, received_at, sent_at, warnings)
+    message_id = _message_uuid(first(message.message_id, message.messageId))
+    if isinstance(message, Identify):
+        return Normalized(_identify_record(message, ts, message_id, source_account_id), warnings)
+    properties, dropped = _truncate(_properties(message))
+    if dropped:
+        warnings.append(f"properties exceed 4 KB; truncated (dropped: {', '.join(dropped[:20])})")
+    context = message.context or {}
+    record = EventRecord(
+        type=message.kind, message_id=message_id, ts=ts, source_account_id=source_account_id,
+        event=_event_name(message), user_id=_ident(first(message.user_id, message.userId)),
+        anonymous_id=_ident(first(message.anonymous_id, message.anonymousId)),
+        properties=properties or None, context=({**context, "$warnings": warnings} if warnings else context) or None,
+        **_page_fields(message, context, properties), **_client_fields(message, context),
+    )
+    return Normalized(record, warnings)
 
 
 def normalize(body: Any, kind: str, received_at: datetime, sent_at: Any = None,
               source_account_id: str = "primary") -> Normalized:
-    """Validate one message of ``kind`` (track/page/identify/...) and flatten it into a stream record."""
-    if not isinstance(body, dict):
-        raise MessageError("each message must be a JSON object")
-    if kind not in KINDS:
-        raise MessageError(f"type must be one of {', '.join(KINDS)}")
-    warnings: list[str] = []
-    user_id = _ident(body, "user_id", "userId")
-    anonymous_id = _ident(body, "anonymous_id", "anonymousId")
-    if kind == "identify" and user_id is None:
-        raise MessageError("identify needs a user_id")
-    if user_id is None and anonymous_id is None:
-        raise MessageError("user_id or anonymous_id is required")
-    context = _object(body, "context")
-    properties = _object(body, "properties", "metadata")
+    """Validate one message of ``kind`` (track/page/identify/...) and normalize it into its record."""
+    return to_record(validate(body, kind), received_at, sent_at, source_account_id)
 
-    if kind == "track":
-        event = body.get("event")
-        if event is None or (isinstance(event, str) and not event.strip()):
-            raise MessageError("event is required")
-        if not isinstance(event, str):
-            raise MessageError("event must be a string")
-        event = event.strip()
-        if len(event) > MAX_NAME:
-            raise MessageError(f"event is longer than {MAX_NAME} characters")
-    elif kind in ("page", "screen"):
-        name = body.get("name")
-        if name is not None and not isinstance(name, str):
-            raise MessageError("name must be a string")
-        if name:
-            properties = {**properties, "name": name[:MAX_NAME]}
-        event = PAGEVIEW if kind == "page" else SCREEN
-    else:
-        event = f"${kind}"
-
-    # Timestamp: client time, corrected for client clock skew when sentAt is known (as Segment does).
-    raw_ts = _pick(body, "timestamp", "originalTimestamp")
-    sent = _pick(body, "sentAt", "sent_at")
-    sent = sent if sent is not None else sent_at
-    ts = received_at
-    if raw_ts is not None:
-        ts = parse_timestamp(raw_ts, "timestamp")
-        if sent is not None:
-            skew = received_at - parse_timestamp(sent, "sentAt")
-            # Correct only a real clock error: within the tolerance the client's timestamp is kept exactly,
-            # so a retry carries the same ts and the (message_id, ts) unique index catches it even after
-            # the 24 h Redis dedupe window (corrected times shift by each attempt's network delay).
-            if abs(skew.total_seconds()) > SKEW_TOLERANCE_SECONDS:
-                ts = ts + skew
-        if ts > received_at:
-            warnings.append("timestamp is in the future; replaced by server time")
-            ts = received_at
-    elif sent is not None:
-        parse_timestamp(sent, "sentAt")
-
-    message_id = _message_uuid(_pick(body, "message_id", "messageId"))
-
-    if kind == "identify":
-        traits = _object(body, "traits") or (context.get("traits") if isinstance(context.get("traits"), dict) else {})
-        record: dict[str, Any] = {
-            "type": "identify", "message_id": message_id, "ts": ts.isoformat(), "user_id": user_id,
-            "anonymous_id": anonymous_id, "traits": traits, "source_account_id": source_account_id,
-        }
-        return Normalized(record, warnings)
-
-    if kind == "group":
-        group_id = _ident(body, "group_id", "groupId")
-        if group_id is None:
-            raise MessageError("group needs a group_id")
-        properties = {**properties, **_object(body, "traits"), "group_id": group_id}
-    elif kind == "alias":
-        previous_id = _ident(body, "previous_id", "previousId")
-        if previous_id is None or user_id is None:
-            raise MessageError("alias needs a user_id and a previous_id")
-        properties = {**properties, "previous_id": previous_id}
-
-    properties, dropped = _truncate(properties)
-    if dropped:
-        warnings.append(f"properties exceed 4 KB; truncated (dropped: {', '.join(dropped[:20])})")
-
-    page = context.get("page") if isinstance(context.get("page"), dict) else {}
-    url = _short(_pick(properties, "url") or page.get("url"))
-    site = _short(_pick(body, "site")) or (urlsplit(url).hostname if url else None)
-    path = _short(_pick(properties, "path") or page.get("path")) or (urlsplit(url).path or "/" if url else None)
-    screen = context.get("screen") if isinstance(context.get("screen"), dict) else {}
-    width = screen.get("width")
-    session = _pick(body, "session_id", "sessionId") or context.get("sessionId")
-    record = {
-        "type": kind,
-        "message_id": message_id,
-        "ts": ts.isoformat(),
-        "source_account_id": source_account_id,
-        "event": event,
-        "user_id": user_id,
-        "anonymous_id": anonymous_id,
-        "session_id": _short(str(session) if session is not None else None, 128),
-        "site": site.lower() if site else None,
-        "path": path,
-        "referrer": _short(_pick(properties, "referrer") or page.get("referrer")),
-        "language": _short(context.get("locale"), 35),
-        "screen_width": int(width) if isinstance(width, int | float) and 0 < width < 32768 else None,
-        "properties": properties or None,
-        "context": context or None,
-    }
-    if warnings:
-        record["context"] = {**context, "$warnings": warnings}
-    return Normalized(record, warnings)

@@ -1,8 +1,13 @@
-"""JSON Schemas of the OpenAPI document (components/schemas) and of the web stats rows."""
+"""JSON Schemas of the OpenAPI document (components/schemas) and of the web stats rows.
+
+The ingest bodies' schemas are not written here: they come from the Structs of ``model.wire``.
+"""
 
 from __future__ import annotations
 
 from typing import Any
+
+from .model.schema import ingest_schemas
 
 __all__ = ["SCHEMAS", "STATS_ROWS", "obj", "ref"]
 
@@ -30,49 +35,9 @@ NUMBER = {"type": "number"}
 COUNT = {"type": "integer", "minimum": 0}
 RATE = {"type": "number", "minimum": 0, "maximum": 1}
 SUCCESS = {"const": "success"}
-IDENT = {"type": ["string", "integer"], "description": "at most 255 characters"}
-TIMESTAMP = {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "number"}],
-             "description": "ISO-8601 (Z or offset; naive means UTC) or Unix seconds; a future time becomes now"}
 DATE = {"type": "string", "format": "date"}
 DATETIME = {"type": "string", "format": "date-time"}
-
-# Fields every message may carry (the native snake_case names and Segment's camelCase ones).
-_COMMON: dict[str, Schema] = {
-    "user_id": IDENT, "userId": IDENT, "anonymous_id": IDENT, "anonymousId": IDENT,
-    "properties": {"type": "object", "description": "at most 4 KB of JSON; larger is truncated with a warning"},
-    "metadata": {"type": "object", "description": "alias of properties"},
-    "context": {"type": "object", "description": "Segment context (ip, userAgent, locale, page, screen, ...)"},
-    "timestamp": TIMESTAMP, "originalTimestamp": TIMESTAMP,
-    "sentAt": TIMESTAMP, "message_id": IDENT, "messageId": IDENT,
-    "writeKey": {"type": "string", "description": "the write key, for clients that cannot send headers"},
-}
-_WHO = [{"required": ["user_id"]}, {"required": ["userId"]}, {"required": ["anonymous_id"]},
-        {"required": ["anonymousId"]}]
-
-
-def _message(extra: dict[str, Schema], required: list[str] | None = None, who: list[Schema] | None = None,
-             description: str = "") -> Schema:
-    schema = obj({**_COMMON, **extra}, required=required)
-    schema["anyOf"] = who if who is not None else _WHO
-    if description:
-        schema["description"] = description
-    return schema
-
-
 _NAME = {"type": "string", "minLength": 1, "maxLength": 200}
-_TRACK = _message({"event": _NAME}, required=["event"])
-_IDENTIFY = _message({"traits": {"type": "object"}}, who=[{"required": ["user_id"]}, {"required": ["userId"]}])
-_PAGE = _message({"name": {"type": "string"}, "site": {"type": "string"}},
-                 description="properties.url (or context.page.url), path and referrer describe the page")
-_SCREEN = _message({"name": {"type": "string"}})
-_GROUP = _message({"groupId": IDENT, "group_id": IDENT, "traits": {"type": "object"}})  # group id required
-_ALIAS = _message({"previousId": IDENT, "previous_id": IDENT})  # previous id and user id required
-
-
-def _typed(kind: str, schema: Schema) -> Schema:
-    typed = {**schema, "properties": {**schema["properties"], "type": {"const": kind}}}
-    typed["required"] = [*schema.get("required", []), "type"]
-    return typed
 
 
 def _row(key: str, key_schema: Schema) -> Schema:
@@ -130,14 +95,7 @@ SCHEMAS: dict[str, Schema] = {
                                   "rate_limited, service_unavailable, ..."}, "message": STRING},
                         required=["status", "success", "code", "message"]),
     "Deleted": obj({"status": SUCCESS, "deleted": {"const": True}}, required=["status", "deleted"]),
-    "Track": _TRACK, "Identify": _IDENTIFY, "Page": _PAGE, "Screen": _SCREEN, "Group": _GROUP, "Alias": _ALIAS,
-    "Batch": obj({
-        "batch": {"type": "array", "minItems": 1, "maxItems": 100, "items": {"oneOf": [
-            _typed("track", _TRACK), _typed("identify", _IDENTIFY), _typed("page", _PAGE),
-            _typed("screen", _SCREEN), _typed("group", _GROUP), _typed("alias", _ALIAS)]}},
-        "context": {"type": "object", "description": "merged into every message's context"},
-        "sentAt": TIMESTAMP, "writeKey": STRING,
-    }, required=["batch"]),
+    **ingest_schemas(),  # Track, Page, ..., Batch: generated from the Structs that validate them
     "Accepted": obj({"status": SUCCESS, "message_id": {"type": "string", "format": "uuid"},
                      "duplicate": {"type": "boolean", "description": "true when this message id was seen before"},
                      "warnings": {"type": "array", "items": STRING}},

@@ -16,11 +16,11 @@ import socket
 import time
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, date, datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
 
 import aiopg
-import orjson
+import msgspec
 import psycopg2
 import psycopg2.errors
 import redis.asyncio as aioredis
@@ -30,6 +30,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from .config import Settings
 from .keys import DRAIN_GROUP, PG_POOL, PREFIX, REDIS, SETTINGS, STREAM_KEY
+from .model.record import EventRecord, IdentifyRecord, decode_record
 from .quota import record_crossings
 from .store.aggregates import materialize
 from .store.events import write_payload
@@ -55,8 +56,12 @@ LINGER_SECONDS = 0.05
 RECLAIM_CHECK_SECONDS = 1.0
 
 
-def _parse_ts(value: str) -> datetime:
-    return datetime.fromisoformat(value)
+class _Row(NamedTuple):
+    """A stream entry read by the drain: its id, its payload as sent, and the record it holds."""
+
+    entry_id: str
+    raw: str
+    record: EventRecord | IdentifyRecord
 
 
 class Drainer:
@@ -134,24 +139,22 @@ class Drainer:
             raise
 
     async def _commit(self, entries: list[tuple[str, dict[str, str]]]) -> int:
-        rows: list[tuple[str, str, dict[str, Any]]] = []  # (entry id, payload as sent, parsed payload)
+        rows: list[_Row] = []
         dead: list[tuple[str, str]] = []
-        days: set[date] = set()
         for entry_id, fields in entries:
             raw = fields.get("e", "")
             try:
-                item = orjson.loads(raw)
-                if item.get("type") != "identify":
-                    days.add(_parse_ts(item["ts"]).astimezone(UTC).date())
-                rows.append((entry_id, raw, item))
-            except (ValueError, AttributeError, KeyError, TypeError):
+                rows.append(_Row(entry_id, raw, decode_record(raw)))
+            except msgspec.DecodeError:  # not a record (ValidationError is a DecodeError)
                 dead.append((entry_id, raw))
+        days = {row.record.ts.astimezone(UTC).date() for row in rows if isinstance(row.record, EventRecord)}
         async with self.pool.acquire() as conn:
             await ensure_partitions(conn, days)
             stored, rejected = await self._write(conn, rows)
             # before the acknowledgement: a crash here drains the batch again (its outbox rows are deduplicated)
             refused = {entry_id for entry_id, _ in rejected}
-            await record_funnel_completions(conn, [item for entry_id, _, item in rows if entry_id not in refused])
+            await record_funnel_completions(conn, [row.record for row in rows if row.entry_id not in refused
+                                                   and isinstance(row.record, EventRecord)])
             if self.settings.quota_enabled:
                 await self._record_crossings(conn, rows)
         dead += rejected
@@ -168,13 +171,16 @@ class Drainer:
             log.warning("entries_dead_lettered", count=len(dead), key=DEAD_LETTER_KEY)
         return len(ids)
 
-    async def _record_crossings(self, conn: aiopg.Connection, rows: list[tuple[str, str, dict[str, Any]]]) -> None:
+    async def _record_crossings(self, conn: aiopg.Connection, rows: list[_Row]) -> None:
         """Quota crossings of this batch's users; a failure here must not fail the committed batch."""
         by_account: dict[str, set[tuple[str, str]]] = {}
-        for _id, _raw, item in rows:
-            user = item.get("user_id") or item.get("anonymous_id")
-            if item.get("type") in ("track", "page") and user:
-                by_account.setdefault(item.get("source_account_id") or "primary", set()).add((item["event"], user))
+        for row in rows:
+            record = row.record
+            if not isinstance(record, EventRecord):
+                continue
+            user = record.user_id or record.anonymous_id
+            if record.type in ("track", "page") and user:
+                by_account.setdefault(record.source_account_id, set()).add((record.event, user))
         now = datetime.now(UTC)
         for account, pairs in by_account.items():
             try:
@@ -182,25 +188,24 @@ class Drainer:
             except (psycopg2.Error, RedisError, OSError) as exc:
                 log.warning("quota_crossings_failed", error=str(exc).strip()[:300])
 
-    async def _write(self, conn: aiopg.Connection,
-                     rows: list[tuple[str, str, dict[str, Any]]]) -> tuple[int, list[tuple[str, str]]]:
+    async def _write(self, conn: aiopg.Connection, rows: list[_Row]) -> tuple[int, list[tuple[str, str]]]:
         """Write rows in one statement; if Postgres refuses their data, split the batch to find the
         entries it refuses, and return those to be dead-lettered (the rest are stored: writes are idempotent)."""
         if not rows:
             return 0, []
-        events = [raw for _id, raw, item in rows if item.get("type") != "identify"]
-        identifies = [item for _id, _raw, item in rows if item.get("type") == "identify"]
+        events = [row.raw for row in rows if isinstance(row.record, EventRecord)]
+        identifies = [row.record for row in rows if isinstance(row.record, IdentifyRecord)]
         try:
-            # the stream payloads as they are: joined into one JSON array, not re-encoded
-            links = link_ops(item for _id, _raw, item in rows)
+            # the stream payloads as they are (encoded from EventRecord): joined into one array, not re-encoded
+            links = link_ops(row.record for row in rows)
             return await write_payload(conn, "[" + ",".join(events) + "]", identifies, links), []
         except psycopg2.errors.CheckViolation:
             forget_partitions()  # a partition was dropped behind our back (pruned elsewhere): recreate it
             raise
         except (psycopg2.DataError, psycopg2.IntegrityError) as exc:
             if len(rows) == 1:
-                log.warning("entry_rejected", entry=rows[0][0], error=str(exc).strip()[:300])
-                return 0, [(rows[0][0], rows[0][1])]
+                log.warning("entry_rejected", entry=rows[0].entry_id, error=str(exc).strip()[:300])
+                return 0, [(rows[0].entry_id, rows[0].raw)]
         half = len(rows) // 2
         first, second = await self._write(conn, rows[:half]), await self._write(conn, rows[half:])
         return first[0] + second[0], first[1] + second[1]

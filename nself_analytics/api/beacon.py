@@ -23,6 +23,7 @@ from ..hits import FLOOD_LIMIT_PER_MINUTE, count_hit, derived_session, parse_hit
 from ..ingest import RequestMeta
 from ..keys import REDIS, SETTINGS
 from ..messages import MessageError
+from ..model.record import EventRecord
 from .ingest import client_ip, enqueue
 from .scripts import script_handler
 
@@ -46,29 +47,31 @@ async def hit(request: web.Request) -> web.Response:
     except MessageError as exc:
         raise ApiError(400, str(exc)) from None
     record = item.record
+    assert isinstance(record, EventRecord)
+    site = str(record.site)  # parse_hit requires it
     settings = request.config_dict[SETTINGS]
-    account = site_account(settings.sites, record["site"])
+    account = site_account(settings.sites, site)
     if account is None:
-        raise ApiError(403, f"Hits for {record['site']} are not accepted here (ANALYTICS_SITES)")
-    record["source_account_id"] = account
+        raise ApiError(403, f"Hits for {site} are not accepted here (ANALYTICS_SITES)")
+    record.source_account_id = account
     redis = request.config_dict[REDIS]
     buckets = []
     if settings.hit_rate_ip is not None:
         buckets.append((RATE_IP_PREFIX + (meta.ip or "-"), settings.hit_rate_ip))  # an IP, whatever the account
     if settings.hit_rate_site is not None:
-        buckets.append((f"{RATE_SITE_PREFIX}{account}:{record['site']}", settings.hit_rate_site))
+        buckets.append((f"{RATE_SITE_PREFIX}{account}:{site}", settings.hit_rate_site))
     try:
         wait = await take(redis, int(meta.received_at.timestamp() * 1000), buckets)
         if wait:
             raise ApiError(429, "Too many hits; retry later", headers={"Retry-After": str(int(wait))})
-        if record["session_id"] is None:
-            record["session_id"] = derived_session(await daily_salt(redis, meta.received_at), record["site"],
-                                                   meta.ip, meta.user_agent)
-        count = await count_hit(redis, record["site"], record["session_id"], meta.received_at)
+        if record.session_id is None:
+            record.session_id = derived_session(await daily_salt(redis, meta.received_at), site, meta.ip,
+                                                meta.user_agent)
+        count = await count_hit(redis, site, record.session_id, meta.received_at)
     except RedisError:
         raise ApiError(503, "Ingest queue is unavailable; retry later", headers={"Retry-After": "2"}) from None
     flooding = count > FLOOD_LIMIT_PER_MINUTE
-    record["is_bot"] = record["is_bot"] or flooding or browser_hit_is_bot(meta.user_agent)
+    record.is_bot = record.is_bot or flooding or browser_hit_is_bot(meta.user_agent)
     await enqueue(request, [item], meta)
     return web.json_response({"status": "success"}, status=202)
 

@@ -19,7 +19,7 @@ from ..cors import preflight
 from ..errors import ApiError
 from ..ingest import Ingestor, RequestMeta
 from ..keys import PRODUCER, REDIS, SETTINGS
-from ..messages import KINDS, MAX_BATCH, MessageError, Normalized, normalize
+from ..messages import MessageError, Normalized, normalize, to_record, validate_batch
 from ..queue import EnqueueResult, QueueFull, QueueUnavailable
 from ..segment import is_segment_route
 
@@ -79,28 +79,16 @@ async def single(request: web.Request, kind: str) -> web.Response:
 
 async def batch(request: web.Request) -> web.Response:
     body = await read_json_body(request)  # the write key was checked by the access middleware
-    messages = body.get("batch")
-    if not isinstance(messages, list):
-        raise ApiError(400, "batch must be an array of messages")
-    if not messages:
-        raise ApiError(400, "batch must hold at least one message")
-    if len(messages) > MAX_BATCH:
-        raise ApiError(400, f"batch holds {len(messages)} messages; at most {MAX_BATCH} are allowed")
-    shared_context = body.get("context") if isinstance(body.get("context"), dict) else {}
     meta = _meta(request)
     account = params.account(request)
+    try:
+        messages = validate_batch(body)
+    except MessageError as exc:  # an item's error names its index; the envelope's has none
+        raise ApiError(400, str(exc), **({} if exc.index is None else {"index": exc.index})) from None
     items: list[Normalized] = []
-    for index, message in enumerate(messages):
+    for index, message in enumerate(messages.batch):
         try:
-            if not isinstance(message, dict):
-                raise MessageError("each message must be a JSON object")
-            kind = message.get("type")
-            if kind not in KINDS:
-                raise MessageError(f"type must be one of {', '.join(KINDS)}")
-            if shared_context and isinstance(message.get("context", {}), dict):
-                message = {**message, "context": {**shared_context, **(message.get("context") or {})}}
-            items.append(normalize(message, kind, meta.received_at, sent_at=body.get("sentAt"),
-                                   source_account_id=account))
+            items.append(to_record(message, meta.received_at, sent_at=messages.sentAt, source_account_id=account))
         except MessageError as exc:
             raise ApiError(400, f"batch[{index}]: {exc}", index=index) from None
     result = await enqueue(request, items, meta)

@@ -5,61 +5,40 @@ A batch is written by ONE statement (data-modifying CTEs), so it is one round tr
 transaction: the events, the dirty hours, the user upserts and the ``event.tracked`` webhook outbox rows
 commit together or not at all. A batch carrying identity links (identify with an anonymous id, alias)
 applies them first, in the same transaction (store/persons.py): a redelivered batch finds its links made
-and changes nothing.
+and changes nothing. The recordset's columns are the fields of ``model.record.EventRecord``; columns
+named by hand go through ``column()``, so a misspelled one fails when this module is imported.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import aiopg
+import msgspec
 import structlog
 
+from ..model.record import EVENT_COLUMNS, EventRecord, IdentifyRecord, UnknownColumn, column, select_list
 from .persons import apply_links
 from .tx import transaction
 
-__all__ = ["EVENT_COLUMNS", "write_batch", "write_payload"]
+__all__ = ["EVENT_COLUMNS", "encode_events", "write_batch", "write_payload"]
 
 log = structlog.get_logger("nself_analytics.store")
 
-# Column name -> SQL type, in the order of the recordset; queue payload keys are these names.
-EVENT_COLUMNS: dict[str, str] = {
-    "ts": "timestamptz",
-    "message_id": "uuid",
-    "source_account_id": "text",
-    "type": "text",
-    "event": "text",
-    "user_id": "text",
-    "anonymous_id": "text",
-    "session_id": "text",
-    "site": "text",
-    "path": "text",
-    "referrer": "text",
-    "device": "text",
-    "browser": "text",
-    "os": "text",
-    "language": "text",
-    "country": "text",
-    "screen_width": "smallint",
-    "is_bot": "boolean",
-    "ip_hash": "text",
-    "properties": "jsonb",
-    "context": "jsonb",
-}
 _COLS = ", ".join(EVENT_COLUMNS)
 _RECORD = ", ".join(f"{name} {sqltype}" for name, sqltype in EVENT_COLUMNS.items())
-
-_EVENT_VALUES = """ts, message_id, coalesce(source_account_id, 'primary'), coalesce(type, 'track'), event, user_id,
-       anonymous_id, session_id, site, path, referrer, device, browser, os, language, country, screen_width,
-       coalesce(is_bot, false), ip_hash, properties, context"""
+_VALUES = select_list(EventRecord)
+_ACCOUNT, _TS, _MESSAGE_ID = column("source_account_id"), column("ts"), column("message_id")
+_ENCODER = msgspec.json.Encoder()
 
 # Traits merge left to right; first_seen/last_seen widen. Rows arrive pre-merged per user.
 _UPSERT_USERS = """
 INSERT INTO np_analytics_users AS u (source_account_id, user_id, traits, anonymous_ids, first_seen, last_seen)
-SELECT coalesce(r.source_account_id, 'primary'), r.user_id, coalesce(r.traits, '{}'::jsonb),
-       coalesce(r.anonymous_ids, '{}'), r.first_seen, r.last_seen
+SELECT r.source_account_id, r.user_id, coalesce(r.traits, '{}'::jsonb), coalesce(r.anonymous_ids, '{}'), r.first_seen,
+       r.last_seen
 FROM jsonb_to_recordset(%(users)s::jsonb)
      AS r(source_account_id text, user_id text, traits jsonb, anonymous_ids text[], first_seen timestamptz,
           last_seen timestamptz)
@@ -77,8 +56,8 @@ WITH batch AS MATERIALIZED (
     SELECT * FROM jsonb_to_recordset(%(events)s::jsonb) AS r({_RECORD})
 ), inserted AS (
     INSERT INTO np_analytics_events ({_COLS})
-    SELECT {_EVENT_VALUES} FROM batch
-    ON CONFLICT (message_id, ts) DO NOTHING
+    SELECT {_VALUES} FROM batch
+    ON CONFLICT ({_MESSAGE_ID}, {_TS}) DO NOTHING
     RETURNING source_account_id, message_id, ts, type, event, user_id, anonymous_id, site, path, properties
 ), hooked AS (
     -- event.tracked outbox rows for the new events whose name a webhook of their account lists
@@ -92,8 +71,7 @@ WITH batch AS MATERIALIZED (
     ON CONFLICT (webhook_id, dedupe_key) DO NOTHING
 ), dirty AS (
     INSERT INTO np_analytics_aggregate_dirty (source_account_id, hour)
-    SELECT DISTINCT coalesce(source_account_id, 'primary'),
-           date_trunc('hour', ts AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+    SELECT DISTINCT coalesce({_ACCOUNT}, 'primary'), date_trunc('hour', {_TS} AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
     FROM batch
     ORDER BY 1, 2  -- rows locked in one order: concurrent drainers cannot deadlock
     -- DO UPDATE (a no-op) takes the row lock, so an aggregator claiming this hour waits for our commit
@@ -103,39 +81,62 @@ SELECT count(*) FROM inserted
 """
 
 
-def _merge_identifies(identifies: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+class _User(msgspec.Struct):
+    source_account_id: str
+    user_id: str
+    traits: dict[str, Any]
+    anonymous_ids: list[str]
+    first_seen: datetime
+    last_seen: datetime
+
+
+def _merge_identifies(identifies: Sequence[IdentifyRecord]) -> list[_User]:
     """One row per (account, user) in arrival order, so one statement never touches a row twice."""
-    merged: dict[tuple[str, str], dict[str, Any]] = {}
+    merged: dict[tuple[str, str], _User] = {}
     for item in identifies:
-        key = (item.get("source_account_id") or "primary", item["user_id"])
+        key = (item.source_account_id, item.user_id)
         row = merged.get(key)
         if row is None:
-            merged[key] = {
-                "source_account_id": key[0], "user_id": key[1], "traits": dict(item.get("traits") or {}),
-                "anonymous_ids": [item["anonymous_id"]] if item.get("anonymous_id") else [],
-                "first_seen": item["ts"], "last_seen": item["ts"],
-            }
+            merged[key] = _User(key[0], key[1], dict(item.traits),
+                                [item.anonymous_id] if item.anonymous_id else [], item.ts, item.ts)
             continue
-        row["traits"].update(item.get("traits") or {})
-        if item.get("anonymous_id") and item["anonymous_id"] not in row["anonymous_ids"]:
-            row["anonymous_ids"].append(item["anonymous_id"])
-        row["first_seen"] = min(row["first_seen"], item["ts"])
-        row["last_seen"] = max(row["last_seen"], item["ts"])
+        row.traits.update(item.traits)
+        if item.anonymous_id and item.anonymous_id not in row.anonymous_ids:
+            row.anonymous_ids.append(item.anonymous_id)
+        row.first_seen = min(row.first_seen, item.ts)
+        row.last_seen = max(row.last_seen, item.ts)
     return list(merged.values())
 
 
-async def write_batch(conn: aiopg.Connection, events: Sequence[dict[str, Any]],
-                      identifies: Sequence[dict[str, Any]], links: Sequence[dict[str, Any]] = ()) -> int:
+def _as_record(event: EventRecord | Mapping[str, Any]) -> EventRecord:
+    if isinstance(event, EventRecord):
+        return event
+    unknown = set(event) - EVENT_COLUMNS.keys()
+    if unknown:  # a misspelled key would otherwise be stored as NULL
+        raise UnknownColumn(f"not columns of np_analytics_events: {', '.join(sorted(unknown))}")
+    return msgspec.convert(event, EventRecord)
+
+
+def encode_events(events: Sequence[EventRecord | Mapping[str, Any]]) -> str:
+    """Events as the JSON array the statement reads: every column, named as the record names it."""
+    return _ENCODER.encode([_as_record(e) for e in events]).decode()
+
+
+async def write_batch(conn: aiopg.Connection, events: Sequence[EventRecord | Mapping[str, Any]],
+                      identifies: Sequence[IdentifyRecord | Mapping[str, Any]],
+                      links: Sequence[dict[str, Any]] = ()) -> int:
     """Write one drained batch in one transaction; return the number of events newly stored."""
-    return await write_payload(conn, json.dumps(events, separators=(",", ":")), identifies, links)
+    users = [i if isinstance(i, IdentifyRecord) else msgspec.convert(i, IdentifyRecord) for i in identifies]
+    return await write_payload(conn, encode_events(events), users, links)
 
 
-async def write_payload(conn: aiopg.Connection, events_json: str, identifies: Sequence[dict[str, Any]],
+async def write_payload(conn: aiopg.Connection, events_json: str, identifies: Sequence[IdentifyRecord],
                         links: Sequence[dict[str, Any]] = ()) -> int:
-    """:func:`write_batch` with the events already as one JSON array (the drain joins the stream payloads).
+    """:func:`write_batch` with the events already as one JSON array (the drain joins the stream payloads,
+    which are encoded EventRecords).
 
     ``links``: the batch's identity link operations in stream order (``persons.link_ops``)."""
-    users = json.dumps(_merge_identifies(identifies), separators=(",", ":")) if identifies else "[]"
+    users = _ENCODER.encode(_merge_identifies(identifies)).decode() if identifies else "[]"
     params = {"events": events_json, "users": users}
     if not links:
         async with conn.cursor() as cur:  # autocommit connection: the single statement is its own transaction

@@ -22,6 +22,8 @@ from typing import Any
 
 import aiopg
 
+from ..model.record import EventRecord, IdentifyRecord
+
 __all__ = [
     "EVENT_DISTINCT",
     "EVENT_PERSON",
@@ -67,19 +69,19 @@ PERSON_OF_USER_PARAM = person_of_param()
 LINK_IDS = "SELECT np_analytics_link_ids(%(ops)s::jsonb)"
 
 
-def link_ops(items: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+def link_ops(records: Iterable[EventRecord | IdentifyRecord]) -> list[dict[str, Any]]:
     """The link operations of drained messages, in their order: identify (user id, anonymous id or
     None) and alias (user id, previous id). Other messages link nothing."""
     ops: list[dict[str, Any]] = []
-    for item in items:
-        kind = item.get("type")
-        account = item.get("source_account_id") or "primary"
-        if kind == "identify" and item.get("user_id"):
-            ops.append({"a": account, "k": "identify", "u": item["user_id"], "d": item.get("anonymous_id")})
-        elif kind == "alias" and item.get("user_id"):
-            previous = (item.get("properties") or {}).get("previous_id")
+    for record in records:
+        account = record.source_account_id
+        if isinstance(record, IdentifyRecord):
+            if record.user_id:
+                ops.append({"a": account, "k": "identify", "u": record.user_id, "d": record.anonymous_id})
+        elif record.type == "alias" and record.user_id:
+            previous = (record.properties or {}).get("previous_id")
             if isinstance(previous, str | int) and not isinstance(previous, bool) and str(previous):
-                ops.append({"a": account, "k": "alias", "u": item["user_id"], "d": str(previous)})
+                ops.append({"a": account, "k": "alias", "u": record.user_id, "d": str(previous)})
     return ops
 
 

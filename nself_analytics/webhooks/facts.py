@@ -16,6 +16,7 @@ from typing import Any
 
 import aiopg
 
+from ..model.record import EventRecord
 from ..store import webhooks
 
 __all__ = ["completes", "record_funnel_completions"]
@@ -43,14 +44,13 @@ def completes(steps: list[str], events: Iterable[tuple[str, datetime]], until: d
     return None
 
 
-async def record_funnel_completions(conn: aiopg.Connection, items: list[dict[str, Any]]) -> int:
+async def record_funnel_completions(conn: aiopg.Connection, items: list[EventRecord]) -> int:
     """Outbox rows for the batch's events that complete a saved funnel of an account with a
     ``funnel.completed`` webhook. Returns the completions found (before deduplication)."""
-    tracked = [i for i in items if i.get("type") in ("track", "page") and not i.get("is_bot")
-               and (i.get("user_id") or i.get("anonymous_id"))]
+    tracked = [i for i in items if i.type in ("track", "page") and not i.is_bot and (i.user_id or i.anonymous_id)]
     if not tracked:
         return 0
-    accounts = sorted({i.get("source_account_id") or "primary" for i in tracked})
+    accounts = sorted({i.source_account_id for i in tracked})
     funnels = await webhooks.subscribed_funnels(conn, accounts, MAX_FUNNELS)
     if not funnels:
         return 0
@@ -59,13 +59,13 @@ async def record_funnel_completions(conn: aiopg.Connection, items: list[dict[str
         by_last.setdefault((funnel["account"], funnel["steps"][-1]), []).append(funnel)
     found = checks = 0
     for item in tracked:
-        account = item.get("source_account_id") or "primary"
-        for funnel in by_last.get((account, item["event"]), []):
+        account = item.source_account_id
+        for funnel in by_last.get((account, item.event), []):
             if checks >= MAX_CHECKS:
                 return found
             checks += 1
-            user = item.get("user_id") or item.get("anonymous_id")
-            until = datetime.fromisoformat(item["ts"])
+            user = item.user_id or item.anonymous_id
+            until = item.ts
             window = timedelta(seconds=funnel["window_seconds"])
             events = await webhooks.user_step_events(conn, account=account, user=user, steps=funnel["steps"],
                                                      since=until - window, until=until, limit=MAX_STEP_EVENTS)
@@ -73,10 +73,11 @@ async def record_funnel_completions(conn: aiopg.Connection, items: list[dict[str
             if started is None:
                 continue
             found += 1
+            message_id = str(item.message_id)
             await webhooks.enqueue(conn, account=account, event="funnel.completed",
-                                   dedupe_key=f"funnel:{funnel['id']}:{item['message_id']}", payload={
+                                   dedupe_key=f"funnel:{funnel['id']}:{message_id}", payload={
                                        "funnel_id": funnel["id"], "funnel_name": funnel["name"],
-                                       "steps": funnel["steps"], "user_id": item.get("user_id"),
-                                       "anonymous_id": item.get("anonymous_id"), "started_at": started.isoformat(),
-                                       "completed_at": until.isoformat(), "message_id": item["message_id"]})
+                                       "steps": funnel["steps"], "user_id": item.user_id,
+                                       "anonymous_id": item.anonymous_id, "started_at": started.isoformat(),
+                                       "completed_at": until.isoformat(), "message_id": message_id})
     return found
