@@ -57,21 +57,28 @@
     });
     series.forEach(function (s) {
       var d = points.map(function (p, i) { return (i ? 'L' : 'M') + x(i).toFixed(1) + ' ' + y(p[s.key] || 0).toFixed(1); });
-      if (points.length) el('path', { d: d.join(' '), class: 'line ' + s.className, 'data-series': s.key }, svg);
+      var cls = s.className + (s.dashed ? ' prev' : '');
+      if (points.length) el('path', { d: d.join(' '), class: 'line ' + cls, 'data-series': s.key }, svg);
+      if (s.dashed) return;  // the previous period: a line only, its figures are in the tables
       points.forEach(function (p, i) {
-        var dot = el('circle', { cx: x(i), cy: y(p[s.key] || 0), r: 3, class: 'dot ' + s.className,
-                                 'data-label': p.label, 'data-value': p[s.key] || 0 }, svg);
+        var dot = el('circle', { cx: x(i), cy: y(p[s.key] || 0), r: 3, class: 'dot ' + cls,
+                                 'data-label': p.label, 'data-value': p[s.key] || 0, 'data-series': s.key }, svg);
         el('title', {}, dot).textContent = p.label + ': ' + (p[s.key] || 0) + ' ' + s.name;
       });
     });
+    var parts = [svg];
     if (series.length > 1) {
-      series.forEach(function (s, i) {
-        var lx = width - pad.r - (series.length - i) * 110;
-        el('rect', { x: lx, y: 2, width: 10, height: 10, class: 'legend ' + s.className }, svg);
-        text(svg, lx + 14, 11, s.name, { class: 'axis' });
+      var legend = document.createElement('div');
+      legend.className = 'legend-row';
+      series.forEach(function (s) {
+        var item = document.createElement('span');
+        item.className = 'legend-item ' + s.className + (s.dashed ? ' prev' : '');
+        item.textContent = s.name;
+        legend.appendChild(item);
       });
+      parts.push(legend);
     }
-    container.replaceChildren(svg);
+    container.replaceChildren.apply(container, parts);
     return svg;
   }
 

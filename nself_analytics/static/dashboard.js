@@ -1,19 +1,26 @@
 /*
- * The dashboard: web analytics of one site and the product views (funnel, retention), read from
- * this instance's API with the secret token. The token lives in sessionStorage (this tab only),
- * never in the URL; without a site and a token nothing is shown.
+ * The dashboard's core: state kept in the URL (site, range, tab, filters, goals, the open person), the
+ * token kept in this browser's localStorage until "Forget token", API calls, tables with CSV export,
+ * filter chips and tabs. A site-scoped read token in the URL fragment (#share=<token>) opens a read-only
+ * shared view of the URL's site: nothing is stored, the login form and the product tabs are hidden.
+ * The web tab (dashboard-web.js) and the product tabs (dashboard-product.js) register themselves here.
  */
 (function () {
   'use strict';
   var TOKEN_KEY = 'np_analytics_token', SITE_KEY = 'np_analytics_site';
+  var FILTERS = ['path', 'referrer', 'country', 'device'];
   var $ = function (id) { return document.getElementById(id); };
-  var charts = window.NpCharts;
-  var state = { token: null, site: null, days: 30, bots: false };
+  var url = new URL(window.location.href);
+  var state = {
+    token: null, shared: false, site: null, days: 30, bots: false, tab: 'web', filters: {},
+    goals: url.searchParams.getAll('goal'), user: url.searchParams.get('user') || null
+  };
+  var views = {};
 
-  function storage(kind) { try { return window[kind]; } catch (e) { return null; } }
-  function load(kind, key) { var s = storage(kind); return s ? s.getItem(key) : null; }
-  function save(kind, key, value) {
-    var s = storage(kind);
+  function storage() { try { return window.localStorage; } catch (e) { return null; } }
+  function load(key) { var s = storage(); return s ? s.getItem(key) : null; }
+  function save(key, value) {
+    var s = storage();
     if (!s) return;
     if (value) s.setItem(key, value); else s.removeItem(key);
   }
@@ -25,12 +32,18 @@
 
   function ApiError(status, text) { this.status = status; this.message = text; }
 
-  function api(path, params) {
-    var query = new URLSearchParams();
+  function query(params) {
+    var q = new URLSearchParams();
     Object.keys(params || {}).forEach(function (k) {
-      if (params[k] !== undefined && params[k] !== null && params[k] !== '') query.set(k, params[k]);
+      var v = params[k];
+      if (Array.isArray(v)) v.forEach(function (item) { q.append(k, item); });
+      else if (v !== undefined && v !== null && v !== '') q.set(k, v);
     });
-    return fetch(path + '?' + query.toString(), {
+    return q.toString();
+  }
+
+  function api(path, params) {
+    return fetch(path + '?' + query(params), {
       headers: { Authorization: 'Bearer ' + state.token, Accept: 'application/json' },
       cache: 'no-store', credentials: 'omit', referrerPolicy: 'no-referrer'
     }).then(function (response) {
@@ -42,8 +55,8 @@
   }
 
   function failed(error) {
-    if (error && error.status === 401) {
-      save('sessionStorage', TOKEN_KEY, null);
+    if (error && error.status === 401 && !state.shared) {
+      save(TOKEN_KEY, null);
       state.token = null;
       $('token').value = '';
       show(false);
@@ -55,23 +68,80 @@
 
   function show(on) {
     $('board').hidden = !on;
-    $('logout').hidden = !on;
+    $('logout').hidden = !on || state.shared;
   }
 
-  function rangeParams(extra) {
-    var end = Math.floor(Date.now() / 1000) + 1;
-    return Object.assign({ site: state.site, start: end - state.days * 86400, end: end,
-                           include_bots: state.bots ? 'true' : '' }, extra || {});
+  /* the URL: everything that makes a view, so it can be bookmarked (never the token) */
+  function writeUrl() {
+    var next = new URL(window.location.href);
+    var keep = { site: state.site, range: state.days === 30 ? '' : state.days, bots: state.bots ? '1' : '',
+                 tab: state.tab === 'web' ? '' : state.tab, user: state.user || '' };
+    FILTERS.forEach(function (f) { keep[f] = state.filters[f] || ''; });
+    ['site', 'range', 'bots', 'tab', 'user', 'goal'].concat(FILTERS).forEach(function (k) { next.searchParams.delete(k); });
+    Object.keys(keep).forEach(function (k) { if (keep[k]) next.searchParams.set(k, keep[k]); });
+    state.goals.forEach(function (g) { next.searchParams.append('goal', g); });
+    window.history.replaceState(null, '', next.pathname + next.search + next.hash);
   }
 
+  function readUrl() {
+    var p = url.searchParams;
+    state.site = (p.get('site') || '').toLowerCase() || null;
+    if (p.get('range')) state.days = +p.get('range') || 30;
+    state.bots = p.get('bots') === '1';
+    state.tab = p.get('tab') || 'web';
+    FILTERS.forEach(function (f) { if (p.get(f)) state.filters[f] = p.get(f); });
+    var fragment = new URLSearchParams(window.location.hash.slice(1));
+    if (fragment.get('share')) { state.token = fragment.get('share'); state.shared = true; }
+  }
+
+  /* the web range [start, end) in Unix seconds, and the previous one of the same length */
+  function range(previous) {
+    var end = Math.floor(Date.now() / 1000) + 1, span = state.days * 86400;
+    return previous ? { start: end - 2 * span, end: end - span } : { start: end - span, end: end };
+  }
+
+  function webParams(extra, previous) {
+    var r = range(previous), p = { site: state.site, start: r.start, end: r.end,
+                                   include_bots: state.bots ? 'true' : '' };
+    FILTERS.forEach(function (f) { if (state.filters[f]) p[f] = state.filters[f]; });
+    return Object.assign(p, extra || {});
+  }
+
+  function percent(rate) { return rate === null || rate === undefined ? '-' : (rate * 100).toFixed(1) + '%'; }
+
+  function seconds(value) {
+    value = Math.round(value || 0);
+    if (value < 60) return value + 's';
+    if (value < 3600) return Math.floor(value / 60) + 'm ' + (value % 60) + 's';
+    return Math.floor(value / 3600) + 'h ' + Math.floor((value % 3600) / 60) + 'm';
+  }
+
+  function isoDay(offsetDays) { return new Date(Date.now() + offsetDays * 86400000).toISOString().slice(0, 10); }
+
+  function productDates() { return { start_date: isoDay(-(state.days - 1)), end_date: isoDay(0) }; }
+
+  /* tables: cells are text, or {text, filter: [param, value]} (the row filters the dashboard), or
+     {text, user: id} (opens the person), or {node}; every table can be exported as CSV */
   function fillTable(table, rows, cells) {
     var body = table.querySelector('tbody');
     body.replaceChildren();
     rows.forEach(function (row) {
       var tr = document.createElement('tr');
-      cells(row).forEach(function (value) {
+      cells(row).forEach(function (cell) {
         var td = document.createElement('td');
-        td.textContent = value;
+        if (cell && typeof cell === 'object' && cell.node) td.appendChild(cell.node);
+        else if (cell && typeof cell === 'object') {
+          td.textContent = cell.text;
+          if (cell.filter) {
+            tr.className = 'clickable';
+            tr.title = 'Filter by ' + cell.filter[0] + ' = ' + cell.filter[1];
+            tr.setAttribute('data-filter', cell.filter[0]);
+            tr.addEventListener('click', function () { addFilter(cell.filter[0], cell.filter[1]); });
+          }
+          if (cell.user) td.replaceChildren(userLink(cell.user));
+          if (cell.share !== undefined) td.style.setProperty('--share', (cell.share * 100).toFixed(1) + '%');
+          if (cell.share !== undefined) td.className = 'bar-cell';
+        } else td.textContent = cell === null || cell === undefined ? '' : String(cell);
         tr.appendChild(td);
       });
       body.appendChild(tr);
@@ -86,118 +156,109 @@
     }
   }
 
-  function seconds(value) {
-    value = Math.round(value || 0);
-    if (value < 60) return value + 's';
-    if (value < 3600) return Math.floor(value / 60) + 'm ' + (value % 60) + 's';
-    return Math.floor(value / 3600) + 'h ' + Math.floor((value % 3600) / 60) + 'm';
+  function userLink(id) {
+    var a = document.createElement('a');
+    a.href = '#';
+    a.className = 'user-link';
+    a.textContent = id;
+    a.setAttribute('data-user', id);
+    a.addEventListener('click', function (event) { event.preventDefault(); openUser(id); });
+    return a;
   }
 
-  function percent(rate) { return rate === null || rate === undefined ? '-' : (rate * 100).toFixed(1) + '%'; }
-
-  function bars(id, rows, key) {
-    charts.barChart($(id), rows.map(function (r) { return { label: String(r[key]), value: r.pageviews }; }),
-                     { title: id });
+  function openUser(id) {
+    state.user = id;
+    selectTab('people');
   }
 
-  function loadWeb() {
-    var p = rangeParams();
-    message('Loading ' + state.site + '...');
-    return Promise.all([
-      api('api/pageviews', p), api('api/timeseries', p), api('api/pages', p), api('api/referrers', p),
-      api('api/devices', p), api('api/countries', p), api('api/languages', p), api('api/browsers', p),
-      api('api/active', p), api('api/session-duration', p)
-    ]).then(function (r) {
-      var totals = r[0].data, duration = r[9].data;
-      $('kpi-pageviews').textContent = charts.format(totals.pageviews);
-      $('kpi-sessions').textContent = charts.format(totals.sessions);
-      $('kpi-visitors').textContent = charts.format(totals.visitors);
-      $('kpi-active').textContent = charts.format(r[8].data.active);
-      $('kpi-bounce').textContent = duration.sessions ? percent(duration.bounce_rate) : '-';
-      $('kpi-duration').textContent = duration.sessions ? seconds(duration.average_seconds) : '-';
-      charts.lineChart($('timeseries'), r[1].data.map(function (d) {
-        return { label: d.date.slice(5), pageviews: d.pageviews, sessions: d.sessions };
-      }), { title: 'page views per day', series: [
-        { key: 'pageviews', name: 'page views', className: 'series-0' },
-        { key: 'sessions', name: 'sessions', className: 'series-1' }] });
-      fillTable($('top-pages'), r[2].data, function (x) { return [x.path, x.pageviews, x.sessions]; });
-      fillTable($('referrers'), r[3].data, function (x) { return [x.referrer, x.pageviews, x.sessions]; });
-      bars('devices', r[4].data, 'device');
-      fillTable($('countries'), r[5].data, function (x) { return [x.country, x.pageviews, x.sessions]; });
-      bars('languages', r[6].data, 'language');
-      bars('browsers', r[7].data, 'browser');
-      message(totals.pageviews ? '' : 'No page views of ' + state.site + ' in this range yet.');
+  function csvCell(text) {
+    text = String(text);
+    return /[",\n\r]/.test(text) || /^[=+\-@]/.test(text) ? '"' + (/^[=+\-@]/.test(text) ? "'" : '') +
+      text.replace(/"/g, '""') + '"' : text;
+  }
+
+  function tableCsv(table) {
+    var lines = [];
+    table.querySelectorAll('tr').forEach(function (tr) {
+      if (tr.querySelector('td.empty')) return;
+      var cells = Array.prototype.map.call(tr.children, function (c) { return csvCell(c.textContent.trim()); });
+      if (cells.some(function (c) { return c !== ''; })) lines.push(cells.join(','));
+    });
+    return lines.join('\r\n') + '\r\n';
+  }
+
+  function exportTable(id) {
+    var table = $(id);
+    var blob = new Blob([tableCsv(table)], { type: 'text/csv;charset=utf-8' });
+    var a = document.createElement('a');
+    a.href = URL.createObjectURL(blob);
+    a.download = (state.site || 'analytics') + '-' + id + '.csv';
+    document.body.appendChild(a);
+    a.click();
+    setTimeout(function () { URL.revokeObjectURL(a.href); a.remove(); }, 0);
+  }
+
+  /* filters: chips, kept in the URL; a change reloads the web tab */
+  function addFilter(name, value) {
+    state.filters[name] = value;
+    changed();
+  }
+
+  function drawChips() {
+    var box = $('filters');
+    box.replaceChildren();
+    FILTERS.forEach(function (name) {
+      if (!state.filters[name]) return;
+      var chip = document.createElement('span'), remove = document.createElement('button');
+      chip.className = 'chip';
+      chip.setAttribute('data-filter', name);
+      chip.textContent = name + ': ' + state.filters[name];
+      remove.type = 'button';
+      remove.textContent = '×';
+      remove.setAttribute('aria-label', 'remove filter ' + name);
+      remove.addEventListener('click', function () { delete state.filters[name]; changed(); });
+      chip.appendChild(remove);
+      box.appendChild(chip);
     });
   }
 
-  function runFunnel(event) {
-    if (event) event.preventDefault();
-    var steps = $('funnel-steps').value.split(',').map(function (s) { return s.trim(); }).filter(Boolean);
-    return api('funnel', { steps: steps.join(','), start_date: $('funnel-start').value,
-                           end_date: $('funnel-end').value, window: $('funnel-window').value }).then(function (body) {
-      var rows = body.steps || body.data || [];
-      charts.barChart($('funnel-chart'), rows.map(function (s) {
-        return { label: s.event, value: s.users, rate: s.conversion_from_start };
-      }), { title: 'funnel', format: function (r) { return charts.format(r.value) + ' · ' + percent(r.rate); } });
-      fillTable($('funnel-table'), rows, function (s) {
-        return [s.event, s.users, percent(s.conversion_from_start), percent(s.conversion_from_previous), s.drop_off,
-                s.median_seconds_from_previous === null ? '-' : seconds(s.median_seconds_from_previous)];
-      });
-      message('');
-    }).catch(failed);
+  function changed() {
+    writeUrl();
+    drawChips();
+    return refresh();
   }
 
-  function runRetention(event) {
-    if (event) event.preventDefault();
-    return api('retention', { start_date: $('retention-start').value, end_date: $('retention-end').value,
-                              period: $('retention-period').value, start_event: $('retention-start-event').value,
-                              return_event: $('retention-return-event').value }).then(function (body) {
-      var rows = body.data || body.rows || [];
-      var columns = rows.reduce(function (n, r) { return Math.max(n, r.retained.length); }, 0);
-      var table = $('retention-table'), head = document.createElement('tr');
-      ['Cohort', 'Users'].concat(Array.from({ length: columns }, function (_, k) {
-        return body.period ? body.period + ' ' + k : String(k);
-      })).forEach(function (label) {
-        var th = document.createElement('th');
-        th.textContent = label;
-        head.appendChild(th);
-      });
-      table.querySelector('thead').replaceChildren(head);
-      var tbody = table.querySelector('tbody');
-      tbody.replaceChildren();
-      rows.forEach(function (row) {
-        var tr = document.createElement('tr');
-        [row.cohort, row.size].forEach(function (v) {
-          var td = document.createElement('td');
-          td.textContent = v;
-          tr.appendChild(td);
-        });
-        for (var k = 0; k < columns; k++) {
-          var td = document.createElement('td'), value = row.retained[k];
-          if (value !== undefined) {
-            var rate = row.size ? value / row.size : 0;
-            td.textContent = percent(rate);
-            td.title = value + ' of ' + row.size;
-            td.setAttribute('data-rate', rate.toFixed(4));
-            td.style.backgroundColor = 'rgba(37, 99, 235, ' + (0.08 + 0.82 * rate).toFixed(3) + ')';
-            td.style.color = rate > 0.5 ? '#fff' : '';
-          }
-          tr.appendChild(td);
-        }
-        tbody.appendChild(tr);
-      });
-      message(rows.length ? '' : 'No cohorts in this range.');
-    }).catch(failed);
+  function selectTab(tab) {
+    if (state.shared && (tab === 'product' || tab === 'people')) tab = 'web';
+    state.tab = tab;
+    document.querySelectorAll('.tabs button').forEach(function (b) {
+      b.classList.toggle('active', b.getAttribute('data-tab') === tab);
+    });
+    ['web', 'realtime', 'product', 'people'].forEach(function (name) { $('tab-' + name).hidden = name !== tab; });
+    $('filters').hidden = tab !== 'web';
+    writeUrl();
+    Object.keys(views).forEach(function (name) { if (views[name].leave && name !== tab) views[name].leave(); });
+    return views[tab] ? views[tab].show().catch(failed) : Promise.resolve();
   }
 
   function refresh() {
     if (!state.site || !state.token) { show(false); return Promise.resolve(); }
     show(true);
-    return loadWeb().catch(failed);
+    return selectTab(state.tab);
   }
 
-  function isoDay(offsetDays) {
-    return new Date(Date.now() + offsetDays * 86400000).toISOString().slice(0, 10);
+  function loadSites() {
+    if (state.shared || !state.token) return Promise.resolve();
+    return api('sites', { limit: 100 }).then(function (body) {
+      var list = $('site-list');
+      list.replaceChildren();
+      body.data.forEach(function (row) {
+        var option = document.createElement('option');
+        option.value = row.site;
+        option.label = row.pageviews + ' page views';
+        list.appendChild(option);
+      });
+    }).catch(function () { /* the picker is a convenience; typing a site still works */ });
   }
 
   $('login').addEventListener('submit', function (event) {
@@ -206,32 +267,52 @@
     state.token = $('token').value.trim();
     state.days = +$('range').value;
     state.bots = $('bots').checked;
-    save('localStorage', SITE_KEY, state.site);
-    save('sessionStorage', TOKEN_KEY, state.token);
+    save(SITE_KEY, state.site);
+    save(TOKEN_KEY, state.token);
+    writeUrl();
+    loadSites();
     refresh();
   });
   $('logout').addEventListener('click', function () {
-    save('sessionStorage', TOKEN_KEY, null);
+    save(TOKEN_KEY, null);
     state.token = null;
     $('token').value = '';
     show(false);
     message('Token forgotten.');
   });
   document.querySelectorAll('.tabs button').forEach(function (button) {
-    button.addEventListener('click', function () {
-      document.querySelectorAll('.tabs button').forEach(function (b) { b.classList.toggle('active', b === button); });
-      $('tab-web').hidden = button.getAttribute('data-tab') !== 'web';
-      $('tab-product').hidden = button.getAttribute('data-tab') !== 'product';
-    });
+    button.addEventListener('click', function () { selectTab(button.getAttribute('data-tab')); });
   });
-  $('funnel-form').addEventListener('submit', runFunnel);
-  $('retention-form').addEventListener('submit', runRetention);
-  ['funnel-start', 'retention-start'].forEach(function (id) { $(id).value = isoDay(-30); });
-  ['funnel-end', 'retention-end'].forEach(function (id) { $(id).value = isoDay(0); });
+  document.addEventListener('click', function (event) {
+    var target = event.target.closest ? event.target.closest('button.export') : null;
+    if (target) exportTable(target.getAttribute('data-export'));
+  });
 
-  state.site = load('localStorage', SITE_KEY);
-  state.token = load('sessionStorage', TOKEN_KEY);
-  if (state.site) $('site').value = state.site;
-  if (state.token) $('token').value = state.token;
-  refresh();
+  window.NpDash = {
+    $: $, state: state, api: api, failed: failed, message: message, fillTable: fillTable, userLink: userLink,
+    webParams: webParams, productDates: productDates, isoDay: isoDay, writeUrl: writeUrl, changed: changed,
+    register: function (name, view) { views[name] = view; }, charts: window.NpCharts, tableCsv: tableCsv,
+    percent: percent, seconds: seconds
+  };
+
+  document.addEventListener('DOMContentLoaded', function () {
+    readUrl();
+    if (state.shared) {
+      $('login').hidden = true;
+      $('shared').hidden = false;
+      $('shared-site').textContent = state.site || '(no site in the URL)';
+      document.querySelectorAll('[data-private]').forEach(function (el) { el.hidden = true; });
+      document.body.classList.add('shared');
+    } else {
+      state.site = state.site || load(SITE_KEY);
+      state.token = load(TOKEN_KEY);
+    }
+    if (state.site) $('site').value = state.site;
+    if (state.token && !state.shared) $('token').value = state.token;
+    $('range').value = String(state.days);
+    $('bots').checked = state.bots;
+    drawChips();
+    loadSites();
+    refresh();
+  });
 })();
