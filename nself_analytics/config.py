@@ -59,6 +59,10 @@ def parse_duration(text: str) -> float:
     return seconds
 
 
+# ANALYTICS_WORKERS: more processes than this is a typo, not a machine.
+MAX_WORKERS = 256
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the service is configured with. Tests build it directly; the service uses from_env()."""
@@ -90,6 +94,8 @@ class Settings:
     trusted_proxies: tuple[Network, ...] = TRUSTED_PROXIES
     hit_rate_ip: Rate | None = HIT_RATE_PER_IP
     hit_rate_site: Rate | None = HIT_RATE_PER_SITE
+    # Scale-out (docs/scaling.md): processes serving the port (each with its own pools and drainers).
+    workers: int = 1
 
     @cached_property
     def tokens(self) -> tuple[Credential, ...]:
@@ -153,6 +159,7 @@ class Settings:
                                 "ANALYTICS_HIT_RATE_PER_IP"),
             hit_rate_site=_parsed(parse_rate, env.get("ANALYTICS_HIT_RATE_PER_SITE", DEFAULT_RATE_PER_SITE),
                                   "ANALYTICS_HIT_RATE_PER_SITE"),
+            workers=_int(env.get("ANALYTICS_WORKERS") or str(os.cpu_count() or 1), "ANALYTICS_WORKERS", 1, MAX_WORKERS),
         )
 
 

@@ -14,6 +14,7 @@ from .app import create_root_app
 from .config import ConfigError, Settings
 from .logs import configure_logging
 from .migrate import apply_migrations
+from .processes import run_workers
 from .services import Services
 
 __all__ = ["build_schema", "install_plugin", "serve"]
@@ -53,14 +54,14 @@ def build_schema(env: Mapping[str, str]) -> dict[str, Any]:
     return {"applied": applied}
 
 
-async def _serve(settings: Settings) -> None:
+async def _serve(settings: Settings, reuse_port: bool = False) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     runner = web.AppRunner(create_root_app(settings, worker=True), access_log=None, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True)
+    site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True, reuse_port=reuse_port or None)
     await site.start()
     log.info("started", url=f"http://{settings.host}:{settings.port}/analytics", data_dir=str(settings.data_dir))
     await stop.wait()
@@ -84,8 +85,12 @@ def serve(env: Mapping[str, str]) -> int:
             # generated once and kept in the data folder: shown so the operator can use it
             log.warning("credentials", secret_token=settings.secret_token, write_keys=",".join(settings.write_keys),
                         stored_in=str(settings.data_dir / "secrets.env"))
-        asyncio.run(_serve(resolved))
+        if resolved.workers == 1:
+            asyncio.run(_serve(resolved))
+            code = 0
+        else:  # the port is shared (SO_REUSEPORT) by the worker processes
+            code = run_workers(resolved.workers, lambda _slot: asyncio.run(_serve(resolved, reuse_port=True)))
     finally:
         services.down()
     log.info("stopped")
-    return 0
+    return code

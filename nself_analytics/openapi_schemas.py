@@ -178,6 +178,8 @@ SCHEMAS: dict[str, Schema] = {
         "status": {"enum": ["success", "error"]}, "healthy": {"type": "boolean"}, "version": STRING,
         "postgres": _HEALTH_STORE, "redis": _HEALTH_STORE, "aggregate_lag_seconds": nullable(NUMBER),
         "queue_depth": nullable(COUNT), "queue_pending": nullable(COUNT), "message": STRING,
+        "process": obj({"pid": INT, "leader": {"type": "boolean", "description": "runs the aggregator and pruner"}},
+                       required=["pid", "leader"]),
     }, required=["status", "healthy", "postgres", "redis"]),
     "Webhook": obj({"id": INT, "url": STRING, "events": {"type": "array", "items": STRING},
                     "event_names": {"type": "array", "items": STRING}, "active": {"type": "boolean"},

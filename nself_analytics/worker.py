@@ -30,6 +30,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from .config import Settings
 from .keys import DRAIN_GROUP, PG_POOL, PREFIX, REDIS, SETTINGS, STREAM_KEY
+from .leader import LEADER_RETRY_SECONDS, Leadership
 from .model.record import EventRecord, IdentifyRecord, decode_record
 from .quota import record_crossings
 from .store.aggregates import materialize
@@ -237,8 +238,13 @@ class Drainer:
                 delay = min(delay * 2, 5.0)
 
 
-async def _every(seconds: float, stop: asyncio.Event, name: str, job: Any) -> None:
+async def _every(seconds: float, stop: asyncio.Event, name: str, job: Any, leadership: Leadership) -> None:
+    """Run ``job`` every ``seconds`` while this process leads (checked again each LEADER_RETRY_SECONDS)."""
     while not stop.is_set():
+        if not leadership.held:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), LEADER_RETRY_SECONDS)
+            continue
         try:
             await job()
         except (TimeoutError, psycopg2.Error, OSError) as exc:
@@ -248,7 +254,8 @@ async def _every(seconds: float, stop: asyncio.Event, name: str, job: Any) -> No
 
 
 class Worker:
-    """The background task of one process: drainers, the aggregate and prune schedules, the webhook sender."""
+    """The background task of one process: drainers and the webhook sender in every process; the aggregate
+    and prune schedules only in the leader (one process across all processes and instances: leader.py)."""
 
     def __init__(self, pool: aiopg.Pool, client: aioredis.Redis, settings: Settings) -> None:
         self.settings = settings
@@ -257,6 +264,8 @@ class Worker:
         self.drainers = [Drainer(pool, client, settings, name=f"{name}-{i}") for i in range(DRAINERS)]
         self.drainer = self.drainers[0]
         self.sender = WebhookSender(pool, settings)
+        assert settings.database_url is not None, "database_url must be resolved before the worker starts"
+        self.leadership = Leadership(settings.database_url)
         self.stop_event = asyncio.Event()
         self.tasks: list[asyncio.Task[None]] = []
 
@@ -274,9 +283,11 @@ class Worker:
     def start(self) -> None:
         self.tasks = [
             *(asyncio.create_task(d.run(self.stop_event), name=f"drain-{i}") for i, d in enumerate(self.drainers)),
+            asyncio.create_task(self.leadership.run(self.stop_event), name="leadership"),
             asyncio.create_task(_every(self.settings.aggregate_interval, self.stop_event, "aggregate",
-                                       self.aggregate), name="aggregate"),
-            asyncio.create_task(_every(PRUNE_INTERVAL_SECONDS, self.stop_event, "prune", self.prune), name="prune"),
+                                       self.aggregate, self.leadership), name="aggregate"),
+            asyncio.create_task(_every(PRUNE_INTERVAL_SECONDS, self.stop_event, "prune", self.prune,
+                                       self.leadership), name="prune"),
             asyncio.create_task(self.sender.run(self.stop_event), name="webhooks"),
         ]
 

@@ -4,6 +4,7 @@ queue depth, aggregate lag and the stores' error text (which can name hosts, use
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Any
 
 from aiohttp import web
@@ -11,6 +12,7 @@ from aiohttp import web
 from ..auth import grant_of
 from ..keys import DRAIN_GROUP, PG_POOL, REDIS, STREAM_KEY
 from ..store.aggregates import aggregate_lag_seconds
+from ..worker import WORKER
 
 routes = web.RouteTableDef()
 
@@ -48,6 +50,12 @@ async def _redis(request: web.Request) -> dict[str, Any]:
                 "queue_depth": None, "queue_pending": None}
 
 
+def _process(request: web.Request) -> dict[str, Any]:
+    """This process (one of ANALYTICS_WORKERS) and whether it holds the leader lock (runs the aggregator)."""
+    worker = request.config_dict.get(WORKER)  # none in an app built without the background task
+    return {"process": {"pid": os.getpid(), "leader": bool(worker and worker.leadership.held)}}
+
+
 @routes.get("/health", name="health")
 async def health(request: web.Request) -> web.Response:
     pg, rd = await asyncio.gather(_postgres(request), _redis(request))
@@ -55,7 +63,7 @@ async def health(request: web.Request) -> web.Response:
     body: dict[str, Any] = {"status": "success" if ok else "error", "healthy": ok}
     grant = grant_of(request)
     if grant is not None and grant.role == "token" and grant.account is None:
-        body.update(version=VERSION, **pg, **rd)
+        body.update(version=VERSION, **pg, **rd, **_process(request))
     else:
         body.update(postgres={"reachable": pg["postgres"]["reachable"]}, redis={"reachable": rd["redis"]["reachable"]})
     if not ok:

@@ -1,0 +1,102 @@
+"""Scale-out on the real stores: one leader across processes (advisory lock), ANALYTICS_WORKERS processes
+on one port, a graceful stop of all of them by SIGTERM to the parent."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from nself_analytics.keys import DRAIN_GROUP, STREAM_KEY
+from nself_analytics.leader import Leadership
+
+from .conftest import Stores, pg_execute, start_service, wait_for, wait_healthy
+from .scale_support import alive, children_of, fresh_stores, health, post_batch, service_env
+
+
+async def test_one_leader_and_a_takeover_within_seconds(settings: Any) -> None:
+    key = 7_000_001  # not the service's key: a worker of another test may hold that one
+    candidates = [Leadership(settings.database_url, key=key, retry=0.2) for _ in range(3)]
+    try:
+        for candidate in candidates:
+            await candidate.attempt()
+        assert [c.held for c in candidates] == [True, False, False]
+        # the holder dies: its backend goes (as when its process is SIGKILLed, the server ends the session)
+        pg_execute(settings.database_url, "SELECT pg_terminate_backend(pid) FROM pg_locks "
+                   "WHERE locktype = 'advisory' AND objid = %s AND granted", (key,))
+        started = time.monotonic()
+        stop = asyncio.Event()
+        runs = [asyncio.create_task(c.run(stop)) for c in candidates]
+        await asyncio.to_thread(wait_for, lambda: sum(c.held for c in candidates[1:]) == 1, 5, 0.05)
+        assert time.monotonic() - started < 3
+        await asyncio.sleep(0.5)  # the dead holder's next check finds its connection gone: it leads no more
+        assert sum(c.held for c in candidates) == 1 and not candidates[0].held
+        stop.set()
+        await asyncio.gather(*runs)
+        assert not any(c.held for c in candidates)
+        assert pg_execute(settings.database_url, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                          "AND objid = %s", (key,)) == [(0,)]
+    finally:
+        for candidate in candidates:
+            await candidate.release()
+
+
+@pytest.fixture
+def workers_service(stores: Stores, tmp_path: Path) -> Iterator[tuple[Any, str, str, str]]:
+    database_url, redis_url = fresh_stores(stores, "analytics_workers")
+    env, base_url = service_env(database_url, redis_url, tmp_path, ANALYTICS_WORKERS="2")
+    process = start_service(env, tmp_path / "service.log")
+    try:
+        wait_healthy(base_url)
+        yield process, base_url, database_url, redis_url
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=30)
+
+
+def _processes(base_url: str, tries: int = 40) -> dict[int, bool]:
+    """pid -> leader, of the workers that answered ``tries`` health checks on new connections."""
+    seen: dict[int, bool] = {}
+    for _ in range(tries):
+        process = health(base_url)["process"]
+        seen[process["pid"]] = process["leader"]
+    return seen
+
+
+def test_workers_share_the_port_with_one_leader_and_stop_together(workers_service: Any) -> None:
+    process, base_url, database_url, redis_url = workers_service
+    workers = children_of(process.pid)
+    assert len(workers) == 2
+    wait_for(lambda: set(_processes(base_url)) == workers, 20, 0.2)  # both answer on the one port
+    wait_for(lambda: sum(_processes(base_url).values()) == 1, 10, 0.2)
+    # each worker drains with its own consumers
+    consumers = redis.Redis.from_url(redis_url, decode_responses=True).xinfo_consumers(STREAM_KEY, DRAIN_GROUP)
+    assert {int(c["name"].split("-")[-3]) for c in consumers} == workers
+
+    # the leader dies: its parent starts another worker, and one of the workers leads again within seconds
+    leader = next(pid for pid, leads in _processes(base_url).items() if leads)
+    signal_time = time.monotonic()
+    os.kill(leader, signal.SIGKILL)
+    wait_for(lambda: len(children_of(process.pid) - {leader}) == 2, 20, 0.1)
+    wait_for(lambda: sum(_processes(base_url, 10).values()) == 1, 15, 0.2)
+    assert time.monotonic() - signal_time < 15
+
+    # accepted events, then SIGTERM to the parent: every worker stops after draining, nothing is left behind
+    run = uuid.uuid4().hex[:8]
+    for b in range(10):
+        assert post_batch(base_url, [{"type": "track", "event": "scaled", "userId": f"u{b}-{i}",
+                                      "messageId": f"{run}-{b}-{i}"} for i in range(50)]) == 202
+    workers = children_of(process.pid)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 0
+    assert not [pid for pid in workers if alive(pid)]
+    assert pg_execute(database_url, "SELECT count(*) FROM np_analytics_events WHERE event = 'scaled'") == [(500,)]
