@@ -34,6 +34,7 @@ UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content
 MAX_URL = 1024
 MAX_UTM = 200
 MAX_SESSION = 128
+MAX_ANONYMOUS_ID = 255  # as any message's anonymous id (messages.py)
 _HOST = re.compile(r"^(?:[a-z0-9_](?:[a-z0-9_-]{0,62})(?:\.[a-z0-9_](?:[a-z0-9_-]{0,62}))*\.?|\[[0-9a-f:.]+\])$")
 
 
@@ -79,6 +80,13 @@ def _referrer(value: str | None, own_hosts: set[str]) -> str | None:
     return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path or "/", "", ""))[:MAX_URL]
 
 
+def _anonymous_id(body: dict[str, Any]) -> str | None:
+    value = _text(body, "anonymous_id", MAX_ANONYMOUS_ID + 1)
+    if value is not None and len(value) > MAX_ANONYMOUS_ID:
+        raise MessageError(f"anonymous_id is longer than {MAX_ANONYMOUS_ID} characters")
+    return value
+
+
 def parse_hit(body: dict[str, Any], received_at: datetime) -> Hit:
     """Validate a beacon hit and flatten it into a page record; MessageError names the bad field."""
     site = _host(body, "site")
@@ -106,6 +114,9 @@ def parse_hit(body: dict[str, Any], received_at: datetime) -> Hit:
         message_id=uuid.uuid4(),
         ts=received_at,
         event=PAGEVIEW,
+        # the visitor's id the beacon keeps in localStorage (shared with the browser SDK): the visitor across
+        # sessions and days, and the id identify links to a user (store/persons.py)
+        anonymous_id=_anonymous_id(body),
         session_id=_text(body, "session_id", MAX_SESSION),
         site=site,
         path=path,

@@ -114,6 +114,9 @@ SCHEMAS: dict[str, Schema] = {
         "referrer": nullable(STRING), "language": nullable(STRING),
         "screen_width": nullable({"type": "integer", "minimum": 0, "maximum": 100000}),
         "session_id": nullable({"type": "string", "maxLength": 128}),
+        "anonymous_id": nullable({"type": "string", "maxLength": 255,
+                                  "description": "the visitor's id, kept in localStorage (nsa_anonymous_id) and shared "
+                                                 "with the browser SDK"}),
         **{f"utm_{k}": STRING for k in ("source", "medium", "campaign", "term", "content")},
         "webdriver": {"type": "boolean", "description": "true when the browser is automated (marks a bot)"},
     }, required=["site"]),

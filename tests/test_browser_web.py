@@ -19,6 +19,8 @@ import pytest
 from aiohttp import web
 from playwright.async_api import Browser, Page, async_playwright
 
+from nself_analytics.store.persons import EVENT_PERSON, EVENT_PERSON_JOIN
+
 from .conftest import LiveService, pg_execute, serving
 
 CHROMIUM = "/usr/bin/chromium"
@@ -74,6 +76,10 @@ async def site_server(live_service: LiveService) -> AsyncIterator[str]:
     async def page(request: web.Request) -> web.Response:
         if request.path == "/from":
             body = f'<a id="go" href="http://{request.query["to"]}/landing?utm_source=newsletter&utm_campaign=launch">go</a>'
+        elif request.path == "/both":  # the browser SDK (no automatic page view) and the beacon on one page
+            sdk = f"{live_service.base_url}/analytics/sdk/analytics.js"
+            body = (f'<script src="{sdk}" data-write-key="{live_service.write_key}" data-host="{live_service.base_url}"'
+                    f' data-page="false"></script><script async src="{script}"></script>')
         else:
             body = f'<h1>{request.path}</h1><script async src="{script}"></script>'
         return web.Response(text=f"<!doctype html><html><head><title>t</title></head><body>{body}</body></html>",
@@ -274,4 +280,37 @@ async def test_dashboard_product_views(browser: Browser, live_service: LiveServi
     shades = await dash.eval_on_selector_all("#retention-table td[data-rate]",
                                              "els => els.map(e => e.style.backgroundColor)")
     assert len(set(shades)) >= 2  # shaded by rate
+    await context.close()
+
+
+async def test_beacon_and_browser_sdk_are_one_visitor(browser: Browser, site_server: str,
+                                                      live_service: LiveService) -> None:
+    """The beacon keeps the anonymous id in localStorage under the browser SDK's key (nsa_anonymous_id): its page
+    views carry the SDK's id, a reload keeps it, and the SDK's identify makes those page views the user's."""
+    site = f"both-{uuid.uuid4().hex[:8]}.test"
+    context = await browser.new_context(user_agent=PERSON_UA)
+    page = await context.new_page()
+    await page.goto(f"http://{site}:{site_server}/both")
+    await page.wait_for_function("() => sessionStorage.getItem('np_sid') !== null")
+    anonymous_id = await page.evaluate("() => window.nselfAnalytics.anonymousId()")
+    assert await page.evaluate("() => localStorage.getItem('nsa_anonymous_id')") == anonymous_id
+    await page.reload()
+    await page.wait_for_function("() => sessionStorage.getItem('np_sid') !== null")
+    user = f"user-{uuid.uuid4().hex[:8]}"
+    await page.evaluate("(user) => { nselfAnalytics.identify(user); nselfAnalytics.track('purchase'); }", user)
+    assert await page.evaluate("() => window.nselfAnalytics.flush()") is True
+    def page_views() -> list[Any] | None:
+        found = pg_execute(live_service.database_url, "SELECT anonymous_id FROM np_analytics_events "
+                           "WHERE site = %s AND event = '$pageview'", (site,))
+        return found if len(found) == 2 else None
+
+    assert await wait_for(page_views) == [(anonymous_id,), (anonymous_id,)]
+    await wait_for(lambda: pg_execute(live_service.database_url, "SELECT person_id FROM np_analytics_person_map "
+                                      "WHERE distinct_id = %s", (anonymous_id,)) == [(user,)])
+    # the user's person holds the beacon's page views (the same query /metrics?user_id= runs)
+    counts = pg_execute(live_service.database_url, f"""
+        SELECT e.event, count(*) FROM np_analytics_events e {EVENT_PERSON_JOIN}
+        WHERE {EVENT_PERSON} = %s AND (e.site = %s OR e.event = 'purchase') GROUP BY 1""", (user, site))
+    assert dict(counts) == {"$pageview": 2, "purchase": 1}
+    assert stats(live_service, "pageviews", site=site)["visitors"] == 1
     await context.close()

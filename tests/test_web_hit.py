@@ -111,6 +111,8 @@ async def test_hit_preflight_answers_cors(client: Any) -> None:
     ({"site": "example.com", "screen_width": "wide"}, "screen_width must be a number"),
     ({"site": "example.com", "session_id": ["x"]}, "session_id must be a string"),
     ({"site": "example.com", "webdriver": "yes"}, "webdriver must be a boolean"),
+    ({"site": "example.com", "anonymous_id": 7}, "anonymous_id must be a string"),
+    ({"site": "example.com", "anonymous_id": "a" * 256}, "anonymous_id is longer than 255 characters"),
     (b"{nope", "Invalid JSON body"),
     (b"[]", "Request body must be a JSON object"),
 ])

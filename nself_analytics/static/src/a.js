@@ -2,6 +2,8 @@
  * nself-analytics page-view beacon: no configuration, no cookies.
  *   <script async src="https://HOST/analytics/a.js"></script>
  * Optional: data-site="example.com" on the tag counts several hostnames as one site.
+ * The visitor's anonymous id lives in localStorage under nsa_anonymous_id, the key the browser SDK
+ * (sdk/js) uses too: a site with both is one visitor, and the SDK's identify links that id to the user.
  *
  * This is the readable source; /analytics/a.js serves ../a.js, its minified copy:
  *   npx terser src/a.js --compress --mangle --comments false -o a.js   (run in nself_analytics/static)
@@ -14,7 +16,7 @@
   // The hit endpoint sits next to this file: https://HOST/analytics/a.js -> https://HOST/analytics/hit
   var endpoint = script.src.replace(/[?#].*$/, '').replace(/[^/]*$/, 'hit');
   var site = script.getAttribute('data-site') || loc.hostname;
-  var KEY = 'np_sid', IDLE_MS = 30 * 60 * 1000, memory, last, first = true;
+  var KEY = 'np_sid', ANON = 'nsa_anonymous_id', IDLE_MS = 30 * 60 * 1000, memory, anon, last, first = true;
 
   // 64 random bits (about 13 characters): unique enough per site, and every stored hit carries it
   function random() {
@@ -34,6 +36,17 @@
     return id;
   }
 
+  // The visitor's anonymous id, shared with the browser SDK (same key, same plain-string value); kept in
+  // memory when storage is unavailable.
+  function anonymousId() {
+    try { anon = w.localStorage.getItem(ANON) || anon; } catch (e) { /* storage disabled */ }
+    if (!anon) {
+      anon = w.crypto && w.crypto.randomUUID ? w.crypto.randomUUID() : random() + random();
+      try { w.localStorage.setItem(ANON, anon); } catch (e) { /* keep it in memory */ }
+    }
+    return anon;
+  }
+
   function send(body) {
     try { if (nav.sendBeacon && nav.sendBeacon(endpoint, body)) return; } catch (e) { /* fall back to fetch */ }
     if (w.fetch) w.fetch(endpoint, { method: 'POST', body: body, keepalive: true, credentials: 'omit' })['catch'](function () {});
@@ -45,7 +58,8 @@
     last = path;
     var data = {
       site: site, hostname: loc.hostname, path: path, referrer: first ? d.referrer || null : null,
-      language: nav.language || null, screen_width: w.screen ? w.screen.width : null, session_id: session()
+      language: nav.language || null, screen_width: w.screen ? w.screen.width : null, session_id: session(),
+      anonymous_id: anonymousId()
     };
     if (nav.webdriver) data.webdriver = true;
     first = false;
