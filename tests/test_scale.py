@@ -100,3 +100,81 @@ def test_workers_share_the_port_with_one_leader_and_stop_together(workers_servic
     assert process.wait(timeout=60) == 0
     assert not [pid for pid in workers if alive(pid)]
     assert pg_execute(database_url, "SELECT count(*) FROM np_analytics_events WHERE event = 'scaled'") == [(500,)]
+
+
+def _pending_of(client: redis.Redis, pid: int) -> int:
+    try:
+        consumers = client.xinfo_consumers(STREAM_KEY, DRAIN_GROUP)
+    except redis.ResponseError:
+        return 0
+    return sum(int(c["pending"]) for c in consumers if f"-{pid}-" in c["name"])
+
+
+def test_three_instances_store_every_event_once_through_a_sigkill(stores: Stores, tmp_path: Path) -> None:
+    """/batch spread over 3 instances on one Redis and one Postgres; one is caught holding undrained
+    entries, SIGKILLed and restarted: each accepted event is stored once, its entries are taken over by the
+    others, and the aggregates count each event once."""
+    database_url, redis_url = fresh_stores(stores, "analytics_three")
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    instances = []
+    for i in range(3):
+        env, base_url = service_env(database_url, redis_url, tmp_path / f"i{i}", ANALYTICS_WORKERS="1")
+        instances.append([env, base_url, start_service(env, tmp_path / f"i{i}.log")])
+    try:
+        for _env, base_url, _process in instances:
+            wait_healthy(base_url)
+        run = uuid.uuid4().hex[:8]
+        accepted: set[str] = set()
+        sent: list[int] = []
+
+        def send(batch_no: int) -> None:
+            sent.append(batch_no)
+            ids = [f"{run}-{batch_no}-{i}" for i in range(50)]
+            messages = [{"type": "track", "event": "spread", "userId": f"u{batch_no % 7}", "messageId": m,
+                         "timestamp": "2026-11-20T10:00:00Z"} for m in ids]
+            for attempt in range(3):  # an instance that is down: the client retries the same batch elsewhere
+                if post_batch(instances[(batch_no + attempt) % 3][1], messages) == 202:
+                    accepted.update(ids)
+                    return
+
+        for b in range(30):
+            send(b)
+        victim = instances[1][2]
+        caught = 0
+        for b in range(30, 90):  # freeze the victim until it holds entries it read and did not acknowledge
+            send(b)
+            victim.send_signal(signal.SIGSTOP)
+            caught = _pending_of(client, victim.pid)
+            if caught:
+                break
+            victim.send_signal(signal.SIGCONT)
+        assert caught, "the victim never held undrained entries"
+        victim.kill()
+        victim.wait(timeout=30)
+        for b in range(90, 120):
+            send(b)
+        instances[1][2] = start_service(instances[1][0], tmp_path / "i1-again.log")
+        wait_healthy(instances[1][1])
+        for b in range(120, 150):
+            send(b)
+        expected = len(accepted)
+        assert expected == len(sent) * 50  # a batch refused by the dead instance was accepted by another
+
+        def stored() -> tuple[int, int]:
+            [(rows, distinct)] = pg_execute(database_url, "SELECT count(*), count(DISTINCT message_id) "
+                                            "FROM np_analytics_events WHERE event = 'spread'")
+            return int(rows), int(distinct)
+
+        wait_for(lambda: stored()[0] >= expected and client.xlen(STREAM_KEY) == 0, 60, 0.3)
+        assert stored() == (expected, expected)
+        assert _pending_of(client, victim.pid) == 0  # the killed instance's entries were taken over
+        wait_for(lambda: pg_execute(database_url, "SELECT coalesce(sum(count), 0) FROM np_analytics_aggregates "
+                                    "WHERE event = 'spread' AND granularity = 'hour'") == [(expected,)], 30, 0.3)
+        leaders = [health(base_url)["process"]["leader"] for _env, base_url, _process in instances]
+        assert sum(leaders) == 1
+    finally:
+        for _env, _base_url, process in instances:
+            if process.poll() is None:
+                process.send_signal(signal.SIGCONT)
+                process.kill()
+                process.wait(timeout=30)
