@@ -309,9 +309,12 @@ def measure_storage(h: Harness) -> dict[str, Any]:
 WEB_ENDPOINTS = ("pageviews", "pages", "referrers", "timeseries", "devices", "languages", "browsers", "os",
                  "countries", "hostnames", "entry-pages", "exit-pages", "bounce-rates", "peak-hours", "screen-widths",
                  "session-duration")
-# What the dashboard requests on one load of a site (static/dashboard.js, loadWeb), all at once.
-DASHBOARD = ("pageviews", "timeseries", "pages", "referrers", "devices", "countries", "languages", "browsers",
-             "active", "session-duration")
+# What the dashboard requests on one load of a site's web tab (static/dashboard-web.js, loadWeb), all at once:
+# the cards and the chart for the range and for the previous period, every panel, and the sites picker.
+DASHBOARD = ("pageviews", "session-duration", "timeseries", "active", "pages", "entry-pages", "exit-pages",
+             "referrers", "utm-sources", "utm-mediums", "utm-campaigns", "utm-terms", "utm-contents", "countries",
+             "devices", "browsers", "os", "languages", "screen-widths", "hostnames", "peak-hours", "bounce-rates")
+DASHBOARD_PREVIOUS = ("pageviews", "session-duration", "timeseries")
 BROWSER_CONNECTIONS = 6  # a browser's parallel requests to one host
 
 
@@ -336,8 +339,11 @@ def query_specs(now: datetime) -> dict[str, str]:
 
 
 def dashboard_path(now: datetime, days: int) -> list[str]:
-    end = int(now.timestamp()) + 1
-    return [f"/analytics/api/{name}?site=example.com&start={end - days * 86_400}&end={end}" for name in DASHBOARD]
+    end, span = int(now.timestamp()) + 1, days * 86_400
+    return ([f"/analytics/api/{name}?site=example.com&start={end - span}&end={end}" for name in DASHBOARD]
+            + [f"/analytics/api/{name}?site=example.com&start={end - 2 * span}&end={end - span}"
+               for name in DASHBOARD_PREVIOUS]
+            + [f"/analytics/sites?start_date={(now - timedelta(days=days - 1)).date()}&end_date={now.date()}"])
 
 
 def _get(url: str) -> tuple[int, float, bytes]:

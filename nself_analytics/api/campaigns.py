@@ -58,18 +58,23 @@ def _meta(query: web_store.WebQuery) -> dict[str, Any]:
     return {"site": query.site, "start": int(query.start.timestamp()), "end": int(query.end.timestamp())}
 
 
-def _utm_handler(key: str, label: str) -> Any:
+def _utm_handler(path: str, key: str, label: str) -> Any:
+    rolled_up = path in web_store.BREAKDOWNS  # from the web rollup (source, medium, campaign), else raw
+
     async def handler(request: web.Request) -> web.Response:
         query = replace(parse_query(request.query), account=account(request))
         async with request.config_dict[PG_POOL].acquire() as conn:
-            data = await campaigns.utm_breakdown(conn, query, key, label)
+            if rolled_up:
+                data = await web_store.breakdown(conn, query, path, label)
+            else:
+                data = await campaigns.utm_breakdown(conn, query, key, label)
         return web.json_response({"status": "success", "data": data, "meta": _meta(query)})
 
     return handler
 
 
 for _path, (_key, _label) in UTM_ROUTES.items():
-    routes.get(f"/api/{_path}", name=f"campaigns.{_path}")(_utm_handler(_key, _label))
+    routes.get(f"/api/{_path}", name=f"campaigns.{_path}")(_utm_handler(_path, _key, _label))
 
 
 @routes.get("/api/goals", name="campaigns.goals")

@@ -2,7 +2,9 @@
 
 UTM values are the ``utm_*`` properties the beacon stores on a page view. A UTM breakdown counts, per
 value, the selected page views carrying it and their distinct sessions (as the other breakdowns do),
-through the ``(site, ts)`` index and the read's filters. A goal is a page path (page views of the site
+through the ``(site, ts)`` index and the read's filters: for utm_term and utm_content, which the web
+rollup does not keep (source, medium and campaign are read from it: store/web.py).
+A goal is a page path (page views of the site
 with that path, the read's filters applied) or an event name (events of the account with that name,
 sent from the site or without a site: SDK events carry none); its conversions are the matching events
 and its converted visitors the distinct persons (store/persons.py) among them, else the day's IP hash
