@@ -7,8 +7,8 @@
 --   -> sessions; '*' '' -> every page view of the day
 --   (sessionless ones too), sessions, bounces, seconds (sum of durations), sviews (their page views).
 -- * np_analytics_web_day_stats: per (site, day, bot flag) the distinct visitors of the day's closed sessions
---   and sessionless page views (raw ids, so identity links made later apply when read) and the durations of
---   its closed sessions (for the median).
+--   and sessionless page views (raw ids, so identity links made later apply when read; and their sketch,
+--   merged over days when the account has no identity link) and the durations of its closed sessions.
 -- * np_analytics_web_sessions.spans: the fragment's session has fragments in more than one UTC day or
 --   with both bot flags; such fragments are read one by one, never summed per day.
 -- Kept by the aggregator from the claimed dirty hours (their days are rebuilt from the fragments).
@@ -45,6 +45,7 @@ CREATE TABLE np_analytics_web_day_stats (
     day               date       NOT NULL,
     is_bot            boolean    NOT NULL,
     visitors          text[]     NOT NULL,  -- the distinct visitors (raw ids, sorted: persons are resolved when read)
+    sketch            bytea      NOT NULL,  -- a HyperLogLog sketch of those ids (store/hll.py: 2^14 registers)
     ms                bigint[]   NOT NULL,  -- the durations of the day's closed sessions, in milliseconds, ascending
     n                 integer[]  NOT NULL,  -- the sessions of each duration
     PRIMARY KEY (source_account_id, site, day, is_bot)

@@ -46,7 +46,11 @@ def _row(key: str, key_schema: Schema) -> Schema:
 
 
 STATS_ROWS: dict[str, Schema] = {
-    "pageviews": obj({"pageviews": COUNT, "sessions": COUNT, "visitors": COUNT},
+    "pageviews": obj({"pageviews": COUNT, "sessions": COUNT, "visitors": {
+        **COUNT, "description": "Distinct visitors (persons). Exact when the range holds no whole UTC day or the "
+        "account has identity links; otherwise the whole days' visitors come from per-day HyperLogLog sketches "
+        "(2^14 registers, standard error 0.81%) merged with the others: within 2% of the exact count (about 99% "
+        "of the time; small counts almost exactly). Page views and sessions are always exact."}},
                      required=["pageviews", "sessions", "visitors"]),
     "pages": _row("path", STRING), "referrers": _row("referrer", STRING),
     "timeseries": _row("date", DATE), "devices": _row("device", STRING), "languages": _row("language", STRING),

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from nself_analytics.keys import ANALYTICS_APP, PG_POOL
+from nself_analytics.store import hll
 from nself_analytics.store.aggregates import materialize
 from nself_analytics.store.events import write_batch
 from nself_analytics.store.partitions import ensure_partitions
@@ -252,7 +253,7 @@ def approx_equal(got: Any, want: Any) -> bool:
     return bool(got == want)
 
 
-async def compare_every_endpoint(client: Any, hits: list[dict[str, Any]]) -> None:
+async def compare_every_endpoint(client: Any, hits: list[dict[str, Any]], links: Sequence[Link] = LINKS) -> None:
     checked = 0
     for name in ENDPOINTS:
         for extra in PARAMS:
@@ -262,8 +263,13 @@ async def compare_every_endpoint(client: Any, hits: list[dict[str, Any]]) -> Non
             body = await response.json()
             assert body["status"] == "success"
             assert body["meta"] == {"site": SITE, "start": int(params["start"]), "end": int(params["end"])}
-            want = reference(name, hits, params, LINKS)
-            assert approx_equal(body["data"], want), (name, extra, body["data"], want)
+            want = reference(name, hits, params, links)
+            got = body["data"]
+            if name == "pageviews" and not links:
+                # no identity link: whole days' visitors may come from their sketches, within 2% (OpenAPI)
+                assert abs(got["visitors"] - want["visitors"]) <= 0.02 * want["visitors"], (extra, got, want)
+                got = {**got, "visitors": want["visitors"]}
+            assert approx_equal(got, want), (name, extra, got, want)
             checked += 1
     assert checked == len(ENDPOINTS) * len(PARAMS)
 
@@ -388,3 +394,31 @@ async def test_timeseries_range_is_bounded(client: Any) -> None:
     response = await client.get("/analytics/api/timeseries", headers=HEADERS,
                                 params={"site": SITE, "start": "0", "end": str(END)})
     assert response.status == 400 and (await response.json())["message"] == "The range is limited to 3660 days"
+
+
+async def test_without_identity_links_visitors_come_from_the_day_sketches(client: Any) -> None:
+    hits = make_hits(seed=21, sessions=400)
+    await store(client, hits)
+    async with client.app[ANALYTICS_APP][PG_POOL].acquire() as conn:
+        while await materialize(conn, retention_days=36500):
+            pass
+    await compare_every_endpoint(client, hits, links=())
+
+
+async def test_visitor_sketch_matches_postgres_hashes_and_is_within_its_error(client: Any) -> None:
+    # the registers the aggregator computes in SQL are those the reads compute in Python from the same hashes
+    hashed = hll.HASH_SQL.format(v="'visitor-' || g")
+    index_sql, rank_sql = (sql.format(h=hashed) for sql in hll.REGISTER_SQL)
+    async with client.app[ANALYTICS_APP][PG_POOL].acquire() as conn, conn.cursor() as cur:
+        await cur.execute(f"SELECT {hashed}, {index_sql}, {rank_sql} "
+                          "FROM generate_series(1, 60000) AS g")
+        rows = await cur.fetchall()
+    from_sql = hll.registers((index, rank) for _h, index, rank in rows)
+    from_python = hll.registers([])
+    hll.add(from_python, [h for h, _i, _r in rows])
+    assert from_sql == from_python
+    assert hll.merge([from_sql[:8000] + bytes(hll.M - 8000), bytes(8000) + from_sql[8000:]]) == from_sql
+    for n in (10, 1000, 60000):  # small counts (linear counting) and large ones
+        regs = hll.registers([])
+        hll.add(regs, [h for h, _i, _r in rows[:n]])
+        assert abs(hll.estimate(regs) - n) <= 0.02 * n, n

@@ -18,6 +18,7 @@ from typing import Any
 
 import aiopg
 
+from . import hll
 from .persons import person_expr, person_join
 from .tx import transaction
 from .web_rollup import DIMENSIONS, FRAGMENTS, PAGE_VIEW, REFERRER_DOMAIN
@@ -114,9 +115,12 @@ def _daily(code: str) -> str:
       AND (%(include_bots)s OR NOT w.is_bot))"""
 
 
-# Page views, sessions and visitors: the ddays' closed sessions from their rows and visitor lists, the rest
-# from the fragments read one by one. A visitor is a person (store/persons.py): the anonymous id the beacon
-# or SDK sent joins the user it identified as, also for rows stored before the link.
+# Page views, sessions and visitors: the ddays' closed sessions from their rows, the rest from the fragments
+# read one by one. A visitor is a person (store/persons.py): the anonymous id the beacon or SDK sent joins
+# the user it identified as, also for rows stored before the link. So visitors are counted exactly over the
+# ddays' visitor lists when the account has an identity link; without any (every id is its own person),
+# and with whole days in the range, the ddays' sketches and the hashes of the other visitors are returned
+# instead, merged in Python (store/hll.py: within 2%).
 SUMMARY = COMMON + f"""
 , per_session AS (
     -- one row per session (its visitor: the first identity seen, so a session whose IP changes mid-way is
@@ -125,20 +129,30 @@ SUMMARY = COMMON + f"""
     FROM gen
     GROUP BY session_id, CASE WHEN session_id IS NULL THEN visitor END
 ),
-visitors AS (
-    SELECT u.visitor FROM np_analytics_web_day_stats v CROSS JOIN LATERAL unnest(v.visitors) AS u(visitor)
+day_stats AS (
+    SELECT v.visitors, v.sketch FROM np_analytics_web_day_stats v
     WHERE v.source_account_id = %(account)s AND v.site = %(site)s AND v.day >= %(d1_day)s AND v.day < %(d2_day)s
       AND v.day IN (SELECT day FROM ddays) AND (%(include_bots)s OR NOT v.is_bot)
+),
+visitors AS (
+    SELECT u.visitor FROM day_stats v CROSS JOIN LATERAL unnest(v.visitors) AS u(visitor)
     UNION ALL
     SELECT visitor FROM per_session WHERE visitor IS NOT NULL
 ),
 -- distinct persons by hash aggregation (a sort for count(DISTINCT) costs several times more)
 persons AS (
     SELECT {person_expr("v.visitor")} AS person FROM visitors v {person_join("v.visitor")} GROUP BY 1
+),
+sketched AS MATERIALIZED (
+    SELECT EXISTS (SELECT 1 FROM ddays)
+           AND NOT EXISTS (SELECT 1 FROM np_analytics_person_map WHERE source_account_id = %(account)s) AS yes
 )
 SELECT (SELECT coalesce(sum(views), 0) FROM {_daily("*")} AS d) + (SELECT coalesce(sum(views), 0) FROM per_session),
        (SELECT coalesce(sum(sessions), 0) FROM {_daily("*")} AS d) + (SELECT count(session_id) FROM per_session),
-       (SELECT count(*) FROM persons)
+       CASE WHEN NOT k.yes THEN (SELECT count(*) FROM persons) END,
+       CASE WHEN k.yes THEN (SELECT array_agg(sketch) FROM day_stats) END,
+       CASE WHEN k.yes THEN (SELECT array_agg(DISTINCT {hll.HASH_SQL.format(v="visitor")}) FROM per_session) END
+FROM sketched k
 """
 
 # Dimension name -> (code of its values in the fragments, condition on its value). Rows without a value
@@ -368,8 +382,14 @@ async def _rows(conn: aiopg.Connection, sql: str, query: WebQuery) -> list[tuple
 
 async def summary(conn: aiopg.Connection, query: WebQuery) -> dict[str, int]:
     """Page views, sessions and visitors."""
-    [(pageviews, sessions, visitors)] = await _rows(conn, SUMMARY, query)
-    return {"pageviews": int(pageviews), "sessions": int(sessions), "visitors": int(visitors)}
+    [(pageviews, sessions, exact, sketches, hashes)] = await _rows(conn, SUMMARY, query)
+    if exact is not None:
+        visitors = int(exact)
+    else:  # no identity link in the account: the whole days' sketches and the other visitors' hashes
+        registers = hll.merge(sketches or [])
+        hll.add(registers, [h for h in hashes or [] if h is not None])
+        visitors = hll.estimate(registers)
+    return {"pageviews": int(pageviews), "sessions": int(sessions), "visitors": visitors}
 
 
 async def breakdown(conn: aiopg.Connection, query: WebQuery, name: str, key: str) -> list[dict[str, Any]]:

@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 
 import aiopg
 
+from . import hll
+
 __all__ = ["rebuild"]
 
 # The sessions with a fragment in a claimed hour: their fragments' flags, updated where they change;
@@ -108,14 +110,31 @@ LEFT JOIN (SELECT source_account_id, site, day, is_bot, count(*) AS sessions,
            FROM sess GROUP BY 1, 2, 3, 4) AS s USING (source_account_id, site, day, is_bot)
 """
 
-# Per (site, day, bot flag): the distinct visitors (raw ids: persons are resolved when read) and durations.
-INSERT_DAY_STATS = _CLOSED + """,
+_INDEX, _RANK = (sql.format(h=hll.HASH_SQL.format(v="visitor")) for sql in hll.REGISTER_SQL)
+_EMPTY_SKETCH = f"decode(repeat('00', {hll.M}), 'hex')"
+# Per (site, day, bot flag): the distinct visitors (raw ids: persons are resolved when read), their dense
+# sketch (the non-zero registers in index order, the gaps filled with zero bytes), and the durations.
+INSERT_DAY_STATS = _CLOSED + f""",
+vis AS (
+    SELECT source_account_id, site, day, is_bot, visitor FROM sess WHERE visitor IS NOT NULL
+    UNION
+    SELECT source_account_id, site, day, is_bot, visitor FROM fr WHERE session_id IS NULL AND visitor IS NOT NULL
+),
 visitors AS (
-    SELECT source_account_id, site, day, is_bot, array_agg(DISTINCT visitor ORDER BY visitor) AS visitors FROM (
-        SELECT source_account_id, site, day, is_bot, visitor FROM sess WHERE visitor IS NOT NULL
-        UNION ALL
-        SELECT source_account_id, site, day, is_bot, visitor FROM fr WHERE session_id IS NULL AND visitor IS NOT NULL
-    ) AS v GROUP BY 1, 2, 3, 4
+    SELECT source_account_id, site, day, is_bot, array_agg(visitor ORDER BY visitor) AS visitors
+    FROM vis GROUP BY 1, 2, 3, 4
+),
+regs AS (
+    SELECT source_account_id, site, day, is_bot, i, r, lag(i, 1, -1) OVER (
+               PARTITION BY source_account_id, site, day, is_bot ORDER BY i) AS prev
+    FROM (SELECT source_account_id, site, day, is_bot, {_INDEX} AS i, max({_RANK}) AS r
+          FROM vis GROUP BY 1, 2, 3, 4, 5) AS x
+),
+sketches AS (
+    SELECT source_account_id, site, day, is_bot,
+           decode(string_agg(repeat('00', i - prev - 1) || lpad(to_hex(r), 2, '0'), '' ORDER BY i)
+                  || repeat('00', {hll.M - 1} - max(i)), 'hex') AS sketch
+    FROM regs GROUP BY 1, 2, 3, 4
 ),
 keys AS (SELECT DISTINCT source_account_id, site, day, is_bot FROM fr),
 durations AS (
@@ -124,10 +143,11 @@ durations AS (
           FROM sess GROUP BY 1, 2, 3, 4, 5) AS d
     GROUP BY 1, 2, 3, 4
 )
-INSERT INTO np_analytics_web_day_stats (source_account_id, site, day, is_bot, visitors, ms, n)
-SELECT k.source_account_id, k.site, k.day, k.is_bot, coalesce(v.visitors, '{}'), coalesce(d.ms, '{}'),
-       coalesce(d.n, '{}')
+INSERT INTO np_analytics_web_day_stats (source_account_id, site, day, is_bot, visitors, sketch, ms, n)
+SELECT k.source_account_id, k.site, k.day, k.is_bot, coalesce(v.visitors, '{{}}'), coalesce(s.sketch, {_EMPTY_SKETCH}),
+       coalesce(d.ms, '{{}}'), coalesce(d.n, '{{}}')
 FROM keys k LEFT JOIN visitors v USING (source_account_id, site, day, is_bot)
+LEFT JOIN sketches s USING (source_account_id, site, day, is_bot)
 LEFT JOIN durations d USING (source_account_id, site, day, is_bot)
 """
 
