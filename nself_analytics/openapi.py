@@ -155,6 +155,12 @@ STATS_PARAMS = [
            {"type": "string", "pattern": "^[A-Za-z]{2}$"}),
     _query("device", "Only page views from this kind of device",
            {"type": "string", "enum": ["mobile", "tablet", "desktop"]}),
+    _query("browser", "Only page views from this browser (as /api/browsers names it)",
+           {"type": "string", "maxLength": 100}),
+    _query("os", "Only page views from this operating system (as /api/os names it)",
+           {"type": "string", "maxLength": 100}),
+    *[_query(f"utm_{k}", f"Only page views carrying this utm_{k}", {"type": "string", "maxLength": 200})
+      for k in ("source", "medium", "campaign", "term", "content")],
 ]
 STATS_SUMMARIES = {
     "pageviews": "Page views, sessions and visitors (a visitor: user id, anonymous id, else the day's IP hash)",

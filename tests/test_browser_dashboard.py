@@ -242,6 +242,20 @@ async def test_web_tab_matches_the_api_and_filters(dash_browser: Browser, dash_s
     await page.wait_for_function("n => document.getElementById('kpi-pageviews').textContent === n",
                                  arg=str(api["pageviews"]["pageviews"]))
     assert "path=" not in page.url and await page.locator(".chip").count() == 0
+    # UTM and browser rows filter too
+    await page.click("#utm-sources tbody tr:has(td:text-is('newsletter'))")
+    await page.wait_for_selector(".chip[data-filter=utm_source]")
+    await page.click("#browsers tbody tr:has(td:text-is('Safari'))")
+    await page.wait_for_selector(".chip[data-filter=browser]")
+    assert "utm_source=newsletter" in page.url and "browser=Safari" in page.url
+    narrowed = live.get("api/pageviews", site=SITE, utm_source="newsletter", browser="Safari")["data"]["pageviews"]
+    await page.wait_for_function("n => document.getElementById('kpi-pageviews').textContent === n",
+                                 arg=str(narrowed))
+    assert 0 < narrowed < live.get("api/pageviews", site=SITE, utm_source="newsletter")["data"]["pageviews"]
+    await page.click(".chip[data-filter=browser] button")
+    await page.click(".chip[data-filter=utm_source] button")
+    await page.wait_for_function("n => document.getElementById('kpi-pageviews').textContent === n",
+                                 arg=str(api["pageviews"]["pageviews"]))
 
     # goals: conversions and rate as the API counts them
     await page.fill("#goal-input", "path:/pricing")

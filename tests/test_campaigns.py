@@ -142,3 +142,36 @@ async def test_realtime_visitors_and_latest_page_views(client: Any, auth: Any, p
                              params={"site": "live.example"})).status == 401
     bad = await client.get("/analytics/api/realtime", headers=auth["secret"], params={"site": "x y"})
     assert bad.status == 400
+
+
+async def test_browser_os_and_utm_filters_select_page_views(client: Any, auth: Any, pool_conn: Any) -> None:
+    rows = await _write(pool_conn)
+    async with pool_conn.cursor() as cur:  # two browsers and systems among the page views of shop.example
+        await cur.execute("UPDATE np_analytics_events SET browser = CASE WHEN session_id = 's3' THEN 'Safari' "
+                          "ELSE 'Chrome' END, os = CASE WHEN session_id = 's3' THEN 'iOS' ELSE 'Linux' END "
+                          "WHERE site = 'shop.example'")
+    assert rows
+
+    async def views(**filters: str) -> int:
+        response = await client.get("/analytics/api/pageviews", headers=auth["secret"], params={**RANGE, **filters})
+        assert response.status == 200, await response.text()
+        return int((await response.json())["data"]["pageviews"])
+
+    assert await views() == 5
+    assert await views(browser="Safari") == 1 and await views(os="Linux") == 4
+    assert await views(utm_source="news") == 3 and await views(utm_source="news", utm_medium="email") == 1
+    assert await views(utm_source="news", country="US") == 1 and await views(utm_term="shoes") == 1
+    assert await views(browser="Nope") == 0
+    pages = await (await client.get("/analytics/api/pages", headers=auth["secret"],
+                                    params={**RANGE, "utm_campaign": "spring"})).json()
+    assert pages["data"] == [{"path": "/", "pageviews": 1, "sessions": 1},
+                             {"path": "/pricing", "pageviews": 1, "sessions": 1}]
+    mediums = await (await client.get("/analytics/api/utm-mediums", headers=auth["secret"],
+                                      params={**RANGE, "browser": "Safari"})).json()
+    assert mediums["data"] == [{"utm_medium": "cpc", "pageviews": 1, "sessions": 1}]
+    for name, value in (("browser", "b" * 101), ("os", "o" * 101), ("utm_source", "s" * 201)):
+        bad = await client.get("/analytics/api/pageviews", headers=auth["secret"], params={**RANGE, name: value})
+        assert bad.status == 400 and name in (await bad.json())["message"]
+    injected = await client.get("/analytics/api/pageviews", headers=auth["secret"],
+                                params={**RANGE, "utm_source": '"}, "x": {"'})
+    assert injected.status == 200 and (await injected.json())["data"]["pageviews"] == 0

@@ -2,7 +2,8 @@
 
 Secret token only. Parameters: ``site`` (required), ``start``/``end`` (Unix seconds; default the
 last 30 days), ``limit`` (top lists), ``include_bots``, and the filters ``path``, ``referrer``
-(a domain), ``country`` and ``device``. Responses are ``{"status": "success", "data": ..., "meta": ...}``.
+(a domain), ``country``, ``device``, ``browser``, ``os`` and ``utm_source``/``utm_medium``/``utm_campaign``/
+``utm_term``/``utm_content``. Responses are ``{"status": "success", "data": ..., "meta": ...}``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from ..errors import ApiError
+from ..hits import MAX_UTM, UTM_KEYS
 from ..keys import PG_POOL
 from ..params import account
 from ..store import web as store
@@ -33,6 +35,7 @@ DEFAULT_LIMIT = 10
 MAX_TIMESTAMP = 253_402_300_799  # 9999-12-31T23:59:59Z
 ACTIVE_WINDOW_SECONDS = 300
 DEVICES = ("mobile", "tablet", "desktop")
+MAX_NAME = 100  # a browser or OS name filter
 _UNIX = re.compile(r"^\d{1,12}$")
 _COUNTRY = re.compile(r"^[A-Za-z]{2}$")
 _SITE = re.compile(r"^[a-z0-9_.:\[\]-]{1,253}$")
@@ -93,10 +96,12 @@ def parse_query(query: Mapping[str, str], now: float | None = None) -> WebQuery:
     referrer = _text(query, "referrer", 253)
     if referrer is not None:
         referrer = referrer.lower().removeprefix("www.")
+    utm = tuple((key, value) for key in UTM_KEYS if (value := _text(query, key, MAX_UTM)) is not None)
     return WebQuery(
         site=site, start=datetime.fromtimestamp(start, UTC), end=datetime.fromtimestamp(end, UTC),
         include_bots=bots in ("true", "1"), path=_text(query, "path", 1024), referrer=referrer,
         country=country.upper() if country else None, device=device, limit=limit,
+        browser=_text(query, "browser", MAX_NAME), os=_text(query, "os", MAX_NAME), utm=utm,
     )
 
 

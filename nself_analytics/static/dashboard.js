@@ -8,7 +8,8 @@
 (function () {
   'use strict';
   var TOKEN_KEY = 'np_analytics_token', SITE_KEY = 'np_analytics_site';
-  var FILTERS = ['path', 'referrer', 'country', 'device'];
+  var FILTERS = ['path', 'referrer', 'country', 'device', 'browser', 'os', 'utm_source', 'utm_medium', 'utm_campaign',
+                 'utm_term', 'utm_content'];
   var $ = function (id) { return document.getElementById(id); };
   var url = new URL(window.location.href);
   var state = {

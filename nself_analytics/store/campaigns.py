@@ -31,6 +31,9 @@ _FILTERS = f"""
     AND (%(country)s::text IS NULL OR e.country = %(country)s)
     AND (%(device)s::text IS NULL OR e.device = %(device)s)
     AND (%(referrer)s::text IS NULL OR {REFERRER_DOMAIN.replace("referrer", "e.referrer")} = %(referrer)s)
+    AND (%(browser)s::text IS NULL OR e.browser = %(browser)s)
+    AND (%(os)s::text IS NULL OR e.os = %(os)s)
+    AND (%(utm)s::jsonb IS NULL OR e.properties @> %(utm)s::jsonb)
 """
 _PAGE_VIEWS = f"""
     FROM np_analytics_events e

@@ -4,14 +4,16 @@ Every read groups the session fragments of its range (store/web_rollup.py: one r
 UTC hour and bot flag) by session: the fragments the aggregator stored for the whole hours of the range
 that are not dirty, and fragments built on the fly from raw page views for the rest (the hours still
 dirty, typically the current one, and the partial hours at the range's edges). A read with a filter
-(``path``, ``referrer`` as a domain, ``country``, ``device``) builds all its fragments from the raw page
-views the filter selects, since a session is the set of its selected page views. Parameters: ``account``,
-``site``, ``start``, ``end`` (half-open), ``include_bots``, the filters (NULL when unset) and ``limit``.
+(``path``, ``referrer`` as a domain, ``country``, ``device``, ``browser``, ``os``, ``utm_*``) builds all
+its fragments from the raw page views the filter selects, since a session is the set of its selected page
+views. Parameters: ``account``, ``site``, ``start``, ``end`` (half-open), ``include_bots``, the filters
+(NULL when unset) and ``limit``.
 The SQL is built once, at import, from the constants below; user input only ever arrives as parameters.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -47,6 +49,9 @@ _RAW_FILTERS = f"""
     AND (%(country)s::text IS NULL OR country = %(country)s)
     AND (%(device)s::text IS NULL OR device = %(device)s)
     AND (%(referrer)s::text IS NULL OR {REFERRER_DOMAIN} = %(referrer)s)
+    AND (%(browser)s::text IS NULL OR browser = %(browser)s)
+    AND (%(os)s::text IS NULL OR os = %(os)s)
+    AND (%(utm)s::jsonb IS NULL OR properties @> %(utm)s::jsonb)
 """
 # Three index range scans on (site, ts), bounds known when planning (so each reads only its days): the
 # partial hour at the range's start, the span of the dirty hours (only the dirty hours kept), and the
@@ -326,15 +331,20 @@ class WebQuery:
     device: str | None = None
     limit: int = 10
     account: str = "primary"
+    browser: str | None = None
+    os: str | None = None
+    utm: tuple[tuple[str, str], ...] = ()  # (utm_* property, value) pairs, all required
 
     @property
     def filtered(self) -> bool:
-        return any(value is not None for value in (self.path, self.referrer, self.country, self.device))
+        return bool(self.utm) or any(value is not None for value in (
+            self.path, self.referrer, self.country, self.device, self.browser, self.os))
 
     def params(self) -> dict[str, Any]:
         return {"account": self.account, "site": self.site, "start": self.start, "end": self.end,
                 "include_bots": self.include_bots,
                 "path": self.path, "referrer": self.referrer, "country": self.country, "device": self.device,
+                "browser": self.browser, "os": self.os, "utm": json.dumps(dict(self.utm)) if self.utm else None,
                 "limit": self.limit}
 
 
