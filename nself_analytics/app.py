@@ -22,7 +22,7 @@ from .config import Settings
 from .cors import cors_middleware
 from .errors import error_middleware
 from .forwarded import forwarded_middleware
-from .keys import ANALYTICS_APP, PG_POOL, PRODUCER, REDIS, SETTINGS
+from .keys import ANALYTICS_APP, PG_POOL, PRODUCER, READ_POOL, REDIS, SETTINGS
 from .queue import Producer
 
 __all__ = ["create_app", "create_root_app"]
@@ -68,10 +68,16 @@ async def _postgres_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     assert settings.database_url, "database_url must be resolved before the app starts"
     pool = await aiopg.create_pool(settings.database_url, minsize=1, maxsize=20, timeout=30, pool_recycle=300)
-    app[PG_POOL] = pool
+    app[PG_POOL] = app[READ_POOL] = pool
+    pools = [pool]
+    if settings.read_database_url:  # every analytical read goes to the replica (pools.read_pool)
+        app[READ_POOL] = await aiopg.create_pool(settings.read_database_url, minsize=1, maxsize=20, timeout=30,
+                                                 pool_recycle=300)
+        pools.append(app[READ_POOL])
     yield
-    pool.close()
-    await pool.wait_closed()
+    for each in pools:
+        each.close()
+        await each.wait_closed()
 
 
 async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:

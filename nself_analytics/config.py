@@ -94,8 +94,10 @@ class Settings:
     trusted_proxies: tuple[Network, ...] = TRUSTED_PROXIES
     hit_rate_ip: Rate | None = HIT_RATE_PER_IP
     hit_rate_site: Rate | None = HIT_RATE_PER_SITE
-    # Scale-out (docs/scaling.md): processes serving the port (each with its own pools and drainers).
+    # Scale-out (docs/scaling.md): processes serving the port (each with its own pools and drainers); a streaming
+    # replica that every analytical read query goes to (pools.read_pool).
     workers: int = 1
+    read_database_url: str | None = None
 
     @cached_property
     def tokens(self) -> tuple[Credential, ...]:
@@ -159,6 +161,7 @@ class Settings:
                                 "ANALYTICS_HIT_RATE_PER_IP"),
             hit_rate_site=_parsed(parse_rate, env.get("ANALYTICS_HIT_RATE_PER_SITE", DEFAULT_RATE_PER_SITE),
                                   "ANALYTICS_HIT_RATE_PER_SITE"),
+            read_database_url=env.get("ANALYTICS_READ_DATABASE_URL") or None,
             workers=_int(env.get("ANALYTICS_WORKERS") or str(os.cpu_count() or 1), "ANALYTICS_WORKERS", 1, MAX_WORKERS),
         )
 

@@ -165,6 +165,16 @@ class EmbeddedPostgres:
         self._ensure_database()
         return self.url()
 
+    def start_replica_of(self, host: str, port: int, user: str = "postgres") -> str:
+        """Make this (empty) cluster a streaming replica of the server at ``host:port`` (pg_basebackup -R: a
+        standby that follows the primary's WAL), start it, and return its URL."""
+        self._prepare()
+        if not (self.pgdata / "PG_VERSION").exists():
+            log.info("embedded_postgres_basebackup", primary=f"{host}:{port}", pgdata=str(self.pgdata))
+            self._run("pg_basebackup", "-h", host, "-p", str(port), "-U", user, "-D", str(self.pgdata), "-R",
+                      "-X", "stream", "-c", "fast", timeout=300)
+        return self.start()
+
     def _ensure_database(self) -> None:
         import psycopg2
 

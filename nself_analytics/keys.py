@@ -30,6 +30,8 @@ SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 # On the root app: the analytics sub-app mounted at /analytics (its state holds the pools).
 ANALYTICS_APP: web.AppKey[web.Application] = web.AppKey("analytics_app")
 PG_POOL: web.AppKey[aiopg.Pool] = web.AppKey("pg_pool")
+# Read queries' pool: a streaming replica's (ANALYTICS_READ_DATABASE_URL), else PG_POOL itself. Use pools.read_pool.
+READ_POOL: web.AppKey[aiopg.Pool] = web.AppKey("read_pool")
 REDIS: web.AppKey[aioredis.Redis] = web.AppKey("redis")
 PRODUCER: web.AppKey[Producer] = web.AppKey("producer")
 

@@ -185,6 +185,8 @@ SCHEMAS: dict[str, Schema] = {
         "status": {"enum": ["success", "error"]}, "healthy": {"type": "boolean"}, "version": STRING,
         "postgres": _HEALTH_STORE, "redis": _HEALTH_STORE, "aggregate_lag_seconds": nullable(NUMBER),
         "queue_depth": nullable(COUNT), "queue_pending": nullable(COUNT), "message": STRING,
+        "replica": obj({"reachable": {"type": "boolean"}, "in_recovery": {"type": "boolean"},
+                        "lag_seconds": nullable(NUMBER), "error": STRING}, required=["reachable"]),
         "process": obj({"pid": INT, "leader": {"type": "boolean", "description": "runs the aggregator and pruner"}},
                        required=["pid", "leader"]),
     }, required=["status", "healthy", "postgres", "redis"]),

@@ -10,6 +10,7 @@ from aiohttp import web
 from .. import params
 from ..errors import ApiError
 from ..keys import PG_POOL
+from ..pools import read_pool
 from ..store import saved_funnels
 from ..store.funnels import MAX_BREAKDOWN_VALUES, MAX_STEPS, FunnelGroup, run_funnel
 
@@ -84,7 +85,7 @@ async def funnel(request: web.Request) -> web.Response:
     query = request.query
     dates = params.date_range(query)
     spec = await _definition(request, query, account)
-    async with request.config_dict[PG_POOL].acquire() as conn:
+    async with read_pool(request).acquire() as conn:
         result = await run_funnel(conn, account=account, steps=spec["steps"], start=dates.start, end=dates.end,
                                   window_seconds=spec["window"], breakdown=spec["breakdown"])
     body: dict[str, Any] = {

@@ -10,7 +10,8 @@ from typing import Any
 from aiohttp import web
 
 from ..auth import grant_of
-from ..keys import DRAIN_GROUP, PG_POOL, REDIS, STREAM_KEY
+from ..keys import DRAIN_GROUP, PG_POOL, REDIS, SETTINGS, STREAM_KEY
+from ..pools import read_pool
 from ..store.aggregates import aggregate_lag_seconds
 from ..worker import WORKER
 
@@ -50,6 +51,29 @@ async def _redis(request: web.Request) -> dict[str, Any]:
                 "queue_depth": None, "queue_pending": None}
 
 
+# Seconds the replica's replay is behind: 0 when it has replayed all it received, else the age of its last replay.
+_REPLICA_LAG = """
+SELECT pg_is_in_recovery(),
+       CASE WHEN pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_last_wal_replay_lsn() THEN 0
+            ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp()) END
+"""
+
+
+async def _replica(request: web.Request) -> dict[str, Any]:
+    """The read replica (ANALYTICS_READ_DATABASE_URL): reachable, a replica indeed, and its replay lag."""
+    if not request.config_dict[SETTINGS].read_database_url:
+        return {}
+    try:
+        async with asyncio.timeout(3):
+            async with read_pool(request).acquire() as conn, conn.cursor() as cur:
+                await cur.execute(_REPLICA_LAG)
+                in_recovery, lag = await cur.fetchone()
+        return {"replica": {"reachable": True, "in_recovery": bool(in_recovery),
+                            "lag_seconds": None if lag is None else round(float(lag), 3)}}
+    except Exception as exc:
+        return {"replica": {"reachable": False, "error": str(exc).strip()[:200] or type(exc).__name__}}
+
+
 def _process(request: web.Request) -> dict[str, Any]:
     """This process (one of ANALYTICS_WORKERS) and whether it holds the leader lock (runs the aggregator)."""
     worker = request.config_dict.get(WORKER)  # none in an app built without the background task
@@ -58,12 +82,12 @@ def _process(request: web.Request) -> dict[str, Any]:
 
 @routes.get("/health", name="health")
 async def health(request: web.Request) -> web.Response:
-    pg, rd = await asyncio.gather(_postgres(request), _redis(request))
+    pg, rd, replica = await asyncio.gather(_postgres(request), _redis(request), _replica(request))
     ok = pg["postgres"]["reachable"] and rd["redis"]["reachable"]
     body: dict[str, Any] = {"status": "success" if ok else "error", "healthy": ok}
     grant = grant_of(request)
     if grant is not None and grant.role == "token" and grant.account is None:
-        body.update(version=VERSION, **pg, **rd, **_process(request))
+        body.update(version=VERSION, **pg, **rd, **replica, **_process(request))
     else:
         body.update(postgres={"reachable": pg["postgres"]["reachable"]}, redis={"reachable": rd["redis"]["reachable"]})
     if not ok:
