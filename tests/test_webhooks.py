@@ -329,3 +329,21 @@ async def test_inactive_and_unsubscribed_hooks_get_nothing(make_client: Any, fas
     assert await deliveries(client, auth, paused["id"]) == []
     events = pg_execute(settings.database_url, "SELECT count(*) FROM np_analytics_events")
     assert events == [(3,)]
+
+
+async def test_settled_deliveries_leave_the_log_after_the_retention(make_client: Any, fast: Settings, auth: Any,
+                                                                   settings: Settings) -> None:
+    from nself_analytics.keys import ANALYTICS_APP, PG_POOL
+    from nself_analytics.webhooks import WebhookSender
+
+    client = await make_client(fast)
+    hook = await create_hook(client, auth, url="https://example.com/", events=["quota.exceeded"])
+    for index, (status, age) in enumerate([("delivered", 91), ("failed", 91), ("pending", 91), ("delivered", 89)]):
+        pg_execute(settings.database_url,
+                   "INSERT INTO np_analytics_webhook_deliveries (id, webhook_id, event, dedupe_key, payload, status, "
+                   "created_at) VALUES (gen_random_uuid(), %s, 'quota.exceeded', %s, '{}', %s, "
+                   "now() - make_interval(days => %s))", (hook["id"], str(index), status, age))
+    sender = WebhookSender(client.app[ANALYTICS_APP][PG_POOL], fast.with_(retention_days=90))
+    assert await sender.prune() == 2
+    left = pg_execute(settings.database_url, "SELECT status FROM np_analytics_webhook_deliveries ORDER BY dedupe_key")
+    assert left == [("pending",), ("delivered",)]

@@ -29,6 +29,7 @@ __all__ = [
     "list_webhooks",
     "mark_delivered",
     "mark_failed",
+    "prune_log",
     "subscribed_funnels",
     "update_webhook",
     "user_step_events",
@@ -125,6 +126,13 @@ SET attempts = attempts + 1, last_status = %(last_status)s, last_error = %(error
                   THEN 'failed' ELSE 'pending' END
 WHERE id = %(id)s
 RETURNING status
+"""
+
+
+# Settled deliveries (delivered or failed) leave the log after the raw-event retention.
+PRUNE_LOG = """
+DELETE FROM np_analytics_webhook_deliveries
+WHERE status <> 'pending' AND created_at < now() - make_interval(days => %(days)s)
 """
 
 
@@ -232,6 +240,13 @@ async def claim_due(conn: aiopg.Connection, *, limit: int, lease: float) -> list
 async def mark_delivered(conn: aiopg.Connection, delivery_id: str, last_status: int) -> None:
     async with conn.cursor() as cur:
         await cur.execute(MARK_DELIVERED, {"id": delivery_id, "last_status": last_status})
+
+
+async def prune_log(conn: aiopg.Connection, days: int) -> int:
+    """Delete settled deliveries older than ``days``; return how many."""
+    async with conn.cursor() as cur:
+        await cur.execute(PRUNE_LOG, {"days": days})
+        return int(cur.rowcount)
 
 
 async def mark_failed(conn: aiopg.Connection, delivery_id: str, *, last_status: int | None, error: str,

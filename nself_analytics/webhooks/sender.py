@@ -40,6 +40,8 @@ CLAIM_LIMIT = 50
 MAX_BACKOFF_SECONDS = 3600.0
 # How much of a receiver's response is read (its status is what counts).
 MAX_RESPONSE_BYTES = 4096
+# How often settled deliveries past ANALYTICS_RETENTION_DAYS are deleted from the log.
+PRUNE_EVERY_SECONDS = 3600.0
 # Seconds between rounds when nothing was due (at most; tests use a small retry base and poll faster).
 MAX_POLL_SECONDS = 1.0
 
@@ -119,13 +121,22 @@ class WebhookSender:
         log.warning("webhook_failed", delivery=delivery["id"], url=delivery["url"], attempts=attempts, error=error,
                     state=state)
 
+    async def prune(self) -> int:
+        """Settled deliveries older than the raw-event retention leave the log (pending ones never do)."""
+        async with self.pool.acquire() as conn:
+            return await webhooks.prune_log(conn, self.settings.retention_days)
+
     async def run(self, stop: asyncio.Event) -> None:
         """Send until ``stop`` is set; a store error waits and tries again."""
         poll = min(MAX_POLL_SECONDS, self.settings.webhook_retry_base)
+        next_prune = 0.0
         try:
             while not stop.is_set():
                 sent = 0
                 try:
+                    if time.monotonic() >= next_prune:
+                        next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
+                        await self.prune()
                     sent = await self.send_due()
                 except (psycopg2.Error, OSError, TimeoutError) as exc:
                     log.warning("webhook_round_failed", error=str(exc).strip()[:300])
