@@ -534,6 +534,27 @@ OPERATIONS: dict[tuple[str, str], Op] = {**_ingest_ops(), **_web_ops(), **_produ
                                          **_campaign_ops(), **_webhook_ops(), **_service_ops()}
 
 
+def _outgoing_webhooks() -> dict[str, Any]:
+    """What the service POSTs to a subscribed URL, one entry per event (OpenAPI 3.1 ``webhooks``)."""
+    headers = [
+        {"name": "X-Nself-Delivery", "in": "header", "required": True, "schema": {"type": "string", "format": "uuid"},
+         "description": "The delivery id, the same on every retry: deduplicate on it"},
+        {"name": "X-Nself-Event", "in": "header", "required": True, "schema": _WEBHOOK_EVENTS},
+        {"name": "X-Nself-Timestamp", "in": "header", "required": True, "schema": {"type": "string"},
+         "description": "Send time, Unix seconds: refuse old ones against replay"},
+        {"name": "X-Nself-Signature", "in": "header", "required": True, "schema": {"type": "string"},
+         "description": "sha256=<hex HMAC-SHA256, keyed with the webhook's secret, of timestamp + '.' + raw body>"},
+    ]
+    out = {}
+    for event in _WEBHOOK_EVENTS["enum"]:
+        out[event] = {"post": {
+            "summary": f"{event}: sent to each active webhook subscribed to it", "operationId": f"webhook_{event}",
+            "tags": ["Webhooks"], "parameters": headers,
+            "requestBody": {"required": True, "content": {"application/json": {"schema": ref("WebhookBody")}}},
+            "responses": {"2XX": {"description": "Delivered; anything else is retried with backoff for 24 h"}}}}
+    return out
+
+
 def routed_operations(routes: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
     """(method, path) pairs of the app that a document must describe (HEAD rides along with GET)."""
     return {(m, p) for m, p in routes if m not in ("HEAD", "*")}
@@ -554,7 +575,9 @@ def document(base_url: str, routes: Iterable[tuple[str, str]]) -> dict[str, Any]
             "description": "Self-hosted product and web analytics: event ingest (Segment-compatible), funnels, "
                            "retention, real-time counters, quotas, metrics, sessions, and cookieless web "
                            "analytics. Reads need the secret token; ingest takes a write key (or the token). "
-                           "Errors are `{\"status\": \"error\", \"message\": ...}`.",
+                           "Errors are `{\"status\": \"error\", \"message\": ...}`. Webhooks (below) push "
+                           "facts to other systems; the MCP server (`nself-analytics mcp`) and the report bots "
+                           "(`nself-analytics bot telegram|discord`) are clients of this API.",
             "license": {"name": "MIT", "identifier": "MIT"},
             # How long a message id is remembered, so a retried message is stored once. The SDKs never
             # send a message later than this after queueing it (their tests compare with this value).
@@ -564,6 +587,7 @@ def document(base_url: str, routes: Iterable[tuple[str, str]]) -> dict[str, Any]
         "tags": [{"name": t} for t in ("Ingest", "Segment API", "Web analytics", "Funnels", "Retention", "Counters",
                                        "Quotas", "Metrics", "Trends", "Explorer", "People", "Webhooks", "Service")],
         "paths": dict(sorted(paths.items())),
+        "webhooks": _outgoing_webhooks(),
         "components": {
             "securitySchemes": {
                 "secretToken": {"type": "http", "scheme": "bearer",

@@ -194,6 +194,14 @@ SCHEMAS: dict[str, Schema] = {
                     "event_names": {"type": "array", "items": STRING}, "active": {"type": "boolean"},
                     "secret": {"type": "string", "description": "only in the response to a create"},
                     "created_at": DATETIME, "updated_at": DATETIME}, required=["id", "url", "events", "active"]),
+    "WebhookBody": obj({
+        "id": {"type": "string", "format": "uuid"}, "type": {"enum": ["quota.exceeded", "funnel.completed",
+                                                                      "event.tracked"]},
+        "webhook_id": INT, "source_account_id": STRING, "created_at": DATETIME,
+        "data": {"type": "object", "description": "quota.exceeded: quota_id, event, period, user_id, used, limit; "
+                                                  "funnel.completed: funnel_id, steps, user_id, started_at, "
+                                                  "completed_at; event.tracked: the stored event"},
+    }, required=["id", "type", "webhook_id", "created_at", "data"]),
     "WebhookDelivery": obj({
         "id": {"type": "string", "format": "uuid", "description": "X-Nself-Delivery: the same on every retry"},
         "event": STRING, "status": {"enum": ["pending", "delivered", "failed"]}, "attempts": COUNT,

@@ -239,6 +239,10 @@ async def test_event_tracked_is_delivered_signed_after_failures(make_client: Any
     assert body["id"] == row["id"] and body["type"] == "event.tracked" and body["webhook_id"] == hook["id"]
     assert body["data"]["event"] == "signup" and body["data"]["user_id"] == "u1"
     assert body["data"]["properties"] == {"plan": "pro"}
+    doc = await (await client.get("/analytics/openapi.json")).json()
+    documented = doc["webhooks"]["event.tracked"]["post"]
+    assert {p["name"] for p in documented["parameters"]} <= set(receiver.calls[-1]["headers"])
+    assert set(doc["components"]["schemas"]["WebhookBody"]["required"]) <= set(body)
     tampered = {**receiver.calls[-1], "body": receiver.calls[-1]["body"].replace(b"u1", b"u2")}
     with pytest.raises(AssertionError):
         verify(tampered)
