@@ -1,5 +1,6 @@
-"""``nself-analytics install | build | start | status``: a standalone host that drives the plugin hooks
-through the same pluggy PluginManager as the nself CLI. ``bot telegram|discord`` and ``mcp`` run the
+"""``nself-analytics install | build | start | status | stop``: a standalone host that drives the plugin
+hooks through the same pluggy PluginManager as the nself CLI (``status`` and ``stop`` act on a running
+``start``). ``bot telegram|discord`` and ``mcp`` run the
 integrations, clients of a running service's HTTP API (ANALYTICS_URL, ANALYTICS_API_TOKEN)."""
 
 from __future__ import annotations
@@ -7,7 +8,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
@@ -16,6 +19,7 @@ import pluggy
 
 from . import hookspecs
 from .config import ConfigError, Settings
+from .lifecycle import PID_FILE
 
 __all__ = ["main", "plugin_manager"]
 
@@ -32,11 +36,18 @@ def plugin_manager() -> pluggy.PluginManager:
     return pm
 
 
-def _status(env: dict[str, str]) -> int:
+def _settings(env: dict[str, str]) -> Settings | None:
+    """The settings of a running service's commands (no secret is generated), or None once told why not."""
     try:
-        settings = Settings.from_env(env, persist_secrets=False)
+        return Settings.from_env(env, persist_secrets=False)
     except ConfigError as exc:
         sys.stderr.write(f"{exc}\n")
+        return None
+
+
+def _status(env: dict[str, str]) -> int:
+    settings = _settings(env)
+    if settings is None:
         return 2
     url = f"http://127.0.0.1:{settings.port}/analytics/health"
     full = [c.secret for c in settings.tokens if c.role == "token" and c.account is None]
@@ -51,6 +62,42 @@ def _status(env: dict[str, str]) -> int:
         return 1
     sys.stdout.write(json.dumps({"running": True, "url": url, "health": body}) + "\n")
     return 0 if body.get("healthy") else 1
+
+
+# How long ``stop`` waits for the service to drain what is queued and exit after SIGTERM.
+STOP_WAIT_SECONDS = 90.0
+
+
+def _is_service(pid: int) -> bool:
+    """Whether ``pid`` is a running nself-analytics process (not a recycled pid of something else)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            command = cmdline.read()
+    except OSError:
+        return False
+    return b"nself-analytics" in command or b"nself_analytics" in command
+
+
+def _stop(env: dict[str, str]) -> int:
+    """SIGTERM the service started with this data folder (its pid file), and wait until it has exited."""
+    settings = _settings(env)
+    if settings is None:
+        return 2
+    pid_file = settings.data_dir / PID_FILE
+    try:
+        pid = int(pid_file.read_text().strip())
+    except (OSError, ValueError):
+        pid = 0
+    if pid <= 0 or not _is_service(pid):
+        sys.stdout.write(json.dumps({"stopped": False, "running": False, "pid_file": str(pid_file)}) + "\n")
+        return 0
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_WAIT_SECONDS
+    while _is_service(pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    stopped = not _is_service(pid)
+    sys.stdout.write(json.dumps({"stopped": stopped, "pid": pid}) + "\n")
+    return 0 if stopped else 1
 
 
 def _integration(args: argparse.Namespace, env: dict[str, str]) -> int:
@@ -71,7 +118,7 @@ def _integration(args: argparse.Namespace, env: dict[str, str]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="nself-analytics", description=__doc__)
-    parser.add_argument("command", choices=["install", "build", "start", "status", "bot", "mcp"])
+    parser.add_argument("command", choices=["install", "build", "start", "status", "stop", "bot", "mcp"])
     parser.add_argument("kind", nargs="?", choices=["telegram", "discord"], help="bot: which chat")
     parser.add_argument("--url", help="mcp: the service's address (else ANALYTICS_URL)")
     parser.add_argument("--token", help="mcp: the secret token (else ANALYTICS_API_TOKEN)")
@@ -79,6 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     env = dict(os.environ)
     if args.command == "status":
         return _status(env)
+    if args.command == "stop":
+        return _stop(env)
     if args.command in ("bot", "mcp"):
         return _integration(args, env)
     hook = getattr(plugin_manager().hook, args.command)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -54,6 +56,17 @@ def build_schema(env: Mapping[str, str]) -> dict[str, Any]:
     return {"applied": applied}
 
 
+PID_FILE = "service.pid"
+
+
+def write_pid_file(data_dir: Path) -> Path:
+    """Record this process (the one SIGTERM stops gracefully) for ``nself-analytics stop``."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / PID_FILE
+    path.write_text(f"{os.getpid()}\n")
+    return path
+
+
 async def _serve(settings: Settings, reuse_port: bool = False) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -77,6 +90,7 @@ def serve(env: Mapping[str, str]) -> int:
         log.error("invalid_configuration", variable=exc.variable, message=str(exc))
         return 2
     services = Services(settings)
+    pid_file = write_pid_file(settings.data_dir)
     try:
         resolved = services.up()
         assert resolved.database_url is not None
@@ -92,5 +106,6 @@ def serve(env: Mapping[str, str]) -> int:
             code = run_workers(resolved.workers, lambda _slot: asyncio.run(_serve(resolved, reuse_port=True)))
     finally:
         services.down()
+        pid_file.unlink(missing_ok=True)
     log.info("stopped")
     return code

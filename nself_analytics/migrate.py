@@ -1,17 +1,42 @@
-"""Schema migrations with yoyo: ``build`` applies every pending file of ``migrations/``."""
+"""Schema migrations with yoyo: ``build`` applies every pending file of ``migrations/``.
+
+The files live in the repository's ``migrations/`` folder (new ones are added there, never into the package);
+a wheel or sdist installs them as data under ``<prefix>/share/nself-analytics/migrations`` (setup.cfg
+``data_files``), found through the installed distribution's file list, so an installed package needs no
+checkout. A checkout (or an editable install) is recognized by ``plugin.yaml`` beside ``migrations/``.
+"""
 
 from __future__ import annotations
 
+from importlib import metadata
 from pathlib import Path
 
 import structlog
 from yoyo import get_backend, read_migrations
 
-__all__ = ["MIGRATIONS_DIR", "apply_migrations", "pending_migrations"]
+__all__ = ["apply_migrations", "migrations_dir", "pending_migrations"]
 
 log = structlog.get_logger("nself_analytics.migrate")
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+DISTRIBUTION = "nself-analytics"
+INSTALLED_SUBDIR = ("share", "nself-analytics", "migrations")
+
+
+def migrations_dir() -> Path:
+    """The folder of the migration files: the checkout's, else the one the installed distribution holds."""
+    root = Path(__file__).resolve().parent.parent
+    if (root / "plugin.yaml").is_file() and (root / "migrations").is_dir():
+        return root / "migrations"
+    try:
+        files = metadata.distribution(DISTRIBUTION).files or []
+    except metadata.PackageNotFoundError:
+        files = []
+    for file in files:
+        if tuple(file.parts[-4:-1]) == INSTALLED_SUBDIR and file.name.endswith(".sql"):
+            return Path(str(file.locate())).resolve().parent
+    raise FileNotFoundError(f"no migrations: neither {root / 'migrations'} nor an installed {DISTRIBUTION} with "
+                            f"{'/'.join(INSTALLED_SUBDIR)}")
+
 
 
 def _backend(database_url: str):  # type: ignore[no-untyped-def]
@@ -22,7 +47,7 @@ def _backend(database_url: str):  # type: ignore[no-untyped-def]
 def apply_migrations(database_url: str) -> list[str]:
     """Apply pending migrations under yoyo's lock; return the ids applied (empty when up to date)."""
     backend = _backend(database_url)
-    migrations = read_migrations(str(MIGRATIONS_DIR))
+    migrations = read_migrations(str(migrations_dir()))
     with backend.lock():
         pending = backend.to_apply(migrations)
         backend.apply_migrations(pending)
@@ -34,4 +59,4 @@ def apply_migrations(database_url: str) -> list[str]:
 def pending_migrations(database_url: str) -> list[str]:
     """Ids of the migrations not yet applied."""
     backend = _backend(database_url)
-    return [m.id for m in backend.to_apply(read_migrations(str(MIGRATIONS_DIR)))]
+    return [m.id for m in backend.to_apply(read_migrations(str(migrations_dir())))]
