@@ -122,7 +122,9 @@ async def each_tool_answers_as_the_http_api(mcp: Client, live_service: LiveServi
     assert trends == api(live_service, "/trends", events="mcp_signup", **DAY, interval="day", measure="count")
     users = await structured(mcp, "list_users", {"traits": {"plan": "pro"}})
     assert users == api(live_service, "/users", **{"trait.plan": "pro"}, limit=50, offset=0)
-    assert {u["user_id"] for u in users["data"]} == {"m1"}
+    # other live-service tests (the Segment clients) also identify plan=pro users on this account
+    listed = {u["user_id"] for u in users["data"]}
+    assert "m1" in listed and "m2" not in listed
     profile = await structured(mcp, "user_profile", {"user_id": "m1", "limit": 3})
     assert profile == api(live_service, "/users/m1", limit=3, offset=0)
     assert [e["event"] for e in profile["events"]] == ["stop", "play", "mcp_purchase"]
