@@ -50,7 +50,8 @@ def _free_port() -> int:
 
 
 class RssSampler:
-    """Samples a process's resident memory every 100 ms on a thread; keeps the peak per phase."""
+    """Samples a process's resident memory (with its worker processes') every 100 ms on a thread; keeps the
+    peak per phase."""
 
     def __init__(self, pid: int) -> None:
         self.process = psutil.Process(pid)
@@ -66,7 +67,7 @@ class RssSampler:
             if phase is None:
                 continue
             with contextlib.suppress(psutil.Error):
-                rss = self.process.memory_info().rss
+                rss = sum(p.memory_info().rss for p in [self.process, *self.process.children(recursive=True)])
                 self.peaks[phase] = max(self.peaks.get(phase, 0), rss)
 
     @contextlib.contextmanager
@@ -154,7 +155,7 @@ class Harness:
         return int(self.sql("SELECT count(*) FROM np_analytics_events")[0][0])
 
     # service --------------------------------------------------------------------------------------
-    def start_service(self, **extra_env: str) -> int:
+    def start_service(self, profile: Path | None = None, **extra_env: str) -> int:
         self.port = _free_port()
         service_dir = self.data_dir / "service"
         service_dir.mkdir(parents=True, exist_ok=True)
@@ -171,8 +172,12 @@ class Harness:
         }
         log = (self.data_dir / "service.log").open("ab")
         # its own session: a Ctrl-C reaches only the benchmark, which then stops the service in order
-        self.service = subprocess.Popen([sys.executable, "-m", "nself_analytics.cli", "start"], env=env, cwd=ROOT,
-                                        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        command = [sys.executable, "-m", "nself_analytics.cli", "start"]
+        if profile is not None:  # pyinstrument (pip install pyinstrument) writes its report when the service stops
+            command = [sys.executable, "-m", "pyinstrument", "-r", "text", "--show-all", "-o", str(profile), "-m",
+                       "nself_analytics.cli", "start"]
+        self.service = subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
         log.close()
         self._wait_healthy()
         self.sampler = RssSampler(self.service.pid)

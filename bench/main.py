@@ -59,12 +59,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=64,
                         help="connections of the load generator for /track (/batch uses a quarter of them)")
     parser.add_argument("--procs", type=int, default=1, help="load generator processes")
-    parser.add_argument("--latency-rate", type=float, default=500, help="requests/s of the open-loop /track run")
+    parser.add_argument("--latency-rate", type=float, default=1000, help="requests/s of the open-loop /track run")
     parser.add_argument("--latency-seconds", type=float, default=10, help="duration of the open-loop run")
     parser.add_argument("--query-events", type=int, default=1_000_000, help="events of the query dataset")
     parser.add_argument("--runs", type=int, default=5, help="timed runs per query (after one warm-up)")
     parser.add_argument("--skip-ingest", action="store_true")
+    parser.add_argument("--skip-one-worker", action="store_true",
+                        help="skip the second ingest run with ANALYTICS_WORKERS=1 (the default workers' baseline)")
     parser.add_argument("--skip-queries", action="store_true")
+    parser.add_argument("--profile", action="store_true",
+                        help="only /batch and /track, one worker, under pyinstrument; the report goes to bench/results")
     parser.add_argument("--service-env", action="append", default=[], metavar="NAME=VALUE",
                         help="extra environment of the service (repeatable), e.g. ANALYTICS_BATCH_SIZE=2000")
     return parser.parse_args(argv)
@@ -197,7 +201,7 @@ def latency_phase(h: Harness, rows: list[tuple[Any, ...]], rate: float, seconds:
     return out
 
 
-def run_ingest(h: Harness, args: argparse.Namespace) -> dict[str, Any]:
+def run_ingest(h: Harness, args: argparse.Namespace, latency: bool = True) -> dict[str, Any]:
     now = datetime.now(UTC)
     h.reset()
     _ensure_days(h.database_url, {(now - timedelta(days=d)).date() for d in range(-1, 3)})
@@ -219,14 +223,15 @@ def run_ingest(h: Harness, args: argparse.Namespace) -> dict[str, Any]:
     bodies = [json.dumps(to_message(row, "track")).encode() for row in track_rows]
     track = ingest_phase(h, "track", "/analytics/track", bodies, len(bodies), args.connections, args.procs)
 
-    count = int(args.latency_rate * args.latency_seconds)
-    latency_rows = list(with_web_fields(generate_events(count, users, 1, seed=13, now=now), seed=13))
-    latency = latency_phase(h, latency_rows, args.latency_rate, args.latency_seconds)
-
     for result in (batch, track):
         if "events_per_second" in result:
             result["ratio_to_copy"] = round(result["events_per_second"] / ceiling["events_per_second"], 3)
-    return {"copy": ceiling, "batch": batch, "track": track, "latency": latency}
+    out = {"copy": ceiling, "batch": batch, "track": track}
+    if latency:
+        count = int(args.latency_rate * args.latency_seconds)
+        latency_rows = list(with_web_fields(generate_events(count, users, 1, seed=13, now=now), seed=13))
+        out["latency"] = latency_phase(h, latency_rows, args.latency_rate, args.latency_seconds)
+    return out
 
 
 # queries --------------------------------------------------------------------------------------------
@@ -423,7 +428,7 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
         add("/batch end to end ≥ 50% of COPY", ingest["batch"].get("ratio_to_copy"), TARGET_BATCH_RATIO, True,
             "ratio")
         add("/track ≥ 5,000 events/s", ingest["track"].get("events_per_second"), TARGET_TRACK_EPS, True, "events/s")
-        peak = max(ingest[p].get("peak_rss_mb", 0) for p in ("batch", "track", "latency"))
+        peak = max(ingest[p].get("peak_rss_mb", 0) for p in ("batch", "track", "latency") if p in ingest)
         add("service RSS < 200 MB under load", peak, TARGET_RSS_MB, False, "MB")
     sizes = result.get("queries", {})
     if sizes:
@@ -467,11 +472,20 @@ def table(result: dict[str, Any]) -> str:
             lines.append(f"| {label} | {eps} | {r.get('ratio_to_copy', 'n/a')} | accepted at "
                          f"{r['accept_events_per_second']:,}/s; {r['retries_503']} 503s retried; "
                          f"peak RSS {r['peak_rss_mb']} MB |")
-        lat = ingest["latency"]
-        lines.append(f"| /track accept latency at {lat['rate']:g} req/s, open loop | p50 {lat['p50_ms']} ms, "
+        one = result.get("ingest_one_worker")
+        for name, label in (("batch", "/batch"), ("track", "/track")):
+            if one and "events_per_second" in one[name] and "events_per_second" in ingest[name]:
+                r = one[name]
+                lines.append(f"| {label} with ANALYTICS_WORKERS=1 | {r['events_per_second']:,} events/s | "
+                             f"{r.get('ratio_to_copy', 'n/a')} | {result.get('workers')} workers do "
+                             f"{ingest[name]['events_per_second'] / r['events_per_second']:.2f}x; COPY of that run "
+                             f"{one['copy']['events_per_second']:,}/s |")
+        lat = ingest.get("latency")
+        if lat:
+            lines.append(f"| /track accept latency at {lat['rate']:g} req/s, open loop | p50 {lat['p50_ms']} ms, "
                      f"p99 {lat['p99_ms']} ms | | achieved {lat['achieved_rate']} req/s; max {lat['max_ms']} ms; "
                      f"statuses {lat['statuses']} |")
-        peak = max(ingest[p].get("peak_rss_mb", 0) for p in ("batch", "track", "latency"))
+        peak = max(ingest[p].get("peak_rss_mb", 0) for p in ("batch", "track", "latency") if p in ingest)
         lines.append(f"| Service peak RSS under load | {peak} MB | | sampled every 100 ms |")
     for size, data in result.get("queries", {}).items():
         d = data["dataset"]
@@ -523,9 +537,24 @@ def main(argv: list[str] | None = None) -> int:
         h.start_stores()
         h.reset()  # before the service starts: its aggregator would otherwise work on a previous run's data
         env = dict(item.split("=", 1) for item in args.service_env)
-        h.start_service(**env)
+        if args.profile:
+            RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+            report = RESULTS_DIR / f"profile-{started:%Y%m%dT%H%M%SZ}.txt"
+            h.start_service(profile=report, **{**env, "ANALYTICS_WORKERS": "1"})
+            result["ingest"] = run_ingest(h, args, latency=False)
+            h.stop_service()
+            progress(f"profile: {report.relative_to(ROOT)}")
+            args.skip_ingest = args.skip_queries = True
+        else:
+            h.start_service(**env)
         if not args.skip_ingest:
+            result["workers"] = env.get("ANALYTICS_WORKERS") or os.cpu_count()
             result["ingest"] = run_ingest(h, args)
+            if not args.skip_one_worker:  # the same phases with one process: what the default workers add
+                h.stop_service()
+                h.reset()
+                h.start_service(**{**env, "ANALYTICS_WORKERS": "1"})
+                result["ingest_one_worker"] = run_ingest(h, args, latency=False)
         if not args.skip_queries:
             result["queries"] = {}
             sizes = [args.query_events] + ([10_000_000] if args.ten_million else [])
