@@ -134,6 +134,12 @@ export class MessageStore {
       const claimed = [];
       const expired = [];
       for (const key of this.storage.keys()) {
+        if (key && key.startsWith(this.tabPrefix) && key !== this.tabPrefix + this.tabId) {
+          // a crashed tab's heartbeat: gone once stale, so heartbeats of dead tabs do not pile up
+          const beat = Number(this.storage.get(key));
+          if (!(now - beat < STALE_TAB_MS)) this.storage.remove(key);
+          continue;
+        }
         if (!key || !key.startsWith(this.queuePrefix)) continue;
         let entry;
         try {

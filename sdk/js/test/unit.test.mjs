@@ -251,6 +251,8 @@ test("two tabs: a live tab's stored messages are not taken by the other; a crash
   const resent = s.requests.slice(requests).flatMap((r) => r.ids);
   assert.deepEqual(resent.sort(), ids.slice().sort(), "each stored message adopted by exactly one tab");
   assert.ok(stored(storage).every((e) => e.o === b.tabId) || stored(storage).every((e) => e.o === c.tabId));
+  assert.equal(storage.getItem(`nsa:tab:${a.tabId}`), null, "the crashed tab's heartbeat was left behind");
+  assert.ok(storage.getItem(`nsa:tab:${b.tabId}`) && storage.getItem(`nsa:tab:${c.tabId}`));
 });
 
 test("a message is never kept past the service's de-duplication window", async () => {
