@@ -46,6 +46,7 @@ def go(args: list[str], env: dict[str, str], timeout: float = 100) -> subprocess
     return subprocess.run(["go", *args], cwd=GO_DIR, env=env, capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.mark.timeout(300)  # a cold build cache: over a minute on a machine shared by parallel suites
 def test_go_vet_gofmt_and_unit_tests(go_env: dict[str, str]) -> None:
     vet = go(["vet", "./..."], go_env)
     assert vet.returncode == 0, vet.stdout + vet.stderr
