@@ -412,6 +412,12 @@ async def test_backpressure_503_then_recovery(make_client: Any, settings: Any, a
     response = await client.post("/analytics/track", headers=auth["write"], json={"event": "e", "user_id": "x"})
     assert response.status == 503 and response.headers["Retry-After"] == "2"
     assert (await response.json())["message"] == "Ingest queue is full; retry later"
+    # Segment's routes (also at the root): the same 503 and Retry-After, in Segment's shape
+    for path in ("/analytics/v1/track", "/v1/track"):
+        response = await client.post(path, headers=auth["write"], json={"event": "e", "userId": "x"})
+        assert response.status == 503 and response.headers["Retry-After"] == "2", path
+        assert await response.json() == {"status": "error", "success": False, "code": "service_unavailable",
+                                         "message": "Ingest queue is full; retry later"}
     assert stream_len(settings) == 5
     from nself_analytics.worker import Drainer
 
