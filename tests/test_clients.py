@@ -48,7 +48,7 @@ def stored_events(live: LiveService, user: str, expected: dict[str, int], timeou
 def assert_person(live: LiveService, user: str, anonymous_id: str | None, previous_id: str) -> None:
     """identify stored the user's traits and linked the anonymous id; alias linked the previous id."""
     users = pg_execute(live.database_url, "SELECT traits FROM np_analytics_users WHERE user_id = %s", (user,))
-    assert users and users[0][0].get("plan") == "pro", users
+    assert users and users[0][0].get("tier") == "compat", users
     links = dict(pg_execute(live.database_url,
                             "SELECT distinct_id, person_id FROM np_analytics_person_map WHERE person_id = %s", (user,)))
     assert links.get(previous_id) == user, links
@@ -63,7 +63,7 @@ def test_python_libraries(live_service: LiveService, library: str) -> None:
     factory = SegmentClient if library == "segment" else RudderClient
     client = factory(live_service.write_key, host=live_service.base_url,
                      on_error=lambda error, batch: errors.append(error))
-    client.identify(user, {"plan": "pro"}, anonymous_id=f"anon-{user}")
+    client.identify(user, {"tier": "compat"}, anonymous_id=f"anon-{user}")
     client.track(user, "Order Completed", {"total": 12})
     client.page(user, name="Home", properties=PAGE)
     client.screen(user, name="Main")
@@ -173,7 +173,7 @@ async def test_analytics_next_in_chromium(live_service: LiveService, ajs_site: s
                 { writeKey: window.WRITE_KEY, cdnSettings: window.CDN_SETTINGS })
             analytics.on('error', (err) => errors.push(String(err && (err.code || err.reason || err))))
             const contexts = [
-                await analytics.identify(user, { plan: 'pro' }),
+                await analytics.identify(user, { tier: 'compat' }),
                 await analytics.track('Order Completed', { total: 12 }),
                 await analytics.page('Home'),
                 await analytics.group('group-' + user, { name: 'Acme' }),

@@ -13,7 +13,7 @@ async function segment() {
   const user = `node-segment-${suffix}`
   const analytics = new Analytics({ writeKey, host })
   analytics.on('error', (err) => errors.push(['segment', String(err?.reason ?? err?.code ?? err)]))
-  analytics.identify({ userId: user, anonymousId: `anon-${user}`, traits: { plan: 'pro' } })
+  analytics.identify({ userId: user, anonymousId: `anon-${user}`, traits: { tier: 'compat' } })
   analytics.track({ userId: user, event: 'Order Completed', properties: { total: 12 } })
   analytics.page({ userId: user, name: 'Home', properties: page })
   analytics.screen({ userId: user, name: 'Main' })
@@ -26,7 +26,7 @@ async function rudder() {
   const user = `node-rudder-${suffix}`
   const analytics = new RudderAnalytics(writeKey, { dataPlaneUrl: host, errorHandler: (err) => errors.push(['rudder', String(err)]) })
   const done = (err) => { if (err) errors.push(['rudder-callback', String(err)]) }
-  analytics.identify({ userId: user, anonymousId: `anon-${user}`, traits: { plan: 'pro' } }, done)
+  analytics.identify({ userId: user, anonymousId: `anon-${user}`, traits: { tier: 'compat' } }, done)
   analytics.track({ userId: user, event: 'Order Completed', properties: { total: 12 } }, done)
   analytics.page({ userId: user, name: 'Home', properties: page }, done)
   analytics.screen({ userId: user, name: 'Main' }, done)
