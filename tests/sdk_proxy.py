@@ -41,6 +41,7 @@ __all__ = [
     "SdkProxy",
     "assert_case_delivered",
     "assert_fault_exercised",
+    "assert_screen_group_alias_stored",
     "assert_stored_once",
     "stored_counts",
     "wait_records",
@@ -319,3 +320,14 @@ def assert_case_delivered(database_url: str, proxy: SdkProxy, manifest: dict[str
         traits = wait_for(lambda: pg_execute(database_url, "SELECT traits FROM np_analytics_users WHERE user_id = %s",
                                              (manifest["user_id"],)))
         assert traits[0][0] == manifest["traits"], traits
+
+
+def assert_screen_group_alias_stored(database_url: str, ids: list[str]) -> None:
+    """A screen (name Settings, property tab=billing), a group (id team-...) and an alias an SDK sent, in that
+    order, with Segment's field names: each stored once, with its type."""
+    assert_stored_once(database_url, ids)
+    stored = pg_execute(database_url, "SELECT type, event, properties->>'group_id', properties->>'tab' "
+                                      "FROM np_analytics_events WHERE message_id = ANY(%s::uuid[]) ORDER BY type",
+                        (ids,))
+    assert [row[0] for row in stored] == ["alias", "group", "screen"], stored
+    assert stored[1][2].startswith("team-") and stored[2][1:] == ("$screen", None, "billing"), stored

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import LiveService
-from .sdk_proxy import SdkProxy, assert_case_delivered
+from .sdk_proxy import SdkProxy, assert_case_delivered, assert_screen_group_alias_stored
 
 GO_DIR = Path(__file__).resolve().parent.parent / "sdk" / "go"
 
@@ -71,3 +71,6 @@ def test_go_sdk_against_live_service(live_service: LiveService, proxy: SdkProxy,
     for case in ("ok", "503", "drop", "drop-after"):
         manifest = json.loads((tmp_path / f"{case}.json").read_text())
         assert_case_delivered(live_service.database_url, proxy, manifest, 7 if case == "ok" else 4)
+    ids = json.loads((tmp_path / "ok.json").read_text())["ids"]
+    extra = [ids[kind][0] for kind in ("screen", "group", "alias")]
+    assert_screen_group_alias_stored(live_service.database_url, extra)

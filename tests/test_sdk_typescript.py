@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import LiveService
-from .sdk_proxy import SdkProxy, assert_case_delivered
+from .sdk_proxy import SdkProxy, assert_case_delivered, assert_screen_group_alias_stored
 
 TS_DIR = Path(__file__).resolve().parent.parent / "sdk" / "typescript"
 
@@ -73,3 +73,5 @@ def test_typescript_sdk_against_live_service(built: Path, live_service: LiveServ
     for case in ("ok", "503", "drop", "drop-after"):
         manifest = json.loads((tmp_path / f"{case}.json").read_text())
         assert_case_delivered(live_service.database_url, proxy, manifest, 7 if case == "ok" else 4)
+    extra = json.loads((tmp_path / "ok.json").read_text())["ids"]["extra"]
+    assert_screen_group_alias_stored(live_service.database_url, extra)

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -39,15 +40,7 @@ type collector struct {
 func (c *collector) Success(m Message) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var id string
-	switch v := m.(type) {
-	case Track:
-		id = v.MessageID
-	case Identify:
-		id = v.MessageID
-	case Page:
-		id = v.MessageID
-	}
+	id := reflect.ValueOf(m).FieldByName("MessageID").String() // every message type has the field
 	c.ids[m.Type()] = append(c.ids[m.Type()], id)
 }
 
@@ -93,6 +86,9 @@ func runLive(t *testing.T, caseName, mode string, tracks int, everything bool) {
 		must(t, client.Identify(Identify{UserID: manifest.UserID, Traits: manifest.Traits}))
 		must(t, client.Page(Page{UserID: manifest.UserID, Name: "Pricing",
 			Properties: Properties{"url": "https://example.com/pricing", "path": "/pricing"}}))
+		must(t, client.Screen(Screen{UserID: manifest.UserID, Name: "Settings", Properties: Properties{"tab": "billing"}}))
+		must(t, client.Group(Group{UserID: manifest.UserID, GroupID: "team-" + key, Traits: Traits{"plan": "team"}}))
+		must(t, client.Alias(Alias{UserID: manifest.UserID, PreviousID: "anon-" + key}))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

@@ -34,6 +34,11 @@ async function runLive(caseName, mode, tracks, everything) {
     manifest.ids.identify = [analytics.identify({ userId: manifest.user_id, traits: manifest.traits })];
     manifest.ids.page = [analytics.page({ userId: manifest.user_id, name: "Pricing",
       properties: { url: "https://example.com/pricing", path: "/pricing" } })];
+    manifest.ids.extra = [
+      analytics.screen({ userId: manifest.user_id, name: "Settings", properties: { tab: "billing" } }),
+      analytics.group({ userId: manifest.user_id, groupId: `team-${key}`, traits: { plan: "team" } }),
+      analytics.alias({ userId: manifest.user_id, previousId: `anon-${key}` }),
+    ];
   }
   const result = await analytics.close({ timeout: 20_000 });
   assert.deepEqual(errors, []);
