@@ -28,7 +28,7 @@ from .beacon_guard import (
 from .credentials import Credential, parse_entries
 from .forwarded import DEFAULT_TRUSTED_PROXIES, TRUSTED_PROXIES, Network, parse_networks
 
-__all__ = ["ConfigError", "Settings", "parse_duration"]
+__all__ = ["ConfigError", "Settings", "parse_duration", "write_private"]
 
 T = TypeVar("T")
 DEFAULT_PORT = 3206
@@ -98,6 +98,8 @@ class Settings:
     # replica that every analytical read query goes to (pools.read_pool).
     workers: int = 1
     read_database_url: str | None = None
+    # Names of the credentials generated (and stored) by this from_env(): printed once, never again.
+    secrets_generated: tuple[str, ...] = ()
 
     @cached_property
     def tokens(self) -> tuple[Credential, ...]:
@@ -125,7 +127,7 @@ class Settings:
         data_dir = Path(env.get("ANALYTICS_DATA_DIR") or ".nself-analytics").expanduser().absolute()
         port_text = env.get("ANALYTICS_PORT") or env.get("PORT") or str(DEFAULT_PORT)
         port = _int(port_text, "ANALYTICS_PORT" if env.get("ANALYTICS_PORT") else "PORT", 1, 65535)
-        stored = _load_or_create_secrets(data_dir, env, persist_secrets)
+        stored, generated = _load_or_create_secrets(data_dir, env, persist_secrets)
         write_keys = tuple(k.strip() for k in stored["ANALYTICS_WRITE_KEYS"].split(",") if k.strip())
         secret = stored["ANALYTICS_SECRET_TOKEN"]
         _check_credentials(secret, write_keys)
@@ -133,6 +135,7 @@ class Settings:
         if log_format not in ("json", "console"):
             raise ConfigError("ANALYTICS_LOG_FORMAT", log_format, "use json or console")
         return cls(
+            secrets_generated=generated,
             secret_token=secret,
             write_keys=write_keys,
             data_dir=data_dir,
@@ -247,8 +250,12 @@ def _redis_url(env: Mapping[str, str]) -> str | None:
     return f"redis://{auth}{host}:{port}/0"
 
 
-def _load_or_create_secrets(data_dir: Path, env: Mapping[str, str], persist: bool) -> dict[str, str]:
-    """Secrets from the environment, else from ``<data_dir>/secrets.env``, else newly generated and stored."""
+def _load_or_create_secrets(data_dir: Path, env: Mapping[str, str],
+                            persist: bool) -> tuple[dict[str, str], tuple[str, ...]]:
+    """Secrets from the environment, else from ``<data_dir>/secrets.env``, else newly generated and stored.
+
+    Returns the values and the names of those generated now (and in use): only those are ever printed.
+    """
     path = data_dir / "secrets.env"
     stored: dict[str, str] = {}
     if path.exists():
@@ -256,19 +263,31 @@ def _load_or_create_secrets(data_dir: Path, env: Mapping[str, str], persist: boo
             key, sep, value = line.partition("=")
             if sep:
                 stored[key.strip()] = value.strip()
-    changed = False
+    generated = []
     if "ANALYTICS_SECRET_TOKEN" not in stored:
         stored["ANALYTICS_SECRET_TOKEN"] = "sk_" + secrets.token_urlsafe(24)
-        changed = True
+        generated.append("ANALYTICS_SECRET_TOKEN")
     if "ANALYTICS_WRITE_KEYS" not in stored:
         stored["ANALYTICS_WRITE_KEYS"] = "wk_" + secrets.token_urlsafe(18)
-        changed = True
+        generated.append("ANALYTICS_WRITE_KEYS")
     result = dict(stored)
     for key in ("ANALYTICS_SECRET_TOKEN", "ANALYTICS_WRITE_KEYS"):
         if env.get(key):
             result[key] = env[key]
-    if changed and persist and not (env.get("ANALYTICS_SECRET_TOKEN") and env.get("ANALYTICS_WRITE_KEYS")):
-        data_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text("".join(f"{k}={v}\n" for k, v in stored.items() if not k.startswith("_")))
-        path.chmod(0o600)
-    return result
+    if generated and persist and not (env.get("ANALYTICS_SECRET_TOKEN") and env.get("ANALYTICS_WRITE_KEYS")):
+        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        write_private(path, "".join(f"{k}={v}\n" for k, v in stored.items() if not k.startswith("_")))
+        return result, tuple(name for name in generated if not env.get(name))
+    return result, ()
+
+
+def write_private(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` in a file that is 0600 from its first byte (no window for other users)."""
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)

