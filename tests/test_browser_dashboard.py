@@ -82,6 +82,7 @@ def _seed(live: Live) -> None:
         ("s3", "/pricing", "https://news.example/other", {"utm_source": "newsletter", "utm_term": "shoes",
                                                           "utm_content": "banner"}, MOBILE_UA, 390),
         ("s4", "/", None, {}, MOBILE_UA, 390),
+        ("s5", "/", None, {"utm_campaign": "=HYPERLINK(\"http://x.test\")"}, PERSON_UA, 1280),  # a formula
     ]
     for session, path, referrer, utm, agent, width in hits:
         body = {"site": SITE, "path": path, "referrer": referrer, "session_id": session, "screen_width": width,
@@ -276,6 +277,12 @@ async def test_web_tab_matches_the_api_and_filters(dash_browser: Browser, dash_s
     expected = [["Page", "Views", "Sessions"], *rows_of(api["pages"], "path", "pageviews", "sessions")]
     assert list(csv.reader(io.StringIO(text))) == expected
     assert download.suggested_filename == f"{SITE}-top-pages.csv"
+    # a value that looks like a spreadsheet formula is exported as text
+    async with page.expect_download() as info:
+        await page.click("button[data-export=utm-campaigns]")
+    text = await asyncio.to_thread(Path.read_text, Path(await (await info.value).path()))
+    cells = [row[0] for row in csv.reader(io.StringIO(text))]
+    assert "'=HYPERLINK(\"http://x.test\")" in cells and "spring" in cells
     # the token stays in this browser until "Forget token"
     assert await page.evaluate("() => localStorage.getItem('np_analytics_token')") == SECRET
     assert SECRET not in page.url

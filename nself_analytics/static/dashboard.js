@@ -172,10 +172,13 @@
     selectTab('people');
   }
 
+  /* a formula-looking cell (=, +, @, or - not starting a number) is prefixed with ' so a spreadsheet
+     shows it as text (CSV injection); numbers stay numbers */
   function csvCell(text) {
     text = String(text);
-    return /[",\n\r]/.test(text) || /^[=+\-@]/.test(text) ? '"' + (/^[=+\-@]/.test(text) ? "'" : '') +
-      text.replace(/"/g, '""') + '"' : text;
+    var formula = /^[=+@\t\r]/.test(text) || /^-(?![\d.])/.test(text);
+    if (formula) text = "'" + text;
+    return formula || /[",\n\r]/.test(text) ? '"' + text.replace(/"/g, '""') + '"' : text;
   }
 
   function tableCsv(table) {
