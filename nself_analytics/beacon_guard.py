@@ -10,6 +10,7 @@ takes a token from each; when either is empty the hit is refused (429) with the 
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from .keys import PREFIX
 
 __all__ = [
     "DEFAULT_ACCOUNT", "DEFAULT_RATE_PER_IP", "DEFAULT_RATE_PER_SITE", "HIT_RATE_PER_IP", "HIT_RATE_PER_SITE",
-    "Rate", "SiteRule", "parse_rate", "parse_sites", "site_account", "take",
+    "Rate", "SiteRule", "ip_key", "parse_rate", "parse_sites", "site_account", "take",
 ]
 
 DEFAULT_ACCOUNT = "primary"
@@ -84,6 +85,11 @@ def site_account(rules: tuple[SiteRule, ...], site: str) -> str | None:
         if rule.matches(site):
             return rule.account
     return None
+
+
+def ip_key(ip: str | None, secret: str) -> str:
+    """The bucket name of a client IP: a hash keyed by the instance's secret (the same on every instance)."""
+    return hashlib.blake2b((ip or "-").encode(), key=secret.encode()[:64], digest_size=12).hexdigest()
 
 
 def parse_rate(text: str) -> Rate | None:

@@ -197,10 +197,15 @@ def _web_ops() -> dict[tuple[str, str], Op]:
                         '`<script src="https://HOST/analytics/sdk/analytics.js" data-write-key="wk_..."></script>`.'),
         ("POST", "/hit"): _op(
             "Web analytics", "Record a page view sent by the beacon",
-            {"202": _json(ref("Ok"), "Queued"), **INGEST_ERRORS}, security=PUBLIC, op_id="hit",
+            {"202": _json(ref("Ok"), "Queued"), **INGEST_ERRORS,
+             "403": _error("The site is not in ANALYTICS_SITES"),
+             "429": {**_error("Rate limit of the client IP or of the site (token buckets): retry after Retry-After"),
+                     "headers": {"Retry-After": {"schema": {"type": "string"}, "description": "seconds to wait"}}}},
+            security=PUBLIC, op_id="hit",
             description="Public (no key) and CORS `*`. The body is JSON whatever the content type. Device, browser, "
                         "OS and country come from the request; bots and sessions sending over 60 hits a minute are "
-                        "kept but marked.",
+                        "kept but marked. Guarded by ANALYTICS_SITES (403) and per-IP (default 300/m) and per-site "
+                        "(default 6000/m) token buckets (429 + Retry-After).",
             body=_body(ref("Hit"), "A page view", any_type=True)),
     }
     for name, summary in STATS_SUMMARIES.items():

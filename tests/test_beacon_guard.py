@@ -71,6 +71,8 @@ async def test_rate_limit_per_ip_answers_429_with_retry_after(make_client: Any, 
     assert limited.headers["Access-Control-Allow-Origin"] == "*"
     assert (await hit(client, "example.com", "t", **{"X-Forwarded-For": "203.0.113.6"})).status == 202
     assert queued(settings) == 4  # refused hits are not queued
+    keys = redis.Redis.from_url(settings.redis_url, decode_responses=True).keys("np_analytics:rl:*")
+    assert len(keys) == 2 and not any("203.0.113" in key for key in keys)  # buckets never name the raw IP
 
 
 async def test_rate_limit_per_site(make_client: Any, settings: Settings) -> None:

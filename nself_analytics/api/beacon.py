@@ -14,7 +14,7 @@ from pathlib import Path
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from ..beacon_guard import RATE_IP_PREFIX, RATE_SITE_PREFIX, site_account, take
+from ..beacon_guard import RATE_IP_PREFIX, RATE_SITE_PREFIX, ip_key, site_account, take
 from ..body import read_json_body
 from ..cors import preflight
 from ..enrich import browser_hit_is_bot, daily_salt
@@ -57,7 +57,8 @@ async def hit(request: web.Request) -> web.Response:
     redis = request.config_dict[REDIS]
     buckets = []
     if settings.hit_rate_ip is not None:
-        buckets.append((RATE_IP_PREFIX + (meta.ip or "-"), settings.hit_rate_ip))  # an IP, whatever the account
+        # an IP, whatever the account; keyed by a keyed hash, so Redis never holds the raw address
+        buckets.append((RATE_IP_PREFIX + ip_key(meta.ip, settings.secret_token), settings.hit_rate_ip))
     if settings.hit_rate_site is not None:
         buckets.append((f"{RATE_SITE_PREFIX}{account}:{site}", settings.hit_rate_site))
     try:
