@@ -6,28 +6,41 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
 import pytest
 
 from nself_analytics.embedded import EmbeddedPostgres
+from nself_analytics.keys import ANALYTICS_APP, PG_POOL, REDIS
+from nself_analytics.migrate import apply_migrations
+from nself_analytics.worker import Drainer
 
-from .conftest import Stores, pg_execute, wait_for
+from .conftest import TABLES, pg_execute, wait_for
 
 
 @pytest.fixture(scope="module")
-def replica(stores: Stores, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
-    primary = urlsplit(stores.database_url)
-    server = EmbeddedPostgres(tmp_path_factory.mktemp("replica"))
-    server.start_replica_of(primary.hostname or "127.0.0.1", primary.port or 5432, primary.username or "postgres",
-                            unquote(primary.password or ""))
-    yield server
-    server.stop()
+def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """A small primary of its own (a base backup of the shared test server would copy every test's data)
+    and a streaming replica of it: their URLs, migrated."""
+    primary = EmbeddedPostgres(tmp_path_factory.mktemp("primary"))
+    replica = EmbeddedPostgres(tmp_path_factory.mktemp("replica"))
+    try:
+        primary_url = primary.start()
+        apply_migrations(primary_url)
+        replica.start_replica_of("127.0.0.1", primary.port, "postgres", primary.password)
+        yield primary_url, urlunsplit(urlsplit(replica.url())._replace(path=urlsplit(primary_url).path))
+    finally:
+        replica.stop()
+        primary.stop()
 
 
-def _on_replica(replica: EmbeddedPostgres, database_url: str) -> str:
-    return urlunsplit(urlsplit(replica.url())._replace(path=urlsplit(database_url).path))
+@pytest.fixture
+def on_pair(settings: Any, pair: tuple[str, str]) -> Any:
+    """Settings on the pair's primary (tables emptied), and the replica's URL."""
+    primary_url, replica_url = pair
+    pg_execute(primary_url, f"TRUNCATE {TABLES}")
+    return settings.with_(database_url=primary_url), replica_url
 
 
 def _caught_up(replica_url: str, primary_url: str) -> bool:
@@ -39,12 +52,15 @@ def _caught_up(replica_url: str, primary_url: str) -> bool:
     return bool(done)
 
 
-async def test_reads_go_to_the_replica_and_match(make_client: Any, settings: Any, auth: Any, drain: Any,
-                                                 replica: EmbeddedPostgres) -> None:
-    replica_url = _on_replica(replica, settings.database_url)
+async def test_reads_go_to_the_replica_and_match(make_client: Any, auth: Any, on_pair: Any) -> None:
+    settings, replica_url = on_pair
     assert pg_execute(replica_url, "SELECT pg_is_in_recovery()") == [(True,)]
     reader = await make_client(settings.with_(read_database_url=replica_url))
     primary = await make_client(settings)
+    app = reader.app[ANALYTICS_APP]
+
+    async def drain() -> int:
+        return await Drainer(app[PG_POOL], app[REDIS], settings).drain_until_empty()
 
     async def track(event: str, n: int) -> None:
         batch = [{"type": "track", "event": event, "userId": f"u{i % 5}", "timestamp": "2026-06-02T10:00:00Z"}
@@ -81,10 +97,9 @@ async def test_reads_go_to_the_replica_and_match(make_client: Any, settings: Any
     assert health["replica"]["lag_seconds"] == 0
 
 
-async def test_writes_and_saved_objects_stay_on_the_primary(make_client: Any, settings: Any, auth: Any,
-                                                            replica: EmbeddedPostgres) -> None:
+async def test_writes_and_saved_objects_stay_on_the_primary(make_client: Any, auth: Any, on_pair: Any) -> None:
     """A funnel saved through a reader is read back at once (the primary), though the replica is paused."""
-    replica_url = _on_replica(replica, settings.database_url)
+    settings, replica_url = on_pair
     reader = await make_client(settings.with_(read_database_url=replica_url))
     pg_execute(replica_url, "SELECT pg_wal_replay_pause()")
     try:
