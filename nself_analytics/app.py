@@ -22,7 +22,8 @@ from .config import Settings
 from .cors import cors_middleware
 from .errors import error_middleware
 from .forwarded import forwarded_middleware
-from .keys import ANALYTICS_APP, PG_POOL, PRODUCER, READ_POOL, REDIS, SETTINGS
+from .keys import ANALYTICS_APP, PG_POOL, PRODUCER, READ_POOL, REDIS, SETTINGS, WORKER_POOL
+from .pools import create_api_pool
 from .queue import Producer
 
 __all__ = ["create_app", "create_root_app"]
@@ -64,16 +65,27 @@ def redis_client(url: str) -> aioredis.Redis:
     )
 
 
+# The worker's pool (drain, aggregator, maintenance, webhook sender, /health): connections no request can take.
+WORKER_POOL_SIZE = 8
+
+
 async def _postgres_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     assert settings.database_url, "database_url must be resolved before the app starts"
-    pool = await aiopg.create_pool(settings.database_url, minsize=1, maxsize=20, timeout=30, pool_recycle=300)
-    app[PG_POOL] = app[READ_POOL] = pool
-    pools = [pool]
-    if settings.read_database_url:  # every analytical read goes to the replica (pools.read_pool)
-        app[READ_POOL] = await aiopg.create_pool(settings.read_database_url, minsize=1, maxsize=20, timeout=30,
-                                                 pool_recycle=300)
-        pools.append(app[READ_POOL])
+    worker_pool = await aiopg.create_pool(settings.database_url, minsize=1, maxsize=WORKER_POOL_SIZE, timeout=30,
+                                          pool_recycle=300)
+    pools = [worker_pool]
+    try:
+        app[WORKER_POOL] = worker_pool
+        app[PG_POOL] = app[READ_POOL] = await create_api_pool(settings.database_url, settings)
+        pools.append(app[PG_POOL])
+        if settings.read_database_url:  # every analytical read goes to the replica (pools.reading)
+            app[READ_POOL] = await create_api_pool(settings.read_database_url, settings)
+            pools.append(app[READ_POOL])
+    except BaseException:
+        for each in pools:
+            each.close()
+        raise
     yield
     for each in pools:
         each.close()

@@ -1,6 +1,7 @@
 """``nself-analytics install | build | start | status | stop``: a standalone host that drives the plugin
 hooks through the same pluggy PluginManager as the nself CLI (``status`` and ``stop`` act on a running
-``start``). ``bot telegram|discord`` and ``mcp`` run the
+``start``). ``dead-letters list|replay|drop`` drives the drain's dead-letter stream. ``bot telegram|discord``
+and ``mcp`` run the
 integrations, clients of a running service's HTTP API (ANALYTICS_URL, ANALYTICS_API_TOKEN)."""
 
 from __future__ import annotations
@@ -116,16 +117,35 @@ def _integration(args: argparse.Namespace, env: dict[str, str]) -> int:
         return 2
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nself-analytics", description=__doc__)
-    parser.add_argument("command", choices=["install", "build", "start", "status", "stop", "bot", "mcp"])
-    parser.add_argument("kind", nargs="?", choices=["telegram", "discord"], help="bot: which chat")
-    parser.add_argument("--url", help="mcp: the service's address (else ANALYTICS_URL)")
-    parser.add_argument("--token", help="mcp: the secret token (else ANALYTICS_API_TOKEN)")
-    args = parser.parse_args(argv)
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name in ("install", "build", "start", "status", "stop"):
+        commands.add_parser(name)
+    bot = commands.add_parser("bot", help="run a report bot")
+    bot.add_argument("kind", nargs="?", choices=["telegram", "discord"], help="which chat")
+    mcp = commands.add_parser("mcp", help="run the MCP server on stdio")
+    mcp.add_argument("--url", help="the service's address (else ANALYTICS_URL)")
+    mcp.add_argument("--token", help="the secret token (else ANALYTICS_API_TOKEN)")
+    dead = commands.add_parser("dead-letters", help="inspect and re-drive entries the drain could not store")
+    dead.add_argument("action", choices=["list", "replay", "drop"])
+    dead.add_argument("ids", nargs="*", help="dead-letter ids (replay/drop); none means every entry")
+    dead.add_argument("--account", help="only the dead letters of this source account")
+    dead.add_argument("--limit", type=int, default=100, help="list at most this many (default 100)")
+    dead.add_argument("--payload-chars", type=int, default=500, help="payload characters shown by list")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     env = dict(os.environ)
     if args.command == "status":
         return _status(env)
+    if args.command == "dead-letters":
+        from .deadletters_cli import run
+
+        return run(env, args.action, ids=args.ids, account=args.account, limit=args.limit,
+                   payload_chars=args.payload_chars)
     if args.command == "stop":
         return _stop(env)
     if args.command in ("bot", "mcp"):

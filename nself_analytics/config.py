@@ -95,11 +95,15 @@ class Settings:
     hit_rate_ip: Rate | None = HIT_RATE_PER_IP
     hit_rate_site: Rate | None = HIT_RATE_PER_SITE
     # Scale-out (docs/scaling.md): processes serving the port (each with its own pools and drainers); a streaming
-    # replica that every analytical read query goes to (pools.read_pool).
+    # replica that every analytical read query goes to (pools.reading).
     workers: int = 1
     read_database_url: str | None = None
     # Names of the credentials generated (and stored) by this from_env(): printed once, never again.
     secrets_generated: tuple[str, ...] = ()
+    # Server-side statement timeout of every read query (the API's pool); the drain's pool has none.
+    query_timeout: float = 30.0
+    # Entries kept in the dead-letter stream at most (the oldest go first); also trimmed to the retention window.
+    dead_letter_max: int = 10_000
 
     @cached_property
     def tokens(self) -> tuple[Credential, ...]:
@@ -166,6 +170,9 @@ class Settings:
                                   "ANALYTICS_HIT_RATE_PER_SITE"),
             read_database_url=env.get("ANALYTICS_READ_DATABASE_URL") or None,
             workers=_int(env.get("ANALYTICS_WORKERS") or str(os.cpu_count() or 1), "ANALYTICS_WORKERS", 1, MAX_WORKERS),
+            query_timeout=_duration(env.get("ANALYTICS_QUERY_TIMEOUT", "30s"), "ANALYTICS_QUERY_TIMEOUT"),
+            dead_letter_max=_int(env.get("ANALYTICS_DEAD_LETTER_MAX", "10000"), "ANALYTICS_DEAD_LETTER_MAX", 1,
+                                 10_000_000),
         )
 
 

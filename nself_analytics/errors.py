@@ -5,14 +5,22 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import psycopg2
+import psycopg2.errors
 import structlog
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .segment import is_segment_route, segment_error
 
-__all__ = ["ApiError", "error_middleware", "json_error"]
+__all__ = ["QUERY_TIMEOUT_MESSAGE", "RETRY_AFTER_SECONDS", "ApiError", "error_middleware", "json_error"]
 
 log = structlog.get_logger("nself_analytics.http")
+# What a 503 asks the client to wait before retrying (seconds).
+RETRY_AFTER_SECONDS = "2"
+QUERY_TIMEOUT_MESSAGE = "The query took longer than ANALYTICS_QUERY_TIMEOUT allows; narrow it and retry"
 
 
 class ApiError(Exception):
@@ -53,6 +61,22 @@ async def error_middleware(
         message = {404: "Not found", 405: "Method not allowed"}.get(exc.status, exc.reason)
         headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after")}
         return _error(request, exc.status, message, headers)
+    except HttpProcessingError as exc:  # e.g. a body that is not the gzip its Content-Encoding says
+        if not 400 <= exc.code < 500:
+            raise
+        return _error(request, exc.code, f"Invalid request: {exc.message}")
+    except psycopg2.errors.QueryCanceled:
+        log.warning("query_timeout", path=request.path)
+        return _error(request, 503, QUERY_TIMEOUT_MESSAGE, {"Retry-After": RETRY_AFTER_SECONDS})
+    except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
+        log.warning("postgres_unavailable", path=request.path, error=str(exc).strip()[:200])
+        return _error(request, 503, "PostgreSQL is unavailable; retry later", {"Retry-After": RETRY_AFTER_SECONDS})
+    except (RedisConnectionError, RedisTimeoutError) as exc:
+        log.warning("redis_unavailable", path=request.path, error=str(exc).strip()[:200])
+        return _error(request, 503, "Redis is unavailable; retry later", {"Retry-After": RETRY_AFTER_SECONDS})
+    except (ConnectionError, TimeoutError) as exc:  # a store's socket refused or timed out
+        log.warning("store_unavailable", path=request.path, error=str(exc).strip()[:200])
+        return _error(request, 503, "A store is unavailable; retry later", {"Retry-After": RETRY_AFTER_SECONDS})
     except Exception:
         log.exception("unhandled_error", path=request.path)
         return _error(request, 500, "Internal server error")

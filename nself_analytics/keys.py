@@ -16,22 +16,30 @@ if TYPE_CHECKING:
 __all__ = [
     "ANALYTICS_APP",
     "COUNTER_PREFIX",
+    "DEAD_LETTER_KEY",
     "DEDUPE_PREFIX",
     "DRAIN_GROUP",
+    "DROPPED_KEY",
     "PG_POOL",
     "PREFIX",
     "PRODUCER",
+    "READ_POOL",
     "REDIS",
     "SETTINGS",
     "STREAM_KEY",
+    "WORKER_POOL",
 ]
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 # On the root app: the analytics sub-app mounted at /analytics (its state holds the pools).
 ANALYTICS_APP: web.AppKey[web.Application] = web.AppKey("analytics_app")
 PG_POOL: web.AppKey[aiopg.Pool] = web.AppKey("pg_pool")
-# Read queries' pool: a streaming replica's (ANALYTICS_READ_DATABASE_URL), else PG_POOL itself. Use pools.read_pool.
+# The API's pools carry a server-side statement timeout (ANALYTICS_QUERY_TIMEOUT); handlers use pools.reading
+# (analytical reads: a streaming replica's pool when ANALYTICS_READ_DATABASE_URL is set, else PG_POOL) and
+# pools.writing (PG_POOL: writes, saved objects). The worker (drain, aggregator, webhooks) and /health use
+# WORKER_POOL, which no request can take.
 READ_POOL: web.AppKey[aiopg.Pool] = web.AppKey("read_pool")
+WORKER_POOL: web.AppKey[aiopg.Pool] = web.AppKey("worker_pool")
 REDIS: web.AppKey[aioredis.Redis] = web.AppKey("redis")
 PRODUCER: web.AppKey[Producer] = web.AppKey("producer")
 
@@ -45,3 +53,9 @@ DEDUPE_PREFIX = PREFIX + "m:"
 DEDUPE_TTL_SECONDS = 86_400
 # Real-time counters, one key per period bucket; TTLs in queue.COUNTER_PERIODS.
 COUNTER_PREFIX = PREFIX + "c:"
+# Queue entries the drain could not store (see deadletters.py). Bounded by ANALYTICS_DEAD_LETTER_MAX entries
+# and trimmed to the retention window by the prune job (no key TTL: a TTL would drop them all at once).
+DEAD_LETTER_KEY = PREFIX + "dead"
+# Hash: source account -> events not stored because they were older than the retention window (read by /health).
+# No TTL: a running total since the Redis data began.
+DROPPED_KEY = PREFIX + "dropped:too_old"

@@ -16,7 +16,7 @@ import socket
 import time
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, NamedTuple
 
 import aiopg
@@ -28,14 +28,15 @@ import structlog
 from aiohttp import web
 from redis.exceptions import RedisError, ResponseError
 
+from . import deadletters
 from .config import Settings
-from .keys import DRAIN_GROUP, PG_POOL, PREFIX, REDIS, SETTINGS, STREAM_KEY
+from .keys import DEAD_LETTER_KEY, DRAIN_GROUP, DROPPED_KEY, REDIS, SETTINGS, STREAM_KEY, WORKER_POOL
 from .leader import LEADER_RETRY_SECONDS, Leadership
 from .model.record import EventRecord, IdentifyRecord, decode_record
 from .quota import record_crossings
 from .store.aggregates import materialize
 from .store.events import write_payload
-from .store.partitions import ensure_partitions, forget_partitions, prune_partitions
+from .store.partitions import ensure_partitions, forget_partitions, maintain_partitions, partition_window
 from .store.persons import link_ops
 from .webhooks import WebhookSender, record_funnel_completions
 
@@ -43,9 +44,8 @@ __all__ = ["WORKER", "Drainer", "worker_ctx"]
 
 log = structlog.get_logger("nself_analytics.worker")
 
-# Entries that cannot be parsed are moved here instead of blocking the stream. No TTL: kept for inspection.
-DEAD_LETTER_KEY = PREFIX + "dead"
-PRUNE_INTERVAL_SECONDS = 3600.0
+# Partition upkeep (create ahead, prune behind) and retention trims: at start, then hourly.
+MAINTAIN_INTERVAL_SECONDS = 3600.0
 # Drainers per process: while one waits for Postgres to commit its batch, another reads and writes the next.
 # Measured with bench/run on 2 cores: 2 drain about 1.5x what 1 does; 3 are no faster than 1.
 DRAINERS = 2
@@ -53,8 +53,30 @@ DRAINERS = 2
 # drain makes a few larger transactions instead of one per request (each commit is an fsync in Postgres and
 # each acknowledgement one in Redis, which delays the accepts waiting on Redis).
 LINGER_SECONDS = 0.05
+# The final drain of a graceful stop: short, so SIGTERM ends the process within startup.SHUTDOWN_SECONDS
+# (what it leaves stays in the stream for the next start).
+FINAL_DRAIN_SECONDS = 4.0
 # How often a busy drainer looks for entries abandoned by another consumer (XAUTOCLAIM).
 RECLAIM_CHECK_SECONDS = 1.0
+
+
+# SQLSTATE classes about the connection or the server's state, not about the data of a batch: the whole batch is
+# retried with backoff. 08 connection, 25 transaction state, 40 serialization/deadlock, 42 schema (a migration
+# missing), 53 resources, 55 lock not available, 57 operator intervention (shutdown, cancel), 58 system, XX internal.
+_TRANSIENT_CLASSES = frozenset({"08", "25", "40", "42", "53", "55", "57", "58", "XX"})
+
+
+def missing_partition(exc: BaseException) -> bool:
+    """Postgres found no partition for a row (a day not created yet, or pruned meanwhile)."""
+    return isinstance(exc, psycopg2.Error) and exc.pgcode == "23514" and "no partition" in str(exc)
+
+
+def is_data_fault(exc: psycopg2.Error, conn: aiopg.Connection | None = None) -> bool:
+    """Whether Postgres refused the data of a batch (split it, dead-letter the culprits) rather than the connection
+    or the server failing (retry the whole batch). An error with no SQLSTATE is a lost connection."""
+    if exc.pgcode is None or (conn is not None and conn.closed) or missing_partition(exc):
+        return False
+    return exc.pgcode[:2] not in _TRANSIENT_CLASSES
 
 
 class _Row(NamedTuple):
@@ -141,19 +163,32 @@ class Drainer:
 
     async def _commit(self, entries: list[tuple[str, dict[str, str]]]) -> int:
         rows: list[_Row] = []
-        dead: list[tuple[str, str]] = []
+        dead: list[tuple[str, str, str]] = []  # (entry id, payload, error)
+        too_old: dict[str, int] = {}  # account -> entries older than the retention window: counted, not stored
+        days: set[date] = set()
+        window = partition_window(self.settings.retention_days)
         for entry_id, fields in entries:
             raw = fields.get("e", "")
             try:
-                rows.append(_Row(entry_id, raw, decode_record(raw)))
-            except msgspec.DecodeError:  # not a record (ValidationError is a DecodeError)
-                dead.append((entry_id, raw))
-        days = {row.record.ts.astimezone(UTC).date() for row in rows if isinstance(row.record, EventRecord)}
+                record = decode_record(raw)
+            except msgspec.DecodeError as exc:  # not a record (ValidationError is a DecodeError)
+                dead.append((entry_id, raw, f"unreadable queue entry: {exc}"))
+                continue
+            if isinstance(record, EventRecord):
+                day = record.ts.astimezone(UTC).date()
+                if day < window[0]:
+                    too_old[record.source_account_id] = too_old.get(record.source_account_id, 0) + 1
+                    continue
+                if day > window[1]:
+                    dead.append((entry_id, raw, f"timestamp {record.ts.isoformat()} is past the partition window"))
+                    continue
+                days.add(day)
+            rows.append(_Row(entry_id, raw, record))
         async with self.pool.acquire() as conn:
             await ensure_partitions(conn, days)
             stored, rejected = await self._write(conn, rows)
             # before the acknowledgement: a crash here drains the batch again (its outbox rows are deduplicated)
-            refused = {entry_id for entry_id, _ in rejected}
+            refused = {entry_id for entry_id, _payload, _error in rejected}
             await record_funnel_completions(conn, [row.record for row in rows if row.entry_id not in refused
                                                    and isinstance(row.record, EventRecord)])
             if self.settings.quota_enabled:
@@ -161,15 +196,19 @@ class Drainer:
         dead += rejected
         ids = [entry_id for entry_id, _ in entries]
         async with self.redis.pipeline(transaction=True) as pipe:
-            for entry_id, raw in dead:
-                pipe.xadd(DEAD_LETTER_KEY, {"id": entry_id, "e": raw})
+            for entry_id, raw, error in dead:
+                deadletters.add(pipe, entry_id, raw, error, self.settings.dead_letter_max)
+            for account, count in too_old.items():
+                pipe.hincrby(DROPPED_KEY, account, count)
             pipe.xack(STREAM_KEY, DRAIN_GROUP, *ids)
             pipe.xdel(STREAM_KEY, *ids)
             await pipe.execute()
         self.stored += stored
         log.info("batch_flushed", entries=len(ids), stored=stored, dead=len(dead))
         if dead:
-            log.warning("entries_dead_lettered", count=len(dead), key=DEAD_LETTER_KEY)
+            log.warning("entries_dead_lettered", count=len(dead), key=DEAD_LETTER_KEY, error=dead[0][2][:200])
+        if too_old:
+            log.warning("entries_too_old", counts=too_old, retention_days=self.settings.retention_days)
         return len(ids)
 
     async def _record_crossings(self, conn: aiopg.Connection, rows: list[_Row]) -> None:
@@ -189,9 +228,10 @@ class Drainer:
             except (psycopg2.Error, RedisError, OSError) as exc:
                 log.warning("quota_crossings_failed", error=str(exc).strip()[:300])
 
-    async def _write(self, conn: aiopg.Connection, rows: list[_Row]) -> tuple[int, list[tuple[str, str]]]:
-        """Write rows in one statement; if Postgres refuses their data, split the batch to find the
-        entries it refuses, and return those to be dead-lettered (the rest are stored: writes are idempotent)."""
+    async def _write(self, conn: aiopg.Connection, rows: list[_Row]) -> tuple[int, list[tuple[str, str, str]]]:
+        """Write rows in one statement; if Postgres refuses their data, split the batch to find the entries it
+        refuses, and return those with the error text to be dead-lettered (the rest are stored: writes are
+        idempotent). Errors of the connection or the server are raised: the caller retries the whole batch."""
         if not rows:
             return 0, []
         events = [row.raw for row in rows if isinstance(row.record, EventRecord)]
@@ -200,13 +240,16 @@ class Drainer:
             # the stream payloads as they are (encoded from EventRecord): joined into one array, not re-encoded
             links = link_ops(row.record for row in rows)
             return await write_payload(conn, "[" + ",".join(events) + "]", identifies, links), []
-        except psycopg2.errors.CheckViolation:
-            forget_partitions()  # a partition was dropped behind our back (pruned elsewhere): recreate it
-            raise
-        except (psycopg2.DataError, psycopg2.IntegrityError) as exc:
+        except psycopg2.Error as exc:
+            if missing_partition(exc):
+                forget_partitions()  # a partition was dropped behind our back (pruned elsewhere): recreate it
+                raise
+            if not is_data_fault(exc, conn):
+                raise
             if len(rows) == 1:
-                log.warning("entry_rejected", entry=rows[0].entry_id, error=str(exc).strip()[:300])
-                return 0, [(rows[0].entry_id, rows[0].raw)]
+                error = f"{type(exc).__name__}: {str(exc).strip()}"
+                log.warning("entry_rejected", entry=rows[0].entry_id, error=error[:300])
+                return 0, [(rows[0].entry_id, rows[0].raw, error)]
         half = len(rows) // 2
         first, second = await self._write(conn, rows[:half]), await self._write(conn, rows[half:])
         return first[0] + second[0], first[1] + second[1]
@@ -247,7 +290,7 @@ async def _every(seconds: float, stop: asyncio.Event, name: str, job: Any, leade
             continue
         try:
             await job()
-        except (TimeoutError, psycopg2.Error, OSError) as exc:
+        except (TimeoutError, psycopg2.Error, OSError, RedisError) as exc:
             log.warning(f"{name}_failed", error=str(exc).strip()[:300])
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(stop.wait(), seconds)
@@ -260,6 +303,7 @@ class Worker:
     def __init__(self, pool: aiopg.Pool, client: aioredis.Redis, settings: Settings) -> None:
         self.settings = settings
         self.pool = pool
+        self.redis = client
         name = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.drainers = [Drainer(pool, client, settings, name=f"{name}-{i}") for i in range(DRAINERS)]
         self.drainer = self.drainers[0]
@@ -276,9 +320,16 @@ class Worker:
                 total += claimed
             return total
 
-    async def prune(self) -> list[str]:
+    async def maintain(self) -> list[str]:
+        """Keep what grows inside the retention window: partitions (created ahead, pruned behind) and the
+        dead-letter stream; return the partitions dropped."""
+        retention = self.settings.retention_days
         async with self.pool.acquire() as conn:
-            return await prune_partitions(conn, self.settings.retention_days)
+            dropped = await maintain_partitions(conn, retention)
+        trimmed = await deadletters.trim_older_than(self.redis, retention * 86_400)
+        if trimmed:
+            log.info("dead_letters_expired", count=trimmed, retention_days=retention)
+        return dropped
 
     def start(self) -> None:
         self.tasks = [
@@ -286,8 +337,8 @@ class Worker:
             asyncio.create_task(self.leadership.run(self.stop_event), name="leadership"),
             asyncio.create_task(_every(self.settings.aggregate_interval, self.stop_event, "aggregate",
                                        self.aggregate, self.leadership), name="aggregate"),
-            asyncio.create_task(_every(PRUNE_INTERVAL_SECONDS, self.stop_event, "prune", self.prune,
-                                       self.leadership), name="prune"),
+            asyncio.create_task(_every(MAINTAIN_INTERVAL_SECONDS, self.stop_event, "maintain", self.maintain,
+                                       self.leadership), name="maintain"),
             asyncio.create_task(self.sender.run(self.stop_event), name="webhooks"),
         ]
 
@@ -297,7 +348,7 @@ class Worker:
         await asyncio.gather(*self.tasks, return_exceptions=True)
         try:
             drained = await asyncio.wait_for(asyncio.gather(*(d.drain_until_empty() for d in self.drainers)),
-                                             timeout=20)
+                                             timeout=FINAL_DRAIN_SECONDS)
             log.info("final_drain", entries=sum(drained))
         except (TimeoutError, RedisError, OSError, psycopg2.Error) as exc:
             log.warning("final_drain_failed", error=str(exc)[:300])
@@ -307,7 +358,7 @@ WORKER: web.AppKey[Worker] = web.AppKey("worker")
 
 
 async def worker_ctx(app: web.Application) -> AsyncIterator[None]:
-    worker = Worker(app[PG_POOL], app[REDIS], app[SETTINGS])
+    worker = Worker(app[WORKER_POOL], app[REDIS], app[SETTINGS])
     app[WORKER] = worker
     worker.start()
     log.info("worker_started", consumers=[d.name for d in worker.drainers])

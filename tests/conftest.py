@@ -98,6 +98,26 @@ def clean(stores: Stores) -> Stores:
 
 
 @pytest.fixture
+def own_redis(tmp_path: Path) -> Any:
+    """A Redis server of the test's own (to stop and kill)."""
+    server = EmbeddedRedis(tmp_path / "own")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def own_postgres(tmp_path: Path) -> Any:
+    """A PostgreSQL server of the test's own, migrated (to stop and restart)."""
+    server = EmbeddedPostgres(tmp_path / "own")
+    apply_migrations(server.start())
+    forget_partitions()
+    yield server
+    forget_partitions()
+    server.stop()
+
+
+@pytest.fixture
 def settings(clean: Stores, tmp_path: Path) -> Settings:
     return Settings(
         secret_token=SECRET,
@@ -116,7 +136,9 @@ def make_client(aiohttp_client: Any) -> Callable[..., Any]:
     """Build a test client on the real root app (sub-app at /analytics) for given settings."""
 
     async def make(settings: Settings, worker: bool = False) -> Any:
-        return await aiohttp_client(create_root_app(settings, worker=worker))
+        # as in production (lifecycle): a handler is cancelled when its client goes away
+        return await aiohttp_client(create_root_app(settings, worker=worker),
+                                    server_kwargs={"handler_cancellation": True})
 
     return make
 

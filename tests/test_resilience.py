@@ -12,15 +12,13 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import pytest
 import redis
 
 from nself_analytics.embedded import EmbeddedPostgres, EmbeddedRedis
-from nself_analytics.keys import ANALYTICS_APP, DRAIN_GROUP, PG_POOL, REDIS, STREAM_KEY
-from nself_analytics.migrate import apply_migrations
+from nself_analytics.keys import ANALYTICS_APP, DEAD_LETTER_KEY, DRAIN_GROUP, PG_POOL, REDIS, STREAM_KEY
 from nself_analytics.store.events import write_batch
-from nself_analytics.store.partitions import ensure_partitions, forget_partitions
-from nself_analytics.worker import DEAD_LETTER_KEY, Drainer
+from nself_analytics.store.partitions import ensure_partitions
+from nself_analytics.worker import Drainer
 
 from .chaos_ingest import run_chaos
 from .conftest import SECRET, WRITE_KEY, free_port, pg_execute, start_service, stop_service, wait_for, wait_healthy
@@ -35,24 +33,6 @@ def counts(database_url: str, tag: str) -> tuple[int, int]:
     [(total, distinct)] = pg_execute(database_url, "SELECT count(*), count(DISTINCT message_id) "
                                                    "FROM np_analytics_events WHERE event = %s", (tag,))
     return total, distinct
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Any:
-    server = EmbeddedRedis(tmp_path / "own")
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def own_postgres(tmp_path: Path) -> Any:
-    server = EmbeddedPostgres(tmp_path / "own")
-    apply_migrations(server.start())
-    forget_partitions()
-    yield server
-    forget_partitions()
-    server.stop()
 
 
 async def test_redis_killed_between_accept_and_drain(make_client: Any, settings: Any, auth: Any,

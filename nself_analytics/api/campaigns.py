@@ -16,7 +16,7 @@ from aiohttp import web
 
 from ..errors import ApiError
 from ..params import account, event_name
-from ..pools import read_pool
+from ..pools import reading
 from ..store import campaigns, realtime
 from ..store import web as web_store
 from .stats import parse_query
@@ -63,7 +63,7 @@ def _utm_handler(path: str, key: str, label: str) -> Any:
 
     async def handler(request: web.Request) -> web.Response:
         query = replace(parse_query(request.query), account=account(request))
-        async with read_pool(request).acquire() as conn:
+        async with reading(request) as conn:
             if rolled_up:
                 data = await web_store.breakdown(conn, query, path, label)
             else:
@@ -81,7 +81,7 @@ for _path, (_key, _label) in UTM_ROUTES.items():
 async def goals(request: web.Request) -> web.Response:
     query = replace(parse_query(request.query), account=account(request))
     wanted = parse_goals(request.query.getall("goal", []))
-    async with read_pool(request).acquire() as conn:
+    async with reading(request) as conn:
         visitors = (await web_store.summary(conn, query))["visitors"]
         data = []
         for kind, value in wanted:
@@ -98,7 +98,7 @@ async def realtime_view(request: web.Request) -> web.Response:
     query = replace(parse_query(request.query), account=account(request))
     now = time.time()
     since, until = datetime.fromtimestamp(now - REALTIME_SECONDS, UTC), datetime.fromtimestamp(now + 60, UTC)
-    async with read_pool(request).acquire() as conn:
+    async with reading(request) as conn:
         data = await realtime.latest(conn, account=query.account, site=query.site, since=since, until=until,
                                      include_bots=query.include_bots, limit=min(query.limit, MAX_LATEST))
     meta = {"site": query.site, "start": int(since.timestamp()), "end": int(until.timestamp())}

@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from .. import params
-from ..pools import read_pool
+from ..pools import reading
 from ..store import explorer
 
 __all__ = ["DEFAULT_LIMIT", "MAX_LIMIT", "MAX_VALUES", "routes"]
@@ -41,7 +41,7 @@ async def events(request: web.Request) -> web.Response:
     """Event names with their counts and first/last times in the range, most frequent first."""
     account, dates, limit = _common(request)
     search = params.optional_text(request.query, "search")
-    async with read_pool(request).acquire() as conn:
+    async with reading(request) as conn:
         data = await explorer.event_names(conn, account=account, start=dates.start, end=dates.end, limit=limit,
                                           search=search)
     return _answer(dates, limit, data)
@@ -53,7 +53,7 @@ async def properties(request: web.Request) -> web.Response:
     account, dates, limit = _common(request)
     name = params.event_name(request.match_info["name"], "event name")
     values = params.integer(request.query, "values", DEFAULT_VALUES, 0, MAX_VALUES)
-    async with read_pool(request).acquire() as conn:
+    async with reading(request) as conn:
         sampled, data = await explorer.event_properties(conn, account=account, event=name, start=dates.start,
                                                         end=dates.end, limit=limit, values=values)
     return _answer(dates, limit, data, event=name, sampled_events=sampled, sample_limit=explorer.PROPERTY_SAMPLE)
@@ -63,6 +63,6 @@ async def properties(request: web.Request) -> web.Response:
 async def sites(request: web.Request) -> web.Response:
     """Sites (beacon hostnames) with page views in the range, most viewed first."""
     account, dates, limit = _common(request)
-    async with read_pool(request).acquire() as conn:
+    async with reading(request) as conn:
         data = await explorer.sites(conn, account=account, start=dates.start, end=dates.end, limit=limit)
     return _answer(dates, limit, data)

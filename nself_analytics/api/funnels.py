@@ -9,8 +9,7 @@ from aiohttp import web
 
 from .. import params
 from ..errors import ApiError
-from ..keys import PG_POOL
-from ..pools import read_pool
+from ..pools import reading, writing
 from ..store import saved_funnels
 from ..store.funnels import MAX_BREAKDOWN_VALUES, MAX_STEPS, FunnelGroup, run_funnel
 
@@ -70,7 +69,7 @@ async def _definition(request: web.Request, query: Mapping[str, str], account: s
     if query.get("steps"):
         raise ApiError(400, "Give either steps or funnel_id, not both")
     funnel_id = params.integer(query, "funnel_id", 0, 1, 2**62)
-    async with request.config_dict[PG_POOL].acquire() as conn:
+    async with writing(request) as conn:
         saved = await saved_funnels.get_funnel(conn, account, funnel_id)
     if saved is None:
         raise ApiError(404, "Funnel not found")
@@ -85,7 +84,7 @@ async def funnel(request: web.Request) -> web.Response:
     query = request.query
     dates = params.date_range(query)
     spec = await _definition(request, query, account)
-    async with read_pool(request).acquire() as conn:
+    async with reading(request) as conn:
         result = await run_funnel(conn, account=account, steps=spec["steps"], start=dates.start, end=dates.end,
                                   window_seconds=spec["window"], breakdown=spec["breakdown"])
     body: dict[str, Any] = {
@@ -125,7 +124,7 @@ async def create(request: web.Request) -> web.Response:
     window_seconds = parse_window(window)
     breakdown = body.get("breakdown")
     breakdown = None if breakdown in (None, "") else params.event_name(breakdown, "breakdown")
-    async with request.config_dict[PG_POOL].acquire() as conn:
+    async with writing(request) as conn:
         saved = await saved_funnels.create_funnel(conn, account=account, name=name, steps=steps,
                                                   window_seconds=round(window_seconds), breakdown=breakdown)
     return web.json_response({"status": "success", "funnel": saved}, status=201)
@@ -133,14 +132,14 @@ async def create(request: web.Request) -> web.Response:
 
 @routes.get("/funnels", name="funnels_list")
 async def list_(request: web.Request) -> web.Response:
-    async with request.config_dict[PG_POOL].acquire() as conn:
+    async with writing(request) as conn:
         funnels = await saved_funnels.list_funnels(conn, params.account(request))
     return web.json_response({"status": "success", "funnels": funnels})
 
 
 @routes.get(r"/funnels/{id:\d+}", name="funnels_get")
 async def get(request: web.Request) -> web.Response:
-    async with request.config_dict[PG_POOL].acquire() as conn:
+    async with writing(request) as conn:
         saved = await saved_funnels.get_funnel(conn, params.account(request), _funnel_id(request))
     if saved is None:
         raise ApiError(404, "Funnel not found")
@@ -149,7 +148,7 @@ async def get(request: web.Request) -> web.Response:
 
 @routes.delete(r"/funnels/{id:\d+}", name="funnels_delete")
 async def delete(request: web.Request) -> web.Response:
-    async with request.config_dict[PG_POOL].acquire() as conn:
+    async with writing(request) as conn:
         deleted = await saved_funnels.delete_funnel(conn, params.account(request), _funnel_id(request))
     if not deleted:
         raise ApiError(404, "Funnel not found")

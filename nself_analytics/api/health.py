@@ -1,5 +1,6 @@
 """GET /health: up/down of Postgres and Redis for anyone; with a token serving every account, also the version,
-queue depth, aggregate lag and the stores' error text (which can name hosts, users and paths)."""
+queue depth, dead letters, events dropped as older than the retention window, aggregate lag and the stores'
+error text (which can name hosts, users and paths)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from ..auth import grant_of
-from ..keys import DRAIN_GROUP, PG_POOL, REDIS, SETTINGS, STREAM_KEY
-from ..pools import read_pool
+from ..keys import DEAD_LETTER_KEY, DRAIN_GROUP, DROPPED_KEY, READ_POOL, REDIS, SETTINGS, STREAM_KEY, WORKER_POOL
 from ..store.aggregates import aggregate_lag_seconds
 from ..worker import WORKER
 
@@ -23,7 +23,8 @@ VERSION = "1.1.1"
 async def _postgres(request: web.Request) -> dict[str, Any]:
     try:
         async with asyncio.timeout(3):
-            async with request.config_dict[PG_POOL].acquire() as conn:
+            # the worker's pool: a health check must not wait behind slow reads
+            async with request.config_dict[WORKER_POOL].acquire() as conn:
                 lag = await aggregate_lag_seconds(conn)
         return {"postgres": {"reachable": True}, "aggregate_lag_seconds": round(lag, 3)}
     except Exception as exc:
@@ -38,17 +39,20 @@ async def _redis(request: web.Request) -> dict[str, Any]:
             async with client.pipeline(transaction=False) as pipe:
                 pipe.ping()
                 pipe.xlen(STREAM_KEY)
-                _ping, depth = await pipe.execute()
+                pipe.xlen(DEAD_LETTER_KEY)
+                pipe.hgetall(DROPPED_KEY)
+                _ping, depth, dead, dropped = await pipe.execute()
             pending = 0
             try:
                 summary = await client.xpending(STREAM_KEY, DRAIN_GROUP)
                 pending = int(summary.get("pending", 0))
             except Exception:  # no group yet: nothing pending
                 pending = 0
-        return {"redis": {"reachable": True}, "queue_depth": int(depth), "queue_pending": pending}
+        return {"redis": {"reachable": True}, "queue_depth": int(depth), "queue_pending": pending,
+                "dead_letters": int(dead), "dropped_too_old": sum(int(v) for v in dropped.values())}
     except Exception as exc:
         return {"redis": {"reachable": False, "error": str(exc).strip()[:200] or type(exc).__name__},
-                "queue_depth": None, "queue_pending": None}
+                "queue_depth": None, "queue_pending": None, "dead_letters": None, "dropped_too_old": None}
 
 
 # Seconds the replica's replay is behind: 0 when it has replayed all it received, else the age of its last replay.
@@ -65,7 +69,7 @@ async def _replica(request: web.Request) -> dict[str, Any]:
         return {}
     try:
         async with asyncio.timeout(3):
-            async with read_pool(request).acquire() as conn, conn.cursor() as cur:
+            async with request.config_dict[READ_POOL].acquire() as conn, conn.cursor() as cur:
                 await cur.execute(_REPLICA_LAG)
                 in_recovery, lag = await cur.fetchone()
         return {"replica": {"reachable": True, "in_recovery": bool(in_recovery),

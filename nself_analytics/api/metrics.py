@@ -9,7 +9,7 @@ from aiohttp import web
 
 from .. import params
 from ..errors import ApiError
-from ..pools import read_pool
+from ..pools import reading
 from ..store.metrics import event_counts, session_totals
 
 routes = web.RouteTableDef()
@@ -41,7 +41,7 @@ async def metrics(request: web.Request) -> web.Response:
     every event name seen in the range (0 where none)."""
     account = params.account(request)
     dates, group_by, user_id = _common(request.query)
-    async with read_pool(request).acquire() as conn:
+    async with reading(request) as conn:
         counts = await event_counts(conn, account=account, start=dates.start, end=dates.end, group_by=group_by,
                                     user_id=user_id)
     names = sorted({name for per_period in counts.values() for name in per_period})
@@ -60,7 +60,7 @@ async def sessions(request: web.Request) -> web.Response:
     stop_event = params.optional_text(query, "stop_event") or DEFAULT_STOP_EVENT
     if start_event == stop_event:
         raise ApiError(400, "start_event and stop_event must differ")
-    async with read_pool(request).acquire() as conn:
+    async with reading(request) as conn:
         totals = await session_totals(conn, account=account, start=dates.start, end=dates.end, group_by=group_by,
                                       start_event=start_event, stop_event=stop_event, user_id=user_id)
     data = []

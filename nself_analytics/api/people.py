@@ -10,7 +10,7 @@ from aiohttp import web
 
 from .. import params
 from ..errors import ApiError
-from ..pools import read_pool
+from ..pools import reading
 from ..store import people
 
 __all__ = ["MAX_OFFSET", "MAX_TRAIT_FILTERS", "routes"]
@@ -44,7 +44,7 @@ async def list_users(request: web.Request) -> web.Response:
     traits = _traits(request)
     limit = params.integer(query, "limit", 50, 1, 200)
     offset = params.integer(query, "offset", 0, 0, MAX_OFFSET)
-    async with read_pool(request).acquire() as conn:
+    async with reading(request) as conn:
         users, more = await people.list_users(conn, account=account, search=search, traits=traits, limit=limit,
                                               offset=offset)
     return web.json_response({"status": "success", "limit": limit, "offset": offset, "has_more": more,
@@ -57,7 +57,7 @@ async def get_user(request: web.Request) -> web.Response:
     distinct_id = params.event_name(request.match_info["id"], "user id")
     limit = params.integer(request.query, "limit", 50, 1, 200)
     offset = params.integer(request.query, "offset", 0, 0, MAX_OFFSET)
-    async with read_pool(request).acquire() as conn:
+    async with reading(request) as conn:
         found = await people.person(conn, account=account, distinct_id=distinct_id, limit=limit, offset=offset)
     if found is None:
         raise ApiError(404, "User not found")

@@ -10,7 +10,8 @@ from aiohttp import web
 
 from .. import params
 from ..errors import ApiError
-from ..keys import PG_POOL, REDIS, SETTINGS
+from ..keys import REDIS, SETTINGS
+from ..pools import writing
 from ..quota import check_quota
 from ..store import quotas
 
@@ -48,7 +49,7 @@ def _rule_id(request: web.Request) -> int:
 @routes.get("/quotas", name="quotas_list")
 async def list_(request: web.Request) -> web.Response:
     event = params.optional_text(request.query, "event")
-    async with request.config_dict[PG_POOL].acquire() as conn:
+    async with writing(request) as conn:
         rules = await quotas.list_rules(conn, params.account(request), event)
     return web.json_response({"status": "success", "quotas": rules})
 
@@ -56,7 +57,7 @@ async def list_(request: web.Request) -> web.Response:
 @routes.post("/quotas", name="quotas_create")
 async def create(request: web.Request) -> web.Response:
     fields = _rule_fields(await params.json_body(request))
-    async with request.config_dict[PG_POOL].acquire() as conn:
+    async with writing(request) as conn:
         rule = await quotas.create_rule(conn, account=params.account(request), **fields)
     return web.json_response({"status": "success", "quota": rule}, status=201)
 
@@ -68,7 +69,7 @@ async def violations(request: web.Request) -> web.Response:
     user_id = query.get("user_id", "").strip() or None
     quota_id = params.integer(query, "quota_id", 0, 1, MAX_LIMIT) or None
     limit = params.integer(query, "limit", 100, 1, 1000)
-    async with request.config_dict[PG_POOL].acquire() as conn:
+    async with writing(request) as conn:
         rows = await quotas.list_violations(conn, account=params.account(request), user_id=user_id,
                                            quota_id=quota_id, limit=limit)
     return web.json_response({"status": "success", "violations": rows})
@@ -76,7 +77,7 @@ async def violations(request: web.Request) -> web.Response:
 
 @routes.get(r"/quotas/{id:\d+}", name="quotas_get")
 async def get(request: web.Request) -> web.Response:
-    async with request.config_dict[PG_POOL].acquire() as conn:
+    async with writing(request) as conn:
         rule = await quotas.get_rule(conn, params.account(request), _rule_id(request))
     if rule is None:
         raise ApiError(404, "Quota not found")
@@ -87,7 +88,7 @@ async def get(request: web.Request) -> web.Response:
 async def update(request: web.Request) -> web.Response:
     """Replace a rule's event, segment, limit and period; checks use the new rule at once."""
     fields = _rule_fields(await params.json_body(request))
-    async with request.config_dict[PG_POOL].acquire() as conn:
+    async with writing(request) as conn:
         rule = await quotas.update_rule(conn, _rule_id(request), account=params.account(request), **fields)
     if rule is None:
         raise ApiError(404, "Quota not found")
@@ -96,7 +97,7 @@ async def update(request: web.Request) -> web.Response:
 
 @routes.delete(r"/quotas/{id:\d+}", name="quotas_delete")
 async def delete(request: web.Request) -> web.Response:
-    async with request.config_dict[PG_POOL].acquire() as conn:
+    async with writing(request) as conn:
         deleted = await quotas.delete_rule(conn, params.account(request), _rule_id(request))
     if not deleted:
         raise ApiError(404, "Quota not found")
@@ -111,7 +112,7 @@ async def check(request: web.Request) -> web.Response:
     body = await params.json_body(request)
     user_id = params.event_name(body.get("user_id"), "user_id")
     event = params.event_name(body.get("event"))
-    async with request.config_dict[PG_POOL].acquire() as conn:
+    async with writing(request) as conn:
         result = await check_quota(conn, request.config_dict[REDIS], account=params.account(request),
                                    user_id=user_id, event=event, now=datetime.now(UTC))
     return web.json_response({"status": "success", **result})

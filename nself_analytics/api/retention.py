@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from aiohttp import web
 
 from .. import params
-from ..pools import read_pool
+from ..pools import reading
 from ..store.retention import run_retention
 
 routes = web.RouteTableDef()
@@ -33,7 +33,7 @@ async def retention(request: web.Request) -> web.Response:
     first = params.period_floor(dates.first, period)
     last = params.period_floor(dates.last, period)
     horizon = params.add_periods(last, period, periods)
-    async with read_pool(request).acquire() as conn:
+    async with reading(request) as conn:
         counts = await run_retention(
             conn, account=account, start=dates.start, end=dates.end, period=period, periods=periods,
             horizon=params.midnight(horizon),

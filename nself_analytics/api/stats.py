@@ -20,7 +20,7 @@ from aiohttp import web
 from ..errors import ApiError
 from ..hits import MAX_UTM, UTM_KEYS
 from ..params import account
-from ..pools import read_pool
+from ..pools import reading
 from ..store import web as store
 from ..store.web import WebQuery
 
@@ -114,7 +114,7 @@ async def _answer(request: web.Request, reader: Reader, *, max_days: int | None 
                         end=datetime.fromtimestamp(now + 60, UTC))
     if max_days is not None and (query.end - query.start).total_seconds() > max_days * 86_400:
         raise ApiError(400, f"The range is limited to {max_days} days")
-    async with read_pool(request).acquire() as conn:
+    async with reading(request) as conn:
         data = await reader(conn, query)
     meta = {"site": query.site, "start": int(query.start.timestamp()), "end": int(query.end.timestamp())}
     return web.json_response({"status": "success", "data": data, "meta": meta})

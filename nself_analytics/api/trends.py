@@ -15,7 +15,7 @@ from aiohttp import web
 
 from .. import params
 from ..errors import ApiError
-from ..pools import read_pool
+from ..pools import reading
 from ..store.trends import INTERVALS, TOP_VALUES, TrendRow, run_trends
 
 __all__ = ["MAX_EVENTS", "MAX_HOUR_DAYS", "bucket_starts", "routes"]
@@ -115,7 +115,7 @@ async def trends(request: web.Request) -> web.Response:
         raise ApiError(400, f"interval=hour is limited to {MAX_HOUR_DAYS} days")
     previous_first = dates.first - timedelta(days=days)
     previous_start = params.midnight(previous_first) if compare else dates.start
-    async with read_pool(request).acquire() as conn:
+    async with reading(request) as conn:
         result = await run_trends(conn, account=account, events=events, start=dates.start, end=dates.end,
                                   previous_start=previous_start, interval=interval, prop=prop, breakdown=breakdown)
     naive = {"start": dates.start.replace(tzinfo=None), "end": dates.end.replace(tzinfo=None)}

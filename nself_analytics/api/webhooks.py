@@ -11,7 +11,7 @@ from yarl import URL
 
 from .. import params
 from ..errors import ApiError
-from ..keys import PG_POOL
+from ..pools import writing
 from ..store import webhooks
 from ..webhooks import WEBHOOK_EVENTS
 
@@ -107,7 +107,7 @@ async def create(request: web.Request) -> web.Response:
                               "active": _active(body.get("active", True))}
     _check_tracked(fields["events"], fields["event_names"])
     secret = _secret(body["secret"]) if body.get("secret") is not None else "whsec_" + secrets.token_urlsafe(32)
-    async with request.config_dict[PG_POOL].acquire() as conn:
+    async with writing(request) as conn:
         if await webhooks.count_webhooks(conn, account) >= MAX_WEBHOOKS_PER_ACCOUNT:
             raise ApiError(409, f"An account has at most {MAX_WEBHOOKS_PER_ACCOUNT} webhooks")
         hook = await webhooks.create_webhook(conn, account=account, secret=secret, **fields)
@@ -116,14 +116,14 @@ async def create(request: web.Request) -> web.Response:
 
 @routes.get("/webhooks", name="webhooks_list")
 async def list_(request: web.Request) -> web.Response:
-    async with request.config_dict[PG_POOL].acquire() as conn:
+    async with writing(request) as conn:
         hooks = await webhooks.list_webhooks(conn, params.account(request))
     return web.json_response({"status": "success", "webhooks": hooks})
 
 
 @routes.get(r"/webhooks/{id:\d+}", name="webhooks_get")
 async def get(request: web.Request) -> web.Response:
-    async with request.config_dict[PG_POOL].acquire() as conn:
+    async with writing(request) as conn:
         hook = await webhooks.get_webhook(conn, params.account(request), _webhook_id(request))
     if hook is None:
         raise ApiError(404, "Webhook not found")
@@ -137,7 +137,7 @@ async def update(request: web.Request) -> web.Response:
     webhook_id = _webhook_id(request)
     body = await _body(request)
     changes = {name: VALIDATORS[name](value) for name, value in body.items()}
-    async with request.config_dict[PG_POOL].acquire() as conn:
+    async with writing(request) as conn:
         current = await webhooks.get_webhook(conn, account, webhook_id)
         if current is None:
             raise ApiError(404, "Webhook not found")
@@ -151,7 +151,7 @@ async def update(request: web.Request) -> web.Response:
 @routes.delete(r"/webhooks/{id:\d+}", name="webhooks_delete")
 async def delete(request: web.Request) -> web.Response:
     """Delete a webhook with its delivery log; deliveries not yet sent are dropped."""
-    async with request.config_dict[PG_POOL].acquire() as conn:
+    async with writing(request) as conn:
         deleted = await webhooks.delete_webhook(conn, params.account(request), _webhook_id(request))
     if not deleted:
         raise ApiError(404, "Webhook not found")
@@ -167,7 +167,7 @@ async def deliveries(request: web.Request) -> web.Response:
     if status is not None and status not in DELIVERY_STATUSES:
         raise ApiError(400, f"Invalid status: use one of {', '.join(DELIVERY_STATUSES)}")
     limit = params.integer(request.query, "limit", 100, 1, 1000)
-    async with request.config_dict[PG_POOL].acquire() as conn:
+    async with writing(request) as conn:
         if await webhooks.get_webhook(conn, account, webhook_id) is None:
             raise ApiError(404, "Webhook not found")
         rows = await webhooks.list_deliveries(conn, account=account, webhook_id=webhook_id, status=status,
