@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hypothesis import given, settings
@@ -100,7 +101,7 @@ async def _ingest(client: Any, auth: Any, path: str, body: dict[str, Any]) -> No
 async def test_anonymous_pageview_to_identified_purchase_is_one_person(client: Any, auth: Any, drain: Any) -> None:
     """Done-when of issue 12: a funnel from an anonymous $pageview to an identified purchase counts the person
     once, also when the identify is drained after the events (links apply when reading)."""
-    day = "2025-03-04"
+    day = (datetime.now(UTC) - timedelta(days=3)).date().isoformat()  # inside the retention window
     await _ingest(client, auth, "/v1/page", {"anonymousId": "anon-1", "timestamp": f"{day}T10:00:00Z",
                                              "properties": {"url": "https://shop.example/"}, "context": BROWSER})
     await _ingest(client, auth, "/v1/track", {"userId": "user-1", "event": "purchase",
