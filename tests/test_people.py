@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+
+# Days inside the retention window (older events are not stored): D[0] is 10 days ago, D[n] n days after it.
+D = [((datetime.now(UTC) - timedelta(days=10)).date() + timedelta(days=n)).isoformat() for n in range(6)]
 
 
 async def _send(client: Any, auth: Any, path: str, body: dict[str, Any], account: str | None = None) -> None:
@@ -18,12 +22,12 @@ async def _people(client: Any, auth: Any, drain: Any) -> None:
                                              ("carol", "pro", "carol@example.com")]):
         await _send(client, auth, "/v1/identify", {"userId": user, "anonymousId": f"anon-{user}",
                                                    "traits": {"plan": plan, "email": email, "seats": i + 1},
-                                                   "timestamp": f"2025-03-0{i + 1}T10:00:00Z"})
+                                                   "timestamp": f"{D[i + 1]}T10:00:00Z"})
     for minute in range(5):
         await _send(client, auth, "/v1/track", {"anonymousId": "anon-alice", "event": "view",
-                                                "timestamp": f"2025-02-28T09:0{minute}:00Z"})
+                                                "timestamp": f"{D[0]}T09:0{minute}:00Z"})
     await _send(client, auth, "/v1/track", {"userId": "alice", "event": "purchase", "properties": {"amount": 5},
-                                            "timestamp": "2025-03-05T12:00:00Z"})
+                                            "timestamp": f"{D[5]}T12:00:00Z"})
     await _send(client, auth, "/v1/identify", {"userId": "zed", "traits": {"plan": "pro"}}, account="app-b")
     await drain()
 
@@ -60,12 +64,12 @@ async def test_person_with_linked_ids_counts_and_events(client: Any, auth: Any, 
     assert (alice["person_id"], alice["distinct_ids"], alice["linked_ids"]) == (
         "alice", ["alice", "anon-alice"], ["anon-alice"])
     assert alice["traits"] == {"plan": "pro", "email": "alice@example.com", "seats": 1}
-    assert (alice["first_seen"], alice["last_seen"]) == ("2025-02-28T09:00:00Z", "2025-03-05T12:00:00Z")
+    assert (alice["first_seen"], alice["last_seen"]) == (f"{D[0]}T09:00:00Z", f"{D[5]}T12:00:00Z")
     assert alice["event_count"] == 6
     assert alice["event_counts"] == [{"event": "view", "count": 5}, {"event": "purchase", "count": 1}]
     assert [(e["ts"], e["event"], e["distinct_id"]) for e in alice["events"]] == [
-        ("2025-03-05T12:00:00Z", "purchase", "alice"), ("2025-02-28T09:04:00Z", "view", "anon-alice"),
-        ("2025-02-28T09:03:00Z", "view", "anon-alice")]
+        (f"{D[5]}T12:00:00Z", "purchase", "alice"), (f"{D[0]}T09:04:00Z", "view", "anon-alice"),
+        (f"{D[0]}T09:03:00Z", "view", "anon-alice")]
     assert alice["events"][0]["properties"] == {"amount": 5} and alice["more_events"] is True
     page = await (await client.get("/analytics/users/alice", headers=auth["secret"],
                                    params={"limit": 3, "offset": 3})).json()
@@ -75,7 +79,7 @@ async def test_person_with_linked_ids_counts_and_events(client: Any, auth: Any, 
     assert (anon["person_id"], anon["linked_ids"], anon["event_count"]) == ("alice", ["alice"], 6)
     # a user known only from identify: no events
     bob = await (await client.get("/analytics/users/bob", headers=auth["secret"])).json()
-    assert (bob["event_count"], bob["events"], bob["first_seen"]) == (0, [], "2025-03-02T10:00:00Z")
+    assert (bob["event_count"], bob["events"], bob["first_seen"]) == (0, [], f"{D[2]}T10:00:00Z")
 
 
 async def test_person_is_per_account(client: Any, auth: Any, drain: Any) -> None:
