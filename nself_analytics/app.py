@@ -22,6 +22,7 @@ from .config import Settings
 from .cors import cors_middleware
 from .errors import error_middleware
 from .forwarded import forwarded_middleware
+from .guards import query_guard_middleware
 from .keys import ANALYTICS_APP, PG_POOL, PRODUCER, READ_POOL, REDIS, SETTINGS, WORKER_POOL
 from .pools import create_api_pool
 from .queue import Producer
@@ -105,7 +106,8 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def create_app(settings: Settings, *, worker: bool = False) -> web.Application:
     """Build the analytics sub-app; with ``worker`` the background drain/aggregate task runs inside it."""
-    middlewares = [request_id_middleware, forwarded_middleware, cors_middleware, error_middleware, access_middleware]
+    middlewares = [request_id_middleware, forwarded_middleware, cors_middleware, error_middleware,
+                   query_guard_middleware, access_middleware]
     app = web.Application(middlewares=middlewares, client_max_size=MAX_BODY_BYTES)
     app[SETTINGS] = settings
     app.cleanup_ctx.extend([_postgres_ctx, _redis_ctx])

@@ -10,6 +10,7 @@ import orjson
 from aiohttp import web
 
 from .errors import ApiError
+from .guards import check_depth
 
 __all__ = ["MAX_BODY_BYTES", "read_json_body"]
 
@@ -63,6 +64,7 @@ async def read_json_body(request: web.Request) -> dict[str, Any]:
         raise ApiError(400, "Invalid JSON body") from None
     if not isinstance(body, dict):
         raise ApiError(400, "Request body must be a JSON object")
+    check_depth(raw, body)
     if _NUL_ESCAPE in raw:
         body = _without_nul(body)
     request[BODY] = body

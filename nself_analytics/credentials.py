@@ -79,7 +79,8 @@ def parse_entries(text: str, variable: str, role: Role, min_length: int = 1) -> 
 def match(candidate: str, credentials: tuple[Credential, ...]) -> Credential | None:
     """The credential whose secret is ``candidate``; every secret is compared, in constant time."""
     found: Credential | None = None
-    given = candidate.encode()
+    # surrogateescape: a header's raw non-UTF-8 bytes (aiohttp decodes them so) compare as bytes, never raise
+    given = candidate.encode("utf-8", "surrogateescape")
     for credential in credentials:
         if hmac.compare_digest(given, credential.secret.encode()):
             found = credential

@@ -10,6 +10,7 @@ import psycopg2.errors
 import structlog
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -61,10 +62,11 @@ async def error_middleware(
         message = {404: "Not found", 405: "Method not allowed"}.get(exc.status, exc.reason)
         headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after")}
         return _error(request, exc.status, message, headers)
-    except HttpProcessingError as exc:  # e.g. a body that is not the gzip its Content-Encoding says
-        if not 400 <= exc.code < 500:
+    except (HttpProcessingError, RequestPayloadError) as exc:  # e.g. a body that is not the gzip it claims to be
+        code = getattr(exc, "code", 400)
+        if not 400 <= code < 500:
             raise
-        return _error(request, exc.code, f"Invalid request: {exc.message}")
+        return _error(request, code, "Invalid request body: it does not decode as its Content-Encoding says")
     except psycopg2.errors.QueryCanceled:
         log.warning("query_timeout", path=request.path)
         return _error(request, 503, QUERY_TIMEOUT_MESSAGE, {"Retry-After": RETRY_AFTER_SECONDS})

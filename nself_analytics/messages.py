@@ -55,6 +55,8 @@ MAX_PROPERTIES_BYTES = 4096
 # Namespace for deriving a uuid from a client message id that is not itself a uuid.
 MESSAGE_NAMESPACE = uuid.UUID("6f1c7a52-5d0e-4a55-9d46-1f3c3b7f8a10")
 SKEW_TOLERANCE_SECONDS = 60
+# The last year a timestamp or sentAt may name (before 1970 is refused as well).
+MAX_YEAR = 2999
 PAGEVIEW = "$pageview"
 SCREEN = "$screen"
 _TRUNCATED_OVERHEAD = len(b'{"$truncated":true}')
@@ -108,28 +110,32 @@ def validate_batch(body: dict[str, Any]) -> Batch:
 # --- normalization: small steps, each one field or group of fields -------------------------------------------
 
 def parse_timestamp(value: Any, name: str) -> datetime:
-    """ISO-8601 text (a trailing Z and naive times mean UTC) or Unix seconds; MessageError otherwise."""
+    """ISO-8601 text (a trailing Z and naive times mean UTC) or Unix seconds, between 1970 and the end of
+    MAX_YEAR; MessageError otherwise (times outside those bounds are no event's, and clock arithmetic on them
+    can overflow)."""
     if isinstance(value, bool) or value is None:
         raise MessageError(f"{name} must be an ISO-8601 string")
     if isinstance(value, int | float):
         try:
-            return datetime.fromtimestamp(float(value), tz=UTC)
+            parsed = datetime.fromtimestamp(float(value), tz=UTC)
         except (OverflowError, OSError, ValueError):
             raise MessageError(f"{name} is not a valid Unix time") from None
-    if not isinstance(value, str):
+    elif isinstance(value, str):
+        text = value.strip()
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        try:
+            parsed = datetime.fromisoformat(text)
+            parsed = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+        except (ValueError, OverflowError):
+            raise MessageError(f"{name} is not a valid ISO-8601 timestamp: {value[:64]!r}") from None
+    else:
         raise MessageError(f"{name} must be an ISO-8601 string")
-    text = value.strip()
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        raise MessageError(f"{name} is not a valid ISO-8601 timestamp: {value[:64]!r}") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
     if parsed.year < 1970:
         raise MessageError(f"{name} is before 1970")
-    return parsed.astimezone(UTC)
+    if parsed.year > MAX_YEAR:
+        raise MessageError(f"{name} is after {MAX_YEAR}")
+    return parsed
 
 
 def _ident(value: str | int | None) -> str | None:
@@ -224,12 +230,24 @@ def _sub(context: dict[str, Any], name: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def _url_parts(url: str | None, field: str) -> tuple[str | None, str | None]:
+    """(hostname, path) of a page URL; MessageError when it cannot be parsed (e.g. ``http://[::1``)."""
+    if not url:
+        return None, None
+    try:
+        parts = urlsplit(url)
+        return parts.hostname, parts.path or "/"
+    except ValueError:
+        raise MessageError(f"{field} is not a valid URL") from None
+
+
 def _page_fields(message: Message, context: dict[str, Any], properties: dict[str, Any]) -> dict[str, Any]:
     """site, path and referrer: from properties, else context.page; site and path default from the URL."""
     page = _sub(context, "page")
     url = _short(properties.get("url") or page.get("url"))
-    site = _short(message.site) or (urlsplit(url).hostname if url else None)
-    path = _short(properties.get("path") or page.get("path")) or (urlsplit(url).path or "/" if url else None)
+    url_host, url_path = _url_parts(url, "properties.url" if properties.get("url") else "context.page.url")
+    site = _short(message.site) or url_host
+    path = _short(properties.get("path") or page.get("path")) or url_path
     referrer = _short(properties.get("referrer") or page.get("referrer"))
     return {"site": site.lower() if site else None, "path": path, "referrer": referrer}
 

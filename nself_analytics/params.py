@@ -23,6 +23,7 @@ from .auth import GRANT
 from .config import parse_duration
 from .credentials import ACCOUNT_PATTERN
 from .errors import ApiError
+from .guards import check_depth
 
 __all__ = [
     "DEFAULT_RANGE_DAYS",
@@ -44,6 +45,8 @@ __all__ = [
 ]
 
 MAX_RANGE_DAYS = 366
+# The dates a query may name (events are stored between 1970 and 2999: see messages.parse_timestamp).
+MIN_DATE, MAX_DATE = date(1970, 1, 1), date(2999, 12, 31)
 DEFAULT_RANGE_DAYS = 30  # the range of a product query given no dates (as the web API's default)
 MAX_NAME_LENGTH = 200
 PERIODS = ("day", "week", "month")
@@ -98,9 +101,13 @@ def _parse_date(text: str) -> date:
     if not _DATE.match(text):
         raise ApiError(400, "Invalid date format. Use YYYY-MM-DD")
     try:
-        return date.fromisoformat(text)
+        parsed = date.fromisoformat(text)
     except ValueError:
         raise ApiError(400, "Invalid date format. Use YYYY-MM-DD") from None
+    if not MIN_DATE <= parsed <= MAX_DATE:
+        # beyond them no event can exist, and period arithmetic near year 9999 overflows
+        raise ApiError(400, f"Dates must be between {MIN_DATE} and {MAX_DATE}")
+    return parsed
 
 
 def date_range(query: Mapping[str, str], max_days: int = MAX_RANGE_DAYS, today: date | None = None) -> DateRange:
@@ -188,6 +195,7 @@ async def json_body(request: web.Request) -> dict[str, Any]:
         raise ApiError(400, "Invalid JSON body") from None
     if not isinstance(body, dict):
         raise ApiError(400, "The JSON body must be an object")
+    check_depth(await request.read(), body)  # before the recursive walk below
     _check_text(body)
     return body
 
