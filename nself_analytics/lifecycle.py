@@ -5,19 +5,25 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
+import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import psycopg2
 import structlog
 from aiohttp import web
+from redis.exceptions import RedisError
 
 from .app import create_root_app
 from .config import ConfigError, Settings
+from .embedded import EmbeddedError
 from .logs import configure_logging
 from .migrate import apply_migrations
 from .processes import run_workers
 from .services import Services
+from .startup import ServiceLock, StartupError, Watchdog, bind_listener, check_stores
 
 __all__ = ["build_schema", "install_plugin", "serve"]
 
@@ -84,14 +90,39 @@ def write_pid_file(data_dir: Path) -> Path:
     return path
 
 
-async def _serve(settings: Settings, reuse_port: bool = False) -> None:
+class _Terminated(BaseException):
+    """SIGTERM or SIGINT arrived during start-up (before the event loop runs): unwind and stop."""
+
+
+# Seconds aiohttp waits for requests in flight when stopping (part of the SHUTDOWN_SECONDS budget).
+HTTP_SHUTDOWN_SECONDS = 2.0
+
+
+async def _serve(settings: Settings, watchdog: Watchdog, listener: socket.socket | None = None) -> None:
+    """Serve on ``listener`` (bound by the parent: one process) or bind the port with SO_REUSEPORT (workers)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        watchdog.arm()
+        stop.set()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    runner = web.AppRunner(create_root_app(settings, worker=True), access_log=None, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True, reuse_port=reuse_port or None)
+        loop.add_signal_handler(sig, on_signal)
+    # handler_cancellation: a request whose client went away is cancelled (and with it its query)
+    runner = web.AppRunner(create_root_app(settings, worker=True), access_log=None, handle_signals=False,
+                           shutdown_timeout=HTTP_SHUTDOWN_SECONDS, handler_cancellation=True)
+    try:
+        await runner.setup()
+    except (psycopg2.Error, RedisError, OSError) as exc:
+        await runner.cleanup()
+        raise StartupError(f"the stores failed while starting: {str(exc).strip()[:200]}") from None
+    site: web.BaseSite
+    if listener is not None:
+        site = web.SockSite(runner, listener, shutdown_timeout=HTTP_SHUTDOWN_SECONDS)
+    else:
+        site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True, reuse_port=True,
+                           shutdown_timeout=HTTP_SHUTDOWN_SECONDS)
     await site.start()
     log.info("started", url=f"http://{settings.host}:{settings.port}/analytics", data_dir=str(settings.data_dir))
     await stop.wait()
@@ -99,28 +130,74 @@ async def _serve(settings: Settings, reuse_port: bool = False) -> None:
     await runner.cleanup()  # stops accepting, stops the worker after a final drain, closes the pools
 
 
+def _start_stores(services: Services) -> Settings:
+    """Embedded stores started (when not configured), migrations applied; StartupError with one line if not."""
+    try:
+        resolved = services.up()
+        assert resolved.database_url is not None
+        apply_migrations(resolved.database_url)
+    except (EmbeddedError, subprocess.SubprocessError, psycopg2.Error, OSError) as exc:
+        text = str(exc).strip().splitlines()
+        raise StartupError(f"the stores could not start: {text[0] if text else type(exc).__name__}") from None
+    return resolved
+
+
 def serve(env: Mapping[str, str]) -> int:
-    """Start embedded stores if needed, apply migrations, serve until SIGTERM/SIGINT; return the exit code."""
+    """Take the data folder's lock, check the port, check and start the stores, apply migrations, then serve
+    until SIGTERM/SIGINT; return the exit code (2: could not start, with one log line saying why)."""
     try:
         settings = _settings(env)
     except ConfigError as exc:
         log.error("invalid_configuration", variable=exc.variable, message=str(exc))
         return 2
+    watchdog = Watchdog()
+    signalled = False
+
+    def on_signal(_signum: int, _frame: object) -> None:  # until the event loop or the supervisor takes over
+        nonlocal signalled
+        watchdog.arm()
+        if not signalled:
+            signalled = True
+            raise _Terminated()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    lock = ServiceLock(settings.data_dir)
     services = Services(settings)
-    pid_file = write_pid_file(settings.data_dir)
+    listener: socket.socket | None = None
+    code = 0
+    pid_file: Path | None = None
     try:
-        resolved = services.up()
-        assert resolved.database_url is not None
-        apply_migrations(resolved.database_url)
+        lock.acquire()
+        pid_file = write_pid_file(settings.data_dir)  # after the lock: a refused second start leaves it alone
+        # one process serves on the socket bound here; worker processes bind the port themselves (SO_REUSEPORT),
+        # so for them the port is only checked (bound and released)
+        listener = bind_listener(settings.host, settings.port, listen=settings.workers == 1)
+        if settings.workers > 1:
+            listener.close()
+            listener = None
+        check_stores(settings)
+        resolved = _start_stores(services)
         if not (env.get("ANALYTICS_SECRET_TOKEN") and env.get("ANALYTICS_WRITE_KEYS")):
             _announce_credentials(settings)
         if resolved.workers == 1:
-            asyncio.run(_serve(resolved))
-            code = 0
-        else:  # the port is shared (SO_REUSEPORT) by the worker processes
-            code = run_workers(resolved.workers, lambda _slot: asyncio.run(_serve(resolved, reuse_port=True)))
+            asyncio.run(_serve(resolved, watchdog, listener))
+        else:
+            code = run_workers(resolved.workers, lambda _slot: asyncio.run(_serve(resolved, Watchdog())),
+                               on_stop=watchdog.arm)
+    except StartupError as exc:
+        log.error("startup_failed", message=str(exc))
+        return 2
+    except _Terminated:
+        log.info("stopping", during="start-up")
     finally:
+        if listener is not None:
+            listener.close()
         services.down()
-        pid_file.unlink(missing_ok=True)
+        if pid_file is not None:
+            pid_file.unlink(missing_ok=True)
+        lock.release()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        watchdog.disarm()
     log.info("stopped")
     return code

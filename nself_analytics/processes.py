@@ -27,8 +27,9 @@ log = structlog.get_logger("nself_analytics.processes")
 EARLY_DEATH_SECONDS = 10.0
 # ...and this many early deaths in a row stop the instance (a port in use, a bad store URL).
 MAX_EARLY_DEATHS = 3
-# How long a graceful stop may take (each worker drains what is queued) before stragglers are killed.
-STOP_TIMEOUT_SECONDS = 60.0
+# How long a graceful stop may take (each worker drains what is queued) before stragglers are killed: within
+# startup.SHUTDOWN_SECONDS (10 s), which the parent's watchdog enforces.
+STOP_TIMEOUT_SECONDS = 8.0
 _PR_SET_PDEATHSIG = 1
 
 
@@ -57,12 +58,15 @@ def _spawn(slot: int, serve_one: Callable[[int], None]) -> int:
         os._exit(code)
 
 
-def run_workers(count: int, serve_one: Callable[[int], None]) -> int:
-    """Fork ``count`` workers running ``serve_one(slot)``; return 0 after a graceful stop, 1 after a crash loop."""
+def run_workers(count: int, serve_one: Callable[[int], None], on_stop: Callable[[], None] | None = None) -> int:
+    """Fork ``count`` workers running ``serve_one(slot)``; return 0 after a graceful stop, 1 after a crash loop.
+    ``on_stop`` is called when a stop signal arrives (the caller's shutdown watchdog)."""
     children: dict[int, tuple[int, float]] = {}  # pid -> (slot, started at)
     state = {"stopping": False, "deadline": 0.0}
 
     def stop(signum: int, _frame: FrameType | None) -> None:
+        if on_stop is not None:
+            on_stop()
         if not state["stopping"]:
             log.info("stopping_workers", signal=signal.Signals(signum).name, workers=len(children))
             state["stopping"], state["deadline"] = True, time.monotonic() + STOP_TIMEOUT_SECONDS

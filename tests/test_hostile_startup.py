@@ -1,0 +1,126 @@
+"""Start-up fails fast and clearly (one line, exit code 2) before any background task; SIGTERM always ends the
+process within 10 seconds, during start-up, while serving, with reads and a queue in flight."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg2
+import redis
+
+from nself_analytics.migrate import apply_migrations
+
+from .conftest import SECRET, WRITE_KEY, _sibling_database, free_port, wait_healthy
+
+
+def _env(tmp_path: Path, database_url: str, redis_url: str, port: int, **extra: str) -> dict[str, str]:
+    return {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url, "ANALYTICS_PORT": str(port),
+            "ANALYTICS_HOST": "127.0.0.1", "ANALYTICS_DATA_DIR": str(tmp_path / "data"),
+            "ANALYTICS_SECRET_TOKEN": SECRET, "ANALYTICS_WRITE_KEYS": WRITE_KEY, **extra}
+
+
+def _start(env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "nself_analytics.cli", "start"], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def _fails_fast(env: dict[str, str], expected: str) -> dict[str, Any]:
+    started = time.monotonic()
+    process = _start(env)
+    output, _ = process.communicate(timeout=30)
+    elapsed = time.monotonic() - started
+    assert process.returncode == 2, output
+    assert elapsed < 10, elapsed
+    lines = [line for line in output.splitlines() if line.strip()]
+    assert len(lines) == 1, output  # one clear line: no traceback, no "worker_started"
+    record = json.loads(lines[0])
+    assert record["event"] == "startup_failed" and expected in record["message"], record
+    return record
+
+
+def test_port_in_use_exits_2_with_one_line(stores: Any, tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        _fails_fast(_env(tmp_path, stores.database_url, stores.redis_url, port), f"port {port}")
+
+
+def test_postgres_unreachable_exits_2_with_one_line(stores: Any, tmp_path: Path) -> None:
+    _fails_fast(_env(tmp_path, "postgresql://postgres@127.0.0.1:1/x", stores.redis_url, free_port()),
+                "PostgreSQL at 127.0.0.1:1 is unreachable")
+
+
+def test_redis_unreachable_exits_2_with_one_line(stores: Any, tmp_path: Path) -> None:
+    _fails_fast(_env(tmp_path, stores.database_url, "redis://127.0.0.1:1/0", free_port()),
+                "Redis at 127.0.0.1:1 is unreachable")
+
+
+def test_second_start_on_a_held_data_folder_exits_2(live_service: Any) -> None:
+    """The issue's second `start` while one runs: it used to log worker_started, then die on EADDRINUSE or hang."""
+    env = {**live_service.env, "ANALYTICS_PORT": str(free_port())}
+    record = _fails_fast(env, "service.lock")
+    assert "another nself-analytics" in record["message"]
+    assert wait_healthy(live_service.base_url)["healthy"] is True  # the first one is untouched
+
+
+def _own_stores(stores: Any, name: str, db: int) -> tuple[str, str]:
+    database_url = _sibling_database(stores.database_url, name)
+    apply_migrations(database_url)
+    redis_url = urlunsplit(urlsplit(stores.redis_url)._replace(path=f"/{db}"))
+    redis.Redis.from_url(redis_url).flushdb()
+    return database_url, redis_url
+
+
+def test_sigterm_during_start_up_ends_within_10s(stores: Any, tmp_path: Path) -> None:
+    database_url, redis_url = _own_stores(stores, "analytics_sigterm_a", 3)
+    process = _start(_env(tmp_path, database_url, redis_url, free_port()))
+    time.sleep(0.5)  # inside start-up (imports, checks, migrations)
+    started = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    process.communicate(timeout=30)
+    assert time.monotonic() - started < 10
+    assert process.returncode in (0, -signal.SIGTERM)
+
+
+def test_sigterm_with_slow_reads_and_a_full_queue_ends_within_10s(stores: Any, tmp_path: Path) -> None:
+    database_url, redis_url = _own_stores(stores, "analytics_sigterm_b", 4)
+    port = free_port()
+    process = _start(_env(tmp_path, database_url, redis_url, port, ANALYTICS_QUERY_TIMEOUT="5m"))
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(base)
+        body = json.dumps({"batch": [{"type": "track", "event": "q", "userId": f"u{i}"} for i in range(100)]})
+        for _ in range(20):
+            request = urllib.request.Request(f"{base}/analytics/batch", data=body.encode(), method="POST",
+                                             headers={"Authorization": f"Bearer {WRITE_KEY}",
+                                                      "Content-Type": "application/json"})
+            urllib.request.urlopen(request, timeout=10).close()
+        lock = psycopg2.connect(database_url)  # every /metrics read now waits (5 min statement timeout)
+        lock.cursor().execute("LOCK TABLE np_analytics_aggregates IN ACCESS EXCLUSIVE MODE")
+        readers = [socket.create_connection(("127.0.0.1", port)) for _ in range(5)]
+        for sock in readers:
+            sock.sendall(f"GET /analytics/metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {SECRET}\r\n\r\n"
+                         .encode())
+        time.sleep(0.5)
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=30)
+        assert time.monotonic() - started < 10, output[-2000:]
+        for sock in readers:
+            sock.close()
+        lock.close()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
