@@ -27,8 +27,8 @@ async def query_guard_middleware(
     if "\x00" in request.path or "%00" in request.raw_path:
         for name, value in [*request.query.items(), *request.match_info.items()]:
             if "\x00" in name or "\x00" in value:
-                raise ApiError(400, f"{name.replace(chr(0), '')} must not contain NUL (%00)")
-        raise ApiError(400, "The request path must not contain NUL (%00)")
+                raise ApiError(400, f"{name.replace(chr(0), '')} must not contain a NUL character (%00)")
+        raise ApiError(400, "The request path must not contain a NUL character (%00)")
     return await handler(request)
 
 
