@@ -13,7 +13,7 @@ import aiohttp
 import psycopg2
 import pytest
 
-from nself_analytics.keys import ANALYTICS_APP, PG_POOL, REDIS
+from nself_analytics.keys import ANALYTICS_APP, REDIS, WORKER_POOL
 from nself_analytics.worker import Drainer
 
 from .conftest import SECRET, WRITE_KEY, pg_execute, wait_for
@@ -71,7 +71,7 @@ async def test_slow_reads_time_out_and_never_starve_the_drain(make_client: Any, 
         assert (await client.post("/analytics/track", headers=WRITE_AUTH, json=body)).status == 202
         sub = client.app[ANALYTICS_APP]
         write_started = time.monotonic()
-        assert await Drainer(sub[PG_POOL], sub[REDIS], settings).drain_until_empty() == 1
+        assert await Drainer(sub[WORKER_POOL], sub[REDIS], settings).drain_until_empty() == 1
         assert time.monotonic() - write_started < 1.5
         health = await client.get("/analytics/health")
         assert health.status == 200 and (await health.json())["postgres"]["reachable"] is True
