@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -17,6 +18,9 @@ from nself_analytics.migrate import apply_migrations
 from nself_analytics.worker import Drainer
 
 from .conftest import TABLES, pg_execute, wait_for
+
+# a day inside the retention window (older events are not stored)
+DAY = (datetime.now(UTC) - timedelta(days=5)).date()
 
 
 @pytest.fixture(scope="module")
@@ -63,13 +67,13 @@ async def test_reads_go_to_the_replica_and_match(make_client: Any, auth: Any, on
         return await Drainer(app[PG_POOL], app[REDIS], settings).drain_until_empty()
 
     async def track(event: str, n: int) -> None:
-        batch = [{"type": "track", "event": event, "userId": f"u{i % 5}", "timestamp": "2026-06-02T10:00:00Z"}
+        batch = [{"type": "track", "event": event, "userId": f"u{i % 5}", "timestamp": f"{DAY}T10:00:00Z"}
                  for i in range(n)]
         assert (await reader.post("/analytics/batch", headers=auth["write"], json={"batch": batch})).status == 202
 
     async def metrics(client: Any) -> Any:
-        response = await client.get("/analytics/metrics?events=signup&start_date=2026-06-01&end_date=2026-06-03",
-                                    headers=auth["secret"])
+        response = await client.get(f"/analytics/metrics?events=signup&start_date={DAY - timedelta(days=1)}"
+                                    f"&end_date={DAY + timedelta(days=1)}", headers=auth["secret"])
         assert response.status == 200
         return await response.json()
 
