@@ -104,6 +104,13 @@ class Settings:
     query_timeout: float = 30.0
     # Entries kept in the dead-letter stream at most (the oldest go first); also trimmed to the retention window.
     dead_letter_max: int = 10_000
+    # Distinct event names per account within the retention window; a new name past it is not stored.
+    max_event_names: int = 2000
+    # Bytes: of payloads waiting in the ingest stream (503 past it, like queue_buffer), of one drain batch, and
+    # of what one request may store (a batch's shared context counted once).
+    queue_bytes: int = 100 * 1024 * 1024
+    batch_bytes: int = 8 * 1024 * 1024
+    request_bytes: int = 1024 * 1024
 
     @cached_property
     def tokens(self) -> tuple[Credential, ...]:
@@ -173,6 +180,11 @@ class Settings:
             query_timeout=_duration(env.get("ANALYTICS_QUERY_TIMEOUT", "30s"), "ANALYTICS_QUERY_TIMEOUT"),
             dead_letter_max=_int(env.get("ANALYTICS_DEAD_LETTER_MAX", "10000"), "ANALYTICS_DEAD_LETTER_MAX", 1,
                                  10_000_000),
+            max_event_names=_int(env.get("ANALYTICS_MAX_EVENT_NAMES", "2000"), "ANALYTICS_MAX_EVENT_NAMES", 1,
+                                 1_000_000),
+            queue_bytes=_size(env.get("ANALYTICS_QUEUE_BYTES", "100MB"), "ANALYTICS_QUEUE_BYTES", 64 * 1024),
+            batch_bytes=_size(env.get("ANALYTICS_BATCH_BYTES", "8MB"), "ANALYTICS_BATCH_BYTES", 64 * 1024),
+            request_bytes=_size(env.get("ANALYTICS_REQUEST_BYTES", "1MB"), "ANALYTICS_REQUEST_BYTES", 64 * 1024),
         )
 
 
@@ -190,6 +202,21 @@ def _int(text: str, name: str, low: int, high: int) -> int:
         raise ConfigError(name, text, "not an integer") from None
     if not low <= value <= high:
         raise ConfigError(name, text, f"must be between {low} and {high}")
+    return value
+
+
+_SIZE = re.compile(r"^\s*(\d+)\s*(|B|KB|K|MB|M|GB|G)\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "m": 1024**2, "mb": 1024**2, "g": 1024**3, "gb": 1024**3}
+
+
+def _size(text: str, name: str, low: int) -> int:
+    """Bytes of ``8MB``, ``512KB``, ``1G`` or a bare number (binary multiples)."""
+    match = _SIZE.match(text)
+    if not match:
+        raise ConfigError(name, text, "not a size (use e.g. 512KB, 8MB, 1GB)")
+    value = int(match.group(1)) * _SIZE_UNITS[match.group(2).lower()]
+    if not low <= value <= 64 * 1024**3:
+        raise ConfigError(name, text, f"must be between {low} bytes and 64GB")
     return value
 
 

@@ -18,7 +18,7 @@ PERIODS: dict[str, tuple[str, int]] = {
     "hour": ("%Y%m%d%H", 7_200),          # 2 hours
     "day": ("%Y%m%d", 172_800),           # 2 days
     "month": ("%Y%m", 32 * 86_400 * 2),  # 64 days
-    "total": ("", 0),                     # never expires
+    "total": ("", 0),                     # the retention window after its last increment (increments())
 }
 
 
@@ -34,11 +34,13 @@ def counter_key(period: str, event: str, now: datetime, user_id: str | None = No
 
 
 def increments(event: str, user_id: str | None, now: datetime, per_user: bool,
-               account: str = "primary") -> list[tuple[str, int]]:
-    """(key, ttl) pairs to increment for one accepted track event."""
-    pairs = [(counter_key(p, event, now, account=account), ttl) for p, (_f, ttl) in PERIODS.items() if p != "month"]
+               account: str = "primary", total_ttl: int = 90 * 86_400) -> list[tuple[str, int]]:
+    """(key, ttl) pairs to increment for one accepted track event. ``total`` keys expire ``total_ttl`` seconds
+    (the retention window) after their last increment: a name no longer sent leaves nothing behind."""
+    ttls = {p: (total_ttl if p == "total" else ttl) for p, (_f, ttl) in PERIODS.items()}
+    pairs = [(counter_key(p, event, now, account=account), ttls[p]) for p in PERIODS if p != "month"]
     if per_user and user_id is not None:
-        pairs += [(counter_key(p, event, now, user_id, account), ttl) for p, (_f, ttl) in PERIODS.items()]
+        pairs += [(counter_key(p, event, now, user_id, account), ttls[p]) for p in PERIODS]
     return pairs
 
 

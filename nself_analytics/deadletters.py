@@ -16,7 +16,7 @@ import orjson
 import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
 
-from .keys import DEAD_LETTER_KEY, STREAM_KEY
+from .keys import DEAD_LETTER_KEY, QUEUE_BYTES_KEY, STREAM_KEY
 
 __all__ = ["DeadLetter", "add", "drop", "length", "listing", "replay", "trim_older_than"]
 
@@ -101,6 +101,7 @@ async def replay(client: aioredis.Redis, *, ids: list[str] | None = None, accoun
     for letter in letters:
         async with client.pipeline(transaction=True) as pipe:
             pipe.xadd(STREAM_KEY, {"e": letter.payload})
+            pipe.incrby(QUEUE_BYTES_KEY, len(letter.payload.encode()))
             pipe.xdel(DEAD_LETTER_KEY, letter.id)
             await pipe.execute()
     return len(letters)

@@ -13,6 +13,8 @@ import redis.asyncio as aioredis
 from .config import Settings
 from .counters import increments
 from .enrich import classify_user_agent, country_for_ip, daily_salt, hash_ip, is_browser_agent
+from .errors import ApiError
+from .keys import DROPPED_KEY, NAMES_PREFIX
 from .messages import Normalized
 from .model.record import EventRecord
 from .queue import EnqueueResult, Producer, QueuedMessage
@@ -95,13 +97,22 @@ class Ingestor:
         record.ip_hash = hash_ip(ip, salt, record.site) if ip and salt is not None else None
         record.context = _slim_context(context)
 
-    async def accept(self, items: list[Normalized], meta: RequestMeta) -> EnqueueResult:
-        """Enqueue ``items`` atomically (all or none); raises QueueFull / QueueUnavailable."""
+    async def accept(self, items: list[Normalized], meta: RequestMeta, shared_bytes: int = 0) -> EnqueueResult:
+        """Enqueue ``items`` atomically (all or none); raises QueueFull / QueueUnavailable, or ApiError 413 when
+        the request would store more than ANALYTICS_REQUEST_BYTES (``shared_bytes``, a batch's shared context,
+        counted once). Items too old for the retention window are counted, not enqueued. Indices in the result
+        are indices of ``items``."""
         salt = await daily_salt(self.redis, meta.received_at) if self.settings.ip_hash else None
         messages = []
-        for item in items:
+        positions: list[int] = []
+        too_old: dict[str, int] = {}
+        for position, item in enumerate(items):
             record = item.record
+            if item.too_old:
+                too_old[record.source_account_id] = too_old.get(record.source_account_id, 0) + 1
+                continue
             counters: tuple[tuple[str, int], ...] = ()
+            name: tuple[str, str] | None = None
             if isinstance(record, EventRecord):
                 # a page or screen view sent by the visitor's browser (analytics.js, the JS SDK) is classified by
                 # the request's user agent, as a beacon hit is; a server library's own agent says nothing of
@@ -110,8 +121,24 @@ class Ingestor:
                 self._enrich(record, meta, salt, use_request_ua=use_request_ua)
                 if record.type in ("track", "page"):
                     counters = tuple(increments(record.event, item.user_key, meta.received_at,
-                                                self.settings.quota_enabled, record.source_account_id))
+                                                self.settings.quota_enabled, record.source_account_id,
+                                                total_ttl=self.settings.retention_days * 86_400))
+                name = (NAMES_PREFIX + record.source_account_id, record.event)
             keep = sampled_in(item.user_key, self.settings.sample_rate)
             payload = _ENCODER.encode(record).decode() if keep else ""
-            messages.append(QueuedMessage(item.message_id, payload, counters))
-        return await self.producer.enqueue(messages)
+            messages.append(QueuedMessage(item.message_id, payload, counters, name))
+            positions.append(position)
+        stored_bytes = sum(len(m.payload.encode()) for m in messages) - max(0, len(messages) - 1) * shared_bytes
+        if stored_bytes > self.settings.request_bytes:
+            raise ApiError(413, f"This request would store {stored_bytes} bytes; at most {self.settings.request_bytes}"
+                                " (ANALYTICS_REQUEST_BYTES) are allowed")
+        if too_old:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for account, count in too_old.items():
+                    pipe.hincrby(DROPPED_KEY, account, count)
+                await pipe.execute()
+        if not messages:
+            return EnqueueResult(stored=0)
+        result = await self.producer.enqueue(messages)
+        return EnqueueResult(stored=result.stored, duplicates=[positions[i] for i in result.duplicates],
+                             over_name_limit=[positions[i] for i in result.over_name_limit])

@@ -20,9 +20,11 @@ __all__ = [
     "DEDUPE_PREFIX",
     "DRAIN_GROUP",
     "DROPPED_KEY",
+    "NAMES_PREFIX",
     "PG_POOL",
     "PREFIX",
     "PRODUCER",
+    "QUEUE_BYTES_KEY",
     "READ_POOL",
     "REDIS",
     "SETTINGS",
@@ -56,6 +58,13 @@ COUNTER_PREFIX = PREFIX + "c:"
 # Queue entries the drain could not store (see deadletters.py). Bounded by ANALYTICS_DEAD_LETTER_MAX entries
 # and trimmed to the retention window by the prune job (no key TTL: a TTL would drop them all at once).
 DEAD_LETTER_KEY = PREFIX + "dead"
+# Bytes of the payloads in the ingest stream: added by the enqueue script, taken off by the drain in the same
+# transaction as its XDEL; reset to 0 whenever the stream is empty. No TTL: it describes the stream.
+QUEUE_BYTES_KEY = PREFIX + "events:bytes"
+# Sorted set per account (key NAMES_PREFIX + account): event name -> Unix time last seen; at most
+# ANALYTICS_MAX_EVENT_NAMES members. TTL: the retention window, renewed by every use; members older than the
+# window are removed by the hourly maintenance.
+NAMES_PREFIX = PREFIX + "names:"
 # Hash: source account -> events not stored because they were older than the retention window (read by /health).
 # No TTL: a running total since the Redis data began.
 DROPPED_KEY = PREFIX + "dropped:too_old"

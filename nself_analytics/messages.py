@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -52,6 +52,8 @@ __all__ = [
 ]
 
 MAX_PROPERTIES_BYTES = 4096
+# context is capped like properties (a batch's shared context once, before it is merged into each message)
+MAX_CONTEXT_BYTES = 4096
 # Namespace for deriving a uuid from a client message id that is not itself a uuid.
 MESSAGE_NAMESPACE = uuid.UUID("6f1c7a52-5d0e-4a55-9d46-1f3c3b7f8a10")
 SKEW_TOLERANCE_SECONDS = 60
@@ -64,10 +66,12 @@ _TRUNCATED_OVERHEAD = len(b'{"$truncated":true}')
 
 @dataclass
 class Normalized:
-    """One validated message: the stream payload, its counter identity, and the warnings it raised."""
+    """One validated message: the stream payload, its counter identity, and the warnings it raised.
+    ``too_old``: its time is before the retention window, so it is not stored (a warning says so)."""
 
     record: EventRecord | IdentifyRecord
     warnings: list[str] = field(default_factory=list)
+    too_old: bool = False
 
     @property
     def message_id(self) -> str:
@@ -102,9 +106,17 @@ def validate_batch(body: dict[str, Any]) -> Batch:
             raise MessageError(explained.message) from None
         raise MessageError(f"batch[{explained.index}]: {explained.message}", explained.index) from None
     if batch.context:
+        # capped once here (4 KB), then merged: each message's context is capped again in to_record
+        shared, _dropped = _truncate(batch.context, MAX_CONTEXT_BYTES)
+        batch.context = shared
         for message in batch.batch:
-            message.context = {**batch.context, **(message.context or {})}
+            message.context = {**shared, **(message.context or {})}
     return batch
+
+
+def has_timestamp(message: Message) -> bool:
+    """Whether the client gave the message a time (else it gets the server's, in request order)."""
+    return first(message.timestamp, message.originalTimestamp) is not None
 
 
 # --- normalization: small steps, each one field or group of fields -------------------------------------------
@@ -159,14 +171,17 @@ def _message_uuid(value: str | int | None) -> uuid.UUID:
         return uuid.uuid5(MESSAGE_NAMESPACE, text)
 
 
-def _timestamp(message: Message, received_at: datetime, sent_at: Any, warnings: list[str]) -> datetime:
-    """Client time, corrected for client clock skew when sentAt is known (as Segment does); never in the future."""
+def _timestamp(message: Message, received_at: datetime, sent_at: Any, warnings: list[str],
+               oldest: datetime | None, implicit_ts: datetime | None) -> datetime:
+    """Client time, corrected for client clock skew when sentAt is known (as Segment does), within
+    ``[oldest, received_at]``: a future time becomes server time (with a warning), and the skew correction never
+    moves a time out of the window. No client time: ``implicit_ts`` (the request's time, in request order)."""
     raw_ts = first(message.timestamp, message.originalTimestamp)
     sent = first(message.sentAt, message.sent_at, sent_at)
     if raw_ts is None:
         if sent is not None:
             parse_timestamp(sent, "sentAt")
-        return received_at
+        return implicit_ts or received_at
     ts = parse_timestamp(raw_ts, "timestamp")
     if sent is not None:
         skew = received_at - parse_timestamp(sent, "sentAt")
@@ -174,7 +189,10 @@ def _timestamp(message: Message, received_at: datetime, sent_at: Any, warnings: 
         # so a retry carries the same ts and the (message_id, ts) unique index catches it even after
         # the 24 h Redis dedupe window (corrected times shift by each attempt's network delay).
         if abs(skew.total_seconds()) > SKEW_TOLERANCE_SECONDS:
-            ts = ts + skew
+            corrected = ts + skew
+            if oldest is not None and corrected < oldest <= ts:
+                corrected = oldest  # the correction may not push an event out of the window
+            ts = corrected
     if ts > received_at:
         warnings.append("timestamp is in the future; replaced by server time")
         return received_at
@@ -204,16 +222,16 @@ def _properties(message: Message) -> dict[str, Any]:
     return properties
 
 
-def _truncate(properties: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """Keep properties, in order, while they fit in 4 KB of JSON; return what was dropped."""
-    if len(msgspec.json.encode(properties)) <= MAX_PROPERTIES_BYTES:
+def _truncate(properties: dict[str, Any], limit: int = MAX_PROPERTIES_BYTES) -> tuple[dict[str, Any], list[str]]:
+    """Keep keys, in order, while they fit in ``limit`` bytes of JSON; return what was dropped."""
+    if len(msgspec.json.encode(properties)) <= limit:
         return properties, []
     kept: dict[str, Any] = {"$truncated": True}
     dropped: list[str] = []
     size = _TRUNCATED_OVERHEAD
     for key, value in properties.items():
         item = len(msgspec.json.encode({key: value})) - 1
-        if size + item <= MAX_PROPERTIES_BYTES:
+        if size + item <= limit:
             kept[key] = value
             size += item
         else:
@@ -273,29 +291,39 @@ def _identify_record(message: Identify, ts: datetime, message_id: uuid.UUID, acc
 
 
 def to_record(message: Message, received_at: datetime, sent_at: Any = None,
-              source_account_id: str = "primary") -> Normalized:
-    """Normalize a validated message into its record (the stream payload); MessageError for a bad timestamp."""
+              source_account_id: str = "primary", *, retention_days: int | None = None,
+              implicit_ts: datetime | None = None) -> Normalized:
+    """Normalize a validated message into its record (the stream payload); MessageError for a bad timestamp.
+    With ``retention_days``, a time before the retention window marks the result ``too_old`` (not stored)."""
     warnings: list[str] = []
-    ts = _timestamp(message, received_at, sent_at, warnings)
+    oldest = received_at - timedelta(days=retention_days) if retention_days is not None else None
+    ts = _timestamp(message, received_at, sent_at, warnings, oldest, implicit_ts)
     message_id = _message_uuid(first(message.message_id, message.messageId))
+    too_old = oldest is not None and ts < oldest
+    if too_old:
+        warnings.append(f"timestamp {ts.isoformat()} is older than the retention window ({retention_days} days); "
+                        "not stored")
     if isinstance(message, Identify):
         return Normalized(_identify_record(message, ts, message_id, source_account_id), warnings)
     properties, dropped = _truncate(_properties(message))
     if dropped:
         warnings.append(f"properties exceed 4 KB; truncated (dropped: {', '.join(dropped[:20])})")
-    context = message.context or {}
+    full_context = message.context or {}
+    context, dropped = _truncate(full_context, MAX_CONTEXT_BYTES)
+    if dropped:
+        warnings.append(f"context exceeds 4 KB; truncated (dropped: {', '.join(dropped[:20])})")
     record = EventRecord(
         type=message.kind, message_id=message_id, ts=ts, source_account_id=source_account_id,
         event=_event_name(message), user_id=_ident(first(message.user_id, message.userId)),
         anonymous_id=_ident(first(message.anonymous_id, message.anonymousId)),
         properties=properties or None, context=({**context, "$warnings": warnings} if warnings else context) or None,
-        **_page_fields(message, context, properties), **_client_fields(message, context),
+        **_page_fields(message, full_context, properties), **_client_fields(message, full_context),
     )
-    return Normalized(record, warnings)
+    return Normalized(record, warnings, too_old)
 
 
 def normalize(body: Any, kind: str, received_at: datetime, sent_at: Any = None,
-              source_account_id: str = "primary") -> Normalized:
+              source_account_id: str = "primary", *, retention_days: int | None = None) -> Normalized:
     """Validate one message of ``kind`` (track/page/identify/...) and normalize it into its record."""
-    return to_record(validate(body, kind), received_at, sent_at, source_account_id)
+    return to_record(validate(body, kind), received_at, sent_at, source_account_id, retention_days=retention_days)
 

@@ -1,37 +1,58 @@
 """The ingest queue producer: accepted events go into a Redis Stream before the 202 returns.
 
 One Lua script per request does, atomically: the backpressure check (stream length against
-ANALYTICS_QUEUE_BUFFER), the message-id dedupe (SET NX with a TTL), the XADD, and the counter
-increments. Scripts of concurrent requests are pipelined into one round trip by a small batcher,
-which costs far less throughput than one await per request.
+ANALYTICS_QUEUE_BUFFER and queued bytes against ANALYTICS_QUEUE_BYTES), the event-name bound per account
+(ANALYTICS_MAX_EVENT_NAMES), the message-id dedupe (SET NX with a TTL), the XADD, and the counter increments.
+Scripts of concurrent requests are pipelined into one round trip by a small batcher, which costs far less
+throughput than one await per request.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
 import structlog
 
 from .config import Settings
-from .keys import DEDUPE_PREFIX, DEDUPE_TTL_SECONDS, STREAM_KEY
+from .keys import DEDUPE_PREFIX, DEDUPE_TTL_SECONDS, QUEUE_BYTES_KEY, STREAM_KEY
 
 __all__ = ["EnqueueResult", "Producer", "QueueFull", "QueueUnavailable", "QueuedMessage"]
 
 log = structlog.get_logger("nself_analytics.queue")
 
-# ARGV: queue buffer, dedupe TTL, the number of counter sets, each set (n, then n key/TTL pairs), then per
-# message: dedupe key, payload, its counter set (1-based, 0 for none). Messages of one request mostly share
-# their counter keys (same event, same minute), so a set is sent once and its keys are incremented once, by
-# the number of new messages that count it: far fewer arguments to encode and commands to run.
+# KEYS: stream, queued-bytes counter. ARGV: queue buffer, dedupe TTL, queue bytes bound, max event names, now
+# (Unix seconds), names TTL, the number of names (then key/name pairs), the number of counter sets (each set:
+# n, then n key/TTL pairs), then per message: dedupe key, payload, its counter set (1-based, 0 for none), its
+# name (1-based, 0 for none). Messages of one request mostly share their counter keys and event name, so each
+# is sent and checked once. A message whose name is new to an account already holding the maximum is refused
+# (reported as -1 - index), neither deduped, stored nor counted.
 _ENQUEUE_LUA = """
-local stream = KEYS[1]
-if redis.call('XLEN', stream) >= tonumber(ARGV[1]) then return {-1} end
+local stream, bytes_key = KEYS[1], KEYS[2]
+local depth = redis.call('XLEN', stream)
+if depth >= tonumber(ARGV[1]) then return {-1} end
+local queued = 0
+if depth == 0 then redis.call('SET', bytes_key, 0) else queued = tonumber(redis.call('GET', bytes_key) or '0') end
+if queued >= tonumber(ARGV[3]) then return {-1} end
 local ttl = tonumber(ARGV[2])
-local nsets = tonumber(ARGV[3])
+local max_names, now, names_ttl = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local nnames = tonumber(ARGV[7])
+local i = 8
+local allowed = {}
+for n = 1, nnames do
+  local key, name = ARGV[i], ARGV[i + 1]
+  i = i + 2
+  if redis.call('ZSCORE', key, name) or redis.call('ZCARD', key) < max_names then
+    redis.call('ZADD', key, now, name)
+    redis.call('EXPIRE', key, names_ttl)
+    allowed[n] = true
+  end
+end
+local nsets = tonumber(ARGV[i])
+i = i + 1
 local firsts, sizes, hits = {}, {}, {}
-local i = 4
 for s = 1, nsets do
   sizes[s] = tonumber(ARGV[i])
   firsts[s] = i + 1
@@ -39,13 +60,17 @@ for s = 1, nsets do
 end
 local result = {0}
 local index = 0
+local added = 0
 while i <= #ARGV do
-  local dedupe, payload, set = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
-  i = i + 3
-  if redis.call('SET', dedupe, '1', 'NX', 'EX', ttl) then
+  local dedupe, payload, set, name = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
+  i = i + 4
+  if name > 0 and not allowed[name] then
+    result[#result + 1] = -1 - index
+  elseif redis.call('SET', dedupe, '1', 'NX', 'EX', ttl) then
     if payload ~= '' then
       redis.call('XADD', stream, '*', 'e', payload)
       result[1] = result[1] + 1
+      added = added + #payload
     end
     if set > 0 then hits[set] = (hits[set] or 0) + 1 end
   else
@@ -53,6 +78,7 @@ while i <= #ARGV do
   end
   index = index + 1
 end
+if added > 0 then redis.call('INCRBY', bytes_key, added) end
 for s = 1, nsets do
   local count = hits[s]
   if count then
@@ -68,7 +94,7 @@ return result
 
 
 class QueueFull(Exception):
-    """The stream holds ANALYTICS_QUEUE_BUFFER events: the client must retry later."""
+    """The stream holds ANALYTICS_QUEUE_BUFFER events or ANALYTICS_QUEUE_BYTES bytes: retry later."""
 
 
 class QueueUnavailable(Exception):
@@ -77,17 +103,21 @@ class QueueUnavailable(Exception):
 
 @dataclass(frozen=True)
 class QueuedMessage:
-    """One message for the stream. An empty payload (sampled out) is deduped and counted, not stored."""
+    """One message for the stream. An empty payload (sampled out) is deduped and counted, not stored.
+    ``name``: (names key, event name) checked against ANALYTICS_MAX_EVENT_NAMES, or None."""
 
     message_id: str
     payload: str
     counters: tuple[tuple[str, int], ...] = ()
+    name: tuple[str, str] | None = None
 
 
 @dataclass
 class EnqueueResult:
     stored: int
     duplicates: list[int] = field(default_factory=list)
+    # messages refused because their event name is new to an account at ANALYTICS_MAX_EVENT_NAMES
+    over_name_limit: list[int] = field(default_factory=list)
 
 
 class Producer:
@@ -100,29 +130,42 @@ class Producer:
         self._pending: list[tuple[list[str], asyncio.Future[list[int]]]] = []
         self._flushing: asyncio.Task[None] | None = None
 
-    async def enqueue(self, messages: list[QueuedMessage]) -> EnqueueResult:
-        """Put all of ``messages`` in the stream, or none: raises QueueFull or QueueUnavailable."""
+    def _args(self, messages: list[QueuedMessage]) -> list[str]:
         sets: dict[tuple[tuple[str, int], ...], str] = {}
+        names: dict[tuple[str, str], str] = {}
         tail: list[str] = []
         for message in messages:
-            set_index = "0"
+            set_index = name_index = "0"
             if message.counters:
                 set_index = sets.get(message.counters) or sets.setdefault(message.counters, str(len(sets) + 1))
-            tail += [DEDUPE_PREFIX + message.message_id, message.payload, set_index]
-        args: list[str] = [str(self._settings.queue_buffer), str(DEDUPE_TTL_SECONDS), str(len(sets))]
-        for counters in sets:  # in index order (dicts keep insertion order)
+            if message.name is not None:
+                name_index = names.get(message.name) or names.setdefault(message.name, str(len(names) + 1))
+            tail += [DEDUPE_PREFIX + message.message_id, message.payload, set_index, name_index]
+        settings = self._settings
+        loop_time = int(time.time())
+        args: list[str] = [str(settings.queue_buffer), str(DEDUPE_TTL_SECONDS), str(settings.queue_bytes),
+                           str(settings.max_event_names), str(loop_time), str(settings.retention_days * 86_400),
+                           str(len(names))]
+        for key, name in names:  # in index order (dicts keep insertion order)
+            args += [key, name]
+        args.append(str(len(sets)))
+        for counters in sets:
             args.append(str(len(counters)))
             for key, ttl in counters:
                 args += [key, str(ttl)]
-        args += tail
+        return args + tail
+
+    async def enqueue(self, messages: list[QueuedMessage]) -> EnqueueResult:
+        """Put all of ``messages`` in the stream, or none: raises QueueFull or QueueUnavailable."""
         future: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
-        self._pending.append((args, future))
+        self._pending.append((self._args(messages), future))
         if self._flushing is None:
             self._flushing = asyncio.create_task(self._flush())
         result = await future
         if result and result[0] == -1:
             raise QueueFull()
-        return EnqueueResult(stored=result[0], duplicates=list(result[1:]))
+        return EnqueueResult(stored=result[0], duplicates=[x for x in result[1:] if x >= 0],
+                             over_name_limit=[-1 - x for x in result[1:] if x < 0])
 
     async def _flush(self) -> None:
         await asyncio.sleep(0)  # let requests arriving in this loop iteration join the round trip
@@ -131,7 +174,7 @@ class Producer:
             try:
                 async with self._client.pipeline(transaction=False) as pipe:
                     for args, _future in batch:
-                        await self._script(keys=[STREAM_KEY], args=args, client=pipe)
+                        await self._script(keys=[STREAM_KEY, QUEUE_BYTES_KEY], args=args, client=pipe)
                     results = await pipe.execute(raise_on_error=False)
             except Exception as exc:  # Redis down: every waiting request learns nothing was accepted
                 log.warning("enqueue_failed", error=str(exc), requests=len(batch))

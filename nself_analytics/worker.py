@@ -30,11 +30,21 @@ from redis.exceptions import RedisError, ResponseError
 
 from . import deadletters
 from .config import Settings
-from .keys import DEAD_LETTER_KEY, DRAIN_GROUP, DROPPED_KEY, REDIS, SETTINGS, STREAM_KEY, WORKER_POOL
+from .keys import (
+    DEAD_LETTER_KEY,
+    DRAIN_GROUP,
+    DROPPED_KEY,
+    NAMES_PREFIX,
+    QUEUE_BYTES_KEY,
+    REDIS,
+    SETTINGS,
+    STREAM_KEY,
+    WORKER_POOL,
+)
 from .leader import LEADER_RETRY_SECONDS, Leadership
 from .model.record import EventRecord, IdentifyRecord, decode_record
 from .quota import record_crossings
-from .store.aggregates import materialize
+from .store.aggregates import expire_activity, materialize
 from .store.events import write_payload
 from .store.partitions import ensure_partitions, forget_partitions, maintain_partitions, partition_window
 from .store.persons import link_ops
@@ -64,6 +74,17 @@ RECLAIM_CHECK_SECONDS = 1.0
 # retried with backoff. 08 connection, 25 transaction state, 40 serialization/deadlock, 42 schema (a migration
 # missing), 53 resources, 55 lock not available, 57 operator intervention (shutdown, cancel), 58 system, XX internal.
 _TRANSIENT_CLASSES = frozenset({"08", "25", "40", "42", "53", "55", "57", "58", "XX"})
+
+
+def cut_by_bytes(entries: list[tuple[str, dict[str, str]]],
+                 limit: int) -> tuple[list[tuple[str, dict[str, str]]], bool]:
+    """The first entries whose payloads fit in ``limit`` bytes (at least one), and whether any were left."""
+    total = 0
+    for index, (_entry_id, fields) in enumerate(entries):
+        total += len(fields.get("e", ""))
+        if total > limit and index > 0:
+            return entries[:index], True
+    return entries, False
 
 
 def missing_partition(exc: BaseException) -> bool:
@@ -155,6 +176,9 @@ class Drainer:
         entries = [(entry_id, fields) for entry_id, fields in entries if fields is not None]
         if not entries:
             return 0
+        entries, cut = cut_by_bytes(entries, self.settings.batch_bytes)
+        if cut:  # the rest stays pending with this consumer: read first next time
+            self._own_pending = True
         try:
             return await self._commit(entries)
         except BaseException:
@@ -202,6 +226,7 @@ class Drainer:
                 pipe.hincrby(DROPPED_KEY, account, count)
             pipe.xack(STREAM_KEY, DRAIN_GROUP, *ids)
             pipe.xdel(STREAM_KEY, *ids)
+            pipe.decrby(QUEUE_BYTES_KEY, sum(len(fields.get("e", "").encode()) for _id, fields in entries))
             await pipe.execute()
         self.stored += stored
         log.info("batch_flushed", entries=len(ids), stored=stored, dead=len(dead))
@@ -326,9 +351,15 @@ class Worker:
         retention = self.settings.retention_days
         async with self.pool.acquire() as conn:
             dropped = await maintain_partitions(conn, retention)
+            activity = await expire_activity(conn, retention)
         trimmed = await deadletters.trim_older_than(self.redis, retention * 86_400)
-        if trimmed:
-            log.info("dead_letters_expired", count=trimmed, retention_days=retention)
+        oldest = time.time() - retention * 86_400
+        names = 0
+        async for key in self.redis.scan_iter(match=NAMES_PREFIX + "*", count=500):
+            names += int(await self.redis.zremrangebyscore(key, "-inf", oldest))
+        if trimmed or activity or names:
+            log.info("retention_expired", dead_letters=trimmed, activity_rows=activity, event_names=names,
+                     retention_days=retention)
         return dropped
 
     def start(self) -> None:

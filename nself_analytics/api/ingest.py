@@ -9,8 +9,9 @@ tracking API does instead: 200 ``{"success": true}`` (segment.py).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+import msgspec
 from aiohttp import web
 
 from .. import params, segment
@@ -19,7 +20,7 @@ from ..cors import preflight
 from ..errors import ApiError
 from ..ingest import Ingestor, RequestMeta
 from ..keys import PRODUCER, REDIS, SETTINGS
-from ..messages import MessageError, Normalized, normalize, to_record, validate_batch
+from ..messages import MessageError, Normalized, has_timestamp, normalize, to_record, validate_batch
 from ..queue import EnqueueResult, QueueFull, QueueUnavailable
 from ..segment import is_segment_route
 
@@ -29,6 +30,8 @@ routes = web.RouteTableDef()
 Handler = Callable[[web.Request], Awaitable[web.Response]]
 
 RETRY_AFTER_SECONDS = segment.RETRY_AFTER_SECONDS
+NAME_LIMIT_WARNING = ("event name limit reached: this account has ANALYTICS_MAX_EVENT_NAMES distinct event names "
+                      "in the retention window; a new name is not stored")
 
 SINGLE = {
     "/track": "track", "/identify": "identify", "/page": "page",
@@ -50,12 +53,13 @@ def _meta(request: web.Request) -> RequestMeta:
                        user_agent=request.headers.get("User-Agent"))
 
 
-async def enqueue(request: web.Request, items: list[Normalized], meta: RequestMeta) -> EnqueueResult:
+async def enqueue(request: web.Request, items: list[Normalized], meta: RequestMeta,
+                  shared_bytes: int = 0) -> EnqueueResult:
     """Hand validated messages to the queue; map a full or unreachable queue to 503 + Retry-After."""
     app = request.config_dict
     ingestor = Ingestor(app[PRODUCER], app[REDIS], app[SETTINGS])
     try:
-        return await ingestor.accept(items, meta)
+        return await ingestor.accept(items, meta, shared_bytes)
     except QueueFull:
         raise ApiError(503, "Ingest queue is full; retry later", headers={"Retry-After": RETRY_AFTER_SECONDS}) from None
     except QueueUnavailable:
@@ -67,14 +71,16 @@ async def single(request: web.Request, kind: str) -> web.Response:
     body = await read_json_body(request)  # the write key was checked by the access middleware
     meta = _meta(request)
     try:
-        item = normalize(body, kind, meta.received_at, source_account_id=params.account(request))
+        item = normalize(body, kind, meta.received_at, source_account_id=params.account(request),
+                         retention_days=request.config_dict[SETTINGS].retention_days)
     except MessageError as exc:
         raise ApiError(400, str(exc)) from None
     result = await enqueue(request, [item], meta)
     if is_segment_route(request):
         return web.json_response(segment.SUCCESS)
+    warnings = item.warnings + ([NAME_LIMIT_WARNING] if result.over_name_limit else [])
     return web.json_response({"status": "success", "message_id": item.message_id,
-                              "duplicate": bool(result.duplicates), "warnings": item.warnings}, status=202)
+                              "duplicate": bool(result.duplicates), "warnings": warnings}, status=202)
 
 
 async def batch(request: web.Request) -> web.Response:
@@ -85,16 +91,29 @@ async def batch(request: web.Request) -> web.Response:
         messages = validate_batch(body)
     except MessageError as exc:  # an item's error names its index; the envelope's has none
         raise ApiError(400, str(exc), **({} if exc.index is None else {"index": exc.index})) from None
+    retention_days = request.config_dict[SETTINGS].retention_days
+    # messages with no time of their own keep the request's order: strictly increasing times (1 us apart)
+    # ending at the request's time, so a funnel sees signup -> activate -> purchase as sent
+    untimed = sum(1 for message in messages.batch if not has_timestamp(message))
     items: list[Normalized] = []
+    rank = 0
     for index, message in enumerate(messages.batch):
+        implicit = None
+        if not has_timestamp(message):
+            implicit = meta.received_at - timedelta(microseconds=untimed - 1 - rank)
+            rank += 1
         try:
-            items.append(to_record(message, meta.received_at, sent_at=messages.sentAt, source_account_id=account))
+            items.append(to_record(message, meta.received_at, sent_at=messages.sentAt, source_account_id=account,
+                                   retention_days=retention_days, implicit_ts=implicit))
         except MessageError as exc:
             raise ApiError(400, f"batch[{index}]: {exc}", index=index) from None
-    result = await enqueue(request, items, meta)
+    shared = len(msgspec.json.encode(messages.context)) if messages.context else 0
+    result = await enqueue(request, items, meta, shared)
     if is_segment_route(request):
         return web.json_response(segment.SUCCESS)
     warnings = [{"index": i, "message": w} for i, item in enumerate(items) for w in item.warnings]
+    warnings += [{"index": i, "message": NAME_LIMIT_WARNING} for i in result.over_name_limit]
+    warnings.sort(key=lambda w: w["index"])
     return web.json_response({"status": "success", "accepted": len(items), "duplicates": result.duplicates,
                               "message_ids": [item.message_id for item in items], "warnings": warnings},
                              status=202)

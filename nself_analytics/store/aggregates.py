@@ -20,7 +20,7 @@ from . import web_daily
 from .tx import transaction
 from .web_rollup import FRAGMENT_COLUMNS, FRAGMENTS, PAGE_VIEW
 
-__all__ = ["aggregate_lag_seconds", "materialize"]
+__all__ = ["aggregate_lag_seconds", "expire_activity", "materialize"]
 
 log = structlog.get_logger("nself_analytics.aggregates")
 
@@ -171,3 +171,15 @@ async def aggregate_lag_seconds(conn: aiopg.Connection) -> float:
         await cur.execute(LAG)
         (lag,) = await cur.fetchone()
     return float(lag)
+
+
+EXPIRE_ACTIVITY = """
+DELETE FROM np_analytics_activity WHERE day < (now() AT TIME ZONE 'UTC')::date - %(days)s::int
+"""
+
+
+async def expire_activity(conn: aiopg.Connection, retention_days: int) -> int:
+    """Delete the per-user activity rows of days past the retention window; return how many went."""
+    async with conn.cursor() as cur:
+        await cur.execute(EXPIRE_ACTIVITY, {"days": retention_days})
+        return int(cur.rowcount)
