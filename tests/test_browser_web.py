@@ -12,6 +12,7 @@ import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -226,7 +227,8 @@ def get_json(live: LiveService, path: str, **params: Any) -> Any:
 async def test_dashboard_product_views(browser: Browser, live_service: LiveService) -> None:
     tag = uuid.uuid4().hex[:6]
     signup, activate, purchase = f"signup-{tag}", f"activate-{tag}", f"purchase-{tag}"
-    day1, day2, day3 = "2026-06-01", "2026-06-02", "2026-06-03"
+    # days inside the retention window (older events are not stored)
+    day1, day2, day3 = ((datetime.now(UTC) - timedelta(days=n)).date().isoformat() for n in (12, 11, 10))
     events = []
     # 4 users sign up on day 1, 2 on day 2; 3 activate at once and one a day later, 1 buys; the next day's
     # activations are the returns of the retention table
