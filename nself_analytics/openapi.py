@@ -367,7 +367,9 @@ def _product_ops() -> dict[tuple[str, str], Op]:
             body=_body(obj({"user_id": NAME, "event": NAME}, required=["user_id", "event"]), "Who and what")),
         ("GET", "/metrics"): _op(
             "Metrics", "Event counts per day, week or month", {"200": _json(ref("MetricsResult")), **ERRORS},
-            security=SECRET, op_id="metrics", parameters=[*DATES, GROUP_BY, USER, ACCOUNT_HEADER]),
+            security=SECRET, op_id="metrics", parameters=[*DATES, GROUP_BY, USER, ACCOUNT_HEADER, _query(
+                "limit", "Event names at most (the most frequent in the range; events_truncated says if more)",
+                {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100})]),
         ("GET", "/sessions"): _op(
             "Metrics", "Session durations from start/stop event pairs", {"200": _json(ref("SessionsResult")), **ERRORS},
             security=SECRET, op_id="sessions",

@@ -172,6 +172,7 @@ SCHEMAS: dict[str, Schema] = {
     }, required=["status", "allowed"]),
     "MetricsResult": obj({
         "status": SUCCESS, "group_by": STRING, "events": {"type": "array", "items": STRING},
+        "events_truncated": {"type": "boolean"},
         "data": {"type": "array", "items": {"type": "object", "properties": {"date": DATE}, "required": ["date"],
                                             "additionalProperties": COUNT}},
     }, required=["status", "data"]),

@@ -164,3 +164,17 @@ async def test_total_counters_and_activity_rows_expire_with_retention(make_clien
     sub = client.app[ANALYTICS_APP]
     await Worker(sub[WORKER_POOL], r, sub[SETTINGS]).maintain()
     assert _rows(settings, "SELECT day FROM np_analytics_activity") == [(datetime.now(UTC).date(),)]
+
+
+async def test_metrics_answer_at_most_limit_event_names(client: Any, settings: Any, auth: Any, drain: Any) -> None:
+    """10,000 names over 366 days made /metrics answer 712 MB: it answers the `limit` most frequent names."""
+    batch = [{"type": "track", "event": f"name{i}", "userId": "u"} for i in range(5) for _ in range(i + 1)]
+    assert (await client.post("/analytics/batch", headers=WRITE, json={"batch": batch})).status == 202
+    await drain()
+    today = datetime.now(UTC).date()
+    query = {"start_date": (today - timedelta(days=365)).isoformat(), "end_date": today.isoformat(), "limit": "2"}
+    body = await (await client.get("/analytics/metrics", headers=auth["secret"], params=query)).json()
+    assert body["events"] == ["name3", "name4"] and body["events_truncated"] is True
+    assert set(body["data"][-1]) == {"date", "name3", "name4"}
+    query["limit"] = "1001"
+    assert (await client.get("/analytics/metrics", headers=auth["secret"], params=query)).status == 400

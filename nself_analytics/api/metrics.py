@@ -15,6 +15,8 @@ from ..store.metrics import event_counts, session_totals
 routes = web.RouteTableDef()
 
 DEFAULT_START_EVENT, DEFAULT_STOP_EVENT = "play", "stop"
+# /metrics answers at most `limit` event names (the most frequent): 366 days x 10,000 names was 712 MB
+DEFAULT_EVENT_LIMIT, MAX_EVENT_LIMIT = 100, 1000
 
 
 def _periods(dates: params.DateRange, group_by: str) -> list[date]:
@@ -44,10 +46,17 @@ async def metrics(request: web.Request) -> web.Response:
     async with reading(request) as conn:
         counts = await event_counts(conn, account=account, start=dates.start, end=dates.end, group_by=group_by,
                                     user_id=user_id)
-    names = sorted({name for per_period in counts.values() for name in per_period})
+    limit = params.integer(request.query, "limit", DEFAULT_EVENT_LIMIT, 1, MAX_EVENT_LIMIT)
+    totals: dict[str, int] = {}
+    for per_period in counts.values():
+        for name, count in per_period.items():
+            totals[name] = totals.get(name, 0) + count
+    # at most `limit` event names (the most frequent in the range): the answer's size is bounded
+    names = sorted(sorted(totals, key=lambda name: (-totals[name], name))[:limit])
     data = [{"date": p.isoformat(), **{name: counts.get(p, {}).get(name, 0) for name in names}}
             for p in _periods(dates, group_by)]
-    return web.json_response({"status": "success", "group_by": group_by, "events": names, "data": data})
+    return web.json_response({"status": "success", "group_by": group_by, "events": names,
+                              "events_truncated": len(totals) > limit, "data": data})
 
 
 @routes.get("/sessions", name="sessions")
