@@ -38,7 +38,7 @@ __all__ = ["EmbeddedError", "EmbeddedPostgres", "EmbeddedRedis"]
 
 log = structlog.get_logger("nself_analytics.embedded")
 
-SYSTEM_USER = PG_SYSTEM_USER = "nself_analytics"
+SYSTEM_USER = "nself_analytics"
 # Servers create files with umask 077: data, logs and the Redis append-only file are 0600.
 PRIVATE_UMASK = 0o077
 # Commands the service never needs and that let a client take over the server's user (CONFIG SET dir + SAVE

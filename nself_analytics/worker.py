@@ -331,7 +331,6 @@ class Worker:
         self.redis = client
         name = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.drainers = [Drainer(pool, client, settings, name=f"{name}-{i}") for i in range(DRAINERS)]
-        self.drainer = self.drainers[0]
         self.sender = WebhookSender(pool, settings)
         assert settings.database_url is not None, "database_url must be resolved before the worker starts"
         self.leadership = Leadership(settings.database_url)
