@@ -167,6 +167,8 @@ async def test_dashboard_draws_the_site(browser: Browser, site_server: str, live
     await dash.wait_for_selector("#top-pages tbody tr td >> text=/landing")
     assert live_service.secret not in dash.url and f"site={site}" in dash.url  # a bookmark of the view, no token
     assert await dash.evaluate("() => localStorage.getItem('np_analytics_token')") == live_service.secret
+    # the cards and the panels come from separate requests: the cards may still show "-" when a panel is drawn
+    await dash.wait_for_function("() => document.querySelector('#kpi-pageviews').textContent !== '-'")
     assert await dash.text_content("#kpi-pageviews") == "2"
     dots = await dash.eval_on_selector_all("#timeseries svg circle.series-0", "els => els.map(e => +e.dataset.value)")
     assert len(dots) >= 30 and sum(dots) == 2
