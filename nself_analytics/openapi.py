@@ -39,11 +39,16 @@ ERRORS = {
     "403": _error("The credential is bound to another account (X-Source-Account-Id) or, a site token, another site"),
 }
 NOT_FOUND = {"404": _error("Not found")}
+_RETRY_AFTER = {"Retry-After": {"schema": {"type": "string"}, "description": "seconds to wait"}}
+# errors.error_middleware: any call that reaches a store may meet one down, or (reads) ANALYTICS_QUERY_TIMEOUT
+STORE_ERRORS = {"503": {**_error("PostgreSQL or Redis is unavailable, or the query ran past ANALYTICS_QUERY_TIMEOUT "
+                                 "(it was cancelled; narrow the range and retry): retry after Retry-After seconds"),
+                        "headers": _RETRY_AFTER}}
+BODY_ERRORS = {"413": _error("Request body over 500 KB")}
 INGEST_ERRORS = {
     **ERRORS,
-    "413": _error("Request body over 500 KB"),
-    "503": {**_error("Ingest queue full or unavailable: retry after Retry-After seconds"),
-            "headers": {"Retry-After": {"schema": {"type": "string"}, "description": "seconds to wait"}}},
+    **BODY_ERRORS,
+    "503": {**_error("Ingest queue full or unavailable: retry after Retry-After seconds"), "headers": _RETRY_AFTER},
 }
 
 
@@ -51,7 +56,6 @@ def _segment_error(description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": ref("SegmentError")}}}
 
 
-_RETRY_AFTER = {"Retry-After": {"schema": {"type": "string"}, "description": "seconds to wait"}}
 # Segment's tracking API answers (segment.py): 200 {"success": true}; errors also carry success and code.
 SEGMENT_RESPONSES = {
     "200": {"description": "Accepted: queued for storage",
@@ -83,8 +87,12 @@ def _body(schema: dict[str, Any], description: str, any_type: bool = False) -> d
 def _op(tag: str, summary: str, responses: dict[str, Any], *, security: list[Any], op_id: str,
         description: str = "", parameters: list[dict[str, Any]] | None = None,
         body: dict[str, Any] | None = None) -> Op:
+    if security is SECRET:  # every secret-token call reads or writes a store
+        responses = {**STORE_ERRORS, **responses}
+    if body:
+        responses = {**BODY_ERRORS, **responses}
     operation: Op = {"tags": [tag], "summary": summary, "operationId": op_id, "security": security,
-                     "responses": responses}
+                     "responses": dict(sorted(responses.items()))}
     if description:
         operation["description"] = description
     if parameters:

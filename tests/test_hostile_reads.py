@@ -81,6 +81,8 @@ async def test_slow_reads_time_out_and_never_starve_the_drain(make_client: Any, 
         first = await responses[0].json()
         assert first["status"] == "error" and "ANALYTICS_QUERY_TIMEOUT" in first["message"]
         assert responses[0].headers["Retry-After"]
+        documented = (await (await client.get("/analytics/openapi.json")).json())["paths"]["/metrics"]["get"]
+        assert "Retry-After" in documented["responses"]["503"]["headers"]  # the answer is in the spec
         assert time.monotonic() - started < 8  # 2 s each, the last 5 after a connection frees up
     finally:
         lock.close()

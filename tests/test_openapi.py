@@ -78,6 +78,28 @@ async def test_operations_declare_auth_and_errors(client: Any) -> None:
     assert site["required"] is True
 
 
+async def test_store_and_body_errors_are_documented_where_they_can_happen(client: Any, auth: Any) -> None:
+    """errors.error_middleware answers 503 (store down, query timeout) on any call reaching a store and
+    body.read_json_body 413 on any body over 500 KB: the document says so for each such operation."""
+    doc = await fetch_doc(client)
+    for path, item in doc["paths"].items():
+        for method, op in item.items():
+            if op["security"] == [{"secretToken": []}]:
+                assert "Retry-After" in op["responses"]["503"]["headers"], (method, path)
+            if "requestBody" in op:
+                assert "413" in op["responses"], (method, path)
+    # the real answers: an over-size body to admin routes is a JSON 413, and the document lists it there
+    big = b'{"name": "' + b"x" * (600 * 1024) + b'"}'
+    for path in ("/funnels", "/quotas", "/webhooks"):
+        response = await client.post(f"/analytics{path}", data=big, headers={
+            **auth["secret"], "Content-Type": "application/json"})
+        assert response.status == 413, path
+        assert (await response.json())["status"] == "error"
+        assert "413" in doc["paths"][path]["post"]["responses"]
+    assert (await client.get("/analytics/funnels", headers=auth["secret"])).status == 200  # nothing was stored
+    assert (await (await client.get("/analytics/funnels", headers=auth["secret"])).json())["funnels"] == []
+
+
 async def test_server_url_is_this_instance(client: Any) -> None:
     doc = await fetch_doc(client)
     assert re.fullmatch(r"http://127\.0\.0\.1:\d+/analytics", doc["servers"][0]["url"])
