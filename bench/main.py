@@ -304,10 +304,15 @@ def measure_storage(h: Harness) -> dict[str, Any]:
         SELECT regexp_replace(ci.relname, '^np_analytics_events_p[0-9]+_', ''), sum(pg_relation_size(ci.oid))
         FROM pg_inherits i JOIN pg_index x ON x.indrelid = i.inhrelid JOIN pg_class ci ON ci.oid = x.indexrelid
         WHERE i.inhparent = 'np_analytics_events'::regclass GROUP BY 1 ORDER BY 2 DESC""")
+    # the de-duplication window's message ids (migration 0080): written by the drain with every stored event
+    (dedupe, dedupe_rows), = h.sql("SELECT pg_total_relation_size('np_analytics_message_ids'), "
+                                   "(SELECT count(*) FROM np_analytics_message_ids)")
     rows = h.count_events()
     per = (lambda v: round(int(v) / rows, 1)) if rows else (lambda v: None)
-    return {"rows": rows, "total_bytes": int(total), "bytes_per_event": per(total), "table_bytes_per_event": per(heap),
-            "index_bytes_per_event": per(index), "indexes": {name: per(size) for name, size in indexes}}
+    return {"rows": rows, "total_bytes": int(total) + int(dedupe), "bytes_per_event": per(int(total) + int(dedupe)),
+            "table_bytes_per_event": per(heap), "index_bytes_per_event": per(index),
+            "indexes": {name: per(size) for name, size in indexes},
+            "message_ids_bytes_per_event": per(dedupe), "message_ids_rows": int(dedupe_rows)}
 
 
 # The web endpoints (all of /api/* but active, which reads the last 5 minutes whatever the range).
@@ -491,8 +496,11 @@ def table(result: dict[str, Any]) -> str:
         d = data["dataset"]
         s = d["storage"]
         per_index = ", ".join(f"{k} {v}" for k, v in s["indexes"].items())
+        dedupe = (f" + message ids of the de-duplication window {s['message_ids_bytes_per_event']} "
+                  f"({s['message_ids_rows']:,} ids)") if "message_ids_rows" in s else ""
         lines.append(f"| Storage at {size} | {s['bytes_per_event']} bytes/event | | table {s['table_bytes_per_event']}"
-                     f" + indexes {s['index_bytes_per_event']} ({per_index}); loaded in {d['load_seconds']} s |")
+                     f" + indexes {s['index_bytes_per_event']} ({per_index}){dedupe}; "
+                     f"loaded in {d['load_seconds']} s |")
         lines.append(f"| Aggregator: all 90 days dirty at {size} | {d['backfill_aggregate_seconds']} s | | "
                      "the service's `materialize()` until nothing is dirty (as after an import or an outage) |")
         lines.append(f"| Aggregator: one dirty hour at {size} | {d['incremental_aggregate_seconds']} s | | "

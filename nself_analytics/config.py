@@ -59,6 +59,9 @@ def parse_duration(text: str) -> float:
     return seconds
 
 
+# ANALYTICS_DEDUPE_WINDOW: never shorter than the Redis accept-side de-duplication (keys.DEDUPE_TTL_SECONDS).
+MIN_DEDUPE_WINDOW = 86_400.0
+
 # ANALYTICS_WORKERS: more processes than this is a typo, not a machine.
 MAX_WORKERS = 256
 
@@ -75,6 +78,9 @@ class Settings:
     host: str = "0.0.0.0"
     port: int = DEFAULT_PORT
     retention_days: int = 90
+    # Seconds a stored event's message id is remembered by Postgres (np_analytics_message_ids): a redelivery or
+    # retry inside it is stored once, one after it again (as Segment).
+    dedupe_window: float = 48 * 3600.0
     aggregate_interval: float = 300.0
     queue_buffer: int = 10_000
     batch_size: int = 500
@@ -155,6 +161,7 @@ class Settings:
             host=env.get("ANALYTICS_HOST", "0.0.0.0"),
             port=port,
             retention_days=_int(env.get("ANALYTICS_RETENTION_DAYS", "90"), "ANALYTICS_RETENTION_DAYS", 1, 36500),
+            dedupe_window=_dedupe_window(env.get("ANALYTICS_DEDUPE_WINDOW", "48h")),
             aggregate_interval=_duration(env.get("ANALYTICS_AGGREGATE_INTERVAL", "5m"), "ANALYTICS_AGGREGATE_INTERVAL"),
             queue_buffer=_int(env.get("ANALYTICS_QUEUE_BUFFER", "10000"), "ANALYTICS_QUEUE_BUFFER", 1, 100_000_000),
             batch_size=_int(env.get("ANALYTICS_BATCH_SIZE", "500"), "ANALYTICS_BATCH_SIZE", 1, 100_000),
@@ -244,6 +251,16 @@ def _duration(text: str, name: str) -> float:
         return parse_duration(text)
     except ValueError as exc:
         raise ConfigError(name, text, str(exc)) from None
+
+
+def _dedupe_window(text: str) -> float:
+    """At least the Redis accept-side window (24 h), so Postgres never forgets an id Redis still stops; at most
+    a year (the table holds one window of ids)."""
+    seconds = _duration(text, "ANALYTICS_DEDUPE_WINDOW")
+    if not MIN_DEDUPE_WINDOW <= seconds <= 366 * 86_400:
+        raise ConfigError("ANALYTICS_DEDUPE_WINDOW", text,
+                          f"must be between {MIN_DEDUPE_WINDOW:g} seconds and 366 days")
+    return seconds
 
 
 def _bounded(text: str, name: str, most: float) -> float:

@@ -46,6 +46,7 @@ from .model.record import EventRecord, IdentifyRecord, decode_record
 from .quota import record_crossings
 from .store.aggregates import expire_activity, materialize
 from .store.events import write_payload
+from .store.message_ids import prune_message_ids
 from .store.partitions import ensure_partitions, forget_partitions, maintain_partitions, partition_window
 from .store.persons import link_ops
 from .webhooks import WebhookSender, record_funnel_completions
@@ -345,12 +346,13 @@ class Worker:
             return total
 
     async def maintain(self) -> list[str]:
-        """Keep what grows inside the retention window: partitions (created ahead, pruned behind) and the
-        dead-letter stream; return the partitions dropped."""
+        """Keep what grows inside the retention window: partitions (created ahead, pruned behind), the
+        dead-letter stream, and the message ids of the de-duplication window; return the partitions dropped."""
         retention = self.settings.retention_days
         async with self.pool.acquire() as conn:
             dropped = await maintain_partitions(conn, retention)
             activity = await expire_activity(conn, retention)
+            await prune_message_ids(conn, self.settings.dedupe_window)
         trimmed = await deadletters.trim_older_than(self.redis, retention * 86_400)
         oldest = time.time() - retention * 86_400
         names = 0

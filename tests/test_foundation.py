@@ -69,6 +69,9 @@ def test_settings_parse_values(tmp_path: Path) -> None:
         ("ANALYTICS_WEBHOOK_TIMEOUT", "10m"),
         ("ANALYTICS_WEBHOOK_RETRY_BASE", "soon"),
         ("ANALYTICS_WEBHOOK_RETRY_FOR", "0s"),
+        ("ANALYTICS_DEDUPE_WINDOW", "1h"),
+        ("ANALYTICS_DEDUPE_WINDOW", "400d"),
+        ("ANALYTICS_DEDUPE_WINDOW", "forever"),
     ],
 )
 def test_settings_errors_name_the_variable(tmp_path: Path, variable: str, value: str) -> None:

@@ -1,4 +1,5 @@
-"""Writes of the drain: events (set-based, idempotent on message id), dirty hours, user profiles,
+"""Writes of the drain: events (set-based, stored once per account and message id inside the de-duplication
+window: np_analytics_message_ids, written by the same statement), dirty hours, user profiles,
 identity links.
 
 A batch is written by ONE statement (data-modifying CTEs), so it is one round trip and its own
@@ -32,6 +33,7 @@ _COLS = ", ".join(EVENT_COLUMNS)
 _RECORD = ", ".join(f"{name} {sqltype}" for name, sqltype in EVENT_COLUMNS.items())
 _VALUES = select_list(EventRecord)
 _ACCOUNT, _TS, _MESSAGE_ID = column("source_account_id"), column("ts"), column("message_id")
+_KEY = f"coalesce({_ACCOUNT}, 'primary'), {_MESSAGE_ID}"  # the de-duplication key of a stored event
 _ENCODER = msgspec.json.Encoder()
 
 # Traits merge left to right; first_seen/last_seen widen. Rows arrive pre-merged per user.
@@ -54,10 +56,20 @@ ON CONFLICT (source_account_id, user_id) DO UPDATE SET
 WRITE_BATCH = f"""
 WITH batch AS MATERIALIZED (
     SELECT * FROM jsonb_to_recordset(%(events)s::jsonb) AS r({_RECORD})
+), fresh AS (
+    -- the message ids not stored inside the de-duplication window (migration 0080): their rows go in below;
+    -- a concurrent drainer holding the same id makes this wait for its commit, then skip the id
+    INSERT INTO np_analytics_message_ids (source_account_id, message_id)
+    SELECT DISTINCT {_KEY} FROM batch
+    ORDER BY 1, 2  -- rows locked in one order: concurrent drainers cannot deadlock
+    ON CONFLICT DO NOTHING
+    RETURNING source_account_id, message_id
 ), inserted AS (
     INSERT INTO np_analytics_events ({_COLS})
-    SELECT {_VALUES} FROM batch
-    ON CONFLICT ({_MESSAGE_ID}, {_TS}) DO NOTHING
+    SELECT {_VALUES} FROM (
+        -- one row per new id: duplicates inside the batch keep their earliest time
+        SELECT DISTINCT ON ({_KEY}) * FROM batch WHERE ({_KEY}) IN (SELECT * FROM fresh) ORDER BY {_KEY}, {_TS}
+    ) AS b
     RETURNING source_account_id, message_id, ts, type, event, user_id, anonymous_id, site, path, properties
 ), hooked AS (
     -- event.tracked outbox rows for the new events whose name a webhook of their account lists
