@@ -1,4 +1,5 @@
-"""Route access: each route's credential is declared once (``api/access.py``) and enforced here, for every route.
+"""Route access: each route's credential is declared once (``api/access.py``) and enforced here, for every route
+(``check_access``, called by the edge middleware).
 
 - ``PUBLIC``: no credential. A valid token, when sent, is still recognised (``/health`` then shows details).
 - ``WRITE``: a write key or a token, as ``Authorization: Bearer``, HTTP Basic user name, or ``writeKey`` in the
@@ -13,7 +14,7 @@ table does not declare, so an undeclared route cannot be served.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from enum import StrEnum
 
 from aiohttp import web
@@ -22,11 +23,11 @@ from aiohttp.web_urldispatcher import AbstractRoute
 from . import params
 from .auth import GRANT, bearer_or_basic, token_grant, write_grant
 from .body import read_json_body
+from .config import Settings
 from .credentials import Grant
 from .errors import ApiError
-from .keys import SETTINGS
 
-__all__ = ["BOUND_ACCESS", "Access", "access_middleware", "bind_access", "route_key"]
+__all__ = ["BOUND_ACCESS", "Access", "bind_access", "check_access", "route_key"]
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="nself-analytics"'}
 
@@ -64,8 +65,7 @@ def bind_access(app: web.Application, table: Mapping[tuple[str, str], Access]) -
     app[BOUND_ACCESS] = bound
 
 
-async def _write(request: web.Request) -> Grant:
-    settings = request.config_dict[SETTINGS]
+async def _write(request: web.Request, settings: Settings) -> Grant:
     key = bearer_or_basic(request)
     if key is None:
         body = await read_json_body(request)  # kept on the request for the handler
@@ -80,11 +80,11 @@ async def _write(request: web.Request) -> Grant:
     return grant
 
 
-def _token(request: web.Request, access: Access) -> Grant:
+def _token(request: web.Request, access: Access, settings: Settings) -> Grant:
     key = bearer_or_basic(request)
     if key is None:
         raise ApiError(401, "Missing secret token: send Authorization: Bearer <secret token>", headers=_CHALLENGE)
-    grant = token_grant(request.config_dict[SETTINGS], key)
+    grant = token_grant(settings, key)
     if grant is None:
         raise ApiError(401, "Invalid secret token", headers=_CHALLENGE)
     if grant.role == "site":
@@ -95,21 +95,14 @@ def _token(request: web.Request, access: Access) -> Grant:
     return grant
 
 
-@web.middleware
-async def access_middleware(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    access = request.config_dict[BOUND_ACCESS].get(request.match_info.route)
-    if access is None:
-        if request.match_info.http_exception is not None:  # 404 / 405: nothing to protect
-            return await handler(request)
-        raise ApiError(500, "Route without an access declaration")
+async def check_access(request: web.Request, access: Access, settings: Settings) -> None:
+    """Refuse the request (ApiError 401/403) unless its credential opens a route of ``access``; keep the grant on
+    the request. Called for every routed request by the edge middleware (edge.py)."""
     if access is Access.PUBLIC:
         key = bearer_or_basic(request)
-        grant = token_grant(request.config_dict[SETTINGS], key) if key else None
+        grant = token_grant(settings, key) if key else None
         if grant is not None:
             request[GRANT] = grant
-        return await handler(request)
-    request[GRANT] = await _write(request) if access is Access.WRITE else _token(request, access)
+        return
+    request[GRANT] = await _write(request, settings) if access is Access.WRITE else _token(request, access, settings)
     params.account(request)  # 403 now when the credential is bound to another account than the one named
-    return await handler(request)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 import aiopg
 import redis.asyncio as aioredis
@@ -16,13 +14,10 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from . import api
-from .access import access_middleware, bind_access
+from .access import bind_access
 from .body import MAX_BODY_BYTES
 from .config import Settings
-from .cors import cors_middleware
-from .errors import error_middleware
-from .forwarded import forwarded_middleware
-from .guards import query_guard_middleware
+from .edge import bind_policies, edge_middleware
 from .keys import ANALYTICS_APP, PG_POOL, PRODUCER, READ_POOL, REDIS, SETTINGS, WORKER_POOL
 from .pools import create_api_pool
 from .queue import Producer
@@ -33,24 +28,6 @@ log = structlog.get_logger("nself_analytics.app")
 MOUNT = "/analytics"
 # Segment's tracking API paths, also served at the root (see _segment_at_root)
 SEGMENT_AT_ROOT = "/v1/{tail:.+}"
-
-
-@web.middleware
-async def request_id_middleware(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
-    structlog.contextvars.bind_contextvars(request_id=request_id)
-    started = time.perf_counter()
-    try:
-        response = await handler(request)
-        if response.status >= 400:  # only failures: a line per accepted event would cost ingest throughput
-            log.info("request_failed", method=request.method, path=request.path, status=response.status,
-                     ms=round((time.perf_counter() - started) * 1000, 2))
-    finally:
-        structlog.contextvars.unbind_contextvars("request_id")
-    response.headers["X-Request-Id"] = request_id
-    return response
 
 
 def redis_client(url: str) -> aioredis.Redis:
@@ -106,9 +83,7 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def create_app(settings: Settings, *, worker: bool = False) -> web.Application:
     """Build the analytics sub-app; with ``worker`` the background drain/aggregate task runs inside it."""
-    middlewares = [request_id_middleware, forwarded_middleware, cors_middleware, error_middleware,
-                   query_guard_middleware, access_middleware]
-    app = web.Application(middlewares=middlewares, client_max_size=MAX_BODY_BYTES)
+    app = web.Application(client_max_size=MAX_BODY_BYTES)
     app[SETTINGS] = settings
     app.cleanup_ctx.extend([_postgres_ctx, _redis_ctx])
     if worker:
@@ -118,6 +93,8 @@ def create_app(settings: Settings, *, worker: bool = False) -> web.Application:
     for routes in api.ROUTE_TABLES:
         app.add_routes(routes)
     bind_access(app, api.ROUTE_ACCESS)  # every route must declare its credential, or the app does not start
+    # one middleware for request id, forwarded headers, errors, CORS, the NUL guard and access (edge.py)
+    app.middlewares.append(edge_middleware(settings, bind_policies(app)))
     return app
 
 

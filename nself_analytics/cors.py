@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
 from aiohttp import web
+from aiohttp.web_urldispatcher import AbstractRoute
 
-__all__ = ["CORS_HEADERS", "cors_middleware", "preflight"]
+__all__ = ["CORS_HEADERS", "is_ingest_route", "preflight"]
 
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
@@ -17,21 +16,11 @@ CORS_HEADERS = {
 }
 
 
-def _is_ingest(request: web.Request) -> bool:
-    route = request.match_info.route
+def is_ingest_route(route: AbstractRoute) -> bool:
+    """Whether answers of ``route`` carry the CORS headers (every answer, errors included: edge.py adds them)."""
     return bool(route.name and route.name.startswith("ingest."))
 
 
-@web.middleware
-async def cors_middleware(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    response = await handler(request)
-    if _is_ingest(request):
-        response.headers.update(CORS_HEADERS)
-    return response
-
-
 async def preflight(request: web.Request) -> web.Response:
-    """Answer an OPTIONS preflight of an ingest route (headers added by the middleware)."""
+    """Answer an OPTIONS preflight of an ingest route (headers added by the edge middleware)."""
     return web.Response(status=204)

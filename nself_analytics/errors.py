@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import psycopg2
@@ -14,9 +13,9 @@ from aiohttp.web_protocol import RequestPayloadError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from .segment import is_segment_route, segment_error
+from .segment import segment_error
 
-__all__ = ["QUERY_TIMEOUT_MESSAGE", "RETRY_AFTER_SECONDS", "ApiError", "error_middleware", "json_error"]
+__all__ = ["QUERY_TIMEOUT_MESSAGE", "RETRY_AFTER_SECONDS", "ApiError", "error_response", "json_error"]
 
 log = structlog.get_logger("nself_analytics.http")
 # What a 503 asks the client to wait before retrying (seconds).
@@ -40,45 +39,46 @@ def json_error(status: int, message: str, headers: dict[str, str] | None = None,
 
 
 def _error(request: web.Request, status: int, message: str, headers: dict[str, str] | None = None,
-           **extra: Any) -> web.Response:
+           segment: bool = False, **extra: Any) -> web.Response:
     """An error response; on Segment's routes in Segment's shape too (segment.py)."""
-    if is_segment_route(request):
+    if segment:
         fields, headers = segment_error(status, headers or {})
         extra = {**fields, **extra}
     return json_error(status, message, headers, **extra)
 
 
-@web.middleware
-async def error_middleware(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except ApiError as exc:
-        return _error(request, exc.status, exc.message, exc.headers, **exc.extra)
-    except web.HTTPException as exc:
+def error_response(request: web.Request, exc: Exception, *, segment: bool = False) -> web.Response:
+    """The JSON error answering ``exc`` (raised by a handler or a check before it); ``exc`` itself is raised
+    again when it is no error (an HTTP redirect) or a server error of the HTTP layer. ``segment``: the route is
+    one of Segment's (its errors also carry Segment's fields)."""
+    if isinstance(exc, ApiError):
+        return _error(request, exc.status, exc.message, exc.headers, segment, **exc.extra)
+    if isinstance(exc, web.HTTPException):
         if exc.status < 400:
-            raise
+            raise exc
         message = {404: "Not found", 405: "Method not allowed"}.get(exc.status, exc.reason)
         headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after")}
-        return _error(request, exc.status, message, headers)
-    except (HttpProcessingError, RequestPayloadError) as exc:  # e.g. a body that is not the gzip it claims to be
+        return _error(request, exc.status, message, headers, segment)
+    if isinstance(exc, HttpProcessingError | RequestPayloadError):  # e.g. a body that is not the gzip it claims
         code = getattr(exc, "code", 400)
         if not 400 <= code < 500:
-            raise
-        return _error(request, code, "Invalid request body: it does not decode as its Content-Encoding says")
-    except psycopg2.errors.QueryCanceled:
+            raise exc
+        return _error(request, code, "Invalid request body: it does not decode as its Content-Encoding says",
+                      segment=segment)
+    if isinstance(exc, psycopg2.errors.QueryCanceled):
         log.warning("query_timeout", path=request.path)
-        return _error(request, 503, QUERY_TIMEOUT_MESSAGE, {"Retry-After": RETRY_AFTER_SECONDS})
-    except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
+        return _error(request, 503, QUERY_TIMEOUT_MESSAGE, {"Retry-After": RETRY_AFTER_SECONDS}, segment)
+    if isinstance(exc, psycopg2.OperationalError | psycopg2.InterfaceError):
         log.warning("postgres_unavailable", path=request.path, error=str(exc).strip()[:200])
-        return _error(request, 503, "PostgreSQL is unavailable; retry later", {"Retry-After": RETRY_AFTER_SECONDS})
-    except (RedisConnectionError, RedisTimeoutError) as exc:
+        return _error(request, 503, "PostgreSQL is unavailable; retry later", {"Retry-After": RETRY_AFTER_SECONDS},
+                      segment)
+    if isinstance(exc, RedisConnectionError | RedisTimeoutError):
         log.warning("redis_unavailable", path=request.path, error=str(exc).strip()[:200])
-        return _error(request, 503, "Redis is unavailable; retry later", {"Retry-After": RETRY_AFTER_SECONDS})
-    except (ConnectionError, TimeoutError) as exc:  # a store's socket refused or timed out
+        return _error(request, 503, "Redis is unavailable; retry later", {"Retry-After": RETRY_AFTER_SECONDS},
+                      segment)
+    if isinstance(exc, ConnectionError | TimeoutError):  # a store's socket refused or timed out
         log.warning("store_unavailable", path=request.path, error=str(exc).strip()[:200])
-        return _error(request, 503, "A store is unavailable; retry later", {"Retry-After": RETRY_AFTER_SECONDS})
-    except Exception:
-        log.exception("unhandled_error", path=request.path)
-        return _error(request, 500, "Internal server error")
+        return _error(request, 503, "A store is unavailable; retry later", {"Retry-After": RETRY_AFTER_SECONDS},
+                      segment)
+    log.error("unhandled_error", path=request.path, exc_info=exc)
+    return _error(request, 500, "Internal server error", segment=segment)

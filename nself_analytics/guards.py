@@ -1,4 +1,4 @@
-"""Input guards applied at the outermost point, before any handler: text PostgreSQL cannot hold, JSON too deep.
+"""Input guards checked before any handler (edge.py) or by the body reader: text PostgreSQL cannot hold, JSON too deep.
 
 - A NUL character in a query parameter or path segment is a 400 naming the parameter (PostgreSQL text cannot
   hold NUL; such a value used to reach a query and fail it with a 500).
@@ -8,28 +8,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
 from .errors import ApiError
 
-__all__ = ["MAX_JSON_DEPTH", "check_depth", "query_guard_middleware"]
+__all__ = ["MAX_JSON_DEPTH", "check_depth", "check_nul"]
 
 MAX_JSON_DEPTH = 64
 
 
-@web.middleware
-async def query_guard_middleware(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
+def check_nul(request: web.Request) -> None:
+    """400 when a query parameter or path segment holds a NUL character (naming the parameter)."""
     if "\x00" in request.path or "%00" in request.raw_path:
         for name, value in [*request.query.items(), *request.match_info.items()]:
             if "\x00" in name or "\x00" in value:
                 raise ApiError(400, f"{name.replace(chr(0), '')} must not contain a NUL character (%00)")
         raise ApiError(400, "The request path must not contain a NUL character (%00)")
-    return await handler(request)
 
 
 def check_depth(raw: bytes, body: Any, limit: int = MAX_JSON_DEPTH) -> None:

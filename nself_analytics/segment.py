@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-__all__ = ["ERROR_CODES", "RETRY_AFTER_SECONDS", "ROUTE_PREFIX", "SUCCESS", "is_segment_route", "segment_error"]
+__all__ = ["ERROR_CODES", "RETRY_AFTER_SECONDS", "ROUTE_PREFIX", "SUCCESS", "is_segment_name", "is_segment_route",
+           "segment_error"]
 
 ROUTE_PREFIX = "ingest.v1_"
 SUCCESS = {"success": True}
@@ -32,10 +33,14 @@ ERROR_CODES = {
 }
 
 
+def is_segment_name(name: str | None) -> bool:
+    """Whether a route of this name is one of the Segment-compatible routes."""
+    return bool(name and name.startswith(ROUTE_PREFIX))
+
+
 def is_segment_route(request: web.Request) -> bool:
     """Whether the request was routed to one of the Segment-compatible routes."""
-    name = request.match_info.route.name
-    return bool(name and name.startswith(ROUTE_PREFIX))
+    return is_segment_name(request.match_info.route.name)
 
 
 def segment_error(status: int, headers: dict[str, str]) -> tuple[dict[str, object], dict[str, str]]:
