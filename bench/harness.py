@@ -8,6 +8,7 @@ import contextlib
 import fcntl
 import json
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -26,7 +27,7 @@ import redis
 from nself_analytics.embedded import EmbeddedPostgres, EmbeddedRedis
 from nself_analytics.migrate import apply_migrations
 
-__all__ = ["DATA_DIR", "SECRET", "WRITE_KEY", "Harness", "RssSampler", "progress"]
+__all__ = ["DATA_DIR", "SECRET", "WRITE_KEY", "CpuMeter", "Harness", "RssSampler", "progress"]
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = ROOT / "bench" / ".data"
@@ -54,8 +55,8 @@ class RssSampler:
     """Samples a process's resident memory (with its worker processes') every 100 ms on a thread; keeps the
     peak per phase."""
 
-    def __init__(self, pid: int) -> None:
-        self.process = psutil.Process(pid)
+    def __init__(self, *pids: int) -> None:
+        self.processes = [psutil.Process(pid) for pid in pids]
         self.peaks: dict[str, int] = {}
         self._phase: str | None = None
         self._stop = threading.Event()
@@ -68,7 +69,8 @@ class RssSampler:
             if phase is None:
                 continue
             with contextlib.suppress(psutil.Error):
-                rss = sum(p.memory_info().rss for p in [self.process, *self.process.children(recursive=True)])
+                rss = sum(p.memory_info().rss for top in self.processes
+                          for p in [top, *top.children(recursive=True)])
                 self.peaks[phase] = max(self.peaks.get(phase, 0), rss)
 
     @contextlib.contextmanager
@@ -84,6 +86,59 @@ class RssSampler:
         self._thread.join(timeout=1)
 
 
+class CpuMeter:
+    """CPU time by role between two snapshots: the service (every instance with its workers), PostgreSQL (the
+    postmaster and its backends), Redis, the load generator (a finished child of this process: its rusage), this
+    benchmark process, and the rest of the machine (other users of the same cores)."""
+
+    ROLES = ("service", "postgres", "redis", "loadgen", "bench", "other")
+
+    def __init__(self, harness: Harness) -> None:
+        self.harness = harness
+
+    def _groups(self) -> dict[str, list[psutil.Process]]:
+        h = self.harness
+        groups: dict[str, list[psutil.Process]] = {"service": [], "postgres": [], "redis": [],
+                                                   "bench": [psutil.Process()]}
+        tops = {"service": [s.pid for s in h.services], "redis": [h.redis.pid() or 0]}
+        with contextlib.suppress(OSError, ValueError):
+            tops["postgres"] = [int((h.postgres.pgdata / "postmaster.pid").read_text().split()[0])]
+        for role, pids in tops.items():
+            for pid in pids:
+                with contextlib.suppress(psutil.Error):
+                    top = psutil.Process(pid)
+                    groups[role] += [top, *top.children(recursive=True)]
+        return groups
+
+    def snapshot(self) -> dict[str, Any]:
+        times: dict[tuple[int, float], tuple[str, float]] = {}
+        for role, processes in self._groups().items():
+            for p in processes:
+                with contextlib.suppress(psutil.Error):
+                    cpu = p.cpu_times()
+                    times[(p.pid, p.create_time())] = (role, cpu.user + cpu.system)
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        machine = psutil.cpu_times()
+        busy = sum(machine) - machine.idle - getattr(machine, "iowait", 0.0)
+        return {"at": time.monotonic(), "times": times, "children": children.ru_utime + children.ru_stime,
+                "busy": busy}
+
+    @staticmethod
+    def usage(start: dict[str, Any], end: dict[str, Any]) -> dict[str, Any]:
+        """Cores used by each role between ``start`` and ``end`` (1.0 = one core busy all the time)."""
+        seconds = max(1e-6, end["at"] - start["at"])
+        used = dict.fromkeys(CpuMeter.ROLES, 0.0)
+        for key, (role, cpu) in end["times"].items():
+            used[role] += cpu - start["times"].get(key, (role, 0.0))[1]  # a process born meanwhile: all of it
+        used["loadgen"] = end["children"] - start["children"]
+        machine = end["busy"] - start["busy"]
+        used["other"] = max(0.0, machine - sum(used.values()))
+        out: dict[str, Any] = {role: round(value / seconds, 2) for role, value in used.items()}
+        out["machine"] = round(machine / seconds, 2)
+        out["cores"] = psutil.cpu_count()
+        return out
+
+
 class Harness:
     """Stores, service and a psycopg2 connection of one benchmark run."""
 
@@ -94,10 +149,13 @@ class Harness:
         self.database_url = ""
         self.redis_url = ""
         self.port = 0
+        self.ports: list[int] = []
         self.service: subprocess.Popen[bytes] | None = None
+        self.services: list[subprocess.Popen[bytes]] = []  # the first is ``service``
         self.sampler: RssSampler | None = None
         self._conn: Any = None
         self._lock: Any = None
+        self.cpu = CpuMeter(self)
 
     # stores ---------------------------------------------------------------------------------------
     def start_stores(self) -> None:
@@ -156,43 +214,47 @@ class Harness:
         return int(self.sql("SELECT count(*) FROM np_analytics_events")[0][0])
 
     # service --------------------------------------------------------------------------------------
-    def start_service(self, profile: Path | None = None, **extra_env: str) -> int:
-        self.port = _free_port()
-        service_dir = self.data_dir / "service"
-        service_dir.mkdir(parents=True, exist_ok=True)
-        env = {
-            **os.environ,
-            "DATABASE_URL": self.database_url,
-            "REDIS_URL": self.redis_url,
-            "ANALYTICS_PORT": str(self.port),
-            "ANALYTICS_HOST": "127.0.0.1",
-            "ANALYTICS_DATA_DIR": str(service_dir),
-            "ANALYTICS_SECRET_TOKEN": SECRET,
-            "ANALYTICS_WRITE_KEYS": WRITE_KEY,
-            **extra_env,
-        }
-        log = (self.data_dir / "service.log").open("ab")
-        # its own session: a Ctrl-C reaches only the benchmark, which then stops the service in order
-        command = [sys.executable, "-m", "nself_analytics.cli", "start"]
-        if profile is not None:  # pyinstrument (pip install pyinstrument) writes its report when the service stops
-            command = [sys.executable, "-m", "pyinstrument", "-r", "text", "--show-all", "-o", str(profile), "-m",
-                       "nself_analytics.cli", "start"]
-        self.service = subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
-        log.close()
-        self._wait_healthy()
-        self.sampler = RssSampler(self.service.pid)
-        progress(f"service pid {self.service.pid} on port {self.port}")
+    def start_service(self, profile: Path | None = None, instances: int = 1, **extra_env: str) -> int:
+        """Start the service (``instances`` of them on as many ports, sharing the stores); the first one's pid."""
+        self.ports = [_free_port() for _ in range(instances)]
+        self.port = self.ports[0]
+        for index, port in enumerate(self.ports):
+            service_dir = self.data_dir / ("service" if index == 0 else f"service-{index}")  # one lock per instance
+            service_dir.mkdir(parents=True, exist_ok=True)
+            env = {
+                **os.environ,
+                "DATABASE_URL": self.database_url,
+                "REDIS_URL": self.redis_url,
+                "ANALYTICS_PORT": str(port),
+                "ANALYTICS_HOST": "127.0.0.1",
+                "ANALYTICS_DATA_DIR": str(service_dir),
+                "ANALYTICS_SECRET_TOKEN": SECRET,
+                "ANALYTICS_WRITE_KEYS": WRITE_KEY,
+                **extra_env,
+            }
+            log = (self.data_dir / "service.log").open("ab")
+            # its own session: a Ctrl-C reaches only the benchmark, which then stops the service in order
+            command = [sys.executable, "-m", "nself_analytics.cli", "start"]
+            if profile is not None:  # pyinstrument (pip install pyinstrument) writes its report when the service stops
+                command = [sys.executable, "-m", "pyinstrument", "-r", "text", "--show-all", "-o", str(profile), "-m",
+                           "nself_analytics.cli", "start"]
+            self.services.append(subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                                  start_new_session=True))
+            log.close()
+        self.service = self.services[0]
+        for service, port in zip(self.services, self.ports, strict=True):
+            self._wait_healthy(service, port)
+        self.sampler = RssSampler(*(service.pid for service in self.services))
+        progress(f"service pids {[s.pid for s in self.services]} on ports {self.ports}")
         return self.service.pid
 
-    def _wait_healthy(self, timeout: float = 60) -> None:
+    def _wait_healthy(self, service: subprocess.Popen[bytes], port: int, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            assert self.service is not None
-            if self.service.poll() is not None:
-                raise RuntimeError(f"service exited with {self.service.returncode}; see {self.data_dir}/service.log")
+            if service.poll() is not None:
+                raise RuntimeError(f"service exited with {service.returncode}; see {self.data_dir}/service.log")
             with contextlib.suppress(OSError, ValueError):
-                with urllib.request.urlopen(f"{self.base_url}/analytics/health", timeout=2) as response:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/analytics/health", timeout=2) as response:
                     if json.load(response).get("healthy"):
                         return
             time.sleep(0.2)
@@ -206,14 +268,17 @@ class Harness:
         if self.sampler is not None:
             self.sampler.close()
             self.sampler = None
-        if self.service is not None and self.service.poll() is None:
-            self.service.send_signal(signal.SIGTERM)
+        for service in self.services:
+            if service.poll() is None:
+                service.send_signal(signal.SIGTERM)
+        for service in self.services:
             try:
-                self.service.wait(timeout=60)
+                service.wait(timeout=60)
             except subprocess.TimeoutExpired:
-                self.service.kill()
-                self.service.wait()
+                service.kill()
+                service.wait()
         self.service = None
+        self.services = []
 
     def close(self) -> None:
         """Stop the service, then the stores (a second Ctrl-C during this is ignored)."""

@@ -11,7 +11,8 @@ the generator leaves as much CPU as it can to the service it measures.
   service cannot hide the requests it delayed (no coordinated omission).
 
 Config keys: port, path, key, bodies (file, one request body per line), mode (closed|open), connections,
-rate, duration, procs (processes to split the bodies over; each runs its own event loop).
+rate, duration, procs (processes to split the bodies over; each runs its own event loop), ports (optional:
+several instances of the service, the connections spread over them round robin).
 """
 
 from __future__ import annotations
@@ -85,13 +86,27 @@ def _requests(config: dict[str, Any], bodies: list[bytes]) -> list[bytes]:
     return [(head + f"Content-Length: {len(body)}\r\n\r\n").encode() + body for body in bodies]
 
 
+class _Ports:
+    """The service's ports, handed out round robin to new connections."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.ports = list(config.get("ports") or [config["port"]])
+        self.next = 0
+
+    def take(self) -> int:
+        port = self.ports[self.next % len(self.ports)]
+        self.next += 1
+        return port
+
+
 async def _connect(port: int) -> _Conn:
     _transport, protocol = await asyncio.get_running_loop().create_connection(_Conn, "127.0.0.1", port)
     return protocol
 
 
 async def _closed(config: dict[str, Any], requests: list[bytes]) -> dict[str, Any]:
-    conns = [await _connect(config["port"]) for _ in range(min(config["connections"], len(requests)))]
+    ports = _Ports(config)
+    conns = [await _connect(ports.take()) for _ in range(min(config["connections"], len(requests)))]
     statuses: Counter[int] = Counter()
     retries = 0
     todo = iter(requests)
@@ -115,13 +130,14 @@ async def _closed(config: dict[str, Any], requests: list[bytes]) -> dict[str, An
 
 async def _open(config: dict[str, Any], requests: list[bytes]) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
-    idle = [await _connect(config["port"]) for _ in range(config["connections"])]
+    ports = _Ports(config)
+    idle = [await _connect(ports.take()) for _ in range(config["connections"])]
     statuses: Counter[int] = Counter()
     latencies: list[float] = []
     count = min(len(requests), int(config["rate"] * config["duration"]))
 
     async def one(data: bytes, due: float) -> None:
-        conn = idle.pop() if idle else await _connect(config["port"])
+        conn = idle.pop() if idle else await _connect(ports.take())
         try:
             status = await conn.request(data)
         except ConnectionError:

@@ -34,7 +34,7 @@ from nself_analytics.store.partitions import ensure_partitions
 
 from .dataset import WEB_COLUMNS, stored_text, to_message, with_web_fields
 from .generate import generate_events, load_events
-from .harness import DATA_DIR, ROOT, SECRET, WRITE_KEY, Harness, progress
+from .harness import DATA_DIR, ROOT, SECRET, WRITE_KEY, CpuMeter, Harness, progress
 
 RESULTS_DIR = ROOT / "bench" / "results"
 MB = 1024 * 1024
@@ -67,6 +67,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--skip-one-worker", action="store_true",
                         help="skip the second ingest run with ANALYTICS_WORKERS=1 (the default workers' baseline)")
     parser.add_argument("--skip-queries", action="store_true")
+    parser.add_argument("--instances", type=int, default=1,
+                        help="also run the ingest phases against this many instances on as many ports (sharing the "
+                             "stores, the load spread over them), each with --instance-workers workers")
+    parser.add_argument("--instance-workers", type=int, default=1, help="ANALYTICS_WORKERS of each of --instances")
     parser.add_argument("--profile", action="store_true",
                         help="only /batch and /track, one worker, under pyinstrument; the report goes to bench/results")
     parser.add_argument("--service-env", action="append", default=[], metavar="NAME=VALUE",
@@ -113,7 +117,7 @@ def _write_bodies(name: str, bodies: list[bytes]) -> Path:
 
 def _loadgen(h: Harness, name: str, config: dict[str, Any]) -> subprocess.Popen[str]:
     path = DATA_DIR / f"loadgen-{name}.json"
-    path.write_text(json.dumps({"port": h.port, "key": WRITE_KEY, **config}))
+    path.write_text(json.dumps({"port": h.port, "ports": h.ports, "key": WRITE_KEY, **config}))
     return subprocess.Popen([sys.executable, "-m", "bench.loadgen", str(path)], cwd=ROOT, stdout=subprocess.PIPE,
                             text=True, start_new_session=True)
 
@@ -139,6 +143,7 @@ def ingest_phase(h: Harness, name: str, path: str, bodies: list[bytes], events: 
     config = {"path": path, "bodies": str(_write_bodies(name, bodies)), "mode": "closed",
               "connections": connections, "procs": procs}
     progress(f"{name}: {events:,} events in {len(bodies):,} requests to {path}, {connections} connections")
+    cpu_start = h.cpu.snapshot()
     with h.sampler.phase(name):
         proc = _loadgen(h, name, config)
         try:
@@ -157,13 +162,14 @@ def ingest_phase(h: Harness, name: str, path: str, bodies: list[bytes], events: 
             result = _finish(proc)
         finally:
             _kill(proc)
+    cpu = h.cpu.usage(cpu_start, h.cpu.snapshot())
     committed = h.count_events() - base
     accept_seconds = result["t_last"] - result["t_first"]
     out: dict[str, Any] = {
         "events": events, "requests": len(bodies), "committed": committed, "statuses": result["statuses"],
         "retries_503": result["retries"], "accept_seconds": round(accept_seconds, 3),
         "accept_events_per_second": round(events / accept_seconds),
-        "peak_rss_mb": round(h.sampler.peaks.get(name, 0) / MB, 1),
+        "peak_rss_mb": round(h.sampler.peaks.get(name, 0) / MB, 1), "cpu_cores": cpu,
     }
     if done_at is None:
         out["error"] = f"only {committed} of {events} events committed"
@@ -183,12 +189,14 @@ def latency_phase(h: Harness, rows: list[tuple[Any, ...]], rate: float, seconds:
               "connections": 32, "rate": rate, "duration": seconds, "procs": 1}
     progress(f"latency: open loop, {rate:g} /track requests/s for {seconds:g} s")
     base = h.count_events()
+    cpu_start = h.cpu.snapshot()
     with h.sampler.phase("latency"):
         proc = _loadgen(h, "latency", config)
         try:
             result = _finish(proc)
         finally:
             _kill(proc)
+    cpu = h.cpu.usage(cpu_start, h.cpu.snapshot())
     sent = result["requests"]
     deadline = time.monotonic() + 60
     while h.count_events() < base + sent and time.monotonic() < deadline:
@@ -196,7 +204,7 @@ def latency_phase(h: Harness, rows: list[tuple[Any, ...]], rate: float, seconds:
     achieved = sent / (result["t_last"] - result["t_first"])
     out = {"rate": rate, "seconds": seconds, "requests": sent, "achieved_rate": round(achieved),
            "statuses": result["statuses"], **{f"{k}_ms": v for k, v in result["latency_ms"].items()},
-           "peak_rss_mb": round(h.sampler.peaks.get("latency", 0) / MB, 1)}
+           "peak_rss_mb": round(h.sampler.peaks.get("latency", 0) / MB, 1), "cpu_cores": cpu}
     progress(f"latency: p50 {out['p50_ms']} ms, p99 {out['p99_ms']} ms")
     return out
 
@@ -485,6 +493,13 @@ def table(result: dict[str, Any]) -> str:
                              f"{r.get('ratio_to_copy', 'n/a')} | {result.get('workers')} workers do "
                              f"{ingest[name]['events_per_second'] / r['events_per_second']:.2f}x; COPY of that run "
                              f"{one['copy']['events_per_second']:,}/s |")
+        many = result.get("ingest_instances")
+        for name, label in (("batch", "/batch"), ("track", "/track")):
+            if many and "events_per_second" in many[name]:
+                r = many[name]
+                lines.append(f"| {label} with {many['instances']} instances x {many['workers_each']} worker(s) | "
+                             f"{r['events_per_second']:,} events/s | {r.get('ratio_to_copy', 'n/a')} | COPY of that "
+                             f"run {many['copy']['events_per_second']:,}/s |")
         lat = ingest.get("latency")
         if lat:
             lines.append(f"| /track accept latency at {lat['rate']:g} req/s, open loop | p50 {lat['p50_ms']} ms, "
@@ -492,6 +507,13 @@ def table(result: dict[str, Any]) -> str:
                      f"statuses {lat['statuses']} |")
         peak = max(ingest[p].get("peak_rss_mb", 0) for p in ("batch", "track", "latency") if p in ingest)
         lines.append(f"| Service peak RSS under load | {peak} MB | | sampled every 100 ms |")
+        for run_name, run in (("", ingest), (" (1 worker)", one), (" (instances)", many)):
+            for phase in ("batch", "track", "latency"):
+                cpu = (run or {}).get(phase, {}).get("cpu_cores")
+                if cpu:
+                    shares = ", ".join(f"{role} {cpu[role]}" for role in CpuMeter.ROLES)
+                    lines.append(f"| CPU by role, {phase}{run_name} | {cpu['machine']} of {cpu['cores']} cores | | "
+                                 f"{shares} |")
     for size, data in result.get("queries", {}).items():
         d = data["dataset"]
         s = d["storage"]
@@ -563,6 +585,13 @@ def main(argv: list[str] | None = None) -> int:
                 h.reset()
                 h.start_service(**{**env, "ANALYTICS_WORKERS": "1"})
                 result["ingest_one_worker"] = run_ingest(h, args, latency=False)
+            if args.instances > 1:  # the same phases against several instances sharing the stores
+                h.stop_service()
+                h.reset()
+                h.start_service(instances=args.instances,
+                                **{**env, "ANALYTICS_WORKERS": str(args.instance_workers)})
+                result["ingest_instances"] = {"instances": args.instances, "workers_each": args.instance_workers,
+                                              **run_ingest(h, args, latency=False)}
         if not args.skip_queries:
             result["queries"] = {}
             sizes = [args.query_events] + ([10_000_000] if args.ten_million else [])

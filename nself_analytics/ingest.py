@@ -78,7 +78,8 @@ class Ingestor:
         self.redis = client
         self.settings = settings
 
-    def _enrich(self, record: EventRecord, meta: RequestMeta, salt: str | None, use_request_ua: bool) -> None:
+    def _enrich(self, record: EventRecord, meta: RequestMeta, salt: str | None, use_request_ua: bool,
+                hashes: dict[tuple[str, str | None], str]) -> None:
         context = record.context or {}
         ip = next((context[k] for k in _IP_KEYS if isinstance(context.get(k), str)), None) or meta.ip
         # With hashing on no raw IP is stored anywhere; with it off the IP is kept in context.ip.
@@ -94,7 +95,12 @@ class Ingestor:
         record.os = record.os or os_name
         record.is_bot = record.is_bot or is_bot
         record.country = record.country or country_for_ip(ip)  # looked up before the IP is hashed
-        record.ip_hash = hash_ip(ip, salt, record.site) if ip and salt is not None else None
+        if ip and salt is not None:
+            # a request's events mostly share the IP and the site: one hash each (``hashes`` lives one request)
+            key = (ip, record.site)
+            record.ip_hash = hashes.get(key) or hashes.setdefault(key, hash_ip(ip, salt, record.site))
+        else:
+            record.ip_hash = None
         record.context = _slim_context(context)
 
     async def accept(self, items: list[Normalized], meta: RequestMeta, shared_bytes: int = 0) -> EnqueueResult:
@@ -106,6 +112,12 @@ class Ingestor:
         messages = []
         positions: list[int] = []
         too_old: dict[str, int] = {}
+        # per request: a batch's events share the request's time, so their counter keys depend only on the event,
+        # the account (and the user, with quotas): built once per distinct triple, not per event (py-spy: 7%)
+        counter_sets: dict[tuple[str, str | None, str], tuple[tuple[str, int], ...]] = {}
+        hashes: dict[tuple[str, str | None], str] = {}
+        per_user = self.settings.quota_enabled
+        total_ttl = self.settings.retention_days * 86_400
         for position, item in enumerate(items):
             record = item.record
             if item.too_old:
@@ -118,17 +130,22 @@ class Ingestor:
                 # the request's user agent, as a beacon hit is; a server library's own agent says nothing of
                 # the visitor (it sends the visitor's as context.userAgent, which always wins)
                 use_request_ua = record.type in ("page", "screen") and is_browser_agent(meta.user_agent)
-                self._enrich(record, meta, salt, use_request_ua=use_request_ua)
+                self._enrich(record, meta, salt, use_request_ua, hashes)
                 if record.type in ("track", "page"):
-                    counters = tuple(increments(record.event, item.user_key, meta.received_at,
-                                                self.settings.quota_enabled, record.source_account_id,
-                                                total_ttl=self.settings.retention_days * 86_400))
+                    user_key = item.user_key if per_user else None
+                    key = (record.event, user_key, record.source_account_id)
+                    found = counter_sets.get(key)
+                    if found is None:
+                        found = counter_sets[key] = tuple(increments(record.event, user_key, meta.received_at,
+                                                                     per_user, record.source_account_id,
+                                                                     total_ttl=total_ttl))
+                    counters = found
                 name = (NAMES_PREFIX + record.source_account_id, record.event)
             keep = sampled_in(item.user_key, self.settings.sample_rate)
-            payload = _ENCODER.encode(record).decode() if keep else ""
+            payload = _ENCODER.encode(record) if keep else b""  # bytes: sent to Redis as they are
             messages.append(QueuedMessage(item.message_id, payload, counters, name))
             positions.append(position)
-        stored_bytes = sum(len(m.payload.encode()) for m in messages) - max(0, len(messages) - 1) * shared_bytes
+        stored_bytes = sum(len(m.payload) for m in messages) - max(0, len(messages) - 1) * shared_bytes
         if stored_bytes > self.settings.request_bytes:
             raise ApiError(413, f"This request would store {stored_bytes} bytes; at most {self.settings.request_bytes}"
                                 " (ANALYTICS_REQUEST_BYTES) are allowed")

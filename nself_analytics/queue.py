@@ -107,7 +107,7 @@ class QueuedMessage:
     ``name``: (names key, event name) checked against ANALYTICS_MAX_EVENT_NAMES, or None."""
 
     message_id: str
-    payload: str
+    payload: bytes
     counters: tuple[tuple[str, int], ...] = ()
     name: tuple[str, str] | None = None
 
@@ -127,13 +127,13 @@ class Producer:
         self._client = client
         self._settings = settings
         self._script = client.register_script(_ENQUEUE_LUA)
-        self._pending: list[tuple[list[str], asyncio.Future[list[int]]]] = []
+        self._pending: list[tuple[list[str | bytes], asyncio.Future[list[int]]]] = []
         self._flushing: asyncio.Task[None] | None = None
 
-    def _args(self, messages: list[QueuedMessage]) -> list[str]:
+    def _args(self, messages: list[QueuedMessage]) -> list[str | bytes]:
         sets: dict[tuple[tuple[str, int], ...], str] = {}
         names: dict[tuple[str, str], str] = {}
-        tail: list[str] = []
+        tail: list[str | bytes] = []
         for message in messages:
             set_index = name_index = "0"
             if message.counters:
@@ -143,7 +143,7 @@ class Producer:
             tail += [DEDUPE_PREFIX + message.message_id, message.payload, set_index, name_index]
         settings = self._settings
         loop_time = int(time.time())
-        args: list[str] = [str(settings.queue_buffer), str(DEDUPE_TTL_SECONDS), str(settings.queue_bytes),
+        args: list[str | bytes] = [str(settings.queue_buffer), str(DEDUPE_TTL_SECONDS), str(settings.queue_bytes),
                            str(settings.max_event_names), str(loop_time), str(settings.retention_days * 86_400),
                            str(len(names))]
         for key, name in names:  # in index order (dicts keep insertion order)
