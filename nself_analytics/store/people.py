@@ -2,7 +2,7 @@
 
 A person is resolved through the person map (store/persons.py): the ids of the person of ``id`` are the
 person's root id and every distinct id mapped to it. Their events are read through the
-hash index on ``coalesce(user_id, anonymous_id)`` (migration 0061). Every list is
+B-tree index on ``coalesce(user_id, anonymous_id)`` (migration 0081). Every list is
 bounded (``limit``, ``offset``); search text and trait keys/values arrive as parameters only.
 """
 
