@@ -34,7 +34,8 @@ DATA_DIR = ROOT / "bench" / ".data"
 SECRET = "sk_bench_secret_token_0123456789"
 WRITE_KEY = "wk_bench_write_key"
 TABLES = ("np_analytics_events, np_analytics_users, np_analytics_aggregates, np_analytics_aggregate_dirty, "
-          "np_analytics_message_ids, np_analytics_activity, np_analytics_web_sessions, np_analytics_web_daily, "
+          "np_analytics_message_ids, np_analytics_activity, np_analytics_event_times, np_analytics_web_sessions, "
+          "np_analytics_web_daily, "
           "np_analytics_web_day_stats, "
           "np_analytics_quota_violations")
 

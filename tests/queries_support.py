@@ -17,7 +17,7 @@ from nself_analytics.store.events import write_batch
 from nself_analytics.store.partitions import ensure_partitions
 
 EVENT_TABLES = ("np_analytics_events, np_analytics_aggregates, np_analytics_aggregate_dirty, np_analytics_users, "
-                "np_analytics_activity, np_analytics_person_map, np_analytics_message_ids")
+                "np_analytics_activity, np_analytics_event_times, np_analytics_person_map, np_analytics_message_ids")
 BASE = datetime(2025, 1, 1, tzinfo=UTC)
 
 

@@ -1,6 +1,7 @@
 """Materialized aggregates: counts and distinct users per event per hour and per day, the
 per-(user, UTC day) activity rollup that retention reads (np_analytics_activity: the distinct event
-names of each user's day), and the web session fragments the web reads use (store/web_rollup.py).
+names of each user's day), the event times per distinct id and hour that funnels and sessions read
+(store/event_times.py), and the web session fragments the web reads use (store/web_rollup.py).
 
 Incremental: the drain marks the hours it wrote to (np_analytics_aggregate_dirty, in the same
 transaction as the events); each run claims dirty hours, recomputes those hours and their days
@@ -16,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 import aiopg
 import structlog
 
-from . import web_daily
+from . import event_times, web_daily
 from .tx import transaction
 from .web_rollup import FRAGMENT_COLUMNS, FRAGMENTS, PAGE_VIEW
 
@@ -161,6 +162,7 @@ async def materialize(conn: aiopg.Connection, retention_days: int, limit: int = 
         params = {"claimed": claimed, "cutoff": cutoff, "lo": lo, "hi": hi}
         await cur.execute(DELETE_ACTIVITY, params)
         await cur.execute(INSERT_ACTIVITY, params)
+        await event_times.refresh(cur, claimed, *_bounds([h for _a, h in rows], "hour"))
     log.info("aggregates_materialized", hours=len(rows))
     return len(rows)
 
@@ -179,7 +181,9 @@ DELETE FROM np_analytics_activity WHERE day < (now() AT TIME ZONE 'UTC')::date -
 
 
 async def expire_activity(conn: aiopg.Connection, retention_days: int) -> int:
-    """Delete the per-user activity rows of days past the retention window; return how many went."""
+    """Delete the per-user activity rows and event times of days past the retention window; return how many
+    activity rows went."""
     async with conn.cursor() as cur:
+        await cur.execute(event_times.EXPIRE, {"days": retention_days})
         await cur.execute(EXPIRE_ACTIVITY, {"days": retention_days})
         return int(cur.rowcount)

@@ -8,6 +8,11 @@ one person) and counts once, at the furthest step any of their attempts reaches.
 reported are those of one attempt per user: the attempt reaching furthest, the earliest-starting
 such one. Bot events are left out.
 
+Read from np_analytics_event_times (store/event_times.py: the step events' exact times per distinct
+id and hour, with the hours not aggregated yet from raw events) unless a breakdown is asked for (the
+step-1 events' property is only in raw events). Only the events of users with an attempt in range,
+from their first attempt's start to their last one's window end, are walked.
+
 How: one window pass over the matching events of each user, newest first, gives every event the
 time of the first later event of each step (``nx``; a frame of later peer groups only, so ties are
 never "after"). Attempts sharing their step-2 event share their path from there on, so a recursive
@@ -20,11 +25,12 @@ of their step-1 event too: a user counts once per value. Steps: at most ``MAX_ST
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import aiopg
 
-from .persons import EVENT_PERSON, EVENT_PERSON_JOIN
+from . import event_times
+from .persons import EVENT_PERSON, EVENT_PERSON_JOIN, person_expr, person_join
 from .tx import transaction
 
 __all__ = ["MAX_BREAKDOWN_VALUES", "MAX_STEPS", "FunnelGroup", "FunnelResult", "StepStats", "run_funnel"]
@@ -35,10 +41,17 @@ MAX_BREAKDOWN_VALUES = 50
 QUERY_SETTINGS = "SET LOCAL work_mem = '64MB'"
 
 MAX_STEPS = 20
-_NEXT_COLUMNS = ", ".join(f"min(ts) FILTER (WHERE j = {k}) OVER w" for k in range(2, MAX_STEPS + 1))
 
-FUNNEL = f"""
-WITH RECURSIVE
+# Without a breakdown: the step events from np_analytics_event_times (store/event_times.py: the
+# rollup and the hours still dirty from raw events, or raw events only), as (u, ts, event, bv).
+EV_TIMES = """
+ev AS (
+    SELECT {person} AS u, x.ts, x.event, NULL::text AS bv
+    FROM ({source}) AS x {join}
+),"""
+
+# With a breakdown, the property of the step-1 events is needed: raw events.
+EV_RAW = f"""
 ev AS (
     SELECT {EVENT_PERSON} AS u, e.ts, e.event,
            CASE WHEN %(breakdown)s::text IS NULL THEN NULL ELSE e.properties ->> %(breakdown)s::text END AS bv
@@ -46,15 +59,26 @@ ev AS (
     WHERE e.source_account_id = %(account)s AND e.event = ANY(%(steps)s::text[])
       AND e.ts >= %(start)s AND e.ts < %(end)s::timestamptz + make_interval(secs => %(window)s)
       AND NOT e.is_bot AND coalesce(e.user_id, e.anonymous_id) IS NOT NULL
-),
-m AS (
+),"""
+
+FUNNEL = """
+WITH RECURSIVE
+{ev}
+m0 AS (
     SELECT ev.u, ev.ts, ev.bv, s.j::int AS j
     FROM ev JOIN unnest(%(steps)s::text[]) WITH ORDINALITY AS s(name, j) ON s.name = ev.event
 ),
+-- the users with an attempt (a step-1 event in range): only their events from their first start to
+-- their last start + window can be part of an attempt
+starters AS (
+    SELECT u, min(ts) AS lo, max(ts) + make_interval(secs => %(window)s) AS hi FROM m0
+    WHERE j = 1 AND ts >= %(start)s AND ts < %(end)s GROUP BY u
+),
+m AS (SELECT m0.* FROM m0 JOIN starters s ON s.u = m0.u WHERE m0.ts >= s.lo AND m0.ts <= s.hi),
 -- per matching event: the time of the first event of each step k strictly later (the frame ends
 -- one peer group before the current row: later times only, ties excluded), then that of step j+1
 nx AS MATERIALIZED (
-    SELECT u, ts, bv, j, (ARRAY[{_NEXT_COLUMNS}])[j] AS nts
+    SELECT u, ts, bv, j, (ARRAY[{next_columns}])[j] AS nts
     FROM m
     WINDOW w AS (PARTITION BY u ORDER BY ts DESC GROUPS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
 ),
@@ -131,9 +155,18 @@ async def run_funnel(conn: aiopg.Connection, *, account: str, steps: list[str], 
     """Compute the funnel of ``steps`` for attempts starting in ``[start, end)``."""
     params = {"account": account, "steps": steps, "n": len(steps), "start": start, "end": end,
               "window": window_seconds, "breakdown": breakdown, "max_groups": MAX_BREAKDOWN_VALUES}
+    # only the columns of the steps asked for (a window aggregate each); the count is a validated integer
+    next_columns = ", ".join(f"min(ts) FILTER (WHERE j = {k}) OVER w" for k in range(2, len(steps) + 1))
     async with transaction(conn) as cur:
+        await cur.execute(event_times.ISOLATION)
         await cur.execute(QUERY_SETTINGS)
-        await cur.execute(FUNNEL, params)
+        if breakdown is None:
+            times = await event_times.plan(cur, account, start, end + timedelta(seconds=window_seconds))
+            params = {**times.params, **params, "names": steps}
+            ev = EV_TIMES.format(person=person_expr("x.u"), source=event_times.source(times), join=person_join("x.u"))
+        else:
+            ev = EV_RAW
+        await cur.execute(FUNNEL.format(ev=ev, next_columns=next_columns), params)
         rows = await cur.fetchall()
     total = FunnelGroup(None, [StepStats() for _ in steps])
     groups: dict[str | None, FunnelGroup] = {}

@@ -7,7 +7,9 @@ With a user filter they read raw events: the events of that user's person (store
 anonymous events linked to the user by identify or alias count too. Periods are UTC days, ISO weeks (Monday) or months;
 bot events are left out, as in the aggregates.
 
-Sessions: the start and stop events of one user (a person: store/persons.py), ordered by (time,
+Sessions read the start and stop events from np_analytics_event_times (store/event_times.py: exact
+times per distinct id and hour, the hours not aggregated yet from raw events), not raw rows.
+The start and stop events of one user (a person: store/persons.py), ordered by (time,
 starts before stops), are matched like parentheses (events of one kind at one time are interchangeable:
 the pairs' times do not depend on their order, so no tie-breaker is read): a stop closes the most recent
 unmatched start; a stop with no open start and a start never stopped make no session. A session belongs to the period of
@@ -22,9 +24,14 @@ from datetime import date, datetime
 
 import aiopg
 
-from .persons import EVENT_PERSON, EVENT_PERSON_JOIN, PERSON_OF_USER_PARAM
+from . import event_times
+from .persons import EVENT_PERSON, EVENT_PERSON_JOIN, PERSON_OF_USER_PARAM, person_expr, person_join
+from .tx import transaction
 
 __all__ = ["event_counts", "session_totals"]
+
+# The sessions' window passes sort every start and stop event of the range.
+QUERY_SETTINGS = "SET LOCAL work_mem = '64MB'"
 
 _PERIOD_OF_TS = "date_trunc(%(group_by)s, {col} AT TIME ZONE 'UTC')::date"
 
@@ -59,14 +66,11 @@ SELECT {_PERIOD_OF_TS.format(col="day")} AS period, event, sum(count)::bigint
 FROM daily GROUP BY 1, 2
 """
 
-SESSIONS = f"""
+SESSIONS = """
 WITH ev AS (
-    SELECT {EVENT_PERSON} AS u, e.ts, e.event = %(start_event)s::text AS is_start
-    FROM np_analytics_events e {EVENT_PERSON_JOIN}
-    WHERE e.source_account_id = %(account)s AND NOT e.is_bot AND e.ts >= %(start)s
-      AND e.event IN (%(start_event)s::text, %(stop_event)s::text)
-      AND coalesce(e.user_id, e.anonymous_id) IS NOT NULL
-      AND (%(user_id)s::text IS NULL OR {EVENT_PERSON} = {PERSON_OF_USER_PARAM})
+    SELECT {person} AS u, x.ts, x.event = %(start_event)s::text AS is_start
+    FROM ({source}) AS x {join}
+    WHERE %(user_id)s::text IS NULL OR {person} = {person_of_user}
 ),
 walk AS (
     SELECT *, sum(CASE WHEN is_start THEN 1 ELSE -1 END) OVER w AS s FROM ev
@@ -88,7 +92,8 @@ pairs AS (
     FROM levels WHERE level > 0
     WINDOW w AS (PARTITION BY u, level ORDER BY ts, is_start DESC)
 )
-SELECT {_PERIOD_OF_TS.format(col="start_ts")} AS period, count(*), sum(extract(epoch FROM ts - start_ts))
+SELECT date_trunc(%(group_by)s, start_ts AT TIME ZONE 'UTC')::date AS period, count(*),
+       sum(extract(epoch FROM ts - start_ts))
 FROM pairs
 WHERE NOT is_start AND prev_is_start AND start_ts >= %(start)s AND start_ts < %(end)s
 GROUP BY 1
@@ -116,8 +121,13 @@ async def session_totals(conn: aiopg.Connection, *, account: str, start: datetim
     below it on the stack), so they are not read; later ones can, so they are.
     """
     params = {"account": account, "start": start, "end": end, "group_by": group_by, "start_event": start_event,
-              "stop_event": stop_event, "user_id": user_id}
-    async with conn.cursor() as cur:
-        await cur.execute(SESSIONS, params)
+              "stop_event": stop_event, "user_id": user_id, "names": [start_event, stop_event]}
+    async with transaction(conn) as cur:
+        await cur.execute(event_times.ISOLATION)
+        await cur.execute(QUERY_SETTINGS)
+        times = await event_times.plan(cur, account, start, None)
+        sql = SESSIONS.format(person=person_expr("x.u"), source=event_times.source(times), join=person_join("x.u"),
+                              person_of_user=PERSON_OF_USER_PARAM)
+        await cur.execute(sql, {**times.params, **params})
         rows = await cur.fetchall()
     return {period: (int(count), float(total)) for period, count, total in rows}
