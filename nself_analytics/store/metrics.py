@@ -13,7 +13,8 @@ The start and stop events of one user (a person: store/persons.py), ordered by (
 starts before stops), are matched like parentheses (events of one kind at one time are interchangeable:
 the pairs' times do not depend on their order, so no tie-breaker is read): a stop closes the most recent
 unmatched start; a stop with no open start and a start never stopped make no session. A session belongs to the period of
-its start. Done with window functions: the clamped running depth (the stack height) is
+its start. Done with window functions: first every start directly followed by a stop is paired with
+it (most sessions), then for the rest the clamped running depth (the stack height) is
 ``S - least(0, running min of S)`` for the running sum ``S`` of +1/-1; a stop closes the previous
 row of its user at the same stack level, which is the matching start.
 """
@@ -72,8 +73,20 @@ WITH ev AS (
     FROM ({source}) AS x {join}
     WHERE %(user_id)s::text IS NULL OR {person} = {person_of_user}
 ),
+seq AS (
+    SELECT u, ts, is_start, lead(is_start) OVER w AS next_is_start, lead(ts) OVER w AS next_ts,
+           lag(is_start) OVER w AS prev_is_start
+    FROM ev
+    WINDOW w AS (PARTITION BY u ORDER BY ts, is_start DESC)
+),
+-- a start directly followed by a stop is closed by it; removing such pairs leaves every other
+-- match as it was (the stack is the same before and after a pair), so only the rest is walked
+rest AS (
+    SELECT u, ts, is_start FROM seq
+    WHERE NOT (is_start AND next_is_start IS FALSE) AND NOT (NOT is_start AND prev_is_start IS TRUE)
+),
 walk AS (
-    SELECT *, sum(CASE WHEN is_start THEN 1 ELSE -1 END) OVER w AS s FROM ev
+    SELECT *, sum(CASE WHEN is_start THEN 1 ELSE -1 END) OVER w AS s FROM rest
     WINDOW w AS (PARTITION BY u ORDER BY ts, is_start DESC ROWS UNBOUNDED PRECEDING)
 ),
 depth AS (
@@ -91,11 +104,16 @@ pairs AS (
     SELECT is_start, ts, lag(ts) OVER w AS start_ts, lag(is_start) OVER w AS prev_is_start
     FROM levels WHERE level > 0
     WINDOW w AS (PARTITION BY u, level ORDER BY ts, is_start DESC)
+),
+matched AS (
+    SELECT ts AS start_ts, next_ts AS ts FROM seq WHERE is_start AND next_is_start IS FALSE
+    UNION ALL
+    SELECT start_ts, ts FROM pairs WHERE NOT is_start AND prev_is_start
 )
 SELECT date_trunc(%(group_by)s, start_ts AT TIME ZONE 'UTC')::date AS period, count(*),
        sum(extract(epoch FROM ts - start_ts))
-FROM pairs
-WHERE NOT is_start AND prev_is_start AND start_ts >= %(start)s AND start_ts < %(end)s
+FROM matched
+WHERE start_ts >= %(start)s AND start_ts < %(end)s
 GROUP BY 1
 """
 
