@@ -5,8 +5,9 @@ names of each user's day), the event times per distinct id and hour that funnels
 
 Incremental: the drain marks the hours it wrote to (np_analytics_aggregate_dirty, in the same
 transaction as the events); each run claims dirty hours, recomputes those hours and their days
-from raw events, and replaces their rows. Days already pruned from the raw log are never
-recomputed, so their aggregates stay.
+from raw events, and replaces their rows; the activity and the event times read the claimed hours'
+events only (merged into their days' rows, and per hour). Days already pruned from the raw log are
+never recomputed, so their aggregates stay.
 """
 
 from __future__ import annotations
@@ -80,32 +81,22 @@ INSERT INTO np_analytics_web_sessions ({FRAGMENT_COLUMNS})
           IN (SELECT source_account_id, bucket FROM claimed)""",
 )
 
-# The activity of the claimed days. Unlike the aggregates, days before the cutoff are not skipped:
-# their rows are merged with what is still raw (never wiped: the raw events may be pruned already),
-# so events older than the retention that are still stored count too, as they do in raw reads.
-# Days from the cutoff on are replaced. A concurrent run recomputing the same day merges too.
-_CLAIMED_DAYS = """
-claimed AS (
-    SELECT DISTINCT c.source_account_id, (c.hour AT TIME ZONE 'UTC')::date AS day
+# The activity of the claimed hours, merged into their days' rows: the distinct names of a distinct id's
+# day are those it had plus those of the hour (raw events only ever grow), so only the claimed hours' raw
+# events are read. Days before the cutoff merge too (never wiped: their raw events may be pruned already),
+# so events older than the retention that are still stored count, as they do in raw reads.
+INSERT_ACTIVITY = """
+WITH claimed AS (
+    SELECT DISTINCT c.source_account_id, c.hour
     FROM jsonb_to_recordset(%(claimed)s::jsonb) AS c(source_account_id text, hour timestamptz)
-)"""
-
-DELETE_ACTIVITY = f"""
-WITH {_CLAIMED_DAYS}
-DELETE FROM np_analytics_activity a USING claimed c
-WHERE a.source_account_id = c.source_account_id AND a.day = c.day
-  AND c.day >= (%(cutoff)s::timestamptz AT TIME ZONE 'UTC')::date
-"""
-
-INSERT_ACTIVITY = f"""
-WITH {_CLAIMED_DAYS}
+)
 INSERT INTO np_analytics_activity AS a (source_account_id, day, u, events)
-SELECT e.source_account_id, b.day, coalesce(e.user_id, e.anonymous_id) COLLATE "C",
+SELECT e.source_account_id, (e.ts AT TIME ZONE 'UTC')::date, coalesce(e.user_id, e.anonymous_id) COLLATE "C",
        array_agg(DISTINCT e.event ORDER BY e.event)
 FROM np_analytics_events e
-CROSS JOIN LATERAL (SELECT (e.ts AT TIME ZONE 'UTC')::date AS day) AS b
 WHERE e.ts >= %(lo)s AND e.ts < %(hi)s AND NOT e.is_bot AND coalesce(e.user_id, e.anonymous_id) IS NOT NULL
-  AND (e.source_account_id, b.day) IN (SELECT source_account_id, day FROM claimed)
+  AND (e.source_account_id, date_trunc('hour', e.ts AT TIME ZONE 'UTC') AT TIME ZONE 'UTC')
+      IN (SELECT source_account_id, hour FROM claimed)
 GROUP BY 1, 2, 3
 ON CONFLICT (source_account_id, day, u) DO UPDATE
 SET events = ARRAY(SELECT DISTINCT x FROM unnest(a.events || EXCLUDED.events) AS x ORDER BY x)
@@ -158,11 +149,9 @@ async def materialize(conn: aiopg.Connection, retention_days: int, limit: int = 
         await cur.execute(DELETE_WEB, params)
         await cur.execute(INSERT_WEB, params)
         await web_daily.rebuild(cur, claimed, [(a, h) for a, h in rows if h >= cutoff])
-        lo, hi = _bounds([h for _a, h in rows], "day")
-        params = {"claimed": claimed, "cutoff": cutoff, "lo": lo, "hi": hi}
-        await cur.execute(DELETE_ACTIVITY, params)
-        await cur.execute(INSERT_ACTIVITY, params)
-        await event_times.refresh(cur, claimed, *_bounds([h for _a, h in rows], "hour"))
+        lo, hi = _bounds([h for _a, h in rows], "hour")
+        await cur.execute(INSERT_ACTIVITY, {"claimed": claimed, "lo": lo, "hi": hi})
+        await event_times.refresh(cur, claimed, lo, hi)
     log.info("aggregates_materialized", hours=len(rows))
     return len(rows)
 
