@@ -290,15 +290,39 @@ SESSION_DURATION = _SESSIONS + f"""
           UNION ALL
           SELECT count(*), sum(seconds), sum(views), count(*) FILTER (WHERE views = 1) FROM sessions) AS t
 ),
+-- the median: the per-day durations are indexed by bucket (migration 0110), so the bucket(s) holding the two
+-- middle ranks are found from the per-bucket counts, and only their values are read, from each day's slice
+dstats AS MATERIALIZED (
+    SELECT v.ms, v.n, v.bn, v.bpos FROM np_analytics_web_day_stats v
+    WHERE v.source_account_id = %(account)s AND v.site = %(site)s AND v.day >= %(d1_day)s
+      AND v.day < %(d2_day)s AND v.day IN (SELECT day FROM ddays) AND (%(include_bots)s OR NOT v.is_bot)
+),
+extra AS MATERIALIZED (
+    SELECT round(seconds * 1000)::bigint AS ms, np_analytics_duration_bucket(round(seconds * 1000)::bigint) AS k
+    FROM sessions
+),
+cumul AS (
+    SELECT k, sum(c) OVER (ORDER BY k) AS upto, sum(c) OVER (ORDER BY k) - c AS below
+    FROM (SELECT k, sum(c) AS c FROM (
+              SELECT b.k - 1 AS k, b.c FROM dstats d CROSS JOIN LATERAL unnest(d.bn) WITH ORDINALITY AS b(c, k)
+              UNION ALL
+              SELECT k, 1 FROM extra) AS u
+          GROUP BY k) AS g
+),
+pick AS (
+    SELECT min(c.k) FILTER (WHERE c.upto > floor((t.n - 1) / 2)) AS k1,
+           min(c.k) FILTER (WHERE c.upto > floor(t.n / 2)) AS k2
+    FROM cumul c CROSS JOIN totals t
+),
 durations AS (
-    SELECT ms, sum(n) OVER (ORDER BY ms) AS upto
+    SELECT ms, (SELECT c.below FROM cumul c JOIN pick p ON c.k = p.k1) + sum(n) OVER (ORDER BY ms) AS upto
     FROM (SELECT ms, sum(n) AS n FROM (
               SELECT u.ms, u.n
-              FROM np_analytics_web_day_stats v CROSS JOIN LATERAL unnest(v.ms, v.n) AS u(ms, n)
-              WHERE v.source_account_id = %(account)s AND v.site = %(site)s AND v.day >= %(d1_day)s
-                AND v.day < %(d2_day)s AND v.day IN (SELECT day FROM ddays) AND (%(include_bots)s OR NOT v.is_bot)
+              FROM dstats d CROSS JOIN pick p
+              CROSS JOIN LATERAL unnest(d.ms[d.bpos[p.k1 + 1]:d.bpos[p.k2 + 2] - 1],
+                                        d.n[d.bpos[p.k1 + 1]:d.bpos[p.k2 + 2] - 1]) AS u(ms, n)
               UNION ALL
-              SELECT round(seconds * 1000)::bigint, 1 FROM sessions) AS u
+              SELECT e.ms, 1 FROM extra e CROSS JOIN pick p WHERE e.k BETWEEN p.k1 AND p.k2) AS u
           GROUP BY ms) AS g
 )
 SELECT t.n, CASE WHEN t.n > 0 THEN t.seconds / t.n ELSE 0 END,

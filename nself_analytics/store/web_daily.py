@@ -143,12 +143,14 @@ durations AS (
           FROM sess GROUP BY 1, 2, 3, 4, 5) AS d
     GROUP BY 1, 2, 3, 4
 )
-INSERT INTO np_analytics_web_day_stats (source_account_id, site, day, is_bot, visitors, sketch, ms, n)
+INSERT INTO np_analytics_web_day_stats (source_account_id, site, day, is_bot, visitors, sketch, ms, n, bn, bpos)
 SELECT k.source_account_id, k.site, k.day, k.is_bot, coalesce(v.visitors, '{{}}'), coalesce(s.sketch, {_EMPTY_SKETCH}),
-       coalesce(d.ms, '{{}}'), coalesce(d.n, '{{}}')
+       coalesce(d.ms, '{{}}'), coalesce(d.n, '{{}}'), i.bn, i.bpos
 FROM keys k LEFT JOIN visitors v USING (source_account_id, site, day, is_bot)
 LEFT JOIN sketches s USING (source_account_id, site, day, is_bot)
 LEFT JOIN durations d USING (source_account_id, site, day, is_bot)
+-- the durations' bucket index (migration 0110): a median reads one bucket's slice of each day
+CROSS JOIN LATERAL np_analytics_duration_index(coalesce(d.ms, '{{}}'), coalesce(d.n, '{{}}')) AS i
 """
 
 
