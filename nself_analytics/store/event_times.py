@@ -82,11 +82,13 @@ RAW = _RAW.format(lo="%(lo)s", hi="%(hi)s::timestamptz", extra="")
 
 # The rollup's rows of the hours not dirty, and the dirty hours' raw events (their partitions only).
 MIXED = """
-SELECT r.u, r.event, t.ts
-FROM np_analytics_event_times r CROSS JOIN LATERAL unnest(r.ts) AS t(ts)
-WHERE r.source_account_id = %(account)s AND r.event = ANY(%(names)s::text[])
-  AND r.hour >= %(lo_hour)s AND r.hour < %(hi)s::timestamptz AND r.hour <> ALL(%(dirty)s::timestamptz[])
-  AND t.ts >= %(lo)s AND t.ts < %(hi)s::timestamptz
+SELECT u, event, ts FROM (
+    SELECT r.u, r.event, unnest(r.ts) AS ts
+    FROM np_analytics_event_times r
+    WHERE r.source_account_id = %(account)s AND r.event = ANY(%(names)s::text[])
+      AND r.hour >= %(lo_hour)s AND r.hour < %(hi)s::timestamptz AND r.hour <> ALL(%(dirty)s::timestamptz[])
+) AS r
+WHERE ts >= %(lo)s AND ts < %(hi)s::timestamptz
 UNION ALL""" + _RAW.format(
     lo="greatest(%(lo)s, %(dirty_lo)s)", hi="least(%(hi)s::timestamptz, %(dirty_hi)s)",
     extra=f"\n  AND {_HOUR_OF_TS} = ANY(%(dirty)s::timestamptz[])")
