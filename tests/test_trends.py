@@ -11,6 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from nself_analytics.store.aggregates import materialize
+
 from .queries_support import BASE, Ev, insert, reset, run_examples
 
 START, END = BASE + timedelta(days=7), BASE + timedelta(days=14)  # Jan 8 (a Wednesday) to Jan 14
@@ -124,10 +126,19 @@ def check_series(got: list[dict[str, Any]], buckets: list[str], expected: dict[K
 
 async def test_trends_match_reference(client: Any, auth: Any, pool_conn: Any) -> None:
     async def example(raw: list[Any], names: list[str], interval: str, measure: str, breakdown: bool,
-                      compare: bool) -> None:
+                      compare: bool, aggregated: bool) -> None:
         await reset(pool_conn)
         events = to_events(raw)
-        if events:
+        if aggregated:  # the aggregator has run over most events; the rest arrive later (their hours dirty again)
+            early = events[: len(events) * 2 // 3]
+            if early:
+                await insert(pool_conn, early)
+            while await materialize(pool_conn, retention_days=36500):
+                pass
+            events = early + events[len(early):]
+            if events[len(early):]:
+                await insert(pool_conn, events[len(early):])
+        elif events:
             await insert(pool_conn, events)
         query = {**QUERY, "events": ",".join(names), "interval": interval, "measure": measure}
         if breakdown:
@@ -154,10 +165,10 @@ async def test_trends_match_reference(client: Any, auth: Any, pool_conn: Any) ->
         @given(raw=raw_events, names=st.lists(st.sampled_from(["a", "b", "c"]), min_size=1, max_size=2, unique=True),
                interval=st.sampled_from(["hour", "day", "week", "month"]),
                measure=st.sampled_from(["count", "users", "sum:amount", "avg:amount"]),
-               breakdown=st.booleans(), compare=st.booleans())
+               breakdown=st.booleans(), compare=st.booleans(), aggregated=st.booleans())
         def examples(raw: list[Any], names: list[str], interval: str, measure: str, breakdown: bool,
-                     compare: bool) -> None:
-            run(example(raw, names, interval, measure, breakdown, compare))
+                     compare: bool, aggregated: bool) -> None:
+            run(example(raw, names, interval, measure, breakdown, compare, aggregated))
 
         examples()
 
@@ -231,3 +242,27 @@ async def test_trends_need_the_secret(client: Any, auth: Any) -> None:
     for headers in ({}, auth["write"], {"Authorization": "Bearer nope"}):
         response = await client.get("/analytics/trends", headers=headers, params={"events": "a"})
         assert response.status == 401
+
+
+async def test_trend_counts_come_from_the_hour_aggregates(client: Any, auth: Any, pool_conn: Any) -> None:
+    """measure=count without a breakdown reads the aggregates for the hours the aggregator is done with (they
+    keep their counts when the raw rows are gone) and raw events for the hours still dirty."""
+    t = START + timedelta(hours=5)
+    await insert(pool_conn, [Ev("u1", t, "a"), Ev("u2", t, "a"), Ev("u2", t + timedelta(days=1), "a"),
+                             Ev("u5", t, "a", bot=True)])
+    while await materialize(pool_conn, retention_days=36500):
+        pass
+    async with pool_conn.cursor() as cur:
+        await cur.execute("DELETE FROM np_analytics_events")  # as if pruned: only the aggregates know them now
+    late = Ev("u3", t + timedelta(days=2), "a")
+    await insert(pool_conn, [late])  # its hour is dirty: read raw
+
+    async def series(measure: str) -> dict[str, Any]:
+        body = await (await client.get("/analytics/trends", headers=auth["secret"], params={
+            **QUERY, "events": "a", "measure": measure})).json()
+        return dict(body["series"][0])
+
+    counts = await series("count")
+    assert counts["total"] == 4 and counts["data"][:3] == [2, 1, 1]
+    users = await series("users")  # users read raw events: only the late one is left
+    assert users["total"] == 1 and users["data"][:3] == [0, 0, 1]

@@ -117,7 +117,8 @@ async def trends(request: web.Request) -> web.Response:
     previous_start = params.midnight(previous_first) if compare else dates.start
     async with reading(request) as conn:
         result = await run_trends(conn, account=account, events=events, start=dates.start, end=dates.end,
-                                  previous_start=previous_start, interval=interval, prop=prop, breakdown=breakdown)
+                                  previous_start=previous_start, interval=interval, prop=prop, breakdown=breakdown,
+                                  measure=measure)
     naive = {"start": dates.start.replace(tzinfo=None), "end": dates.end.replace(tzinfo=None)}
     buckets = bucket_starts(naive["start"], naive["end"], interval)
     keys = _order(result.current, result.previous, events)

@@ -21,7 +21,7 @@ Property names arrive as parameters (``properties ->> %(breakdown)s``): never in
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import aiopg
@@ -66,6 +66,36 @@ FROM labeled
 GROUP BY GROUPING SETS ((event, bv, other, previous, bucket), (event, bv, other, previous))
 """
 
+# measure=count without a breakdown: the hour aggregates (store/aggregates.py: non-bot events per account,
+# UTC hour and name) of the hours the aggregator is done with, and raw events for the hours still dirty
+# (bounds known when planning: only the partitions from the first to the last dirty hour are read). The
+# same numbers as TRENDS gives from raw events; hours pruned from the raw log keep their counts.
+DIRTY_HOURS = """
+SELECT hour FROM np_analytics_aggregate_dirty
+WHERE source_account_id = %(account)s AND hour >= %(previous_start)s AND hour < %(end)s
+"""
+TREND_COUNTS = """
+WITH ev AS (
+    SELECT a.bucket AS hour, a.event, a.count
+    FROM np_analytics_aggregates a
+    WHERE a.source_account_id = %(account)s AND a.granularity = 'hour' AND a.event = ANY(%(events)s::text[])
+      AND a.bucket >= %(previous_start)s AND a.bucket < %(end)s AND a.bucket <> ALL(%(dirty)s::timestamptz[])
+    UNION ALL
+    SELECT date_trunc('hour', e.ts AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', e.event, count(*)
+    FROM np_analytics_events e
+    WHERE e.source_account_id = %(account)s AND e.event = ANY(%(events)s::text[]) AND NOT e.is_bot
+      AND e.ts >= %(dirty_lo)s AND e.ts < %(dirty_hi)s
+      AND date_trunc('hour', e.ts AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' = ANY(%(dirty)s::timestamptz[])
+    GROUP BY 1, 2
+)
+SELECT event, NULL::text, false, previous, bucket, sum(count)::bigint
+FROM (SELECT event, hour < %(start)s AS previous, date_trunc(%(interval)s, hour AT TIME ZONE 'UTC') AS bucket, count
+      FROM ev) AS x
+GROUP BY GROUPING SETS ((event, previous, bucket), (event, previous))
+"""
+# One snapshot for the dirty hours and the counts (the aggregator swaps both in one transaction).
+ISOLATION = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"
+
 
 @dataclass
 class TrendRow:
@@ -86,13 +116,16 @@ class TrendResult:
 
 async def run_trends(conn: aiopg.Connection, *, account: str, events: list[str], start: datetime, end: datetime,
                      previous_start: datetime, interval: str, prop: str | None,
-                     breakdown: str | None) -> TrendResult:
+                     breakdown: str | None, measure: str | None = None) -> TrendResult:
     """The raw measures of each series; ``previous_start == start`` when no previous period is wanted.
-    Buckets are naive UTC datetimes (``date_trunc`` of the UTC time)."""
+    Buckets are naive UTC datetimes (``date_trunc`` of the UTC time). With ``measure="count"`` and no
+    breakdown, only the counts are computed (from the hour aggregates)."""
     if interval not in INTERVALS:
         raise ValueError(f"unknown interval {interval!r}")
     params = {"account": account, "events": events, "start": start, "end": end, "previous_start": previous_start,
               "interval": interval, "prop": prop, "breakdown": breakdown, "top": TOP_VALUES}
+    if measure == "count" and breakdown is None:
+        return await _counts(conn, params)
     async with transaction(conn) as cur:
         await cur.execute("SET LOCAL work_mem = '64MB'; SET LOCAL jit = off")
         await cur.execute(TRENDS, params)
@@ -107,4 +140,24 @@ async def run_trends(conn: aiopg.Connection, *, account: str, events: list[str],
             row.total = measures
         else:
             row.buckets[bucket] = measures
+    return result
+
+
+async def _counts(conn: aiopg.Connection, params: dict[str, Any]) -> TrendResult:
+    """measure=count without a breakdown, from the hour aggregates and the dirty hours' raw events."""
+    async with transaction(conn) as cur:
+        await cur.execute(ISOLATION)
+        await cur.execute(DIRTY_HOURS, params)
+        dirty = sorted(hour for (hour,) in await cur.fetchall())
+        bounds = (dirty[0], dirty[-1] + timedelta(hours=1)) if dirty else (params["start"], params["start"])
+        await cur.execute(TREND_COUNTS, {**params, "dirty": dirty, "dirty_lo": bounds[0], "dirty_hi": bounds[1]})
+        rows = await cur.fetchall()
+    result = TrendResult({}, {})
+    for event, value, other, previous, bucket, count in rows:
+        series = result.previous if previous else result.current
+        row = series.setdefault((event, value, other), TrendRow(event, value, other))
+        if bucket is None:
+            row.total = {"count": int(count)}
+        else:
+            row.buckets[bucket] = {"count": int(count)}
     return result
