@@ -526,11 +526,18 @@ def table(result: dict[str, Any]) -> str:
         lines.append(f"| Service peak RSS under load | {peak} MB | | sampled every 100 ms |")
         for run_name, run in (("", ingest), (" (1 worker)", one), (" (instances)", many)):
             for phase in ("batch", "track", "latency"):
-                cpu = (run or {}).get(phase, {}).get("cpu_cores")
+                r = (run or {}).get(phase, {})
+                cpu = r.get("cpu_cores")
                 if cpu:
                     shares = ", ".join(f"{role} {cpu[role]}" for role in CpuMeter.ROLES)
+                    # events per second of CPU of the service and its stores: what the shared box's figure is
+                    # worth per core, whatever else ran beside it
+                    stack = cpu["service"] + cpu["postgres"] + cpu["redis"]
+                    rate = r.get("events_per_second") or r.get("achieved_rate")
+                    per_core = f"; {rate / stack:,.0f} events per core-second of service + stores" if rate and stack \
+                        else ""
                     lines.append(f"| CPU by role, {phase}{run_name} | {cpu['machine']} of {cpu['cores']} cores | | "
-                                 f"{shares} |")
+                                 f"{shares}{per_core} |")
     for size, data in result.get("queries", {}).items():
         d = data["dataset"]
         s = d["storage"]

@@ -55,7 +55,7 @@ def _trusted_peer(address: str | None, networks: tuple[Network, ...]) -> bool:
 
 def client_address(peer: str | None, forwarded_for: str, networks: tuple[Network, ...]) -> str | None:
     """The first address from the right of ``peer`` + X-Forwarded-For that is not a trusted proxy."""
-    if not _trusted(peer, networks):
+    if not forwarded_for or not _trusted_peer(peer, networks):
         return peer
     hops = [h.strip() for h in forwarded_for.split(",") if h.strip()][-MAX_FORWARDED_ENTRIES:]
     for hop in reversed(hops):
