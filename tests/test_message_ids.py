@@ -9,8 +9,9 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from nself_analytics.keys import ANALYTICS_APP, PG_POOL
+from nself_analytics.keys import ANALYTICS_APP, PG_POOL, REDIS, SETTINGS, WORKER_POOL
 from nself_analytics.store.message_ids import prune_message_ids
+from nself_analytics.worker import Worker
 
 from .queries_support import BASE, Ev, insert
 
@@ -99,3 +100,16 @@ async def test_prune_deletes_in_bounded_batches_until_done(pool_conn: Any) -> No
     assert await prune_message_ids(pool_conn, WINDOW, batch=4) == 25
     assert await query(pool_conn, "SELECT count(*) FROM np_analytics_message_ids") == [(0,)]
     assert await prune_message_ids(pool_conn, WINDOW, batch=4) == 0
+
+
+async def test_leader_maintenance_prunes_past_the_configured_window(make_client: Any, settings: Any) -> None:
+    """The hourly job prunes by ANALYTICS_DEDUPE_WINDOW (here 30 h), not by a constant."""
+    client = await make_client(settings.with_(dedupe_window=30 * 3600.0))
+    sub = client.app[ANALYTICS_APP]
+    async with sub[PG_POOL].acquire() as conn:
+        older, newer = Ev("u", BASE, "e"), Ev("u", BASE, "e")
+        await insert(conn, [older, newer])
+        await age(conn, 31, [older.message_id])
+        await age(conn, 29, [newer.message_id])
+        await Worker(sub[WORKER_POOL], sub[REDIS], sub[SETTINGS]).maintain()
+        assert await query(conn, "SELECT message_id::text FROM np_analytics_message_ids") == [(newer.message_id,)]
