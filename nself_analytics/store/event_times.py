@@ -9,8 +9,8 @@ stays exact; the person of each id is applied when read (store/persons.py), so a
 applies to these rows too.
 
 Kept by the aggregator (:func:`refresh`): the rows of each claimed dirty hour are replaced from
-that hour's raw events (an upsert: raw events of an hour only ever grow, so its new rows cover
-every old key; a pruned hour has no raw rows and keeps its rows). The work is proportional to the
+that hour's raw events (per (event, hour, id) present in them: raw events of an hour only ever grow,
+so they cover every old key; a pruned hour has no raw rows and keeps its rows). The work is proportional to the
 claimed hours, and a row's size is bounded by ``MAX_TIMES``.
 
 Readers (:func:`plan` then :func:`source`) read the hours still dirty (the drain wrote to them after
@@ -40,25 +40,37 @@ _HOUR_OF_TS = "date_trunc('hour', e.ts AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
 _DISTINCT = "coalesce(e.user_id, e.anonymous_id)"
 
 # The rows of the claimed hours (any hour: one whose raw events were pruned has none and keeps its rows),
-# rebuilt from one scan of [lo, hi) (bounds known when planning: only those partitions are read).
+# rebuilt from one scan of [lo, hi) (bounds known when planning: only those partitions are read): the rows of
+# every (event, hour, id) with raw events are deleted and inserted afresh in one statement (one snapshot).
 REFRESH = f"""
 WITH claimed AS (
     SELECT DISTINCT c.source_account_id, c.hour
     FROM jsonb_to_recordset(%(claimed)s::jsonb) AS c(source_account_id text, hour timestamptz)
+),
+fresh AS MATERIALIZED (
+    SELECT source_account_id, event, hour, u, (n - 1) / {MAX_TIMES} AS chunk, array_agg(ts ORDER BY ts) AS ts
+    FROM (
+        SELECT e.source_account_id, e.event, b.hour, {_DISTINCT} COLLATE "C" AS u, e.ts,
+               row_number() OVER (PARTITION BY e.source_account_id, e.event, b.hour, {_DISTINCT} ORDER BY e.ts) AS n
+        FROM np_analytics_events e
+        CROSS JOIN LATERAL (SELECT {_HOUR_OF_TS} AS hour) AS b
+        WHERE e.ts >= %(lo)s AND e.ts < %(hi)s AND NOT e.is_bot AND {_DISTINCT} IS NOT NULL
+          AND (e.source_account_id, b.hour) IN (SELECT source_account_id, hour FROM claimed)
+    ) AS x
+    GROUP BY 1, 2, 3, 4, 5
+),
+replaced AS (
+    DELETE FROM np_analytics_event_times r
+    USING (SELECT DISTINCT source_account_id, event, hour, u FROM fresh) AS k
+    WHERE r.source_account_id = k.source_account_id AND r.event = k.event AND r.hour = k.hour AND r.u = k.u
 )
-INSERT INTO np_analytics_event_times AS r (source_account_id, event, hour, u, chunk, ts)
-SELECT source_account_id, event, hour, u, (n - 1) / {MAX_TIMES}, array_agg(ts ORDER BY ts)
-FROM (
-    SELECT e.source_account_id, e.event, b.hour, {_DISTINCT} COLLATE "C" AS u, e.ts,
-           row_number() OVER (PARTITION BY e.source_account_id, e.event, b.hour, {_DISTINCT} ORDER BY e.ts) AS n
-    FROM np_analytics_events e
-    CROSS JOIN LATERAL (SELECT {_HOUR_OF_TS} AS hour) AS b
-    WHERE e.ts >= %(lo)s AND e.ts < %(hi)s AND NOT e.is_bot AND {_DISTINCT} IS NOT NULL
-      AND (e.source_account_id, b.hour) IN (SELECT source_account_id, hour FROM claimed)
-) AS x
-GROUP BY 1, 2, 3, 4, 5
-ON CONFLICT (source_account_id, event, hour, u, chunk) DO UPDATE SET ts = EXCLUDED.ts
+INSERT INTO np_analytics_event_times (source_account_id, event, hour, u, chunk, ts)
+SELECT source_account_id, event, hour, u, chunk, ts FROM fresh
 """
+
+# No unique key to conflict on: one replacement at a time (the aggregator runs in the leader; this also holds
+# if two runs overlap while leadership moves), each seeing the rows the previous one committed.
+LOCK = "SELECT pg_advisory_xact_lock(hashtext('np_analytics_event_times'))"
 
 EXPIRE = """
 DELETE FROM np_analytics_event_times
@@ -129,4 +141,5 @@ async def refresh(cur: aiopg.Cursor, claimed: str, lo: datetime | None, hi: date
     """Rebuild the rows of the claimed hours (JSON of (source_account_id, hour)) within ``[lo, hi)``."""
     if lo is None:
         return
+    await cur.execute(LOCK)
     await cur.execute(REFRESH, {"claimed": claimed, "lo": lo, "hi": hi})
