@@ -14,13 +14,16 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import msgspec
 import redis.asyncio as aioredis
 
 from .keys import PREFIX
 from .messages import PAGEVIEW, MessageError, Normalized
+from .model.explain import explain
 from .model.record import EventRecord
+from .model.wire import Hit as HitBody
 
-__all__ = ["FLOOD_LIMIT_PER_MINUTE", "Hit", "count_hit", "derived_session", "parse_hit"]
+__all__ = ["FLOOD_LIMIT_PER_MINUTE", "Hit", "count_hit", "derived_session", "parse_hit", "validate_hit"]
 
 # Hits per session per minute, one key per (site, session, minute). TTL: 120 s, the minute itself
 # plus late arrivals; nothing else reads it.
@@ -46,18 +49,16 @@ class Hit(Normalized):
         return str(self.record.session_id)
 
 
-def _text(body: dict[str, Any], name: str, limit: int) -> str | None:
-    value = body.get(name)
+def _text(value: str | None, limit: int) -> str | None:
+    """``value`` without surrounding spaces, at most ``limit`` characters; None when empty."""
     if value is None:
         return None
-    if not isinstance(value, str):
-        raise MessageError(f"{name} must be a string")
     value = value.strip()
     return value[:limit] if value else None
 
 
-def _host(body: dict[str, Any], name: str) -> str | None:
-    value = _text(body, name, 300)
+def _host(value: str | None, name: str) -> str | None:
+    value = _text(value, 300)
     if value is None:
         return None
     value = value.lower()
@@ -80,31 +81,36 @@ def _referrer(value: str | None, own_hosts: set[str]) -> str | None:
     return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path or "/", "", ""))[:MAX_URL]
 
 
-def _anonymous_id(body: dict[str, Any]) -> str | None:
-    value = _text(body, "anonymous_id", MAX_ANONYMOUS_ID + 1)
+def _anonymous_id(hit: HitBody) -> str | None:
+    value = _text(hit.anonymous_id, MAX_ANONYMOUS_ID + 1)
     if value is not None and len(value) > MAX_ANONYMOUS_ID:
         raise MessageError(f"anonymous_id is longer than {MAX_ANONYMOUS_ID} characters")
     return value
 
 
-def parse_hit(body: dict[str, Any], received_at: datetime) -> Hit:
-    """Validate a beacon hit and flatten it into a page record; MessageError names the bad field."""
-    site = _host(body, "site")
+def validate_hit(body: Any) -> HitBody:
+    """``body`` as the :class:`model.wire.Hit` Struct; MessageError with the client's message otherwise."""
+    try:
+        return msgspec.convert(body, HitBody)
+    except msgspec.ValidationError as exc:
+        raise MessageError(explain(exc, HitBody, body).message) from None
+
+
+def parse_hit(body: Any, received_at: datetime) -> Hit:
+    """Validate a beacon hit (the Struct :class:`model.wire.Hit`) and flatten it into a page record;
+    MessageError names the bad field."""
+    hit = validate_hit(body)
+    site = _host(hit.site, "site")
     if site is None:
         raise MessageError("site is required (the page's hostname)")
-    hostname = _host(body, "hostname") or site
-    path = _text(body, "path", MAX_URL) or "/"
+    hostname = _host(hit.hostname, "hostname") or site
+    path = _text(hit.path, MAX_URL) or "/"
     if not path.startswith("/"):
         raise MessageError("path must start with /")
-    width = body.get("screen_width")
-    if width is not None and (isinstance(width, bool) or not isinstance(width, int | float)):
-        raise MessageError("screen_width must be a number")
-    webdriver = body.get("webdriver")
-    if webdriver is not None and not isinstance(webdriver, bool):
-        raise MessageError("webdriver must be a boolean")
+    width = hit.screen_width
     properties: dict[str, Any] = {}
     for key in UTM_KEYS:
-        value = _text(body, key, MAX_UTM)
+        value = _text(getattr(hit, key), MAX_UTM)
         if value:
             properties[key] = value
     if hostname != site:
@@ -116,14 +122,14 @@ def parse_hit(body: dict[str, Any], received_at: datetime) -> Hit:
         event=PAGEVIEW,
         # the visitor's id the beacon keeps in localStorage (shared with the browser SDK): the visitor across
         # sessions and days, and the id identify links to a user (store/persons.py)
-        anonymous_id=_anonymous_id(body),
-        session_id=_text(body, "session_id", MAX_SESSION),
+        anonymous_id=_anonymous_id(hit),
+        session_id=_text(hit.session_id, MAX_SESSION),
         site=site,
         path=path,
-        referrer=_referrer(_text(body, "referrer", 4 * MAX_URL), {site, hostname}),
-        language=_text(body, "language", 35),
+        referrer=_referrer(_text(hit.referrer, 4 * MAX_URL), {site, hostname}),
+        language=_text(hit.language, 35),
         screen_width=int(width) if width is not None and 0 < width < 32768 else None,
-        is_bot=bool(webdriver),
+        is_bot=bool(hit.webdriver),
         properties=properties or None,
     )
     return Hit(record)

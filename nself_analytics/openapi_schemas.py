@@ -99,7 +99,7 @@ SCHEMAS: dict[str, Schema] = {
                                   "rate_limited, service_unavailable, ..."}, "message": STRING},
                         required=["status", "success", "code", "message"]),
     "Deleted": obj({"status": SUCCESS, "deleted": {"const": True}}, required=["status", "deleted"]),
-    **ingest_schemas(),  # Track, Page, ..., Batch: generated from the Structs that validate them
+    **ingest_schemas(),  # Track, Page, ..., Batch, Hit: generated from the Structs that validate them
     "Accepted": obj({"status": SUCCESS, "message_id": {"type": "string", "format": "uuid"},
                      "duplicate": {"type": "boolean", "description": "true when this message id was seen before"},
                      "warnings": {"type": "array", "items": STRING}},
@@ -110,20 +110,6 @@ SCHEMAS: dict[str, Schema] = {
         "message_ids": {"type": "array", "items": {"type": "string", "format": "uuid"}},
         "warnings": {"type": "array", "items": obj({"index": COUNT, "message": STRING})},
     }, required=["status", "accepted", "duplicates", "message_ids", "warnings"]),
-    "Hit": obj({
-        "site": {"type": "string", "minLength": 1, "maxLength": 253, "pattern": "^[A-Za-z0-9_.-]+$",
-                 "description": "the site: location.hostname, or the script tag's data-site"},
-        "hostname": {"type": "string", "maxLength": 253, "pattern": "^[A-Za-z0-9_.-]+$"},
-        "path": {"type": "string", "pattern": "^/", "maxLength": 1024},
-        "referrer": nullable(STRING), "language": nullable(STRING),
-        "screen_width": nullable({"type": "integer", "minimum": 0, "maximum": 100000}),
-        "session_id": nullable({"type": "string", "maxLength": 128}),
-        "anonymous_id": nullable({"type": "string", "maxLength": 255,
-                                  "description": "the visitor's id, kept in localStorage (nsa_anonymous_id) and shared "
-                                                 "with the browser SDK"}),
-        **{f"utm_{k}": STRING for k in ("source", "medium", "campaign", "term", "content")},
-        "webdriver": {"type": "boolean", "description": "true when the browser is automated (marks a bot)"},
-    }, required=["site"]),
     "StatsMeta": obj({"site": STRING, "start": INT, "end": INT}, required=["site", "start", "end"]),
     "FunnelStep": _FUNNEL_STEP,
     "FunnelResult": obj({

@@ -17,7 +17,7 @@ import pytest
 from nself_analytics.model import record as record_module
 from nself_analytics.model.record import EVENT_COLUMNS, EventRecord, UnknownColumn, column, columns_of
 from nself_analytics.model.schema import ingest_schemas
-from nself_analytics.model.wire import BATCH_KINDS, KINDS, Batch
+from nself_analytics.model.wire import BATCH_KINDS, KINDS, Batch, Hit
 from nself_analytics.store import events as events_module
 from nself_analytics.store.events import write_batch
 
@@ -88,6 +88,9 @@ def test_schemas_are_the_structs() -> None:
     assert schemas["Track"]["properties"]["event"] == {
         "type": "string", "minLength": 1, "maxLength": 200, "description": "the event's name"}
     assert set(schemas["Batch"]["properties"]) == {f.encode_name for f in msgspec.structs.fields(Batch)}
+    # the beacon's hit too: the Struct that validates POST /hit is its documented body
+    assert set(schemas["Hit"]["properties"]) == {f.encode_name for f in msgspec.structs.fields(Hit)}
+    assert schemas["Hit"]["required"] == ["site"] and schemas["Hit"]["properties"]["site"]["pattern"]
 
 
 async def test_every_field_reaches_its_column(client: Any, auth: Any, settings: Any, drain: Any) -> None:

@@ -113,6 +113,9 @@ async def test_hit_preflight_answers_cors(client: Any) -> None:
     ({"site": "example.com", "webdriver": "yes"}, "webdriver must be a boolean"),
     ({"site": "example.com", "anonymous_id": 7}, "anonymous_id must be a string"),
     ({"site": "example.com", "anonymous_id": "a" * 256}, "anonymous_id is longer than 255 characters"),
+    ({"site": None}, "site is required (the page's hostname)"),
+    ({"site": "example.com", "screen_width": True}, "screen_width must be a number"),
+    ({"site": "example.com", "utm_source": 3}, "utm_source must be a string"),
     (b"{nope", "Invalid JSON body"),
     (b"[]", "Request body must be a JSON object"),
 ])

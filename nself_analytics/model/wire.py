@@ -28,6 +28,7 @@ __all__ = [
     "Alias",
     "Batch",
     "Group",
+    "Hit",
     "Identify",
     "Message",
     "MessageError",
@@ -265,6 +266,44 @@ BatchItem = Annotated[
     BatchTrack | BatchPage | BatchIdentify | BatchScreen | BatchGroup | BatchAlias,
     Meta(extra=_says("each message must be a JSON object", missing=_ONE_OF, tag=_ONE_OF)),
 ]
+
+
+_HOSTNAME = {"maxLength": 253, "pattern": "^[A-Za-z0-9_.-]+$"}
+HitText = Annotated[str, Meta(extra=_says("{field} must be a string"))]
+
+
+class Hit(Struct, kw_only=True):
+    """A page view sent by the beacon script (``POST /hit``); other fields are ignored.
+
+    Types are checked here; what a value must look like (a hostname, a path starting with /) and the lengths
+    kept are applied when the hit becomes a record (``hits.parse_hit``), after surrounding spaces are cut.
+    """
+
+    site: Annotated[str, Meta(description="the site: location.hostname, or the script tag's data-site",
+                              extra_json_schema={"minLength": 1, **_HOSTNAME},
+                              extra=_says("{field} must be a string",
+                                          missing="site is required (the page's hostname)"))]
+    hostname: Annotated[str, Meta(description="the page's hostname, when it differs from the site",
+                                  extra_json_schema=_HOSTNAME, extra=_says("{field} must be a string"))] | None = None
+    path: Annotated[str, Meta(extra_json_schema={"pattern": "^/", "maxLength": 1024},
+                              extra=_says("{field} must be a string"))] | None = None
+    referrer: HitText | None = None
+    language: HitText | None = None
+    screen_width: Annotated[int | float, Meta(extra_json_schema={"minimum": 0, "maximum": 100000},
+                                              extra=_says("{field} must be a number"))] | None = None
+    session_id: Annotated[str, Meta(extra_json_schema={"maxLength": MAX_SESSION},
+                                    extra=_says("{field} must be a string"))] | None = None
+    anonymous_id: Annotated[str, Meta(description="the visitor's id, kept in localStorage (nsa_anonymous_id) and "
+                                                  "shared with the browser SDK",
+                                      extra_json_schema={"maxLength": MAX_ID},
+                                      extra=_says("{field} must be a string"))] | None = None
+    utm_source: HitText | None = None
+    utm_medium: HitText | None = None
+    utm_campaign: HitText | None = None
+    utm_term: HitText | None = None
+    utm_content: HitText | None = None
+    webdriver: Annotated[bool, Meta(description="true when the browser is automated (marks a bot)",
+                                    extra=_says("{field} must be a boolean"))] | None = None
 
 
 class Batch(Struct, kw_only=True):
