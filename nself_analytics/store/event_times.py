@@ -60,9 +60,10 @@ fresh AS MATERIALIZED (
     GROUP BY 1, 2, 3, 4, 5
 ),
 replaced AS (
+    -- the rows of the claimed hours (read once) against the keys of the fresh rows (hashed)
     DELETE FROM np_analytics_event_times r
-    USING (SELECT DISTINCT source_account_id, event, hour, u FROM fresh) AS k
-    WHERE r.source_account_id = k.source_account_id AND r.event = k.event AND r.hour = k.hour AND r.u = k.u
+    WHERE r.hour >= %(lo)s AND r.hour < %(hi)s
+      AND (r.source_account_id, r.event, r.hour, r.u) IN (SELECT source_account_id, event, hour, u FROM fresh)
 )
 INSERT INTO np_analytics_event_times (source_account_id, event, hour, u, chunk, ts)
 SELECT source_account_id, event, hour, u, chunk, ts FROM fresh
@@ -142,4 +143,9 @@ async def refresh(cur: aiopg.Cursor, claimed: str, lo: datetime | None, hi: date
     if lo is None:
         return
     await cur.execute(LOCK)
+    # The delete's estimate of the fresh keys is a guess: a nested loop (or merge join) on the (account, event, hour)
+    # index filters every id of an event's hour once per key, quadratic in the hour's rows (0.35 s for one hour at
+    # 3M events); a hash semi-join on all four keys reads the claimed hours' rows once (7 ms).
+    await cur.execute("SET LOCAL enable_nestloop = off; SET LOCAL enable_mergejoin = off")
     await cur.execute(REFRESH, {"claimed": claimed, "lo": lo, "hi": hi})
+    await cur.execute("RESET enable_nestloop; RESET enable_mergejoin")
