@@ -330,7 +330,7 @@ def test_npm_test_runs_without_a_browser_or_the_service() -> None:
     result = subprocess.run(["npm", "test"], cwd=JS_DIR, capture_output=True, text=True, timeout=280,
                             env=dict(os.environ))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "# fail 0" in result.stdout and "# pass 16" in result.stdout, result.stdout
+    assert "# fail 0" in result.stdout and "# pass 17" in result.stdout, result.stdout
 
 
 async def test_two_tabs_adopt_a_left_page_views_messages_once(browser: Browser, proxy: SdkProxy,

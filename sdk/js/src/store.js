@@ -8,12 +8,22 @@
  * key (`{prefix}:tab:{tabId}`); a tab adopts stored messages only when their owner's heartbeat is
  * gone (the owner's page was left) or stale (it crashed), and claims them under a Web Lock
  * (`navigator.locks`, where available) so two tabs never adopt the same message.
+ *
+ * The claim lock alone is not enough: Chromium caches localStorage in each renderer process and
+ * passes other tabs' writes on asynchronously, so a tab that takes the claim lock right after another
+ * may still read the departed owner in `o` instead of the adopter and adopt the same messages again.
+ * So the adopter also takes a Web Lock named for the departed owner (`{lock}:{owner}`, if available)
+ * and holds it for ADOPT_HOLD_MS (or until its page is left): lock state is kept by the browser, the
+ * same for every tab, and a tab that cannot take it leaves that owner's messages alone; by the time
+ * it is released every tab reads the adopter (alive) as the owner.
  */
 
 /** A heartbeat older than this marks its tab as gone (hidden tabs' timers may run once a minute). */
 export const STALE_TAB_MS = 3 * 60 * 1000;
 /** How often a tab refreshes its heartbeat. */
 export const HEARTBEAT_MS = 10 * 1000;
+/** How long an adopter holds the lock named for the departed owner (outlasting localStorage's propagation to other tabs). */
+export const ADOPT_HOLD_MS = HEARTBEAT_MS;
 
 function memoryStorage() {
   const memory = new Map();
@@ -87,6 +97,7 @@ export class MessageStore {
     this.queuePrefix = `${prefix}:q:${writeKey}:`;
     this.tabPrefix = `${prefix}:tab:`;
     this.lockName = `${prefix}:claim:${writeKey}`;
+    this.holds = new Set(); // releases of the departed owners' locks this tab holds
   }
 
   get persistent() {
@@ -113,6 +124,34 @@ export class MessageStore {
   /** This tab is going away: its stored messages may be adopted at once by the next page load. */
   leave() {
     if (this.persistent) this.storage.remove(this.tabPrefix + this.tabId);
+    for (const release of Array.from(this.holds)) release();
+  }
+
+  /**
+   * Take the Web Lock `name` if no tab holds it, and hold it for ADOPT_HOLD_MS or until leave()
+   * (the browser releases it when the page goes away). Resolves true when taken, false when another
+   * tab holds it (or the request failed).
+   */
+  _holdIfAvailable(locks, name) {
+    return new Promise((taken) => {
+      try {
+        Promise.resolve(locks.request(name, { ifAvailable: true }, (lock) => {
+          taken(lock !== null);
+          if (lock === null) return undefined;
+          return new Promise((resolve) => {
+            const release = () => {
+              clearTimeout(timer);
+              this.holds.delete(release);
+              resolve();
+            };
+            const timer = setTimeout(release, ADOPT_HOLD_MS);
+            this.holds.add(release);
+          });
+        })).catch(() => taken(false));
+      } catch {
+        taken(false);
+      }
+    });
   }
 
   _alive(owner, now) {
@@ -130,9 +169,11 @@ export class MessageStore {
   claimOrphans(maxAge, room, held, own, now = Date.now()) {
     const empty = { claimed: [], expired: [] };
     if (!this.persistent || room <= 0) return Promise.resolve(empty);
-    const claim = () => {
-      const claimed = [];
-      const expired = [];
+    const nav = typeof navigator !== "undefined" ? navigator : undefined;
+    const locks = nav && nav.locks && typeof nav.locks.request === "function" ? nav.locks : null;
+    // the stored messages whose tab is gone (or ours, with own) and not held: { key, entry: { o, t, m } }
+    const orphans = () => {
+      const found = [];
       for (const key of this.storage.keys()) {
         if (key && key.startsWith(this.tabPrefix) && key !== this.tabPrefix + this.tabId) {
           // a crashed tab's heartbeat: gone once stale, so heartbeats of dead tabs do not pile up
@@ -153,6 +194,16 @@ export class MessageStore {
         }
         if (held.has(entry.m.messageId)) continue;
         if (!(own && entry.o === this.tabId) && this._alive(entry.o, now)) continue;
+        found.push({ key, entry });
+      }
+      return found;
+    };
+    // make the orphans this tab's (all of them, or those of the owners in mine)
+    const take = (found, mine) => {
+      const claimed = [];
+      const expired = [];
+      for (const { key, entry } of found) {
+        if (mine && !mine.has(entry.o)) continue;
         if (now - entry.t >= maxAge) {
           this.storage.remove(key);
           expired.push(entry.m);
@@ -168,16 +219,25 @@ export class MessageStore {
       }
       return { claimed: taken.map((e) => ({ message: e.m, queuedAt: e.t })), expired };
     };
-    const locks = typeof navigator !== "undefined" && navigator.locks;
-    if (locks && typeof locks.request === "function") {
+    // under the claim lock: another tab's localStorage view may lag behind this one's, so the
+    // departed owner's lock decides which tab adopts its messages
+    const claimLocked = async () => {
+      const found = orphans();
+      const mine = new Set([this.tabId]);
+      for (const owner of new Set(found.map((f) => f.entry.o))) {
+        if (!mine.has(owner) && (await this._holdIfAvailable(locks, `${this.lockName}:${owner}`))) mine.add(owner);
+      }
+      return take(found, mine);
+    };
+    if (locks) {
       try {
-        return Promise.resolve(locks.request(this.lockName, claim)).catch(() => empty);
+        return Promise.resolve(locks.request(this.lockName, claimLocked)).catch(() => empty);
       } catch {
         // fall back to the unlocked claim
       }
     }
     try {
-      return Promise.resolve(claim());
+      return Promise.resolve(take(orphans(), null));
     } catch {
       return Promise.resolve(empty);
     }

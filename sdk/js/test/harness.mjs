@@ -32,6 +32,59 @@ export class Storage {
   }
 }
 
+/**
+ * One tab's view of a shared Storage as Chromium gives it: reads come from this tab's copy, writes go
+ * to the shared storage at once but reach the other tabs' copies only when they sync().
+ */
+export class LaggingView extends Storage {
+  constructor(shared) {
+    super();
+    this.shared = shared;
+    this.sync();
+  }
+  sync() {
+    this.map = new Map(this.shared.map);
+  }
+  setItem(k, v) {
+    super.setItem(k, v);
+    this.shared.setItem(k, v);
+  }
+  removeItem(k) {
+    super.removeItem(k);
+    this.shared.removeItem(k);
+  }
+}
+
+/**
+ * navigator.locks of one origin, shared by its tabs (exclusive locks, ifAvailable): lock state is
+ * the browser's, the same for every tab, unlike localStorage.
+ */
+export class Locks {
+  constructor() {
+    this.held = new Set();
+    this.waiting = new Map();
+  }
+  request(name, options, callback) {
+    if (typeof options === "function") [callback, options] = [options, {}];
+    const run = async () => {
+      this.held.add(name);
+      try {
+        return await callback({ name, mode: "exclusive" });
+      } finally {
+        this.held.delete(name);
+        const next = (this.waiting.get(name) || []).shift();
+        if (next) next();
+      }
+    };
+    if (!this.held.has(name)) return run();
+    if (options.ifAvailable) return Promise.resolve().then(() => callback(null));
+    return new Promise((resolve, reject) => {
+      if (!this.waiting.has(name)) this.waiting.set(name, []);
+      this.waiting.get(name).push(() => run().then(resolve, reject));
+    });
+  }
+}
+
 /** Everything beacons sent, across tabs. */
 export const beacons = [];
 

@@ -4,7 +4,7 @@ import { afterEach, test } from "node:test";
 
 import { Analytics, ANONYMOUS_ID_KEY, DEDUPE_WINDOW_MS, SESSION_TIMEOUT_MS, VERSION } from "../src/analytics.js";
 import { STALE_TAB_MS } from "../src/store.js";
-import { beacons, noBrowser, openTab, server, Storage, tick, until } from "./harness.mjs";
+import { beacons, LaggingView, Locks, noBrowser, openTab, server, Storage, tick, until } from "./harness.mjs";
 
 const UUID4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 const clients = [];
@@ -253,6 +253,34 @@ test("two tabs: a live tab's stored messages are not taken by the other; a crash
   assert.ok(stored(storage).every((e) => e.o === b.tabId) || stored(storage).every((e) => e.o === c.tabId));
   assert.equal(storage.getItem(`nsa:tab:${a.tabId}`), null, "the crashed tab's heartbeat was left behind");
   assert.ok(storage.getItem(`nsa:tab:${b.tabId}`) && storage.getItem(`nsa:tab:${c.tabId}`));
+});
+
+test("two tabs opening at once adopt a left page's messages once, though each reads localStorage late", async () => {
+  let down = true;
+  const s = await srv((n, req, res) => down && answer(500)(n, req, res));
+  const storage = new Storage();
+  openTab({ storage });
+  const a = client({ host: s.url, maxRetries: 0 });
+  const ids = [a.track("a1"), a.track("a2")];
+  await a.flush(); // the service is down: stored, owned by tab A
+  a.destroy(); // the page is left: its heartbeat goes
+  down = false;
+  const before = s.requests.length;
+  const sent = () => s.requests.slice(before).flatMap((r) => r.ids);
+
+  // B and C open together (a Web Lock orders their claims), but C's copy of localStorage does not
+  // yet hold B's claim when C claims: still owned by the left tab A there
+  const locks = new Locks();
+  const views = [new LaggingView(storage), new LaggingView(storage)];
+  const [b, c] = views.map((view) => {
+    openTab({ storage: view, navigatorExtra: { locks } });
+    return client({ host: s.url });
+  });
+  await until(() => sent().length >= ids.length);
+  await tick(100);
+  assert.deepEqual(sent().sort(), ids.slice().sort(), "each stored message adopted by exactly one tab");
+  assert.equal(b.pending + c.pending, 0);
+  assert.deepEqual(stored(storage), []);
 });
 
 test("a message is never kept past the service's de-duplication window", async () => {
