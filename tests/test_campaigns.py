@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from nself_analytics.store.aggregates import materialize
 from nself_analytics.store.events import write_batch
 from nself_analytics.store.partitions import ensure_partitions
 
@@ -60,6 +61,13 @@ async def test_utm_reports(client: Any, auth: Any, pool_conn: Any, name: str) ->
     body = await response.json()
     assert body["data"] == _ref_utm(f"utm_{name}")
     assert body["meta"]["site"] == "shop.example"
+    # the same answer from the web rollup alone, once aggregated (the raw page views gone)
+    while await materialize(pool_conn, retention_days=36500):
+        pass
+    async with pool_conn.cursor() as cur:
+        await cur.execute("DELETE FROM np_analytics_events")
+    rolled = await client.get(f"/analytics/api/utm-{name}s", headers=auth["secret"], params=RANGE)
+    assert (await rolled.json())["data"] == _ref_utm(f"utm_{name}")
 
 
 async def test_utm_filters_and_limit(client: Any, auth: Any, pool_conn: Any) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from nself_analytics.store.aggregates import materialize
 from nself_analytics.store.events import write_batch
 from nself_analytics.store.partitions import ensure_partitions
 
@@ -141,6 +142,19 @@ async def test_sites_with_page_views(client: Any, auth: Any, pool_conn: Any) -> 
     assert [r["site"] for r in other["data"]] == ["c.example"]
     one = await (await client.get("/analytics/sites", headers=auth["secret"], params={**RANGE, "limit": 1})).json()
     assert [r["site"] for r in one["data"]] == ["a.example"]
+    # aggregated: the same answer from the session fragments (raw rows gone), a late page view read raw
+    while await materialize(pool_conn, retention_days=36500):
+        pass
+    async with pool_conn.cursor() as cur:
+        await cur.execute("DELETE FROM np_analytics_events")
+    await _pageviews(pool_conn, [("b.example", t + 5 * HOUR, "primary", False)])
+    after = await (await client.get("/analytics/sites", headers=auth["secret"], params=RANGE)).json()
+    assert after["data"] == [
+        {"site": "a.example", "pageviews": 2, "first_seen": "2025-01-01T01:00:00Z",
+         "last_seen": "2025-01-01T02:00:00Z"},
+        {"site": "b.example", "pageviews": 2, "first_seen": "2025-01-01T03:00:00Z",
+         "last_seen": "2025-01-01T06:00:00Z"},
+    ]
 
 
 async def test_product_queries_default_to_the_last_30_days(client: Any, auth: Any, pool_conn: Any) -> None:

@@ -29,9 +29,8 @@ MAX_GOALS = 20
 REALTIME_SECONDS = 300  # the realtime window: the last 5 minutes, as /api/active
 MAX_LATEST = 100
 MAX_GOAL_CHARS = 1024
-# path under /api -> (UTM property, key of a row)
-UTM_ROUTES = {f"utm-{name}s": (f"utm_{name}", f"utm_{name}") for name in ("source", "medium", "campaign", "term")}
-UTM_ROUTES["utm-contents"] = ("utm_content", "utm_content")
+# path under /api -> key of a row (the UTM property), each a web rollup breakdown (store/web.py)
+UTM_ROUTES = {f"utm-{name}s": f"utm_{name}" for name in ("source", "medium", "campaign", "term", "content")}
 
 
 def parse_goals(values: list[str]) -> list[tuple[str, str]]:
@@ -58,23 +57,18 @@ def _meta(query: web_store.WebQuery) -> dict[str, Any]:
     return {"site": query.site, "start": int(query.start.timestamp()), "end": int(query.end.timestamp())}
 
 
-def _utm_handler(path: str, key: str, label: str) -> Any:
-    rolled_up = path in web_store.BREAKDOWNS  # from the web rollup (source, medium, campaign), else raw
-
+def _utm_handler(path: str, label: str) -> Any:
     async def handler(request: web.Request) -> web.Response:
         query = replace(parse_query(request.query), account=account(request))
         async with reading(request) as conn:
-            if rolled_up:
-                data = await web_store.breakdown(conn, query, path, label)
-            else:
-                data = await campaigns.utm_breakdown(conn, query, key, label)
+            data = await web_store.breakdown(conn, query, path, label)
         return web.json_response({"status": "success", "data": data, "meta": _meta(query)})
 
     return handler
 
 
-for _path, (_key, _label) in UTM_ROUTES.items():
-    routes.get(f"/api/{_path}", name=f"campaigns.{_path}")(_utm_handler(_path, _key, _label))
+for _path, _label in UTM_ROUTES.items():
+    routes.get(f"/api/{_path}", name=f"campaigns.{_path}")(_utm_handler(_path, _label))
 
 
 @routes.get("/api/goals", name="campaigns.goals")

@@ -1,9 +1,6 @@
-"""Campaigns and goals of one site: UTM breakdowns and goal conversions, from raw page views and events.
+"""Goal conversions of one site, from raw page views and events (the UTM breakdowns are web rollup
+breakdowns: store/web.py, codes S M C T N of store/web_rollup.py).
 
-UTM values are the ``utm_*`` properties the beacon stores on a page view. A UTM breakdown counts, per
-value, the selected page views carrying it and their distinct sessions (as the other breakdowns do),
-through the ``(site, ts)`` index and the read's filters: for utm_term and utm_content, which the web
-rollup does not keep (source, medium and campaign are read from it: store/web.py).
 A goal is a page path (page views of the site
 with that path, the read's filters applied) or an event name (events of the account with that name,
 sent from the site or without a site: SDK events carry none); its conversions are the matching events
@@ -22,9 +19,7 @@ from .tx import transaction
 from .web import WebQuery
 from .web_rollup import PAGE_VIEW, REFERRER_DOMAIN
 
-__all__ = ["UTM_KEYS", "goal", "utm_breakdown"]
-
-UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
+__all__ = ["goal"]
 
 _FILTERS = f"""
     (%(path)s::text IS NULL OR e.path = %(path)s)
@@ -39,15 +34,6 @@ _PAGE_VIEWS = f"""
     FROM np_analytics_events e
     WHERE e.site = %(site)s AND e.ts >= %(start)s AND e.ts < %(end)s AND e.source_account_id = %(account)s
       AND e.{PAGE_VIEW} AND (%(include_bots)s OR NOT e.is_bot) AND {_FILTERS}
-"""
-
-UTM = f"""
-SELECT value, count(*) AS pageviews, count(DISTINCT session_id) AS sessions
-FROM (SELECT e.properties ->> %(key)s::text AS value, e.session_id {_PAGE_VIEWS}) AS v
-WHERE value IS NOT NULL AND value <> ''
-GROUP BY value
-ORDER BY pageviews DESC, sessions DESC, value COLLATE "C"
-LIMIT %(limit)s
 """
 
 _DISTINCT = "coalesce(e.user_id, e.anonymous_id)"
@@ -71,14 +57,6 @@ async def _rows(conn: aiopg.Connection, sql: str, params: dict[str, Any]) -> lis
         await cur.execute("SET LOCAL work_mem = '64MB'; SET LOCAL jit = off")
         await cur.execute(sql, params)
         return list(await cur.fetchall())
-
-
-async def utm_breakdown(conn: aiopg.Connection, query: WebQuery, key: str, label: str) -> list[dict[str, Any]]:
-    """Top values of the UTM property ``key`` by page views, as ``{label: value, pageviews, sessions}``."""
-    if key not in UTM_KEYS:
-        raise ValueError(f"not a UTM key: {key!r}")
-    rows = await _rows(conn, UTM, {**query.params(), "key": key})
-    return [{label: value, "pageviews": int(views), "sessions": int(sessions)} for value, views, sessions in rows]
 
 
 async def goal(conn: aiopg.Connection, query: WebQuery, kind: str, value: str) -> tuple[int, int]:

@@ -8,7 +8,7 @@ the same as a rare one). Property names and values arrive as parameters only.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import aiopg
@@ -76,15 +76,34 @@ SELECT count(*) FROM (
 ) AS s
 """
 
+# Sites by page views: the web session fragments (store/web_rollup.py: page views per site, session and UTC
+# hour, with their first and last times) of the hours the aggregator is done with, and raw page views for the
+# hours still dirty (bounds known when planning: only those partitions are read). The range is whole days.
+SITES_DIRTY = """
+SELECT hour FROM np_analytics_aggregate_dirty
+WHERE source_account_id = %(account)s AND hour >= %(start)s AND hour < %(end)s
+"""
 SITES = f"""
-SELECT site, count(*) AS pageviews, min(ts) AS first_seen, max(ts) AS last_seen
-FROM np_analytics_events
-WHERE source_account_id = %(account)s AND ts >= %(start)s AND ts < %(end)s AND {PAGE_VIEW}
-  AND site IS NOT NULL AND NOT is_bot
+SELECT site, sum(views) AS pageviews, min(first_ts) AS first_seen, max(last_ts) AS last_seen
+FROM (
+    SELECT f.site, f.views, f.first_ts, f.last_ts
+    FROM np_analytics_web_sessions f
+    WHERE f.source_account_id = %(account)s AND f.hour >= %(start)s AND f.hour < %(end)s AND NOT f.is_bot
+      AND f.hour <> ALL(%(dirty)s::timestamptz[])
+    UNION ALL
+    SELECT site, count(*), min(ts), max(ts)
+    FROM np_analytics_events
+    WHERE source_account_id = %(account)s AND ts >= %(dirty_lo)s AND ts < %(dirty_hi)s AND {PAGE_VIEW}
+      AND site IS NOT NULL AND NOT is_bot
+      AND date_trunc('hour', ts AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' = ANY(%(dirty)s::timestamptz[])
+    GROUP BY site
+) AS x
 GROUP BY site
 ORDER BY pageviews DESC, site COLLATE "C"
 LIMIT %(limit)s
 """
+# One snapshot for the dirty hours and the fragments (the aggregator swaps both in one transaction).
+ISOLATION = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"
 
 READ_SETTINGS = "SET LOCAL work_mem = '64MB'; SET LOCAL jit = off"
 
@@ -127,6 +146,14 @@ async def event_properties(conn: aiopg.Connection, *, account: str, event: str, 
 async def sites(conn: aiopg.Connection, *, account: str, start: datetime, end: datetime,
                 limit: int) -> list[dict[str, Any]]:
     """Sites with page views in ``[start, end)``, most viewed first."""
-    rows = await _rows(conn, SITES, {"account": account, "start": start, "end": end, "limit": limit})
+    params: dict[str, Any] = {"account": account, "start": start, "end": end, "limit": limit}
+    async with transaction(conn) as cur:
+        await cur.execute(ISOLATION)
+        await cur.execute(READ_SETTINGS)
+        await cur.execute(SITES_DIRTY, params)
+        dirty = sorted(hour for (hour,) in await cur.fetchall())
+        bounds = (dirty[0], dirty[-1] + timedelta(hours=1)) if dirty else (start, start)
+        await cur.execute(SITES, {**params, "dirty": dirty, "dirty_lo": bounds[0], "dirty_hi": bounds[1]})
+        rows = list(await cur.fetchall())
     return [{"site": site, "pageviews": int(views), "first_seen": _iso(first), "last_seen": _iso(last)}
             for site, views, first, last in rows]

@@ -173,10 +173,12 @@ _DIMENSIONS: dict[str, tuple[str, str]] = {
     "os": ("o", "true"),
     "countries": ("c", "true"),
     "hostnames": ("h", "true"),
-    # UTM reports (api/campaigns.py); utm_term and utm_content have no code and are read raw (store/campaigns.py)
+    # UTM reports (api/campaigns.py)
     "utm-sources": ("S", "true"),
     "utm-mediums": ("M", "true"),
     "utm-campaigns": ("C", "true"),
+    "utm-terms": ("T", "true"),
+    "utm-contents": ("N", "true"),
 }
 assert {code for code, _ in _DIMENSIONS.values()} <= DIMENSIONS.keys()
 # Page views and sessions per value of one code: the ddays' rows, then the fragments read one by one

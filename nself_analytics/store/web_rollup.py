@@ -47,6 +47,8 @@ DIMENSIONS: dict[str, str] = {
     "S": "properties->>'utm_source'",
     "M": "properties->>'utm_medium'",
     "C": "properties->>'utm_campaign'",
+    "T": "properties->>'utm_term'",
+    "N": "properties->>'utm_content'",
 }
 _VALUES = ", ".join(f"('{code}', {sql})" for code, sql in DIMENSIONS.items())
 
