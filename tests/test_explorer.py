@@ -142,11 +142,23 @@ async def test_sites_with_page_views(client: Any, auth: Any, pool_conn: Any) -> 
     assert [r["site"] for r in other["data"]] == ["c.example"]
     one = await (await client.get("/analytics/sites", headers=auth["secret"], params={**RANGE, "limit": 1})).json()
     assert [r["site"] for r in one["data"]] == ["a.example"]
-    # aggregated: the same answer from the session fragments (raw rows gone), a late page view read raw
+    # aggregated: the same answer from the rollup with the raw rows gone (whole days: the day rows and the
+    # fragments of a session spanning midnight), then a late page view of a day read from its clean hours'
+    # fragments and the raw dirty hour
+    midnight = BASE + timedelta(days=1)
+    await ensure_partitions(pool_conn, {BASE.date(), midnight.date()})
+    await write_batch(pool_conn, [
+        {**Ev(None, ts, "$pageview", anon="span").row(), "site": "d.example", "path": "/", "session_id": "s-span"}
+        for ts in (midnight - timedelta(minutes=10), midnight + timedelta(minutes=10))], [])
     while await materialize(pool_conn, retention_days=36500):
         pass
     async with pool_conn.cursor() as cur:
         await cur.execute("DELETE FROM np_analytics_events")
+        await cur.execute("SELECT count(*) FROM np_analytics_web_sessions WHERE spans")
+        assert (await cur.fetchone())[0] == 2
+    d = {"site": "d.example", "pageviews": 2, "first_seen": "2025-01-01T23:50:00Z", "last_seen": "2025-01-02T00:10:00Z"}
+    rolled = await (await client.get("/analytics/sites", headers=auth["secret"], params=RANGE)).json()
+    assert rolled["data"] == [body["data"][0], d, body["data"][1]]  # ties in page views: by site
     await _pageviews(pool_conn, [("b.example", t + 5 * HOUR, "primary", False)])
     after = await (await client.get("/analytics/sites", headers=auth["secret"], params=RANGE)).json()
     assert after["data"] == [
@@ -154,6 +166,7 @@ async def test_sites_with_page_views(client: Any, auth: Any, pool_conn: Any) -> 
          "last_seen": "2025-01-01T02:00:00Z"},
         {"site": "b.example", "pageviews": 2, "first_seen": "2025-01-01T03:00:00Z",
          "last_seen": "2025-01-01T06:00:00Z"},
+        d,
     ]
 
 

@@ -8,7 +8,7 @@ the same as a rare one). Property names and values arrive as parameters only.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import aiopg
@@ -76,31 +76,59 @@ SELECT count(*) FROM (
 ) AS s
 """
 
-# Sites by page views: the web session fragments (store/web_rollup.py: page views per site, session and UTC
-# hour, with their first and last times) of the hours the aggregator is done with, and raw page views for the
-# hours still dirty (bounds known when planning: only those partitions are read). The range is whole days.
+# Sites by page views over whole UTC days (store/web_rollup.py, store/web_daily.py): per day without a dirty
+# hour, the day's '*' row (the page views of its closed sessions) plus its spanning fragments; per day with one,
+# the fragments of its clean hours; the dirty hours from raw page views (bounds known when planning). First and
+# last seen: the first and last clean fragment hour of each listed site (index probes), and the raw page views.
 SITES_DIRTY = """
 SELECT hour FROM np_analytics_aggregate_dirty
 WHERE source_account_id = %(account)s AND hour >= %(start)s AND hour < %(end)s
 """
+_FRAGMENT = "np_analytics_web_sessions f WHERE f.source_account_id = %(account)s AND NOT f.is_bot"
+_EDGE_HOUR = """(
+    SELECT g.hour FROM np_analytics_web_sessions g
+    WHERE g.source_account_id = %(account)s AND g.site = t.site AND NOT g.is_bot AND g.hour >= %(start)s
+      AND g.hour < %(end)s AND g.hour <> ALL(%(dirty)s::timestamptz[])
+    ORDER BY g.hour {order} LIMIT 1)"""
 SITES = f"""
-SELECT site, sum(views) AS pageviews, min(first_ts) AS first_seen, max(last_ts) AS last_seen
-FROM (
-    SELECT f.site, f.views, f.first_ts, f.last_ts
-    FROM np_analytics_web_sessions f
-    WHERE f.source_account_id = %(account)s AND f.hour >= %(start)s AND f.hour < %(end)s AND NOT f.is_bot
-      AND f.hour <> ALL(%(dirty)s::timestamptz[])
-    UNION ALL
-    SELECT site, count(*), min(ts), max(ts)
+WITH ddays AS MATERIALIZED (
+    SELECT g::date AS day
+    FROM generate_series(%(start)s::timestamptz AT TIME ZONE 'UTC', %(end)s::timestamptz AT TIME ZONE 'UTC'
+                         - interval '1 day', interval '1 day') AS g
+    WHERE g::date <> ALL(%(dirty_days)s::date[])
+),
+raw AS MATERIALIZED (
+    SELECT site, count(*) AS views, min(ts) AS first_ts, max(ts) AS last_ts
     FROM np_analytics_events
     WHERE source_account_id = %(account)s AND ts >= %(dirty_lo)s AND ts < %(dirty_hi)s AND {PAGE_VIEW}
       AND site IS NOT NULL AND NOT is_bot
       AND date_trunc('hour', ts AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' = ANY(%(dirty)s::timestamptz[])
     GROUP BY site
-) AS x
-GROUP BY site
-ORDER BY pageviews DESC, site COLLATE "C"
-LIMIT %(limit)s
+),
+counts AS (
+    SELECT w.site, w.views FROM np_analytics_web_daily w
+    WHERE w.source_account_id = %(account)s AND w.code = '*' AND NOT w.is_bot AND w.day >= %(start_day)s
+      AND w.day < %(end_day)s AND w.day IN (SELECT day FROM ddays)
+    UNION ALL
+    SELECT f.site, f.views FROM {_FRAGMENT} AND f.spans AND f.hour >= %(start)s AND f.hour < %(end)s
+      AND (f.hour AT TIME ZONE 'UTC')::date IN (SELECT day FROM ddays)
+    UNION ALL
+    SELECT f.site, f.views FROM {_FRAGMENT} AND f.hour >= %(start)s AND f.hour < %(end)s
+      AND (f.hour AT TIME ZONE 'UTC')::date = ANY(%(dirty_days)s::date[]) AND f.hour <> ALL(%(dirty)s::timestamptz[])
+    UNION ALL
+    SELECT site, views FROM raw
+),
+totals AS (
+    SELECT site, sum(views) AS pageviews FROM counts GROUP BY site
+    ORDER BY pageviews DESC, site COLLATE "C" LIMIT %(limit)s
+)
+SELECT t.site, t.pageviews,
+       least((SELECT min(f.first_ts) FROM {_FRAGMENT} AND f.site = t.site AND f.hour = {_EDGE_HOUR.format(order="")}),
+             r.first_ts),
+       greatest((SELECT max(f.last_ts) FROM {_FRAGMENT} AND f.site = t.site
+                     AND f.hour = {_EDGE_HOUR.format(order="DESC")}), r.last_ts)
+FROM totals t LEFT JOIN raw r USING (site)
+ORDER BY t.pageviews DESC, t.site COLLATE "C"
 """
 # One snapshot for the dirty hours and the fragments (the aggregator swaps both in one transaction).
 ISOLATION = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"
@@ -146,14 +174,18 @@ async def event_properties(conn: aiopg.Connection, *, account: str, event: str, 
 async def sites(conn: aiopg.Connection, *, account: str, start: datetime, end: datetime,
                 limit: int) -> list[dict[str, Any]]:
     """Sites with page views in ``[start, end)``, most viewed first."""
-    params: dict[str, Any] = {"account": account, "start": start, "end": end, "limit": limit}
+    if {start.astimezone(UTC).time(), end.astimezone(UTC).time()} != {time(0)}:
+        raise ValueError("sites() reads whole UTC days: start and end must be UTC midnights")
+    params: dict[str, Any] = {"account": account, "start": start, "end": end, "limit": limit,
+                              "start_day": start.astimezone(UTC).date(), "end_day": end.astimezone(UTC).date()}
     async with transaction(conn) as cur:
         await cur.execute(ISOLATION)
         await cur.execute(READ_SETTINGS)
         await cur.execute(SITES_DIRTY, params)
         dirty = sorted(hour for (hour,) in await cur.fetchall())
         bounds = (dirty[0], dirty[-1] + timedelta(hours=1)) if dirty else (start, start)
-        await cur.execute(SITES, {**params, "dirty": dirty, "dirty_lo": bounds[0], "dirty_hi": bounds[1]})
+        await cur.execute(SITES, {**params, "dirty": dirty, "dirty_lo": bounds[0], "dirty_hi": bounds[1],
+                                  "dirty_days": sorted({h.astimezone(UTC).date() for h in dirty})})
         rows = list(await cur.fetchall())
     return [{"site": site, "pageviews": int(views), "first_seen": _iso(first), "last_seen": _iso(last)}
             for site, views, first, last in rows]
