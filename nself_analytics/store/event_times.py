@@ -27,6 +27,8 @@ from typing import Any
 
 import aiopg
 
+from .dirty import dirty_hours
+
 __all__ = ["EXPIRE", "ISOLATION", "MAX_DIRTY_SPAN", "MAX_TIMES", "TimesSource", "plan", "refresh", "source"]
 
 # One snapshot for the dirty hours and the rows read (the first statement of the read's transaction).
@@ -78,12 +80,6 @@ DELETE FROM np_analytics_event_times
 WHERE hour < (date_trunc('day', now() AT TIME ZONE 'UTC') - make_interval(days => %(days)s)) AT TIME ZONE 'UTC'
 """
 
-DIRTY_HOURS = """
-SELECT hour FROM np_analytics_aggregate_dirty
-WHERE source_account_id = %(account)s AND hour >= %(dirty_from)s AND hour < %(hi)s::timestamptz
-ORDER BY hour
-"""
-
 # Raw events named in %(names)s of the account with lo <= ts < hi, as (u, event, ts); {extra}: more conditions.
 _RAW = f"""
 SELECT {_DISTINCT} COLLATE "C" AS u, e.event, e.ts
@@ -123,13 +119,12 @@ async def plan(cur: aiopg.Cursor, account: str, lo: datetime, hi: datetime | Non
     """The source of the events with ``lo <= ts < hi`` (``hi`` None: no upper bound) of ``account``.
     Run inside the read's transaction, at REPEATABLE READ, so the dirty hours and the rows agree."""
     params: dict[str, Any] = {"account": account, "lo": lo, "hi": "infinity" if hi is None else hi,
-                              "lo_hour": _floor_hour(lo), "dirty_from": _floor_hour(lo)}
-    await cur.execute(DIRTY_HOURS, params)
-    dirty = [hour for (hour,) in await cur.fetchall()]
+                              "lo_hour": _floor_hour(lo)}
+    marks = await dirty_hours(cur, account, _floor_hour(lo), hi)
+    dirty = marks["dirty"]
     if dirty and dirty[-1] - dirty[0] >= MAX_DIRTY_SPAN:
         return TimesSource(False, params)
-    bounds = (dirty[0], dirty[-1] + timedelta(hours=1)) if dirty else (lo, lo)
-    return TimesSource(True, {**params, "dirty": dirty, "dirty_lo": bounds[0], "dirty_hi": bounds[1]})
+    return TimesSource(True, {**params, **marks})
 
 
 def source(times: TimesSource) -> str:

@@ -8,11 +8,12 @@ the same as a rare one). Property names and values arrive as parameters only.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, time
 from typing import Any
 
 import aiopg
 
+from .dirty import dirty_hours
 from .tx import transaction
 from .web_rollup import PAGE_VIEW
 
@@ -80,10 +81,6 @@ SELECT count(*) FROM (
 # hour, the day's '*' row (the page views of its closed sessions) plus its spanning fragments; per day with one,
 # the fragments of its clean hours; the dirty hours from raw page views (bounds known when planning). First and
 # last seen: the first and last clean fragment hour of each listed site (index probes), and the raw page views.
-SITES_DIRTY = """
-SELECT hour FROM np_analytics_aggregate_dirty
-WHERE source_account_id = %(account)s AND hour >= %(start)s AND hour < %(end)s
-"""
 _FRAGMENT = "np_analytics_web_sessions f WHERE f.source_account_id = %(account)s AND NOT f.is_bot"
 _EDGE_HOUR = """(
     SELECT g.hour FROM np_analytics_web_sessions g
@@ -181,11 +178,7 @@ async def sites(conn: aiopg.Connection, *, account: str, start: datetime, end: d
     async with transaction(conn) as cur:
         await cur.execute(ISOLATION)
         await cur.execute(READ_SETTINGS)
-        await cur.execute(SITES_DIRTY, params)
-        dirty = sorted(hour for (hour,) in await cur.fetchall())
-        bounds = (dirty[0], dirty[-1] + timedelta(hours=1)) if dirty else (start, start)
-        await cur.execute(SITES, {**params, "dirty": dirty, "dirty_lo": bounds[0], "dirty_hi": bounds[1],
-                                  "dirty_days": sorted({h.astimezone(UTC).date() for h in dirty})})
+        await cur.execute(SITES, {**params, **await dirty_hours(cur, account, start, end)})
         rows = list(await cur.fetchall())
     return [{"site": site, "pageviews": int(views), "first_seen": _iso(first), "last_seen": _iso(last)}
             for site, views, first, last in rows]

@@ -21,11 +21,12 @@ Property names arrive as parameters (``properties ->> %(breakdown)s``): never in
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import aiopg
 
+from .dirty import dirty_hours
 from .persons import EVENT_PERSON, EVENT_PERSON_JOIN
 from .tx import transaction
 
@@ -70,10 +71,6 @@ GROUP BY GROUPING SETS ((event, bv, other, previous, bucket), (event, bv, other,
 # UTC hour and name) of the hours the aggregator is done with, and raw events for the hours still dirty
 # (bounds known when planning: only the partitions from the first to the last dirty hour are read). The
 # same numbers as TRENDS gives from raw events; hours pruned from the raw log keep their counts.
-DIRTY_HOURS = """
-SELECT hour FROM np_analytics_aggregate_dirty
-WHERE source_account_id = %(account)s AND hour >= %(previous_start)s AND hour < %(end)s
-"""
 TREND_COUNTS = """
 WITH ev AS (
     SELECT a.bucket AS hour, a.event, a.count
@@ -147,10 +144,8 @@ async def _counts(conn: aiopg.Connection, params: dict[str, Any]) -> TrendResult
     """measure=count without a breakdown, from the hour aggregates and the dirty hours' raw events."""
     async with transaction(conn) as cur:
         await cur.execute(ISOLATION)
-        await cur.execute(DIRTY_HOURS, params)
-        dirty = sorted(hour for (hour,) in await cur.fetchall())
-        bounds = (dirty[0], dirty[-1] + timedelta(hours=1)) if dirty else (params["start"], params["start"])
-        await cur.execute(TREND_COUNTS, {**params, "dirty": dirty, "dirty_lo": bounds[0], "dirty_hi": bounds[1]})
+        marks = await dirty_hours(cur, params["account"], params["previous_start"], params["end"])
+        await cur.execute(TREND_COUNTS, {**params, **marks})
         rows = await cur.fetchall()
     result = TrendResult({}, {})
     for event, value, other, previous, bucket, count in rows:
