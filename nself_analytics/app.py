@@ -50,8 +50,11 @@ WORKER_POOL_SIZE = 8
 async def _postgres_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     assert settings.database_url, "database_url must be resolved before the app starts"
+    # every background statement runs under ANALYTICS_BACKGROUND_TIMEOUT (the drain's writes under their own,
+    # sized per batch): nothing the data controls can hold a statement forever
+    background_ms = max(1, int(settings.background_timeout * 1000))
     worker_pool = await aiopg.create_pool(settings.database_url, minsize=1, maxsize=WORKER_POOL_SIZE, timeout=30,
-                                          pool_recycle=300)
+                                          pool_recycle=300, options=f"-c statement_timeout={background_ms}")
     pools = [worker_pool]
     try:
         app[WORKER_POOL] = worker_pool

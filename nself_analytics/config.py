@@ -106,7 +106,7 @@ class Settings:
     read_database_url: str | None = None
     # Names of the credentials generated (and stored) by this from_env(): printed once, never again.
     secrets_generated: tuple[str, ...] = ()
-    # Server-side statement timeout of every read query (the API's pool); the drain's pool has none.
+    # Server-side statement timeout of every read query (the API's pool); background statements: see below.
     query_timeout: float = 30.0
     # Entries kept in the dead-letter stream at most (the oldest go first); also trimmed to the retention window.
     dead_letter_max: int = 10_000
@@ -117,6 +117,15 @@ class Settings:
     queue_bytes: int = 100 * 1024 * 1024
     batch_bytes: int = 8 * 1024 * 1024
     request_bytes: int = 1024 * 1024
+    # Identity: the most distinct ids one person may hold; a link past it is refused (README "Security").
+    max_ids_per_person: int = 500
+    # Background statements (drain, aggregator, maintenance, webhooks): every one runs under a server-side timeout.
+    # The drain's write of a batch gets drain_statement_timeout plus drain_timeout_per_entry per entry; a batch
+    # that takes longer is split like one whose data Postgres refuses, and an entry that alone takes longer
+    # (once more with 4x the time) is dead-lettered. Every other background statement: background_timeout.
+    drain_statement_timeout: float = 5.0
+    drain_timeout_per_entry: float = 0.01
+    background_timeout: float = 120.0
 
     @cached_property
     def tokens(self) -> tuple[Credential, ...]:
@@ -192,6 +201,12 @@ class Settings:
             queue_bytes=_size(env.get("ANALYTICS_QUEUE_BYTES", "100MB"), "ANALYTICS_QUEUE_BYTES", 64 * 1024),
             batch_bytes=_size(env.get("ANALYTICS_BATCH_BYTES", "8MB"), "ANALYTICS_BATCH_BYTES", 64 * 1024),
             request_bytes=_size(env.get("ANALYTICS_REQUEST_BYTES", "1MB"), "ANALYTICS_REQUEST_BYTES", 64 * 1024),
+            max_ids_per_person=_int(env.get("ANALYTICS_MAX_IDS_PER_PERSON", "500"), "ANALYTICS_MAX_IDS_PER_PERSON",
+                                    2, 100_000),
+            drain_statement_timeout=_bounded(env.get("ANALYTICS_DRAIN_STATEMENT_TIMEOUT", "5s"),
+                                             "ANALYTICS_DRAIN_STATEMENT_TIMEOUT", 600),
+            background_timeout=_bounded(env.get("ANALYTICS_BACKGROUND_TIMEOUT", "120s"), "ANALYTICS_BACKGROUND_TIMEOUT",
+                                        3600),
         )
 
 

@@ -447,6 +447,10 @@ def _explorer_ops() -> dict[tuple[str, str], Op]:
                                                             "default": 50}),
                         _query("offset", "Events to skip", {"type": "integer", "minimum": 0, "maximum": 100000,
                                                             "default": 0}),
+                        _query("ids_limit", "The person's ids per page", {"type": "integer", "minimum": 1,
+                                                                         "maximum": 1000, "default": 100}),
+                        _query("ids_offset", "The person's ids to skip", {"type": "integer", "minimum": 0,
+                                                                         "maximum": 100000, "default": 0}),
                         ACCOUNT_HEADER]),
         ("GET", "/sites"): _op(
             "Explorer", "Sites (beacon hostnames) with their page views", {"200": _json(ref("Sites")), **ERRORS},

@@ -218,7 +218,10 @@ SCHEMAS: dict[str, Schema] = {
     }, required=["status", "has_more", "data"]),
     "Person": obj({
         "status": SUCCESS, "limit": COUNT, "offset": COUNT, "id": STRING, "person_id": STRING,
-        "distinct_ids": {"type": "array", "items": STRING, "description": "every id of the person"},
+        "distinct_ids": {"type": "array", "items": STRING,
+                         "description": "a page of the person's ids (ids_limit from ids_offset, in id order)"},
+        "distinct_id_count": {"type": "integer", "description": "how many ids the person has"},
+        "more_ids": {"type": "boolean", "description": "whether ids follow this page"},
         "user_ids": {"type": "array", "items": STRING, "description": "the identified ones"},
         "linked_ids": {"type": "array", "items": STRING, "description": "the person's other ids (anonymous ids, "
                                                                           "aliases)"},

@@ -49,6 +49,7 @@ from .store.events import write_payload
 from .store.message_ids import prune_message_ids
 from .store.partitions import ensure_partitions, forget_partitions, maintain_partitions, partition_window
 from .store.persons import link_ops
+from .store.tx import StatementTimeout, statement_timeouts
 from .webhooks import WebhookSender, record_funnel_completions
 
 __all__ = ["WORKER", "Drainer", "worker_ctx"]
@@ -254,18 +255,36 @@ class Drainer:
             except (psycopg2.Error, RedisError, OSError) as exc:
                 log.warning("quota_crossings_failed", error=str(exc).strip()[:300])
 
-    async def _write(self, conn: aiopg.Connection, rows: list[_Row]) -> tuple[int, list[tuple[str, str, str]]]:
-        """Write rows in one statement; if Postgres refuses their data, split the batch to find the entries it
-        refuses, and return those with the error text to be dead-lettered (the rest are stored: writes are
-        idempotent). Errors of the connection or the server are raised: the caller retries the whole batch."""
+    def _timeout_ms(self, entries: int, escalated: bool) -> int:
+        """The statement timeout of a write of ``entries`` entries: a base, a share per entry, 4x when escalated."""
+        seconds = self.settings.drain_statement_timeout + self.settings.drain_timeout_per_entry * entries
+        return max(1, int(seconds * (4 if escalated else 1) * 1000))
+
+    async def _write(self, conn: aiopg.Connection, rows: list[_Row],
+                     escalated: bool = False) -> tuple[int, list[tuple[str, str, str]]]:
+        """Write rows in one statement; if Postgres refuses their data, or the data makes the statement outlast its
+        timeout (sized for the batch), split the batch to find the entries at fault, and return those with the
+        error text to be dead-lettered (the rest are stored: writes are idempotent). One entry that times out alone
+        is tried once more with 4x the time first (a loaded server is not the entry's fault). Errors of the
+        connection or the server are raised: the caller retries the whole batch."""
         if not rows:
             return 0, []
         events = [row.raw for row in rows if isinstance(row.record, EventRecord)]
         identifies = [row.record for row in rows if isinstance(row.record, IdentifyRecord)]
+        timeout_ms = self._timeout_ms(len(rows), escalated)
         try:
             # the stream payloads as they are (encoded from EventRecord): joined into one array, not re-encoded
             links = link_ops(row.record for row in rows)
-            return await write_payload(conn, "[" + ",".join(events) + "]", identifies, links), []
+            return await write_payload(conn, "[" + ",".join(events) + "]", identifies, links,
+                                       max_ids=self.settings.max_ids_per_person, timeout_ms=timeout_ms), []
+        except StatementTimeout:
+            log.warning("batch_timed_out", entries=len(rows), timeout_ms=timeout_ms)
+            if len(rows) == 1:
+                if not escalated:
+                    return await self._write(conn, rows, escalated=True)
+                error = f"StatementTimeout: storing this entry took longer than {timeout_ms} ms"
+                log.warning("entry_rejected", entry=rows[0].entry_id, error=error)
+                return 0, [(rows[0].entry_id, rows[0].raw, error)]
         except psycopg2.Error as exc:
             if missing_partition(exc):
                 forget_partitions()  # a partition was dropped behind our back (pruned elsewhere): recreate it
@@ -294,13 +313,14 @@ class Drainer:
         delay = 0.1
         while not stop.is_set():
             try:
-                handled = await self.drain_once(block_ms=500)
+                async with statement_timeouts():  # a background statement past ANALYTICS_BACKGROUND_TIMEOUT
+                    handled = await self.drain_once(block_ms=500)
                 delay = 0.1
                 if 0 < handled < self.settings.batch_size:
                     # caught up: let the next batch gather for a moment (fewer, larger commits and fsyncs)
                     with contextlib.suppress(asyncio.TimeoutError):
                         await asyncio.wait_for(stop.wait(), LINGER_SECONDS)
-            except (TimeoutError, RedisError, OSError, psycopg2.Error) as exc:
+            except (TimeoutError, RedisError, OSError, psycopg2.Error, StatementTimeout) as exc:
                 log.warning("drain_failed", error=str(exc).strip()[:300], retry_in=delay)
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(stop.wait(), delay)
@@ -315,8 +335,9 @@ async def _every(seconds: float, stop: asyncio.Event, name: str, job: Any, leade
                 await asyncio.wait_for(stop.wait(), LEADER_RETRY_SECONDS)
             continue
         try:
-            await job()
-        except (TimeoutError, psycopg2.Error, OSError, RedisError) as exc:
+            async with statement_timeouts():
+                await job()
+        except (TimeoutError, psycopg2.Error, OSError, RedisError, StatementTimeout) as exc:
             log.warning(f"{name}_failed", error=str(exc).strip()[:300])
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(stop.wait(), seconds)

@@ -21,6 +21,9 @@ EVENT_TABLES = ("np_analytics_events, np_analytics_aggregates, np_analytics_aggr
 BASE = datetime(2025, 1, 1, tzinfo=UTC)
 
 
+MAX_IDS = 500  # Settings.max_ids_per_person's default
+
+
 @dataclass
 class Ev:
     """One event as the tests think of it."""
@@ -74,11 +77,12 @@ def links_of(ids: Sequence[str], max_size: int = 6) -> Any:
 
 
 async def insert(conn: Any, events: Sequence[Ev], identifies: Sequence[dict[str, Any]] = (),
-                 links: Sequence[Link] = ()) -> int:
+                 links: Sequence[Link] = (), max_ids: int = MAX_IDS) -> int:
     """Write events, identify messages and identity links as one drained batch."""
     await ensure_partitions(conn, {e.ts.astimezone(UTC).date() for e in events})
     users = [*identifies, *(row for link in links if (row := link.identify()) is not None)]
-    return await write_batch(conn, [e.row() for e in events], users, [link.op() for link in links])
+    return await write_batch(conn, [e.row() for e in events], users, [link.op() for link in links],
+                             max_ids=max_ids)
 
 
 async def reset(conn: Any) -> None:
@@ -105,17 +109,23 @@ def day_of(ts: datetime) -> date:
 
 # --- reference implementations -----------------------------------------------------------------
 
-def ref_persons(links: Iterable[Link]) -> dict[tuple[str, str], str]:
+def ref_persons(links: Iterable[Link], max_ids: int = MAX_IDS) -> dict[tuple[str, str], str]:
     """{(account, distinct id): person} of the linked ids (an id without an entry is its own person).
 
     The definition of a person, applied in message order:
     - identify(user, anon): anon joins user's person, unless anon is already linked, has ids linked to it,
       or is a known user (the user of an earlier identify): two known users are never merged by identify.
-    - alias(user, previous): previous, with every id of its person, joins user's person, unless previous is
-      already linked to another person (a link is never moved).
+    - alias(user, previous): previous's whole person and user's person become one, unless previous's person is
+      identified (one of its ids is a known user: PostHog's rule). The smaller person is re-pointed into the
+      larger (a tie: previous's into user's).
+    - no person grows past ``max_ids`` ids: a link that would is refused.
     """
     person: dict[tuple[str, str], str] = {}
     known: set[tuple[str, str]] = set()
+
+    def members(a: str, root: str) -> list[tuple[str, str]]:
+        return [key for key, p in person.items() if key[0] == a and p == root]
+
     for link in links:
         a, d = link.account, link.other
         target = person.get((a, link.user), link.user)
@@ -123,20 +133,26 @@ def ref_persons(links: Iterable[Link]) -> dict[tuple[str, str], str]:
             known.add((a, link.user))
             if d is None or d in (link.user, target):
                 continue
-            has_members = any(acc == a and p == d for (acc, _id), p in person.items())
-            if (a, d) in person or has_members or (a, d) in known:
+            if (a, d) in person or members(a, d) or (a, d) in known:
+                continue
+            if 1 + len(members(a, target)) + 1 > max_ids:
                 continue
             person[(a, d)] = target
         elif link.kind == "alias":
             if d is None or d == link.user:
                 continue
             current = person.get((a, d), d)
-            if current == target or current != d:
+            if current == target:
                 continue
-            for key, p in person.items():
-                if key[0] == a and p == d:
-                    person[key] = target
-            person[(a, d)] = target
+            if (a, current) in known or any(key in known for key in members(a, current)):
+                continue
+            size_target, size_current = 1 + len(members(a, target)), 1 + len(members(a, current))
+            if size_target + size_current > max_ids:
+                continue
+            loser, winner = (current, target) if size_current <= size_target else (target, current)
+            for key in members(a, loser):
+                person[key] = winner
+            person[(a, loser)] = winner
     return person
 
 

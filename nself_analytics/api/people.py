@@ -57,8 +57,12 @@ async def get_user(request: web.Request) -> web.Response:
     distinct_id = params.event_name(request.match_info["id"], "user id")
     limit = params.integer(request.query, "limit", 50, 1, 200)
     offset = params.integer(request.query, "offset", 0, 0, MAX_OFFSET)
+    # the person's ids are paged too (a person holds at most ANALYTICS_MAX_IDS_PER_PERSON ids; older data more)
+    ids_limit = params.integer(request.query, "ids_limit", 100, 1, 1000)
+    ids_offset = params.integer(request.query, "ids_offset", 0, 0, MAX_OFFSET)
     async with reading(request) as conn:
-        found = await people.person(conn, account=account, distinct_id=distinct_id, limit=limit, offset=offset)
+        found = await people.person(conn, account=account, distinct_id=distinct_id, limit=limit, offset=offset,
+                                    ids_limit=ids_limit, ids_offset=ids_offset)
     if found is None:
         raise ApiError(404, "User not found")
     return web.json_response({"status": "success", "limit": limit, "offset": offset, **found})

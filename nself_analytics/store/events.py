@@ -23,7 +23,7 @@ import structlog
 
 from ..model.record import EVENT_COLUMNS, EventRecord, IdentifyRecord, UnknownColumn, column, select_list
 from .persons import apply_links
-from .tx import transaction
+from .tx import statement_timeouts, transaction
 
 __all__ = ["EVENT_COLUMNS", "encode_events", "write_batch", "write_payload"]
 
@@ -35,6 +35,7 @@ _VALUES = select_list(EventRecord)
 _ACCOUNT, _TS, _MESSAGE_ID = column("source_account_id"), column("ts"), column("message_id")
 _KEY = f"coalesce({_ACCOUNT}, 'primary'), {_MESSAGE_ID}"  # the de-duplication key of a stored event
 _ENCODER = msgspec.json.Encoder()
+DEFAULT_MAX_IDS = 500  # Settings.max_ids_per_person's default
 
 # Traits merge left to right; first_seen/last_seen widen. Rows arrive pre-merged per user.
 _UPSERT_USERS = """
@@ -136,30 +137,36 @@ def encode_events(events: Sequence[EventRecord | Mapping[str, Any]]) -> str:
 
 async def write_batch(conn: aiopg.Connection, events: Sequence[EventRecord | Mapping[str, Any]],
                       identifies: Sequence[IdentifyRecord | Mapping[str, Any]],
-                      links: Sequence[dict[str, Any]] = ()) -> int:
+                      links: Sequence[dict[str, Any]] = (), *, max_ids: int = DEFAULT_MAX_IDS) -> int:
     """Write one drained batch in one transaction; return the number of events newly stored."""
     users = [i if isinstance(i, IdentifyRecord) else msgspec.convert(i, IdentifyRecord) for i in identifies]
-    return await write_payload(conn, encode_events(events), users, links)
+    return await write_payload(conn, encode_events(events), users, links, max_ids=max_ids)
 
 
 async def write_payload(conn: aiopg.Connection, events_json: str, identifies: Sequence[IdentifyRecord],
-                        links: Sequence[dict[str, Any]] = ()) -> int:
+                        links: Sequence[dict[str, Any]] = (), *, max_ids: int = DEFAULT_MAX_IDS,
+                        timeout_ms: int | None = None) -> int:
     """:func:`write_batch` with the events already as one JSON array (the drain joins the stream payloads,
     which are encoded EventRecords).
 
-    ``links``: the batch's identity link operations in stream order (``persons.link_ops``)."""
+    ``links``: the batch's identity link operations in stream order (``persons.link_ops``); ``max_ids``: the most
+    ids one person may hold. ``timeout_ms``: the server-side statement timeout of this batch's statements (the
+    drain sizes it for the batch; a timeout raises ``QueryCanceled``, SQLSTATE 57014)."""
     users = _ENCODER.encode(_merge_identifies(identifies)).decode() if identifies else "[]"
     params = {"events": events_json, "users": users}
+    limit = "" if timeout_ms is None else f"SET LOCAL statement_timeout = {int(timeout_ms)}; "
     if not links:
-        async with conn.cursor() as cur:  # autocommit connection: the single statement is its own transaction
-            await cur.execute(WRITE_BATCH, params)
+        async with statement_timeouts(), conn.cursor() as cur:  # autocommit: one implicit transaction, one trip
+            await cur.execute(limit + WRITE_BATCH, params)
             (inserted,) = await cur.fetchone()
         return int(inserted)
-    async with transaction(conn) as cur:
+    async with statement_timeouts(), transaction(conn) as cur:
+        if limit:
+            await cur.execute(limit)
         # links first: their advisory locks are taken before any row lock of the batch statement
-        refused = await apply_links(cur, json.dumps(list(links), separators=(",", ":")))
+        refused = await apply_links(cur, json.dumps(list(links), separators=(",", ":")), max_ids)
         await cur.execute(WRITE_BATCH, params)
         (inserted,) = await cur.fetchone()
     if refused:
-        log.info("person_links_refused", count=refused, links=len(links))
+        log.warning("person_links_refused", links=len(links), **refused)
     return int(inserted)

@@ -87,9 +87,9 @@ async def list_users(conn: aiopg.Connection, *, account: str, search: str | None
 
 
 async def person(conn: aiopg.Connection, *, account: str, distinct_id: str, limit: int,
-                 offset: int) -> dict[str, Any] | None:
-    """The person of ``distinct_id``: ids, traits, first/last seen, counts, a page of events newest first;
-    None when nothing is known of it."""
+                 offset: int, ids_limit: int = 100, ids_offset: int = 0) -> dict[str, Any] | None:
+    """The person of ``distinct_id``: a page of its ids (``ids_limit`` from ``ids_offset``, in id order), traits,
+    first/last seen, counts, a page of events newest first; None when nothing is known of it."""
     async with transaction(conn) as cur:
         await cur.execute(PERSON_IDS, {"account": account, "id": distinct_id})
         [(root, ids)] = await cur.fetchall()
@@ -108,9 +108,11 @@ async def person(conn: aiopg.Connection, *, account: str, distinct_id: str, limi
         traits.update(user_traits or {})
     seen = [t for row in counts for t in row[2:4]] + [t for row in users for t in row[3:5]]
     user_ids = {row[0] for row in users}
+    page = list(ids)[ids_offset:ids_offset + ids_limit]
     return {
-        "id": distinct_id, "person_id": root, "distinct_ids": list(ids),
-        "user_ids": sorted(user_ids), "linked_ids": [i for i in ids if i != distinct_id],
+        "id": distinct_id, "person_id": root, "distinct_ids": page, "distinct_id_count": len(ids),
+        "more_ids": ids_offset + ids_limit < len(ids),
+        "user_ids": sorted(user_ids)[:ids_limit], "linked_ids": [i for i in page if i != distinct_id],
         "traits": traits, "first_seen": _iso(min(seen)), "last_seen": _iso(max(seen)),
         "event_count": int(counts[0][4]) if counts else 0,
         "event_counts": [{"event": name, "count": int(count)} for name, count, *_ in counts],

@@ -11,8 +11,10 @@ ids with the fragments below, never by its own rule:
 Links are written by the drain, in the transaction of the batch that carried them
 (:func:`link_ops` builds them in stream order, ``np_analytics_link_ids`` applies them):
 ``identify`` with an anonymous id links it to the user, unless the anonymous id is already linked
-or is itself a known user; ``alias`` merges the previous id's person into the user's. The tests'
-plain-Python reference (``tests/queries_support.py: ref_persons``) is the definition.
+or is itself a known user; ``alias`` merges the previous id's person with the user's, unless the previous id's
+person is identified (PostHog's rule: only the secret token merges two identified persons). A person holds at
+most ANALYTICS_MAX_IDS_PER_PERSON ids; a merge re-points the smaller person into the larger (whose root stays
+the person id). The tests' plain-Python reference (``tests/queries_support.py: ref_persons``) is the definition.
 """
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ def person_of_param(param: str = "user_id", account: str = "%(account)s") -> str
 
 PERSON_OF_USER_PARAM = person_of_param()
 
-LINK_IDS = "SELECT np_analytics_link_ids(%(ops)s::jsonb)"
+LINK_IDS = "SELECT np_analytics_link_ids(%(ops)s::jsonb, %(max_ids)s)"
 
 
 def link_ops(records: Iterable[EventRecord | IdentifyRecord]) -> list[dict[str, Any]]:
@@ -85,9 +87,13 @@ def link_ops(records: Iterable[EventRecord | IdentifyRecord]) -> list[dict[str, 
     return ops
 
 
-async def apply_links(cur: aiopg.Cursor, ops_json: str) -> int:
-    """Apply link operations (JSON of :func:`link_ops`) inside the caller's transaction; return how
-    many were refused (their ids already belong to another person)."""
-    await cur.execute(LINK_IDS, {"ops": ops_json})
+async def apply_links(cur: aiopg.Cursor, ops_json: str, max_ids: int) -> dict[str, int]:
+    """Apply link operations (JSON of :func:`link_ops`) inside the caller's transaction; return the refused
+    ones by reason: ``identified`` (the previous id's person is identified), ``linked`` (an id already belongs
+    to another person, or is a known user), ``cap`` (the person would hold more than ``max_ids`` ids).
+
+    Each link costs at most ``max_ids`` row probes and re-points the smaller of two merged persons
+    (migration 0113), so no shape of links (chains, stars, cycles) makes the drain's statement slow."""
+    await cur.execute(LINK_IDS, {"ops": ops_json, "max_ids": max_ids})
     (refused,) = await cur.fetchone()
-    return int(refused)
+    return {reason: int(count) for reason, count in refused.items() if count}
