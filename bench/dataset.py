@@ -19,8 +19,8 @@ from typing import Any
 
 import msgspec
 
-from nself_analytics.enrich import classify_user_agent, hash_ip
-from nself_analytics.messages import normalize
+from nself_analytics.ingest.enrich import classify_user_agent, hash_ip
+from nself_analytics.ingest.normalize import normalize
 from nself_analytics.model.record import EventRecord
 from nself_analytics.store.events import EVENT_COLUMNS
 

@@ -1,5 +1,5 @@
 """The benchmark's own stores and service: embedded PostgreSQL and Redis under ``bench/.data`` and the real
-service started as its own process (``python -m nself_analytics.cli start``). Everything started here is
+service started as its own process (``python -m nself_analytics.host.cli start``). Everything started here is
 stopped by :meth:`Harness.close`, also after an error or Ctrl-C."""
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ import psutil
 import psycopg2
 import redis
 
-from nself_analytics.embedded import EmbeddedPostgres, EmbeddedRedis
-from nself_analytics.migrate import apply_migrations
+from nself_analytics.host.embedded import EmbeddedPostgres, EmbeddedRedis
+from nself_analytics.host.migrate import apply_migrations
 
 __all__ = ["DATA_DIR", "SECRET", "WRITE_KEY", "CpuMeter", "Harness", "RssSampler", "progress"]
 
@@ -235,10 +235,10 @@ class Harness:
             }
             log = (self.data_dir / "service.log").open("ab")
             # its own session: a Ctrl-C reaches only the benchmark, which then stops the service in order
-            command = [sys.executable, "-m", "nself_analytics.cli", "start"]
+            command = [sys.executable, "-m", "nself_analytics.host.cli", "start"]
             if profile is not None:  # pyinstrument (pip install pyinstrument) writes its report when the service stops
                 command = [sys.executable, "-m", "pyinstrument", "-r", "text", "--show-all", "-o", str(profile), "-m",
-                           "nself_analytics.cli", "start"]
+                           "nself_analytics.host.cli", "start"]
             self.services.append(subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
                                                   start_new_session=True))
             log.close()

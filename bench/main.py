@@ -28,9 +28,9 @@ import aiopg
 import psycopg2
 import structlog
 
-from nself_analytics.store.aggregates import materialize
 from nself_analytics.store.events import EVENT_COLUMNS
 from nself_analytics.store.partitions import ensure_partitions
+from nself_analytics.store.rollups.aggregates import materialize
 
 from .dataset import WEB_COLUMNS, stored_text, to_message, with_web_fields
 from .generate import generate_events, load_events

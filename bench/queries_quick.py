@@ -22,13 +22,13 @@ from typing import Any
 import aiopg
 import psycopg2
 
-from nself_analytics.embedded import EmbeddedPostgres
-from nself_analytics.migrate import apply_migrations
-from nself_analytics.params import add_periods, midnight, period_floor
-from nself_analytics.store.aggregates import materialize
+from nself_analytics.host.embedded import EmbeddedPostgres
+from nself_analytics.host.migrate import apply_migrations
 from nself_analytics.store.funnels import run_funnel
 from nself_analytics.store.metrics import event_counts, session_totals
 from nself_analytics.store.retention import run_retention
+from nself_analytics.store.rollups.aggregates import materialize
+from nself_analytics.web.params import add_periods, midnight, period_floor
 
 from .generate import generate_events, load_events
 

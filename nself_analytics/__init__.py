@@ -1,7 +1,7 @@
 """nself-analytics: self-hosted product and web analytics on your own PostgreSQL and Redis."""
 
-from .app import create_app, create_root_app
 from .config import ConfigError, Settings
+from .host.app import create_app, create_root_app
 
 __all__ = ["ConfigError", "Settings", "__version__", "create_app", "create_root_app"]
 

@@ -15,7 +15,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TypeVar
 
-from .beacon_guard import (
+from .ingest.site_guard import (
     DEFAULT_RATE_PER_IP,
     DEFAULT_RATE_PER_SITE,
     HIT_RATE_PER_IP,
@@ -25,8 +25,8 @@ from .beacon_guard import (
     parse_rate,
     parse_sites,
 )
-from .credentials import Credential, parse_entries
-from .forwarded import DEFAULT_TRUSTED_PROXIES, TRUSTED_PROXIES, Network, parse_networks
+from .web.credentials import Credential, parse_entries
+from .web.forwarded import DEFAULT_TRUSTED_PROXIES, TRUSTED_PROXIES, Network, parse_networks
 
 __all__ = ["ConfigError", "Settings", "parse_duration", "write_private"]
 

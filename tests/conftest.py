@@ -25,14 +25,14 @@ import psycopg2
 import pytest
 import redis
 from aiohttp import web
+from nself_analytics.web.appkeys import ANALYTICS_APP, PG_POOL, REDIS
 
-from nself_analytics.app import create_root_app
 from nself_analytics.config import Settings
-from nself_analytics.embedded import EmbeddedPostgres, EmbeddedRedis
-from nself_analytics.keys import ANALYTICS_APP, PG_POOL, REDIS
-from nself_analytics.migrate import apply_migrations
+from nself_analytics.host.app import create_root_app
+from nself_analytics.host.embedded import EmbeddedPostgres, EmbeddedRedis
+from nself_analytics.host.migrate import apply_migrations
+from nself_analytics.pipeline.drain import Drainer
 from nself_analytics.store.partitions import forget_partitions
-from nself_analytics.worker import Drainer
 
 from .integrations_support import HITS, SITE, web_data
 
@@ -213,7 +213,7 @@ class LiveService:
 
 def start_service(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
     with log_path.open("ab") as log_file:
-        return subprocess.Popen([sys.executable, "-m", "nself_analytics.cli", "start"], env=env,
+        return subprocess.Popen([sys.executable, "-m", "nself_analytics.host.cli", "start"], env=env,
                                 stdout=log_file, stderr=subprocess.STDOUT)
 
 

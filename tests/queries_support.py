@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from nself_analytics.params import add_periods, period_floor
 from nself_analytics.store.events import write_batch
 from nself_analytics.store.partitions import ensure_partitions
+from nself_analytics.web.params import add_periods, period_floor
 
 EVENT_TABLES = ("np_analytics_events, np_analytics_aggregates, np_analytics_aggregate_dirty, np_analytics_users, "
                 "np_analytics_activity, np_analytics_event_times, np_analytics_person_map, np_analytics_message_ids")

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import redis
 
-from nself_analytics.migrate import apply_migrations
+from nself_analytics.host.migrate import apply_migrations
 
 from .conftest import SECRET, WRITE_KEY, Stores, _sibling_database, free_port
 

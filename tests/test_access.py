@@ -1,4 +1,4 @@
-"""Route credentials: one table (api/access.py), one middleware. The walk below visits every route of the real
+"""Route credentials: one table (api/routes.py), one middleware. The walk below visits every route of the real
 router, so a route added without a declaration, or declared but not enforced, fails here."""
 
 from __future__ import annotations
@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from nself_analytics.web.appkeys import ANALYTICS_APP
 
-from nself_analytics.access import BOUND_ACCESS, Access, bind_access, route_key
 from nself_analytics.api import ROUTE_ACCESS
 from nself_analytics.config import Settings
-from nself_analytics.keys import ANALYTICS_APP
-from nself_analytics.openapi import OPERATIONS
+from nself_analytics.web.access import BOUND_ACCESS, Access, bind_access, route_key
+from nself_analytics.web.openapi import OPERATIONS
 
 from .conftest import SECRET, WRITE_KEY
 
@@ -105,11 +105,11 @@ async def test_write_key_in_the_body_is_checked_by_the_middleware(make_client: A
 
 
 def test_table_declares_exactly_the_routed_operations_and_matches_openapi(settings: Settings) -> None:
-    from nself_analytics.app import create_app
+    from nself_analytics.host.app import create_app
 
     app = create_app(settings)
     routed = {route_key(r) for r in app.router.routes()}
-    assert routed == set(ROUTE_ACCESS), "stale or missing entries in api/access.py"
+    assert routed == set(ROUTE_ACCESS), "stale or missing entries in api/routes.py"
     for key, access in ROUTE_ACCESS.items():
         assert OPERATIONS[key]["security"] == SECURITY[access], key
 
@@ -120,7 +120,7 @@ async def _report(request: web.Request) -> web.Response:
 
 def test_an_undeclared_route_stops_the_app_factory(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     from nself_analytics import api
-    from nself_analytics.app import create_app
+    from nself_analytics.host.app import create_app
 
     extra = web.RouteTableDef()
     extra.get("/new-report")(_report)

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 import redis
 
-from nself_analytics.beacon_guard import Rate, parse_rate, parse_sites, site_account
 from nself_analytics.config import ConfigError, Settings
-from nself_analytics.forwarded import client_address, parse_networks
-from nself_analytics.keys import STREAM_KEY
+from nself_analytics.ingest.redis_keys import STREAM_KEY
+from nself_analytics.ingest.site_guard import Rate, parse_rate, parse_sites, site_account
+from nself_analytics.web.forwarded import client_address, parse_networks
 
 from .conftest import SECRET, WRITE_KEY, pg_execute
 

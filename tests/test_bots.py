@@ -246,6 +246,6 @@ def test_bot_command_refuses_to_start_without_its_token() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ANALYTICS_", "TELEGRAM_", "DISCORD_"))}
     env.update({"ANALYTICS_URL": "http://127.0.0.1:9", "ANALYTICS_API_TOKEN": "t", "ANALYTICS_SITE": "a.com"})
     for kind, variable in (("telegram", "TELEGRAM_BOT_TOKEN"), ("discord", "DISCORD_BOT_TOKEN")):
-        result = subprocess.run([sys.executable, "-m", "nself_analytics.cli", "bot", kind], env=env,
+        result = subprocess.run([sys.executable, "-m", "nself_analytics.host.cli", "bot", kind], env=env,
                                 capture_output=True, text=True, timeout=60)
         assert result.returncode == 2 and variable in result.stderr

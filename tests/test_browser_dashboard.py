@@ -25,7 +25,7 @@ import redis
 from playwright.async_api import Browser, Page
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
-from nself_analytics.migrate import apply_migrations
+from nself_analytics.host.migrate import apply_migrations
 
 from . import test_browser_web
 from .conftest import (

@@ -20,7 +20,7 @@ import pytest
 from aiohttp import web
 from playwright.async_api import Browser, Page, async_playwright
 
-from nself_analytics.store.persons import EVENT_PERSON, EVENT_PERSON_JOIN
+from nself_analytics.store.identity import EVENT_PERSON, EVENT_PERSON_JOIN
 
 from .conftest import LiveService, pg_execute, serving
 

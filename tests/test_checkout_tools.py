@@ -14,8 +14,8 @@ from typing import Any
 
 import yaml
 
-from nself_analytics.app import create_root_app
 from nself_analytics.config import Settings
+from nself_analytics.host.app import create_root_app
 
 from .conftest import SECRET, WRITE_KEY, Stores, _sibling_database, free_port, pg_execute, start_service, wait_healthy
 

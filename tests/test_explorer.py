@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from nself_analytics.store.aggregates import materialize
 from nself_analytics.store.events import write_batch
 from nself_analytics.store.partitions import ensure_partitions
+from nself_analytics.store.rollups.aggregates import materialize
 
 from .queries_support import BASE, Ev, insert
 

@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 import redis
 
-from nself_analytics import hookspecs, plugin
-from nself_analytics.cli import plugin_manager
 from nself_analytics.config import ConfigError, Settings, parse_duration
-from nself_analytics.embedded import EmbeddedPostgres, EmbeddedRedis
-from nself_analytics.migrate import apply_migrations, pending_migrations
+from nself_analytics.host import hookspecs, plugin
+from nself_analytics.host.cli import plugin_manager
+from nself_analytics.host.embedded import EmbeddedPostgres, EmbeddedRedis
+from nself_analytics.host.migrate import apply_migrations, pending_migrations
 
 from .conftest import SECRET, WRITE_KEY, free_port, pg_execute, start_service, stop_service, wait_healthy
 
@@ -96,7 +96,7 @@ def test_secrets_generated_once_and_kept(tmp_path: Path) -> None:
 
 def test_bad_variable_stops_start(tmp_path: Path) -> None:
     env = {**os.environ, **BASE_ENV, "ANALYTICS_DATA_DIR": str(tmp_path), "ANALYTICS_SAMPLE_RATE": "2"}
-    result = subprocess.run([sys.executable, "-m", "nself_analytics.cli", "start"], env=env,
+    result = subprocess.run([sys.executable, "-m", "nself_analytics.host.cli", "start"], env=env,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert "ANALYTICS_SAMPLE_RATE" in result.stderr and "'2'" in result.stderr
@@ -141,7 +141,7 @@ def test_console_script_build_twice_on_embedded_postgres(tmp_path: Path) -> None
     """A fresh data folder: `build` starts the embedded server, migrates, stops; again changes nothing."""
     env = {**os.environ, **BASE_ENV, "ANALYTICS_DATA_DIR": str(tmp_path), "ANALYTICS_LOG_FORMAT": "console"}
     env.pop("DATABASE_URL", None)
-    first = subprocess.run([sys.executable, "-m", "nself_analytics.cli", "build"], env=env,
+    first = subprocess.run([sys.executable, "-m", "nself_analytics.host.cli", "build"], env=env,
                            capture_output=True, text=True, timeout=120)
     assert first.returncode == 0, first.stderr
     assert json.loads(first.stdout) == [{"analytics": {"applied": ["0001_initial", *json.loads(first.stdout)[0]
@@ -158,7 +158,7 @@ def test_console_script_build_twice_on_embedded_postgres(tmp_path: Path) -> None
                                " WHERE c.relname = 'np_analytics_events'") == [("r",)]
     finally:
         pg.stop()
-    second = subprocess.run([sys.executable, "-m", "nself_analytics.cli", "build"], env=env,
+    second = subprocess.run([sys.executable, "-m", "nself_analytics.host.cli", "build"], env=env,
                             capture_output=True, text=True, timeout=120)
     assert second.returncode == 0 and json.loads(second.stdout) == [{"analytics": {"applied": []}}]
     url = pg.start()

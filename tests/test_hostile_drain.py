@@ -17,10 +17,11 @@ from typing import Any
 
 import psycopg2
 import pytest
+from nself_analytics.web.appkeys import ANALYTICS_APP, PG_POOL, REDIS
 
-from nself_analytics import deadletters
-from nself_analytics.keys import ANALYTICS_APP, DEAD_LETTER_KEY, DROPPED_KEY, PG_POOL, REDIS, STREAM_KEY
-from nself_analytics.worker import Drainer
+from nself_analytics.ingest.redis_keys import DEAD_LETTER_KEY, DROPPED_KEY, STREAM_KEY
+from nself_analytics.pipeline import deadletters
+from nself_analytics.pipeline.drain import Drainer
 
 from .conftest import SECRET, pg_execute, wait_for
 
@@ -135,7 +136,7 @@ async def test_dead_letters_are_bounded_and_in_health(make_client: Any, settings
 
 
 def sub_settings(client: Any) -> Any:
-    from nself_analytics.keys import SETTINGS
+    from nself_analytics.web.appkeys import SETTINGS
 
     return client.app[ANALYTICS_APP][SETTINGS]
 
@@ -153,7 +154,7 @@ def _cli(settings: Any, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "REDIS_URL": settings.redis_url, "DATABASE_URL": settings.database_url,
            "ANALYTICS_DATA_DIR": str(settings.data_dir), "ANALYTICS_SECRET_TOKEN": settings.secret_token,
            "ANALYTICS_WRITE_KEYS": ",".join(settings.write_keys)}
-    return subprocess.run([sys.executable, "-m", "nself_analytics.cli", "dead-letters", *args], env=env,
+    return subprocess.run([sys.executable, "-m", "nself_analytics.host.cli", "dead-letters", *args], env=env,
                           capture_output=True, text=True, timeout=60)
 
 

@@ -11,9 +11,10 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from nself_analytics import deadletters
-from nself_analytics.keys import ANALYTICS_APP, PG_POOL, REDIS, STREAM_KEY
-from nself_analytics.worker import Drainer
+from nself_analytics.ingest.redis_keys import STREAM_KEY
+from nself_analytics.pipeline import deadletters
+from nself_analytics.pipeline.drain import Drainer
+from nself_analytics.web.appkeys import ANALYTICS_APP, PG_POOL, REDIS
 
 from .conftest import pg_execute
 from .queries_support import Link, ref_persons
@@ -69,7 +70,7 @@ async def test_entry_the_data_makes_slow_is_dead_lettered_and_its_batch_mates_st
 
 async def test_background_statement_timeout_is_set_on_the_worker_pool(client: Any, settings: Any) -> None:
     """Every background statement runs under ANALYTICS_BACKGROUND_TIMEOUT (the worker pool's connections)."""
-    from nself_analytics.keys import WORKER_POOL
+    from nself_analytics.web.appkeys import WORKER_POOL
 
     async with client.app[ANALYTICS_APP][WORKER_POOL].acquire() as conn, conn.cursor() as cur:
         await cur.execute("SELECT setting FROM pg_settings WHERE name = 'statement_timeout'")

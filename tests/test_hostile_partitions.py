@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg2
+from nself_analytics.web.appkeys import ANALYTICS_APP, PG_POOL
 
-from nself_analytics.keys import ANALYTICS_APP, PG_POOL
 from nself_analytics.store.events import write_batch
 from nself_analytics.store.partitions import (
     AHEAD_DAYS,

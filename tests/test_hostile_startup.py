@@ -18,7 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg2
 import redis
 
-from nself_analytics.migrate import apply_migrations
+from nself_analytics.host.migrate import apply_migrations
 
 from .conftest import SECRET, WRITE_KEY, _sibling_database, free_port, wait_healthy
 
@@ -30,7 +30,7 @@ def _env(tmp_path: Path, database_url: str, redis_url: str, port: int, **extra: 
 
 
 def _start(env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "nself_analytics.cli", "start"], env=env, text=True,
+    return subprocess.Popen([sys.executable, "-m", "nself_analytics.host.cli", "start"], env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 

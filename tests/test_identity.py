@@ -78,7 +78,7 @@ async def test_rules(pool_conn: Any) -> None:
 async def test_concurrent_batches_link_without_deadlock(pool_conn: Any, client: Any) -> None:
     """Two drainers writing crossing links of two accounts at once both commit (advisory locks are taken in
     account order, before any row lock)."""
-    from nself_analytics.keys import ANALYTICS_APP, PG_POOL
+    from nself_analytics.web.appkeys import ANALYTICS_APP, PG_POOL
 
     pool = client.app[ANALYTICS_APP][PG_POOL]
 

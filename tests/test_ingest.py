@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 import redis
+from nself_analytics.web.appkeys import ANALYTICS_APP, PG_POOL, REDIS
 
-from nself_analytics.counters import counter_key
-from nself_analytics.ingest import sampled_in
-from nself_analytics.keys import ANALYTICS_APP, PG_POOL, REDIS, STREAM_KEY
+from nself_analytics.ingest.counter_keys import counter_key
+from nself_analytics.ingest.redis_keys import STREAM_KEY
+from nself_analytics.ingest.service import sampled_in
 
 from .conftest import SECRET, WRITE_KEY, pg_execute
 
@@ -377,7 +378,7 @@ async def test_sampling_keeps_users_together(make_client: Any, settings: Any, au
     for start in range(0, 300, 50):
         batch = [{"type": "track", "event": f"e{j}", "userId": u} for u in users[start:start + 50] for j in range(2)]
         assert (await client.post("/analytics/batch", headers=auth["write"], json={"batch": batch})).status == 202
-    from nself_analytics.worker import Drainer
+    from nself_analytics.pipeline.drain import Drainer
 
     sub = client.app[ANALYTICS_APP]
     await Drainer(sub[PG_POOL], sub[REDIS], sampled).drain_until_empty()
@@ -420,7 +421,7 @@ async def test_backpressure_503_then_recovery(make_client: Any, settings: Any, a
         assert await response.json() == {"status": "error", "success": False, "code": "service_unavailable",
                                          "message": "Ingest queue is full; retry later"}
     assert stream_len(settings) == 5
-    from nself_analytics.worker import Drainer
+    from nself_analytics.pipeline.drain import Drainer
 
     sub = client.app[ANALYTICS_APP]
     await Drainer(sub[PG_POOL], sub[REDIS], small).drain_until_empty()

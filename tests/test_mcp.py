@@ -34,7 +34,7 @@ EVENTS = [
 def server_params(live: LiveService, token: str | None = None, url: str | None = None) -> StdioServerParameters:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANALYTICS_")}
     env.update({"ANALYTICS_URL": url or live.base_url, "ANALYTICS_API_TOKEN": token or live.secret})
-    return StdioServerParameters(command=sys.executable, args=["-m", "nself_analytics.cli", "mcp"], env=env)
+    return StdioServerParameters(command=sys.executable, args=["-m", "nself_analytics.host.cli", "mcp"], env=env)
 
 
 @pytest.fixture(scope="session")
@@ -153,6 +153,6 @@ def test_mcp_command_names_the_missing_variable() -> None:
     import subprocess
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANALYTICS_")}
-    result = subprocess.run([sys.executable, "-m", "nself_analytics.cli", "mcp", "--url", "http://127.0.0.1:9"],
+    result = subprocess.run([sys.executable, "-m", "nself_analytics.host.cli", "mcp", "--url", "http://127.0.0.1:9"],
                             env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "ANALYTICS_API_TOKEN" in result.stderr

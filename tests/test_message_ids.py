@@ -9,9 +9,10 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from nself_analytics.keys import ANALYTICS_APP, PG_POOL, REDIS, SETTINGS, WORKER_POOL
+from nself_analytics.web.appkeys import ANALYTICS_APP, PG_POOL, REDIS, SETTINGS, WORKER_POOL
+
+from nself_analytics.pipeline.drain import Worker
 from nself_analytics.store.message_ids import prune_message_ids
-from nself_analytics.worker import Worker
 
 from .queries_support import BASE, Ev, insert
 

@@ -10,11 +10,11 @@ from typing import Any
 
 import jsonschema_rs
 import pytest
+from nself_analytics.web.appkeys import ANALYTICS_APP
 from schemathesis.specs.openapi.definitions import OPENAPI_31
 
 from nself_analytics.api.docs import STATIC_DIR, app_routes
-from nself_analytics.keys import ANALYTICS_APP
-from nself_analytics.openapi import OPERATIONS, routed_operations
+from nself_analytics.web.openapi import OPERATIONS, routed_operations
 
 MOUNT = "/analytics"
 
@@ -32,7 +32,7 @@ async def fetch_doc(client: Any, **headers: str) -> dict[str, Any]:
 async def test_every_route_is_documented(client: Any) -> None:
     routed = routes_of(client)
     missing = sorted(routed - set(OPERATIONS))
-    assert not missing, f"routes without an OpenAPI description (add them to nself_analytics/openapi.py): {missing}"
+    assert not missing, f"routes without an OpenAPI description (add them to nself_analytics/web/openapi.py): {missing}"
     # the walk sees the real routing table: ingest, Segment, beacon, stats, docs and health at least
     for must in [("POST", "/track"), ("POST", "/v1/batch"), ("OPTIONS", "/hit"), ("GET", "/api/pageviews"),
                  ("GET", "/health"), ("GET", "/openapi.json"), ("GET", "/static/{path}"), ("GET", "/dashboard")]:

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import redis
 
-from nself_analytics.migrate import apply_migrations
+from nself_analytics.host.migrate import apply_migrations
 
 from .conftest import SECRET, WRITE_KEY, Stores, free_port, pg_execute, start_service, stop_service, wait_healthy
 

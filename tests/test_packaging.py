@@ -63,7 +63,7 @@ def test_wheel_installs_builds_and_starts_without_the_checkout(stores: Stores, t
     where = tmp_path / "elsewhere"
     where.mkdir()
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    probe = run([str(python), "-c", "import json, sys, nself_analytics, nself_analytics.migrate as m; "
+    probe = run([str(python), "-c", "import json, sys, nself_analytics, nself_analytics.host.migrate as m; "
                  "print(json.dumps([nself_analytics.__file__, str(m.migrations_dir()), sys.path]))"],
                 cwd=where, env=env)
     module, folder, path = json.loads(probe.stdout)

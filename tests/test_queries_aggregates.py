@@ -8,8 +8,8 @@ from typing import Any
 
 import aiopg
 
-from nself_analytics.store.aggregates import materialize
 from nself_analytics.store.partitions import list_partitions, partition_name, prune_partitions
+from nself_analytics.store.rollups.aggregates import materialize
 
 from .conftest import SECRET
 from .queries_support import BASE, Ev, insert

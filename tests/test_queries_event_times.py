@@ -1,4 +1,4 @@
-"""Funnels and sessions read from np_analytics_event_times (store/event_times.py): the same answers as the
+"""Funnels and sessions read from np_analytics_event_times (store/rollups/event_times.py): the same answers as the
 plain-Python references after the aggregator ran, with late events in hours it had already folded (read
 raw until folded again), with identity links arriving after the rows were built, and for a flood of one
 event from one id in one hour (its rows stay bounded)."""
@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nself_analytics.store.aggregates import expire_activity
-from nself_analytics.store.event_times import MAX_TIMES
 from nself_analytics.store.partitions import prune_partitions
+from nself_analytics.store.rollups.aggregates import expire_activity
+from nself_analytics.store.rollups.event_times import MAX_TIMES
 
 from .queries_support import (
     BASE,

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nself_analytics.store.aggregates import materialize
+from nself_analytics.store.rollups.aggregates import materialize
 
 from .queries_support import (
     BASE,

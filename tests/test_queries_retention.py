@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nself_analytics.store.aggregates import materialize
 from nself_analytics.store.partitions import partition_name, prune_partitions
+from nself_analytics.store.rollups.aggregates import materialize
 
 from .queries_support import BASE, Ev, Link, insert, links_of, periods_between, ref_retention, reset, run_examples
 

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import redis
 
-from nself_analytics.keys import DRAIN_GROUP, STREAM_KEY
-from nself_analytics.leader import Leadership
+from nself_analytics.ingest.redis_keys import DRAIN_GROUP, STREAM_KEY
+from nself_analytics.pipeline.leader import Leadership
 
 from .conftest import Stores, pg_execute, start_service, wait_for, wait_healthy
 from .scale_support import alive, children_of, fresh_stores, health, post_batch, service_env

@@ -17,7 +17,7 @@ import psycopg2
 import pytest
 import redis
 
-from nself_analytics.embedded import EmbeddedPostgres, EmbeddedRedis
+from nself_analytics.host.embedded import EmbeddedPostgres, EmbeddedRedis
 
 from .conftest import Stores
 
@@ -129,8 +129,8 @@ def test_generated_credentials_print_once_and_files_are_0600(stores: Stores, tmp
                REDIS_URL=stores.redis_url, ANALYTICS_LOG_FORMAT="json")
     outputs, results = [], []
     for _ in range(2):
-        done = subprocess.run([sys.executable, "-m", "nself_analytics.cli", "install"], env=env, capture_output=True,
-                              text=True, timeout=60)
+        done = subprocess.run([sys.executable, "-m", "nself_analytics.host.cli", "install"], env=env,
+                              capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, done.stderr
         outputs.append(done.stdout + done.stderr)
         results.append(json.loads(done.stdout)[0]["analytics"])
@@ -153,7 +153,7 @@ def test_install_as_root_reports_what_it_changes_on_the_system(tmp_path: Path) -
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("ANALYTICS_") and k not in ("DATABASE_URL", "REDIS_URL")}
     env.update(ANALYTICS_DATA_DIR=str(closed / "data"), ANALYTICS_LOG_FORMAT="json")
-    done = subprocess.run([sys.executable, "-m", "nself_analytics.cli", "install"], env=env, capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "nself_analytics.host.cli", "install"], env=env, capture_output=True,
                           text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     changes = json.loads(done.stdout)[0]["analytics"]["system_changes"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from nself_analytics.enrich import browser_hit_is_bot, classify_user_agent, country_for_ip
-from nself_analytics.geo import lookup_country
+from nself_analytics.ingest.enrich import browser_hit_is_bot, classify_user_agent, country_for_ip
+from nself_analytics.ingest.geo import lookup_country
 
 CHROME = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 "
           "Safari/537.36")

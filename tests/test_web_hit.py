@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from nself_analytics.api.beacon import BEACON_PATH
-from nself_analytics.hits import FLOOD_LIMIT_PER_MINUTE, FLOOD_PREFIX
+from nself_analytics.ingest.hits import FLOOD_LIMIT_PER_MINUTE, FLOOD_PREFIX
 
 from .conftest import pg_execute
 

@@ -17,8 +17,8 @@ import pytest
 from aiohttp import web
 
 from nself_analytics.config import Settings
-from nself_analytics.webhooks.facts import completes
-from nself_analytics.webhooks.sender import backoff
+from nself_analytics.pipeline.webhook_facts import completes
+from nself_analytics.pipeline.webhook_sender import backoff
 
 from .conftest import pg_execute
 
@@ -337,8 +337,9 @@ async def test_inactive_and_unsubscribed_hooks_get_nothing(make_client: Any, fas
 
 async def test_settled_deliveries_leave_the_log_after_the_retention(make_client: Any, fast: Settings, auth: Any,
                                                                    settings: Settings) -> None:
-    from nself_analytics.keys import ANALYTICS_APP, PG_POOL
-    from nself_analytics.webhooks import WebhookSender
+    from nself_analytics.web.appkeys import ANALYTICS_APP, PG_POOL
+
+    from nself_analytics.pipeline.webhook_sender import WebhookSender
 
     client = await make_client(fast)
     hook = await create_hook(client, auth, url="https://example.com/", events=["quota.exceeded"])

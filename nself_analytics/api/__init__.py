@@ -1,5 +1,5 @@
 """HTTP resources, one module each; ROUTE_TABLES lists every module's routes for the app factory,
-ROUTE_ACCESS (api/access.py) the credential each route needs."""
+ROUTE_ACCESS (api/routes.py) the credential each route needs."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from . import (
     trends,
     webhooks,
 )
-from .access import ROUTE_ACCESS
+from .routes import ROUTE_ACCESS
 
 __all__ = ["ROUTE_ACCESS", "ROUTE_TABLES"]
 

@@ -3,7 +3,7 @@
 /hit takes no key (a script in a web page cannot keep a secret) and answers CORS ``*``: its route
 names start with ``ingest.`` so the CORS middleware serves it like the other ingest routes. Instead of a key
 it is guarded by ANALYTICS_SITES (403 for other sites; a site's account) and per-IP and per-site token
-buckets (429 + Retry-After): see beacon_guard.py.
+buckets (429 + Retry-After): see ingest/site_guard.py.
 """
 
 from __future__ import annotations
@@ -14,16 +14,16 @@ from pathlib import Path
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from ..beacon_guard import RATE_IP_PREFIX, RATE_SITE_PREFIX, ip_key, site_account, take
-from ..body import read_json_body
-from ..cors import preflight
-from ..enrich import browser_hit_is_bot, daily_salt
-from ..errors import ApiError
-from ..hits import FLOOD_LIMIT_PER_MINUTE, count_hit, derived_session, parse_hit
-from ..ingest import RequestMeta
-from ..keys import REDIS, SETTINGS
-from ..messages import MessageError
+from ..ingest.enrich import browser_hit_is_bot, daily_salt
+from ..ingest.hits import FLOOD_LIMIT_PER_MINUTE, count_hit, derived_session, parse_hit
+from ..ingest.normalize import MessageError
+from ..ingest.service import RequestMeta
+from ..ingest.site_guard import RATE_IP_PREFIX, RATE_SITE_PREFIX, ip_key, site_account, take
 from ..model.record import EventRecord
+from ..web.appkeys import REDIS, SETTINGS
+from ..web.body import read_json_body
+from ..web.cors import preflight
+from ..web.errors import ApiError
 from .ingest import client_ip, enqueue
 from .scripts import script_handler
 

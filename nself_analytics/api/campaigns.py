@@ -14,11 +14,11 @@ from typing import Any
 
 from aiohttp import web
 
-from ..errors import ApiError
-from ..params import account, event_name
-from ..pools import reading
 from ..store import campaigns, realtime
 from ..store import web as web_store
+from ..web.errors import ApiError
+from ..web.params import account, event_name
+from ..web.pools import reading
 from .stats import parse_query
 
 __all__ = ["MAX_GOALS", "REALTIME_SECONDS", "UTM_ROUTES", "routes"]

@@ -11,10 +11,10 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
-from .. import params
-from ..counters import counter_key, period_bounds
-from ..errors import ApiError
-from ..keys import REDIS, SETTINGS
+from ..ingest.counter_keys import counter_key, period_bounds
+from ..web import params
+from ..web.appkeys import REDIS, SETTINGS
+from ..web.errors import ApiError
 
 routes = web.RouteTableDef()
 

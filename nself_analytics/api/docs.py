@@ -2,7 +2,7 @@
 
 Everything is served from the package's own files: an instance may have no Internet access.
 URLs in the documents are this instance's, derived from the request's host and scheme (X-Forwarded-Host/-Proto
-only from a trusted proxy: forwarded.py).
+only from a trusted proxy: web/forwarded.py).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Any
 
 from aiohttp import web
 
-from ..errors import ApiError
-from ..openapi import document
+from ..web.errors import ApiError
+from ..web.openapi import document
 
 __all__ = ["PAGE_HEADERS", "STATIC_DIR", "app_routes", "base_url", "mcp_clients", "routes"]
 

@@ -10,9 +10,9 @@ from typing import Any
 
 from aiohttp import web
 
-from .. import params
-from ..pools import reading
 from ..store import explorer
+from ..web import params
+from ..web.pools import reading
 
 __all__ = ["DEFAULT_LIMIT", "MAX_LIMIT", "MAX_VALUES", "routes"]
 
@@ -25,7 +25,7 @@ MAX_VALUES = 50
 
 
 def _common(request: web.Request) -> tuple[str, params.DateRange, int]:
-    """The account, the date range and ``limit`` every explorer read takes (credentials: api/access.py)."""
+    """The account, the date range and ``limit`` every explorer read takes (credentials: api/routes.py)."""
     account = params.account(request)
     dates = params.date_range(request.query)
     return account, dates, params.integer(request.query, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)

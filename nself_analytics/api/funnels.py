@@ -7,11 +7,11 @@ from typing import Any
 
 from aiohttp import web
 
-from .. import params
-from ..errors import ApiError
-from ..pools import reading, writing
 from ..store import saved_funnels
 from ..store.funnels import MAX_BREAKDOWN_VALUES, MAX_STEPS, FunnelGroup, run_funnel
+from ..web import params
+from ..web.errors import ApiError
+from ..web.pools import reading, writing
 
 routes = web.RouteTableDef()
 

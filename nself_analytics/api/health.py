@@ -10,10 +10,11 @@ from typing import Any
 
 from aiohttp import web
 
-from ..auth import grant_of
-from ..keys import DEAD_LETTER_KEY, DRAIN_GROUP, DROPPED_KEY, READ_POOL, REDIS, SETTINGS, STREAM_KEY, WORKER_POOL
-from ..store.aggregates import aggregate_lag_seconds
-from ..worker import WORKER
+from ..ingest.redis_keys import DEAD_LETTER_KEY, DRAIN_GROUP, DROPPED_KEY, STREAM_KEY
+from ..pipeline.drain import WORKER
+from ..store.rollups.aggregates import aggregate_lag_seconds
+from ..web.appkeys import READ_POOL, REDIS, SETTINGS, WORKER_POOL
+from ..web.auth import grant_of
 
 routes = web.RouteTableDef()
 

@@ -3,7 +3,7 @@
 Authenticated by a write key (Bearer, HTTP Basic user name, or ``writeKey`` in the body, since
 navigator.sendBeacon can send no headers). A 202 means the messages are in the Redis stream; the
 Segment routes (``/v1/...``, also the one-letter paths analytics.js posts to) answer as Segment's
-tracking API does instead: 200 ``{"success": true}`` (segment.py).
+tracking API does instead: 200 ``{"success": true}`` (web/segment.py).
 """
 
 from __future__ import annotations
@@ -14,15 +14,15 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 from aiohttp import web
 
-from .. import params, segment
-from ..body import read_json_body
-from ..cors import preflight
-from ..errors import ApiError
-from ..ingest import Ingestor, RequestMeta
-from ..keys import PRODUCER, REDIS, SETTINGS
-from ..messages import MessageError, Normalized, has_timestamp, normalize, to_record, validate_batch
-from ..queue import EnqueueResult, QueueFull, QueueUnavailable
-from ..segment import is_segment_route
+from ..ingest.normalize import MessageError, Normalized, has_timestamp, normalize, to_record, validate_batch
+from ..ingest.queue import EnqueueResult, QueueFull, QueueUnavailable
+from ..ingest.service import Ingestor, RequestMeta
+from ..web import params, segment
+from ..web.appkeys import PRODUCER, REDIS, SETTINGS
+from ..web.body import read_json_body
+from ..web.cors import preflight
+from ..web.errors import ApiError
+from ..web.segment import is_segment_route
 
 __all__ = ["client_ip", "enqueue", "routes"]
 
@@ -44,7 +44,7 @@ BATCH = ("/batch", "/v1/batch", "/v1/import", "/v1/b")
 
 
 def client_ip(request: web.Request) -> str | None:
-    """The client's address (behind a trusted proxy, its X-Forwarded-For: see forwarded.py)."""
+    """The client's address (behind a trusted proxy, its X-Forwarded-For: see web/forwarded.py)."""
     return request.remote
 
 

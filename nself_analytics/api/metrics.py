@@ -7,10 +7,10 @@ from datetime import date
 
 from aiohttp import web
 
-from .. import params
-from ..errors import ApiError
-from ..pools import reading
 from ..store.metrics import event_counts, session_totals
+from ..web import params
+from ..web.errors import ApiError
+from ..web.pools import reading
 
 routes = web.RouteTableDef()
 

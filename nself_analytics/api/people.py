@@ -1,6 +1,6 @@
 """GET /users (identified users, searched and filtered by traits, paged) and GET /users/{id} (one person).
 
-Token only (api/access.py); the request's account. ``trait.<key>=<value>`` filters keep users whose trait
+Token only (api/routes.py); the request's account. ``trait.<key>=<value>`` filters keep users whose trait
 ``key`` has that text value (at most ``MAX_TRAIT_FILTERS``). Pages: ``limit`` and ``offset``.
 """
 
@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .. import params
-from ..errors import ApiError
-from ..pools import reading
 from ..store import people
+from ..web import params
+from ..web.errors import ApiError
+from ..web.pools import reading
 
 __all__ = ["MAX_OFFSET", "MAX_TRAIT_FILTERS", "routes"]
 

@@ -8,12 +8,12 @@ from typing import Any
 
 from aiohttp import web
 
-from .. import params
-from ..errors import ApiError
-from ..keys import REDIS, SETTINGS
-from ..pools import writing
-from ..quota import check_quota
+from ..ingest.quota_check import check_quota
 from ..store import quotas
+from ..web import params
+from ..web.appkeys import REDIS, SETTINGS
+from ..web.errors import ApiError
+from ..web.pools import writing
 
 routes = web.RouteTableDef()
 

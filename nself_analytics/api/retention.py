@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
-from .. import params
-from ..pools import reading
 from ..store.retention import run_retention
+from ..web import params
+from ..web.pools import reading
 
 routes = web.RouteTableDef()
 

@@ -7,7 +7,7 @@ Add a new route here in the same change that adds it. HEAD routes follow their G
 
 from __future__ import annotations
 
-from ..access import Access
+from ..web.access import Access
 from .campaigns import UTM_ROUTES
 from .ingest import BATCH, SINGLE
 from .stats import READERS

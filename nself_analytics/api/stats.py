@@ -17,12 +17,12 @@ from typing import Any
 
 from aiohttp import web
 
-from ..errors import ApiError
-from ..hits import MAX_UTM, UTM_KEYS
-from ..params import account
-from ..pools import reading
+from ..ingest.hits import MAX_UTM, UTM_KEYS
 from ..store import web as store
 from ..store.web import WebQuery
+from ..web.errors import ApiError
+from ..web.params import account
+from ..web.pools import reading
 
 __all__ = ["ACTIVE_WINDOW_SECONDS", "DEFAULT_RANGE_SECONDS", "DEVICES", "MAX_LIMIT", "parse_query", "routes"]
 

@@ -13,10 +13,10 @@ from typing import Any
 
 from aiohttp import web
 
-from .. import params
-from ..errors import ApiError
-from ..pools import reading
 from ..store.trends import INTERVALS, TOP_VALUES, TrendRow, run_trends
+from ..web import params
+from ..web.errors import ApiError
+from ..web.pools import reading
 
 __all__ = ["MAX_EVENTS", "MAX_HOUR_DAYS", "bucket_starts", "routes"]
 

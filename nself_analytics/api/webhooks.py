@@ -9,11 +9,11 @@ from typing import Any
 from aiohttp import web
 from yarl import URL
 
-from .. import params
-from ..errors import ApiError
-from ..pools import writing
+from ..pipeline.webhook_facts import WEBHOOK_EVENTS
 from ..store import webhooks
-from ..webhooks import WEBHOOK_EVENTS
+from ..web import params
+from ..web.errors import ApiError
+from ..web.pools import writing
 
 routes = web.RouteTableDef()
 

@@ -13,18 +13,18 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from . import api
-from .access import bind_access
-from .body import MAX_BODY_BYTES
-from .config import Settings
-from .edge import bind_policies, edge_middleware
-from .keys import ANALYTICS_APP, PG_POOL, PRODUCER, READ_POOL, REDIS, SETTINGS, WORKER_POOL
-from .pools import create_api_pool
-from .queue import Producer
+from .. import api
+from ..config import Settings
+from ..ingest.queue import Producer
+from ..web.access import bind_access
+from ..web.appkeys import ANALYTICS_APP, PG_POOL, PRODUCER, READ_POOL, REDIS, SETTINGS, WORKER_POOL
+from ..web.body import MAX_BODY_BYTES
+from ..web.edge import bind_policies, edge_middleware
+from ..web.pools import create_api_pool
 
 __all__ = ["create_app", "create_root_app"]
 
-log = structlog.get_logger("nself_analytics.app")
+log = structlog.get_logger("nself_analytics.host.app")
 MOUNT = "/analytics"
 # Segment's tracking API paths, also served at the root (see _segment_at_root)
 SEGMENT_AT_ROOT = "/v1/{tail:.+}"
@@ -90,13 +90,13 @@ def create_app(settings: Settings, *, worker: bool = False) -> web.Application:
     app[SETTINGS] = settings
     app.cleanup_ctx.extend([_postgres_ctx, _redis_ctx])
     if worker:
-        from .worker import worker_ctx
+        from ..pipeline.drain import worker_ctx
 
         app.cleanup_ctx.append(worker_ctx)
     for routes in api.ROUTE_TABLES:
         app.add_routes(routes)
     bind_access(app, api.ROUTE_ACCESS)  # every route must declare its credential, or the app does not start
-    # one middleware for request id, forwarded headers, errors, CORS, the NUL guard and access (edge.py)
+    # one middleware for request id, forwarded headers, errors, CORS, the NUL guard and access (web/edge.py)
     app.middlewares.append(edge_middleware(settings, bind_policies(app)))
     return app
 

@@ -18,8 +18,8 @@ from collections.abc import Sequence
 
 import pluggy
 
+from ..config import ConfigError, Settings
 from . import hookspecs
-from .config import ConfigError, Settings
 from .lifecycle import PID_FILE
 
 __all__ = ["main", "plugin_manager"]
@@ -104,12 +104,12 @@ def _stop(env: dict[str, str]) -> int:
 def _integration(args: argparse.Namespace, env: dict[str, str]) -> int:
     try:
         if args.command == "mcp":
-            from .integrations.mcp_server import run_stdio
+            from ..integrations.mcp_server import run_stdio
 
             return run_stdio(env, url=args.url, token=args.token)
         if not args.kind:
             raise ConfigError("bot", "", "name the chat: nself-analytics bot telegram|discord")
-        from .integrations.bots import run_bot
+        from ..integrations.bots import run_bot
 
         return run_bot(args.kind, env)
     except ConfigError as exc:

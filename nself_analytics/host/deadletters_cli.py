@@ -14,9 +14,9 @@ from collections.abc import Mapping
 
 from redis.exceptions import RedisError
 
-from . import deadletters
+from ..config import ConfigError, Settings
+from ..pipeline import deadletters
 from .app import redis_client
-from .config import ConfigError, Settings
 from .embedded import EmbeddedError, EmbeddedRedis
 
 __all__ = ["run"]

@@ -32,11 +32,11 @@ from urllib.parse import quote
 
 import structlog
 
-from .config import write_private
+from ..config import write_private
 
 __all__ = ["EmbeddedError", "EmbeddedPostgres", "EmbeddedRedis"]
 
-log = structlog.get_logger("nself_analytics.embedded")
+log = structlog.get_logger("nself_analytics.host.embedded")
 
 SYSTEM_USER = "nself_analytics"
 # Servers create files with umask 077: data, logs and the Redis append-only file are 0600.

@@ -17,8 +17,8 @@ import structlog
 from aiohttp import web
 from redis.exceptions import RedisError
 
+from ..config import ConfigError, Settings
 from .app import create_root_app
-from .config import ConfigError, Settings
 from .embedded import EmbeddedError
 from .logs import configure_logging
 from .migrate import apply_migrations

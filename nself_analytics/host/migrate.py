@@ -16,7 +16,7 @@ from yoyo import get_backend, read_migrations
 
 __all__ = ["apply_migrations", "migrations_dir", "pending_migrations"]
 
-log = structlog.get_logger("nself_analytics.migrate")
+log = structlog.get_logger("nself_analytics.host.migrate")
 
 DISTRIBUTION = "nself-analytics"
 INSTALLED_SUBDIR = ("share", "nself-analytics", "migrations")

@@ -3,7 +3,7 @@ stops them all gracefully on SIGTERM/SIGINT.
 
 Each worker process binds the port itself with SO_REUSEPORT (the kernel spreads new connections over
 them) and runs the whole app: its own pools, its own drainers. Which of them runs the aggregator and the
-pruner is decided by the leader lock (leader.py), across every process of every instance. A worker dies
+pruner is decided by the leader lock (pipeline/leader.py), across every process of every instance. A worker dies
 with its parent (Linux PR_SET_PDEATHSIG): a SIGKILLed instance leaves no process behind.
 """
 
@@ -21,7 +21,7 @@ import structlog
 
 __all__ = ["run_workers"]
 
-log = structlog.get_logger("nself_analytics.processes")
+log = structlog.get_logger("nself_analytics.host.processes")
 
 # A worker that dies sooner than this after its start counts towards a crash loop...
 EARLY_DEATH_SECONDS = 10.0

@@ -20,7 +20,7 @@ import psycopg2
 import redis
 import structlog
 
-from .config import Settings
+from ..config import Settings
 
 __all__ = ["SHUTDOWN_SECONDS", "ServiceLock", "StartupError", "Watchdog", "bind_listener", "check_stores"]
 

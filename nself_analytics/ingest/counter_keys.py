@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 from datetime import UTC, datetime, timedelta
 
-from .keys import COUNTER_PREFIX
+from .redis_keys import COUNTER_PREFIX
 
 __all__ = ["PERIODS", "counter_key", "increments", "period_bounds"]
 

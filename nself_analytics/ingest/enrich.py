@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime
 
 import redis.asyncio as aioredis
 
-from .keys import PREFIX
+from .redis_keys import PREFIX
 
 __all__ = ["browser_hit_is_bot", "classify_user_agent", "country_for_ip", "daily_salt", "hash_ip", "is_browser_agent"]
 

@@ -17,11 +17,11 @@ from urllib.parse import urlsplit, urlunsplit
 import msgspec
 import redis.asyncio as aioredis
 
-from .keys import PREFIX
-from .messages import PAGEVIEW, MessageError, Normalized
-from .model.explain import explain
-from .model.record import EventRecord
-from .model.wire import Hit as HitBody
+from ..model.explain import explain
+from ..model.record import EventRecord
+from ..model.wire import Hit as HitBody
+from .normalize import PAGEVIEW, MessageError, Normalized
+from .redis_keys import PREFIX
 
 __all__ = ["FLOOD_LIMIT_PER_MINUTE", "Hit", "count_hit", "derived_session", "parse_hit", "validate_hit"]
 
@@ -37,7 +37,7 @@ UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content
 MAX_URL = 1024
 MAX_UTM = 200
 MAX_SESSION = 128
-MAX_ANONYMOUS_ID = 255  # as any message's anonymous id (messages.py)
+MAX_ANONYMOUS_ID = 255  # as any message's anonymous id (ingest/normalize.py)
 _HOST = re.compile(r"^(?:[a-z0-9_](?:[a-z0-9_-]{0,62})(?:\.[a-z0-9_](?:[a-z0-9_-]{0,62}))*\.?|\[[0-9a-f:.]+\])$")
 
 
@@ -121,7 +121,7 @@ def parse_hit(body: Any, received_at: datetime) -> Hit:
         ts=received_at,
         event=PAGEVIEW,
         # the visitor's id the beacon keeps in localStorage (shared with the browser SDK): the visitor across
-        # sessions and days, and the id identify links to a user (store/persons.py)
+        # sessions and days, and the id identify links to a user (store/identity.py)
         anonymous_id=_anonymous_id(hit),
         session_id=_text(hit.session_id, MAX_SESSION),
         site=site,

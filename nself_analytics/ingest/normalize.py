@@ -16,9 +16,9 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from .model.explain import explain
-from .model.record import EventRecord, IdentifyRecord
-from .model.wire import (
+from ..model.explain import explain
+from ..model.record import EventRecord, IdentifyRecord
+from ..model.wire import (
     KINDS,
     MAX_BATCH,
     MAX_ID,

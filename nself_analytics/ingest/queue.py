@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 import redis.asyncio as aioredis
 import structlog
 
-from .config import Settings
-from .keys import DEDUPE_PREFIX, DEDUPE_TTL_SECONDS, QUEUE_BYTES_KEY, STREAM_KEY
+from ..config import Settings
+from .redis_keys import DEDUPE_PREFIX, DEDUPE_TTL_SECONDS, QUEUE_BYTES_KEY, STREAM_KEY
 
 __all__ = ["EnqueueResult", "Producer", "QueueFull", "QueueUnavailable", "QueuedMessage"]
 
-log = structlog.get_logger("nself_analytics.queue")
+log = structlog.get_logger("nself_analytics.ingest.queue")
 UUID_LENGTH = 36  # str(uuid.UUID): every message id of the queue is one (messages.Normalized.message_id)
 
 # KEYS: stream, queued-bytes counter. ARGV: queue buffer, dedupe TTL, queue bytes bound, max event names, now

@@ -15,12 +15,12 @@ import aiopg
 import redis.asyncio as aioredis
 import structlog
 
-from .counters import counter_key, period_bounds
-from .store import quotas
+from ..store import quotas
+from .counter_keys import counter_key, period_bounds
 
 __all__ = ["check_quota", "record_crossings"]
 
-log = structlog.get_logger("nself_analytics.quota")
+log = structlog.get_logger("nself_analytics.ingest.quota_check")
 
 
 async def check_quota(conn: aiopg.Connection, client: aioredis.Redis, *, account: str, user_id: str, event: str,

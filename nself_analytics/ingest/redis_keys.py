@@ -1,49 +1,18 @@
-"""Typed application state keys and the Redis key names (all under one prefix)."""
+"""Redis key names of the ingest queue, the counters and the dead letters (all under one prefix)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from aiohttp import web
-
-if TYPE_CHECKING:
-    import aiopg
-    import redis.asyncio as aioredis
-
-    from .config import Settings
-    from .queue import Producer
-
 __all__ = [
-    "ANALYTICS_APP",
     "COUNTER_PREFIX",
     "DEAD_LETTER_KEY",
     "DEDUPE_PREFIX",
     "DRAIN_GROUP",
     "DROPPED_KEY",
     "NAMES_PREFIX",
-    "PG_POOL",
     "PREFIX",
-    "PRODUCER",
     "QUEUE_BYTES_KEY",
-    "READ_POOL",
-    "REDIS",
-    "SETTINGS",
     "STREAM_KEY",
-    "WORKER_POOL",
 ]
-
-SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
-# On the root app: the analytics sub-app mounted at /analytics (its state holds the pools).
-ANALYTICS_APP: web.AppKey[web.Application] = web.AppKey("analytics_app")
-PG_POOL: web.AppKey[aiopg.Pool] = web.AppKey("pg_pool")
-# The API's pools carry a server-side statement timeout (ANALYTICS_QUERY_TIMEOUT); handlers use pools.reading
-# (analytical reads: a streaming replica's pool when ANALYTICS_READ_DATABASE_URL is set, else PG_POOL) and
-# pools.writing (PG_POOL: writes, saved objects). The worker (drain, aggregator, webhooks) and /health use
-# WORKER_POOL, which no request can take.
-READ_POOL: web.AppKey[aiopg.Pool] = web.AppKey("read_pool")
-WORKER_POOL: web.AppKey[aiopg.Pool] = web.AppKey("worker_pool")
-REDIS: web.AppKey[aioredis.Redis] = web.AppKey("redis")
-PRODUCER: web.AppKey[Producer] = web.AppKey("producer")
 
 PREFIX = "np_analytics:"
 # The ingest queue: a Redis Stream; entries are deleted once committed to Postgres, so its length
@@ -55,7 +24,7 @@ DEDUPE_PREFIX = PREFIX + "m:"
 DEDUPE_TTL_SECONDS = 86_400
 # Real-time counters, one key per period bucket; TTLs in queue.COUNTER_PERIODS.
 COUNTER_PREFIX = PREFIX + "c:"
-# Queue entries the drain could not store (see deadletters.py). Bounded by ANALYTICS_DEAD_LETTER_MAX entries
+# Queue entries the drain could not store (see pipeline/deadletters.py). Bounded by ANALYTICS_DEAD_LETTER_MAX entries
 # and trimmed to the retention window by the prune job (no key TTL: a TTL would drop them all at once).
 DEAD_LETTER_KEY = PREFIX + "dead"
 # Bytes of the payloads in the ingest stream: added by the enqueue script, taken off by the drain in the same

@@ -10,14 +10,14 @@ from typing import Any
 import msgspec
 import redis.asyncio as aioredis
 
-from .config import Settings
-from .counters import increments
+from ..config import Settings
+from ..model.record import EventRecord
+from ..web.errors import ApiError
+from .counter_keys import increments
 from .enrich import classify_user_agent, country_for_ip, daily_salt, hash_ip, is_browser_agent
-from .errors import ApiError
-from .keys import DROPPED_KEY, NAMES_PREFIX
-from .messages import Normalized
-from .model.record import EventRecord
+from .normalize import Normalized
 from .queue import EnqueueResult, Producer, QueuedMessage
+from .redis_keys import DROPPED_KEY, NAMES_PREFIX
 
 __all__ = ["Ingestor", "RequestMeta", "sampled_in"]
 

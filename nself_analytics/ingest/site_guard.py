@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
-from .credentials import ACCOUNT_PATTERN
-from .keys import PREFIX
+from ..web.credentials import ACCOUNT_PATTERN
+from .redis_keys import PREFIX
 
 __all__ = [
     "DEFAULT_ACCOUNT", "DEFAULT_RATE_PER_IP", "DEFAULT_RATE_PER_SITE", "HIT_RATE_PER_IP", "HIT_RATE_PER_SITE",

@@ -9,7 +9,7 @@ Rules one field's type cannot say (either id present, a name that is only spaces
 ``__post_init__`` and raise :class:`MessageError`, whose text becomes the 400 message as is.
 
 To add a field: declare it here (on the message kinds that carry it), then give it a column in
-``model.record.EventRecord`` and a line in ``messages.py`` that fills it.
+``model.record.EventRecord`` and a line in ``ingest/normalize.py`` that fills it.
 """
 
 from __future__ import annotations

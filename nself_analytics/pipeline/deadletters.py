@@ -16,7 +16,7 @@ import orjson
 import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
 
-from .keys import DEAD_LETTER_KEY, QUEUE_BYTES_KEY, STREAM_KEY
+from ..ingest.redis_keys import DEAD_LETTER_KEY, QUEUE_BYTES_KEY, STREAM_KEY
 
 __all__ = ["DeadLetter", "add", "drop", "length", "listing", "replay", "trim_older_than"]
 

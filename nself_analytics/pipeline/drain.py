@@ -28,33 +28,36 @@ import structlog
 from aiohttp import web
 from redis.exceptions import RedisError, ResponseError
 
-from . import deadletters
-from .config import Settings
-from .keys import (
+from ..config import Settings
+from ..ingest.quota_check import record_crossings
+from ..ingest.redis_keys import (
     DEAD_LETTER_KEY,
     DRAIN_GROUP,
     DROPPED_KEY,
     NAMES_PREFIX,
     QUEUE_BYTES_KEY,
+    STREAM_KEY,
+)
+from ..model.record import EventRecord, IdentifyRecord, decode_record
+from ..store.events import write_payload
+from ..store.identity import link_ops
+from ..store.message_ids import prune_message_ids
+from ..store.partitions import ensure_partitions, forget_partitions, maintain_partitions, partition_window
+from ..store.rollups.aggregates import expire_activity, materialize
+from ..store.tx import StatementTimeout, statement_timeouts
+from ..web.appkeys import (
     REDIS,
     SETTINGS,
-    STREAM_KEY,
     WORKER_POOL,
 )
+from . import deadletters
 from .leader import LEADER_RETRY_SECONDS, Leadership
-from .model.record import EventRecord, IdentifyRecord, decode_record
-from .quota import record_crossings
-from .store.aggregates import expire_activity, materialize
-from .store.events import write_payload
-from .store.message_ids import prune_message_ids
-from .store.partitions import ensure_partitions, forget_partitions, maintain_partitions, partition_window
-from .store.persons import link_ops
-from .store.tx import StatementTimeout, statement_timeouts
-from .webhooks import WebhookSender, record_funnel_completions
+from .webhook_facts import record_funnel_completions
+from .webhook_sender import WebhookSender
 
 __all__ = ["WORKER", "Drainer", "worker_ctx"]
 
-log = structlog.get_logger("nself_analytics.worker")
+log = structlog.get_logger("nself_analytics.pipeline.drain")
 
 # Partition upkeep (create ahead, prune behind) and retention trims: at start, then hourly.
 MAINTAIN_INTERVAL_SECONDS = 3600.0
@@ -345,7 +348,7 @@ async def _every(seconds: float, stop: asyncio.Event, name: str, job: Any, leade
 
 class Worker:
     """The background task of one process: drainers and the webhook sender in every process; the aggregate
-    and prune schedules only in the leader (one process across all processes and instances: leader.py)."""
+    and prune schedules only in the leader (one process across all processes and instances: pipeline/leader.py)."""
 
     def __init__(self, pool: aiopg.Pool, client: aioredis.Redis, settings: Settings) -> None:
         self.settings = settings

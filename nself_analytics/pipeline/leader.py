@@ -18,7 +18,7 @@ import structlog
 
 __all__ = ["LEADER_LOCK_KEY", "LEADER_RETRY_SECONDS", "Leadership"]
 
-log = structlog.get_logger("nself_analytics.leader")
+log = structlog.get_logger("nself_analytics.pipeline.leader")
 
 # The advisory lock's key (a bigint): b"npanlead" as a number, so it names its purpose in pg_locks.
 LEADER_LOCK_KEY = int.from_bytes(b"npanlead", "big") - 2**63

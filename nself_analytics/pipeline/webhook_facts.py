@@ -19,7 +19,10 @@ import aiopg
 from ..model.record import EventRecord
 from ..store import webhooks
 
-__all__ = ["completes", "record_funnel_completions"]
+__all__ = ["WEBHOOK_EVENTS", "completes", "record_funnel_completions"]
+
+# The events a webhook can subscribe to.
+WEBHOOK_EVENTS = ("quota.exceeded", "funnel.completed", "event.tracked")
 
 # Per drained batch: saved funnels looked at, and candidate (funnel, last-step event) pairs checked.
 MAX_FUNNELS = 1000

@@ -33,7 +33,7 @@ from ..store import webhooks
 
 __all__ = ["WebhookSender", "backoff", "sign"]
 
-log = structlog.get_logger("nself_analytics.webhooks")
+log = structlog.get_logger("nself_analytics.pipeline.webhook_sender")
 
 # Deliveries claimed (and sent concurrently) per round.
 CLAIM_LIMIT = 50

@@ -1,10 +1,10 @@
 """Goal conversions of one site, from raw page views and events (the UTM breakdowns are web rollup
-breakdowns: store/web.py, codes S M C T N of store/web_rollup.py).
+breakdowns: store/web.py, codes S M C T N of store/rollups/web_rollup.py).
 
 A goal is a page path (page views of the site
 with that path, the read's filters applied) or an event name (events of the account with that name,
 sent from the site or without a site: SDK events carry none); its conversions are the matching events
-and its converted visitors the distinct persons (store/persons.py) among them, else the day's IP hash
+and its converted visitors the distinct persons (store/identity.py) among them, else the day's IP hash
 or the session.
 """
 
@@ -14,10 +14,10 @@ from typing import Any
 
 import aiopg
 
-from .persons import person_expr, person_join
+from .identity import person_expr, person_join
+from .rollups.web_rollup import PAGE_VIEW, REFERRER_DOMAIN
 from .tx import transaction
 from .web import WebQuery
-from .web_rollup import PAGE_VIEW, REFERRER_DOMAIN
 
 __all__ = ["goal"]
 

@@ -5,7 +5,7 @@ identity links.
 A batch is written by ONE statement (data-modifying CTEs), so it is one round trip and its own
 transaction: the events, the dirty hours, the user upserts and the ``event.tracked`` webhook outbox rows
 commit together or not at all. A batch carrying identity links (identify with an anonymous id, alias)
-applies them first, in the same transaction (store/persons.py): a redelivered batch finds its links made
+applies them first, in the same transaction (store/identity.py): a redelivered batch finds its links made
 and changes nothing. The recordset's columns are the fields of ``model.record.EventRecord``; columns
 named by hand go through ``column()``, so a misspelled one fails when this module is imported.
 """
@@ -22,7 +22,7 @@ import msgspec
 import structlog
 
 from ..model.record import EVENT_COLUMNS, EventRecord, IdentifyRecord, UnknownColumn, column, select_list
-from .persons import apply_links
+from .identity import apply_links
 from .tx import statement_timeouts, transaction
 
 __all__ = ["EVENT_COLUMNS", "encode_events", "write_batch", "write_payload"]

@@ -13,9 +13,9 @@ from typing import Any
 
 import aiopg
 
-from .dirty import dirty_hours
+from .rollups.dirty import dirty_hours
+from .rollups.web_rollup import PAGE_VIEW
 from .tx import transaction
-from .web_rollup import PAGE_VIEW
 
 __all__ = ["MAX_VALUE_CHARS", "PROPERTY_SAMPLE", "event_names", "event_properties", "sites"]
 
@@ -77,7 +77,7 @@ SELECT count(*) FROM (
 ) AS s
 """
 
-# Sites by page views over whole UTC days (store/web_rollup.py, store/web_daily.py): per day without a dirty
+# Sites by page views over whole UTC days (rollups/web_rollup.py, rollups/web_daily.py): per day without a dirty
 # hour, the day's '*' row (the page views of its closed sessions) plus its spanning fragments; per day with one,
 # the fragments of its clean hours; the dirty hours from raw page views (bounds known when planning). First and
 # last seen: the first and last clean fragment hour of each listed site (index probes), and the raw page views.

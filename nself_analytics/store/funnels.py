@@ -3,12 +3,12 @@
 Semantics (SPEC "Query semantics"): an attempt starts at a step-1 event inside ``[start, end)``;
 step k+1 of an attempt is the first event named ``steps[k+1]`` strictly after its step k, at most
 ``window`` after the attempt's start (inclusive). A user is a person (the person of
-``coalesce(user_id, anonymous_id)``, store/persons.py: an anonymous visitor who signs up later is
+``coalesce(user_id, anonymous_id)``, store/identity.py: an anonymous visitor who signs up later is
 one person) and counts once, at the furthest step any of their attempts reaches. The times
 reported are those of one attempt per user: the attempt reaching furthest, the earliest-starting
 such one. Bot events are left out.
 
-Read from np_analytics_event_times (store/event_times.py: the step events' exact times per distinct
+Read from np_analytics_event_times (store/rollups/event_times.py: the step events' exact times per distinct
 id and hour, with the hours not aggregated yet from raw events) unless a breakdown is asked for (the
 step-1 events' property is only in raw events). Only the events of users with an attempt in range,
 from their first attempt's start to their last one's window end, are walked.
@@ -29,8 +29,8 @@ from datetime import datetime, timedelta
 
 import aiopg
 
-from . import event_times
-from .persons import EVENT_PERSON, EVENT_PERSON_JOIN, person_expr, person_join
+from .identity import EVENT_PERSON, EVENT_PERSON_JOIN, person_expr, person_join
+from .rollups import event_times
 from .tx import transaction
 
 __all__ = ["MAX_BREAKDOWN_VALUES", "MAX_STEPS", "FunnelGroup", "FunnelResult", "StepStats", "run_funnel"]
@@ -42,7 +42,7 @@ QUERY_SETTINGS = "SET LOCAL work_mem = '64MB'"
 
 MAX_STEPS = 20
 
-# Without a breakdown: the step events from np_analytics_event_times (store/event_times.py: the
+# Without a breakdown: the step events from np_analytics_event_times (store/rollups/event_times.py: the
 # rollup and the hours still dirty from raw events, or raw events only), as (u, ts, event, bv).
 EV_TIMES = """
 ev AS (

@@ -3,13 +3,13 @@
 Metrics without a user filter read the daily materialized aggregates for every day that has no
 dirty hour left, and raw events only for the days still waiting for the aggregator: the answer is
 the same as from raw events, and pruned days (whose raw partitions are gone) keep their counts.
-With a user filter they read raw events: the events of that user's person (store/persons.py), so
+With a user filter they read raw events: the events of that user's person (store/identity.py), so
 anonymous events linked to the user by identify or alias count too. Periods are UTC days, ISO weeks (Monday) or months;
 bot events are left out, as in the aggregates.
 
-Sessions read the start and stop events from np_analytics_event_times (store/event_times.py: exact
+Sessions read the start and stop events from np_analytics_event_times (store/rollups/event_times.py: exact
 times per distinct id and hour, the hours not aggregated yet from raw events), not raw rows.
-The start and stop events of one user (a person: store/persons.py), ordered by (time,
+The start and stop events of one user (a person: store/identity.py), ordered by (time,
 starts before stops), are matched like parentheses (events of one kind at one time are interchangeable:
 the pairs' times do not depend on their order, so no tie-breaker is read): a stop closes the most recent
 unmatched start; a stop with no open start and a start never stopped make no session. A session belongs to the period of
@@ -25,8 +25,8 @@ from datetime import date, datetime
 
 import aiopg
 
-from . import event_times
-from .persons import EVENT_PERSON, EVENT_PERSON_JOIN, PERSON_OF_USER_PARAM, person_expr, person_join
+from .identity import EVENT_PERSON, EVENT_PERSON_JOIN, PERSON_OF_USER_PARAM, person_expr, person_join
+from .rollups import event_times
 from .tx import transaction
 
 __all__ = ["event_counts", "session_totals"]

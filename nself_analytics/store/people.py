@@ -1,6 +1,6 @@
 """People: identified users (traits, first/last seen) and one person's ids, counts and recent events.
 
-A person is resolved through the person map (store/persons.py): the ids of the person of ``id`` are the
+A person is resolved through the person map (store/identity.py): the ids of the person of ``id`` are the
 person's root id and every distinct id mapped to it. Their events are read through the
 B-tree index on ``coalesce(user_id, anonymous_id)`` (migration 0081). Every list is
 bounded (``limit``, ``offset``); search text and trait keys/values arrive as parameters only.
@@ -14,7 +14,7 @@ from typing import Any
 
 import aiopg
 
-from .persons import person_of_param
+from .identity import person_of_param
 from .tx import transaction
 
 __all__ = ["MAX_EVENT_NAMES", "list_users", "person"]

@@ -1,7 +1,7 @@
 """Realtime: the visitors of one site in the last minutes and its latest page views, from raw page views.
 
 Reads the ``(site, ts)`` index over a window of a few minutes, so it stays cheap whatever the site's size.
-A visitor is the person (store/persons.py) of the page view's user or anonymous id, else its IP hash or
+A visitor is the person (store/identity.py) of the page view's user or anonymous id, else its IP hash or
 session, as the other web reads count visitors.
 """
 
@@ -12,9 +12,9 @@ from typing import Any
 
 import aiopg
 
-from .persons import person_expr, person_join
+from .identity import person_expr, person_join
+from .rollups.web_rollup import PAGE_VIEW
 from .tx import transaction
-from .web_rollup import PAGE_VIEW
 
 __all__ = ["latest"]
 

@@ -4,7 +4,7 @@ A user's cohort is the period (day, ISO week, month; UTC) of their FIRST start e
 kept when that event falls in ``[start, end)``. ``retained[k]`` counts cohort users with a return
 event in the k-th period after their cohort period; ``retained[0]`` is the cohort size. With no
 start event, a user's first event of any name starts them; with no return event, any event
-returns them. Users are persons: the person of ``coalesce(user_id, anonymous_id)`` (store/persons.py),
+returns them. Users are persons: the person of ``coalesce(user_id, anonymous_id)`` (store/identity.py),
 resolved when reading, for the rollup's rows too; bot events are left out.
 
 Read from the per-(user, UTC day) activity rollup (np_analytics_activity, kept by the aggregator)
@@ -21,7 +21,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 import aiopg
 
-from .persons import EVENT_PERSON, EVENT_PERSON_JOIN, person_expr, person_join
+from .identity import EVENT_PERSON, EVENT_PERSON_JOIN, person_expr, person_join
 from .tx import transaction
 
 __all__ = ["run_retention"]

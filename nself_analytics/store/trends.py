@@ -5,7 +5,7 @@ Semantics (the plain-Python reference in tests/test_trends.py is the definition)
 - events named in ``events`` with ``start <= ts < end``, bots left out, of one source account;
 - a bucket is ``date_trunc(interval, ts)`` in UTC (ISO weeks start on Monday);
 - measures: ``count`` (events), ``users`` (distinct persons of ``coalesce(user_id, anonymous_id)``,
-  store/persons.py; events without either are not users), ``sum``/``avg`` of a property over the events
+  store/identity.py; events without either are not users), ``sum``/``avg`` of a property over the events
   where it is a JSON number (``sum`` is 0 and ``avg`` null when none is);
 - with a breakdown property, the events of each name are grouped by the property's text value (a missing
   property is the value null); the ``top`` values with the most events (ties: by value, null last) get a
@@ -26,8 +26,8 @@ from typing import Any
 
 import aiopg
 
-from .dirty import dirty_hours
-from .persons import EVENT_PERSON, EVENT_PERSON_JOIN
+from .identity import EVENT_PERSON, EVENT_PERSON_JOIN
+from .rollups.dirty import dirty_hours
 from .tx import transaction
 
 __all__ = ["INTERVALS", "MEASURES", "TOP_VALUES", "TrendRow", "run_trends"]
@@ -67,7 +67,7 @@ FROM labeled
 GROUP BY GROUPING SETS ((event, bv, other, previous, bucket), (event, bv, other, previous))
 """
 
-# measure=count without a breakdown: the hour aggregates (store/aggregates.py: non-bot events per account,
+# measure=count without a breakdown: the hour aggregates (store/rollups/aggregates.py: non-bot events per account,
 # UTC hour and name) of the hours the aggregator is done with, and raw events for the hours still dirty
 # (bounds known when planning: only the partitions from the first to the last dirty hour are read). The
 # same numbers as TRENDS gives from raw events; hours pruned from the raw log keep their counts.

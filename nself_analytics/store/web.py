@@ -1,6 +1,6 @@
 """Web-analytics reads: page views of one site over a time range, from session fragments.
 
-Every read groups the session fragments of its range (store/web_rollup.py: one row per site, session,
+Every read groups the session fragments of its range (store/rollups/web_rollup.py: one row per site, session,
 UTC hour and bot flag) by session: the fragments the aggregator stored for the whole hours of the range
 that are not dirty, and fragments built on the fly from raw page views for the rest (the hours still
 dirty, typically the current one, and the partial hours at the range's edges). A read with a filter
@@ -21,10 +21,10 @@ from typing import Any
 
 import aiopg
 
-from . import hll
-from .persons import person_expr, person_join
+from .identity import person_expr, person_join
+from .rollups import hll
+from .rollups.web_rollup import DIMENSIONS, FRAGMENTS, PAGE_VIEW, REFERRER_DOMAIN
 from .tx import transaction
-from .web_rollup import DIMENSIONS, FRAGMENTS, PAGE_VIEW, REFERRER_DOMAIN
 
 __all__ = [
     "BREAKDOWNS",
@@ -122,11 +122,11 @@ def _daily(code: str) -> str:
 
 
 # Page views, sessions and visitors: the ddays' closed sessions from their rows, the rest from the fragments
-# read one by one. A visitor is a person (store/persons.py): the anonymous id the beacon or SDK sent joins
+# read one by one. A visitor is a person (store/identity.py): the anonymous id the beacon or SDK sent joins
 # the user it identified as, also for rows stored before the link. So visitors are counted exactly over the
 # ddays' visitor lists when the account has an identity link; without any (every id is its own person),
 # and with whole days in the range, the ddays' sketches and the hashes of the other visitors are returned
-# instead, merged in Python (store/hll.py: within 2%).
+# instead, merged in Python (store/rollups/hll.py: within 2%).
 SUMMARY = COMMON + f"""
 , per_session AS (
     -- one row per session (its visitor: the first identity seen, so a session whose IP changes mid-way is

@@ -16,7 +16,7 @@ from typing import Any
 
 import aiopg
 
-from .persons import EVENT_PERSON, EVENT_PERSON_JOIN, person_of_param
+from .identity import EVENT_PERSON, EVENT_PERSON_JOIN, person_of_param
 
 __all__ = [
     "claim_due",
@@ -89,7 +89,7 @@ ORDER BY f.id LIMIT %(limit)s
 """
 
 # The step events of one person (the funnel's actor: the person of the user id, else anonymous id, so steps
-# done anonymously before an identify count; store/persons.py; bots left out) up to an instant.
+# done anonymously before an identify count; store/identity.py; bots left out) up to an instant.
 USER_STEP_EVENTS = f"""
 SELECT e.event, e.ts FROM np_analytics_events e {EVENT_PERSON_JOIN}
 WHERE e.source_account_id = %(account)s AND e.event = ANY (%(steps)s::text[])

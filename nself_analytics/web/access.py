@@ -1,4 +1,4 @@
-"""Route access: each route's credential is declared once (``api/access.py``) and enforced here, for every route
+"""Route access: each route's credential is declared once (``api/routes.py``) and enforced here, for every route
 (``check_access``, called by the edge middleware).
 
 - ``PUBLIC``: no credential. A valid token, when sent, is still recognised (``/health`` then shows details).
@@ -20,10 +20,10 @@ from enum import StrEnum
 from aiohttp import web
 from aiohttp.web_urldispatcher import AbstractRoute
 
+from ..config import Settings
 from . import params
 from .auth import GRANT, bearer_or_basic, token_grant, write_grant
 from .body import read_json_body
-from .config import Settings
 from .credentials import Grant
 from .errors import ApiError
 
@@ -61,7 +61,7 @@ def bind_access(app: web.Application, table: Mapping[tuple[str, str], Access]) -
         else:
             missing.append(key)
     if missing:
-        raise RuntimeError(f"routes without an access declaration (add them to api/access.py): {sorted(missing)}")
+        raise RuntimeError(f"routes without an access declaration (add them to api/routes.py): {sorted(missing)}")
     app[BOUND_ACCESS] = bound
 
 
@@ -97,7 +97,7 @@ def _token(request: web.Request, access: Access, settings: Settings) -> Grant:
 
 async def check_access(request: web.Request, access: Access, settings: Settings) -> None:
     """Refuse the request (ApiError 401/403) unless its credential opens a route of ``access``; keep the grant on
-    the request. Called for every routed request by the edge middleware (edge.py)."""
+    the request. Called for every routed request by the edge middleware (web/edge.py)."""
     if access is Access.PUBLIC:
         key = bearer_or_basic(request)
         grant = token_grant(settings, key) if key else None

@@ -1,6 +1,6 @@
 """Who is asking: the credential of a request (header, or ``writeKey`` in an ingest body) and its grant.
 
-Which credential a route needs is declared in ``api/access.py`` and enforced by ``access.access_middleware``;
+Which credential a route needs is declared in ``api/routes.py`` and enforced by ``access.access_middleware``;
 handlers never check credentials themselves.
 """
 
@@ -11,8 +11,8 @@ import binascii
 
 from aiohttp import web
 
-from .beacon_guard import DEFAULT_ACCOUNT, site_account
-from .config import Settings
+from ..config import Settings
+from ..ingest.site_guard import DEFAULT_ACCOUNT, site_account
 from .credentials import Grant, match
 
 __all__ = ["GRANT", "bearer_or_basic", "grant_of", "token_grant", "write_grant"]

@@ -17,7 +17,7 @@ CORS_HEADERS = {
 
 
 def is_ingest_route(route: AbstractRoute) -> bool:
-    """Whether answers of ``route`` carry the CORS headers (every answer, errors included: edge.py adds them)."""
+    """Whether answers of ``route`` carry the CORS headers (every answer, errors included: web/edge.py adds them)."""
     return bool(route.name and route.name.startswith("ingest."))
 
 

@@ -4,8 +4,8 @@ CORS, the NUL guard and the route's credential, in this order, in one coroutine.
 They were six middlewares (a coroutine frame, a ``partial`` call and a ``config_dict`` lookup each, per request),
 which cost one-event ingest requests (``/track``) more than their own handler did. What a route needs is
 looked up once, at start-up (:class:`RoutePolicy`), so a request pays one dictionary lookup for it. Each step
-keeps its own module and its own rules: ``forwarded.py``, ``errors.py``, ``cors.py``, ``guards.py``,
-``access.py``.
+keeps its own module and its own rules: ``web/forwarded.py``, ``web/errors.py``, ``web/cors.py``, ``web/guards.py``,
+``web/access.py``.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from aiohttp import web
 from aiohttp.web_urldispatcher import AbstractRoute
 from structlog.contextvars import bind_contextvars, unbind_contextvars
 
+from ..config import Settings
 from .access import BOUND_ACCESS, Access, check_access
-from .config import Settings
 from .cors import CORS_HEADERS, is_ingest_route
 from .errors import ApiError, error_response
 from .forwarded import forwarded_request
@@ -31,7 +31,7 @@ from .segment import is_segment_name
 
 __all__ = ["ROUTE_POLICIES", "RoutePolicy", "bind_policies", "edge_middleware"]
 
-log = structlog.get_logger("nself_analytics.app")
+log = structlog.get_logger("nself_analytics.web.edge")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 

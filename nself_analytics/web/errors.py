@@ -40,7 +40,7 @@ def json_error(status: int, message: str, headers: dict[str, str] | None = None,
 
 def _error(request: web.Request, status: int, message: str, headers: dict[str, str] | None = None,
            segment: bool = False, **extra: Any) -> web.Response:
-    """An error response; on Segment's routes in Segment's shape too (segment.py)."""
+    """An error response; on Segment's routes in Segment's shape too (web/segment.py)."""
     if segment:
         fields, headers = segment_error(status, headers or {})
         extra = {**fields, **extra}

@@ -12,7 +12,7 @@ import copy
 from collections.abc import Iterable
 from typing import Any
 
-from .keys import DEDUPE_TTL_SECONDS
+from ..ingest.redis_keys import DEDUPE_TTL_SECONDS
 from .openapi_schemas import SCHEMAS, STATS_ROWS, obj, ref
 
 __all__ = ["OPERATIONS", "document", "routed_operations"]
@@ -56,7 +56,7 @@ def _segment_error(description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": ref("SegmentError")}}}
 
 
-# Segment's tracking API answers (segment.py): 200 {"success": true}; errors also carry success and code.
+# Segment's tracking API answers (web/segment.py): 200 {"success": true}; errors also carry success and code.
 SEGMENT_RESPONSES = {
     "200": {"description": "Accepted: queued for storage",
             "content": {"application/json": {"schema": ref("SegmentSuccess")}}},

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .model.schema import ingest_schemas
+from ..model.schema import ingest_schemas
 
 __all__ = ["SCHEMAS", "STATS_ROWS", "obj", "ref"]
 
@@ -92,7 +92,7 @@ def _listing(name: str, count: str) -> dict[str, Any]:
 SCHEMAS: dict[str, Schema] = {
     "Error": obj({"status": {"const": "error"}, "message": STRING}, required=["status", "message"]),
     "Ok": obj({"status": SUCCESS}, required=["status"]),
-    # Segment's tracking API shapes (the /v1/ routes; nself_analytics/segment.py)
+    # Segment's tracking API shapes (the /v1/ routes; nself_analytics/web/segment.py)
     "SegmentSuccess": obj({"success": {"const": True}}, required=["success"], extra=False),
     "SegmentError": obj({"status": {"const": "error"}, "success": {"const": False},
                          "code": {"type": "string", "description": "invalid_request, unauthorized, payload_too_large, "

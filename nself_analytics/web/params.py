@@ -19,8 +19,8 @@ from typing import Any
 
 from aiohttp import web
 
+from ..config import parse_duration
 from .auth import GRANT
-from .config import parse_duration
 from .credentials import ACCOUNT_PATTERN
 from .errors import ApiError
 from .guards import check_depth

@@ -21,9 +21,9 @@ from collections.abc import AsyncIterator
 import aiopg
 from aiohttp import web
 
-from .config import Settings
+from ..config import Settings
+from .appkeys import PG_POOL, READ_POOL, SETTINGS
 from .errors import QUERY_TIMEOUT_MESSAGE, RETRY_AFTER_SECONDS, ApiError
-from .keys import PG_POOL, READ_POOL, SETTINGS
 
 __all__ = ["API_POOL_SIZE", "create_api_pool", "reading", "writing"]
 

@@ -1,7 +1,7 @@
 """Materialized aggregates: counts and distinct users per event per hour and per day, the
 per-(user, UTC day) activity rollup that retention reads (np_analytics_activity: the distinct event
 names of each user's day), the event times per distinct id and hour that funnels and sessions read
-(store/event_times.py), and the web session fragments the web reads use (store/web_rollup.py).
+(store/rollups/event_times.py), and the web session fragments the web reads use (store/rollups/web_rollup.py).
 
 Incremental: the drain marks the hours it wrote to (np_analytics_aggregate_dirty, in the same
 transaction as the events); each run claims dirty hours, recomputes those hours and their days
@@ -18,13 +18,13 @@ from datetime import UTC, datetime, timedelta
 import aiopg
 import structlog
 
+from ..tx import transaction
 from . import event_times, web_daily
-from .tx import transaction
 from .web_rollup import FRAGMENT_COLUMNS, FRAGMENTS, PAGE_VIEW
 
 __all__ = ["aggregate_lag_seconds", "expire_activity", "materialize"]
 
-log = structlog.get_logger("nself_analytics.aggregates")
+log = structlog.get_logger("nself_analytics.store.rollups.aggregates")
 
 # SKIP LOCKED: an hour a drain is writing to right now is left for the next run.
 CLAIM_DIRTY = """

@@ -1,7 +1,7 @@
 """The hours the aggregator has not folded yet, as a read that mixes rollups and raw events plans around them.
 
 The drain marks each hour it writes to in np_analytics_aggregate_dirty (store/events.py); the aggregator
-folds and unmarks them (store/aggregates.py). A read takes the rollups of the other hours and raw events
+folds and unmarks them (store/rollups/aggregates.py). A read takes the rollups of the other hours and raw events
 for these, in one snapshot (REPEATABLE READ: the aggregator swaps both in one transaction), scanning raw
 events only from the first to the last dirty hour, so the planner reads only those partitions.
 """

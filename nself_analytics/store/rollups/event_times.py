@@ -5,7 +5,7 @@ anonymous_id)``), the sorted times of its events of one name in one UTC hour (bo
 without a distinct id left out: no funnel or session counts them), at most ``MAX_TIMES`` per row
 (``chunk`` numbers the rows of a busier hour). A query reads only the rows of the names it asks for
 and unnests their times: the same (id, name, time) triples the raw rows give, so every figure
-stays exact; the person of each id is applied when read (store/persons.py), so a link made later
+stays exact; the person of each id is applied when read (store/identity.py), so a link made later
 applies to these rows too.
 
 Kept by the aggregator (:func:`refresh`): the rows of each claimed dirty hour are replaced from

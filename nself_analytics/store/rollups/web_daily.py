@@ -1,6 +1,6 @@
 """Per-day web statistics kept by the aggregator from the session fragments (migration 0041).
 
-After the fragments of the claimed hours are rebuilt (store/aggregates.py), :func:`rebuild` marks which
+After the fragments of the claimed hours are rebuilt (store/rollups/aggregates.py), :func:`rebuild` marks which
 fragments belong to sessions that are not "closed" within one UTC day (fragments in more than one day,
 or with both bot flags: ``spans``), then rebuilds, from the fragments of every day concerned (the claimed
 hours' days, and the days whose fragments changed their ``spans`` flag), the day's rows in

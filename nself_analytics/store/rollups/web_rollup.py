@@ -16,7 +16,7 @@ __all__ = ["DIMENSIONS", "FRAGMENTS", "FRAGMENT_COLUMNS", "PAGE_VIEW", "REFERRER
 
 # What a page view is: the one definition every web read and the rollup use. Beacon hits, page messages
 # (/page, /v1/page, the SDKs' page calls) and screen messages (/v1/screen) alike; their site and path come
-# from the message's URL (messages.py) and their bot flag from the same rules (ingest.py).
+# from the message's URL (ingest/normalize.py) and their bot flag from the same rules (ingest/service.py).
 PAGE_VIEW = "event IN ('$pageview', '$screen')"
 
 # The host of a referring URL (text between "scheme://" and the first / ? or #, less user info and
