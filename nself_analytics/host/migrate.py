@@ -24,7 +24,7 @@ INSTALLED_SUBDIR = ("share", "nself-analytics", "migrations")
 
 def migrations_dir() -> Path:
     """The folder of the migration files: the checkout's, else the one the installed distribution holds."""
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     if (root / "plugin.yaml").is_file() and (root / "migrations").is_dir():
         return root / "migrations"
     try:
