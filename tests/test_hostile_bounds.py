@@ -8,10 +8,10 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from nself_analytics.web.appkeys import ANALYTICS_APP, REDIS, SETTINGS, WORKER_POOL
-
 from nself_analytics.ingest.redis_keys import COUNTER_PREFIX, DROPPED_KEY
-from nself_analytics.pipeline.drain import Drainer, Worker
+from nself_analytics.pipeline.drain import Drainer
+from nself_analytics.pipeline.runtime import Worker
+from nself_analytics.web.appkeys import ANALYTICS_APP, REDIS, SETTINGS, WORKER_POOL
 
 from .conftest import SECRET, WRITE_KEY, pg_execute
 

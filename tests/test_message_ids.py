@@ -9,10 +9,9 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from nself_analytics.web.appkeys import ANALYTICS_APP, PG_POOL, REDIS, SETTINGS, WORKER_POOL
-
-from nself_analytics.pipeline.drain import Worker
+from nself_analytics.pipeline.runtime import Worker
 from nself_analytics.store.message_ids import prune_message_ids
+from nself_analytics.web.appkeys import ANALYTICS_APP, PG_POOL, REDIS, SETTINGS, WORKER_POOL
 
 from .queries_support import BASE, Ev, insert
 

@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from ..ingest.redis_keys import DEAD_LETTER_KEY, DRAIN_GROUP, DROPPED_KEY, STREAM_KEY
-from ..pipeline.drain import WORKER
+from ..pipeline.runtime import WORKER
 from ..store.rollups.aggregates import aggregate_lag_seconds
 from ..web.appkeys import READ_POOL, REDIS, SETTINGS, WORKER_POOL
 from ..web.auth import grant_of

@@ -16,6 +16,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from .. import api
 from ..config import Settings
 from ..ingest.queue import Producer
+from ..pipeline.runtime import WORKER, Worker
 from ..web.access import bind_access
 from ..web.appkeys import ANALYTICS_APP, PG_POOL, PRODUCER, READ_POOL, REDIS, SETTINGS, WORKER_POOL
 from ..web.body import MAX_BODY_BYTES
@@ -90,8 +91,6 @@ def create_app(settings: Settings, *, worker: bool = False) -> web.Application:
     app[SETTINGS] = settings
     app.cleanup_ctx.extend([_postgres_ctx, _redis_ctx])
     if worker:
-        from ..pipeline.drain import worker_ctx
-
         app.cleanup_ctx.append(worker_ctx)
     for routes in api.ROUTE_TABLES:
         app.add_routes(routes)
@@ -124,3 +123,12 @@ def create_root_app(settings: Settings, *, worker: bool = True) -> web.Applicati
     root[ANALYTICS_APP] = sub
     root.add_subapp(MOUNT, sub)
     return root
+
+
+async def worker_ctx(app: web.Application) -> AsyncIterator[None]:
+    worker = Worker(app[WORKER_POOL], app[REDIS], app[SETTINGS])
+    app[WORKER] = worker
+    worker.start()
+    log.info("worker_started", consumers=[d.name for d in worker.drainers])
+    yield
+    await worker.stop()

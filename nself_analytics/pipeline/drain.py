@@ -15,9 +15,8 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import aiopg
 import msgspec
@@ -25,7 +24,6 @@ import psycopg2
 import psycopg2.errors
 import redis.asyncio as aioredis
 import structlog
-from aiohttp import web
 from redis.exceptions import RedisError, ResponseError
 
 from ..config import Settings
@@ -34,28 +32,18 @@ from ..ingest.redis_keys import (
     DEAD_LETTER_KEY,
     DRAIN_GROUP,
     DROPPED_KEY,
-    NAMES_PREFIX,
     QUEUE_BYTES_KEY,
     STREAM_KEY,
 )
 from ..model.record import EventRecord, IdentifyRecord, decode_record
 from ..store.events import write_payload
 from ..store.identity import link_ops
-from ..store.message_ids import prune_message_ids
-from ..store.partitions import ensure_partitions, forget_partitions, maintain_partitions, partition_window
-from ..store.rollups.aggregates import expire_activity, materialize
+from ..store.partitions import ensure_partitions, forget_partitions, partition_window
 from ..store.tx import StatementTimeout, statement_timeouts
-from ..web.appkeys import (
-    REDIS,
-    SETTINGS,
-    WORKER_POOL,
-)
 from . import deadletters
-from .leader import LEADER_RETRY_SECONDS, Leadership
 from .webhook_facts import record_funnel_completions
-from .webhook_sender import WebhookSender
 
-__all__ = ["WORKER", "Drainer", "worker_ctx"]
+__all__ = ["Drainer"]
 
 log = structlog.get_logger("nself_analytics.pipeline.drain")
 
@@ -328,95 +316,3 @@ class Drainer:
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(stop.wait(), delay)
                 delay = min(delay * 2, 5.0)
-
-
-async def _every(seconds: float, stop: asyncio.Event, name: str, job: Any, leadership: Leadership) -> None:
-    """Run ``job`` every ``seconds`` while this process leads (checked again each LEADER_RETRY_SECONDS)."""
-    while not stop.is_set():
-        if not leadership.held:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(stop.wait(), LEADER_RETRY_SECONDS)
-            continue
-        try:
-            async with statement_timeouts():
-                await job()
-        except (TimeoutError, psycopg2.Error, OSError, RedisError, StatementTimeout) as exc:
-            log.warning(f"{name}_failed", error=str(exc).strip()[:300])
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(stop.wait(), seconds)
-
-
-class Worker:
-    """The background task of one process: drainers and the webhook sender in every process; the aggregate
-    and prune schedules only in the leader (one process across all processes and instances: pipeline/leader.py)."""
-
-    def __init__(self, pool: aiopg.Pool, client: aioredis.Redis, settings: Settings) -> None:
-        self.settings = settings
-        self.pool = pool
-        self.redis = client
-        name = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-        self.drainers = [Drainer(pool, client, settings, name=f"{name}-{i}") for i in range(DRAINERS)]
-        self.sender = WebhookSender(pool, settings)
-        assert settings.database_url is not None, "database_url must be resolved before the worker starts"
-        self.leadership = Leadership(settings.database_url)
-        self.stop_event = asyncio.Event()
-        self.tasks: list[asyncio.Task[None]] = []
-
-    async def aggregate(self) -> int:
-        async with self.pool.acquire() as conn:
-            total = 0
-            while claimed := await materialize(conn, self.settings.retention_days):
-                total += claimed
-            return total
-
-    async def maintain(self) -> list[str]:
-        """Keep what grows inside the retention window: partitions (created ahead, pruned behind), the
-        dead-letter stream, and the message ids of the de-duplication window; return the partitions dropped."""
-        retention = self.settings.retention_days
-        async with self.pool.acquire() as conn:
-            dropped = await maintain_partitions(conn, retention)
-            activity = await expire_activity(conn, retention)
-            await prune_message_ids(conn, self.settings.dedupe_window)
-        trimmed = await deadletters.trim_older_than(self.redis, retention * 86_400)
-        oldest = time.time() - retention * 86_400
-        names = 0
-        async for key in self.redis.scan_iter(match=NAMES_PREFIX + "*", count=500):
-            names += int(await self.redis.zremrangebyscore(key, "-inf", oldest))
-        if trimmed or activity or names:
-            log.info("retention_expired", dead_letters=trimmed, activity_rows=activity, event_names=names,
-                     retention_days=retention)
-        return dropped
-
-    def start(self) -> None:
-        self.tasks = [
-            *(asyncio.create_task(d.run(self.stop_event), name=f"drain-{i}") for i, d in enumerate(self.drainers)),
-            asyncio.create_task(self.leadership.run(self.stop_event), name="leadership"),
-            asyncio.create_task(_every(self.settings.aggregate_interval, self.stop_event, "aggregate",
-                                       self.aggregate, self.leadership), name="aggregate"),
-            asyncio.create_task(_every(MAINTAIN_INTERVAL_SECONDS, self.stop_event, "maintain", self.maintain,
-                                       self.leadership), name="maintain"),
-            asyncio.create_task(self.sender.run(self.stop_event), name="webhooks"),
-        ]
-
-    async def stop(self) -> None:
-        """Stop the loops, then drain what is queued (best effort) so a graceful stop leaves little behind."""
-        self.stop_event.set()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
-        try:
-            drained = await asyncio.wait_for(asyncio.gather(*(d.drain_until_empty() for d in self.drainers)),
-                                             timeout=FINAL_DRAIN_SECONDS)
-            log.info("final_drain", entries=sum(drained))
-        except (TimeoutError, RedisError, OSError, psycopg2.Error) as exc:
-            log.warning("final_drain_failed", error=str(exc)[:300])
-
-
-WORKER: web.AppKey[Worker] = web.AppKey("worker")
-
-
-async def worker_ctx(app: web.Application) -> AsyncIterator[None]:
-    worker = Worker(app[WORKER_POOL], app[REDIS], app[SETTINGS])
-    app[WORKER] = worker
-    worker.start()
-    log.info("worker_started", consumers=[d.name for d in worker.drainers])
-    yield
-    await worker.stop()
