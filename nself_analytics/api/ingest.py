@@ -15,7 +15,7 @@ import msgspec
 from aiohttp import web
 
 from ..ingest.normalize import MessageError, Normalized, has_timestamp, normalize, to_record, validate_batch
-from ..ingest.queue import EnqueueResult, QueueFull, QueueUnavailable
+from ..ingest.queue import EnqueueResult
 from ..ingest.service import Ingestor, RequestMeta
 from ..web import params, segment
 from ..web.appkeys import PRODUCER, REDIS, SETTINGS
@@ -29,7 +29,6 @@ __all__ = ["client_ip", "enqueue", "routes"]
 routes = web.RouteTableDef()
 Handler = Callable[[web.Request], Awaitable[web.Response]]
 
-RETRY_AFTER_SECONDS = segment.RETRY_AFTER_SECONDS
 NAME_LIMIT_WARNING = ("event name limit reached: this account has ANALYTICS_MAX_EVENT_NAMES distinct event names "
                       "in the retention window; a new name is not stored")
 
@@ -55,16 +54,10 @@ def _meta(request: web.Request) -> RequestMeta:
 
 async def enqueue(request: web.Request, items: list[Normalized], meta: RequestMeta,
                   shared_bytes: int = 0) -> EnqueueResult:
-    """Hand validated messages to the queue; map a full or unreachable queue to 503 + Retry-After."""
+    """Hand validated messages to the ingest service (a full or unreachable queue: 503 + Retry-After, mapped by
+    web/errors.py)."""
     app = request.config_dict
-    ingestor = Ingestor(app[PRODUCER], app[REDIS], app[SETTINGS])
-    try:
-        return await ingestor.accept(items, meta, shared_bytes)
-    except QueueFull:
-        raise ApiError(503, "Ingest queue is full; retry later", headers={"Retry-After": RETRY_AFTER_SECONDS}) from None
-    except QueueUnavailable:
-        raise ApiError(503, "Ingest queue is unavailable; retry later",
-                       headers={"Retry-After": RETRY_AFTER_SECONDS}) from None
+    return await Ingestor(app[PRODUCER], app[REDIS], app[SETTINGS]).accept(items, meta, shared_bytes)
 
 
 async def single(request: web.Request, kind: str) -> web.Response:

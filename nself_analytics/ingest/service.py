@@ -9,20 +9,25 @@ from typing import Any
 
 import msgspec
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from ..config import Settings
 from ..model.record import EventRecord
-from ..web.errors import ApiError
 from .counter_keys import increments
-from .enrich import classify_user_agent, country_for_ip, daily_salt, hash_ip, is_browser_agent
+from .enrich import browser_hit_is_bot, classify_user_agent, country_for_ip, daily_salt, hash_ip, is_browser_agent
+from .errors import RateLimited, SiteRefused, TooLarge, Unavailable
+from .hits import FLOOD_LIMIT_PER_MINUTE, count_hit, derived_session
 from .normalize import Normalized
-from .queue import EnqueueResult, Producer, QueuedMessage
+from .queue import EnqueueResult, Producer, QueuedMessage, QueueFull, QueueUnavailable
 from .redis_keys import DROPPED_KEY, NAMES_PREFIX
+from .site_guard import RATE_IP_PREFIX, RATE_SITE_PREFIX, ip_key, site_account, take
 
 __all__ = ["Ingestor", "RequestMeta", "sampled_in"]
 
 _IP_KEYS = ("ip", "ipAddress", "ip_address")
 _ENCODER = msgspec.json.Encoder()
+# What a 503 of the ingest path asks the client to wait before retrying (seconds).
+RETRY_AFTER_SECONDS = 2
 
 
 @dataclass(frozen=True)
@@ -104,10 +109,10 @@ class Ingestor:
         record.context = _slim_context(context)
 
     async def accept(self, items: list[Normalized], meta: RequestMeta, shared_bytes: int = 0) -> EnqueueResult:
-        """Enqueue ``items`` atomically (all or none); raises QueueFull / QueueUnavailable, or ApiError 413 when
-        the request would store more than ANALYTICS_REQUEST_BYTES (``shared_bytes``, a batch's shared context,
-        counted once). Items too old for the retention window are counted, not enqueued. Indices in the result
-        are indices of ``items``."""
+        """Enqueue ``items`` atomically (all or none); raises Unavailable (the queue is full or unreachable), or
+        TooLarge when the request would store more than ANALYTICS_REQUEST_BYTES (``shared_bytes``, a batch's
+        shared context, counted once). Items too old for the retention window are counted, not enqueued. Indices
+        in the result are indices of ``items``."""
         salt = await daily_salt(self.redis, meta.received_at) if self.settings.ip_hash else None
         messages = []
         positions: list[int] = []
@@ -147,8 +152,8 @@ class Ingestor:
             positions.append(position)
         stored_bytes = sum(len(m.payload) for m in messages) - max(0, len(messages) - 1) * shared_bytes
         if stored_bytes > self.settings.request_bytes:
-            raise ApiError(413, f"This request would store {stored_bytes} bytes; at most {self.settings.request_bytes}"
-                                " (ANALYTICS_REQUEST_BYTES) are allowed")
+            raise TooLarge(f"This request would store {stored_bytes} bytes; at most {self.settings.request_bytes}"
+                           " (ANALYTICS_REQUEST_BYTES) are allowed")
         if too_old:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for account, count in too_old.items():
@@ -156,6 +161,42 @@ class Ingestor:
                 await pipe.execute()
         if not messages:
             return EnqueueResult(stored=0)
-        result = await self.producer.enqueue(messages)
+        try:
+            result = await self.producer.enqueue(messages)
+        except QueueFull:
+            raise Unavailable("Ingest queue is full; retry later", RETRY_AFTER_SECONDS) from None
+        except QueueUnavailable:
+            raise Unavailable("Ingest queue is unavailable; retry later", RETRY_AFTER_SECONDS) from None
         return EnqueueResult(stored=result.stored, duplicates=[positions[i] for i in result.duplicates],
                              over_name_limit=[positions[i] for i in result.over_name_limit])
+
+    async def admit_hit(self, record: EventRecord, meta: RequestMeta) -> None:
+        """The beacon's rules for one page view (POST /hit): its site names the account (ANALYTICS_SITES, else
+        SiteRefused), the per-IP and per-site token buckets (RateLimited), a session derived when the hit has
+        none, and bot marking (the user agent, or a session over FLOOD_LIMIT_PER_MINUTE hits a minute).
+        Unavailable when Redis cannot be reached."""
+        site = str(record.site)  # parse_hit requires it
+        settings = self.settings
+        account = site_account(settings.sites, site)
+        if account is None:
+            raise SiteRefused(f"Hits for {site} are not accepted here (ANALYTICS_SITES)")
+        record.source_account_id = account
+        redis = self.redis
+        buckets = []
+        if settings.hit_rate_ip is not None:
+            # an IP, whatever the account; keyed by a keyed hash, so Redis never holds the raw address
+            buckets.append((RATE_IP_PREFIX + ip_key(meta.ip, settings.secret_token), settings.hit_rate_ip))
+        if settings.hit_rate_site is not None:
+            buckets.append((f"{RATE_SITE_PREFIX}{account}:{site}", settings.hit_rate_site))
+        try:
+            wait = await take(redis, int(meta.received_at.timestamp() * 1000), buckets)
+            if wait:
+                raise RateLimited("Too many hits; retry later", int(wait))
+            if record.session_id is None:
+                record.session_id = derived_session(await daily_salt(redis, meta.received_at), site, meta.ip,
+                                                    meta.user_agent)
+            count = await count_hit(redis, site, record.session_id, meta.received_at)
+        except RedisError:
+            raise Unavailable("Ingest queue is unavailable; retry later", RETRY_AFTER_SECONDS) from None
+        flooding = count > FLOOD_LIMIT_PER_MINUTE
+        record.is_bot = record.is_bot or flooding or browser_hit_is_bot(meta.user_agent)

@@ -13,6 +13,7 @@ from aiohttp.web_protocol import RequestPayloadError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from ..ingest.errors import IngestError, RateLimited, SiteRefused, TooLarge, Unavailable
 from .segment import segment_error
 
 __all__ = ["QUERY_TIMEOUT_MESSAGE", "RETRY_AFTER_SECONDS", "ApiError", "error_response", "json_error"]
@@ -20,6 +21,8 @@ __all__ = ["QUERY_TIMEOUT_MESSAGE", "RETRY_AFTER_SECONDS", "ApiError", "error_re
 log = structlog.get_logger("nself_analytics.http")
 # What a 503 asks the client to wait before retrying (seconds).
 RETRY_AFTER_SECONDS = "2"
+# The ingest service's refusals (ingest/errors.py) as HTTP answers.
+_INGEST_STATUS = {TooLarge: 413, SiteRefused: 403, RateLimited: 429, Unavailable: 503}
 QUERY_TIMEOUT_MESSAGE = "The query took longer than ANALYTICS_QUERY_TIMEOUT allows; narrow it and retry"
 
 
@@ -53,6 +56,10 @@ def error_response(request: web.Request, exc: Exception, *, segment: bool = Fals
     one of Segment's (its errors also carry Segment's fields)."""
     if isinstance(exc, ApiError):
         return _error(request, exc.status, exc.message, exc.headers, segment, **exc.extra)
+    if isinstance(exc, IngestError):
+        status = _INGEST_STATUS[type(exc)]
+        headers = {} if exc.retry_after is None else {"Retry-After": str(exc.retry_after)}
+        return _error(request, status, exc.message, headers, segment)
     if isinstance(exc, web.HTTPException):
         if exc.status < 400:
             raise exc
