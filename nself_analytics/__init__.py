@@ -1,8 +1,14 @@
-"""nself-analytics: self-hosted product and web analytics on your own PostgreSQL and Redis."""
+"""nself-analytics: self-hosted product and web analytics on your own PostgreSQL and Redis.
 
-from .config import ConfigError, Settings
-from .host.app import create_app, create_root_app
+The package is layered; each folder is a layer or a pipeline and says in its docstring what it owns and what it
+may import (checked by tests/test_architecture.py; drawn in docs/architecture.md):
 
-__all__ = ["ConfigError", "Settings", "__version__", "create_app", "create_root_app"]
+    model  <-  config  <-  store  <-  ingest  <-  pipeline
+                              web (model, config, ingest)  <-  api (handlers)  <-  host (the process)
+    integrations: HTTP clients of the service (config only)
+
+This module holds the version only and imports nothing."""
+
+__all__ = ["__version__"]
 
 __version__ = "1.1.1"

@@ -15,18 +15,22 @@ from functools import cached_property
 from pathlib import Path
 from typing import TypeVar
 
-from .ingest.site_guard import (
+from .model.settings_values import (
     DEFAULT_RATE_PER_IP,
     DEFAULT_RATE_PER_SITE,
+    DEFAULT_TRUSTED_PROXIES,
     HIT_RATE_PER_IP,
     HIT_RATE_PER_SITE,
+    TRUSTED_PROXIES,
+    Credential,
+    Network,
     Rate,
     SiteRule,
+    parse_entries,
+    parse_networks,
     parse_rate,
     parse_sites,
 )
-from .web.credentials import Credential, parse_entries
-from .web.forwarded import DEFAULT_TRUSTED_PROXIES, TRUSTED_PROXIES, Network, parse_networks
 
 __all__ = ["ConfigError", "Settings", "parse_duration", "write_private"]
 

@@ -1,5 +1,8 @@
 """HTTP resources, one module each; ROUTE_TABLES lists every module's routes for the app factory,
-ROUTE_ACCESS (api/routes.py) the credential each route needs."""
+ROUTE_ACCESS (api/routes.py) the credential each route needs.
+
+Handlers only translate HTTP to service calls and back. May import web, store, ingest, pipeline, model and
+config; never a sibling handler (scripts.py, a helper for serving files, aside)."""
 
 from __future__ import annotations
 

@@ -15,11 +15,11 @@ from ..config import Settings
 from ..model.record import EventRecord
 from .counter_keys import increments
 from .enrich import browser_hit_is_bot, classify_user_agent, country_for_ip, daily_salt, hash_ip, is_browser_agent
-from .errors import RateLimited, SiteRefused, TooLarge, Unavailable
 from .hits import FLOOD_LIMIT_PER_MINUTE, count_hit, derived_session
 from .normalize import Normalized
 from .queue import EnqueueResult, Producer, QueuedMessage, QueueFull, QueueUnavailable
 from .redis_keys import DROPPED_KEY, NAMES_PREFIX
+from .refusals import RateLimited, SiteRefused, TooLarge, Unavailable
 from .site_guard import RATE_IP_PREFIX, RATE_SITE_PREFIX, ip_key, site_account, take
 
 __all__ = ["Ingestor", "RequestMeta", "sampled_in"]

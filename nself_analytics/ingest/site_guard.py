@@ -12,12 +12,20 @@ from __future__ import annotations
 
 import hashlib
 import math
-import re
-from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
-from ..web.credentials import ACCOUNT_PATTERN
+from ..model.settings_values import (
+    DEFAULT_ACCOUNT,
+    DEFAULT_RATE_PER_IP,
+    DEFAULT_RATE_PER_SITE,
+    HIT_RATE_PER_IP,
+    HIT_RATE_PER_SITE,
+    Rate,
+    SiteRule,
+    parse_rate,
+    parse_sites,
+)
 from .redis_keys import PREFIX
 
 __all__ = [
@@ -25,55 +33,9 @@ __all__ = [
     "Rate", "SiteRule", "ip_key", "parse_rate", "parse_sites", "site_account", "take",
 ]
 
-DEFAULT_ACCOUNT = "primary"
-_HOST = re.compile(r"^(?:\*\.)?[a-z0-9_](?:[a-z0-9_-]{0,62})(?:\.[a-z0-9_](?:[a-z0-9_-]{0,62}))*$")
-_RATE = re.compile(r"^\s*(\d+)\s*/\s*(s|m|h)\s*$")
-_PERIODS = {"s": 1, "m": 60, "h": 3600}
 # Token buckets, one hash per IP / site: {tokens, ms}. TTL: the time to refill the bucket (then it is full anyway).
 RATE_IP_PREFIX = PREFIX + "rl:ip:"
 RATE_SITE_PREFIX = PREFIX + "rl:site:"
-
-
-@dataclass(frozen=True)
-class SiteRule:
-    """One ANALYTICS_SITES entry: a hostname (or ``*.`` wildcard) and the account its hits go to."""
-
-    host: str
-    account: str = DEFAULT_ACCOUNT
-
-    def matches(self, site: str) -> bool:
-        if self.host.startswith("*."):
-            return site.endswith(self.host[1:])
-        return site == self.host
-
-
-@dataclass(frozen=True)
-class Rate:
-    """A token bucket: ``burst`` tokens, refilled at ``burst`` per ``period`` seconds."""
-
-    burst: int
-    period: float
-
-    @property
-    def per_ms(self) -> float:
-        return self.burst / (self.period * 1000)
-
-
-def parse_sites(text: str) -> tuple[SiteRule, ...]:
-    """ANALYTICS_SITES entries; ValueError naming the bad one."""
-    rules = []
-    for raw in text.split(","):
-        label, sep, host = raw.strip().rpartition("=")
-        if not host.strip():
-            continue
-        account = label.strip() if sep else DEFAULT_ACCOUNT
-        host = host.strip().lower().rstrip(".")
-        if not _HOST.match(host) or len(host) > 253:
-            raise ValueError(f"{host!r} is not a hostname (wildcards: *.example.com)")
-        if not ACCOUNT_PATTERN.match(account):
-            raise ValueError(f"account {account!r} must be 1-64 letters, digits, '_', '-', '.' or ':'")
-        rules.append(SiteRule(host, account))
-    return tuple(rules)
 
 
 def site_account(rules: tuple[SiteRule, ...], site: str) -> str | None:
@@ -91,23 +53,6 @@ def ip_key(ip: str | None, secret: str) -> str:
     """The bucket name of a client IP: a hash keyed by the instance's secret (the same on every instance)."""
     return hashlib.blake2b((ip or "-").encode(), key=secret.encode()[:64], digest_size=12).hexdigest()
 
-
-def parse_rate(text: str) -> Rate | None:
-    """``N/s``, ``N/m`` or ``N/h`` (burst N, refilled over the period); ``0`` or ``off`` turns the limit off."""
-    if text.strip().lower() in ("0", "off"):
-        return None
-    match = _RATE.match(text)
-    if not match or int(match.group(1)) < 1:
-        raise ValueError("use N/s, N/m or N/h (e.g. 300/m), or off")
-    return Rate(int(match.group(1)), _PERIODS[match.group(2)])
-
-
-# Defaults: a reader never sends 300 page views a minute, and an office behind one NAT address rarely does;
-# 6000 a minute (100 a second) per site is far above a small site's peak and bounds what a flood can write.
-DEFAULT_RATE_PER_IP = "300/m"
-DEFAULT_RATE_PER_SITE = "6000/m"
-HIT_RATE_PER_IP = parse_rate(DEFAULT_RATE_PER_IP)
-HIT_RATE_PER_SITE = parse_rate(DEFAULT_RATE_PER_SITE)
 
 # KEYS: buckets; ARGV: now_ms, then burst and tokens-per-ms of each bucket. Returns 0 (taken) or the ms to wait.
 _TAKE = """

@@ -1,1 +1,5 @@
-"""The store layer: all SQL, parameterized, as named constants next to the functions that run it."""
+"""The store layer: all SQL, parameterized, as named constants next to the functions that run it.
+
+One module per resource (events, funnels, people, identity: the person map and its links, quotas, webhooks...);
+the rollups the aggregator materializes and the reads that plan over them are in ``store/rollups/``.
+May import model and config only (no Redis, no HTTP)."""

@@ -13,7 +13,7 @@ from aiohttp.web_protocol import RequestPayloadError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ..ingest.errors import IngestError, RateLimited, SiteRefused, TooLarge, Unavailable
+from ..ingest.refusals import IngestError, RateLimited, SiteRefused, TooLarge, Unavailable
 from .segment import segment_error
 
 __all__ = ["QUERY_TIMEOUT_MESSAGE", "RETRY_AFTER_SECONDS", "ApiError", "error_response", "json_error"]
@@ -21,7 +21,7 @@ __all__ = ["QUERY_TIMEOUT_MESSAGE", "RETRY_AFTER_SECONDS", "ApiError", "error_re
 log = structlog.get_logger("nself_analytics.http")
 # What a 503 asks the client to wait before retrying (seconds).
 RETRY_AFTER_SECONDS = "2"
-# The ingest service's refusals (ingest/errors.py) as HTTP answers.
+# The ingest service's refusals (ingest/refusals.py) as HTTP answers.
 _INGEST_STATUS = {TooLarge: 413, SiteRefused: 403, RateLimited: 429, Unavailable: 503}
 QUERY_TIMEOUT_MESSAGE = "The query took longer than ANALYTICS_QUERY_TIMEOUT allows; narrow it and retry"
 

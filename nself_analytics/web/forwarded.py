@@ -12,28 +12,11 @@ import ipaddress
 
 from aiohttp import web
 
+from ..model.settings_values import DEFAULT_TRUSTED_PROXIES, TRUSTED_PROXIES, Network, parse_networks
+
 __all__ = ["DEFAULT_TRUSTED_PROXIES", "TRUSTED_PROXIES", "Network", "forwarded_request", "parse_networks"]
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-# Loopback only: the nself proxy on the same machine is believed, nobody else.
-DEFAULT_TRUSTED_PROXIES = "127.0.0.0/8,::1/128"
 MAX_FORWARDED_ENTRIES = 20  # a longer X-Forwarded-For is cut: nobody chains that many proxies
-
-
-def parse_networks(text: str) -> tuple[Network, ...]:
-    """CIDRs (or single addresses) separated by commas; ValueError naming the bad one."""
-    out = []
-    for part in text.split(","):
-        part = part.strip()
-        if part:
-            try:
-                out.append(ipaddress.ip_network(part, strict=False))
-            except ValueError:
-                raise ValueError(f"{part!r} is not an IP network (use CIDRs such as 10.0.0.0/8)") from None
-    return tuple(out)
-
-
-TRUSTED_PROXIES = parse_networks(DEFAULT_TRUSTED_PROXIES)
 
 
 def _trusted(address: str | None, networks: tuple[Network, ...]) -> bool:

@@ -1,1 +1,5 @@
-"""TODO"""
+"""Rollups: the aggregate tables the background aggregator materializes (``aggregates``), the web
+sessions and daily rollups (``web_rollup``, ``web_daily``), event first/last times (``event_times``), the
+HyperLogLog sketches (``hll``) and the dirty hours a read must scan raw (``dirty``).
+
+Part of the store layer: may import model, config and the rest of store."""
