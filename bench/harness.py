@@ -24,7 +24,8 @@ import psutil
 import psycopg2
 import redis
 
-from nself_analytics.host.embedded import EmbeddedPostgres, EmbeddedRedis
+from nself_analytics.host.embedded import EmbeddedPostgres
+from nself_analytics.host.embedded_redis import EmbeddedRedis
 from nself_analytics.host.migrate import apply_migrations
 
 __all__ = ["DATA_DIR", "SECRET", "WRITE_KEY", "CpuMeter", "Harness", "RssSampler", "progress"]

@@ -27,7 +27,8 @@ from typing import Any
 import aiohttp
 import psycopg2
 
-from nself_analytics.host.embedded import EmbeddedPostgres, EmbeddedRedis
+from nself_analytics.host.embedded import EmbeddedPostgres
+from nself_analytics.host.embedded_redis import EmbeddedRedis
 
 WRITE_KEY = "wk_chaos_write_key"
 SECRET = "sk_chaos_secret_token_0123456789"

@@ -25,14 +25,15 @@ import psycopg2
 import pytest
 import redis
 from aiohttp import web
-from nself_analytics.web.appkeys import ANALYTICS_APP, PG_POOL, REDIS
 
 from nself_analytics.config import Settings
 from nself_analytics.host.app import create_root_app
-from nself_analytics.host.embedded import EmbeddedPostgres, EmbeddedRedis
+from nself_analytics.host.embedded import EmbeddedPostgres
+from nself_analytics.host.embedded_redis import EmbeddedRedis
 from nself_analytics.host.migrate import apply_migrations
 from nself_analytics.pipeline.drain import Drainer
 from nself_analytics.store.partitions import forget_partitions
+from nself_analytics.web.appkeys import ANALYTICS_APP, PG_POOL, REDIS
 
 from .integrations_support import HITS, SITE, web_data
 

@@ -18,7 +18,8 @@ import redis
 from nself_analytics.config import ConfigError, Settings, parse_duration
 from nself_analytics.host import hookspecs, plugin
 from nself_analytics.host.cli import plugin_manager
-from nself_analytics.host.embedded import EmbeddedPostgres, EmbeddedRedis
+from nself_analytics.host.embedded import EmbeddedPostgres
+from nself_analytics.host.embedded_redis import EmbeddedRedis
 from nself_analytics.host.migrate import apply_migrations, pending_migrations
 
 from .conftest import SECRET, WRITE_KEY, free_port, pg_execute, start_service, stop_service, wait_healthy

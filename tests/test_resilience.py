@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import redis
-from nself_analytics.web.appkeys import ANALYTICS_APP, PG_POOL, REDIS
 
-from nself_analytics.host.embedded import EmbeddedPostgres, EmbeddedRedis
+from nself_analytics.host.embedded import EmbeddedPostgres
+from nself_analytics.host.embedded_redis import EmbeddedRedis
 from nself_analytics.ingest.redis_keys import DEAD_LETTER_KEY, DRAIN_GROUP, STREAM_KEY
 from nself_analytics.pipeline.drain import Drainer
 from nself_analytics.store.events import write_batch
 from nself_analytics.store.partitions import ensure_partitions
+from nself_analytics.web.appkeys import ANALYTICS_APP, PG_POOL, REDIS
 
 from .chaos_ingest import run_chaos
 from .conftest import SECRET, WRITE_KEY, free_port, pg_execute, start_service, stop_service, wait_for, wait_healthy

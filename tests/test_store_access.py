@@ -17,7 +17,8 @@ import psycopg2
 import pytest
 import redis
 
-from nself_analytics.host.embedded import EmbeddedPostgres, EmbeddedRedis
+from nself_analytics.host.embedded import EmbeddedPostgres
+from nself_analytics.host.embedded_redis import EmbeddedRedis
 
 from .conftest import Stores
 

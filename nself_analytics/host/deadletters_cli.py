@@ -17,7 +17,8 @@ from redis.exceptions import RedisError
 from ..config import ConfigError, Settings
 from ..pipeline import deadletters
 from .app import redis_client
-from .embedded import EmbeddedError, EmbeddedRedis
+from .embedded import EmbeddedError
+from .embedded_redis import EmbeddedRedis
 
 __all__ = ["run"]
 

@@ -54,7 +54,8 @@ def install_plugin(env: Mapping[str, str]) -> dict[str, Any]:
     """
     settings = _settings(env)
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    from .embedded import EmbeddedPostgres, EmbeddedRedis
+    from .embedded import EmbeddedPostgres
+    from .embedded_redis import EmbeddedRedis
 
     changes: list[str] = []
     if settings.database_url is None:

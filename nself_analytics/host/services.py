@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..config import Settings
-from .embedded import EmbeddedPostgres, EmbeddedRedis
+from .embedded import EmbeddedPostgres
+from .embedded_redis import EmbeddedRedis
 
 __all__ = ["Services"]
 
