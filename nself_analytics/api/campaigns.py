@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from ..store import campaigns, realtime
-from ..store import web as web_store
+from ..store import web_reads as web_store
 from ..web.errors import ApiError
 from ..web.params import account, event_name
 from ..web.pools import reading

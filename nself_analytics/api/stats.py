@@ -18,7 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from ..ingest.hits import MAX_UTM, UTM_KEYS
-from ..store import web as store
+from ..store import web_reads as store
 from ..store.web import WebQuery
 from ..web.errors import ApiError
 from ..web.params import account
