@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from nself_analytics.web.appkeys import ANALYTICS_APP
 
 from nself_analytics.api import ROUTE_ACCESS
 from nself_analytics.config import Settings
 from nself_analytics.web.access import BOUND_ACCESS, Access, bind_access, route_key
+from nself_analytics.web.appkeys import ANALYTICS_APP
 from nself_analytics.web.openapi import OPERATIONS
 
 from .conftest import SECRET, WRITE_KEY

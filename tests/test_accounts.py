@@ -7,10 +7,9 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from nself_analytics.web.appkeys import ANALYTICS_APP
-
 from nself_analytics.config import Settings
 from nself_analytics.web.access import BOUND_ACCESS, Access, route_key
+from nself_analytics.web.appkeys import ANALYTICS_APP
 
 from .conftest import SECRET, WRITE_KEY, pg_execute
 from .test_beacon_guard import CHROME, queued

@@ -17,11 +17,11 @@ from typing import Any
 
 import psycopg2
 import pytest
-from nself_analytics.web.appkeys import ANALYTICS_APP, PG_POOL, REDIS
 
 from nself_analytics.ingest.redis_keys import DEAD_LETTER_KEY, DROPPED_KEY, STREAM_KEY
 from nself_analytics.pipeline import deadletters
 from nself_analytics.pipeline.drain import Drainer
+from nself_analytics.web.appkeys import ANALYTICS_APP, PG_POOL, REDIS
 
 from .conftest import SECRET, pg_execute, wait_for
 

@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg2
-from nself_analytics.web.appkeys import ANALYTICS_APP, PG_POOL
 
 from nself_analytics.store.events import write_batch
 from nself_analytics.store.partitions import (
@@ -22,6 +21,7 @@ from nself_analytics.store.partitions import (
     partition_name,
     prune_partitions,
 )
+from nself_analytics.web.appkeys import ANALYTICS_APP, PG_POOL
 
 from .conftest import pg_execute
 

@@ -12,9 +12,9 @@ from typing import Any
 import aiohttp
 import psycopg2
 import pytest
-from nself_analytics.web.appkeys import ANALYTICS_APP, REDIS, WORKER_POOL
 
 from nself_analytics.pipeline.drain import Drainer
+from nself_analytics.web.appkeys import ANALYTICS_APP, REDIS, WORKER_POOL
 
 from .conftest import SECRET, WRITE_KEY, pg_execute, wait_for
 

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 import redis
-from nself_analytics.web.appkeys import ANALYTICS_APP, PG_POOL, REDIS
 
 from nself_analytics.ingest.counter_keys import counter_key
 from nself_analytics.ingest.redis_keys import STREAM_KEY
 from nself_analytics.ingest.service import sampled_in
+from nself_analytics.web.appkeys import ANALYTICS_APP, PG_POOL, REDIS
 
 from .conftest import SECRET, WRITE_KEY, pg_execute
 

@@ -10,10 +10,10 @@ from typing import Any
 
 import jsonschema_rs
 import pytest
-from nself_analytics.web.appkeys import ANALYTICS_APP
 from schemathesis.specs.openapi.definitions import OPENAPI_31
 
 from nself_analytics.api.docs import STATIC_DIR, app_routes
+from nself_analytics.web.appkeys import ANALYTICS_APP
 from nself_analytics.web.openapi import OPERATIONS, routed_operations
 
 MOUNT = "/analytics"

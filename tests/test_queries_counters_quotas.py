@@ -232,9 +232,8 @@ async def test_drain_records_crossings_without_any_check(quota_client: Any, auth
         "event": "upload", "segment": {"plan": "free"}, "limit": 2, "period": "day"})).json())["quota"]
     await track(client, auth, "upload", "free", 2)  # at the limit: not a crossing
     await track(client, auth, "upload", "paid", 5)  # the segment does not apply to this user
-    from nself_analytics.web.appkeys import ANALYTICS_APP, PG_POOL, REDIS
-
     from nself_analytics.pipeline.drain import Drainer
+    from nself_analytics.web.appkeys import ANALYTICS_APP, PG_POOL, REDIS
 
     sub = client.app[ANALYTICS_APP]
     quota_settings = settings.with_(quota_enabled=True)

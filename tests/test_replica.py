@@ -11,11 +11,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
 import pytest
-from nself_analytics.web.appkeys import ANALYTICS_APP, PG_POOL, REDIS
 
 from nself_analytics.host.embedded import EmbeddedPostgres
 from nself_analytics.host.migrate import apply_migrations
 from nself_analytics.pipeline.drain import Drainer
+from nself_analytics.web.appkeys import ANALYTICS_APP, PG_POOL, REDIS
 
 from .conftest import TABLES, pg_execute, wait_for
 

@@ -16,12 +16,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from nself_analytics.web.appkeys import ANALYTICS_APP, PG_POOL
 
 from nself_analytics.store.events import write_batch
 from nself_analytics.store.partitions import ensure_partitions
 from nself_analytics.store.rollups import hll
 from nself_analytics.store.rollups.aggregates import materialize
+from nself_analytics.web.appkeys import ANALYTICS_APP, PG_POOL
 
 from .conftest import SECRET, WRITE_KEY
 from .queries_support import Link, resolver

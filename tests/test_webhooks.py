@@ -337,9 +337,8 @@ async def test_inactive_and_unsubscribed_hooks_get_nothing(make_client: Any, fas
 
 async def test_settled_deliveries_leave_the_log_after_the_retention(make_client: Any, fast: Settings, auth: Any,
                                                                    settings: Settings) -> None:
-    from nself_analytics.web.appkeys import ANALYTICS_APP, PG_POOL
-
     from nself_analytics.pipeline.webhook_sender import WebhookSender
+    from nself_analytics.web.appkeys import ANALYTICS_APP, PG_POOL
 
     client = await make_client(fast)
     hook = await create_hook(client, auth, url="https://example.com/", events=["quota.exceeded"])
