@@ -17,7 +17,7 @@ import redis.asyncio as aioredis
 import structlog
 
 from ..config import Settings
-from .redis_keys import DEDUPE_PREFIX, DEDUPE_TTL_SECONDS, QUEUE_BYTES_KEY, STREAM_KEY
+from .redis_keys import DEDUPE_TTL_SECONDS, QUEUE_BYTES_KEY, STREAM_KEY, dedupe_prefix
 
 __all__ = ["EnqueueResult", "Producer", "QueueFull", "QueueUnavailable", "QueuedMessage"]
 
@@ -25,10 +25,11 @@ log = structlog.get_logger("nself_analytics.ingest.queue")
 UUID_LENGTH = 36  # str(uuid.UUID): every message id of the queue is one (messages.Normalized.message_id)
 
 # KEYS: stream, queued-bytes counter. ARGV: queue buffer, dedupe TTL, queue bytes bound, max event names, now
-# (Unix seconds), names TTL, dedupe key prefix, the number of names (then key/name pairs), the number of counter
-# sets (each set: n, then n key/TTL pairs), then the messages: their ids (36-character uuids) in one argument,
-# their marks in one argument ("<counter set>,<name>;" per message, 1-based, 0 for none), then one payload
-# argument per message. Messages of one request mostly share their counter keys and event name, so each is sent
+# (Unix seconds), names TTL, the number of dedupe key prefixes (then the prefixes: one per account, so an id is
+# deduplicated per account), the number of names (then key/name pairs), the number of counter sets (each set:
+# n, then n key/TTL pairs), then the messages: their ids (36-character uuids) in one argument, their marks in
+# one argument ("<counter set>,<name>,<prefix>;" per message, 1-based, 0 for none), then one payload argument
+# per message. Messages of one request mostly share their counter keys and event name, so each is sent
 # and checked once; a message costs one argument (redis-py packs arguments one by one in Python: 4 per message
 # were 8% of a worker's /batch time, py-spy). A message whose name is new to an account already holding the
 # maximum is refused (reported as -1 - index), neither deduped, stored nor counted.
@@ -41,9 +42,12 @@ if depth == 0 then redis.call('SET', bytes_key, 0) else queued = tonumber(redis.
 if queued >= tonumber(ARGV[3]) then return {-1} end
 local ttl = tonumber(ARGV[2])
 local max_names, now, names_ttl = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-local dprefix = ARGV[7]
-local nnames = tonumber(ARGV[8])
-local i = 9
+local nprefixes = tonumber(ARGV[7])
+local prefixes = {}
+for p = 1, nprefixes do prefixes[p] = ARGV[7 + p] end
+local i = 8 + nprefixes
+local nnames = tonumber(ARGV[i])
+i = i + 1
 local allowed = {}
 for n = 1, nnames do
   local key, name = ARGV[i], ARGV[i + 1]
@@ -67,9 +71,9 @@ local index = 0
 local added = 0
 local ids, marks = ARGV[i], ARGV[i + 1]
 i = i + 2
-for set_text, name_text in string.gmatch(marks, '(%d+),(%d+);') do
+for set_text, name_text, prefix_text in string.gmatch(marks, '(%d+),(%d+),(%d+);') do
   local set, name = tonumber(set_text), tonumber(name_text)
-  local dedupe = dprefix .. string.sub(ids, index * 36 + 1, index * 36 + 36)
+  local dedupe = prefixes[tonumber(prefix_text)] .. string.sub(ids, index * 36 + 1, index * 36 + 36)
   local payload = ARGV[i + index]
   if name > 0 and not allowed[name] then
     result[#result + 1] = -1 - index
@@ -111,12 +115,14 @@ class QueueUnavailable(Exception):
 @dataclass(frozen=True)
 class QueuedMessage:
     """One message for the stream. An empty payload (sampled out) is deduped and counted, not stored.
-    ``name``: (names key, event name) checked against ANALYTICS_MAX_EVENT_NAMES, or None."""
+    ``name``: (names key, event name) checked against ANALYTICS_MAX_EVENT_NAMES, or None. ``account``: the
+    source account, part of the de-duplication key (another account's use of the id changes nothing)."""
 
     message_id: str
     payload: bytes
     counters: tuple[tuple[str, int], ...] = ()
     name: tuple[str, str] | None = None
+    account: str = "primary"
 
 
 @dataclass
@@ -140,6 +146,7 @@ class Producer:
     def _args(self, messages: list[QueuedMessage]) -> list[str | bytes]:
         sets: dict[tuple[tuple[str, int], ...], str] = {}
         names: dict[tuple[str, str], str] = {}
+        prefixes: dict[str, str] = {}
         marks: list[str] = []
         for message in messages:
             if len(message.message_id) != UUID_LENGTH:  # the script cuts the ids from one argument by length
@@ -149,12 +156,14 @@ class Producer:
                 set_index = sets.get(message.counters) or sets.setdefault(message.counters, str(len(sets) + 1))
             if message.name is not None:
                 name_index = names.get(message.name) or names.setdefault(message.name, str(len(names) + 1))
-            marks.append(f"{set_index},{name_index};")
+            prefix_index = prefixes.get(message.account) or prefixes.setdefault(message.account,
+                                                                                 str(len(prefixes) + 1))
+            marks.append(f"{set_index},{name_index},{prefix_index};")
         settings = self._settings
         loop_time = int(time.time())
         args: list[str | bytes] = [str(settings.queue_buffer), str(DEDUPE_TTL_SECONDS), str(settings.queue_bytes),
                            str(settings.max_event_names), str(loop_time), str(settings.retention_days * 86_400),
-                           DEDUPE_PREFIX, str(len(names))]
+                           str(len(prefixes)), *(dedupe_prefix(account) for account in prefixes), str(len(names))]
         for key, name in names:  # in index order (dicts keep insertion order)
             args += [key, name]
         args.append(str(len(sets)))

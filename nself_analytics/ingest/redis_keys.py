@@ -12,6 +12,7 @@ __all__ = [
     "PREFIX",
     "QUEUE_BYTES_KEY",
     "STREAM_KEY",
+    "dedupe_prefix",
 ]
 
 PREFIX = "np_analytics:"
@@ -19,9 +20,20 @@ PREFIX = "np_analytics:"
 # is the number of events in flight. No TTL: entries live until drained.
 STREAM_KEY = PREFIX + "events"
 DRAIN_GROUP = "drain"
-# Seen message ids, so a retried message is enqueued once. TTL: DEDUPE_TTL_SECONDS (24 h, as Segment).
+# Seen message ids, so a retried message is enqueued once. TTL: DEDUPE_TTL_SECONDS (24 h, as Segment). One key
+# per (account, id): DEDUPE_PREFIX + account + ":" + id (dedupe_prefix), so one account's use of an id neither
+# suppresses nor reveals another's. (Up to 1.1.1 the key had no account, DEDUPE_PREFIX + id: such keys are
+# never read again and expire with their TTL; a retry of such a message is caught by np_analytics_message_ids,
+# which has always been per account.)
 DEDUPE_PREFIX = PREFIX + "m:"
 DEDUPE_TTL_SECONDS = 86_400
+
+
+def dedupe_prefix(account: str) -> str:
+    """The prefix of an account's de-duplication keys (the 36-character message id follows it)."""
+    return f"{DEDUPE_PREFIX}{account}:"
+
+
 # Real-time counters, one key per period bucket; TTLs in queue.COUNTER_PERIODS.
 COUNTER_PREFIX = PREFIX + "c:"
 # Queue entries the drain could not store (see pipeline/deadletters.py). Bounded by ANALYTICS_DEAD_LETTER_MAX entries

@@ -148,7 +148,7 @@ class Ingestor:
                 name = (NAMES_PREFIX + record.source_account_id, record.event)
             keep = sampled_in(item.user_key, self.settings.sample_rate)
             payload = _ENCODER.encode(record) if keep else b""  # bytes: sent to Redis as they are
-            messages.append(QueuedMessage(item.message_id, payload, counters, name))
+            messages.append(QueuedMessage(item.message_id, payload, counters, name, record.source_account_id))
             positions.append(position)
         stored_bytes = sum(len(m.payload) for m in messages) - max(0, len(messages) - 1) * shared_bytes
         if stored_bytes > self.settings.request_bytes:
