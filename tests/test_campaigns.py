@@ -34,9 +34,9 @@ async def _write(conn: Any) -> list[dict[str, Any]]:
                      "site": "shop.example", "path": path, "session_id": session, "country": country})
     rows.append({**Ev(None, T0, "$pageview", {"utm_source": "news"}, anon="z").row(), "site": "other.example",
                  "path": "/", "session_id": "sz"})
-    rows.append(Ev("user-1", T0 + timedelta(hours=1), "signup", anon=None).row())  # SDK event: no site
-    rows.append(Ev(None, T0 + timedelta(hours=1), "signup", anon="a1").row())
-    rows.append(Ev(None, T0 + timedelta(hours=2), "signup", anon="a1").row())
+    rows.append(Ev("user-1", T0 + timedelta(hours=1), "signup", anon=None).row())  # a back end's: no site
+    for hours, site in ((1, "shop.example"), (2, "shop.example"), (3, "other.example")):
+        rows.append({**Ev(None, T0 + timedelta(hours=hours), "signup", anon="a1").row(), "site": site})
     await ensure_partitions(conn, {T0.date()})
     await write_batch(conn, rows, [])
     return rows
@@ -92,8 +92,8 @@ async def test_goals(client: Any, auth: Any, pool_conn: Any) -> None:
     assert body["data"] == [
         {"goal": "path:/pricing", "kind": "path", "value": "/pricing", "conversions": 2, "visitors": 2,
          "conversion_rate": 0.5},
-        {"goal": "event:signup", "kind": "event", "value": "signup", "conversions": 3, "visitors": 2,
-         "conversion_rate": 0.5},
+        {"goal": "event:signup", "kind": "event", "value": "signup", "conversions": 2, "visitors": 1,
+         "conversion_rate": 0.25},  # the site's signups only: not the back end's (no site), not other.example's
         {"goal": "path:/nowhere", "kind": "path", "value": "/nowhere", "conversions": 0, "visitors": 0,
          "conversion_rate": 0.0},
     ]

@@ -4,6 +4,7 @@ that cannot collide with a key of an answer, webhook URLs logged without their s
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
@@ -11,10 +12,14 @@ import redis
 
 from nself_analytics.config import Settings
 from nself_analytics.ingest.redis_keys import DEDUPE_PREFIX
+from nself_analytics.web.access import BOUND_ACCESS, Access, route_key
+from nself_analytics.web.appkeys import ANALYTICS_APP
 
-from .conftest import WRITE_KEY, pg_execute
+from .conftest import SECRET, WRITE_KEY, pg_execute
+from .test_beacon_guard import CHROME
 
 KEY_A, KEY_B = "wk_alpha_key", "wk_bravo_key"
+SITE, SITE_TOKEN = "shop.example", "tok_site_shop_example_0001"
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -93,3 +98,66 @@ async def test_retry_of_a_message_deduplicated_before_the_upgrade_is_stored_once
     await drain()
     assert stored_ids(bound) == [("tenant_a", "e"), ("tenant_a", "new")]  # ...Postgres does: stored once
 
+
+
+async def send(client: Any, path: str, body: dict[str, Any], key: str = WRITE_KEY) -> None:
+    response = await client.post(path, json=body, headers={**bearer(key), "User-Agent": CHROME})
+    assert response.status == 202, await response.text()
+
+
+def site_reads(client: Any) -> list[str]:
+    """The url of every read a site token may open (Access.SITE), with a goal on a custom event."""
+    sub = client.app[ANALYTICS_APP]
+    paths = [route_key(route)[1].removeprefix("/analytics") for route in sub.router.routes()
+             if route.method == "GET" and sub[BOUND_ACCESS][route] is Access.SITE]
+    assert not [p for p in paths if re.search(r"\{", p)]  # no path parameter to fill
+    return [f"/analytics{path}?site={SITE}&goal=event:signup&goal=path:/pricing" for path in paths]
+
+
+async def answers(client: Any, urls: list[str]) -> dict[str, Any]:
+    found = {}
+    for url in urls:
+        response = await client.get(url, headers=bearer(SITE_TOKEN))
+        assert response.status == 200, (url, await response.text())
+        body = await response.json()
+        body.get("meta", {}).pop("start", None)  # realtime's window moves with the clock
+        body.get("meta", {}).pop("end", None)
+        found[url] = body
+    return found
+
+
+async def test_site_token_reads_only_what_its_site_produced(make_client: Any, settings: Settings,
+                                                             drain: Any) -> None:
+    """Hostile: events without a site (a back end's), of another site, and of another account (same site, same
+    names) change no answer a site token can read; the site's own signup is counted by the event goal."""
+    bound = settings.with_(secret_token=f"{SECRET},site:{SITE}={SITE_TOKEN}",
+                           write_keys=(WRITE_KEY, f"tenant_b={KEY_B}"))
+    client = await make_client(bound)
+    page = {"url": f"https://{SITE}/pricing"}
+    await send(client, "/analytics/page", {"anonymousId": "visitor", "properties": page})
+    await send(client, "/analytics/track", {"event": "signup", "anonymousId": "visitor",
+                                            "context": {"page": page}})
+    await drain()
+    urls = site_reads(client)
+    assert len(urls) > 20
+    before = await answers(client, urls)
+    goals = before[next(u for u in urls if "/api/goals" in u)]["data"]
+    assert [(g["goal"], g["conversions"], g["visitors"]) for g in goals] == [("event:signup", 1, 1),
+                                                                             ("path:/pricing", 1, 1)]
+    await send(client, "/analytics/track", {"event": "signup", "user_id": "server-user"})  # no site
+    await send(client, "/analytics/track", {"event": "$pageview", "user_id": "server-user",
+                                            "properties": {"path": "/pricing"}})
+    other = {"url": "https://other.example/pricing"}
+    await send(client, "/analytics/page", {"anonymousId": "elsewhere", "properties": other})
+    await send(client, "/analytics/track", {"event": "signup", "anonymousId": "elsewhere", "context": {"page": other}})
+    await send(client, "/analytics/page", {"anonymousId": "tenant-b", "properties": page}, KEY_B)
+    await send(client, "/analytics/track", {"event": "signup", "anonymousId": "tenant-b", "context": {"page": page}},
+               KEY_B)
+    await drain()
+    assert pg_execute(bound.database_url, "SELECT count(*) FROM np_analytics_events") == [(8,)]
+    assert await answers(client, urls) == before
+    # the reads outside the site's web stats stay closed to it
+    for path in ("/analytics/events", f"/analytics/events?site={SITE}", "/analytics/metrics",
+                 f"/analytics/trends?site={SITE}&event=signup", "/analytics/users/server-user"):
+        response = await client.get(path, headers=bearer(SITE_TOKEN))
+        assert response.status == 403, path

@@ -2,8 +2,9 @@
 breakdowns: store/web.py, codes S M C T N of store/rollups/web_rollup.py).
 
 A goal is a page path (page views of the site
-with that path, the read's filters applied) or an event name (events of the account with that name,
-sent from the site or without a site: SDK events carry none); its conversions are the matching events
+with that path, the read's filters applied) or an event name (events of the account with that name that
+carry the site: sent from its pages, or naming it; an event without a site, as a back end's, is not counted,
+so a site token reads only what its site produced); its conversions are the matching events
 and its converted visitors the distinct persons (store/identity.py) among them, else the day's IP hash
 or the session.
 """
@@ -48,7 +49,7 @@ EVENT_GOAL = f"""
 SELECT count(*) AS conversions, count(DISTINCT {_VISITOR}) AS visitors
 FROM np_analytics_events e {person_join(_DISTINCT)}
 WHERE e.source_account_id = %(account)s AND e.event = %(value)s AND e.ts >= %(start)s AND e.ts < %(end)s
-  AND (e.site = %(site)s OR e.site IS NULL) AND (%(include_bots)s OR NOT e.is_bot)
+  AND e.site = %(site)s AND (%(include_bots)s OR NOT e.is_bot)
 """
 
 

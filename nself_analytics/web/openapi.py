@@ -190,7 +190,8 @@ def _campaign_ops() -> dict[tuple[str, str], Op]:
         security=SECRET, op_id="stats_goals",
         description="conversion_rate: converted visitors / the site's visitors of the range. A path goal counts "
                     "the site's page views of that path (filters applied); an event goal counts events of that "
-                    "name sent from the site or without a site (SDK events).",
+                    "name that carry the site (sent from its pages, or naming it); an event without a "
+                    "site (a back end's) is not counted.",
         parameters=[_query("goal", "path:/pricing or event:signup; repeat for more (at most 20)",
                            {"type": "string", "pattern": "^(path:/|event:.)", "maxLength": 1030},
                            required=True), *STATS_PARAMS])
