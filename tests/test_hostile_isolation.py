@@ -4,10 +4,14 @@ that cannot collide with a key of an answer, webhook URLs logged without their s
 
 from __future__ import annotations
 
+import json
 import re
+import sys
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 import redis
 
 from nself_analytics.config import Settings
@@ -161,3 +165,54 @@ async def test_site_token_reads_only_what_its_site_produced(make_client: Any, se
                  f"/analytics/trends?site={SITE}&event=signup", "/analytics/users/server-user"):
         response = await client.get(path, headers=bearer(SITE_TOKEN))
         assert response.status == 403, path
+
+
+def strict_json(text: str) -> Any:
+    """JSON as RFC 8259 has it: Infinity and NaN are not numbers."""
+    def refuse(constant: str) -> Any:
+        raise AssertionError(f"{constant} in an answer")
+    return json.loads(text, parse_constant=refuse)
+
+
+def last_two_days() -> dict[str, str]:
+    today = datetime.now(UTC).date()
+    return {"start_date": (today - timedelta(days=1)).isoformat(), "end_date": today.isoformat()}
+
+
+async def trend_totals(client: Any, event: str) -> dict[str, Any]:
+    totals = {}
+    for measure in ("sum:amount", "avg:amount", "count"):
+        response = await client.get("/analytics/trends", headers=bearer(SECRET),
+                                    params={"events": event, "measure": measure})
+        assert response.status == 200, await response.text()
+        [series] = strict_json(await response.text())["series"]
+        totals[measure] = series["total"]
+    return totals
+
+
+async def test_sums_are_exact(client: Any, drain: Any) -> None:
+    for amount in (0.1, 0.2, 7):
+        await send(client, "/analytics/track", {"event": "paid", "user_id": "u", "properties": {"amount": amount}})
+    await drain()
+    totals = await trend_totals(client, "paid")
+    assert totals == {"sum:amount": 7.3, "avg:amount": pytest.approx(7.3 / 3), "count": 3}  # not 7.300000000000001
+
+
+async def test_huge_stored_values_never_break_a_sum_or_an_average(client: Any, drain: Any) -> None:
+    """Hostile: two amounts of 1.7e308 (each a valid double, accepted) sum past the double range: a sum that
+    comes back inside it is exact, one that stays past it saturates at the largest double, the average is
+    exact, nothing answers 500 or Infinity."""
+    for amount in (1.7e308, 1.7e308, -1.7e308, 5):
+        await send(client, "/analytics/track", {"event": "paid", "user_id": "u", "properties": {"amount": amount}})
+    for amount in (-1.7e308, -1.7e308):
+        await send(client, "/analytics/track", {"event": "refund", "user_id": "u", "properties": {"amount": amount}})
+    await drain()
+    assert await trend_totals(client, "paid") == {"sum:amount": 1.7e308, "avg:amount": 0.425e308,
+                                                  "count": 4}
+    assert await trend_totals(client, "refund") == {"sum:amount": -sys.float_info.max, "avg:amount": -1.7e308,
+                                                    "count": 2}
+    with_previous = await client.get("/analytics/trends", headers=bearer(SECRET),
+                                     params={"events": "refund,paid", "measure": "sum:amount", "compare": "previous",
+                                             "breakdown": "amount", "interval": "hour", **last_two_days()})
+    assert with_previous.status == 200, await with_previous.text()
+    assert -sys.float_info.max in [s["total"] for s in strict_json(await with_previous.text())["series"]]

@@ -6,7 +6,8 @@ Semantics (the plain-Python reference in tests/test_trends.py is the definition)
 - a bucket is ``date_trunc(interval, ts)`` in UTC (ISO weeks start on Monday);
 - measures: ``count`` (events), ``users`` (distinct persons of ``coalesce(user_id, anonymous_id)``,
   store/identity.py; events without either are not users), ``sum``/``avg`` of a property over the events
-  where it is a JSON number (``sum`` is 0 and ``avg`` null when none is);
+  where it is a JSON number (``sum`` is 0 and ``avg`` null when none is), computed exactly (numeric: no stored
+  value can make them overflow) and answered as doubles, saturating at +-1.7976931348623157e308;
 - with a breakdown property, the events of each name are grouped by the property's text value (a missing
   property is the value null); the ``top`` values with the most events (ties: by value, null last) get a
   series each, the rest one ``other`` series; every measure is computed over the grouped events (so the
@@ -20,8 +21,11 @@ Property names arrive as parameters (``properties ->> %(breakdown)s``): never in
 
 from __future__ import annotations
 
+import math
+import sys
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import aiopg
@@ -42,7 +46,7 @@ WITH ev AS (
            date_trunc(%(interval)s, e.ts AT TIME ZONE 'UTC') AS bucket,
            {EVENT_PERSON} AS u,
            CASE WHEN jsonb_typeof(e.properties -> %(prop)s::text) = 'number'
-                THEN (e.properties ->> %(prop)s::text)::float8 END AS x,
+                THEN (e.properties -> %(prop)s::text)::numeric END AS x,  -- exact: a sum cannot overflow
            CASE WHEN %(breakdown)s::text IS NOT NULL THEN e.properties ->> %(breakdown)s::text END AS bv
     FROM np_analytics_events e {EVENT_PERSON_JOIN}
     WHERE e.source_account_id = %(account)s AND e.event = ANY(%(events)s::text[])
@@ -94,6 +98,13 @@ GROUP BY GROUPING SETS ((event, previous, bucket), (event, previous))
 ISOLATION = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"
 
 
+def _double(value: Decimal) -> float:
+    """A sum or average (exact numeric) as a JSON-safe double: beyond the double range (only reachable with
+    values near 1e308) it saturates at the largest finite double of its sign, never inf (not JSON)."""
+    number = float(value)
+    return number if math.isfinite(number) else math.copysign(sys.float_info.max, number)
+
+
 @dataclass
 class TrendRow:
     """The measures of one series (event, breakdown value, other) in one period, per bucket and in total."""
@@ -131,8 +142,8 @@ async def run_trends(conn: aiopg.Connection, *, account: str, events: list[str],
     for event, value, other, previous, bucket, count, users, total, average in rows:
         series = result.previous if previous else result.current
         row = series.setdefault((event, value, other), TrendRow(event, value, other))
-        measures = {"count": int(count), "users": int(users), "sum": float(total),
-                    "avg": None if average is None else float(average)}
+        measures = {"count": int(count), "users": int(users), "sum": _double(total),
+                    "avg": None if average is None else _double(average)}
         if bucket is None:
             row.total = measures
         else:

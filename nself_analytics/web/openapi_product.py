@@ -160,7 +160,8 @@ def _explorer_ops() -> dict[tuple[str, str], Op]:
                 _query("interval", "Bucket size (hour: ranges of at most 31 days)",
                        {"type": "string", "enum": ["hour", "day", "week", "month"], "default": "day"}),
                 _query("measure", "count (events), users (distinct user or anonymous ids), sum:<property> or "
-                                  "avg:<property> (over events where it is a number)",
+                                  "avg:<property> (over events where it is a number; exact, saturating at "
+                                  "+-1.7976931348623157e308)",
                        {"type": "string", "pattern": "^(count|users|(sum|avg):.{1,200})$", "default": "count"}),
                 _query("breakdown", "Split each event by this property (top 10 values and other)",
                        {"type": "string", "maxLength": 200}),
