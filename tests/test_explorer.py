@@ -181,7 +181,7 @@ async def test_product_queries_default_to_the_last_30_days(client: Any, auth: An
     assert (funnel["start_date"], funnel["end_date"]) == (first, today.isoformat())
     assert [s["users"] for s in funnel["steps"]] == [1, 1]
     metrics = await (await client.get("/analytics/metrics", headers=auth["secret"])).json()
-    assert sum(row.get("a", 0) + row.get("b", 0) for row in metrics["data"]) == 2
+    assert sum(row["counts"].get("a", 0) + row["counts"].get("b", 0) for row in metrics["data"]) == 2
     retention = await (await client.get("/analytics/retention", headers=auth["secret"],
                                         params={"period": "month"})).json()
     assert retention["start_date"] == first and sum(r["size"] for r in retention["data"]) == 1

@@ -216,3 +216,22 @@ async def test_huge_stored_values_never_break_a_sum_or_an_average(client: Any, d
                                              "breakdown": "amount", "interval": "hour", **last_two_days()})
     assert with_previous.status == 200, await with_previous.text()
     assert -sys.float_info.max in [s["total"] for s in strict_json(await with_previous.text())["series"]]
+
+
+async def test_event_names_never_collide_with_the_keys_of_an_answer(client: Any, drain: Any) -> None:
+    """Hostile: events named date, counts and status leave /metrics rows dated and shaped; trends and the explorer
+    carry names as values, never as keys."""
+    for name in ("date", "counts", "status", "signup", "date"):
+        await send(client, "/analytics/track", {"event": name, "user_id": "u"})
+    await drain()
+    today = datetime.now(UTC).date().isoformat()
+    metrics = await (await client.get("/analytics/metrics", headers=bearer(SECRET), params=last_two_days())).json()
+    assert metrics["status"] == "success" and metrics["events"] == ["counts", "date", "signup", "status"]
+    assert [row["date"] for row in metrics["data"]][-1] == today
+    assert all(set(row) == {"date", "counts"} for row in metrics["data"])
+    assert metrics["data"][-1]["counts"] == {"counts": 1, "date": 2, "signup": 1, "status": 1}
+    trends = await (await client.get("/analytics/trends", headers=bearer(SECRET),
+                                     params={"events": "date,status", "breakdown": "date"})).json()
+    assert [(s["event"], s["total"]) for s in trends["series"]] == [("date", 2), ("status", 1)]
+    names = await (await client.get("/analytics/events", headers=bearer(SECRET))).json()
+    assert names["status"] == "success" and {row["event"] for row in names["data"]} >= {"date", "status"}

@@ -125,7 +125,7 @@ async def test_anonymous_pageview_to_identified_purchase_is_one_person(client: A
     assert await funnel() == [1, 1]
     metrics = await client.get("/analytics/metrics", headers=auth["secret"],
                                params={"start_date": day, "end_date": day, "user_id": "user-1"})
-    assert (await metrics.json())["data"] == [{"date": day, "$pageview": 1, "purchase": 1}]
+    assert (await metrics.json())["data"] == [{"date": day, "counts": {"$pageview": 1, "purchase": 1}}]
 
 
 async def test_identify_cannot_take_another_users_anonymous_id(client: Any, auth: Any, drain: Any,

@@ -113,7 +113,7 @@ async def each_tool_answers_as_the_http_api(mcp: Client, live_service: LiveServi
     assert retention == api(live_service, "/retention", **DAY, period="day", periods=2, start_event="mcp_signup")
     metrics = await structured(mcp, "metrics", {**DAY, "user_id": "m1"})
     assert metrics == api(live_service, "/metrics", **DAY, group_by="day", user_id="m1")
-    assert metrics["data"][0]["mcp_purchase"] == 1
+    assert metrics["data"][0]["counts"]["mcp_purchase"] == 1
     sessions = await structured(mcp, "sessions", {**DAY})
     assert sessions == api(live_service, "/sessions", **DAY, group_by="day", start_event="play", stop_event="stop")
     counters = await structured(mcp, "counters", {"event": "mcp_signup"})

@@ -88,7 +88,7 @@ async def test_pruning_drops_partitions_and_keeps_aggregates(client: Any, auth: 
 
     params = {"start_date": old_day.isoformat(), "end_date": kept_day.isoformat(), "group_by": "month"}
     response = await client.get("/analytics/metrics", headers=auth["secret"], params=params)
-    assert (await response.json())["data"] == [{"date": "2025-06-01", "play": 3}]
+    assert (await response.json())["data"] == [{"date": "2025-06-01", "counts": {"play": 3}}]
 
     # an hour of the pruned day marked dirty again (a drain racing the prune) must not wipe its
     # aggregates, whatever the session time zone: in Tokyo, local midnight of the cutoff day is

@@ -58,7 +58,7 @@ def expected_rows(events: list[Ev], first: date, last: date, group_by: str, user
                   links: list[Link]) -> list[dict[str, Any]]:
     counts = ref_metrics(events, first, last, group_by, user, links)
     names = sorted({name for per in counts.values() for name in per})
-    return [{"date": p.isoformat(), **{n: counts.get(p, {}).get(n, 0) for n in names}}
+    return [{"date": p.isoformat(), "counts": {n: counts.get(p, {}).get(n, 0) for n in names}}
             for p in periods_between(first, last, group_by)]
 
 
@@ -112,11 +112,12 @@ async def test_metrics_example_and_aggregates_after_pruning(client: Any, auth: A
                              Ev("u2", day + timedelta(days=1), "play")])
     params = {"start_date": "2025-01-01", "end_date": "2025-01-02"}
     response = await client.get("/analytics/metrics", headers=auth["secret"], params=params)
-    expected = [{"date": "2025-01-01", "play": 2, "stop": 1}, {"date": "2025-01-02", "play": 1, "stop": 0}]
+    expected = [{"date": "2025-01-01", "counts": {"play": 2, "stop": 1}},
+                {"date": "2025-01-02", "counts": {"play": 1, "stop": 0}}]
     assert (await response.json())["data"] == expected
     by_user = await client.get("/analytics/metrics", headers=auth["secret"], params={**params, "user_id": "u2"})
-    assert (await by_user.json())["data"] == [{"date": "2025-01-01", "play": 0, "stop": 1},
-                                              {"date": "2025-01-02", "play": 1, "stop": 0}]
+    assert (await by_user.json())["data"] == [{"date": "2025-01-01", "counts": {"play": 0, "stop": 1}},
+                                              {"date": "2025-01-02", "counts": {"play": 1, "stop": 0}}]
     await materialize_all(pool_conn)
     # the raw events go (as pruning would drop them): the counts come from the aggregates
     async with pool_conn.cursor() as cur:
@@ -223,8 +224,8 @@ async def test_queries_are_per_source_account(client: Any, auth: Any, pool_conn:
     other = {**auth["secret"], "X-Source-Account-Id": "app-b"}
     metrics = {name: (await (await client.get("/analytics/metrics", headers=headers, params=params)).json())["data"]
                for name, headers in (("primary", auth["secret"]), ("app-b", other))}
-    assert metrics == {"primary": [{"date": "2025-01-01", "play": 1, "stop": 1}],
-                       "app-b": [{"date": "2025-01-01", "pause": 1, "play": 1, "stop": 1}]}
+    assert metrics == {"primary": [{"date": "2025-01-01", "counts": {"play": 1, "stop": 1}}],
+                       "app-b": [{"date": "2025-01-01", "counts": {"pause": 1, "play": 1, "stop": 1}}]}
     sessions = await (await client.get("/analytics/sessions", headers=other, params=params)).json()
     assert sessions["data"][0]["totalDuration"] == 120.0
     retention = await (await client.get("/analytics/retention", headers=other,

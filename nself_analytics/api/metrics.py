@@ -39,8 +39,9 @@ def _common(query: Mapping[str, str]) -> tuple[params.DateRange, str, str | None
 
 @routes.get("/metrics", name="metrics")
 async def metrics(request: web.Request) -> web.Response:
-    """``data``: one row per period of the range (dated by the period's first day), with the count of
-    every event name seen in the range (0 where none)."""
+    """``data``: one row per period of the range: ``date`` (the period's first day) and ``counts``, the count of
+    every event name seen in the range (0 where none). The names are keys of ``counts`` only, so no name (an
+    event called ``date``) can collide with a key of the row."""
     account = params.account(request)
     dates, group_by, user_id = _common(request.query)
     async with reading(request) as conn:
@@ -53,7 +54,7 @@ async def metrics(request: web.Request) -> web.Response:
             totals[name] = totals.get(name, 0) + count
     # at most `limit` event names (the most frequent in the range): the answer's size is bounded
     names = sorted(sorted(totals, key=lambda name: (-totals[name], name))[:limit])
-    data = [{"date": p.isoformat(), **{name: counts.get(p, {}).get(name, 0) for name in names}}
+    data = [{"date": p.isoformat(), "counts": {name: counts.get(p, {}).get(name, 0) for name in names}}
             for p in _periods(dates, group_by)]
     return web.json_response({"status": "success", "group_by": group_by, "events": names,
                               "events_truncated": len(totals) > limit, "data": data})

@@ -159,8 +159,10 @@ SCHEMAS: dict[str, Schema] = {
     "MetricsResult": obj({
         "status": SUCCESS, "group_by": STRING, "events": {"type": "array", "items": STRING},
         "events_truncated": {"type": "boolean"},
-        "data": {"type": "array", "items": {"type": "object", "properties": {"date": DATE}, "required": ["date"],
-                                            "additionalProperties": COUNT}},
+        "data": {"type": "array", "items": obj({
+            "date": DATE, "counts": {"type": "object", "additionalProperties": COUNT,
+                                     "description": "event name -> its count in the period (0 where none)"}},
+            required=["date", "counts"])},
     }, required=["status", "data"]),
     "SessionsResult": obj({
         "status": SUCCESS, "group_by": STRING, "start_event": STRING, "stop_event": STRING,
