@@ -380,6 +380,10 @@ async def test_product_and_people_views(dash_browser: Browser, dash_service: Liv
     summed = live.get("trends", events="purchase", measure="sum:amount")["series"][0]["total"]
     await page.wait_for_function("t => document.querySelector('#trends-table tbody tr td:nth-child(2)')"
                                  "?.textContent === t", arg=str(round(summed)))
+    async with page.expect_download() as info:  # the total, a figure, is exported as a bare number
+        await page.click("button[data-export=trends-table]")
+    exported = await asyncio.to_thread(Path.read_bytes, Path(await (await info.value).path()))
+    assert exported.decode().split("\r\n")[1].split(",")[1] == str(round(summed))
 
     # people: the list, a person, a linked id
     await page.click(".tabs button[data-tab=people]")

@@ -100,7 +100,9 @@
         var total = s.total === null ? '-' : charts.format(s.total);
         var previous = prev && prev.total !== null ? charts.format(prev.total) : '-';
         var c = prev && prev.total ? ((s.total - prev.total) / prev.total * 100).toFixed(1) + '%' : '';
-        return [seriesName(s), total, body.previous ? previous : '', body.previous ? c : ''];
+        return [seriesName(s), { text: total, number: s.total !== null },
+                body.previous ? { text: previous, number: !!prev && prev.total !== null } : '',
+                body.previous ? c : ''];
       });
       D.message('');
     });

@@ -121,8 +121,9 @@
 
   function productDates() { return { start_date: isoDay(-(state.days - 1)), end_date: isoDay(0) }; }
 
-  /* tables: cells are text, or {text, filter: [param, value]} (the row filters the dashboard), or
-     {text, user: id} (opens the person), or {node}; every table can be exported as CSV */
+  /* tables: cells are text, a number, or {text, filter: [param, value]} (the row filters the dashboard), or
+     {text, user: id} (opens the person), or {text, number: true} (a figure shown as text), or {node}; every
+     table can be exported as CSV (numbers and figures are its numeric cells: static/csv.js) */
   function fillTable(table, rows, cells) {
     var body = table.querySelector('tbody');
     body.replaceChildren();
@@ -142,7 +143,9 @@
           if (cell.user) td.replaceChildren(userLink(cell.user));
           if (cell.share !== undefined) td.style.setProperty('--share', (cell.share * 100).toFixed(1) + '%');
           if (cell.share !== undefined) td.className = 'bar-cell';
+          if (cell.number) td.setAttribute('data-number', '');
         } else td.textContent = cell === null || cell === undefined ? '' : String(cell);
+        if (typeof cell === 'number') td.setAttribute('data-number', '');
         tr.appendChild(td);
       });
       body.appendChild(tr);
@@ -172,23 +175,17 @@
     selectTab('people');
   }
 
-  /* a formula-looking cell (=, +, @, or - not starting a number) is prefixed with ' so a spreadsheet
-     shows it as text (CSV injection); numbers stay numbers */
-  function csvCell(text) {
-    text = String(text);
-    var formula = /^[=+@\t\r]/.test(text) || /^-(?![\d.])/.test(text);
-    if (formula) text = "'" + text;
-    return formula || /[",\n\r]/.test(text) ? '"' + text.replace(/"/g, '""') + '"' : text;
-  }
-
+  /* the table as shown, as CSV: formula-looking cells escaped, numeric cells written as numbers (csv.js) */
   function tableCsv(table) {
     var lines = [];
     table.querySelectorAll('tr').forEach(function (tr) {
       if (tr.querySelector('td.empty')) return;
-      var cells = Array.prototype.map.call(tr.children, function (c) { return csvCell(c.textContent.trim()); });
-      if (cells.some(function (c) { return c !== ''; })) lines.push(cells.join(','));
+      var cells = Array.prototype.map.call(tr.children, function (c) {
+        return [c.textContent.trim(), c.hasAttribute('data-number')];
+      });
+      if (cells.some(function (c) { return c[0] !== ''; })) lines.push(cells);
     });
-    return lines.join('\r\n') + '\r\n';
+    return window.NpCsv.rows(lines);
   }
 
   function exportTable(id) {
