@@ -13,14 +13,19 @@ from typing import Any
 
 import pytest
 import redis
+import structlog
+from aiohttp import web
 
 from nself_analytics.config import Settings
 from nself_analytics.ingest.redis_keys import DEDUPE_PREFIX
+from nself_analytics.pipeline.webhook_sender import log_url, redact_url
 from nself_analytics.web.access import BOUND_ACCESS, Access, route_key
 from nself_analytics.web.appkeys import ANALYTICS_APP
 
 from .conftest import SECRET, WRITE_KEY, pg_execute
 from .test_beacon_guard import CHROME
+from .test_webhooks import Receiver, create_hook, logged
+from .test_webhooks import track as track_as
 
 KEY_A, KEY_B = "wk_alpha_key", "wk_bravo_key"
 SITE, SITE_TOKEN = "shop.example", "tok_site_shop_example_0001"
@@ -235,3 +240,41 @@ async def test_event_names_never_collide_with_the_keys_of_an_answer(client: Any,
     assert [(s["event"], s["total"]) for s in trends["series"]] == [("date", 2), ("status", 1)]
     names = await (await client.get("/analytics/events", headers=bearer(SECRET))).json()
     assert names["status"] == "success" and {row["event"] for row in names["data"]} >= {"date", "status"}
+
+
+def test_log_url_keeps_only_scheme_host_and_port() -> None:
+    assert log_url("https://hooks.example.com/") == "https://hooks.example.com/"
+    assert log_url("http://127.0.0.1:8080") == "http://127.0.0.1:8080/"
+    assert log_url("https://u:pw@hooks.example.com:8443/services/T1/B2/s3cr3t?token=abc#frag") == \
+        "https://hooks.example.com:8443/..."
+    assert log_url("http://[::1]:9/x?k=v") == "http://[::1]:9/..."
+    assert log_url("http://host:99999999/x?token=abc") == "(not a URL)"
+    url = "https://u:pw@h.example/p?token=abc"
+    assert redact_url(f"InvalidURL: {url} (bad)", url) == "InvalidURL: https://h.example/... (bad)"
+
+
+async def test_webhook_urls_are_logged_without_their_secrets(make_client: Any, settings: Settings, auth: Any,
+                                                             aiohttp_server: Any) -> None:
+    """Hostile: a receiver URL with a token in its query, a secret path and (stored before they were refused) user
+    info: the webhook_failed and webhook_delivered lines show only its scheme, host and port."""
+    receiver, app = Receiver(fail_first=1), web.Application()
+    app.router.add_post("/hook", receiver.handle)
+    receiver.url = str((await aiohttp_server(app)).make_url("/hook"))
+    client = await make_client(settings.with_(webhook_retry_base=0.05, webhook_timeout=2.0), worker=True)
+    secret_url = receiver.url + "?token=query-s3cr3t&sig=abc"  # (a secret path: test_log_url_...)
+    hook = await create_hook(client, auth, url=receiver.url, events=["event.tracked"], event_names=["signup"])
+    with_userinfo = secret_url.replace("http://", "http://hookuser:pa55w0rd@")
+    pg_execute(settings.database_url, "UPDATE np_analytics_webhooks SET url = %s WHERE id = %s",
+               (with_userinfo, hook["id"]))
+    with structlog.testing.capture_logs() as lines:
+        await track_as(client, auth, "signup", "u1")
+        await logged(client, auth, hook["id"], "delivered")
+    events = [line for line in lines if line["event"] in ("webhook_failed", "webhook_delivered")]
+    assert [line["event"] for line in events] == ["webhook_failed", "webhook_delivered"]
+    origin = receiver.url.rsplit("/", 1)[0]
+    assert {line["url"] for line in events} == {origin + "/..."}
+    assert all(line["webhook"] == hook["id"] for line in events)
+    text = repr(lines)
+    for secret in ("query-s3cr3t", "/hook", "pa55w0rd", "hookuser", "sig=abc"):
+        assert secret not in text
+    assert receiver.calls[-1]["headers"]["Authorization"].startswith("Basic ")  # the URL as stored was used

@@ -21,6 +21,7 @@ import hashlib
 import hmac
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import aiopg
@@ -31,7 +32,7 @@ import structlog
 from ..config import Settings
 from ..store import webhooks
 
-__all__ = ["WebhookSender", "backoff", "sign"]
+__all__ = ["WebhookSender", "backoff", "log_url", "redact_url", "sign"]
 
 log = structlog.get_logger("nself_analytics.pipeline.webhook_sender")
 
@@ -50,6 +51,24 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
     """The ``X-Nself-Signature`` value of a delivery body sent at ``timestamp`` (Unix seconds, as text)."""
     digest = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
     return f"sha256={digest}"
+
+
+def log_url(url: str) -> str:
+    """A receiver's URL as a log line may show it: its scheme, host and port only. User info and the query carry
+    secrets (?token=...), and so does the path of many receivers (Slack's /services/T/B/<secret>)."""
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname or "", parts.port
+    except ValueError:
+        return "(not a URL)"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{parts.scheme}://{host}{f':{port}' if port else ''}" + ("/..." if parts.path not in ("", "/") else "/")
+
+
+def redact_url(text: str, url: str) -> str:
+    """``text`` (an error message) with every copy of ``url`` in it shown as ``log_url`` shows it."""
+    return text.replace(url, log_url(url)) if url else text
 
 
 def backoff(attempts: int, base: float) -> float:
@@ -108,18 +127,19 @@ class WebhookSender:
             if 200 <= status < 300:
                 async with self.pool.acquire() as conn:
                     await webhooks.mark_delivered(conn, delivery["id"], status)
-                log.info("webhook_delivered", delivery=delivery["id"], url=delivery["url"], status=status)
+                log.info("webhook_delivered", delivery=delivery["id"], webhook=delivery["webhook_id"],
+                         url=log_url(delivery["url"]), status=status)
                 return
             error = f"HTTP {status}"
         except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
-            error = f"{type(exc).__name__}: {exc}".strip()
+            error = redact_url(f"{type(exc).__name__}: {exc}".strip(), delivery["url"])  # stored and logged
         attempts = delivery["attempts"] + 1
         async with self.pool.acquire() as conn:
             state = await webhooks.mark_failed(conn, delivery["id"], last_status=status, error=error,
                                                delay=backoff(attempts, self.settings.webhook_retry_base),
                                                horizon=self.settings.webhook_retry_for)
-        log.warning("webhook_failed", delivery=delivery["id"], url=delivery["url"], attempts=attempts, error=error,
-                    state=state)
+        log.warning("webhook_failed", delivery=delivery["id"], webhook=delivery["webhook_id"],
+                    url=log_url(delivery["url"]), attempts=attempts, error=error, state=state)
 
     async def prune(self) -> int:
         """Settled deliveries older than the raw-event retention leave the log (pending ones never do)."""
