@@ -156,3 +156,68 @@ def test_mcp_command_names_the_missing_variable() -> None:
     result = subprocess.run([sys.executable, "-m", "nself_analytics.host.cli", "mcp", "--url", "http://127.0.0.1:9"],
                             env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "ANALYTICS_API_TOKEN" in result.stderr
+
+
+class StdioPeer:
+    """``nself-analytics mcp`` as a subprocess spoken to line by line, each answer awaited with a deadline."""
+
+    def __init__(self) -> None:
+        import subprocess
+
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ANALYTICS_")}
+        env.update({"ANALYTICS_URL": f"http://127.0.0.1:{free_port()}", "ANALYTICS_API_TOKEN": "sk_" + "x" * 30})
+        self.process = subprocess.Popen([sys.executable, "-m", "nself_analytics.host.cli", "mcp"], env=env,
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+
+    def ask(self, line: bytes, deadline: float = 30) -> dict[str, Any]:
+        import select
+
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(line + b"\n")
+        self.process.stdin.flush()
+        ready, _, _ = select.select([self.process.stdout], [], [], deadline)
+        assert ready, f"no answer to {line[:80]!r} within {deadline} s"
+        return dict(json.loads(self.process.stdout.readline()))
+
+    def close(self) -> int:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.close()
+        code = self.process.wait(timeout=30)
+        self.process.stdout.close()
+        return code
+
+
+def rpc(ident: int, method: str, params: dict[str, Any] | None = None) -> bytes:
+    message: dict[str, Any] = {"jsonrpc": "2.0", "id": ident, "method": method}
+    if params is not None:
+        message["params"] = params
+    return json.dumps(message).encode()
+
+
+def test_stdio_answers_every_line_even_the_ones_that_are_not_json_rpc() -> None:
+    """Hostile: a line that is not JSON, a call holding a lone surrogate, JSON that is not JSON-RPC: each is
+    answered with a JSON-RPC error (the SDK alone dropped them, and its client waited forever), and the
+    session goes on: the next request is answered as before."""
+    peer = StdioPeer()
+    try:
+        hello = peer.ask(rpc(1, "initialize", {"protocolVersion": "2025-06-18", "capabilities": {},
+                                               "clientInfo": {"name": "test", "version": "1"}}))
+        assert hello["id"] == 1 and hello["result"]["serverInfo"]["name"] == "nself-analytics"
+        assert peer.ask(rpc(2, "ping")) == {"jsonrpc": "2.0", "id": 2, "result": {}}
+        not_json = peer.ask(b"this is not json {")
+        assert not_json["id"] is None and not_json["error"]["code"] == -32700
+        surrogate = b'{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"counters",' \
+                    b'"arguments":{"event":"\\ud800"}}}'
+        answer = peer.ask(surrogate)
+        assert answer["id"] == 3 and answer["error"]["code"] == -32602 and "surrogate" in answer["error"]["message"]
+        in_method = peer.ask(b'{"jsonrpc":"2.0","id":"\\udfff","method":"ping\\ud800"}')
+        assert in_method["id"] is None and in_method["error"]["code"] == -32600
+        for line, ident in ((b"[1, 2]", None), (b'{"id": 4}', 4), (b'{"jsonrpc":"2.0","id":true,"method":"ping"}',
+                                                                     None)):
+            invalid = peer.ask(line)
+            assert (invalid["id"], invalid["error"]["code"]) == (ident, -32600), line
+        assert peer.ask(b'{"deep": ' * 100_000 + b"}" * 100_000)["error"]["code"] in (-32700, -32600)
+        tools = peer.ask(rpc(5, "tools/list"))
+        assert [t["name"] for t in tools["result"]["tools"]] == list(TOOLS)
+    finally:
+        assert peer.close() == 0

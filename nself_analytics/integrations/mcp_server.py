@@ -14,11 +14,13 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
+import anyio
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field
 
 from .client import AnalyticsClient, ClientConfig, ServiceError
+from .mcp_stdio import serve_stdio
 
 __all__ = ["TOOLS", "build_server", "run_stdio"]
 
@@ -171,5 +173,6 @@ TOOLS = ("list_sites", "web_stats", "funnel", "retention", "metrics", "sessions"
 
 def run_stdio(env: Mapping[str, str], *, url: str | None = None, token: str | None = None) -> int:
     """Serve over stdio until the client closes the pipe; ConfigError names a missing variable."""
-    build_server(ClientConfig.from_env(env, url=url, token=token)).run("stdio")
+    server = build_server(ClientConfig.from_env(env, url=url, token=token))
+    anyio.run(serve_stdio, server)  # the SDK's stdio transport, with lines it would drop answered (mcp_stdio.py)
     return 0
