@@ -48,6 +48,46 @@ TABLES = (
 )
 
 
+# Tiers (markers registered in setup.cfg; `pytest -m unit` is the fast layer). Decided here from what a test uses,
+# so test files carry no marker: a test is `live` when it uses a browser, a service process, a client library or
+# SDK, a server of its own or a chaos run (by fixture, or by file or name below where it starts one itself); `db`
+# when it needs the shared PostgreSQL/Redis (the `stores` fixture, directly or through client, clean, ...);
+# `unit` otherwise. A tier marker written on a test wins.
+TIERS = ("unit", "db", "live")
+LIVE_FIXTURES = frozenset({"live_service", "report_site", "own_redis", "own_postgres", "browser", "chromium", "pair"})
+LIVE_FILES = frozenset({
+    "test_bots.py", "test_browser_dashboard.py", "test_browser_web.py", "test_clients.py", "test_hostile_startup.py",
+    "test_mcp.py", "test_openapi_live.py", "test_packaging.py", "test_replica.py", "test_resilience.py",
+    "test_scale.py", "test_sdk_go.py", "test_sdk_js.py", "test_sdk_typescript.py", "test_store_access.py",
+})
+LIVE_TESTS = {
+    "test_foundation.py": frozenset({
+        "test_bad_variable_stops_start", "test_console_script_build_twice_on_embedded_postgres",
+        "test_embedded_redis_restart_keeps_data", "test_embedded_postgres_restart_keeps_data",
+        "test_start_embedded_then_sigterm_stops_everything"}),
+    "test_checkout_tools.py": frozenset({"test_status_and_stop_hooks_from_the_checkout"}),
+}
+
+
+def tier_of(item: pytest.Item) -> str:
+    marked = [tier for tier in TIERS if item.get_closest_marker(tier)]
+    if marked:
+        return marked[0]
+    fixtures = set(getattr(item, "fixturenames", ()))
+    file = item.path.name
+    name = getattr(item, "originalname", item.name)
+    if fixtures & LIVE_FIXTURES or file in LIVE_FILES or name in LIVE_TESTS.get(file, ()):
+        return "live"
+    return "db" if "stores" in fixtures else "unit"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        tier = tier_of(item)
+        if not item.get_closest_marker(tier):
+            item.add_marker(tier)
+
+
 @dataclass
 class Stores:
     database_url: str
@@ -89,12 +129,76 @@ def pg_execute(database_url: str, sql: str, params: Any = None) -> list[tuple[An
         conn.close()
 
 
+def _dirty_tables_sql() -> str:
+    """One statement naming the tables of TABLES that hold a row or whose identity sequence was used since its
+    last restart (so skipping the others changes nothing: an untouched table is empty with fresh ids)."""
+    names = [name.strip() for name in TABLES.split(",")]
+    probes = ", ".join(f"CASE WHEN EXISTS (SELECT FROM {name}) THEN '{name}' END" for name in names)
+    listed = ", ".join(f"'{name}'" for name in names)
+    return (f"SELECT t FROM unnest(ARRAY[{probes}]) AS t WHERE t IS NOT NULL "
+            "UNION SELECT d.refobjid::regclass::text FROM pg_depend d JOIN pg_sequences s "
+            "ON d.objid = format('%I.%I', s.schemaname, s.sequencename)::regclass "
+            f"WHERE d.classid = 'pg_class'::regclass AND d.refobjid::regclass::text IN ({listed}) "
+            "AND s.last_value IS NOT NULL")
+
+
+DIRTY_TABLES = _dirty_tables_sql()
+
+
+class Cleaner:
+    """Empties what the previous test wrote, on connections kept for the session (opened again when a test has
+    restarted a server): one query finds the written tables, one TRUNCATE empties only those, and Redis is
+    flushed only when it holds a key."""
+
+    def __init__(self, stores: Stores) -> None:
+        self.stores = stores
+        self.conn: Any = None
+        self.redis: redis.Redis | None = None
+
+    def _pg(self) -> None:
+        if self.conn is None or self.conn.closed:
+            self.conn = psycopg2.connect(self.stores.database_url)
+            self.conn.autocommit = True
+        with self.conn.cursor() as cur:
+            cur.execute(DIRTY_TABLES)
+            dirty = [row[0] for row in cur.fetchall()]
+            if dirty:
+                cur.execute(f"TRUNCATE {', '.join(dirty)} RESTART IDENTITY CASCADE")
+
+    def _redis(self) -> None:
+        if self.redis is None:
+            self.redis = redis.Redis.from_url(self.stores.redis_url)
+        if self.redis.dbsize():
+            self.redis.flushdb()
+
+    def __call__(self) -> None:
+        for step in (self._pg, self._redis):
+            try:
+                step()
+            except (psycopg2.OperationalError, psycopg2.InterfaceError, redis.ConnectionError):
+                self.close()  # a test restarted a server: connect again, once
+                step()
+        forget_partitions()
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+        if self.redis is not None:
+            self.redis.close()
+        self.conn = self.redis = None
+
+
+@pytest.fixture(scope="session")
+def cleaner(stores: Stores) -> Iterator[Cleaner]:
+    cleaner = Cleaner(stores)
+    yield cleaner
+    cleaner.close()
+
+
 @pytest.fixture
-def clean(stores: Stores) -> Stores:
-    """Empty every table and the Redis database before the test."""
-    pg_execute(stores.database_url, f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")
-    forget_partitions()
-    redis.Redis.from_url(stores.redis_url).flushdb()
+def clean(stores: Stores, cleaner: Cleaner) -> Stores:
+    """Empty every table and the Redis database before the test (only the ones a test wrote to)."""
+    cleaner()
     return stores
 
 
