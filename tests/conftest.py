@@ -69,6 +69,14 @@ LIVE_TESTS = {
 }
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    workers = getattr(config.option, "numprocesses", None)
+    external = os.environ.get("TEST_DATABASE_URL") or os.environ.get("TEST_REDIS_URL")
+    if external and workers and not hasattr(config, "workerinput"):
+        # the tests own fixed Redis db numbers and database names of the servers they run on: one run per server
+        raise pytest.UsageError("TEST_DATABASE_URL/TEST_REDIS_URL are shared by every xdist worker: run with -n 0")
+
+
 def tier_of(item: pytest.Item) -> str:
     marked = [tier for tier in TIERS if item.get_closest_marker(tier)]
     if marked:
