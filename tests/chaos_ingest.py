@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -123,7 +124,7 @@ def run_chaos(events: int, data_dir: Path, concurrency: int = 8, log: Any = None
                 if time.monotonic() > deadline or service.poll() is not None:
                     raise RuntimeError("service did not start") from None
                 time.sleep(0.1)
-        day = "2026-11-20T12:00:00Z"
+        day = (datetime.now(UTC) - timedelta(days=17)).strftime("%Y-%m-%dT12:00:00Z")  # within the retention
         batches = [[{"type": "track", "event": f"chaos.{i % 7}", "userId": f"u{(b * 100 + i) % 997}",
                      "messageId": str(uuid.uuid4()), "timestamp": day, "properties": {"n": b * 100 + i}}
                     for i in range(min(100, events - b * 100))] for b in range((events + 99) // 100)]

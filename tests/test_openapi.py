@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 import json
 import re
+from datetime import timedelta
 from typing import Any
 
 import jsonschema_rs
@@ -15,6 +16,8 @@ from schemathesis.specs.openapi.definitions import OPENAPI_31
 from nself_analytics.api.docs import STATIC_DIR, app_routes
 from nself_analytics.web.appkeys import ANALYTICS_APP
 from nself_analytics.web.openapi import OPERATIONS, routed_operations
+
+from .conftest import days_ago, iso
 
 MOUNT = "/analytics"
 
@@ -206,13 +209,15 @@ async def test_successful_responses_match_the_document(make_client: Any, setting
     client = await make_client(settings.with_(quota_enabled=True))
     doc = await fetch_doc(client)
     secret, write = auth["secret"], auth["write"]
+    day = days_ago(6, hour=0)  # events on it, and reads over it and the 6 days after (to today)
+    at = {minute: iso(day + timedelta(hours=10, minutes=minute)) for minute in (0, 60, 65)}
     calls: list[tuple[str, str, str, dict[str, Any]]] = [
-        ("POST", "/track", "/track", {"json": {"event": "signup", "user_id": "u1", "timestamp": "2026-06-01T10:00:00Z"},
+        ("POST", "/track", "/track", {"json": {"event": "signup", "user_id": "u1", "timestamp": at[0]},
                                       "headers": write}),
         ("POST", "/batch", "/batch", {"json": {"batch": [
-            {"type": "track", "event": "activate", "userId": "u1", "timestamp": "2026-06-01T11:00:00Z"},
-            {"type": "track", "event": "play", "userId": "u1", "timestamp": "2026-06-01T11:00:00Z"},
-            {"type": "track", "event": "stop", "userId": "u1", "timestamp": "2026-06-01T11:05:00Z"},
+            {"type": "track", "event": "activate", "userId": "u1", "timestamp": at[60]},
+            {"type": "track", "event": "play", "userId": "u1", "timestamp": at[60]},
+            {"type": "track", "event": "stop", "userId": "u1", "timestamp": at[65]},
             {"type": "identify", "userId": "u1", "traits": {"plan": "free"}},
             {"type": "page", "anonymousId": "a", "properties": {"url": "https://s.io/x"}}]}, "headers": write}),
         ("POST", "/identify", "/identify", {"json": {"user_id": "u1", "traits": {"plan": "free"}}, "headers": write}),
@@ -224,7 +229,7 @@ async def test_successful_responses_match_the_document(make_client: Any, setting
         response = await client.request(method, "/analytics" + url, **kwargs)
         check_response(doc, method, path, response.status, await response.json())
     await drain()
-    dates = {"start_date": "2026-06-01", "end_date": "2026-06-07"}
+    dates = {"start_date": day.date().isoformat(), "end_date": (day + timedelta(days=6)).date().isoformat()}
     created = await client.post("/analytics/funnels", headers=secret,
                                 json={"name": "f", "steps": ["signup", "activate"], "window": "1d"})
     funnel = await created.json()
