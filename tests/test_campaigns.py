@@ -12,9 +12,10 @@ from nself_analytics.store.events import write_batch
 from nself_analytics.store.partitions import ensure_partitions
 from nself_analytics.store.rollups.aggregates import materialize
 
+from .conftest import days_ago
 from .queries_support import Ev
 
-T0 = datetime(2025, 2, 3, 10, tzinfo=UTC)
+T0 = days_ago(30, hour=10)
 RANGE = {"site": "shop.example", "start": str(int(T0.timestamp()) - 3600), "end": str(int(T0.timestamp()) + 86400)}
 # (session, anonymous id, path, utm properties, country, bot)
 VIEWS = [

@@ -23,11 +23,11 @@ from nself_analytics.store.rollups import hll
 from nself_analytics.store.rollups.aggregates import materialize
 from nself_analytics.web.appkeys import ANALYTICS_APP, PG_POOL
 
-from .conftest import SECRET, WRITE_KEY
+from .conftest import SECRET, WRITE_KEY, days_ago
 from .queries_support import Link, resolver
 
 SITE = "shop.example.com"
-DAY0 = datetime(2026, 3, 1, tzinfo=UTC)
+DAY0 = days_ago(60, hour=0)  # the data span 61 to 49 days ago: inside the retention, outside the default 30 days
 START, END = int(DAY0.timestamp()), int((DAY0 + timedelta(days=10)).timestamp())
 PATHS = ["/", "/pricing", "/docs", "/docs/start", "/blog/a", "/blog/b", "/about", "/Zed", "/é"]
 REFERRERS = [None, None, None, "https://www.google.com/search", "https://google.com/", "https://news.ycombinator.com/x",
