@@ -17,7 +17,6 @@ import time
 import urllib.request
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -95,18 +94,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         tier = tier_of(item)
         if not item.get_closest_marker(tier):
             item.add_marker(tier)
-
-
-def days_ago(days: float, hour: int = 10) -> datetime:
-    """``hour`` o'clock UTC, ``days`` days before today: test timestamps are relative to now, so no test ages out of
-    the retention window (90 days) or depends on the calendar date it runs on."""
-    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    return today - timedelta(days=days) + timedelta(hours=hour)
-
-
-def iso(ts: datetime) -> str:
-    """``ts`` as the wire's ISO-8601 UTC text (``...Z``)."""
-    return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 @dataclass

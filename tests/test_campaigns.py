@@ -12,7 +12,7 @@ from nself_analytics.store.events import write_batch
 from nself_analytics.store.partitions import ensure_partitions
 from nself_analytics.store.rollups.aggregates import materialize
 
-from .conftest import days_ago
+from .clock_support import days_ago
 from .queries_support import Ev
 
 T0 = days_ago(30, hour=10)

@@ -16,7 +16,8 @@ from nself_analytics.ingest.redis_keys import STREAM_KEY
 from nself_analytics.ingest.service import sampled_in
 from nself_analytics.web.appkeys import ANALYTICS_APP, PG_POOL, REDIS
 
-from .conftest import SECRET, WRITE_KEY, days_ago, iso, pg_execute
+from .clock_support import days_ago, iso
+from .conftest import SECRET, WRITE_KEY, pg_execute
 
 
 def rows(settings: Any, sql: str, params: Any = None) -> list[tuple[Any, ...]]:

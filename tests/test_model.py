@@ -21,7 +21,8 @@ from nself_analytics.model.wire import BATCH_KINDS, KINDS, Batch, Hit
 from nself_analytics.store import events as events_module
 from nself_analytics.store.events import write_batch
 
-from .conftest import days_ago, iso, pg_execute
+from .clock_support import days_ago, iso
+from .conftest import pg_execute
 
 
 def test_record_fields_are_the_table_columns(settings: Any) -> None:

@@ -17,7 +17,7 @@ from nself_analytics.api.docs import STATIC_DIR, app_routes
 from nself_analytics.web.appkeys import ANALYTICS_APP
 from nself_analytics.web.openapi import OPERATIONS, routed_operations
 
-from .conftest import days_ago, iso
+from .clock_support import days_ago, iso
 
 MOUNT = "/analytics"
 

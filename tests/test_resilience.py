@@ -8,7 +8,6 @@ import os
 import signal
 import urllib.request
 import uuid
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +22,15 @@ from nself_analytics.store.partitions import ensure_partitions
 from nself_analytics.web.appkeys import ANALYTICS_APP, PG_POOL, REDIS
 
 from .chaos_ingest import run_chaos
+from .clock_support import days_ago, iso
 from .conftest import SECRET, WRITE_KEY, free_port, pg_execute, start_service, stop_service, wait_for, wait_healthy
+
+WHEN = days_ago(16, hour=8)  # the events' time: inside the retention window on any day
 
 
 def batch(n: int, tag: str) -> dict[str, Any]:
     return {"batch": [{"type": "track", "event": tag, "userId": f"u{i}", "messageId": str(uuid.uuid4()),
-                       "timestamp": "2026-11-21T08:00:00Z"} for i in range(n)]}
+                       "timestamp": iso(WHEN)} for i in range(n)]}
 
 
 def counts(database_url: str, tag: str) -> tuple[int, int]:
@@ -79,7 +81,7 @@ async def test_crash_after_commit_before_ack_is_not_doubled(client: Any, setting
     delivered = await r.xreadgroup(DRAIN_GROUP, "crashed", {STREAM_KEY: ">"}, count=100)
     records = [json.loads(fields["e"]) for _id, fields in delivered[0][1]]
     async with sub[PG_POOL].acquire() as conn:
-        await ensure_partitions(conn, {date(2026, 11, 21)})
+        await ensure_partitions(conn, {WHEN.date()})
         assert await write_batch(conn, records, []) == 40  # committed, never acknowledged
     await asyncio.sleep(settings.reclaim_idle_seconds + 0.1)
     survivor = Drainer(sub[PG_POOL], r, settings, name="survivor")
@@ -148,7 +150,7 @@ async def test_entries_postgres_refuses_are_dead_lettered(client: Any, settings:
     assert (await client.post("/analytics/batch", headers=auth["write"], json=batch(30, "pp"))).status == 202
     sub = client.app[ANALYTICS_APP]
     r = sub[REDIS]
-    good = {"type": "track", "event": "pp", "user_id": "x", "ts": "2026-11-21T08:00:00+00:00",
+    good = {"type": "track", "event": "pp", "user_id": "x", "ts": WHEN.isoformat(),
             "message_id": str(uuid.uuid4())}
     await r.xadd(STREAM_KEY, {"e": json.dumps({**good, "message_id": str(uuid.uuid4()), "screen_width": 99999})})
     await r.xadd(STREAM_KEY, {"e": json.dumps({**good, "message_id": str(uuid.uuid4()), "event": None})})

@@ -18,6 +18,7 @@ import redis
 from nself_analytics.ingest.redis_keys import DRAIN_GROUP, STREAM_KEY
 from nself_analytics.pipeline.leader import Leadership
 
+from .clock_support import days_ago, iso
 from .conftest import Stores, pg_execute, start_service, wait_for, wait_healthy
 from .scale_support import alive, children_of, fresh_stores, health, post_batch, service_env
 
@@ -131,7 +132,7 @@ def test_three_instances_store_every_event_once_through_a_sigkill(stores: Stores
             sent.append(batch_no)
             ids = [f"{run}-{batch_no}-{i}" for i in range(50)]
             messages = [{"type": "track", "event": "spread", "userId": f"u{batch_no % 7}", "messageId": m,
-                         "timestamp": "2026-11-20T10:00:00Z"} for m in ids]
+                         "timestamp": iso(days_ago(17))} for m in ids]
             for attempt in range(3):  # an instance that is down: the client retries the same batch elsewhere
                 if post_batch(instances[(batch_no + attempt) % 3][1], messages) == 202:
                     accepted.update(ids)

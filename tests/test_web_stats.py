@@ -23,7 +23,8 @@ from nself_analytics.store.rollups import hll
 from nself_analytics.store.rollups.aggregates import materialize
 from nself_analytics.web.appkeys import ANALYTICS_APP, PG_POOL
 
-from .conftest import SECRET, WRITE_KEY, days_ago
+from .clock_support import days_ago
+from .conftest import SECRET, WRITE_KEY
 from .queries_support import Link, resolver
 
 SITE = "shop.example.com"
