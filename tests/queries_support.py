@@ -4,6 +4,7 @@ plain-Python reference implementations of the query semantics of the spec, to co
 from __future__ import annotations
 
 import asyncio
+import calendar
 import statistics
 import uuid
 from collections import defaultdict
@@ -18,7 +19,20 @@ from nself_analytics.web.params import add_periods, period_floor
 
 EVENT_TABLES = ("np_analytics_events, np_analytics_aggregates, np_analytics_aggregate_dirty, np_analytics_users, "
                 "np_analytics_activity, np_analytics_event_times, np_analytics_person_map, np_analytics_message_ids")
-BASE = datetime(2025, 1, 1, tzinfo=UTC)
+
+
+def _base(now: datetime) -> datetime:
+    """January 1st of the latest year ending before ``now``, with 2025's calendar (not a leap year, Jan 1 a
+    Wednesday): the tests name weekdays, ISO weeks, month ends and a DST change of that calendar (Jan 6 a Monday,
+    March 9 New York's 23-hour day), so the data moves with the clock but keeps its calendar (at most 11 years back:
+    the calendar repeats every 6 or 11 years)."""
+    year = now.year - 1  # a whole year in the past: the June "now" of the pruning tests too
+    while not (datetime(year, 1, 1).weekday() == 2 and not calendar.isleap(year)):
+        year -= 1
+    return datetime(year, 1, 1, tzinfo=UTC)
+
+
+BASE = _base(datetime.now(UTC))
 
 
 MAX_IDS = 500  # Settings.max_ids_per_person's default

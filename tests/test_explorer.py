@@ -17,7 +17,7 @@ from nself_analytics.store.rollups.aggregates import materialize
 from .queries_support import BASE, Ev, insert
 
 TOGETHER = "start_date and end_date go together: give both, or neither for the last 30 days"
-RANGE = {"start_date": "2025-01-01", "end_date": "2025-01-07"}
+RANGE = {"start_date": f"{BASE:%Y}-01-01", "end_date": f"{BASE:%Y}-01-07"}
 HOUR = timedelta(hours=1)
 
 
@@ -80,7 +80,7 @@ async def test_event_names_match_the_reference(client: Any, auth: Any, pool_conn
     start, end = BASE, BASE + timedelta(days=7)
     assert body["data"] == _ref_names(events, start, end)
     assert [r["event"] for r in body["data"]] == ["signup", "purchase", "open"]
-    assert (body["start_date"], body["end_date"], body["limit"]) == ("2025-01-01", "2025-01-07", 100)
+    assert (body["start_date"], body["end_date"], body["limit"]) == (f"{BASE:%Y}-01-01", f"{BASE:%Y}-01-07", 100)
     limited = await (await client.get("/analytics/events", headers=auth["secret"], params={**RANGE, "limit": 2})).json()
     assert limited["data"] == _ref_names(events, start, end)[:2]
     found = await (await client.get("/analytics/events", headers=auth["secret"],
@@ -132,10 +132,10 @@ async def test_sites_with_page_views(client: Any, auth: Any, pool_conn: Any) -> 
     ])
     body = await (await client.get("/analytics/sites", headers=auth["secret"], params=RANGE)).json()
     assert body["data"] == [
-        {"site": "a.example", "pageviews": 2, "first_seen": "2025-01-01T01:00:00Z",
-         "last_seen": "2025-01-01T02:00:00Z"},
-        {"site": "b.example", "pageviews": 1, "first_seen": "2025-01-01T03:00:00Z",
-         "last_seen": "2025-01-01T03:00:00Z"},
+        {"site": "a.example", "pageviews": 2, "first_seen": f"{BASE:%Y}-01-01T01:00:00Z",
+         "last_seen": f"{BASE:%Y}-01-01T02:00:00Z"},
+        {"site": "b.example", "pageviews": 1, "first_seen": f"{BASE:%Y}-01-01T03:00:00Z",
+         "last_seen": f"{BASE:%Y}-01-01T03:00:00Z"},
     ]
     other = await (await client.get("/analytics/sites", headers={**auth["secret"], "X-Source-Account-Id": "app-b"},
                                     params=RANGE)).json()
@@ -156,12 +156,13 @@ async def test_sites_with_page_views(client: Any, auth: Any, pool_conn: Any) -> 
         await cur.execute("DELETE FROM np_analytics_events")
         await cur.execute("SELECT count(*) FROM np_analytics_web_sessions WHERE spans")
         assert (await cur.fetchone())[0] == 2
-    d = {"site": "d.example", "pageviews": 2, "first_seen": "2025-01-01T23:50:00Z", "last_seen": "2025-01-02T00:10:00Z"}
+    d = {"site": "d.example", "pageviews": 2, "first_seen": f"{BASE:%Y}-01-01T23:50:00Z",
+         "last_seen": f"{BASE:%Y}-01-02T00:10:00Z"}
     rolled = await (await client.get("/analytics/sites", headers=auth["secret"], params=RANGE)).json()
     assert rolled["data"] == [body["data"][0], d, body["data"][1]]  # ties in page views: by site
     await _pageviews(pool_conn, [("b.example", t + 5 * HOUR, "primary", False)])
     after = await (await client.get("/analytics/sites", headers=auth["secret"], params=RANGE)).json()
-    late = {**body["data"][1], "pageviews": 2, "last_seen": "2025-01-01T06:00:00Z"}  # b.example, one view more
+    late = {**body["data"][1], "pageviews": 2, "last_seen": f"{BASE:%Y}-01-01T06:00:00Z"}  # b.example, one view more
     assert after["data"] == [body["data"][0], late, d]
 
 

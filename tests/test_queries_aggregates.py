@@ -70,8 +70,8 @@ async def test_only_dirty_hours_are_recomputed_and_late_events_redirty(pool_conn
 
 async def test_pruning_drops_partitions_and_keeps_aggregates(client: Any, auth: Any, pool_conn: Any,
                                                             settings: Any) -> None:
-    now = datetime(2025, 6, 15, 12, tzinfo=UTC)
-    old_day = (now - timedelta(days=11)).date()  # the last day past a 10-day retention: 2025-06-04
+    now = datetime(BASE.year, 6, 15, 12, tzinfo=UTC)
+    old_day = (now - timedelta(days=11)).date()  # the last day past a 10-day retention: June 4
     kept_day = (now - timedelta(days=2)).date()
     old = datetime(old_day.year, old_day.month, old_day.day, 20, tzinfo=UTC)
     kept = datetime(kept_day.year, kept_day.month, kept_day.day, 8, tzinfo=UTC)
@@ -88,7 +88,7 @@ async def test_pruning_drops_partitions_and_keeps_aggregates(client: Any, auth: 
 
     params = {"start_date": old_day.isoformat(), "end_date": kept_day.isoformat(), "group_by": "month"}
     response = await client.get("/analytics/metrics", headers=auth["secret"], params=params)
-    assert (await response.json())["data"] == [{"date": "2025-06-01", "counts": {"play": 3}}]
+    assert (await response.json())["data"] == [{"date": f"{BASE:%Y}-06-01", "counts": {"play": 3}}]
 
     # an hour of the pruned day marked dirty again (a drain racing the prune) must not wipe its
     # aggregates, whatever the session time zone: in Tokyo, local midnight of the cutoff day is
@@ -101,8 +101,9 @@ async def test_pruning_drops_partitions_and_keeps_aggregates(client: Any, auth: 
 
 
 async def test_day_buckets_are_24_hours_in_any_session_time_zone(pool_conn: Any, settings: Any) -> None:
-    """2025-03-09 is a 23-hour day in New York: the UTC day bucket must still hold 24 hours."""
-    day = datetime(2025, 3, 9, tzinfo=UTC)
+    """March 9 is a 23-hour day in New York (in every year of BASE's calendar): the UTC day bucket must still
+    hold 24 hours."""
+    day = datetime(BASE.year, 3, 9, tzinfo=UTC)
     await insert(pool_conn, [Ev("u1", day + timedelta(hours=1), "play"),
                              Ev("u1", day + timedelta(hours=23, minutes=30), "play")])
     async with aiopg.connect(settings.database_url) as new_york:

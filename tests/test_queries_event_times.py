@@ -125,8 +125,8 @@ async def test_event_times_rows_late_events_and_backlog(client: Any, auth: Any, 
     assert await execute(pool_conn, "SELECT event, hour, u, chunk, cardinality(ts) FROM np_analytics_event_times "
                                     "ORDER BY event, u") == [
         ("play", t, "anon-1", 0, 1), ("play", t, "u1", 0, 2), ("stop", t, "u1", 0, 1)]
-    params = {"start_date": "2025-01-02", "end_date": "2025-01-02"}
-    one = [{"date": "2025-01-02", "totalDuration": 600.0, "sessionCount": 1, "averageDuration": 600.0}]
+    params = {"start_date": f"{BASE:%Y}-01-02", "end_date": f"{BASE:%Y}-01-02"}
+    one = [{"date": f"{BASE:%Y}-01-02", "totalDuration": 600.0, "sessionCount": 1, "averageDuration": 600.0}]
     assert await sessions_data(client, auth, params) == one
     await execute(pool_conn, "TRUNCATE np_analytics_events")  # raw events gone: the rows answer alone
     assert await sessions_data(client, auth, params) == one
@@ -134,7 +134,7 @@ async def test_event_times_rows_late_events_and_backlog(client: Any, auth: Any, 
     # a late stop in the folded hour: that hour is read raw (its raw events: the late one alone now)
     await insert(pool_conn, [Ev("u1", t + timedelta(minutes=50), "stop")])
     assert await sessions_data(client, auth, params) == [
-        {"date": "2025-01-02", "totalDuration": 0.0, "sessionCount": 0, "averageDuration": 0}]
+        {"date": f"{BASE:%Y}-01-02", "totalDuration": 0.0, "sessionCount": 0, "averageDuration": 0}]
     await materialize_all(pool_conn)  # folded: replaces the hour's rows present in raw (the stop), keeps the rest
     rows = await execute(pool_conn, "SELECT event, u, cardinality(ts) FROM np_analytics_event_times ORDER BY event, u")
     assert rows == [("play", "anon-1", 1), ("play", "u1", 2), ("stop", "u1", 1)]
@@ -146,7 +146,7 @@ async def test_event_times_rows_late_events_and_backlog(client: Any, auth: Any, 
     await execute(pool_conn, "INSERT INTO np_analytics_event_times VALUES ('primary', 'play', %s, 'ghost', 0, "
                              "ARRAY[%s::timestamptz]), ('primary', 'stop', %s, 'ghost', 0, ARRAY[%s::timestamptz])",
                   (t, t, t, t + timedelta(minutes=1)))
-    two = [{"date": "2025-01-02", "totalDuration": 660.0, "sessionCount": 2, "averageDuration": 330.0}]
+    two = [{"date": f"{BASE:%Y}-01-02", "totalDuration": 660.0, "sessionCount": 2, "averageDuration": 330.0}]
     assert await sessions_data(client, auth, params) == two  # the rows (with a row no raw event backs)
     await execute(pool_conn, "INSERT INTO np_analytics_aggregate_dirty (hour) VALUES (%s), (%s)",
                   (t, t + timedelta(days=8)))
@@ -184,7 +184,7 @@ async def test_a_flood_from_one_id_stays_bounded(client: Any, auth: Any, pool_co
                                      "WHERE u = 'u1' AND event = 'play' ORDER BY chunk")
     assert sizes == [(0, MAX_TIMES), (1, MAX_TIMES), (2, 10_001 - 2 * MAX_TIMES)]
     events = [*flood, *stops, late]
-    params = {"start_date": "2025-01-02", "end_date": "2025-01-02"}
+    params = {"start_date": f"{BASE:%Y}-01-02", "end_date": f"{BASE:%Y}-01-02"}
     assert_sessions(await sessions_data(client, auth, params), ref_sessions(events, t.date(), t.date(), "day"))
     # u1's first play reaches its stop 59 minutes later; u2's stop is past the 1-hour window
     body = await funnel_body(client, auth, {**params, "steps": "play,stop", "window": "1h"})

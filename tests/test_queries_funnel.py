@@ -15,7 +15,7 @@ from .queries_support import BASE, Ev, Link, insert, links_of, ref_funnel, reset
 NAMES = ("a", "b", "c", "x")
 UNIT = timedelta(hours=2)  # coarse, so ties and exact window edges are common
 START, END = BASE + timedelta(days=1), BASE + timedelta(days=3)  # the query's range: Jan 2 and Jan 3
-QUERY = {"start_date": "2025-01-02", "end_date": "2025-01-03"}
+QUERY = {"start_date": f"{BASE:%Y}-01-02", "end_date": f"{BASE:%Y}-01-03"}
 
 PLANS = st.sampled_from([None, "free", "pro"])
 # journeys: a user's events at small gaps (0 = a tie), so funnels progress, repeat and hit window edges
@@ -99,7 +99,7 @@ async def test_funnel_example(client: Any, auth: Any, pool_conn: Any) -> None:
     ]
     await insert(pool_conn, events)
     response = await client.get("/analytics/funnel", headers=auth["secret"], params={
-        "steps": "signup,activate,purchase", "start_date": "2025-01-02", "end_date": "2025-01-02"})
+        "steps": "signup,activate,purchase", "start_date": f"{BASE:%Y}-01-02", "end_date": f"{BASE:%Y}-01-02"})
     body = await response.json()
     assert response.status == 200 and body["status"] == "success"
     assert body["window_seconds"] == 7 * 86400
@@ -121,7 +121,7 @@ async def test_funnel_furthest_attempt_wins(client: Any, auth: Any, pool_conn: A
     ]
     await insert(pool_conn, events)
     response = await client.get("/analytics/funnel", headers=auth["secret"], params={
-        "steps": "a,b,c", "start_date": "2025-01-02", "end_date": "2025-01-02", "window": "150m"})
+        "steps": "a,b,c", "start_date": f"{BASE:%Y}-01-02", "end_date": f"{BASE:%Y}-01-02", "window": "150m"})
     steps = (await response.json())["steps"]
     # the attempt at t stops at step 1 (b is 3 h after it); the one at t+2h reaches c
     assert [s["users"] for s in steps] == [1, 1, 1]

@@ -26,14 +26,14 @@ from .queries_support import (
 )
 
 MINUTE = timedelta(minutes=1)
-# 2024-12-20 .. 2025-02-03: crosses a year, two month ends and ISO weeks spanning them
+# Dec 20 .. Feb 3: crosses a year, two month ends and ISO weeks spanning them
 ORIGIN = BASE - timedelta(days=12)
 raw_events = st.lists(
     st.tuples(st.integers(0, 3), st.integers(0, 45 * 24 * 60), st.sampled_from(["play", "stop", "pause"]),
               st.booleans()),
     min_size=10, max_size=60,
 )
-# sessions: Thu 2025-01-30 .. Mon 2025-02-03 in 6-hour steps, so pairs nest, interleave and tie
+# sessions: Thu Jan 30 .. Mon Feb 3 in 6-hour steps, so pairs nest, interleave and tie
 SESSION_ORIGIN = BASE + timedelta(days=29)
 session_events = st.lists(
     st.tuples(st.integers(0, 1), st.integers(0, 20).map(lambda n: n * 360), st.sampled_from(["play", "stop", "x"]),
@@ -110,14 +110,14 @@ async def test_metrics_example_and_aggregates_after_pruning(client: Any, auth: A
     await insert(pool_conn, [Ev("u1", day + timedelta(hours=1), "play"), Ev("u1", day + timedelta(hours=2), "play"),
                              Ev("u2", day + timedelta(hours=3), "stop"),
                              Ev("u2", day + timedelta(days=1), "play")])
-    params = {"start_date": "2025-01-01", "end_date": "2025-01-02"}
+    params = {"start_date": f"{BASE:%Y}-01-01", "end_date": f"{BASE:%Y}-01-02"}
     response = await client.get("/analytics/metrics", headers=auth["secret"], params=params)
-    expected = [{"date": "2025-01-01", "counts": {"play": 2, "stop": 1}},
-                {"date": "2025-01-02", "counts": {"play": 1, "stop": 0}}]
+    expected = [{"date": f"{BASE:%Y}-01-01", "counts": {"play": 2, "stop": 1}},
+                {"date": f"{BASE:%Y}-01-02", "counts": {"play": 1, "stop": 0}}]
     assert (await response.json())["data"] == expected
     by_user = await client.get("/analytics/metrics", headers=auth["secret"], params={**params, "user_id": "u2"})
-    assert (await by_user.json())["data"] == [{"date": "2025-01-01", "counts": {"play": 0, "stop": 1}},
-                                              {"date": "2025-01-02", "counts": {"play": 1, "stop": 0}}]
+    assert (await by_user.json())["data"] == [{"date": f"{BASE:%Y}-01-01", "counts": {"play": 0, "stop": 1}},
+                                              {"date": f"{BASE:%Y}-01-02", "counts": {"play": 1, "stop": 0}}]
     await materialize_all(pool_conn)
     # the raw events go (as pruning would drop them): the counts come from the aggregates
     async with pool_conn.cursor() as cur:
@@ -173,17 +173,17 @@ async def test_sessions_example(client: Any, auth: Any, pool_conn: Any) -> None:
         Ev("u4", t + timedelta(hours=13), "begin"), Ev("u4", t + timedelta(days=3), "end"),
     ]
     await insert(pool_conn, events)
-    params = {"start_date": "2025-01-01", "end_date": "2025-01-02"}
+    params = {"start_date": f"{BASE:%Y}-01-01", "end_date": f"{BASE:%Y}-01-02"}
     response = await client.get("/analytics/sessions", headers=auth["secret"], params=params)
     assert (await response.json())["data"] == [
-        {"date": "2025-01-01", "totalDuration": 2100.0, "sessionCount": 2, "averageDuration": 1050.0},
-        {"date": "2025-01-02", "totalDuration": 120.0, "sessionCount": 1, "averageDuration": 120.0},
+        {"date": f"{BASE:%Y}-01-01", "totalDuration": 2100.0, "sessionCount": 2, "averageDuration": 1050.0},
+        {"date": f"{BASE:%Y}-01-02", "totalDuration": 120.0, "sessionCount": 1, "averageDuration": 120.0},
     ]
     # another pair of events; a session is dated by its start, even when it ends after the range
     other = await client.get("/analytics/sessions", headers=auth["secret"],
                              params={**params, "start_event": "begin", "stop_event": "end", "group_by": "month"})
     assert (await other.json())["data"] == [
-        {"date": "2025-01-01", "totalDuration": 212400.0, "sessionCount": 1, "averageDuration": 212400.0}]
+        {"date": f"{BASE:%Y}-01-01", "totalDuration": 212400.0, "sessionCount": 1, "averageDuration": 212400.0}]
 
 
 @pytest.mark.parametrize("path", ["/analytics/metrics", "/analytics/sessions"])
@@ -191,9 +191,9 @@ async def test_sessions_example(client: Any, auth: Any, pool_conn: Any) -> None:
     ({"start_date": "2025-01-01"}, "start_date and end_date go together: give both, or neither for the last 30 days"),
     ({"start_date": "2025-01-01", "end_date": "2025-13-01"}, "Invalid date format. Use YYYY-MM-DD"),
     ({"start_date": "20250101", "end_date": "2025-01-02"}, "Invalid date format. Use YYYY-MM-DD"),
-    ({"start_date": "2025-01-01", "end_date": "2025-01-31", "group_by": "hour"},
+    ({"start_date": f"{BASE:%Y}-01-01", "end_date": f"{BASE:%Y}-01-31", "group_by": "hour"},
      "Invalid group_by 'hour': use one of day, week, month"),
-    ({"start_date": "2025-01-02", "end_date": "2025-01-01"}, "end_date must not be before start_date"),
+    ({"start_date": f"{BASE:%Y}-01-02", "end_date": f"{BASE:%Y}-01-01"}, "end_date must not be before start_date"),
 ])
 async def test_metrics_and_sessions_validation(client: Any, auth: Any, path: str, params: dict[str, str],
                                                message: str) -> None:
@@ -204,13 +204,13 @@ async def test_metrics_and_sessions_validation(client: Any, auth: Any, path: str
 
 async def test_sessions_pair_must_differ(client: Any, auth: Any) -> None:
     response = await client.get("/analytics/sessions", headers=auth["secret"], params={
-        "start_date": "2025-01-01", "end_date": "2025-01-02", "start_event": "stop"})
+        "start_date": f"{BASE:%Y}-01-01", "end_date": f"{BASE:%Y}-01-02", "start_event": "stop"})
     assert response.status == 400 and (await response.json())["message"] == "start_event and stop_event must differ"
 
 
 @pytest.mark.parametrize("path", ["/analytics/metrics", "/analytics/sessions"])
 async def test_metrics_and_sessions_need_the_secret(client: Any, auth: Any, path: str) -> None:
-    params = {"start_date": "2025-01-01", "end_date": "2025-01-02"}
+    params = {"start_date": f"{BASE:%Y}-01-01", "end_date": f"{BASE:%Y}-01-02"}
     for headers in ({}, auth["write"]):
         assert (await client.get(path, headers=headers, params=params)).status == 401
 
@@ -220,12 +220,12 @@ async def test_queries_are_per_source_account(client: Any, auth: Any, pool_conn:
     await insert(pool_conn, [Ev("u1", t, "play"), Ev("u1", t + MINUTE, "stop"),
                              Ev("u2", t, "play", account="app-b"), Ev("u2", t + 2 * MINUTE, "stop", account="app-b"),
                              Ev("u3", t, "pause", account="app-b")])
-    params = {"start_date": "2025-01-01", "end_date": "2025-01-01"}
+    params = {"start_date": f"{BASE:%Y}-01-01", "end_date": f"{BASE:%Y}-01-01"}
     other = {**auth["secret"], "X-Source-Account-Id": "app-b"}
     metrics = {name: (await (await client.get("/analytics/metrics", headers=headers, params=params)).json())["data"]
                for name, headers in (("primary", auth["secret"]), ("app-b", other))}
-    assert metrics == {"primary": [{"date": "2025-01-01", "counts": {"play": 1, "stop": 1}}],
-                       "app-b": [{"date": "2025-01-01", "counts": {"pause": 1, "play": 1, "stop": 1}}]}
+    assert metrics == {"primary": [{"date": f"{BASE:%Y}-01-01", "counts": {"play": 1, "stop": 1}}],
+                       "app-b": [{"date": f"{BASE:%Y}-01-01", "counts": {"pause": 1, "play": 1, "stop": 1}}]}
     sessions = await (await client.get("/analytics/sessions", headers=other, params=params)).json()
     assert sessions["data"][0]["totalDuration"] == 120.0
     retention = await (await client.get("/analytics/retention", headers=other,

@@ -100,8 +100,8 @@ async def test_retention_matches_reference(client: Any, auth: Any, pool_conn: An
 
 
 async def test_retention_weekly_example(client: Any, auth: Any, pool_conn: Any) -> None:
-    """ISO weeks start on Monday (2025-01-06); a user whose first event precedes the range is no cohort member."""
-    monday = BASE + timedelta(days=5)  # 2025-01-06, a Monday
+    """ISO weeks start on Monday (Jan 6); a user whose first event precedes the range is no cohort member."""
+    monday = BASE + timedelta(days=5)  # Jan 6, a Monday
     events = [
         Ev("a", monday + timedelta(hours=1), "signup"), Ev("a", monday + timedelta(days=7), "use"),
         Ev("a", monday + timedelta(days=8), "use"), Ev("a", monday + timedelta(days=21), "use"),
@@ -112,13 +112,13 @@ async def test_retention_weekly_example(client: Any, auth: Any, pool_conn: Any) 
     ]
     await insert(pool_conn, events)
     response = await client.get("/analytics/retention", headers=auth["secret"], params={
-        "start_date": "2025-01-06", "end_date": "2025-01-19", "period": "week", "periods": "4",
+        "start_date": f"{BASE:%Y}-01-06", "end_date": f"{BASE:%Y}-01-19", "period": "week", "periods": "4",
         "start_event": "signup"})
     body = await response.json()
     assert body["status"] == "success"
     assert body["data"] == [
-        {"cohort": "2025-01-06", "size": 2, "retained": [2, 2, 0, 1]},
-        {"cohort": "2025-01-13", "size": 1, "retained": [1, 0, 0, 0]},
+        {"cohort": f"{BASE:%Y}-01-06", "size": 2, "retained": [2, 2, 0, 1]},
+        {"cohort": f"{BASE:%Y}-01-13", "size": 1, "retained": [1, 0, 0, 0]},
     ]
 
 
@@ -133,7 +133,7 @@ async def test_retention_reads_the_rollup_and_dirty_days_raw(client: Any, auth: 
     prune); a late event makes its day dirty, read from raw events until the aggregator has folded
     it in; bots and events without a user are not activity."""
     await execute(pool_conn, "TRUNCATE np_analytics_activity")
-    monday = BASE + timedelta(days=5)  # 2025-01-06
+    monday = BASE + timedelta(days=5)  # Jan 6
     await insert(pool_conn, [
         Ev("a", monday + timedelta(hours=1), "signup"), Ev("a", monday + timedelta(days=7), "use"),
         Ev("b", monday + timedelta(days=2), "signup"), Ev("b", monday + timedelta(days=2, hours=1), "use"),
@@ -144,17 +144,17 @@ async def test_retention_reads_the_rollup_and_dirty_days_raw(client: Any, auth: 
         (monday.date(), "a", ["signup"]), (monday.date(), "anon", ["signup"]),
         (monday.date() + timedelta(days=2), "b", ["signup", "use"]), (monday.date() + timedelta(days=7), "a", ["use"]),
     ]
-    params = {"start_date": "2025-01-06", "end_date": "2025-01-19", "period": "week", "periods": "3",
+    params = {"start_date": f"{BASE:%Y}-01-06", "end_date": f"{BASE:%Y}-01-19", "period": "week", "periods": "3",
               "start_event": "signup", "return_event": "use"}
-    expected = [{"cohort": "2025-01-06", "size": 3, "retained": [3, 1, 0]},
-                {"cohort": "2025-01-13", "size": 0, "retained": [0, 0, 0]}]
+    expected = [{"cohort": f"{BASE:%Y}-01-06", "size": 3, "retained": [3, 1, 0]},
+                {"cohort": f"{BASE:%Y}-01-13", "size": 0, "retained": [0, 0, 0]}]
     assert await retention(client, auth, **params) == expected
     await execute(pool_conn, "TRUNCATE np_analytics_events")  # raw events gone: the rollup answers alone
     assert await retention(client, auth, **params) == expected
 
     # a late event: its day is dirty, so that day is read from raw events, the others from the rollup
     await insert(pool_conn, [Ev("b", monday + timedelta(days=8), "use")])
-    late = [{"cohort": "2025-01-06", "size": 3, "retained": [3, 2, 0]}, expected[1]]
+    late = [{"cohort": f"{BASE:%Y}-01-06", "size": 3, "retained": [3, 2, 0]}, expected[1]]
     assert await retention(client, auth, **params) == late
     await materialize_all(pool_conn)  # folded in: the rollup alone again
     assert await retention(client, auth, **params) == late
@@ -169,9 +169,9 @@ async def test_the_rollup_keeps_pruned_days(client: Any, auth: Any, pool_conn: A
     """Pruning raw partitions keeps their activity (as it keeps aggregates), also when an hour of a
     pruned day is marked dirty again; retention then still sees the users' first events."""
     await execute(pool_conn, "TRUNCATE np_analytics_activity")
-    now = datetime(2025, 6, 15, 12, tzinfo=UTC)
-    old = datetime(2025, 6, 4, 20, tzinfo=UTC)  # past a 10-day retention
-    kept = datetime(2025, 6, 13, 8, tzinfo=UTC)
+    now = datetime(BASE.year, 6, 15, 12, tzinfo=UTC)
+    old = datetime(BASE.year, 6, 4, 20, tzinfo=UTC)  # past a 10-day retention
+    kept = datetime(BASE.year, 6, 13, 8, tzinfo=UTC)
     await insert(pool_conn, [Ev("u1", old, "play"), Ev("u2", old, "play"), Ev("u1", kept, "play")])
     await materialize_all(pool_conn, 10, now)
     assert partition_name(old.date()) in await prune_partitions(pool_conn, retention_days=10, now=now)
@@ -179,16 +179,16 @@ async def test_the_rollup_keeps_pruned_days(client: Any, auth: Any, pool_conn: A
     await materialize_all(pool_conn, 10, now)
     activity = [(old.date(), "u1", ["play"]), (old.date(), "u2", ["play"]), (kept.date(), "u1", ["play"])]
     assert await execute(pool_conn, "SELECT day, u, events FROM np_analytics_activity ORDER BY day, u") == activity
-    assert await retention(client, auth, start_date="2025-06-04", end_date="2025-06-13", period="week",
-                           periods="2") == [{"cohort": "2025-06-02", "size": 2, "retained": [2, 1]},
-                                            {"cohort": "2025-06-09", "size": 0, "retained": [0, 0]}]
+    assert await retention(client, auth, start_date=f"{BASE:%Y}-06-04", end_date=f"{BASE:%Y}-06-13", period="week",
+                           periods="2") == [{"cohort": f"{BASE:%Y}-06-02", "size": 2, "retained": [2, 1]},
+                                            {"cohort": f"{BASE:%Y}-06-09", "size": 0, "retained": [0, 0]}]
     # a late event of a day past the retention (still stored raw): merged into that day's activity
     await insert(pool_conn, [Ev("u3", old, "stop")])
     await materialize_all(pool_conn, 10, now)
     assert await execute(pool_conn, "SELECT day, u, events FROM np_analytics_activity ORDER BY day, u") == [
         *activity[:2], (old.date(), "u3", ["stop"]), activity[2]]
-    assert (await retention(client, auth, start_date="2025-06-04", end_date="2025-06-13", period="week",
-                            periods="2"))[0] == {"cohort": "2025-06-02", "size": 3, "retained": [3, 1]}
+    assert (await retention(client, auth, start_date=f"{BASE:%Y}-06-04", end_date=f"{BASE:%Y}-06-13", period="week",
+                            periods="2"))[0] == {"cohort": f"{BASE:%Y}-06-02", "size": 3, "retained": [3, 1]}
     await execute(pool_conn, "TRUNCATE np_analytics_activity")
 
 
@@ -219,7 +219,7 @@ async def test_retention_validation(client: Any, auth: Any, params: dict[str, st
 
 
 async def test_retention_needs_the_secret(client: Any, auth: Any) -> None:
-    params = {"start_date": "2025-01-01", "end_date": "2025-01-31"}
+    params = {"start_date": f"{BASE:%Y}-01-01", "end_date": f"{BASE:%Y}-01-31"}
     for headers in ({}, auth["write"]):
         response = await client.get("/analytics/retention", headers=headers, params=params)
         assert response.status == 401

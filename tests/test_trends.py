@@ -17,7 +17,7 @@ from .queries_support import BASE, Ev, insert, reset, run_examples
 
 START, END = BASE + timedelta(days=7), BASE + timedelta(days=14)  # Jan 8 (a Wednesday) to Jan 14
 PREVIOUS_START = START - timedelta(days=7)
-QUERY = {"start_date": "2025-01-08", "end_date": "2025-01-14"}
+QUERY = {"start_date": f"{BASE:%Y}-01-08", "end_date": f"{BASE:%Y}-01-14"}
 TOP = 10
 Key = tuple[str, str | None, bool]
 
@@ -153,7 +153,8 @@ async def test_trends_match_reference(client: Any, auth: Any, pool_conn: Any) ->
         assert [s["event"] for s in body["series"]] == sorted((s["event"] for s in body["series"]), key=names.index)
         check_series(body["series"], body["buckets"], expected["current"], measure)
         if compare:
-            assert (body["previous"]["start_date"], body["previous"]["end_date"]) == ("2025-01-01", "2025-01-07")
+            assert (body["previous"]["start_date"], body["previous"]["end_date"]) == (f"{BASE:%Y}-01-01",
+                                                                                      f"{BASE:%Y}-01-07")
             previous_keys = [(s["event"], s["breakdown_value"], s["other"]) for s in body["previous"]["series"]]
             assert previous_keys == [(s["event"], s["breakdown_value"], s["other"]) for s in body["series"]]
             check_series(body["previous"]["series"], body["previous"]["buckets"], expected["previous"], measure)
@@ -182,7 +183,7 @@ async def test_trends_buckets_breakdown_order_and_other(client: Any, auth: Any, 
     await insert(pool_conn, events)
     body = await (await client.get("/analytics/trends", headers=auth["secret"], params={
         **QUERY, "events": "buy", "breakdown": "plan", "interval": "week"})).json()
-    assert body["buckets"] == ["2025-01-06", "2025-01-13"]  # ISO weeks meeting Jan 8-14
+    assert body["buckets"] == [f"{BASE:%Y}-01-06", f"{BASE:%Y}-01-13"]  # ISO weeks meeting Jan 8-14
     got = [(s["breakdown_value"], s["other"], s["total"]) for s in body["series"]]
     # p05 and p11 have 3 events; then p00..p10 by value; p09 and p10 and the missing value go to other
     assert got == [("p05", False, 3), ("p11", False, 3), ("p00", False, 2), ("p01", False, 2), ("p02", False, 2),
@@ -225,7 +226,7 @@ async def test_trends_property_names_are_parameters(client: Any, auth: Any, pool
     ({"events": "a", "measure": "sum:"}, "measure property is required"),
     ({"events": "a", "breakdown": "b" * 201}, "breakdown is longer than 200 characters"),
     ({"events": "a", "compare": "yesterday"}, "Invalid compare 'yesterday': use one of previous, none"),
-    ({"events": "a", "interval": "hour", "start_date": "2025-01-01", "end_date": "2025-02-01"},
+    ({"events": "a", "interval": "hour", "start_date": f"{BASE:%Y}-01-01", "end_date": f"{BASE:%Y}-02-01"},
      "interval=hour is limited to 31 days"),
     ({"events": "a", "start_date": "2025-01-01"},
      "start_date and end_date go together: give both, or neither for the last 30 days"),
