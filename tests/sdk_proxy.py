@@ -274,7 +274,7 @@ def assert_stored_once(database_url: str, message_ids: list[str], timeout: float
             missing = sorted(set(message_ids) - set(counts))
             raise AssertionError(f"{len(missing)} of {len(message_ids)} messages never stored: {missing[:5]}")
         time.sleep(0.1)
-    time.sleep(1.5)
+    time.sleep(1.5)  # negative check (bounded): a duplicate would be stored within it
     counts = stored_counts(database_url, message_ids)
     assert counts == dict.fromkeys(message_ids, 1), f"not stored exactly once: {counts}"
 

@@ -70,7 +70,8 @@ async def test_partition_ddl_gives_way_to_reads_and_retries(client: Any, pool_co
     cur = reader.cursor()
     cur.execute("SELECT count(*) FROM np_analytics_events")  # holds ACCESS SHARE until the transaction ends
     ddl = asyncio.create_task(ensure_partitions(pool_conn, [new_day]))
-    await asyncio.sleep(0.8)  # the DDL has tried and given way at least once
+    # the DDL has tried and given way at least once: a give-way leaves no trace to poll for, so a bounded wait
+    await asyncio.sleep(0.8)
     assert not ddl.done()
     async with client.app[ANALYTICS_APP][PG_POOL].acquire() as writer:
         started = time.monotonic()

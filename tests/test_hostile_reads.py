@@ -65,7 +65,7 @@ async def test_slow_reads_time_out_and_never_starve_the_drain(make_client: Any, 
         started = time.monotonic()
         reads = [asyncio.create_task(client.get(f"/analytics/metrics?{RANGE}", headers=SECRET_AUTH))
                  for _ in range(25)]  # more than the read pool holds
-        await asyncio.sleep(0.5)
+        await asyncio.to_thread(wait_for, lambda: _waiting_reads(settings.database_url) >= 1, 5, 0.05)
         # meanwhile ingest, drain and health go on: their connections are not the readers'
         body = {"event": "w", "userId": "u", "messageId": str(uuid.uuid4())}
         assert (await client.post("/analytics/track", headers=WRITE_AUTH, json=body)).status == 202

@@ -20,7 +20,11 @@ import redis
 
 from nself_analytics.host.migrate import apply_migrations
 
-from .conftest import SECRET, WRITE_KEY, _sibling_database, free_port, wait_healthy
+from .conftest import SECRET, WRITE_KEY, _sibling_database, free_port, pg_execute, wait_for, wait_healthy
+
+
+def pg_count(database_url: str, sql: str) -> int:
+    return int(pg_execute(database_url, sql)[0][0])
 
 
 def _env(tmp_path: Path, database_url: str, redis_url: str, port: int, **extra: str) -> dict[str, str]:
@@ -85,7 +89,7 @@ def _own_stores(stores: Any, name: str, db: int) -> tuple[str, str]:
 def test_sigterm_during_start_up_ends_within_10s(stores: Any, tmp_path: Path) -> None:
     database_url, redis_url = _own_stores(stores, "analytics_sigterm_a", 3)
     process = _start(_env(tmp_path, database_url, redis_url, free_port()))
-    time.sleep(0.5)  # inside start-up (imports, checks, migrations)
+    time.sleep(0.5)  # a point inside start-up (imports, checks, migrations): the delay is the test's input
     started = time.monotonic()
     process.send_signal(signal.SIGTERM)
     process.communicate(timeout=30)
@@ -112,7 +116,8 @@ def test_sigterm_with_slow_reads_and_a_full_queue_ends_within_10s(stores: Any, t
         for sock in readers:
             sock.sendall(f"GET /analytics/metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {SECRET}\r\n\r\n"
                          .encode())
-        time.sleep(0.5)
+        wait_for(lambda: pg_count(database_url, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = "
+                                                "'Lock' AND query LIKE '%%np_analytics_aggregates%%'"), 10, 0.05)
         started = time.monotonic()
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=30)

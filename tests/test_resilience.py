@@ -64,10 +64,13 @@ async def test_postgres_down_during_drain(make_client: Any, settings: Any, auth:
     await asyncio.to_thread(own_postgres.stop)
     for _ in range(3):  # ingest goes on without Postgres
         assert (await client.post("/analytics/batch", headers=auth["write"], json=batch(100, "pg2"))).status == 202
-    await asyncio.sleep(1.0)  # the drainer tries, fails, keeps the entries pending
+    queue = redis.Redis.from_url(own.redis_url)
+    # the drainer tries, fails, keeps the entries pending
+    await asyncio.to_thread(wait_for, lambda: queue.xpending(STREAM_KEY, DRAIN_GROUP)["pending"] > 0, 10, 0.05)
     await asyncio.to_thread(own_postgres.start)
     await asyncio.to_thread(wait_for, lambda: counts(own.database_url, "pg2")[0] >= 300, 30)
-    await asyncio.sleep(0.5)
+    # nothing more can arrive once the stream is empty (an entry leaves it in the transaction that acks it)
+    await asyncio.to_thread(wait_for, lambda: queue.xlen(STREAM_KEY) == 0, 30, 0.05)
     assert counts(own.database_url, "pg2") == (300, 300)
     assert counts(own.database_url, "pg1") == (50, 50)
 
@@ -83,7 +86,7 @@ async def test_crash_after_commit_before_ack_is_not_doubled(client: Any, setting
     async with sub[PG_POOL].acquire() as conn:
         await ensure_partitions(conn, {WHEN.date()})
         assert await write_batch(conn, records, []) == 40  # committed, never acknowledged
-    await asyncio.sleep(settings.reclaim_idle_seconds + 0.1)
+    await asyncio.sleep(settings.reclaim_idle_seconds + 0.1)  # the idle time that makes entries reclaimable
     survivor = Drainer(sub[PG_POOL], r, settings, name="survivor")
     assert await survivor.drain_until_empty() == 40  # reclaimed from the crashed consumer
     assert survivor.stored == 0  # ...and absorbed by ON CONFLICT

@@ -38,7 +38,8 @@ async def test_one_leader_and_a_takeover_within_seconds(settings: Any) -> None:
         runs = [asyncio.create_task(c.run(stop)) for c in candidates]
         await asyncio.to_thread(wait_for, lambda: sum(c.held for c in candidates[1:]) == 1, 5, 0.05)
         assert time.monotonic() - started < 3
-        await asyncio.sleep(0.5)  # the dead holder's next check finds its connection gone: it leads no more
+        # the dead holder's next check finds its connection gone: it leads no more
+        await asyncio.to_thread(wait_for, lambda: not candidates[0].held, 5, 0.05)
         assert sum(c.held for c in candidates) == 1 and not candidates[0].held
         stop.set()
         await asyncio.gather(*runs)

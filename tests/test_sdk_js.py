@@ -163,7 +163,7 @@ async def test_batches_by_count_and_by_interval(browser: Browser, proxy: SdkProx
     event = f"js_sdk_{key}"
     page = await open_page(browser, proxy, key, "ok", live_service, flushAt=3, flushInterval=600_000)
     first_two = await page.evaluate("(e) => [window.analytics.track(e), window.analytics.track(e)]", event)
-    await asyncio.sleep(0.7)
+    await asyncio.sleep(0.7)  # negative check (bounded): nothing is sent before flushAt
     assert proxy.records(key) == [], "sent before flushAt messages were queued"
     third = await page.evaluate("(e) => window.analytics.track(e)", event)
     records = await until(lambda: proxy.records(key), what="a batch at flushAt")
@@ -202,7 +202,7 @@ async def test_page_hide_delivers_with_send_beacon(browser: Browser, proxy: SdkP
     page = await open_page(browser, proxy, key, "ok", live_service, flushAt=100, flushInterval=600_000)
     ids = await page.evaluate("""(e) => [window.analytics.track(e, { n: 1 }), window.analytics.track(e, { n: 2 }),
                                         window.analytics.page()]""", f"js_sdk_{key}")
-    await asyncio.sleep(0.7)
+    await asyncio.sleep(0.7)  # negative check (bounded): nothing is sent while the page is shown
     assert proxy.records(key) == [], "sent before the page was hidden"
     page_url = page.url
     await page.goto("about:blank")  # leaving the page: visibilitychange + pagehide
@@ -218,7 +218,7 @@ async def test_page_hide_delivers_with_send_beacon(browser: Browser, proxy: SdkP
     await page.goto(page_url)
     await page.wait_for_function("window.sdkReady === true")
     assert await page.evaluate("window.storedIds()") == []
-    await asyncio.sleep(1.5)
+    await asyncio.sleep(1.5)  # negative check (bounded): the reloaded page sends nothing again
     assert len(proxy.records(key)) == 1, "sent again after the reload"
     assert await page.evaluate("window.analytics.pending") == 0
     await no_sdk_errors(page)
@@ -355,7 +355,7 @@ async def test_two_tabs_adopt_a_left_page_views_messages_once(browser: Browser, 
     second = await context.new_page()
     await second.goto(url)
     await second.wait_for_function("window.sdkReady === true")
-    await asyncio.sleep(0.5)
+    await asyncio.sleep(0.5)  # negative check (bounded): the second tab takes none of the first tab's messages
     assert await second.evaluate("window.analytics.pending") == 0
 
     # the first tab is left while the service is down: nothing is beaconed, the messages stay stored

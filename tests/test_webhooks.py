@@ -268,7 +268,7 @@ async def test_quota_exceeded_and_funnel_completed(make_client: Any, fast: Setti
     await track(client, auth, "purchase", "u2")  # completes the funnel
     await track(client, auth, "purchase", "u3")  # no signup: does not
     await until(lambda: len(receiver.delivered()) >= 2)
-    await asyncio.sleep(0.5)  # nothing more arrives
+    await asyncio.sleep(0.5)  # negative check (bounded): nothing more arrives
     bodies = {b["type"]: b for b in receiver.delivered()}
     assert len(receiver.delivered()) == 2 and set(bodies) == {"quota.exceeded", "funnel.completed"}
     quota = bodies["quota.exceeded"]["data"]
@@ -294,7 +294,7 @@ async def test_timeouts_are_retried_and_given_up_after_the_horizon(make_client: 
     rows = await logged(client, auth, hook["id"], "failed")
     assert rows[0]["attempts"] >= 2 and "Timeout" in rows[0]["last_error"] and rows[0]["next_attempt_at"] is None
     calls = len(receiver.calls)
-    await asyncio.sleep(0.5)
+    await asyncio.sleep(0.5)  # negative check (bounded): no further attempt within it
     assert len(receiver.calls) == calls  # a failed delivery is not sent again
 
 
@@ -328,7 +328,7 @@ async def test_inactive_and_unsubscribed_hooks_get_nothing(make_client: Any, fas
     await track(client, auth, "c", "u1")
     await track(client, auth, "b", "u1")
     await until(lambda: receiver.calls)
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(0.3)  # negative check (bounded): the paused hook and event "c" send nothing within it
     assert [json.loads(c["body"])["data"]["event"] for c in receiver.calls] == ["b"]
     assert await deliveries(client, auth, paused["id"]) == []
     events = pg_execute(settings.database_url, "SELECT count(*) FROM np_analytics_events")
