@@ -1,0 +1,38 @@
+"""The test tiers: which of `unit`, `db` and `live` a test belongs to (markers registered in setup.cfg, set by
+tests/conftest.py at collection)."""
+
+from __future__ import annotations
+
+import pytest
+
+# `pytest -m unit` is the fast layer. A tier is decided from what a test uses,
+# so test files carry no marker: a test is `live` when it uses a browser, a service process, a client library or
+# SDK, a server of its own or a chaos run (by fixture, or by file or name below where it starts one itself); `db`
+# when it needs the shared PostgreSQL/Redis (the `stores` fixture, directly or through client, clean, ...);
+# `unit` otherwise. A tier marker written on a test wins.
+TIERS = ("unit", "db", "live")
+LIVE_FIXTURES = frozenset({"live_service", "report_site", "own_redis", "own_postgres", "browser", "chromium", "pair"})
+LIVE_FILES = frozenset({
+    "test_bots.py", "test_browser_dashboard.py", "test_browser_web.py", "test_clients.py", "test_hostile_startup.py",
+    "test_mcp.py", "test_openapi_live.py", "test_packaging.py", "test_replica.py", "test_resilience.py",
+    "test_scale.py", "test_sdk_go.py", "test_sdk_js.py", "test_sdk_typescript.py", "test_store_access.py",
+})
+LIVE_TESTS = {
+    "test_foundation.py": frozenset({
+        "test_bad_variable_stops_start", "test_console_script_build_twice_on_embedded_postgres",
+        "test_embedded_redis_restart_keeps_data", "test_embedded_postgres_restart_keeps_data",
+        "test_start_embedded_then_sigterm_stops_everything"}),
+    "test_checkout_tools.py": frozenset({"test_status_and_stop_hooks_from_the_checkout"}),
+}
+
+
+def tier_of(item: pytest.Item) -> str:
+    marked = [tier for tier in TIERS if item.get_closest_marker(tier)]
+    if marked:
+        return marked[0]
+    fixtures = set(getattr(item, "fixturenames", ()))
+    file = item.path.name
+    name = getattr(item, "originalname", item.name)
+    if fixtures & LIVE_FIXTURES or file in LIVE_FILES or name in LIVE_TESTS.get(file, ()):
+        return "live"
+    return "db" if "stores" in fixtures else "unit"
