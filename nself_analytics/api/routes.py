@@ -52,6 +52,8 @@ ROUTE_ACCESS: dict[tuple[str, str], Access] = {
     ("GET", "/trends"): TOKEN,
     ("GET", "/users"): TOKEN,
     ("GET", "/users/{id}"): TOKEN,
+    ("POST", "/persons/merge"): TOKEN,
+    ("POST", "/persons/split"): TOKEN,
     ("GET", "/webhooks"): TOKEN,
     ("POST", "/webhooks"): TOKEN,
     ("GET", "/webhooks/{id}"): TOKEN,
