@@ -3,7 +3,7 @@ account's event names (assembled in web/openapi.py)."""
 
 from __future__ import annotations
 
-from .openapi_parts import ACCOUNT_HEADER, ERRORS, NOT_FOUND, SECRET, Op, _body, _error, _json, _op
+from .openapi_parts import ACCOUNT_HEADER, ERRORS, NOT_FOUND, SECRET, Op, _body, _error, _json, _op, _query
 from .openapi_schemas import obj
 
 __all__ = ["admin_ops"]
@@ -22,8 +22,53 @@ _PERSON_ERRORS = {**ERRORS, **NOT_FOUND, "409": _error("The person would hold mo
                                                        "ids")}
 
 
+_NAME_PATH = {"name": "name", "in": "path", "required": True, "schema": _ID}
+_NAME = obj({"status": {"const": "success"}, "name": _ID, "blocked": {"type": "boolean"},
+             "deleting": {"type": "boolean"}}, required=["status", "name"])
+_NAME_ROW = obj({
+    "name": _ID,
+    "first_source": {"type": ["string", "null"], "enum": ["public", "server", None],
+                     "description": "the kind of write key that first brought the name in"},
+    "first_seen": {"type": ["integer", "null"], "description": "Unix seconds"},
+    "last_seen": {"type": ["integer", "null"], "description": "Unix seconds"},
+    "volume": {"type": "integer", "minimum": 0, "description": "stored events"},
+    "dropped": {"type": "integer", "minimum": 0, "description": "messages dropped for this name"},
+    "blocked": {"type": "boolean"}, "deleting": {"type": "boolean"},
+}, required=["name", "volume", "dropped", "blocked", "deleting"])
+
+
+def _name_ops() -> dict[tuple[str, str], Op]:
+    return {
+        ("GET", "/event-names"): _op(
+            "Event names", "The account's event names: first source, first/last seen, volume, dropped",
+            {"200": _json(obj({"status": {"const": "success"}, "limit": {"type": "integer"},
+                               "offset": {"type": "integer"}, "total": {"type": "integer"},
+                               "data": {"type": "array", "items": _NAME_ROW}},
+                              required=["status", "data", "total"])), **ERRORS},
+            security=SECRET, op_id="event_names_list", description="Most recently seen first; blocked names too.",
+            parameters=[_query("limit", "Names per page", {"type": "integer", "minimum": 1, "maximum": 1000,
+                                                           "default": 100}),
+                        _query("offset", "Names to skip", {"type": "integer", "minimum": 0, "default": 0}),
+                        ACCOUNT_HEADER]),
+        ("POST", "/event-names/{name}/block"): _op(
+            "Event names", "Block a name: new events with it are dropped (and counted)", {"200": _json(_NAME),
+                                                                                       **ERRORS},
+            security=SECRET, op_id="event_names_block", parameters=[_NAME_PATH, ACCOUNT_HEADER]),
+        ("DELETE", "/event-names/{name}/block"): _op(
+            "Event names", "Lift a block", {"200": _json(_NAME), **ERRORS, **NOT_FOUND},
+            security=SECRET, op_id="event_names_unblock", parameters=[_NAME_PATH, ACCOUNT_HEADER]),
+        ("DELETE", "/event-names/{name}"): _op(
+            "Event names", "Delete a name and its stored events (frees ANALYTICS_MAX_EVENT_NAMES at once)",
+            {"202": _json(_NAME, "Accepted: the events are deleted in batches in the background"), **ERRORS,
+             **NOT_FOUND},
+            security=SECRET, op_id="event_names_delete", parameters=[_NAME_PATH, ACCOUNT_HEADER],
+            description="The name is blocked until its events are deleted (/health: event_name_deletions)."),
+    }
+
+
 def admin_ops() -> dict[tuple[str, str], Op]:
     return {
+        **_name_ops(),
         ("POST", "/persons/merge"): _op(
             "People", "Merge the whole person of `from` into the person of `into`", {"200": _json(_CHANGE),
                                                                                     **_PERSON_ERRORS,
