@@ -88,7 +88,7 @@ async def test_figures_follow_merge_and_split(client: Any, auth: Any, pool_conn:
                                         params={"start_date": date, "end_date": date, "user_id": user})
             counts = ref_metrics([e for e in events if e.account == "primary"], day.date(), day.date(), "day",
                                  user, links)
-            assert (await response.json())["data"] == [{"date": date, **counts.get(day.date(), {})}]
+            assert (await response.json())["data"] == [{"date": date, "counts": counts.get(day.date(), {})}]
             page = await client.get(f"/analytics/users/{user}", headers=auth["secret"])
             person = ref_persons(links)
             root = person.get(("primary", user), user)
