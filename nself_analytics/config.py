@@ -21,6 +21,7 @@ from .model.settings_values import (
     DEFAULT_TRUSTED_PROXIES,
     HIT_RATE_PER_IP,
     HIT_RATE_PER_SITE,
+    KEY_KINDS,
     TRUSTED_PROXIES,
     Credential,
     Network,
@@ -121,6 +122,8 @@ class Settings:
     queue_bytes: int = 100 * 1024 * 1024
     batch_bytes: int = 8 * 1024 * 1024
     request_bytes: int = 1024 * 1024
+    # New event names per account and UTC day that messages sent with a public write key may add (README "Security").
+    public_new_names_per_day: int = 50
     # Identity: the most distinct ids one person may hold; a link past it is refused (README "Security").
     max_ids_per_person: int = 500
     # Background statements (drain, aggregator, maintenance, webhooks): every one runs under a server-side timeout.
@@ -205,6 +208,8 @@ class Settings:
             queue_bytes=_size(env.get("ANALYTICS_QUEUE_BYTES", "100MB"), "ANALYTICS_QUEUE_BYTES", 64 * 1024),
             batch_bytes=_size(env.get("ANALYTICS_BATCH_BYTES", "8MB"), "ANALYTICS_BATCH_BYTES", 64 * 1024),
             request_bytes=_size(env.get("ANALYTICS_REQUEST_BYTES", "1MB"), "ANALYTICS_REQUEST_BYTES", 64 * 1024),
+            public_new_names_per_day=_int(env.get("ANALYTICS_PUBLIC_NEW_NAMES_PER_DAY", "50"),
+                                          "ANALYTICS_PUBLIC_NEW_NAMES_PER_DAY", 0, 1_000_000),
             max_ids_per_person=_int(env.get("ANALYTICS_MAX_IDS_PER_PERSON", "500"), "ANALYTICS_MAX_IDS_PER_PERSON",
                                     2, 100_000),
             drain_statement_timeout=_bounded(env.get("ANALYTICS_DRAIN_STATEMENT_TIMEOUT", "5s"),
@@ -338,9 +343,14 @@ def _load_or_create_secrets(data_dir: Path, env: Mapping[str, str],
         stored["ANALYTICS_SECRET_TOKEN"] = "sk_" + secrets.token_urlsafe(24)
         generated.append("ANALYTICS_SECRET_TOKEN")
     if "ANALYTICS_WRITE_KEYS" not in stored:
-        stored["ANALYTICS_WRITE_KEYS"] = "wk_" + secrets.token_urlsafe(18)
+        # the generated key is the one a fresh install's pages embed: public (README "Security")
+        stored["ANALYTICS_WRITE_KEYS"] = "public:wk_" + secrets.token_urlsafe(18)
         generated.append("ANALYTICS_WRITE_KEYS")
     result = dict(stored)
+    # a key kept in secrets.env was generated for the pages of an install (older releases wrote it bare): public
+    result["ANALYTICS_WRITE_KEYS"] = ",".join(
+        entry if entry.strip().startswith(KEY_KINDS) else "public:" + entry.strip()
+        for entry in stored["ANALYTICS_WRITE_KEYS"].split(",") if entry.strip())
     for key in ("ANALYTICS_SECRET_TOKEN", "ANALYTICS_WRITE_KEYS"):
         if env.get(key):
             result[key] = env[key]

@@ -63,7 +63,9 @@ class Ev:
 
 @dataclass(frozen=True)
 class Link:
-    """An identity message: identify (user, anonymous id ``other`` or None) or alias (user, previous id)."""
+    """An identity message: identify (user, anonymous id ``other`` or None) or alias (user, previous id); or one
+    of the secret token's explicit operations (never drained): merge (``user``: into, ``other``: from) and split
+    (``user``: the distinct id)."""
 
     kind: str
     user: str
@@ -133,6 +135,10 @@ def ref_persons(links: Iterable[Link], max_ids: int = MAX_IDS) -> dict[tuple[str
       identified (one of its ids is a known user: PostHog's rule). The smaller person is re-pointed into the
       larger (a tie: previous's into user's).
     - no person grows past ``max_ids`` ids: a link that would is refused.
+    - merge(into, from) (the token's): from's whole person joins into's (whose root stays), identified or not,
+      within ``max_ids``.
+    - split(id) (the token's): id leaves its person; when id is the root, the other ids stay one person whose
+      root is the smallest of them (byte order), unless the person holds more than ``max_ids`` ids.
     """
     person: dict[tuple[str, str], str] = {}
     known: set[tuple[str, str]] = set()
@@ -167,6 +173,24 @@ def ref_persons(links: Iterable[Link], max_ids: int = MAX_IDS) -> dict[tuple[str
             for key in members(a, loser):
                 person[key] = winner
             person[(a, loser)] = winner
+        elif link.kind == "merge" and d is not None:
+            source = person.get((a, d), d)
+            if source == target or 1 + len(members(a, target)) + 1 + len(members(a, source)) > max_ids:
+                continue
+            for key in members(a, source):
+                person[key] = target
+            person[(a, source)] = target
+        elif link.kind == "split":
+            if person.pop((a, link.user), None) is not None:
+                continue
+            rest = members(a, link.user)
+            if not rest or len(rest) >= max_ids:
+                continue
+            root = min(key[1] for key in rest)
+            del person[(a, root)]
+            for key in rest:
+                if key[1] != root:
+                    person[key] = root
     return person
 
 

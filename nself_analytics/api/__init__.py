@@ -14,6 +14,7 @@ from . import (
     counters,
     dashboard,
     docs,
+    event_names,
     explorer,
     funnels,
     health,
@@ -49,4 +50,5 @@ ROUTE_TABLES: list[web.RouteTableDef] = [
     people.routes,
     campaigns.routes,
     webhooks.routes,
+    event_names.routes,
 ]

@@ -38,7 +38,7 @@ async def hit(request: web.Request) -> web.Response:
     """Record one page view sent by the beacon; answers 202 once it is in the ingest queue."""
     body = await read_json_body(request)
     meta = RequestMeta(received_at=datetime.now(UTC), ip=request.remote,  # behind a trusted proxy: forwarded
-                       user_agent=request.headers.get("User-Agent"))
+                       user_agent=request.headers.get("User-Agent"), public=True)
     try:
         item = parse_hit(body, meta.received_at)
     except MessageError as exc:

@@ -1,5 +1,6 @@
 """GET /health: up/down of Postgres and Redis for anyone; with a token serving every account, also the version,
-queue depth, dead letters, events dropped as older than the retention window, aggregate lag and the stores'
+queue depth, dead letters, events dropped as older than the retention window or for their event name (by reason),
+event-name deletions in progress, aggregate lag and the stores'
 error text (which can name hosts, users and paths)."""
 
 from __future__ import annotations
@@ -10,7 +11,14 @@ from typing import Any
 
 from aiohttp import web
 
-from ..ingest.redis_keys import DEAD_LETTER_KEY, DRAIN_GROUP, DROPPED_KEY, STREAM_KEY
+from ..ingest.redis_keys import (
+    DEAD_LETTER_KEY,
+    DRAIN_GROUP,
+    DROPPED_KEY,
+    NAME_DELETIONS_KEY,
+    NAMES_DROPPED_KEY,
+    STREAM_KEY,
+)
 from ..pipeline.runtime import WORKER
 from ..store.rollups.aggregates import aggregate_lag_seconds
 from ..web.appkeys import READ_POOL, REDIS, SETTINGS, WORKER_POOL
@@ -42,7 +50,9 @@ async def _redis(request: web.Request) -> dict[str, Any]:
                 pipe.xlen(STREAM_KEY)
                 pipe.xlen(DEAD_LETTER_KEY)
                 pipe.hgetall(DROPPED_KEY)
-                _ping, depth, dead, dropped = await pipe.execute()
+                pipe.hgetall(NAMES_DROPPED_KEY)
+                pipe.hlen(NAME_DELETIONS_KEY)
+                _ping, depth, dead, dropped, by_name, deleting = await pipe.execute()
             pending = 0
             try:
                 summary = await client.xpending(STREAM_KEY, DRAIN_GROUP)
@@ -50,10 +60,21 @@ async def _redis(request: web.Request) -> dict[str, Any]:
             except Exception:  # no group yet: nothing pending
                 pending = 0
         return {"redis": {"reachable": True}, "queue_depth": int(depth), "queue_pending": pending,
-                "dead_letters": int(dead), "dropped_too_old": sum(int(v) for v in dropped.values())}
+                "dead_letters": int(dead), "dropped_too_old": sum(int(v) for v in dropped.values()),
+                "dropped_event_names": _by_reason(by_name), "event_name_deletions": int(deleting)}
     except Exception as exc:
         return {"redis": {"reachable": False, "error": str(exc).strip()[:200] or type(exc).__name__},
-                "queue_depth": None, "queue_pending": None, "dead_letters": None, "dropped_too_old": None}
+                "queue_depth": None, "queue_pending": None, "dead_letters": None, "dropped_too_old": None,
+                "dropped_event_names": None, "event_name_deletions": None}
+
+
+def _by_reason(counts: dict[Any, Any]) -> dict[str, int]:
+    """Messages dropped for their event name, summed over accounts by reason (cap, public_daily, blocked)."""
+    totals = {"cap": 0, "public_daily": 0, "blocked": 0}
+    for field, count in counts.items():
+        reason = (field.decode() if isinstance(field, bytes) else str(field)).rpartition("|")[2]
+        totals[reason] = totals.get(reason, 0) + int(count)
+    return totals
 
 
 # Seconds the replica's replay is behind: 0 when it has replayed all it received, else the age of its last replay.

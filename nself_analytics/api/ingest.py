@@ -16,9 +16,10 @@ from aiohttp import web
 
 from ..ingest.normalize import MessageError, Normalized, has_timestamp, normalize, to_record, validate_batch
 from ..ingest.queue import EnqueueResult
-from ..ingest.service import Ingestor, RequestMeta
+from ..ingest.service import NAME_WARNINGS, Ingestor, RequestMeta
 from ..web import params, segment
 from ..web.appkeys import PRODUCER, REDIS, SETTINGS
+from ..web.auth import grant_of
 from ..web.body import read_json_body
 from ..web.cors import preflight
 from ..web.errors import ApiError
@@ -29,8 +30,7 @@ __all__ = ["client_ip", "enqueue", "routes"]
 routes = web.RouteTableDef()
 Handler = Callable[[web.Request], Awaitable[web.Response]]
 
-NAME_LIMIT_WARNING = ("event name limit reached: this account has ANALYTICS_MAX_EVENT_NAMES distinct event names "
-                      "in the retention window; a new name is not stored")
+NAME_LIMIT_WARNING = NAME_WARNINGS["cap"]
 
 SINGLE = {
     "/track": "track", "/identify": "identify", "/page": "page",
@@ -48,8 +48,9 @@ def client_ip(request: web.Request) -> str | None:
 
 
 def _meta(request: web.Request) -> RequestMeta:
+    grant = grant_of(request)
     return RequestMeta(received_at=datetime.now(UTC), ip=client_ip(request),
-                       user_agent=request.headers.get("User-Agent"))
+                       user_agent=request.headers.get("User-Agent"), public=bool(grant and grant.public))
 
 
 async def enqueue(request: web.Request, items: list[Normalized], meta: RequestMeta,
@@ -71,7 +72,7 @@ async def single(request: web.Request, kind: str) -> web.Response:
     result = await enqueue(request, [item], meta)
     if is_segment_route(request):
         return web.json_response(segment.SUCCESS)
-    warnings = item.warnings + ([NAME_LIMIT_WARNING] if result.over_name_limit else [])
+    warnings = item.warnings + [NAME_WARNINGS[why] for why in result.name_refusals.values()]
     return web.json_response({"status": "success", "message_id": item.message_id,
                               "duplicate": bool(result.duplicates), "warnings": warnings}, status=202)
 
@@ -105,7 +106,7 @@ async def batch(request: web.Request) -> web.Response:
     if is_segment_route(request):
         return web.json_response(segment.SUCCESS)
     warnings = [{"index": i, "message": w} for i, item in enumerate(items) for w in item.warnings]
-    warnings += [{"index": i, "message": NAME_LIMIT_WARNING} for i in result.over_name_limit]
+    warnings += [{"index": i, "message": NAME_WARNINGS[why]} for i, why in result.name_refusals.items()]
     warnings.sort(key=lambda w: w["index"])
     return web.json_response({"status": "success", "accepted": len(items), "duplicates": result.duplicates,
                               "message_ids": [item.message_id for item in items], "warnings": warnings},

@@ -1,17 +1,21 @@
-"""GET /users (identified users, searched and filtered by traits, paged) and GET /users/{id} (one person).
+"""GET /users (identified users, searched and filtered by traits, paged), GET /users/{id} (one person), and the
+explicit identity operations POST /persons/merge and POST /persons/split.
 
 Token only (api/routes.py); the request's account. ``trait.<key>=<value>`` filters keep users whose trait
 ``key`` has that text value (at most ``MAX_TRAIT_FILTERS``). Pages: ``limit`` and ``offset``.
+Merge and split answer 404 for an id never seen, 409 past ANALYTICS_MAX_IDS_PER_PERSON, 422 for a merge of an
+id with itself; a merge of two ids of one person and a split of an id without others change nothing (200).
 """
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from ..store import people
+from ..store import identity, people
 from ..web import params
+from ..web.appkeys import SETTINGS
 from ..web.errors import ApiError
-from ..web.pools import reading
+from ..web.pools import reading, writing
 
 __all__ = ["MAX_OFFSET", "MAX_TRAIT_FILTERS", "routes"]
 
@@ -66,3 +70,36 @@ async def get_user(request: web.Request) -> web.Response:
     if found is None:
         raise ApiError(404, "User not found")
     return web.json_response({"status": "success", "limit": limit, "offset": offset, **found})
+
+
+def _answer(change: identity.PersonChange, max_ids: int) -> web.Response:
+    if change.outcome == "unknown":
+        raise ApiError(404, f"Distinct id {change.distinct_id!r} was never seen in this account")
+    if change.outcome == "cap":
+        raise ApiError(409, f"The person would hold more than ANALYTICS_MAX_IDS_PER_PERSON ({max_ids}) ids")
+    return web.json_response({"status": "success", "outcome": change.outcome, "person_id": change.person_id,
+                              "moved": change.moved, "size": change.size})
+
+
+@routes.post("/persons/merge", name="people.merge")
+async def merge(request: web.Request) -> web.Response:
+    account = params.account(request)
+    body = await params.json_body(request)
+    into = params.event_name(body.get("into"), "into")
+    from_ = params.event_name(body.get("from"), "from")
+    if into == from_:
+        raise ApiError(422, "into and from are the same distinct id")
+    max_ids = request.config_dict[SETTINGS].max_ids_per_person
+    async with writing(request) as conn:
+        change = await identity.merge_persons(conn, account=account, into=into, from_=from_, max_ids=max_ids)
+    return _answer(change, max_ids)
+
+
+@routes.post("/persons/split", name="people.split")
+async def split(request: web.Request) -> web.Response:
+    account = params.account(request)
+    distinct_id = params.event_name((await params.json_body(request)).get("distinct_id"), "distinct_id")
+    max_ids = request.config_dict[SETTINGS].max_ids_per_person
+    async with writing(request) as conn:
+        change = await identity.split_person(conn, account=account, distinct_id=distinct_id, max_ids=max_ids)
+    return _answer(change, max_ids)

@@ -17,7 +17,18 @@ import redis.asyncio as aioredis
 import structlog
 
 from ..config import Settings
-from .redis_keys import DEDUPE_TTL_SECONDS, QUEUE_BYTES_KEY, STREAM_KEY, dedupe_prefix
+from .redis_keys import (
+    DEDUPE_TTL_SECONDS,
+    NAME_BLOCKED_PREFIX,
+    NAME_DROPPED_PREFIX,
+    NAME_FIRST_PREFIX,
+    NAME_PUBLIC_PREFIX,
+    NAMES_DROPPED_KEY,
+    NAMES_PREFIX,
+    QUEUE_BYTES_KEY,
+    STREAM_KEY,
+    dedupe_prefix,
+)
 
 __all__ = ["EnqueueResult", "Producer", "QueueFull", "QueueUnavailable", "QueuedMessage"]
 
@@ -25,14 +36,19 @@ log = structlog.get_logger("nself_analytics.ingest.queue")
 UUID_LENGTH = 36  # str(uuid.UUID): every message id of the queue is one (messages.Normalized.message_id)
 
 # KEYS: stream, queued-bytes counter. ARGV: queue buffer, dedupe TTL, queue bytes bound, max event names, now
-# (Unix seconds), names TTL, the number of dedupe key prefixes (then the prefixes: one per account, so an id is
-# deduplicated per account), the number of names (then key/name pairs), the number of counter sets (each set:
+# (Unix seconds), names TTL, whether the request came with a public key ("1"/"0"), the new names a public key may
+# add per account and day, the UTC day (YYYYMMDD), the key prefixes of the names (NAMES_PREFIX, NAME_BLOCKED_PREFIX,
+# NAME_FIRST_PREFIX, NAME_DROPPED_PREFIX, NAME_PUBLIC_PREFIX) and NAMES_DROPPED_KEY, the number of dedupe key
+# prefixes (then the prefixes: one per account, so an id is deduplicated per account), the number of names (then
+# account/name pairs), the number of counter sets (each set:
 # n, then n key/TTL pairs), then the messages: their ids (36-character uuids) in one argument, their marks in
 # one argument ("<counter set>,<name>,<prefix>;" per message, 1-based, 0 for none), then one payload argument
 # per message. Messages of one request mostly share their counter keys and event name, so each is sent
 # and checked once; a message costs one argument (redis-py packs arguments one by one in Python: 4 per message
-# were 8% of a worker's /batch time, py-spy). A message whose name is new to an account already holding the
-# maximum is refused (reported as -1 - index), neither deduped, stored nor counted.
+# were 8% of a worker's /batch time, py-spy). A message whose name is blocked, or new to an account already
+# holding the maximum, or new through a public key past the day's allowance is refused (reported as
+# -1 - (3 * index + reason), reason 0 cap, 1 public_daily, 2 blocked), neither deduped, stored nor counted; the
+# refusal is counted per account and reason (/health) and per name (GET /event-names).
 _ENQUEUE_LUA = """
 local stream, bytes_key = KEYS[1], KEYS[2]
 local depth = redis.call('XLEN', stream)
@@ -42,22 +58,43 @@ if depth == 0 then redis.call('SET', bytes_key, 0) else queued = tonumber(redis.
 if queued >= tonumber(ARGV[3]) then return {-1} end
 local ttl = tonumber(ARGV[2])
 local max_names, now, names_ttl = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-local nprefixes = tonumber(ARGV[7])
+local public, public_limit, day = ARGV[7] == '1', tonumber(ARGV[8]), ARGV[9]
+local p_names, p_blocked, p_first, p_dropped, p_public, dropped_key = ARGV[10], ARGV[11], ARGV[12], ARGV[13],
+  ARGV[14], ARGV[15]
+local source = public and 'public:' or 'server:'
+local nprefixes = tonumber(ARGV[16])
 local prefixes = {}
-for p = 1, nprefixes do prefixes[p] = ARGV[7 + p] end
-local i = 8 + nprefixes
+for p = 1, nprefixes do prefixes[p] = ARGV[16 + p] end
+local i = 17 + nprefixes
 local nnames = tonumber(ARGV[i])
 i = i + 1
-local allowed = {}
+local refusal, name_account, name_of = {}, {}, {}
 for n = 1, nnames do
-  local key, name = ARGV[i], ARGV[i + 1]
+  local account, name = ARGV[i], ARGV[i + 1]
   i = i + 2
-  if redis.call('ZSCORE', key, name) or redis.call('ZCARD', key) < max_names then
+  name_account[n], name_of[n] = account, name
+  local key = p_names .. account
+  if redis.call('SISMEMBER', p_blocked .. account, name) == 1 then
+    refusal[n] = 2
+  elseif redis.call('ZSCORE', key, name) then
     redis.call('ZADD', key, now, name)
     redis.call('EXPIRE', key, names_ttl)
-    allowed[n] = true
+  elseif redis.call('ZCARD', key) >= max_names then
+    refusal[n] = 0
+  elseif public and tonumber(redis.call('GET', p_public .. account .. ':' .. day) or '0') >= public_limit then
+    refusal[n] = 1
+  else
+    redis.call('ZADD', key, now, name)
+    redis.call('EXPIRE', key, names_ttl)
+    redis.call('HSETNX', p_first .. account, name, source .. now)
+    redis.call('EXPIRE', p_first .. account, names_ttl)
+    if public then
+      redis.call('INCR', p_public .. account .. ':' .. day)
+      redis.call('EXPIRE', p_public .. account .. ':' .. day, 172800)
+    end
   end
 end
+local reasons = {[0] = 'cap', [1] = 'public_daily', [2] = 'blocked'}
 local nsets = tonumber(ARGV[i])
 i = i + 1
 local firsts, sizes, hits = {}, {}, {}
@@ -75,8 +112,11 @@ for set_text, name_text, prefix_text in string.gmatch(marks, '(%d+),(%d+),(%d+);
   local set, name = tonumber(set_text), tonumber(name_text)
   local dedupe = prefixes[tonumber(prefix_text)] .. string.sub(ids, index * 36 + 1, index * 36 + 36)
   local payload = ARGV[i + index]
-  if name > 0 and not allowed[name] then
-    result[#result + 1] = -1 - index
+  if name > 0 and refusal[name] then
+    result[#result + 1] = -1 - (3 * index + refusal[name])
+    redis.call('HINCRBY', dropped_key, name_account[name] .. '|' .. reasons[refusal[name]], 1)
+    redis.call('HINCRBY', p_dropped .. name_account[name], name_of[name], 1)
+    redis.call('EXPIRE', p_dropped .. name_account[name], names_ttl)
   elseif redis.call('SET', dedupe, '1', 'NX', 'EX', ttl) then
     if payload ~= '' then
       redis.call('XADD', stream, '*', 'e', payload)
@@ -104,6 +144,9 @@ return result
 """
 
 
+REFUSAL_REASONS = ("cap", "public_daily", "blocked")  # the script's reason codes 0, 1, 2
+
+
 class QueueFull(Exception):
     """The stream holds ANALYTICS_QUEUE_BUFFER events or ANALYTICS_QUEUE_BYTES bytes: retry later."""
 
@@ -115,7 +158,8 @@ class QueueUnavailable(Exception):
 @dataclass(frozen=True)
 class QueuedMessage:
     """One message for the stream. An empty payload (sampled out) is deduped and counted, not stored.
-    ``name``: (names key, event name) checked against ANALYTICS_MAX_EVENT_NAMES, or None. ``account``: the
+    ``name``: (account, event name) checked against the blocked names, ANALYTICS_MAX_EVENT_NAMES and (public
+    keys) ANALYTICS_PUBLIC_NEW_NAMES_PER_DAY, or None. ``account``: the
     source account, part of the de-duplication key (another account's use of the id changes nothing)."""
 
     message_id: str
@@ -129,8 +173,10 @@ class QueuedMessage:
 class EnqueueResult:
     stored: int
     duplicates: list[int] = field(default_factory=list)
-    # messages refused because their event name is new to an account at ANALYTICS_MAX_EVENT_NAMES
+    # messages refused for their event name (blocked, new past ANALYTICS_MAX_EVENT_NAMES or past a public key's
+    # ANALYTICS_PUBLIC_NEW_NAMES_PER_DAY), and why: index -> "cap" | "public_daily" | "blocked"
     over_name_limit: list[int] = field(default_factory=list)
+    name_refusals: dict[int, str] = field(default_factory=dict)
 
 
 class Producer:
@@ -143,7 +189,7 @@ class Producer:
         self._pending: list[tuple[list[str | bytes], asyncio.Future[list[int]]]] = []
         self._flushing: asyncio.Task[None] | None = None
 
-    def _args(self, messages: list[QueuedMessage]) -> list[str | bytes]:
+    def _args(self, messages: list[QueuedMessage], public: bool) -> list[str | bytes]:
         sets: dict[tuple[tuple[str, int], ...], str] = {}
         names: dict[tuple[str, str], str] = {}
         prefixes: dict[str, str] = {}
@@ -163,6 +209,9 @@ class Producer:
         loop_time = int(time.time())
         args: list[str | bytes] = [str(settings.queue_buffer), str(DEDUPE_TTL_SECONDS), str(settings.queue_bytes),
                            str(settings.max_event_names), str(loop_time), str(settings.retention_days * 86_400),
+                           "1" if public else "0", str(settings.public_new_names_per_day),
+                           time.strftime("%Y%m%d", time.gmtime(loop_time)), NAMES_PREFIX, NAME_BLOCKED_PREFIX,
+                           NAME_FIRST_PREFIX, NAME_DROPPED_PREFIX, NAME_PUBLIC_PREFIX, NAMES_DROPPED_KEY,
                            str(len(prefixes)), *(dedupe_prefix(account) for account in prefixes), str(len(names))]
         for key, name in names:  # in index order (dicts keep insertion order)
             args += [key, name]
@@ -174,17 +223,19 @@ class Producer:
         args += ["".join(message.message_id for message in messages), "".join(marks)]
         return args + [message.payload for message in messages]
 
-    async def enqueue(self, messages: list[QueuedMessage]) -> EnqueueResult:
-        """Put all of ``messages`` in the stream, or none: raises QueueFull or QueueUnavailable."""
+    async def enqueue(self, messages: list[QueuedMessage], public: bool = False) -> EnqueueResult:
+        """Put all of ``messages`` in the stream, or none: raises QueueFull or QueueUnavailable. ``public``: they
+        came with a public write key (or the beacon)."""
         future: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
-        self._pending.append((self._args(messages), future))
+        self._pending.append((self._args(messages, public), future))
         if self._flushing is None:
             self._flushing = asyncio.create_task(self._flush())
         result = await future
         if result and result[0] == -1:
             raise QueueFull()
+        refusals = {(-1 - x) // 3: REFUSAL_REASONS[(-1 - x) % 3] for x in result[1:] if x < 0}
         return EnqueueResult(stored=result[0], duplicates=[x for x in result[1:] if x >= 0],
-                             over_name_limit=[-1 - x for x in result[1:] if x < 0])
+                             over_name_limit=sorted(refusals), name_refusals=refusals)
 
     async def _flush(self) -> None:
         await asyncio.sleep(0)  # let requests arriving in this loop iteration join the round trip

@@ -8,7 +8,13 @@ __all__ = [
     "DEDUPE_PREFIX",
     "DRAIN_GROUP",
     "DROPPED_KEY",
+    "NAMES_DROPPED_KEY",
     "NAMES_PREFIX",
+    "NAME_BLOCKED_PREFIX",
+    "NAME_DELETIONS_KEY",
+    "NAME_DROPPED_PREFIX",
+    "NAME_FIRST_PREFIX",
+    "NAME_PUBLIC_PREFIX",
     "PREFIX",
     "QUEUE_BYTES_KEY",
     "STREAM_KEY",
@@ -49,3 +55,21 @@ NAMES_PREFIX = PREFIX + "names:"
 # Hash: source account -> events not stored because they were older than the retention window (read by /health).
 # No TTL: a running total since the Redis data began.
 DROPPED_KEY = PREFIX + "dropped:too_old"
+
+# The admin of event names (README "Security"; ingest/name_admin.py). Not under NAMES_PREFIX: the hourly
+# maintenance scans that prefix for the sorted sets above.
+# Set per account: blocked names (messages with one are dropped and counted). No TTL: until unblocked.
+NAME_BLOCKED_PREFIX = PREFIX + "name_blocked:"
+# Hash per account: event name -> "<public|server>:<Unix time>" of the message that first brought it in. Fields
+# leave with their name (maintenance, deletion); TTL: the retention window, renewed with the names set's.
+NAME_FIRST_PREFIX = PREFIX + "name_first:"
+# Hash per account: event name -> messages dropped because of that name (blocked, over a limit). TTL: as above.
+NAME_DROPPED_PREFIX = PREFIX + "name_dropped:"
+# Counter per account and UTC day (key NAME_PUBLIC_PREFIX + account + ":" + YYYYMMDD): new names brought by a
+# public write key that day (ANALYTICS_PUBLIC_NEW_NAMES_PER_DAY). TTL: two days.
+NAME_PUBLIC_PREFIX = PREFIX + "name_public:"
+# Hash: "<account>|<reason>" -> messages dropped for their event name (reason: cap, public_daily, blocked); read
+# by /health. No TTL: a running total since the Redis data began.
+NAMES_DROPPED_KEY = PREFIX + "dropped:names"
+# Hash: "<account>\n<name>" -> JSON of a deletion of a name's events in progress (the leader's name deletion job).
+NAME_DELETIONS_KEY = PREFIX + "name_deletions"

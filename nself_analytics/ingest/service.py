@@ -18,14 +18,23 @@ from .enrich import browser_hit_is_bot, classify_user_agent, country_for_ip, dai
 from .hits import FLOOD_LIMIT_PER_MINUTE, count_hit, derived_session
 from .normalize import Normalized
 from .queue import EnqueueResult, Producer, QueuedMessage, QueueFull, QueueUnavailable
-from .redis_keys import DROPPED_KEY, NAMES_PREFIX
+from .redis_keys import DROPPED_KEY
 from .refusals import RateLimited, SiteRefused, TooLarge, Unavailable
 from .site_guard import RATE_IP_PREFIX, RATE_SITE_PREFIX, ip_key, site_account, take
 
-__all__ = ["Ingestor", "RequestMeta", "sampled_in"]
+__all__ = ["NAME_WARNINGS", "Ingestor", "RequestMeta", "sampled_in"]
 
 _IP_KEYS = ("ip", "ipAddress", "ip_address")
 _ENCODER = msgspec.json.Encoder()
+# The warning of a message refused for its event name, by reason (EnqueueResult.name_refusals): the same text on
+# every wire format that answers with warnings (the Segment routes answer 200 {"success": true}; /health counts).
+NAME_WARNINGS = {
+    "cap": "event name limit reached: this account has ANALYTICS_MAX_EVENT_NAMES distinct event names in the "
+           "retention window; a new name is not stored",
+    "public_daily": "event name limit reached: a public write key may add ANALYTICS_PUBLIC_NEW_NAMES_PER_DAY new "
+                    "event names per account and day; a new name is not stored (send it with a server key)",
+    "blocked": "event name blocked: events with this name are not stored",
+}
 # What a 503 of the ingest path asks the client to wait before retrying (seconds).
 RETRY_AFTER_SECONDS = 2
 
@@ -37,6 +46,8 @@ class RequestMeta:
     received_at: datetime
     ip: str | None
     user_agent: str | None
+    # sent with a public write key, or by the beacon: new event names are limited per day (README "Security")
+    public: bool = False
 
 
 def sampled_in(user_key: str, rate: float) -> bool:
@@ -145,7 +156,7 @@ class Ingestor:
                                                                      per_user, record.source_account_id,
                                                                      total_ttl=total_ttl))
                     counters = found
-                name = (NAMES_PREFIX + record.source_account_id, record.event)
+                name = (record.source_account_id, record.event)
             keep = sampled_in(item.user_key, self.settings.sample_rate)
             payload = _ENCODER.encode(record) if keep else b""  # bytes: sent to Redis as they are
             messages.append(QueuedMessage(item.message_id, payload, counters, name, record.source_account_id))
@@ -162,13 +173,14 @@ class Ingestor:
         if not messages:
             return EnqueueResult(stored=0)
         try:
-            result = await self.producer.enqueue(messages)
+            result = await self.producer.enqueue(messages, public=meta.public)
         except QueueFull:
             raise Unavailable("Ingest queue is full; retry later", RETRY_AFTER_SECONDS) from None
         except QueueUnavailable:
             raise Unavailable("Ingest queue is unavailable; retry later", RETRY_AFTER_SECONDS) from None
         return EnqueueResult(stored=result.stored, duplicates=[positions[i] for i in result.duplicates],
-                             over_name_limit=[positions[i] for i in result.over_name_limit])
+                             over_name_limit=[positions[i] for i in result.over_name_limit],
+                             name_refusals={positions[i]: why for i, why in result.name_refusals.items()})
 
     async def admit_hit(self, record: EventRecord, meta: RequestMeta) -> None:
         """The beacon's rules for one page view (POST /hit): its site names the account (ANALYTICS_SITES, else

@@ -12,7 +12,8 @@ from typing import Literal
 
 __all__ = [
     "ACCOUNT_PATTERN", "DEFAULT_ACCOUNT", "DEFAULT_RATE_PER_IP", "DEFAULT_RATE_PER_SITE", "DEFAULT_TRUSTED_PROXIES",
-    "HIT_RATE_PER_IP", "HIT_RATE_PER_SITE", "TRUSTED_PROXIES", "Credential", "Network", "Rate", "Role", "SiteRule",
+    "HIT_RATE_PER_IP", "HIT_RATE_PER_SITE", "KEY_KINDS", "TRUSTED_PROXIES", "Credential", "Network", "Rate", "Role",
+    "SiteRule",
     "parse_entries", "parse_networks", "parse_rate", "parse_sites",
 ]
 
@@ -24,12 +25,18 @@ Role = Literal["token", "site", "write"]
 
 @dataclass(frozen=True)
 class Credential:
-    """One secret and what it opens: a role, an account (None: every account) and, for site tokens, a site."""
+    """One secret and what it opens: a role, an account (None: every account) and, for site tokens, a site.
+    ``public``: a write key declared ``public:`` (it ships in web pages: new event names it brings are limited)."""
 
     secret: str
     role: Role
     account: str | None = None
     site: str | None = None
+    public: bool = False
+
+
+# A write key's kind, as the prefix of its entry: ``public:`` (browser, beacon) or ``server:`` (the default).
+KEY_KINDS = ("public:", "server:")
 
 
 def parse_entries(text: str, variable: str, role: Role, min_length: int = 1) -> tuple[Credential, ...]:
@@ -39,6 +46,12 @@ def parse_entries(text: str, variable: str, role: Role, min_length: int = 1) -> 
         entry = raw.strip()
         if not entry:
             continue
+        kind = next((k for k in KEY_KINDS if entry.startswith(k)), None)
+        if kind is not None:
+            if role != "write":
+                raise ValueError(f"entry {position} of {variable}: '{kind}' is for write keys only")
+            entry = entry[len(kind):].strip()
+        public = kind == "public:"
         label, sep, secret = entry.partition("=")
         label, secret = label.strip(), secret.strip()
         if not sep:
@@ -48,7 +61,7 @@ def parse_entries(text: str, variable: str, role: Role, min_length: int = 1) -> 
         if len(secret) < min_length:
             raise ValueError(f"entry {position} of {variable}: a secret must be at least {min_length} characters")
         if not label:
-            out.append(Credential(secret, role))
+            out.append(Credential(secret, role, public=public))
         elif label.startswith("site:"):
             site = label[5:].lower()
             if role != "token":
@@ -57,7 +70,7 @@ def parse_entries(text: str, variable: str, role: Role, min_length: int = 1) -> 
                 raise ValueError(f"entry {position} of {variable}: {site!r} is not a hostname")
             out.append(Credential(secret, "site", site=site))
         elif ACCOUNT_PATTERN.match(label):
-            out.append(Credential(secret, role, account=label))
+            out.append(Credential(secret, role, account=label, public=public))
         else:
             raise ValueError(f"entry {position} of {variable}: account {label!r} must be 1-64 letters, digits, "
                              "'_', '-', '.' or ':'")

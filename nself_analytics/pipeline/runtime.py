@@ -20,9 +20,13 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from ..config import Settings
+from ..ingest import name_admin
 from ..ingest.redis_keys import (
+    NAME_DROPPED_PREFIX,
+    NAME_FIRST_PREFIX,
     NAMES_PREFIX,
 )
+from ..store.event_names import delete_events
 from ..store.message_ids import prune_message_ids
 from ..store.partitions import maintain_partitions
 from ..store.rollups.aggregates import expire_activity, materialize
@@ -35,6 +39,12 @@ from .webhook_sender import WebhookSender
 __all__ = ["WORKER", "Worker"]
 
 log = structlog.get_logger("nself_analytics.pipeline.runtime")
+
+# The event-name deletion job (DELETE /event-names/{name}): how often it looks, events per statement, statements
+# per name and run (the rest waits for the next run, so one huge name cannot hold the leader).
+NAME_DELETE_INTERVAL_SECONDS = 5.0
+NAME_DELETE_BATCH = 5_000
+NAME_DELETE_BATCHES_PER_RUN = 20
 
 
 async def _every(seconds: float, stop: asyncio.Event, name: str, job: Any, leadership: Leadership) -> None:
@@ -88,11 +98,32 @@ class Worker:
         oldest = time.time() - retention * 86_400
         names = 0
         async for key in self.redis.scan_iter(match=NAMES_PREFIX + "*", count=500):
-            names += int(await self.redis.zremrangebyscore(key, "-inf", oldest))
+            expired = await self.redis.zrangebyscore(key, "-inf", oldest)
+            if expired:
+                account = key[len(NAMES_PREFIX):]
+                names += int(await self.redis.zrem(key, *expired))
+                await self.redis.hdel(NAME_FIRST_PREFIX + account, *expired)
+                await self.redis.hdel(NAME_DROPPED_PREFIX + account, *expired)
         if trimmed or activity or names:
             log.info("retention_expired", dead_letters=trimmed, activity_rows=activity, event_names=names,
                      retention_days=retention)
         return dropped
+
+    async def delete_names(self) -> int:
+        """Delete the stored events of the names whose deletion was asked (DELETE /event-names/{name}), at most
+        NAME_DELETE_BATCHES_PER_RUN statements of NAME_DELETE_BATCH events per name and run; a name whose events
+        are all gone ends its deletion. Return the events deleted."""
+        total = 0
+        for deletion in await name_admin.pending_deletions(self.redis):
+            async with self.pool.acquire() as conn:
+                for _ in range(NAME_DELETE_BATCHES_PER_RUN):
+                    gone = await delete_events(conn, deletion.account, deletion.name, NAME_DELETE_BATCH)
+                    total += gone
+                    if gone < NAME_DELETE_BATCH:
+                        await name_admin.finish_deletion(self.redis, deletion)
+                        log.info("event_name_deleted", account=deletion.account, name=deletion.name)
+                        break
+        return total
 
     def start(self) -> None:
         self.tasks = [
@@ -102,6 +133,8 @@ class Worker:
                                        self.aggregate, self.leadership), name="aggregate"),
             asyncio.create_task(_every(MAINTAIN_INTERVAL_SECONDS, self.stop_event, "maintain", self.maintain,
                                        self.leadership), name="maintain"),
+            asyncio.create_task(_every(NAME_DELETE_INTERVAL_SECONDS, self.stop_event, "delete_names",
+                                       self.delete_names, self.leadership), name="delete_names"),
             asyncio.create_task(self.sender.run(self.stop_event), name="webhooks"),
         ]
 

@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import aiopg
+import msgspec
 
 from ..model.record import EventRecord, IdentifyRecord
 
@@ -32,11 +33,14 @@ __all__ = [
     "EVENT_PERSON_JOIN",
     "LINK_IDS",
     "PERSON_OF_USER_PARAM",
+    "PersonChange",
     "apply_links",
     "link_ops",
+    "merge_persons",
     "person_expr",
     "person_join",
     "person_of_param",
+    "split_person",
 ]
 
 
@@ -97,3 +101,42 @@ async def apply_links(cur: aiopg.Cursor, ops_json: str, max_ids: int) -> dict[st
     await cur.execute(LINK_IDS, {"ops": ops_json, "max_ids": max_ids})
     (refused,) = await cur.fetchone()
     return {reason: int(count) for reason, count in refused.items() if count}
+
+
+
+class PersonChange(msgspec.Struct, frozen=True):
+    """What an explicit merge or split did (migration 0114). ``outcome``: ``merged`` / ``split`` (done),
+    ``same`` (merge: already one person), ``alone`` (split: the id has no other id), ``cap`` (refused: the person
+    would hold, or holds, more than ANALYTICS_MAX_IDS_PER_PERSON ids), ``unknown`` (``distinct_id`` was never
+    seen). ``person_id``: the person the ids belong to afterwards (merge: the person of ``into``; split: the
+    person the other ids keep). ``moved``: ids re-pointed. ``size``: the merged person's ids (merge only)."""
+
+    outcome: str
+    person_id: str | None = None
+    distinct_id: str | None = None
+    moved: int = 0
+    size: int | None = None
+
+
+MERGE = "SELECT np_analytics_merge_persons(%(account)s, %(into)s, %(from)s, %(max_ids)s)"
+SPLIT = "SELECT np_analytics_split_person(%(account)s, %(id)s, %(max_ids)s)"
+
+
+async def _change(conn: aiopg.Connection, sql: str, params: dict[str, Any]) -> PersonChange:
+    async with conn.cursor() as cur:  # one statement: its own transaction, under the account's advisory lock
+        await cur.execute(sql, params)
+        (answer,) = await cur.fetchone()
+    return msgspec.convert(answer, PersonChange)
+
+
+async def merge_persons(conn: aiopg.Connection, *, account: str, into: str, from_: str,
+                        max_ids: int) -> PersonChange:
+    """The secret token's merge: the whole person of ``from_`` joins the person of ``into`` (also two identified
+    persons), unless the result would hold more than ``max_ids`` ids. Serialized with the drain's links."""
+    return await _change(conn, MERGE, {"account": account, "into": into, "from": from_, "max_ids": max_ids})
+
+
+async def split_person(conn: aiopg.Connection, *, account: str, distinct_id: str, max_ids: int) -> PersonChange:
+    """The secret token's split: ``distinct_id`` leaves its person. When it is the person's root, the other ids
+    stay one person whose new root is the smallest of them in byte order."""
+    return await _change(conn, SPLIT, {"account": account, "id": distinct_id, "max_ids": max_ids})

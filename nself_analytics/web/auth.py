@@ -55,7 +55,7 @@ def token_grant(settings: Settings, secret: str) -> Grant | None:
 def write_grant(settings: Settings, secret: str) -> Grant | None:
     """The grant of a write key or of a (non site-scoped) token used for ingest; None otherwise."""
     found = match(secret, settings.writers)
-    return Grant(found.role, found.account) if found else None
+    return Grant(found.role, found.account, public=found.public) if found else None
 
 
 def grant_of(request: web.Request) -> Grant | None:

@@ -6,6 +6,9 @@ Each variable is a comma-separated list of entries:
 - ``account=secret``: bound to one account; a request naming another account is refused (403);
 - ``site:example.com=secret`` (tokens only): reads the web stats (``/api/*``) of that one site, nothing
   else; meant for a shareable dashboard link.
+- write keys only: a ``public:`` prefix (``public:secret``, ``public:account=secret``) declares a key that ships
+  in web pages (the browser SDK, the beacon): new event names it brings are limited per day
+  (ANALYTICS_PUBLIC_NEW_NAMES_PER_DAY). ``server:`` or no prefix: a back end's key.
 
 Secrets must not contain ``,`` or ``=``.
 """
@@ -26,6 +29,7 @@ class Grant:
     role: Role
     account: str | None = None
     site: str | None = None
+    public: bool = False  # a public write key (see above)
 
 
 def match(candidate: str, credentials: tuple[Credential, ...]) -> Credential | None:

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..ingest.redis_keys import DEDUPE_TTL_SECONDS
+from .openapi_admin import admin_ops
 from .openapi_parts import (
     ACCOUNT_HEADER,
     ERRORS,
@@ -249,7 +250,8 @@ def _service_ops() -> dict[tuple[str, str], Op]:
 
 
 OPERATIONS: dict[tuple[str, str], Op] = {**_ingest_ops(), **_web_ops(), **_product_ops(), **_explorer_ops(),
-                                         **_campaign_ops(), **_webhook_ops(), **_service_ops()}
+                                         **_campaign_ops(), **_webhook_ops(), **_service_ops(),
+                                         **admin_ops()}
 
 
 def _outgoing_webhooks() -> dict[str, Any]:
