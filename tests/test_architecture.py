@@ -34,7 +34,7 @@ SAME_NAME_PAIRS = {
     frozenset({f"api/{name}.py", f"store/{name}.py"})
     for name in ("campaigns", "event_names", "explorer", "funnels", "metrics", "people", "quotas", "retention",
                  "trends", "webhooks")
-}
+} | {frozenset({"api/posthog.py", "ingest/posthog.py"})}  # a wire format's handlers and its translator
 
 
 def _modules() -> dict[str, Path]:

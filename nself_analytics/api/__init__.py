@@ -21,12 +21,14 @@ from . import (
     ingest,
     metrics,
     people,
+    posthog,
     quotas,
     retention,
     sdk,
     stats,
     trends,
     webhooks,
+    webtrackers,
 )
 from .routes import ROUTE_ACCESS
 
@@ -36,6 +38,8 @@ ROUTE_TABLES: list[web.RouteTableDef] = [
     health.routes,
     ingest.routes,
     beacon.routes,
+    posthog.routes,
+    webtrackers.routes,
     sdk.routes,
     stats.routes,
     dashboard.routes,

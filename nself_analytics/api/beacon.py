@@ -17,7 +17,6 @@ from aiohttp import web
 from ..ingest.hits import parse_hit
 from ..ingest.normalize import MessageError
 from ..ingest.service import Ingestor, RequestMeta
-from ..model.record import EventRecord
 from ..web.appkeys import PRODUCER, REDIS, SETTINGS
 from ..web.body import read_json_body
 from ..web.cors import preflight
@@ -43,12 +42,9 @@ async def hit(request: web.Request) -> web.Response:
         item = parse_hit(body, meta.received_at)
     except MessageError as exc:
         raise ApiError(400, str(exc)) from None
-    record = item.record
-    assert isinstance(record, EventRecord)
     app = request.config_dict
-    ingestor = Ingestor(app[PRODUCER], app[REDIS], app[SETTINGS])
-    await ingestor.admit_hit(record, meta)  # site -> account, rate buckets, session, bot marking
-    await ingestor.accept([item], meta)
+    # site -> account, rate buckets, session, bot marking; then the queue
+    await Ingestor(app[PRODUCER], app[REDIS], app[SETTINGS]).accept_hit(item, meta)
     return web.json_response({"status": "success"}, status=202)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from ..web.access import Access
 from .campaigns import UTM_ROUTES
 from .ingest import BATCH, SINGLE
+from .posthog import CAPTURE_PATHS, CONFIG_PATHS, FLAGS_PATHS
 from .stats import READERS
 
 __all__ = ["ROUTE_ACCESS"]
@@ -26,6 +27,16 @@ ROUTE_ACCESS: dict[tuple[str, str], Access] = {
     ("GET", "/sdk/analytics.js"): PUBLIC,
     ("POST", "/hit"): PUBLIC,
     ("OPTIONS", "/hit"): PUBLIC,
+    # PostHog's capture API: a write key as the project key (in the body, as the SDKs send it, or a header); its
+    # remote config says only that there is nothing to configure
+    **{("POST", path): WRITE for path in (*CAPTURE_PATHS, *FLAGS_PATHS)},
+    **{("OPTIONS", path): PUBLIC for path in (*CAPTURE_PATHS, *FLAGS_PATHS)},
+    **{("GET", path): PUBLIC for path in CONFIG_PATHS},
+    # Plausible's and Umami's tracker endpoints: guarded like /hit (ANALYTICS_SITES, rate limits, bot rules)
+    ("POST", "/api/event"): PUBLIC,
+    ("OPTIONS", "/api/event"): PUBLIC,
+    ("POST", "/api/send"): PUBLIC,
+    ("OPTIONS", "/api/send"): PUBLIC,
     # web stats: a token, or a site-scoped token of the requested site
     **{("GET", f"/api/{name}"): SITE for name in READERS},
     **{("GET", f"/api/{name}"): SITE for name in (*UTM_ROUTES, "goals", "realtime")},

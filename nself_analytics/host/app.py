@@ -112,13 +112,31 @@ async def _segment_at_root(request: web.Request) -> web.StreamResponse:
     return await request.app._handle(request.clone(rel_url=MOUNT + request.rel_url.raw_path_qs))
 
 
+# Other trackers' paths also served at the root (their SDKs given only a host post there): root path -> the
+# sub-app's path. PostHog's root /batch and /track are PostHog's (the sub-app's /batch/ and /track/), since
+# /analytics/batch and /analytics/track are this service's own ingest routes (api/posthog.py says which is which).
+TRACKERS_AT_ROOT: dict[str, str] = {**api.posthog.AT_ROOT, **api.webtrackers.AT_ROOT}
+
+
+async def _tracker_at_root(request: web.Request) -> web.StreamResponse:
+    """PostHog's, Plausible's and Umami's paths at the root, served by the sub-app's routes (through its
+    middlewares: credentials, CORS, error shapes) exactly as under ``/analytics``."""
+    path = request.rel_url.raw_path
+    target = MOUNT + TRACKERS_AT_ROOT.get(path, path)
+    query = request.rel_url.raw_query_string
+    return await request.app._handle(request.clone(rel_url=target + (f"?{query}" if query else "")))
+
+
 def create_root_app(settings: Settings, *, worker: bool = True) -> web.Application:
-    """The host application: the analytics sub-app mounted at ``/analytics``, Segment's ``/v1/...`` routes at
-    the root too, and ``/analytics`` redirecting to the dashboard."""
+    """The host application: the analytics sub-app mounted at ``/analytics``, Segment's ``/v1/...`` routes and
+    PostHog's, Plausible's and Umami's tracker paths at the root too, and ``/analytics`` redirecting to the
+    dashboard."""
     root = web.Application(client_max_size=MAX_BODY_BYTES)
     root.router.add_get(MOUNT, _to_dashboard, name="root.index")
     root.router.add_get(MOUNT + "/", _to_dashboard, name="root.index_slash")  # before the sub-app claims it
     root.router.add_route("*", SEGMENT_AT_ROOT, _segment_at_root, name="root.segment")
+    for index, path in enumerate(TRACKERS_AT_ROOT):
+        root.router.add_route("*", path, _tracker_at_root, name=f"root.tracker_{index}")
     sub = create_app(settings, worker=worker)
     root[ANALYTICS_APP] = sub
     root.add_subapp(MOUNT, sub)

@@ -12,18 +12,20 @@ import re
 import uuid
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import msgspec
 import redis.asyncio as aioredis
 
 from ..model.explain import explain
 from ..model.record import EventRecord
+from ..model.wire import MAX_NAME
 from ..model.wire import Hit as HitBody
-from .normalize import PAGEVIEW, MessageError, Normalized
+from .normalize import PAGEVIEW, MessageError, Normalized, truncate_properties
 from .redis_keys import PREFIX
 
-__all__ = ["FLOOD_LIMIT_PER_MINUTE", "Hit", "count_hit", "derived_session", "parse_hit", "validate_hit"]
+__all__ = ["FLOOD_LIMIT_PER_MINUTE", "Hit", "as_custom_event", "count_hit", "derived_session", "parse_hit",
+           "url_fields", "validate_hit"]
 
 # Hits per session per minute, one key per (site, session, minute). TTL: 120 s, the minute itself
 # plus late arrivals; nothing else reads it.
@@ -133,6 +135,38 @@ def parse_hit(body: Any, received_at: datetime) -> Hit:
         properties=properties or None,
     )
     return Hit(record)
+
+
+def url_fields(url: str, with_fragment: bool = False) -> dict[str, str]:
+    """The beacon's fields a page URL (or a bare path) gives: hostname, path (and its ``#fragment`` with
+    ``with_fragment``, for hash-routed pages) and its utm_* parameters; MessageError when it cannot be parsed."""
+    try:
+        parts = urlsplit(url.strip())
+        query = parse_qs(parts.query, max_num_fields=100)
+    except ValueError:
+        raise MessageError("url is not a valid URL") from None
+    fields = {key: values[0] for key, values in query.items() if key in UTM_KEYS and values}
+    path = (parts.path or "/") + (f"#{parts.fragment}" if with_fragment and parts.fragment else "")
+    fields["path"] = path if path.startswith("/") else "/" + path
+    if parts.hostname:
+        fields["hostname"] = parts.hostname
+    return fields
+
+
+def as_custom_event(hit: Hit, name: str, properties: dict[str, Any]) -> Hit:
+    """The hit as a custom event ``name`` of its page (a goal), carrying ``properties`` (at most 4 KB kept)."""
+    name = name.strip()
+    if not name:
+        raise MessageError("the event name is required")
+    if len(name) > MAX_NAME:
+        raise MessageError(f"the event name is longer than {MAX_NAME} characters")
+    record = hit.record
+    assert isinstance(record, EventRecord)
+    kept, dropped = truncate_properties({**(record.properties or {}), **properties})
+    record.type, record.event, record.properties = "track", name, kept or None
+    if dropped:
+        hit.warnings.append(f"properties exceed 4 KB; truncated (dropped: {', '.join(dropped[:20])})")
+    return hit
 
 
 def derived_session(salt: str, site: str, ip: str | None, user_agent: str | None) -> str:

@@ -47,6 +47,7 @@ __all__ = [
     "normalize",
     "parse_timestamp",
     "to_record",
+    "truncate_properties",
     "validate",
     "validate_batch",
 ]
@@ -237,6 +238,11 @@ def _truncate(properties: dict[str, Any], limit: int = MAX_PROPERTIES_BYTES) -> 
         else:
             dropped.append(str(key))
     return kept, dropped
+
+
+def truncate_properties(properties: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """Properties kept within 4 KB of JSON (keys in order, ``$truncated`` marks a cut), and the dropped keys."""
+    return _truncate(properties)
 
 
 def _short(text: Any, limit: int = MAX_TEXT) -> str | None:

@@ -182,6 +182,14 @@ class Ingestor:
                              over_name_limit=[positions[i] for i in result.over_name_limit],
                              name_refusals={positions[i]: why for i, why in result.name_refusals.items()})
 
+    async def accept_hit(self, item: Normalized, meta: RequestMeta) -> EnqueueResult:
+        """One page view or custom event sent by a tracker in a web page (the beacon's /hit, Plausible's and Umami's
+        endpoints): :meth:`admit_hit`'s rules, then :meth:`accept`."""
+        record = item.record
+        assert isinstance(record, EventRecord)
+        await self.admit_hit(record, meta)
+        return await self.accept([item], meta)
+
     async def admit_hit(self, record: EventRecord, meta: RequestMeta) -> None:
         """The beacon's rules for one page view (POST /hit): its site names the account (ANALYTICS_SITES, else
         SiteRefused), the per-IP and per-site token buckets (RateLimited), a session derived when the hit has

@@ -3,7 +3,8 @@
 
 - ``PUBLIC``: no credential. A valid token, when sent, is still recognised (``/health`` then shows details).
 - ``WRITE``: a write key or a token, as ``Authorization: Bearer``, HTTP Basic user name, or ``writeKey`` in the
-  JSON body (navigator.sendBeacon can send no headers).
+  JSON body (navigator.sendBeacon can send no headers); on PostHog's routes, the project key of the PostHog body
+  (``api_key``, ``token`` or an event's ``properties.token``: web/posthog_body.py).
 - ``TOKEN``: a token (full or account-bound); site-scoped tokens are refused (403).
 - ``SITE``: a token, or a site-scoped token whose site is the request's ``site`` parameter.
 
@@ -26,6 +27,7 @@ from .auth import GRANT, bearer_or_basic, token_grant, write_grant
 from .body import read_json_body
 from .credentials import Grant
 from .errors import ApiError
+from .posthog_body import is_posthog_route, posthog_key, read_posthog_body
 
 __all__ = ["BOUND_ACCESS", "Access", "bind_access", "check_access", "route_key"]
 
@@ -65,11 +67,18 @@ def bind_access(app: web.Application, table: Mapping[tuple[str, str], Access]) -
     app[BOUND_ACCESS] = bound
 
 
+async def _body_key(request: web.Request) -> object:
+    """The write key a body carries: ``writeKey`` in ours, the project key (``api_key``, ``token``) in PostHog's."""
+    if is_posthog_route(request):
+        return posthog_key(await read_posthog_body(request))  # unwrapped once, kept for the handler
+    body = await read_json_body(request)  # kept on the request for the handler
+    return body.get("writeKey") or body.get("write_key")
+
+
 async def _write(request: web.Request, settings: Settings) -> Grant:
     key = bearer_or_basic(request)
     if key is None:
-        body = await read_json_body(request)  # kept on the request for the handler
-        key = body.get("writeKey") or body.get("write_key")
+        key = await _body_key(request)
         if not key:
             raise ApiError(401, "Missing write key: send Authorization: Bearer <write key> or writeKey in the body")
         if not isinstance(key, str):

@@ -12,7 +12,7 @@ from aiohttp import web
 from .errors import ApiError
 from .guards import check_depth
 
-__all__ = ["MAX_BODY_BYTES", "read_json_body"]
+__all__ = ["MAX_BODY_BYTES", "decode_json", "read_json_body", "read_raw_body"]
 
 MAX_BODY_BYTES = 500 * 1024
 # The parsed body, kept on the request so the handler does not parse it a second time.
@@ -44,16 +44,9 @@ def _without_nul(value: Any) -> Any:
     return value
 
 
-async def read_json_body(request: web.Request) -> dict[str, Any]:
-    """The request body as a JSON object (any content type: beacons send text/plain), else a 4xx."""
-    if BODY in request:
-        return request[BODY]
-    try:
-        raw = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise ApiError(413, "Request body exceeds 500 KB") from None
-    if len(raw) > MAX_BODY_BYTES:
-        raise ApiError(413, "Request body exceeds 500 KB")
+def decode_json(raw: bytes) -> Any:
+    """``raw`` as JSON (strict: invalid UTF-8, unpaired surrogates and nesting over 1024 are 400s; nesting past the
+    guard's depth too), NUL characters removed from its strings."""
     if not raw.strip():
         raise ApiError(400, "Request body is empty; send a JSON object")
     try:
@@ -62,12 +55,29 @@ async def read_json_body(request: web.Request) -> dict[str, Any]:
         if _SURROGATE_ESCAPE.search(raw) and _parses_loosely(raw):
             raise ApiError(400, "Invalid JSON body: a \\u escape is an unpaired surrogate") from None
         raise ApiError(400, "Invalid JSON body") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "Request body must be a JSON object")
     check_depth(raw, body)
     if _NUL_ESCAPE in raw:
         body = _without_nul(body)
-    request[BODY] = body
     return body
 
 
+async def read_raw_body(request: web.Request) -> bytes:
+    """The request's bytes (decoded from its Content-Encoding by aiohttp), at most MAX_BODY_BYTES, else a 413."""
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise ApiError(413, "Request body exceeds 500 KB") from None
+    if len(raw) > MAX_BODY_BYTES:
+        raise ApiError(413, "Request body exceeds 500 KB")
+    return raw
+
+
+async def read_json_body(request: web.Request) -> dict[str, Any]:
+    """The request body as a JSON object (any content type: beacons send text/plain), else a 4xx."""
+    if BODY in request:
+        return request[BODY]
+    body = decode_json(await read_raw_body(request))
+    if not isinstance(body, dict):
+        raise ApiError(400, "Request body must be a JSON object")
+    request[BODY] = body
+    return body

@@ -14,6 +14,7 @@ from typing import Any
 
 from ..ingest.redis_keys import DEDUPE_TTL_SECONDS
 from .openapi_admin import admin_ops
+from .openapi_dropin import dropin_ops
 from .openapi_parts import (
     ACCOUNT_HEADER,
     ERRORS,
@@ -251,7 +252,7 @@ def _service_ops() -> dict[tuple[str, str], Op]:
 
 OPERATIONS: dict[tuple[str, str], Op] = {**_ingest_ops(), **_web_ops(), **_product_ops(), **_explorer_ops(),
                                          **_campaign_ops(), **_webhook_ops(), **_service_ops(),
-                                         **admin_ops()}
+                                         **admin_ops(), **dropin_ops()}
 
 
 def _outgoing_webhooks() -> dict[str, Any]:
@@ -304,8 +305,9 @@ def document(base_url: str, routes: Iterable[tuple[str, str]]) -> dict[str, Any]
             "x-dedupe-window-seconds": DEDUPE_TTL_SECONDS,
         },
         "servers": [{"url": base_url, "description": "this instance"}],
-        "tags": [{"name": t} for t in ("Ingest", "Segment API", "Web analytics", "Funnels", "Retention", "Counters",
-                                       "Quotas", "Metrics", "Trends", "Explorer", "People", "Webhooks", "Service")],
+        "tags": [{"name": t} for t in ("Ingest", "Segment API", "PostHog API", "Web analytics", "Funnels",
+                                       "Retention", "Counters", "Quotas", "Metrics", "Trends", "Explorer", "People",
+                                       "Webhooks", "Service")],
         "paths": dict(sorted(paths.items())),
         "webhooks": _outgoing_webhooks(),
         "components": {

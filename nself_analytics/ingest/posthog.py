@@ -1,0 +1,200 @@
+"""PostHog's capture API, translated: a request body (already unwrapped from its encodings by web/posthog_body.py)
+becomes the messages of model/wire.py, normalized by ingest/normalize.py like any other, for the ingest service.
+
+What each PostHog event becomes:
+
+- ``$pageview``: a page view (``$current_url``, ``$pathname``, ``$referrer``: the web stats count it);
+  ``$screen``: a screen view (``$screen_name``);
+- ``$identify``: an identify of ``distinct_id`` with ``$anon_distinct_id`` as its anonymous id and, as traits,
+  ``$set_once`` then ``$set`` from the top level and from ``properties`` (merged; ``$set`` wins);
+- ``$set`` and ``$set_once``: an identify of ``distinct_id`` carrying those traits (both overwrite: our traits
+  have no "set once" rule);
+- ``$create_alias``: an alias whose user is ``properties.alias`` and whose previous id is ``properties.distinct_id``
+  (else ``distinct_id``): posthog-python's ``alias(previous_id, distinct_id)`` and posthog-js's
+  ``alias(alias, original)`` document them so, as Segment's ``alias(userId, previousId)``; the identity rules of
+  store/identity.py apply (an alias whose previous id's person is identified is refused);
+- ``$groupidentify``: a group: ``$group_key`` is the group id; ``$group_type`` and ``$group_set`` are its traits;
+- anything else: a track of that event name.
+
+``distinct_id`` is the person: a user id, or an anonymous id when the browser SDK says the visitor is not identified
+(``$is_identified`` false, or ``distinct_id`` equal to ``$device_id``). ``uuid`` is the message id (de-duplicated as
+every message id is). Time: ``timestamp`` corrected by the clock skew ``now - sent_at`` (the batch's ``sent_at``,
+else the query's ``sent_at``/``_`` in milliseconds), as ingest/normalize.py corrects every client clock (a skew
+within its tolerance keeps the client's time, so a retry keeps its time); else ``now - offset`` ms; else now, in
+request order. Every bound of the other ingest paths applies: MAX_BATCH events a request (TooLarge past it, a
+413, so posthog-node halves its batch), the field lengths of model/wire.py, 4 KB of properties, the time window.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import msgspec
+
+from ..model.wire import MAX_BATCH, MessageError
+from ..model.wire_posthog import PostHogBatch, PostHogEvent
+from .normalize import Normalized, to_record, validate
+from .refusals import TooLarge
+
+__all__ = ["translate"]
+
+# Properties moved elsewhere (the key is a credential; the IP and user agent go to context, where enrichment
+# reads them and never stores the raw IP when hashing is on).
+_DROPPED = ("token", "$set", "$set_once", "$ip", "$raw_user_agent", "$anon_distinct_id")
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _obj(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _events(body: Any) -> tuple[list[Any], Any]:
+    """The raw events of a body (a batch, a bare array, or one event) and the batch's ``sent_at``."""
+    if isinstance(body, list):
+        return body, None
+    if "event" in body and "batch" not in body:
+        return [body], None
+    try:
+        batch = msgspec.convert(body, PostHogBatch)
+    except msgspec.ValidationError as exc:
+        raise MessageError(f"Invalid batch: {exc}") from None
+    events = batch.batch if batch.batch is not None else batch.data
+    if events is None:
+        raise MessageError("batch is required: an array of events (or send one event, or a bare array)")
+    return events, batch.sent_at
+
+
+def _who(event: PostHogEvent, properties: dict[str, Any]) -> dict[str, str]:
+    distinct = event.distinct_id if event.distinct_id is not None else properties.get("distinct_id")
+    if isinstance(distinct, bool) or not isinstance(distinct, str | int) or not str(distinct).strip():
+        raise MessageError("distinct_id is required")
+    text = str(distinct).strip()
+    identified = properties.get("$is_identified")
+    anonymous = identified is False or (identified is not True and properties.get("$device_id") == text)
+    return {"anonymous_id" if anonymous else "user_id": text}
+
+
+def _context(properties: dict[str, Any]) -> dict[str, Any]:
+    """What the browser SDK tells about the page and the client, where the ingest service reads it."""
+    referrer = _text(properties.get("$referrer"))
+    page = {"url": _text(properties.get("$current_url")), "path": _text(properties.get("$pathname")),
+            "referrer": None if referrer == "$direct" else referrer}
+    context: dict[str, Any] = {"page": {k: v for k, v in page.items() if v}}
+    width = properties.get("$screen_width")
+    if isinstance(width, int | float) and not isinstance(width, bool):
+        context["screen"] = {"width": width}
+    for key, name in (("locale", "$browser_language"), ("userAgent", "$raw_user_agent"), ("ip", "$ip")):
+        if _text(properties.get(name)):
+            context[key] = properties[name]
+    library = {"name": _text(properties.get("$lib")), "version": _text(properties.get("$lib_version"))}
+    if library["name"]:
+        context["library"] = {k: v for k, v in library.items() if v}
+    return {k: v for k, v in context.items() if v}
+
+
+def _traits(event: PostHogEvent, properties: dict[str, Any], *names: str) -> dict[str, Any]:
+    """``$set_once`` then ``$set`` (the later wins), each from the top level and then from properties."""
+    top = {"$set": event.set, "$set_once": event.set_once}
+    traits: dict[str, Any] = {}
+    for name in names:
+        traits.update(_obj(top.get(name)))
+        traits.update(_obj(properties.get(name)))
+    return traits
+
+
+def _message(event: PostHogEvent) -> tuple[str, dict[str, Any]]:
+    """The kind and the body (model/wire.py's fields) of one PostHog event."""
+    given = _obj(event.properties)
+    properties = {k: v for k, v in given.items() if k not in _DROPPED}
+    name = event.event
+    message: dict[str, Any] = {**_who(event, given), "context": _context(given)}
+    if event.uuid is not None:
+        message["message_id"] = event.uuid
+    if name == "$identify":
+        user = message.pop("user_id", None) or message.pop("anonymous_id")
+        anonymous = event.anon_distinct_id if event.anon_distinct_id is not None else given.get("$anon_distinct_id")
+        message.update(user_id=user, traits=_traits(event, given, "$set_once", "$set"))
+        if isinstance(anonymous, str | int) and not isinstance(anonymous, bool) and str(anonymous).strip():
+            message["anonymous_id"] = str(anonymous).strip()
+        return "identify", message
+    if name in ("$set", "$set_once"):
+        user = message.pop("user_id", None) or message.pop("anonymous_id")
+        return "identify", {**message, "user_id": user, "traits": _traits(event, given, "$set_once", "$set")}
+    message["properties"] = properties
+    if name == "$pageview":
+        return "page", message
+    if name == "$screen":
+        return "screen", {**message, "name": _text(given.get("$screen_name"))}
+    if name == "$create_alias":
+        alias = given.get("alias")
+        if not isinstance(alias, str | int) or isinstance(alias, bool) or not str(alias).strip():
+            raise MessageError("$create_alias needs properties.alias")
+        previous = message.pop("user_id", None) or message.pop("anonymous_id")
+        original = given.get("distinct_id")  # posthog-js: alias(alias, original) sends the original here
+        if isinstance(original, str | int) and not isinstance(original, bool) and str(original).strip():
+            previous = str(original).strip()
+        return "alias", {**message, "user_id": str(alias).strip(), "previous_id": previous}
+    if name == "$groupidentify":
+        key = given.get("$group_key")
+        if not isinstance(key, str | int) or isinstance(key, bool) or not str(key).strip():
+            raise MessageError("$groupidentify needs properties.$group_key")
+        traits = {**_obj(given.get("$group_set_once")), **_obj(given.get("$group_set"))}
+        if _text(given.get("$group_type")):
+            traits["group_type"] = given["$group_type"]
+        return "group", {**message, "group_id": str(key).strip(), "traits": traits}
+    return "track", {**message, "event": name}
+
+
+def _sent_at(batch_sent_at: Any, query_ms: str | None) -> Any:
+    if batch_sent_at is not None:
+        return batch_sent_at
+    if query_ms:
+        try:
+            return int(query_ms) / 1000
+        except ValueError:
+            raise MessageError("sent_at (the query's _ or sent_at) must be Unix milliseconds") from None
+    return None
+
+
+def translate(body: Any, received_at: datetime, *, account: str, retention_days: int,
+              query_sent_at: str | None = None) -> list[Normalized]:
+    """The normalized messages of a PostHog capture body; MessageError (a 400, with the index of the bad event)
+    or TooLarge (a 413: more than MAX_BATCH events)."""
+    events, batch_sent_at = _events(body)
+    if not events:
+        raise MessageError("batch holds no events")
+    if len(events) > MAX_BATCH:
+        raise TooLarge(f"This request holds {len(events)} events; at most {MAX_BATCH} are allowed")
+    sent_at = _sent_at(batch_sent_at, query_sent_at)
+    parsed: list[PostHogEvent] = []
+    for index, raw in enumerate(events):
+        try:
+            parsed.append(msgspec.convert(raw, PostHogEvent))
+        except msgspec.ValidationError as exc:
+            raise MessageError(f"batch[{index}]: {exc}", index) from None
+    # events without a time of their own keep the request's order, 1 us apart, ending now (as api/ingest.py's batch)
+    untimed = sum(1 for event in parsed if event.timestamp is None and event.offset is None)
+    items: list[Normalized] = []
+    rank = 0
+    for index, event in enumerate(parsed):
+        try:
+            kind, message = _message(event)
+            implicit = None
+            if event.timestamp is not None:
+                message["timestamp"] = event.timestamp
+            elif event.offset is not None:
+                offset = timedelta(milliseconds=min(event.offset, 10 * 365 * 86_400_000))  # past any retention
+                message["timestamp"] = (received_at - offset).astimezone(UTC).isoformat()
+            else:
+                implicit = received_at - timedelta(microseconds=untimed - 1 - rank)
+                rank += 1
+            items.append(to_record(validate(message, kind), received_at,
+                                   sent_at=sent_at if event.timestamp is not None else None,
+                                   source_account_id=account, retention_days=retention_days, implicit_ts=implicit))
+        except MessageError as exc:
+            raise MessageError(f"batch[{index}]: {exc}", index) from None
+    return items

@@ -1,0 +1,81 @@
+"""OpenAPI operations of other trackers' wire formats: PostHog's capture API (api/posthog.py) and Plausible's and
+Umami's tracker endpoints (api/webtrackers.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .openapi_parts import INGEST_ERRORS, PUBLIC, WRITE, Op, _error, _json, _op
+from .posthog_body import CAPTURE_PATHS, CONFIG_PATHS, FLAGS_PATHS
+
+__all__ = ["dropin_ops"]
+
+_ANY = {"type": ["object", "array"]}
+_RETRY = {"Retry-After": {"schema": {"type": "string"}, "description": "seconds to wait"}}
+_POSTHOG_BODY = {
+    "required": True,
+    "description": "A batch `{api_key, batch: [events], sent_at, historical_migration}`, a bare array of events, or "
+                   "one event `{event, distinct_id, properties, timestamp, uuid}`: JSON, gzip (Content-Encoding, or "
+                   "raw gzip as text/plain), form `data=` base64, or lz64 (`compression=`)",
+    "content": {"application/json": {"schema": _ANY},
+                "text/plain": {"schema": {"type": "string"}},
+                "application/x-www-form-urlencoded": {"schema": {"type": "object",
+                                                                 "properties": {"data": {"type": "string"}}}}},
+}
+_COMPRESSION = {"name": "compression", "in": "query", "required": False,
+                "description": "how the body is wrapped (gzip is also recognised by its header)",
+                "schema": {"type": "string", "enum": ["gzip", "gzip-js", "base64", "lz64"]}}
+
+
+def _name(path: str) -> str:
+    return path.strip("/").replace("/", "_").replace("{token}", "token") + ("_slash" if path.endswith("/") else "")
+
+
+def _tracker_body(description: str) -> dict[str, Any]:
+    return {"required": True, "description": description,
+            "content": {"application/json": {"schema": {"type": "object"}},
+                        "text/plain": {"schema": {"type": "string", "contentMediaType": "application/json"}}}}
+
+
+def dropin_ops() -> dict[tuple[str, str], Op]:
+    ops: dict[tuple[str, str], Op] = {}
+    ok = {"200": _json({"type": "object", "properties": {"status": {"const": 1}}}, "All events queued"),
+          **INGEST_ERRORS, "429": {**_error("Too many requests"), "headers": _RETRY}}
+    for path in CAPTURE_PATHS:
+        ops[("POST", path)] = _op(
+            "PostHog API", "PostHog capture: record a batch, an array or one event", ok, security=WRITE,
+            op_id=f"posthog_{_name(path)}", body=_POSTHOG_BODY, parameters=[_COMPRESSION],
+            description="The project key (a write key) in `api_key`, `token` or an event's `properties.token`, or "
+                        "a Bearer header. Answers 200 `{\"status\": 1}`; 413 past 500 KB or 100 events.")
+    flags = _json({"type": "object", "properties": {"flags": {"type": "object"},
+                                                    "errorsWhileComputingFlags": {"type": "boolean"},
+                                                    "requestId": {"type": "string"}}}, "No feature flags")
+    for path in FLAGS_PATHS:
+        ops[("POST", path)] = _op("PostHog API", "PostHog feature flags: there are none",
+                                  {"200": flags, **INGEST_ERRORS}, security=WRITE, op_id=f"posthog_{_name(path)}",
+                                  body=_POSTHOG_BODY, parameters=[_COMPRESSION])
+    for path in CONFIG_PATHS:
+        ops[("GET", path)] = _op(
+            "PostHog API", "posthog-js remote config: no flags, no recordings, no site apps",
+            {"200": _json({"type": "object"}, "The config")}, security=PUBLIC, op_id=f"posthog_{_name(path)}",
+            parameters=[{"name": "token", "in": "path", "required": True, "schema": {"type": "string"}}])
+    hit_errors = {"400": _error("Invalid event"), "403": _error("Site not accepted here (ANALYTICS_SITES)"),
+                  "429": {**_error("Too many hits: retry after Retry-After seconds"), "headers": _RETRY},
+                  "503": {**_error("Ingest queue full or unavailable"), "headers": _RETRY}}
+    ops[("POST", "/api/event")] = _op(
+        "Web analytics", "Plausible's events API: a page view or a custom event",
+        {"202": _json({"type": "object"}, "Queued"), **hit_errors}, security=PUBLIC, op_id="plausible_event",
+        body=_tracker_body("`{name, url, domain, referrer, props, revenue}` (or the tracker's n, u, d, r, p, $)"),
+        description="Plausible's tracker script works here by changing its endpoint's host. Guarded like /hit.")
+    ops[("POST", "/api/send")] = _op(
+        "Web analytics", "Umami's collect API: a page view or a custom event",
+        {"200": _json({"type": "object"}, "Queued"), **hit_errors}, security=PUBLIC, op_id="umami_send",
+        body=_tracker_body("`{type: \"event\", payload: {website, hostname, url, referrer, title, screen, language, "
+                           "name, data}}`; the site is `hostname`"),
+        description="Umami's tracker and clients work here by changing their host. Guarded like /hit.")
+    for path in (*CAPTURE_PATHS, *FLAGS_PATHS, "/api/event", "/api/send"):
+        tag = "PostHog API" if path.startswith("/api/") is False else "Web analytics"
+        op_id = ("preflight_posthog_" + _name(path)) if tag == "PostHog API" else "preflight_" + _name(path)
+        ops[("OPTIONS", path)] = _op(tag, f"CORS preflight of {path}", {"204": {"description": "CORS headers"}},
+                                     security=PUBLIC, op_id=op_id)
+    return ops
