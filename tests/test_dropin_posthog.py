@@ -163,12 +163,12 @@ async def test_posthog_js_in_chromium(live_service: LiveService, posthog_site: s
             await loaded
             const anonymous = posthog.get_distinct_id()
             posthog.capture('$pageview')
-            posthog.alias(user, 'prev-' + user)  // alias(alias, original): prev-<user> joins <user>
             posthog.identify(user, { tier: 'compat' }, {})
             posthog.setPersonProperties({ plan: 'pro' })
             posthog.capture('Order Completed', { total: 12 })
             posthog.capture('$screen', { $screen_name: 'Main' })
             posthog.group('company', 'acme-' + user, { name: 'Acme' })
+            posthog.alias('prev-' + user)  // after identify: prev-<user> joins the identified user's person
             posthog.flush && posthog.flush()
             await new Promise((resolve) => setTimeout(resolve, 4000))
             return { errors, anonymous }

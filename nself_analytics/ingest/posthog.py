@@ -9,20 +9,23 @@ What each PostHog event becomes:
   ``$set_once`` then ``$set`` from the top level and from ``properties`` (merged; ``$set`` wins);
 - ``$set`` and ``$set_once``: an identify of ``distinct_id`` carrying those traits (both overwrite: our traits
   have no "set once" rule);
-- ``$create_alias``: an alias whose user is ``properties.alias`` and whose previous id is ``properties.distinct_id``
-  (else ``distinct_id``): posthog-python's ``alias(previous_id, distinct_id)`` and posthog-js's
-  ``alias(alias, original)`` document them so, as Segment's ``alias(userId, previousId)``; the identity rules of
-  store/identity.py apply (an alias whose previous id's person is identified is refused);
+- ``$create_alias``: links ``properties.alias`` and the current id (``properties.distinct_id``, else
+  ``distinct_id``). Our alias merges its previous id's person into its user's, and refuses when that previous id's
+  person is identified (store/identity.py), so the identified side is the user: the current id when the browser
+  SDK says it is identified (``$is_identified``: ``posthog.alias(new_id)`` after ``identify``), else ``alias``
+  (posthog-python's ``alias(previous_id, distinct_id)`` and posthog-node's ``alias({distinctId, alias})`` name the
+  user ``alias`` and the previous id ``distinct_id``, as Segment's ``alias(userId, previousId)`` does);
 - ``$groupidentify``: a group: ``$group_key`` is the group id; ``$group_type`` and ``$group_set`` are its traits;
 - anything else: a track of that event name.
 
-``distinct_id`` is the person: a user id, or an anonymous id when the browser SDK says the visitor is not identified
-(``$is_identified`` false, or ``distinct_id`` equal to ``$device_id``). ``uuid`` is the message id (de-duplicated as
-every message id is). Time: ``timestamp`` corrected by the clock skew ``now - sent_at`` (the batch's ``sent_at``,
-else the query's ``sent_at``/``_`` in milliseconds), as ingest/normalize.py corrects every client clock (a skew
-within its tolerance keeps the client's time, so a retry keeps its time); else ``now - offset`` ms; else now, in
-request order. Every bound of the other ingest paths applies: MAX_BATCH events a request (TooLarge past it, a
-413, so posthog-node halves its batch), the field lengths of model/wire.py, 4 KB of properties, the time window.
+``$session_id`` is the session. ``distinct_id`` is the person: a user id, or an anonymous id when the browser SDK
+says the visitor is not identified (``$is_identified`` false, or ``distinct_id`` equal to ``$device_id``). ``uuid``
+is the message id (de-duplicated as every message id is). Time: ``timestamp`` corrected by the clock skew
+``now - sent_at`` (PostHog's ``now + (timestamp - sent_at)``; ``sent_at`` from the batch, else the query's
+``sent_at``/``_`` in milliseconds), as ingest/normalize.py corrects every client clock (a skew within its tolerance
+keeps the client's time, so a retry keeps its time and is caught as a duplicate); else ``now - offset`` ms; else
+now, in request order. Every bound of the other ingest paths applies: MAX_BATCH events a request (TooLarge past it,
+a 413, so posthog-node halves its batch), the field lengths of model/wire.py, 4 KB of properties, the time window.
 """
 
 from __future__ import annotations
@@ -32,16 +35,24 @@ from typing import Any
 
 import msgspec
 
-from ..model.wire import MAX_BATCH, MessageError
+from ..model.wire import MAX_BATCH, MAX_SESSION, MessageError
 from ..model.wire_posthog import PostHogBatch, PostHogEvent
 from .normalize import Normalized, to_record, validate
 from .refusals import TooLarge
 
 __all__ = ["translate"]
 
-# Properties moved elsewhere (the key is a credential; the IP and user agent go to context, where enrichment
-# reads them and never stores the raw IP when hashing is on).
-_DROPPED = ("token", "$set", "$set_once", "$ip", "$raw_user_agent", "$anon_distinct_id")
+# Properties not kept as properties: the key (a credential); what moves to context or a column (the IP and user
+# agent, read by enrichment, which never stores a raw IP when hashing is on; the screen, language, browser, OS and
+# device, which enrichment derives); and the browser SDK's own bookkeeping (about 1 KB an event otherwise).
+_DROPPED = frozenset({
+    "token", "distinct_id", "$set", "$set_once", "$anon_distinct_id", "$ip", "$raw_user_agent", "$lib", "$lib_version",
+    "$os", "$os_version", "$browser", "$browser_version", "$device_type", "$screen_width", "$screen_height",
+    "$viewport_width", "$viewport_height", "$browser_language", "$browser_language_prefix", "$timezone_offset",
+    "$insert_id", "$time", "$is_identified", "$process_person_profile", "$lib_custom_api_host", "$config_defaults",
+    "$sdk_dist_channel", "$initialization_time", "$recording_status", "$configured_session_timeout_ms",
+    "$lib_rate_limit_remaining_tokens", "$sdk_debug_extensions_init_method", "$sdk_debug_extensions_init_time_ms",
+})
 
 
 def _text(value: Any) -> str | None:
@@ -114,6 +125,9 @@ def _message(event: PostHogEvent) -> tuple[str, dict[str, Any]]:
     message: dict[str, Any] = {**_who(event, given), "context": _context(given)}
     if event.uuid is not None:
         message["message_id"] = event.uuid
+    session = given.get("$session_id")
+    if isinstance(session, str) and session:
+        message["session_id"] = session[:MAX_SESSION]
     if name == "$identify":
         user = message.pop("user_id", None) or message.pop("anonymous_id")
         anonymous = event.anon_distinct_id if event.anon_distinct_id is not None else given.get("$anon_distinct_id")
@@ -133,11 +147,13 @@ def _message(event: PostHogEvent) -> tuple[str, dict[str, Any]]:
         alias = given.get("alias")
         if not isinstance(alias, str | int) or isinstance(alias, bool) or not str(alias).strip():
             raise MessageError("$create_alias needs properties.alias")
-        previous = message.pop("user_id", None) or message.pop("anonymous_id")
+        current = message.pop("user_id", None) or message.pop("anonymous_id")
         original = given.get("distinct_id")  # posthog-js: alias(alias, original) sends the original here
         if isinstance(original, str | int) and not isinstance(original, bool) and str(original).strip():
-            previous = str(original).strip()
-        return "alias", {**message, "user_id": str(alias).strip(), "previous_id": previous}
+            current = str(original).strip()
+        if given.get("$is_identified") is True:  # the browser's identified user: the alias joins that person
+            return "alias", {**message, "user_id": current, "previous_id": str(alias).strip()}
+        return "alias", {**message, "user_id": str(alias).strip(), "previous_id": current}
     if name == "$groupidentify":
         key = given.get("$group_key")
         if not isinstance(key, str | int) or isinstance(key, bool) or not str(key).strip():
