@@ -24,8 +24,10 @@ BOUND_KEY = "wk_bound_to_tenant_a"
 PUBLIC = {
     ("GET", "/a.js"), ("GET", "/sdk/analytics.js"), ("POST", "/hit"), ("GET", "/health"), ("GET", "/openapi.json"),
     ("GET", "/docs"), ("GET", "/dashboard"), ("GET", "/mcp"), ("GET", "/static/{path}"),
+    # other trackers' web endpoints (guarded like /hit) and posthog-js's remote config (static: nothing to read)
+    ("POST", "/api/event"), ("POST", "/api/send"), ("GET", "/array/{token}/config"), ("GET", "/array/{token}/config/"),
 }
-PATH_VALUES = {"id": "1", "event": "play", "name": "play", "path": "dashboard.js"}
+PATH_VALUES = {"id": "1", "event": "play", "name": "play", "path": "dashboard.js", "token": "phc_x"}
 SECURITY = {Access.PUBLIC: [], Access.TOKEN: [{"secretToken": []}], Access.SITE: [{"secretToken": []}],
             Access.WRITE: [{"writeKey": []}, {"writeKeyBasic": []}, {}]}
 
