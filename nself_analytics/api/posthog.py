@@ -29,6 +29,7 @@ from ..ingest.posthog import translate
 from ..ingest.service import Ingestor, RequestMeta
 from ..web import params
 from ..web.appkeys import PRODUCER, REDIS, SETTINGS
+from ..web.auth import grant_of
 from ..web.cors import preflight
 from ..web.errors import ApiError
 from ..web.posthog_body import CAPTURE_PATHS, CONFIG_PATHS, FLAGS_PATHS, POSTHOG_ROUTE_PREFIX, read_posthog_body
@@ -47,7 +48,9 @@ COMPRESSIONS = ["gzip", "gzip-js", "base64", "lz64"]
 async def capture(request: web.Request) -> web.Response:
     """Record a batch, an array or one event of PostHog's; 200 ``{"status": 1}`` once all are queued."""
     body = await read_posthog_body(request)  # read (and its key checked) by the access check
-    meta = RequestMeta(received_at=datetime.now(UTC), ip=request.remote, user_agent=request.headers.get("User-Agent"))
+    grant = grant_of(request)  # a public write key (posthog-js's, in a page): new names limited per day
+    meta = RequestMeta(received_at=datetime.now(UTC), ip=request.remote, user_agent=request.headers.get("User-Agent"),
+                       public=bool(grant and grant.public))
     settings = request.config_dict[SETTINGS]
     try:
         items = translate(body, meta.received_at, account=params.account(request),

@@ -32,7 +32,8 @@ AT_ROOT = {"/api/event": "/api/event", "/api/send": "/api/send"}
 
 async def _record(request: web.Request, translate: Callable[[Any, datetime], Hit | None]) -> None:
     body = await read_json_body(request)
-    meta = RequestMeta(received_at=datetime.now(UTC), ip=request.remote, user_agent=request.headers.get("User-Agent"))
+    meta = RequestMeta(received_at=datetime.now(UTC), ip=request.remote, user_agent=request.headers.get("User-Agent"),
+                       public=True)  # as the beacon: new event names limited per day
     try:
         item = translate(body, meta.received_at)
     except MessageError as exc:
