@@ -32,6 +32,7 @@ AT_ROOT = {"/api/event": "/api/event", "/api/send": "/api/send"}
 
 async def _record(request: web.Request, translate: Callable[[Any, datetime], Hit | None]) -> None:
     body = await read_json_body(request)
+    app = request.config_dict
     meta = RequestMeta(received_at=datetime.now(UTC), ip=request.remote, user_agent=request.headers.get("User-Agent"),
                        public=True)  # as the beacon: new event names limited per day
     try:
@@ -40,7 +41,6 @@ async def _record(request: web.Request, translate: Callable[[Any, datetime], Hit
         raise ApiError(400, str(exc)) from None
     if item is None:
         return
-    app = request.config_dict
     # as a beacon hit: site -> account, rate buckets, session, bot marking; then the queue
     await Ingestor(app[PRODUCER], app[REDIS], app[SETTINGS]).accept_hit(item, meta)
 
@@ -55,7 +55,8 @@ async def plausible_event(request: web.Request) -> web.Response:
 @routes.post("/api/send", name="ingest.umami_send")
 async def umami_send(request: web.Request) -> web.Response:
     """Record one event of Umami's tracker or client; 200 as Umami answers."""
-    await _record(request, umami.translate)
+    sites = request.config_dict[SETTINGS].sites
+    await _record(request, lambda body, received_at: umami.translate(body, received_at, sites))
     return web.json_response({"status": "success"})
 
 

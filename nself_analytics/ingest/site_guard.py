@@ -30,7 +30,7 @@ from .redis_keys import PREFIX
 
 __all__ = [
     "DEFAULT_ACCOUNT", "DEFAULT_RATE_PER_IP", "DEFAULT_RATE_PER_SITE", "HIT_RATE_PER_IP", "HIT_RATE_PER_SITE",
-    "Rate", "SiteRule", "ip_key", "parse_rate", "parse_sites", "site_account", "take",
+    "Rate", "SiteRule", "ip_key", "parse_rate", "parse_sites", "site_account", "take", "umami_site",
 ]
 
 # Token buckets, one hash per IP / site: {tokens, ms}. TTL: the time to refill the bucket (then it is full anyway).
@@ -47,6 +47,12 @@ def site_account(rules: tuple[SiteRule, ...], site: str) -> str | None:
         if rule.matches(site):
             return rule.account
     return None
+
+
+def umami_site(rules: tuple[SiteRule, ...], website: str) -> str | None:
+    """The site an Umami website id names in ANALYTICS_SITES (``host@uuid``), else None."""
+    website = website.strip().lower()
+    return next((rule.host for rule in rules if rule.umami_website == website), None)
 
 
 def ip_key(ip: str | None, secret: str) -> str:

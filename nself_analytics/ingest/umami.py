@@ -2,12 +2,13 @@
 hit (ingest/hits.py), a page view or, with a ``name``, a custom event of that page (a goal), which the ingest
 service then admits like a hit (ANALYTICS_SITES, rate limits, bot rules).
 
-The site is the payload's ``hostname`` (Umami's tracker sends ``location.hostname``), as the beacon's is: Umami's
-``website`` id is a random UUID that names nothing here, so it is kept as the event's ``umami_website`` property
-and never decides where the data goes (a hostname is required). ``url`` (a path, or a whole URL) gives the path and
-the utm_* parameters; ``screen`` (``1920x1080``) the screen width; ``language``, ``referrer`` as they say;
-``data`` is a custom event's properties. ``type: "identify"`` (session data without a user id) is answered and not
-stored.
+The site is the one ANALYTICS_SITES names for the payload's ``website`` id (an entry ``host@<uuid>``), else the
+payload's ``hostname`` (Umami's tracker sends ``location.hostname``, as the beacon does), else the event is a 400:
+Umami's ``umami.track('name')`` from a server sends only the website id, so a server's events need the entry. A
+website id is no credential (it ships in pages): the site it names is still admitted like a beacon hit's. ``url``
+(a path, or a whole URL) gives the path and the utm_* parameters; ``screen`` (``1920x1080``) the screen width;
+``language`` and ``referrer`` as they say; ``data`` is a custom event's properties, with the website id as
+``umami_website``. ``type: "identify"`` (session data without a user id) is answered and not stored.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from msgspec import Meta, Struct
 from ..model.wire import MAX_NAME, MAX_TEXT
 from .hits import Hit, as_custom_event, parse_hit, url_fields
 from .normalize import MessageError
+from .site_guard import SiteRule, umami_site
 
 __all__ = ["translate"]
 
@@ -48,8 +50,9 @@ class UmamiBody(Struct, kw_only=True):
     payload: UmamiPayload
 
 
-def translate(body: Any, received_at: datetime) -> Hit | None:
-    """The hit of one Umami event (None when nothing is stored); MessageError names the bad field."""
+def translate(body: Any, received_at: datetime, rules: tuple[SiteRule, ...] = ()) -> Hit | None:
+    """The hit of one Umami event (None when nothing is stored), its site named by ``rules`` (ANALYTICS_SITES) for
+    its website id, else by its hostname; MessageError names the bad field."""
     try:
         message = msgspec.convert(body, UmamiBody)
     except msgspec.ValidationError as exc:
@@ -57,12 +60,17 @@ def translate(body: Any, received_at: datetime) -> Hit | None:
     if message.type == "identify":
         return None
     payload = message.payload
-    if not payload.hostname or not payload.hostname.strip():
-        raise MessageError("payload.hostname is required (the site)")
+    site = umami_site(rules, payload.website) if payload.website else None
+    hostname = payload.hostname.strip() if payload.hostname else None
+    if not site and not hostname:
+        raise MessageError("payload.hostname is required (the site), or list the website id in ANALYTICS_SITES "
+                           "(host@website-id)")
     fields = url_fields(payload.url or "/")
     fields.pop("hostname", None)
+    if hostname and site:
+        fields["hostname"] = hostname
     screen = _SCREEN.match(payload.screen or "")
-    hit = parse_hit({**fields, "site": payload.hostname, "referrer": payload.referrer, "language": payload.language,
+    hit = parse_hit({**fields, "site": site or hostname, "referrer": payload.referrer, "language": payload.language,
                      "screen_width": int(screen.group(1)) if screen else None}, received_at)
     if payload.name is None:
         return hit

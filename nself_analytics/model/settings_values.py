@@ -102,10 +102,12 @@ _RATE = re.compile(r"^\s*(\d+)\s*/\s*(s|m|h)\s*$")
 _PERIODS = {"s": 1, "m": 60, "h": 3600}
 @dataclass(frozen=True)
 class SiteRule:
-    """One ANALYTICS_SITES entry: a hostname (or ``*.`` wildcard) and the account its hits go to."""
+    """One ANALYTICS_SITES entry: a hostname (or ``*.`` wildcard), the account its hits go to, and the Umami
+    website id that names it (``host@<uuid>``: Umami's clients send the id, not always a hostname)."""
 
     host: str
     account: str = DEFAULT_ACCOUNT
+    umami_website: str | None = None
 
     def matches(self, site: str) -> bool:
         if self.host.startswith("*."):
@@ -125,6 +127,9 @@ class Rate:
         return self.burst / (self.period * 1000)
 
 
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
 def parse_sites(text: str) -> tuple[SiteRule, ...]:
     """ANALYTICS_SITES entries; ValueError naming the bad one."""
     rules = []
@@ -133,12 +138,15 @@ def parse_sites(text: str) -> tuple[SiteRule, ...]:
         if not host.strip():
             continue
         account = label.strip() if sep else DEFAULT_ACCOUNT
-        host = host.strip().lower().rstrip(".")
+        host, at, website = host.strip().lower().partition("@")
+        host = host.rstrip(".")
         if not _HOST.match(host) or len(host) > 253:
             raise ValueError(f"{host!r} is not a hostname (wildcards: *.example.com)")
         if not ACCOUNT_PATTERN.match(account):
             raise ValueError(f"account {account!r} must be 1-64 letters, digits, '_', '-', '.' or ':'")
-        rules.append(SiteRule(host, account))
+        if at and (not _UUID.match(website.strip()) or host.startswith("*.")):
+            raise ValueError(f"{raw.strip()!r}: an Umami website id is a UUID after one hostname (host@uuid)")
+        rules.append(SiteRule(host, account, website.strip() or None))
     return tuple(rules)
 
 
