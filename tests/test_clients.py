@@ -20,10 +20,10 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from playwright.async_api import async_playwright
 from rudderstack.analytics import Client as RudderClient
 from segment.analytics import Client as SegmentClient
 
+from .browser_support import CHROMIUM, guarded_page
 from .conftest import LiveService, pg_execute, serving
 
 CLIENTS_DIR = Path(__file__).parent / "clients"
@@ -135,9 +135,6 @@ async def ajs_site(live_service: LiveService) -> AsyncIterator[str]:
         yield f"http://compat.test:{port}"
 
 
-CHROMIUM = Path("/usr/bin/chromium")
-
-
 def test_browser_and_package_are_installed() -> None:
     """The browser test below needs both (fail, never skip)."""
     assert CHROMIUM.is_file(), f"{CHROMIUM} is missing: apt-get install chromium"
@@ -145,27 +142,9 @@ def test_browser_and_package_are_installed() -> None:
 
 
 async def test_analytics_next_in_chromium(live_service: LiveService, ajs_site: str) -> None:
-    chromium = str(CHROMIUM)
     user = f"ajs-{uuid.uuid4().hex[:8]}"
     outside: list[str] = []
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=chromium, args=[
-            "--no-sandbox", "--disable-gpu", "--host-resolver-rules=MAP *.test 127.0.0.1",
-            "--disable-background-networking", "--disable-blink-features=AutomationControlled"],
-            ignore_default_args=["--enable-automation"])
-        context = await browser.new_context(user_agent="Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 "
-                                                       "(KHTML, like Gecko) Chrome/150.0.0.0 Safari/537.36")
-
-        async def guard(route: Any) -> None:
-            host = route.request.url.split("/")[2].split(":")[0]
-            if host in ("127.0.0.1", "compat.test"):
-                await route.continue_()
-            else:  # nothing may leave the machine (no CDN settings, no CDN bundles)
-                outside.append(route.request.url)
-                await route.abort()
-
-        await context.route("**/*", guard)
-        page = await context.new_page()
+    async with guarded_page({"127.0.0.1", "compat.test"}, outside) as page:
         await page.goto(f"{ajs_site}/home")
         result = await page.evaluate("""async (user) => {
             const errors = []
@@ -185,7 +164,6 @@ async def test_analytics_next_in_chromium(live_service: LiveService, ajs_site: s
             }
             return { errors, anonymousId: analytics.user().anonymousId() }
         }""", user)
-        await browser.close()
     assert result["errors"] == [] and outside == []
     expected = {"Order Completed": 1, "$pageview": 1, "$group": 1, "$alias": 1}
     assert stored_events(live_service, user, expected) == expected

@@ -18,11 +18,11 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from playwright.async_api import async_playwright
 from posthog import Posthog
 
+from .browser_support import guarded_page
 from .conftest import LiveService, pg_execute, serving, wait_for
-from .test_clients import CHROMIUM, stored_events
+from .test_clients import stored_events
 
 CLIENTS_DIR = Path(__file__).parent / "clients"
 POSTHOG_JS = CLIENTS_DIR / "node_modules" / "posthog-js" / "dist" / "array.full.no-external.js"
@@ -134,24 +134,7 @@ async def test_posthog_js_in_chromium(live_service: LiveService, posthog_site: s
     user = f"js-ph-{uuid.uuid4().hex[:8]}"
     outside: list[str] = []
     statuses: list[tuple[str, int]] = []
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=[
-            "--no-sandbox", "--disable-gpu", "--host-resolver-rules=MAP *.test 127.0.0.1",
-            "--disable-background-networking", "--disable-blink-features=AutomationControlled"],
-            ignore_default_args=["--enable-automation"])
-        context = await browser.new_context(user_agent="Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 "
-                                                       "(KHTML, like Gecko) Chrome/150.0.0.0 Safari/537.36")
-
-        async def guard(route: Any) -> None:
-            host = route.request.url.split("/")[2].split(":")[0]
-            if host in ("127.0.0.1", "compat.test"):
-                await route.continue_()
-            else:  # nothing may leave the machine (no CDN config, no extension bundles)
-                outside.append(route.request.url)
-                await route.abort()
-
-        await context.route("**/*", guard)
-        page = await context.new_page()
+    async with guarded_page({"127.0.0.1", "compat.test"}, outside) as page:
         page.on("response", lambda r: statuses.append((r.url, r.status)) if "127.0.0.1" in r.url else None)
         await page.goto(f"{posthog_site}/home")
         result = await page.evaluate("""async (user) => {
@@ -173,7 +156,6 @@ async def test_posthog_js_in_chromium(live_service: LiveService, posthog_site: s
             await new Promise((resolve) => setTimeout(resolve, 4000))
             return { errors, anonymous }
         }""", user)
-        await browser.close()
     assert result["errors"] == [] and outside == []
     assert all(status == 200 for _url, status in statuses), statuses
     anonymous = result["anonymous"]

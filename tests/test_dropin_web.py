@@ -17,16 +17,14 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from playwright.async_api import async_playwright
 
 from nself_analytics.model.settings_values import Rate, parse_sites
 
+from .browser_support import BROWSER_UA, guarded_page
 from .conftest import SECRET, LiveService, pg_execute, serving, wait_for
-from .test_clients import CHROMIUM
 from .test_dropin_posthog import CLIENTS_DIR
 
 PLAUSIBLE_JS = CLIENTS_DIR / "node_modules" / "@plausible-analytics" / "tracker" / "plausible.js"
-BROWSER_UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/150.0.0.0 Safari/537.36"
 WEBSITE = "50429a93-8479-4073-be80-d5d29c09c2ec"
 
 
@@ -77,23 +75,7 @@ async def test_plausible_tracker_in_chromium(live_service: LiveService, plausibl
     origin, domain = plausible_site
     outside: list[str] = []
     answers: list[int] = []
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=[
-            "--no-sandbox", "--disable-gpu", "--host-resolver-rules=MAP *.test 127.0.0.1",
-            "--disable-background-networking", "--disable-blink-features=AutomationControlled"],
-            ignore_default_args=["--enable-automation"])
-        context = await browser.new_context(user_agent=BROWSER_UA)
-
-        async def guard(route: Any) -> None:
-            host = route.request.url.split("/")[2].split(":")[0]
-            if host in ("127.0.0.1", domain):
-                await route.continue_()
-            else:  # nothing may leave the machine
-                outside.append(route.request.url)
-                await route.abort()
-
-        await context.route("**/*", guard)
-        page = await context.new_page()
+    async with guarded_page({"127.0.0.1", domain}, outside) as page:
         page.on("response", lambda r: answers.append(r.status) if r.url.endswith("/api/event") else None)
         await page.goto(f"{origin}/pricing?utm_source=newsletter", referer="https://news.example/item")
         await page.wait_for_function("window.ready === true")
@@ -101,7 +83,6 @@ async def test_plausible_tracker_in_chromium(live_service: LiveService, plausibl
         await page.goto(f"{origin}/docs")  # a second page view (a new document: the tracker starts again)
         await page.wait_for_function("window.ready === true")
         await page.wait_for_timeout(500)
-        await browser.close()
     assert outside == [] and result == {"status": 202}
     assert answers and set(answers) == {202}, answers
     views = wait_for(lambda: (s := stats(live_service, "pageviews", domain)["data"])["pageviews"] >= 2 and s,

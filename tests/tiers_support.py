@@ -23,6 +23,9 @@ LIVE_TESTS = {
         "test_embedded_redis_restart_keeps_data", "test_embedded_postgres_restart_keeps_data",
         "test_start_embedded_then_sigterm_stops_everything"}),
     "test_checkout_tools.py": frozenset({"test_status_and_stop_hooks_from_the_checkout"}),
+    # the npm packages of the drop-in tests (installed with the clients, by .ci/run's npm ci)
+    "test_dropin_posthog.py": frozenset({"test_posthog_js_is_installed"}),
+    "test_dropin_web.py": frozenset({"test_trackers_are_installed"}),
 }
 
 
