@@ -10,7 +10,19 @@ from .posthog_body import CAPTURE_PATHS, CONFIG_PATHS, FLAGS_PATHS
 
 __all__ = ["dropin_ops"]
 
-_ANY = {"type": ["object", "array"]}
+_LABEL = "[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?"
+_HOST = {"type": "string", "minLength": 1, "maxLength": 253, "pattern": f"^{_LABEL}(\\.{_LABEL})*$"}
+_EVENT = {"type": "object", "required": ["event", "distinct_id"], "properties": {
+    "event": {"type": "string", "minLength": 1, "maxLength": 200},
+    "distinct_id": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "\\S"},
+    "properties": {"type": "object"}, "uuid": {"type": "string", "format": "uuid"},
+    "timestamp": {"type": "string", "format": "date-time"}, "offset": {"type": "integer", "minimum": 0}}}
+_ANY = {"oneOf": [
+    {"type": "object", "required": ["batch"], "properties": {
+        "api_key": {"type": "string"}, "batch": {"type": "array", "minItems": 1, "maxItems": 100, "items": _EVENT},
+        "sent_at": {"type": "string", "format": "date-time"}, "historical_migration": {"type": "boolean"}}},
+    {"type": "array", "minItems": 1, "maxItems": 100, "items": _EVENT},
+]}
 _RETRY = {"Retry-After": {"schema": {"type": "string"}, "description": "seconds to wait"}}
 _POSTHOG_BODY = {
     "required": True,
@@ -31,9 +43,26 @@ def _name(path: str) -> str:
     return path.strip("/").replace("/", "_").replace("{token}", "token") + ("_slash" if path.endswith("/") else "")
 
 
-def _tracker_body(description: str) -> dict[str, Any]:
+_PLAUSIBLE = {"type": "object", "required": ["name", "url", "domain"], "properties": {
+    "name": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "\\S"},
+    "url": {"type": "string", "format": "uri", "pattern": "^https?://[a-z0-9.-]+(/[A-Za-z0-9/._-]*)?$"},
+    "domain": _HOST, "referrer": {"type": "string", "maxLength": 1024}, "props": {"type": "object"},
+    "revenue": {"type": "object", "properties": {"amount": {"type": ["number", "string"]},
+                                                 "currency": {"type": "string"}}}}}
+_UMAMI = {"type": "object", "required": ["payload"], "properties": {
+    "type": {"enum": ["event", "identify"]},
+    "payload": {"type": "object", "required": ["hostname"], "properties": {
+        "website": {"type": "string", "format": "uuid"}, "hostname": _HOST,
+        "url": {"type": "string", "pattern": "^/[A-Za-z0-9/._-]*$"}, "referrer": {"type": "string", "maxLength": 1024},
+        "title": {"type": "string", "maxLength": 1024},
+        "screen": {"type": "string", "pattern": "^[0-9]{1,5}x[0-9]{1,5}$"},
+        "language": {"type": "string", "maxLength": 35}, "data": {"type": "object"},
+        "name": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "\\S"}}}}}
+
+
+def _tracker_body(description: str, schema: dict[str, Any]) -> dict[str, Any]:
     return {"required": True, "description": description,
-            "content": {"application/json": {"schema": {"type": "object"}},
+            "content": {"application/json": {"schema": schema},
                         "text/plain": {"schema": {"type": "string", "contentMediaType": "application/json"}}}}
 
 
@@ -65,13 +94,14 @@ def dropin_ops() -> dict[tuple[str, str], Op]:
     ops[("POST", "/api/event")] = _op(
         "Web analytics", "Plausible's events API: a page view or a custom event",
         {"202": _json({"type": "object"}, "Queued"), **hit_errors}, security=PUBLIC, op_id="plausible_event",
-        body=_tracker_body("`{name, url, domain, referrer, props, revenue}` (or the tracker's n, u, d, r, p, $)"),
+        body=_tracker_body("`{name, url, domain, referrer, props, revenue}` (or the tracker's n, u, d, r, p, $)",
+                           _PLAUSIBLE),
         description="Plausible's tracker script works here by changing its endpoint's host. Guarded like /hit.")
     ops[("POST", "/api/send")] = _op(
         "Web analytics", "Umami's collect API: a page view or a custom event",
         {"200": _json({"type": "object"}, "Queued"), **hit_errors}, security=PUBLIC, op_id="umami_send",
         body=_tracker_body("`{type: \"event\", payload: {website, hostname, url, referrer, title, screen, language, "
-                           "name, data}}`; the site is `hostname`"),
+                           "name, data}}`; the site is `hostname`", _UMAMI),
         description="Umami's tracker and clients work here by changing their host. Guarded like /hit.")
     for path in (*CAPTURE_PATHS, *FLAGS_PATHS, "/api/event", "/api/send"):
         tag = "PostHog API" if path.startswith("/api/") is False else "Web analytics"
