@@ -261,6 +261,25 @@ async def test_times_follow_posthogs_rule_within_our_bounds(client: Any, drain: 
     assert events_named(settings, "Ancient") == []
 
 
+async def test_sent_at_in_the_query_is_milliseconds_and_a_cache_buster_is_ignored(client: Any, drain: Any,
+                                                                                    settings: Any) -> None:
+    now = datetime.now(UTC)
+    clock = now - timedelta(hours=3)  # the browser's clock is three hours behind
+    stamp = (clock - timedelta(minutes=10)).isoformat()
+    sent = int(clock.timestamp() * 1000)
+    for path in (f"/analytics/e/?sent_at={sent}", f"/analytics/e/?_={sent}", "/analytics/e/?_=abc&ver=1.2"):
+        body = [event("Queried", path, timestamp=stamp, properties={"token": WRITE_KEY})]
+        assert await post(client, path, body) == (200, {"status": 1}), path
+    await drain()
+    times = {r[0]: r[2] for r in events_named(settings, "Queried")}
+    for path in ("/analytics/e/?sent_at=", "/analytics/e/?_="):
+        assert abs(times[path + str(sent)] - (now - timedelta(minutes=10))) < timedelta(minutes=2)
+    assert abs(times["/analytics/e/?_=abc&ver=1.2"] - (clock - timedelta(minutes=10))) < timedelta(minutes=2)
+    got, answer = await post(client, f"/analytics/e/?sent_at={10**14}", [event(properties={"token": WRITE_KEY},
+                                                                                timestamp=stamp)])
+    assert (got, answer["status"]) == (400, "error")  # a sent_at past 2999: outside every time bound
+
+
 # --- routes and answers -------------------------------------------------------------------------------------------
 
 async def test_our_own_batch_and_track_stay_under_analytics(client: Any, drain: Any, settings: Any) -> None:

@@ -168,11 +168,8 @@ def _message(event: PostHogEvent) -> tuple[str, dict[str, Any]]:
 def _sent_at(batch_sent_at: Any, query_ms: str | None) -> Any:
     if batch_sent_at is not None:
         return batch_sent_at
-    if query_ms:
-        try:
-            return int(query_ms) / 1000
-        except ValueError:
-            raise MessageError("sent_at (the query's _ or sent_at) must be Unix milliseconds") from None
+    if query_ms and query_ms.strip().isdigit() and len(query_ms.strip()) <= 15:
+        return int(query_ms) / 1000  # Unix milliseconds; anything else there is a cache-buster, not a time
     return None
 
 
