@@ -218,6 +218,15 @@ async def test_special_events_become_identify_alias_group_page_and_screen(client
     traits = rows(settings, "SELECT traits FROM np_analytics_users WHERE user_id = 'user-1'")[0][0]
     assert {k: traits.get(k) for k in ("plan", "first", "tier", "since", "seats")} == {
         "plan": "pro", "first": "a", "tier": "gold", "since": 2020, "seats": 3}
+    # $set_once fills only what the user has none of, in a later request and inside one batch; $set overwrites
+    later = batch({"event": "$set_once", "distinct_id": "user-1", "properties": {"$set_once": {"tier": "x", "new": 1}}},
+                  {"event": "$set", "distinct_id": "user-1", "properties": {"$set": {"plan": "max"}}},
+                  {"event": "$set_once", "distinct_id": "user-1", "$set_once": {"new": 2, "plan": "once"}})
+    assert await post(client, "/analytics/batch/", later) == (200, {"status": 1})
+    await drain()
+    traits = rows(settings, "SELECT traits FROM np_analytics_users WHERE user_id = 'user-1'")[0][0]
+    assert {k: traits.get(k) for k in ("plan", "tier", "new", "seats")} == {"plan": "max", "tier": "gold", "new": 1,
+                                                                            "seats": 3}
     links = dict(rows(settings, "SELECT distinct_id, person_id FROM np_analytics_person_map"))
     assert links.get("anon-1") == links.get("old-1") == "user-1", links
     assert [r[7]["group_id"] for r in events_named(settings, "$group")] == ["acme"]

@@ -6,9 +6,9 @@ What each PostHog event becomes:
 - ``$pageview``: a page view (``$current_url``, ``$pathname``, ``$referrer``: the web stats count it);
   ``$screen``: a screen view (``$screen_name``);
 - ``$identify``: an identify of ``distinct_id`` with ``$anon_distinct_id`` as its anonymous id and, as traits,
-  ``$set_once`` then ``$set`` from the top level and from ``properties`` (merged; ``$set`` wins);
-- ``$set`` and ``$set_once``: an identify of ``distinct_id`` carrying those traits (both overwrite: our traits
-  have no "set once" rule);
+  ``$set`` and ``$set_once`` (each from the top level and from ``properties``, merged); a ``$set_once`` trait is
+  stored only where the user has none of that name (IdentifyRecord.traits_once);
+- ``$set`` and ``$set_once``: an identify of ``distinct_id`` carrying those traits;
 - ``$create_alias``: links ``properties.alias`` and the current id (``properties.distinct_id``, else
   ``distinct_id``). Our alias merges its previous id's person into its user's, and refuses when that previous id's
   person is identified (store/identity.py), so the identified side is the user: the current id when the browser
@@ -35,6 +35,7 @@ from typing import Any
 
 import msgspec
 
+from ..model.record import IdentifyRecord
 from ..model.wire import MAX_BATCH, MAX_SESSION, MessageError
 from ..model.wire_posthog import PostHogBatch, PostHogEvent
 from .normalize import Normalized, to_record, validate
@@ -107,18 +108,14 @@ def _context(properties: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in context.items() if v}
 
 
-def _traits(event: PostHogEvent, properties: dict[str, Any], *names: str) -> dict[str, Any]:
-    """``$set_once`` then ``$set`` (the later wins), each from the top level and then from properties."""
+def _traits(event: PostHogEvent, properties: dict[str, Any], name: str) -> dict[str, Any]:
+    """``$set`` or ``$set_once``: from the top level, then from properties (which win)."""
     top = {"$set": event.set, "$set_once": event.set_once}
-    traits: dict[str, Any] = {}
-    for name in names:
-        traits.update(_obj(top.get(name)))
-        traits.update(_obj(properties.get(name)))
-    return traits
+    return {**_obj(top.get(name)), **_obj(properties.get(name))}
 
 
-def _message(event: PostHogEvent) -> tuple[str, dict[str, Any]]:
-    """The kind and the body (model/wire.py's fields) of one PostHog event."""
+def _message(event: PostHogEvent) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """The kind and the body (model/wire.py's fields) of one PostHog event, and its once-only traits."""
     given = _obj(event.properties)
     properties = {k: v for k, v in given.items() if k not in _DROPPED}
     name = event.event
@@ -131,18 +128,19 @@ def _message(event: PostHogEvent) -> tuple[str, dict[str, Any]]:
     if name == "$identify":
         user = message.pop("user_id", None) or message.pop("anonymous_id")
         anonymous = event.anon_distinct_id if event.anon_distinct_id is not None else given.get("$anon_distinct_id")
-        message.update(user_id=user, traits=_traits(event, given, "$set_once", "$set"))
+        message.update(user_id=user, traits=_traits(event, given, "$set"))
         if isinstance(anonymous, str | int) and not isinstance(anonymous, bool) and str(anonymous).strip():
             message["anonymous_id"] = str(anonymous).strip()
-        return "identify", message
+        return "identify", message, _traits(event, given, "$set_once")
     if name in ("$set", "$set_once"):
         user = message.pop("user_id", None) or message.pop("anonymous_id")
-        return "identify", {**message, "user_id": user, "traits": _traits(event, given, "$set_once", "$set")}
+        return "identify", {**message, "user_id": user, "traits": _traits(event, given, "$set")}, _traits(
+            event, given, "$set_once")
     message["properties"] = properties
     if name == "$pageview":
-        return "page", message
+        return "page", message, {}
     if name == "$screen":
-        return "screen", {**message, "name": _text(given.get("$screen_name"))}
+        return "screen", {**message, "name": _text(given.get("$screen_name"))}, {}
     if name == "$create_alias":
         alias = given.get("alias")
         if not isinstance(alias, str | int) or isinstance(alias, bool) or not str(alias).strip():
@@ -152,8 +150,8 @@ def _message(event: PostHogEvent) -> tuple[str, dict[str, Any]]:
         if isinstance(original, str | int) and not isinstance(original, bool) and str(original).strip():
             current = str(original).strip()
         if given.get("$is_identified") is True:  # the browser's identified user: the alias joins that person
-            return "alias", {**message, "user_id": current, "previous_id": str(alias).strip()}
-        return "alias", {**message, "user_id": str(alias).strip(), "previous_id": current}
+            return "alias", {**message, "user_id": current, "previous_id": str(alias).strip()}, {}
+        return "alias", {**message, "user_id": str(alias).strip(), "previous_id": current}, {}
     if name == "$groupidentify":
         key = given.get("$group_key")
         if not isinstance(key, str | int) or isinstance(key, bool) or not str(key).strip():
@@ -161,8 +159,8 @@ def _message(event: PostHogEvent) -> tuple[str, dict[str, Any]]:
         traits = {**_obj(given.get("$group_set_once")), **_obj(given.get("$group_set"))}
         if _text(given.get("$group_type")):
             traits["group_type"] = given["$group_type"]
-        return "group", {**message, "group_id": str(key).strip(), "traits": traits}
-    return "track", {**message, "event": name}
+        return "group", {**message, "group_id": str(key).strip(), "traits": traits}, {}
+    return "track", {**message, "event": name}, {}
 
 
 def _sent_at(batch_sent_at: Any, query_ms: str | None) -> Any:
@@ -195,7 +193,7 @@ def translate(body: Any, received_at: datetime, *, account: str, retention_days:
     rank = 0
     for index, event in enumerate(parsed):
         try:
-            kind, message = _message(event)
+            kind, message, once = _message(event)
             implicit = None
             if event.timestamp is not None:
                 message["timestamp"] = event.timestamp
@@ -205,9 +203,12 @@ def translate(body: Any, received_at: datetime, *, account: str, retention_days:
             else:
                 implicit = received_at - timedelta(microseconds=untimed - 1 - rank)
                 rank += 1
-            items.append(to_record(validate(message, kind), received_at,
-                                   sent_at=sent_at if event.timestamp is not None else None,
-                                   source_account_id=account, retention_days=retention_days, implicit_ts=implicit))
+            item = to_record(validate(message, kind), received_at,
+                             sent_at=sent_at if event.timestamp is not None else None,
+                             source_account_id=account, retention_days=retention_days, implicit_ts=implicit)
+            if once and isinstance(item.record, IdentifyRecord):
+                item.record.traits_once = once
+            items.append(item)
         except MessageError as exc:
             raise MessageError(f"batch[{index}]: {exc}", index) from None
     return items

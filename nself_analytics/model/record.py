@@ -60,6 +60,8 @@ class IdentifyRecord(Struct, kw_only=True):
     user_id: str
     anonymous_id: str | None = None
     traits: Json = msgspec.field(default_factory=dict)
+    # traits set only where the user has none of that name yet (PostHog's $set_once); ``traits`` win over them
+    traits_once: Json = msgspec.field(default_factory=dict)
 
 
 class UnknownColumn(LookupError):

@@ -37,17 +37,23 @@ _KEY = f"coalesce({_ACCOUNT}, 'primary'), {_MESSAGE_ID}"  # the de-duplication k
 _ENCODER = msgspec.json.Encoder()
 DEFAULT_MAX_IDS = 500  # Settings.max_ids_per_person's default
 
-# Traits merge left to right; first_seen/last_seen widen. Rows arrive pre-merged per user.
-_UPSERT_USERS = """
+# Traits merge left to right; traits_once fill only the names the user has none of (PostHog's $set_once);
+# first_seen/last_seen widen. Rows arrive pre-merged per user.
+_USER_ROWS = """jsonb_to_recordset(%(users)s::jsonb)
+     AS r(source_account_id text, user_id text, traits jsonb, traits_once jsonb, anonymous_ids text[],
+          first_seen timestamptz, last_seen timestamptz)"""
+_UPSERT_USERS = f"""
 INSERT INTO np_analytics_users AS u (source_account_id, user_id, traits, anonymous_ids, first_seen, last_seen)
-SELECT r.source_account_id, r.user_id, coalesce(r.traits, '{}'::jsonb), coalesce(r.anonymous_ids, '{}'), r.first_seen,
-       r.last_seen
-FROM jsonb_to_recordset(%(users)s::jsonb)
-     AS r(source_account_id text, user_id text, traits jsonb, anonymous_ids text[], first_seen timestamptz,
-          last_seen timestamptz)
+SELECT r.source_account_id, r.user_id, coalesce(r.traits_once, '{{}}'::jsonb) || coalesce(r.traits, '{{}}'::jsonb),
+       coalesce(r.anonymous_ids, '{{}}'), r.first_seen, r.last_seen
+FROM {_USER_ROWS}
 ORDER BY 1, 2  -- rows locked in one order: concurrent drainers cannot deadlock
 ON CONFLICT (source_account_id, user_id) DO UPDATE SET
-    traits = u.traits || EXCLUDED.traits,
+    -- the once-only traits under the user's, the new ones over both (EXCLUDED holds them merged: read them apart)
+    traits = coalesce((SELECT coalesce(r.traits_once, '{{}}'::jsonb) || u.traits || coalesce(r.traits, '{{}}'::jsonb)
+                       FROM {_USER_ROWS}
+                       WHERE r.source_account_id = u.source_account_id AND r.user_id = u.user_id),
+                      u.traits || EXCLUDED.traits),
     anonymous_ids = ARRAY(SELECT DISTINCT x FROM unnest(u.anonymous_ids || EXCLUDED.anonymous_ids) AS x),
     first_seen = least(u.first_seen, EXCLUDED.first_seen),
     last_seen = greatest(u.last_seen, EXCLUDED.last_seen)
@@ -98,6 +104,7 @@ class _User(msgspec.Struct):
     source_account_id: str
     user_id: str
     traits: dict[str, Any]
+    traits_once: dict[str, Any]
     anonymous_ids: list[str]
     first_seen: datetime
     last_seen: datetime
@@ -110,10 +117,11 @@ def _merge_identifies(identifies: Sequence[IdentifyRecord]) -> list[_User]:
         key = (item.source_account_id, item.user_id)
         row = merged.get(key)
         if row is None:
-            merged[key] = _User(key[0], key[1], dict(item.traits),
+            merged[key] = _User(key[0], key[1], dict(item.traits), dict(item.traits_once),
                                 [item.anonymous_id] if item.anonymous_id else [], item.ts, item.ts)
             continue
         row.traits.update(item.traits)
+        row.traits_once = {**item.traits_once, **row.traits_once}  # the first once-only value stays
         if item.anonymous_id and item.anonymous_id not in row.anonymous_ids:
             row.anonymous_ids.append(item.anonymous_id)
         row.first_seen = min(row.first_seen, item.ts)
