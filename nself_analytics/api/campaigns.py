@@ -19,11 +19,11 @@ from ..store import web_reads as web_store
 from ..web.errors import ApiError
 from ..web.params import account, event_name
 from ..web.pools import reading
+from ..web.routing import SITE, Route
 from .stats import parse_query
 
-__all__ = ["MAX_GOALS", "REALTIME_SECONDS", "UTM_ROUTES", "routes"]
+__all__ = ["MAX_GOALS", "REALTIME_SECONDS", "ROUTES", "UTM_ROUTES"]
 
-routes = web.RouteTableDef()
 
 MAX_GOALS = 20
 REALTIME_SECONDS = 300  # the realtime window: the last 5 minutes, as /api/active
@@ -67,11 +67,6 @@ def _utm_handler(path: str, label: str) -> Any:
     return handler
 
 
-for _path, _label in UTM_ROUTES.items():
-    routes.get(f"/api/{_path}", name=f"campaigns.{_path}")(_utm_handler(_path, _label))
-
-
-@routes.get("/api/goals", name="campaigns.goals")
 async def goals(request: web.Request) -> web.Response:
     query = replace(parse_query(request.query), account=account(request))
     wanted = parse_goals(request.query.getall("goal", []))
@@ -86,7 +81,6 @@ async def goals(request: web.Request) -> web.Response:
     return web.json_response({"status": "success", "data": data, "meta": {**_meta(query), "visitors": visitors}})
 
 
-@routes.get("/api/realtime", name="campaigns.realtime")
 async def realtime_view(request: web.Request) -> web.Response:
     """Visitors and page views of the last 5 minutes and the latest page views (``limit``, at most 100)."""
     query = replace(parse_query(request.query), account=account(request))
@@ -97,3 +91,15 @@ async def realtime_view(request: web.Request) -> web.Response:
                                      include_bots=query.include_bots, limit=min(query.limit, MAX_LATEST))
     meta = {"site": query.site, "start": int(since.timestamp()), "end": int(until.timestamp())}
     return web.json_response({"status": "success", "data": data, "meta": meta})
+
+
+ROUTES = [
+    *(Route("GET", f"/api/{path}", _utm_handler(path, label), SITE, name=f"campaigns.{path}", tags=("Web analytics",),
+            op_id=f"stats_{label}s", summary=f"Page views by {label} (the page's URL parameter)")
+      for path, label in UTM_ROUTES.items()),
+    Route("GET", "/api/goals", goals, SITE, name="campaigns.goals", tags=("Web analytics",), op_id="stats_goals",
+          summary="Goal conversions: page views of a path or events of a name, and the visitors converted"),
+    Route("GET", "/api/realtime", realtime_view, SITE, name="campaigns.realtime",
+          tags=("Web analytics",), op_id="stats_realtime",
+          summary="Visitors and page views of the last 5 minutes, and the latest page views"),
+]

@@ -15,14 +15,12 @@ from ..ingest.counter_keys import counter_key, period_bounds
 from ..web import params
 from ..web.appkeys import REDIS, SETTINGS
 from ..web.errors import ApiError
-
-routes = web.RouteTableDef()
+from ..web.routing import TOKEN, Route
 
 EVENT_PERIODS = ("minute", "hour", "day", "total")
 USER_PERIODS = ("minute", "hour", "day", "month", "total")
 
 
-@routes.get("/counters/{event}", name="counters")
 async def counters(request: web.Request) -> web.Response:
     event = params.event_name(request.match_info["event"])
     user_id = request.query.get("user_id", "").strip() or None
@@ -43,3 +41,9 @@ async def counters(request: web.Request) -> web.Response:
         _start, end = period_bounds(period, now)
         body.update(period=period, count=counts[period], resets_at=end.isoformat() if end else None)
     return web.json_response(body)
+
+
+ROUTES = [
+    Route("GET", "/counters/{event}", counters, TOKEN, name="counters", tags=("Counters",),
+          summary="Real-time count of an event (from Redis)"),
+]

@@ -13,10 +13,10 @@ from aiohttp import web
 from ..store import explorer
 from ..web import params
 from ..web.pools import reading
+from ..web.routing import TOKEN, Route
 
-__all__ = ["DEFAULT_LIMIT", "MAX_LIMIT", "MAX_VALUES", "routes"]
+__all__ = ["DEFAULT_LIMIT", "MAX_LIMIT", "MAX_VALUES", "ROUTES"]
 
-routes = web.RouteTableDef()
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -25,7 +25,7 @@ MAX_VALUES = 50
 
 
 def _common(request: web.Request) -> tuple[str, params.DateRange, int]:
-    """The account, the date range and ``limit`` every explorer read takes (credentials: api/routes.py)."""
+    """The account, the date range and ``limit`` every explorer read takes (credential: the routes' TOKEN)."""
     account = params.account(request)
     dates = params.date_range(request.query)
     return account, dates, params.integer(request.query, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
@@ -36,7 +36,6 @@ def _answer(dates: params.DateRange, limit: int, data: Any, **extra: Any) -> web
                               "end_date": dates.last.isoformat(), "limit": limit, "data": data})
 
 
-@routes.get("/events", name="explorer.events")
 async def events(request: web.Request) -> web.Response:
     """Event names with their counts and first/last times in the range, most frequent first."""
     account, dates, limit = _common(request)
@@ -47,7 +46,6 @@ async def events(request: web.Request) -> web.Response:
     return _answer(dates, limit, data)
 
 
-@routes.get(r"/events/{name:[^/]+}/properties", name="explorer.properties")
 async def properties(request: web.Request) -> web.Response:
     """Property keys of one event (newest events surveyed), their JSON types and top values."""
     account, dates, limit = _common(request)
@@ -59,10 +57,20 @@ async def properties(request: web.Request) -> web.Response:
     return _answer(dates, limit, data, event=name, sampled_events=sampled, sample_limit=explorer.PROPERTY_SAMPLE)
 
 
-@routes.get("/sites", name="explorer.sites")
 async def sites(request: web.Request) -> web.Response:
     """Sites (beacon hostnames) with page views in the range, most viewed first."""
     account, dates, limit = _common(request)
     async with reading(request) as conn:
         data = await explorer.sites(conn, account=account, start=dates.start, end=dates.end, limit=limit)
     return _answer(dates, limit, data)
+
+
+ROUTES = [
+    Route("GET", "/events", events, TOKEN, name="explorer.events", tags=("Explorer",), op_id="events_list",
+          summary="Event names with counts and first/last seen"),
+    Route("GET", r"/events/{name:[^/]+}/properties", properties, TOKEN, name="explorer.properties",
+          tags=("Explorer",), op_id="event_properties",
+          summary="Property keys of an event: types and top values with counts"),
+    Route("GET", "/sites", sites, TOKEN, name="explorer.sites", tags=("Explorer",), op_id="sites_list",
+          summary="Sites (beacon hostnames) with their page views"),
+]

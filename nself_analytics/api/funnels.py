@@ -12,8 +12,7 @@ from ..store.funnels import MAX_BREAKDOWN_VALUES, MAX_STEPS, FunnelGroup, run_fu
 from ..web import params
 from ..web.errors import ApiError
 from ..web.pools import reading, writing
-
-routes = web.RouteTableDef()
+from ..web.routing import TOKEN, Route
 
 MIN_STEPS = 2
 DEFAULT_WINDOW = "7d"
@@ -78,7 +77,6 @@ async def _definition(request: web.Request, query: Mapping[str, str], account: s
             "breakdown": params.optional_text(query, "breakdown") or saved["breakdown"]}
 
 
-@routes.get("/funnel", name="funnel")
 async def funnel(request: web.Request) -> web.Response:
     account = params.account(request)
     query = request.query
@@ -110,7 +108,6 @@ def _funnel_id(request: web.Request) -> int:
     return int(text)
 
 
-@routes.post("/funnels", name="funnels_create")
 async def create(request: web.Request) -> web.Response:
     account = params.account(request)
     body = await params.json_body(request)
@@ -130,14 +127,12 @@ async def create(request: web.Request) -> web.Response:
     return web.json_response({"status": "success", "funnel": saved}, status=201)
 
 
-@routes.get("/funnels", name="funnels_list")
 async def list_(request: web.Request) -> web.Response:
     async with writing(request) as conn:
         funnels = await saved_funnels.list_funnels(conn, params.account(request))
     return web.json_response({"status": "success", "funnels": funnels})
 
 
-@routes.get(r"/funnels/{id:\d+}", name="funnels_get")
 async def get(request: web.Request) -> web.Response:
     async with writing(request) as conn:
         saved = await saved_funnels.get_funnel(conn, params.account(request), _funnel_id(request))
@@ -146,10 +141,21 @@ async def get(request: web.Request) -> web.Response:
     return web.json_response({"status": "success", "funnel": saved})
 
 
-@routes.delete(r"/funnels/{id:\d+}", name="funnels_delete")
 async def delete(request: web.Request) -> web.Response:
     async with writing(request) as conn:
         deleted = await saved_funnels.delete_funnel(conn, params.account(request), _funnel_id(request))
     if not deleted:
         raise ApiError(404, "Funnel not found")
     return web.json_response({"status": "success", "deleted": True})
+
+
+ROUTES = [
+    Route("GET", "/funnel", funnel, TOKEN, name="funnel", tags=("Funnels",),
+          summary="Conversion through an ordered sequence of events"),
+    Route("POST", "/funnels", create, TOKEN, name="funnels_create", tags=("Funnels",),
+          summary="Save a funnel definition"),
+    Route("GET", "/funnels", list_, TOKEN, name="funnels_list", summary="List saved funnels", tags=("Funnels",)),
+    Route("GET", r"/funnels/{id:\d+}", get, TOKEN, name="funnels_get", summary="One saved funnel", tags=("Funnels",)),
+    Route("DELETE", r"/funnels/{id:\d+}", delete, TOKEN, name="funnels_delete", tags=("Funnels",),
+          summary="Delete a saved funnel"),
+]

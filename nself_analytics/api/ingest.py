@@ -23,11 +23,11 @@ from ..web.auth import grant_of
 from ..web.body import read_json_body
 from ..web.cors import preflight
 from ..web.errors import ApiError
+from ..web.routing import PUBLIC, WRITE, Route
 from ..web.segment import is_segment_route
 
-__all__ = ["client_ip", "enqueue", "routes"]
+__all__ = ["ROUTES", "client_ip", "enqueue"]
 
-routes = web.RouteTableDef()
 Handler = Callable[[web.Request], Awaitable[web.Response]]
 
 NAME_LIMIT_WARNING = NAME_WARNINGS["cap"]
@@ -120,9 +120,27 @@ def _single_handler(kind: str) -> Handler:
     return handler
 
 
-for _path, _kind in SINGLE.items():
-    routes.post(_path, name="ingest." + _path.strip("/").replace("/", "_"))(_single_handler(_kind))
-    routes.route("OPTIONS", _path, name="ingest.options." + _path.strip("/").replace("/", "_"))(preflight)
-for _path in BATCH:
-    routes.post(_path, name="ingest." + _path.strip("/").replace("/", "_"))(batch)
-    routes.route("OPTIONS", _path, name="ingest.options." + _path.strip("/").replace("/", "_"))(preflight)
+# OpenAPI summaries of each kind of message
+SUMMARIES = {"track": "Record one event", "identify": "Set or update a user's traits",
+             "page": "Record a page view (URL, referrer)", "screen": "Record a mobile screen view",
+             "group": "Associate a user with a group", "alias": "Link a previous id to a user"}
+
+
+def _routes(path: str, handler: Handler, summary: str, op_id: str) -> list[Route]:
+    """The POST route of an ingest path and its CORS preflight (Segment's paths: its own tag and answers)."""
+    name = path.strip("/").replace("/", "_")
+    segment_api = path.startswith("/v1/")
+    tags = ("Segment API" if segment_api else "Ingest",)
+    return [Route("POST", path, handler, WRITE, name=f"ingest.{name}", tags=tags, summary=summary,
+                  op_id=("segment_" if segment_api else "") + op_id),
+            Route("OPTIONS", path, preflight, PUBLIC, name=f"ingest.options.{name}", tags=tags,
+                  summary=f"CORS preflight of {path}", op_id=f"preflight_{name}", note="CORS preflight")]
+
+
+ROUTES = [
+    *(route for path, kind in SINGLE.items()
+      for route in _routes(path, _single_handler(kind), SUMMARIES[kind], kind + ("_short" if len(path) == 5 else ""))),
+    *(route for path, op_id in (("/batch", "batch"), ("/v1/batch", "batch"), ("/v1/import", "import"),
+                                ("/v1/b", "batch_short"))
+      for route in _routes(path, batch, "Record up to 100 messages at once", op_id)),
+]

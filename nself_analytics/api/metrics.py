@@ -11,8 +11,7 @@ from ..store.metrics import event_counts, session_totals
 from ..web import params
 from ..web.errors import ApiError
 from ..web.pools import reading
-
-routes = web.RouteTableDef()
+from ..web.routing import TOKEN, Route
 
 DEFAULT_START_EVENT, DEFAULT_STOP_EVENT = "play", "stop"
 # /metrics answers at most `limit` event names (the most frequent): 366 days x 10,000 names was 712 MB
@@ -37,7 +36,6 @@ def _common(query: Mapping[str, str]) -> tuple[params.DateRange, str, str | None
     return dates, group_by, user_id
 
 
-@routes.get("/metrics", name="metrics")
 async def metrics(request: web.Request) -> web.Response:
     """``data``: one row per period of the range: ``date`` (the period's first day) and ``counts``, the count of
     every event name seen in the range (0 where none). The names are keys of ``counts`` only, so no name (an
@@ -60,7 +58,6 @@ async def metrics(request: web.Request) -> web.Response:
                               "events_truncated": len(totals) > limit, "data": data})
 
 
-@routes.get("/sessions", name="sessions")
 async def sessions(request: web.Request) -> web.Response:
     """``data``: per period of the range, sessions starting in it: count, total and average seconds."""
     account = params.account(request)
@@ -80,3 +77,11 @@ async def sessions(request: web.Request) -> web.Response:
                      "averageDuration": round(total / count, 3) if count else 0})
     return web.json_response({"status": "success", "group_by": group_by, "start_event": start_event,
                               "stop_event": stop_event, "data": data})
+
+
+ROUTES = [
+    Route("GET", "/metrics", metrics, TOKEN, name="metrics", tags=("Metrics",),
+          summary="Event counts per day, week or month"),
+    Route("GET", "/sessions", sessions, TOKEN, name="sessions", tags=("Metrics",),
+          summary="Session durations from start/stop event pairs"),
+]

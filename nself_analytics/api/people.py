@@ -1,7 +1,7 @@
 """GET /users (identified users, searched and filtered by traits, paged), GET /users/{id} (one person), and the
 explicit identity operations POST /persons/merge and POST /persons/split.
 
-Token only (api/routes.py); the request's account. ``trait.<key>=<value>`` filters keep users whose trait
+Token only; the request's account. ``trait.<key>=<value>`` filters keep users whose trait
 ``key`` has that text value (at most ``MAX_TRAIT_FILTERS``). Pages: ``limit`` and ``offset``.
 Merge and split answer 404 for an id never seen, 409 past ANALYTICS_MAX_IDS_PER_PERSON, 422 for a merge of an
 id with itself; a merge of two ids of one person and a split of an id without others change nothing (200).
@@ -16,10 +16,10 @@ from ..web import params
 from ..web.appkeys import SETTINGS
 from ..web.errors import ApiError
 from ..web.pools import reading, writing
+from ..web.routing import TOKEN, Route
 
-__all__ = ["MAX_OFFSET", "MAX_TRAIT_FILTERS", "routes"]
+__all__ = ["MAX_OFFSET", "MAX_TRAIT_FILTERS", "ROUTES"]
 
-routes = web.RouteTableDef()
 
 MAX_TRAIT_FILTERS = 10
 MAX_OFFSET = 100_000
@@ -40,7 +40,6 @@ def _traits(query: web.Request) -> dict[str, str]:
     return filters
 
 
-@routes.get("/users", name="people.list")
 async def list_users(request: web.Request) -> web.Response:
     account = params.account(request)
     query = request.query
@@ -55,7 +54,6 @@ async def list_users(request: web.Request) -> web.Response:
                               "data": users})
 
 
-@routes.get(r"/users/{id:[^/]+}", name="people.get")
 async def get_user(request: web.Request) -> web.Response:
     account = params.account(request)
     distinct_id = params.event_name(request.match_info["id"], "user id")
@@ -81,7 +79,6 @@ def _answer(change: identity.PersonChange, max_ids: int) -> web.Response:
                               "moved": change.moved, "size": change.size})
 
 
-@routes.post("/persons/merge", name="people.merge")
 async def merge(request: web.Request) -> web.Response:
     account = params.account(request)
     body = await params.json_body(request)
@@ -95,7 +92,6 @@ async def merge(request: web.Request) -> web.Response:
     return _answer(change, max_ids)
 
 
-@routes.post("/persons/split", name="people.split")
 async def split(request: web.Request) -> web.Response:
     account = params.account(request)
     distinct_id = params.event_name((await params.json_body(request)).get("distinct_id"), "distinct_id")
@@ -103,3 +99,14 @@ async def split(request: web.Request) -> web.Response:
     async with writing(request) as conn:
         change = await identity.split_person(conn, account=account, distinct_id=distinct_id, max_ids=max_ids)
     return _answer(change, max_ids)
+
+ROUTES = [
+    Route("GET", "/users", list_users, TOKEN, name="people.list", tags=("People",), op_id="users_list",
+          summary="Identified users, most recently seen first"),
+    Route("GET", r"/users/{id:[^/]+}", get_user, TOKEN, name="people.get", tags=("People",), op_id="users_get",
+          summary="A person: ids, traits, first/last seen, event counts, recent events newest first"),
+    Route("POST", "/persons/merge", merge, TOKEN, name="people.merge", tags=("People",), op_id="persons_merge",
+          summary="Merge the whole person of `from` into the person of `into`"),
+    Route("POST", "/persons/split", split, TOKEN, name="people.split", tags=("People",), op_id="persons_split",
+          summary="Split a distinct id off its person (undo its link)"),
+]

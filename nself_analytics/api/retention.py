@@ -9,14 +9,12 @@ from aiohttp import web
 from ..store.retention import run_retention
 from ..web import params
 from ..web.pools import reading
-
-routes = web.RouteTableDef()
+from ..web.routing import TOKEN, Route
 
 DEFAULT_PERIODS = 8
 MAX_PERIODS = 60
 
 
-@routes.get("/retention", name="retention")
 async def retention(request: web.Request) -> web.Response:
     """Rows ``{"cohort", "size", "retained"}``, one per period intersecting the range, oldest first.
 
@@ -50,3 +48,9 @@ async def retention(request: web.Request) -> web.Response:
         "status": "success", "period": period, "periods": periods, "start_date": dates.first.isoformat(),
         "end_date": dates.last.isoformat(), "start_event": start_event, "return_event": return_event, "data": rows,
     })
+
+
+ROUTES = [
+    Route("GET", "/retention", retention, TOKEN, name="retention", tags=("Retention",),
+          summary="Cohort retention table"),
+]

@@ -23,10 +23,9 @@ from ..store.web import WebQuery
 from ..web.errors import ApiError
 from ..web.params import account
 from ..web.pools import reading
+from ..web.routing import SITE, Route
 
-__all__ = ["ACTIVE_WINDOW_SECONDS", "DEFAULT_RANGE_SECONDS", "DEVICES", "MAX_LIMIT", "parse_query", "routes"]
-
-routes = web.RouteTableDef()
+__all__ = ["ACTIVE_WINDOW_SECONDS", "DEFAULT_RANGE_SECONDS", "DEVICES", "MAX_LIMIT", "ROUTES", "parse_query"]
 
 DEFAULT_RANGE_SECONDS = 30 * 86_400
 MAX_TIMESERIES_DAYS = 3_660
@@ -161,5 +160,19 @@ def _handler(reader: Reader, options: dict[str, Any]) -> Callable[[web.Request],
     return handler
 
 
-for _name, (_reader, _options) in READERS.items():
-    routes.get(f"/api/{_name}", name=f"stats.{_name}")(_handler(_reader, _options))
+SUMMARIES = {
+    "pageviews": "Page views, sessions and visitors (a visitor: user id, anonymous id, else the day's IP hash)",
+    "pages": "Top pages", "referrers": "Top referring domains",
+    "timeseries": "Page views and sessions per day (UTC), every day of the range",
+    "devices": "Page views by device (mobile, tablet, desktop)", "languages": "Page views by browser language",
+    "browsers": "Page views by browser", "os": "Page views by operating system", "countries": "Page views by country",
+    "hostnames": "Page views by hostname", "active": "Sessions active in the last 5 minutes",
+    "entry-pages": "Pages sessions start on", "exit-pages": "Pages sessions end on",
+    "bounce-rates": "Per entry page: sessions with a single page view", "peak-hours": "Page views per hour (UTC)",
+    "screen-widths": "Page views by screen width bucket",
+    "session-duration": "Average and median seconds between a session's first and last page view",
+}
+
+ROUTES = [Route("GET", f"/api/{name}", _handler(reader, options), SITE, name=f"stats.{name}",
+                tags=("Web analytics",), summary=SUMMARIES[name])
+          for name, (reader, options) in READERS.items()]

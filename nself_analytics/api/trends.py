@@ -17,10 +17,10 @@ from ..store.trends import INTERVALS, TOP_VALUES, TrendRow, run_trends
 from ..web import params
 from ..web.errors import ApiError
 from ..web.pools import reading
+from ..web.routing import TOKEN, Route
 
-__all__ = ["MAX_EVENTS", "MAX_HOUR_DAYS", "bucket_starts", "routes"]
+__all__ = ["MAX_EVENTS", "MAX_HOUR_DAYS", "ROUTES", "bucket_starts"]
 
-routes = web.RouteTableDef()
 
 MAX_EVENTS = 10
 MAX_HOUR_DAYS = 31  # hourly series: at most 744 points per series
@@ -100,7 +100,6 @@ def _order(current: dict[Any, TrendRow], previous: dict[Any, TrendRow], events: 
     return sorted(keys + [(e, None, False) for e in events if e not in present], key=rank)
 
 
-@routes.get("/trends", name="trends")
 async def trends(request: web.Request) -> web.Response:
     account = params.account(request)
     query = request.query
@@ -136,3 +135,9 @@ async def trends(request: web.Request) -> web.Response:
             "series": _series(result.previous, keys, previous_buckets, measure),
         }
     return web.json_response(body)
+
+
+ROUTES = [
+    Route("GET", "/trends", trends, TOKEN, name="trends", tags=("Trends",),
+          summary="A measure of events per time bucket: one series per event and breakdown value"),
+]
