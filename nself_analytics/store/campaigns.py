@@ -17,7 +17,7 @@ import aiopg
 
 from .identity import person_expr, person_join
 from .rollups.web_rollup import PAGE_VIEW, REFERRER_DOMAIN
-from .tx import transaction
+from .tx import read_snapshot
 from .web import WebQuery
 
 __all__ = ["goal"]
@@ -54,8 +54,7 @@ WHERE e.source_account_id = %(account)s AND e.event = %(value)s AND e.ts >= %(st
 
 
 async def _rows(conn: aiopg.Connection, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
-    async with transaction(conn) as cur:
-        await cur.execute("SET LOCAL work_mem = '64MB'; SET LOCAL jit = off")
+    async with read_snapshot(conn) as cur:
         await cur.execute(sql, params)
         return list(await cur.fetchall())
 

@@ -15,7 +15,7 @@ import aiopg
 
 from .rollups.dirty import dirty_hours
 from .rollups.web_rollup import PAGE_VIEW
-from .tx import transaction
+from .tx import read_snapshot
 
 __all__ = ["MAX_VALUE_CHARS", "PROPERTY_SAMPLE", "event_names", "event_properties", "sites"]
 
@@ -127,15 +127,10 @@ SELECT t.site, t.pageviews,
 FROM totals t LEFT JOIN raw r USING (site)
 ORDER BY t.pageviews DESC, t.site COLLATE "C"
 """
-# One snapshot for the dirty hours and the fragments (the aggregator swaps both in one transaction).
-ISOLATION = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"
-
-READ_SETTINGS = "SET LOCAL work_mem = '64MB'; SET LOCAL jit = off"
 
 
 async def _rows(conn: aiopg.Connection, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
-    async with transaction(conn) as cur:
-        await cur.execute(READ_SETTINGS)
+    async with read_snapshot(conn) as cur:
         await cur.execute(sql, params)
         return list(await cur.fetchall())
 
@@ -175,9 +170,7 @@ async def sites(conn: aiopg.Connection, *, account: str, start: datetime, end: d
         raise ValueError("sites() reads whole UTC days: start and end must be UTC midnights")
     params: dict[str, Any] = {"account": account, "start": start, "end": end, "limit": limit,
                               "start_day": start.astimezone(UTC).date(), "end_day": end.astimezone(UTC).date()}
-    async with transaction(conn) as cur:
-        await cur.execute(ISOLATION)
-        await cur.execute(READ_SETTINGS)
+    async with read_snapshot(conn) as cur:  # one snapshot for the dirty hours and the fragments
         await cur.execute(SITES, {**params, **await dirty_hours(cur, account, start, end)})
         rows = list(await cur.fetchall())
     return [{"site": site, "pageviews": int(views), "first_seen": _iso(first), "last_seen": _iso(last)}

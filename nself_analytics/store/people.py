@@ -15,7 +15,7 @@ from typing import Any
 import aiopg
 
 from .identity import person_of_param
-from .tx import transaction
+from .tx import read_snapshot
 
 __all__ = ["MAX_EVENT_NAMES", "list_users", "person"]
 
@@ -78,7 +78,7 @@ async def list_users(conn: aiopg.Connection, *, account: str, search: str | None
     filter (the trait's text equals the value), most recently seen first."""
     params = {"account": account, "search": search, "traits": json.dumps(traits), "limit": limit + 1,
               "offset": offset}
-    async with transaction(conn) as cur:
+    async with read_snapshot(conn) as cur:
         await cur.execute(LIST_USERS, params)
         rows = await cur.fetchall()
     users = [{"user_id": user_id, "traits": user_traits, "first_seen": _iso(first), "last_seen": _iso(last)}
@@ -90,7 +90,7 @@ async def person(conn: aiopg.Connection, *, account: str, distinct_id: str, limi
                  offset: int, ids_limit: int = 100, ids_offset: int = 0) -> dict[str, Any] | None:
     """The person of ``distinct_id``: a page of its ids (``ids_limit`` from ``ids_offset``, in id order), traits,
     first/last seen, counts, a page of events newest first; None when nothing is known of it."""
-    async with transaction(conn) as cur:
+    async with read_snapshot(conn) as cur:
         await cur.execute(PERSON_IDS, {"account": account, "id": distinct_id})
         [(root, ids)] = await cur.fetchall()
         params = {"account": account, "ids": list(ids), "names": MAX_EVENT_NAMES, "limit": limit + 1,
