@@ -22,7 +22,7 @@ SECRET = "s" * 24
 class ReportQuery(msgspec.Struct, frozen=True):
     id: int
     limit: Annotated[int, msgspec.Meta(ge=1, le=100, description="Rows at most")] = 10
-    tag: list[str] = []
+    tag: Annotated[list[str], msgspec.Meta(description="Tags, repeatable")] = []
 
 
 class Report(msgspec.Struct, frozen=True):

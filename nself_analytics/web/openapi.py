@@ -18,7 +18,6 @@ from .access import Access
 from .openapi_admin import admin_ops
 from .openapi_parts import (
     ACCOUNT_HEADER,
-    ERRORS,
     INGEST_ERRORS,
     PUBLIC,
     SECRET,
@@ -30,7 +29,6 @@ from .openapi_parts import (
     _error,
     _json,
     _op,
-    _query,
 )
 from .openapi_product import (
     _WEBHOOK_EVENTS,
@@ -38,7 +36,7 @@ from .openapi_product import (
     _product_ops,
     _webhook_ops,
 )
-from .openapi_schemas import SCHEMAS, STATS_ROWS, obj, ref
+from .openapi_schemas import SCHEMAS, ref
 from .openapi_types import typed_operation
 from .routing import Route
 
@@ -77,31 +75,6 @@ def _ingest_ops() -> dict[tuple[str, str], Op]:
 
 # --- web analytics ----------------------------------------------------------------------------
 
-STATS_PARAMS = [
-    _query("site", "The site: the hostname the beacon reports (location.hostname or data-site)",
-           {"type": "string", "minLength": 1, "maxLength": 253, "pattern": "^[A-Za-z0-9_.:\\[\\]-]+$"},
-           required=True),
-    _query("start", "Range start, Unix seconds (default: end - 30 days)",
-           {"type": "integer", "minimum": 0, "maximum": 253402300799}),
-    _query("end", "Range end (exclusive), Unix seconds (default: now)",
-           {"type": "integer", "minimum": 0, "maximum": 253402300799}),
-    _query("limit", "Rows of a top list", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 10}),
-    _query("include_bots", "Count page views marked as bot traffic", {"type": "boolean", "default": False}),
-    _query("path", "Only page views of this path", {"type": "string", "maxLength": 1024}),
-    _query("referrer", "Only page views referred by this domain (www. ignored)", {"type": "string", "maxLength": 253}),
-    _query("country", "Only page views from this country (ISO 3166 alpha-2)",
-           {"type": "string", "pattern": "^[A-Za-z]{2}$"}),
-    _query("device", "Only page views from this kind of device",
-           {"type": "string", "enum": ["mobile", "tablet", "desktop"]}),
-    _query("browser", "Only page views from this browser (as /api/browsers names it)",
-           {"type": "string", "maxLength": 100}),
-    _query("os", "Only page views from this operating system (as /api/os names it)",
-           {"type": "string", "maxLength": 100}),
-    *[_query(f"utm_{k}", f"Only page views carrying this utm_{k}", {"type": "string", "maxLength": 200})
-      for k in ("source", "medium", "campaign", "term", "content")],
-]
-
-
 def _web_ops() -> dict[tuple[str, str], Op]:
     ops: dict[tuple[str, str], Op] = {
         ("GET", "/a.js"): _op(
@@ -128,57 +101,6 @@ def _web_ops() -> dict[tuple[str, str], Op]:
                         "(default 6000/m) token buckets (429 + Retry-After).",
             body=_body(ref("Hit"), "A page view", any_type=True)),
     }
-    for name in STATS_ROWS:
-        ops[("GET", f"/api/{name}")] = _op(
-            {"200": _json(obj({"status": {"const": "success"}, "data": STATS_ROWS[name], "meta": ref("StatsMeta")},
-                              required=["status", "data", "meta"])),
-             **ERRORS},
-            parameters=STATS_PARAMS,
-            description="Bots are left out unless include_bots=true. Filters select page views; every figure is "
-                        "computed from the selected page views." + (
-                            " The range parameters are ignored: the window is the last 5 minutes."
-                            if name == "active" else ""))
-    return ops
-
-
-def _campaign_ops() -> dict[tuple[str, str], Op]:
-    ops: dict[tuple[str, str], Op] = {}
-    for name in ("source", "medium", "campaign", "term", "content"):
-        row = obj({f"utm_{name}": {"type": "string"}, "pageviews": {"type": "integer", "minimum": 0},
-                   "sessions": {"type": "integer", "minimum": 0}}, required=[f"utm_{name}", "pageviews", "sessions"])
-        ops[("GET", f"/api/utm-{name}s")] = _op(
-            {"200": _json(obj({"status": {"const": "success"}, "data": {"type": "array", "items": row},
-                               "meta": ref("StatsMeta")}, required=["status", "data", "meta"])), **ERRORS},
-            parameters=STATS_PARAMS,
-            description="Bots are left out unless include_bots=true; the filters select page views.")
-    goal = obj({"goal": {"type": "string"}, "kind": {"enum": ["path", "event"]}, "value": {"type": "string"},
-                "conversions": {"type": "integer", "minimum": 0}, "visitors": {"type": "integer", "minimum": 0},
-                "conversion_rate": {"type": "number", "minimum": 0}},
-               required=["goal", "kind", "value", "conversions", "visitors", "conversion_rate"])
-    ops[("GET", "/api/goals")] = _op(
-        {"200": _json(obj({"status": {"const": "success"}, "data": {"type": "array", "items": goal},
-                           "meta": obj({"site": {"type": "string"}, "start": {"type": "integer"},
-                                        "end": {"type": "integer"}, "visitors": {"type": "integer"}})},
-                          required=["status", "data", "meta"])), **ERRORS},
-        description="conversion_rate: converted visitors / the site's visitors of the range. A path goal counts "
-                    "the site's page views of that path (filters applied); an event goal counts events of that "
-                    "name that carry the site (sent from its pages, or naming it); an event without a "
-                    "site (a back end's) is not counted.",
-        parameters=[_query("goal", "path:/pricing or event:signup; repeat for more (at most 20)",
-                           {"type": "string", "pattern": "^(path:/|event:.)", "maxLength": 1030},
-                           required=True), *STATS_PARAMS])
-    latest = obj({"ts": {"type": "string", "format": "date-time"}, "path": {"type": ["string", "null"]},
-                  "referrer": {"type": ["string", "null"]}, "country": {"type": ["string", "null"]},
-                  "device": {"type": ["string", "null"]}, "browser": {"type": ["string", "null"]}})
-    ops[("GET", "/api/realtime")] = _op(
-        {"200": _json(obj({"status": {"const": "success"}, "data": obj({
-            "visitors": {"type": "integer", "minimum": 0}, "pageviews": {"type": "integer", "minimum": 0},
-            "latest": {"type": "array", "items": latest, "maxItems": 100}},
-            required=["visitors", "pageviews", "latest"]),
-            "meta": ref("StatsMeta")}, required=["status", "data", "meta"])), **ERRORS},
-        parameters=STATS_PARAMS,
-        description="The range parameters and filters are ignored: the window is the last 5 minutes; `limit` "
-                    "(at most 100) bounds the latest page views, newest first.")
     return ops
 
 
@@ -211,8 +133,7 @@ def _service_ops() -> dict[tuple[str, str], Op]:
 
 # The hand-written parameters and answers of the routes not yet converted to typed ones, by (method, path)
 DESCRIPTIONS: dict[tuple[str, str], Op] = {**_ingest_ops(), **_web_ops(), **_product_ops(), **_explorer_ops(),
-                                           **_campaign_ops(), **_webhook_ops(), **_service_ops(),
-                                           **admin_ops()}
+                                           **_webhook_ops(), **_service_ops(), **admin_ops()}
 SECURITY: dict[Access, list[Any]] = {Access.PUBLIC: PUBLIC, Access.WRITE: WRITE, Access.TOKEN: SECRET,
                                      Access.SITE: SECRET}
 # The document's sections, in this order (a route's tag not listed here is added after them)

@@ -1,6 +1,7 @@
-"""JSON Schemas of the OpenAPI document (components/schemas) and of the web stats rows.
+"""JSON Schemas of the OpenAPI document (components/schemas) written by hand.
 
-The ingest bodies' schemas are not written here: they come from the Structs of ``model.wire``.
+The ingest bodies' schemas are not written here: they come from the Structs of ``model.wire``; nor those of the
+typed routes (web/openapi_types.py): their parameters and answers are their Structs.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from typing import Any
 
 from ..model.schema import ingest_schemas
 
-__all__ = ["SCHEMAS", "STATS_ROWS", "obj", "ref"]
+__all__ = ["SCHEMAS", "obj", "ref"]
 
 Schema = dict[str, Any]
 
@@ -39,38 +40,6 @@ DATE = {"type": "string", "format": "date"}
 DATETIME = {"type": "string", "format": "date-time"}
 _NAME = {"type": "string", "minLength": 1, "maxLength": 200}
 
-
-def _row(key: str, key_schema: Schema) -> Schema:
-    return {"type": "array", "items": obj({key: key_schema, "pageviews": COUNT, "sessions": COUNT},
-                                          required=[key, "pageviews", "sessions"])}
-
-
-STATS_ROWS: dict[str, Schema] = {
-    "pageviews": obj({"pageviews": COUNT, "sessions": COUNT, "visitors": {
-        **COUNT, "description": "Distinct visitors (persons). Exact when the range holds no whole UTC day or the "
-        "account has identity links; otherwise the whole days' visitors come from per-day HyperLogLog sketches "
-        "(2^14 registers, standard error 0.81%) merged with the others: within 2% of the exact count (about 99% "
-        "of the time; small counts almost exactly). Page views and sessions are always exact."}},
-                     required=["pageviews", "sessions", "visitors"]),
-    "pages": _row("path", STRING), "referrers": _row("referrer", STRING),
-    "timeseries": _row("date", DATE), "devices": _row("device", STRING), "languages": _row("language", STRING),
-    "browsers": _row("browser", STRING), "os": _row("os", STRING), "countries": _row("country", STRING),
-    "hostnames": _row("hostname", STRING), "peak-hours": _row("hour", {"type": "integer", "minimum": 0, "maximum": 23}),
-    "active": obj({"active": COUNT, "pageviews": COUNT}, required=["active", "pageviews"]),
-    "entry-pages": {"type": "array", "items": obj({"path": STRING, "sessions": COUNT}, required=["path", "sessions"])},
-    "exit-pages": {"type": "array", "items": obj({"path": STRING, "sessions": COUNT}, required=["path", "sessions"])},
-    "bounce-rates": {"type": "array", "items": obj(
-        {"path": STRING, "sessions": COUNT, "bounces": COUNT, "bounce_rate": RATE},
-        required=["path", "sessions", "bounces", "bounce_rate"])},
-    "screen-widths": {"type": "array", "items": obj(
-        {"bucket": STRING, "min": COUNT, "max": nullable(COUNT), "pageviews": COUNT, "sessions": COUNT},
-        required=["bucket", "min", "max", "pageviews", "sessions"])},
-    "session-duration": obj(
-        {"sessions": COUNT, "average_seconds": NUMBER, "median_seconds": NUMBER, "pageviews_per_session": NUMBER,
-         "bounces": COUNT, "bounce_rate": RATE},
-        required=["sessions", "average_seconds", "median_seconds", "pageviews_per_session", "bounces",
-                  "bounce_rate"]),
-}
 
 _FUNNEL_STEP = obj({
     "step": {"type": "integer", "minimum": 1}, "event": STRING, "users": COUNT,
@@ -110,7 +79,6 @@ SCHEMAS: dict[str, Schema] = {
         "message_ids": {"type": "array", "items": {"type": "string", "format": "uuid"}},
         "warnings": {"type": "array", "items": obj({"index": COUNT, "message": STRING})},
     }, required=["status", "accepted", "duplicates", "message_ids", "warnings"]),
-    "StatsMeta": obj({"site": STRING, "start": INT, "end": INT}, required=["site", "start", "end"]),
     "FunnelStep": _FUNNEL_STEP,
     "FunnelResult": obj({
         "status": SUCCESS, "funnel_id": nullable(INT), "start_date": DATE, "end_date": DATE,

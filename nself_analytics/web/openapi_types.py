@@ -16,11 +16,18 @@ __all__ = ["typed_operation"]
 _REF = "#/components/schemas/{name}"
 
 
+def _add(schemas: dict[str, Any], components: dict[str, Any]) -> None:
+    """Add a type's schemas to the document's; two different schemas of one name would be a silent lie."""
+    for name, schema in components.items():
+        if schemas.setdefault(name, schema) != schema:
+            raise ValueError(f"two OpenAPI schemas named {name}: rename one of the Structs")
+
+
 def _parameters(route: Route, schemas: dict[str, Any]) -> list[dict[str, Any]]:
     assert route.params is not None
     (_, ), components = msgspec.json.schema_components([route.params], ref_template=_REF)
     struct = components.pop(route.params.__name__)
-    schemas.update(components)  # an enum or a nested type of a parameter
+    _add(schemas, components)  # an enum or a nested type of a parameter
     path = route.key[1]
     required = set(struct.get("required", ()))
     out = []
@@ -49,7 +56,7 @@ def typed_operation(route: Route, schemas: dict[str, Any]) -> Op:
         responses = {"400": ERRORS["400"]} if route.params is not None else {}
     if route.answer is not None:
         (schema, ), components = msgspec.json.schema_components([route.answer], ref_template=_REF)
-        schemas.update(components)
+        _add(schemas, components)
         responses[str(route.status)] = _json(schema)
     op["responses"] = responses
     handler_doc = (route.handler.__doc__ or "").strip()

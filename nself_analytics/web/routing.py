@@ -75,8 +75,12 @@ def _fields(struct: type[msgspec.Struct]) -> dict[str, bool]:
     out = {}
     for field in info.fields:
         kind = field.type
+        if isinstance(kind, msgspec.inspect.Metadata):  # a description or extra schema around the type
+            kind = kind.type
         if isinstance(kind, msgspec.inspect.UnionType):
             kind = next((t for t in kind.types if not isinstance(t, msgspec.inspect.NoneType)), kind)
+        if isinstance(kind, msgspec.inspect.Metadata):
+            kind = kind.type
         out[field.encode_name] = isinstance(kind, msgspec.inspect.ListType | msgspec.inspect.TupleType |
                                             msgspec.inspect.VarTupleType | msgspec.inspect.SetType)
     return out
@@ -98,15 +102,22 @@ def decode_params(request: web.Request, struct: type[msgspec.Struct]) -> Any:
     try:
         return msgspec.convert(data, struct, strict=False)
     except msgspec.ValidationError as exc:
-        raise ApiError(400, _message(exc)) from None
+        raise ApiError(400, _message(exc, getattr(struct, "MESSAGES", {}))) from None
 
 
-def _message(exc: msgspec.ValidationError) -> str:
-    """msgspec's ``Expected `int`, got `str` - at `$.limit``` as ``limit: Expected `int`, got `str```."""
+def _message(exc: msgspec.ValidationError, messages: dict[str, str]) -> str:
+    """The 400 message of a parameter that did not convert: the Struct's own (``MESSAGES[name]``, or
+    ``MESSAGES[name + ":missing"]`` when a required one is absent), else msgspec's, naming the parameter
+    (``limit: Expected `int`, got `str```). A ValueError of the Struct's ``__post_init__`` keeps its text."""
     text = str(exc)
-    found = re.search(r" - at `\$\.([^`\[]+)[^`]*`$", text)
-    if found:
-        return f"{found.group(1)}: {text[: found.start()]}"
+    if missing := re.fullmatch(r"Object missing required field `([^`]+)`", text):
+        name = missing.group(1)
+        return messages.get(f"{name}:missing") or f"{name} is required"
+    if found := re.search(r" - at `\$\.([^`\[]+)[^`]*`$", text):
+        name = found.group(1)
+        if longer := re.match(r"Expected `str` of length <= (\d+)$", text[: found.start()]):
+            return f"{name} is longer than {longer.group(1)} characters"
+        return messages.get(name) or f"{name}: {text[: found.start()]}"
     return text
 
 
