@@ -58,7 +58,8 @@ def base_url(request: web.Request, suffix: str) -> str:
 async def openapi(request: web.Request) -> web.Response:
     """The OpenAPI 3.1 document of this instance."""
     base = base_url(request, "/openapi.json")
-    body = document(base, request.app[ROUTE_TABLE])
+    table: tuple[Route, ...] = request.app[ROUTE_TABLE]
+    body = document(base, table)
     return web.json_response(body, headers={"Access-Control-Allow-Origin": "*", "Cache-Control": "no-cache"})
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import msgspec
 from aiohttp import web
@@ -84,7 +85,8 @@ async def batch(request: web.Request) -> web.Response:
     try:
         messages = validate_batch(body)
     except MessageError as exc:  # an item's error names its index; the envelope's has none
-        raise ApiError(400, str(exc), **({} if exc.index is None else {"index": exc.index})) from None
+        where: dict[str, Any] = {} if exc.index is None else {"index": exc.index}
+        raise ApiError(400, str(exc), **where) from None
     retention_days = request.config_dict[SETTINGS].retention_days
     # messages with no time of their own keep the request's order: strictly increasing times (1 us apart)
     # ending at the request's time, so a funnel sees signup -> activate -> purchase as sent
@@ -105,7 +107,7 @@ async def batch(request: web.Request) -> web.Response:
     result = await enqueue(request, items, meta, shared)
     if is_segment_route(request):
         return web.json_response(segment.SUCCESS)
-    warnings = [{"index": i, "message": w} for i, item in enumerate(items) for w in item.warnings]
+    warnings: list[dict[str, Any]] = [{"index": i, "message": w} for i, item in enumerate(items) for w in item.warnings]
     warnings += [{"index": i, "message": NAME_WARNINGS[why]} for i, why in result.name_refusals.items()]
     warnings.sort(key=lambda w: w["index"])
     return web.json_response({"status": "success", "accepted": len(items), "duplicates": result.duplicates,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import structlog
 from yoyo import get_backend, read_migrations
@@ -39,7 +40,7 @@ def migrations_dir() -> Path:
 
 
 
-def _backend(database_url: str):  # type: ignore[no-untyped-def]
+def _backend(database_url: str) -> Any:
     # yoyo picks psycopg2 for postgresql:// (the driver aiopg uses too)
     return get_backend(database_url, migration_table="np_analytics_yoyo_migration")
 

@@ -11,8 +11,9 @@ __all__ = ["Op"]
 
 Op = dict[str, Any]
 
-SECRET = [{"secretToken": []}]
-WRITE = [{"writeKey": []}, {"writeKeyBasic": []}, {}]  # {}: the key may come as writeKey in the body
+SECRET: list[dict[str, list[str]]] = [{"secretToken": []}]
+# {}: the key may come as writeKey in the body
+WRITE: list[dict[str, list[str]]] = [{"writeKey": []}, {"writeKeyBasic": []}, {}]
 PUBLIC: list[dict[str, list[str]]] = []
 ACCOUNT_HEADER = {
     "name": "X-Source-Account-Id", "in": "header", "required": False,
