@@ -40,10 +40,21 @@ async def plain(request: web.Request) -> web.Response:
     return web.json_response({"plain": True})
 
 
+class Echo(msgspec.Struct, frozen=True):
+    word: Annotated[str, msgspec.Meta(max_length=5)] = "hi"
+
+
+async def echo(request: web.Request, query: Echo) -> web.StreamResponse:
+    """A typed route may still answer any response of its own."""
+    return web.Response(text=query.word, headers={"X-Echo": "1"})
+
+
 ROUTES = [
     Route("GET", r"/reports/{id:\d+}", report, TOKEN, name="reports.get", tags=("Reports",), summary="One report",
           params=ReportQuery, answer=Report),
     Route("GET", "/plain", plain, PUBLIC, name="plain", tags=("Service",), summary="Untyped"),
+    Route("GET", "/echo", echo, PUBLIC, name="echo", tags=("Service",), summary="Echo", params=Echo,
+          description="Says the word back"),
 ]
 
 
@@ -94,3 +105,26 @@ def test_the_operation_comes_from_the_types() -> None:
     assert {"400", "401", "403", "503"} <= set(op["responses"])
     assert op["description"] == "One report, its rows limited."
     assert operation(ROUTES[1], {}) is None  # untyped and not hand-described: test_openapi.py refuses it
+
+
+async def test_a_typed_route_may_answer_its_own_response(client: Any) -> None:
+    response = await client.get("/echo?word=hello")
+    assert (response.status, await response.text(), response.headers["X-Echo"]) == (200, "hello", "1")
+    response = await client.get("/echo?word=toolong")
+    assert response.status == 400 and (await response.json())["message"] == "word is longer than 5 characters"
+
+
+def test_public_typed_route_and_schema_names() -> None:
+    op = operation(ROUTES[2], {})
+    assert op is not None and op["description"] == "Says the word back" and op["security"] == []
+    assert set(op["responses"]) == {"400"}  # no credential to refuse, a parameter may be bad
+    assert [p["name"] for p in op["parameters"]] == ["word"]  # no account header on a public route
+
+    class Report(msgspec.Struct):  # another Struct of the same name: the document would lie about one of them
+        other: str
+
+    clash = Route("GET", "/clash", report, TOKEN, name="clash", tags=("Reports",), summary="Clash", answer=Report)
+    schemas: dict[str, Any] = {}
+    operation(ROUTES[0], schemas)
+    with pytest.raises(ValueError, match="two OpenAPI schemas named Report"):
+        operation(clash, schemas)

@@ -376,6 +376,7 @@ async def test_secret_token_required(client: Any, path: str, headers: dict[str, 
     ({"site": SITE, "end": "-5"}, "end must be Unix seconds"),
     ({"site": SITE, "start": "99999999999999"}, "start must be Unix seconds"),
     ({"site": SITE, "start": "200", "end": "100"}, "start must be before end"),
+    ({"site": SITE, "start": "253402300000"}, "start must be before end"),  # after the default end (now)
     ({"site": SITE, "limit": "0"}, "limit must be an integer from 1 to 1000"),
     ({"site": SITE, "limit": "1001"}, "limit must be an integer from 1 to 1000"),
     ({"site": SITE, "include_bots": "maybe"}, "include_bots must be true or false"),

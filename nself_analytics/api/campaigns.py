@@ -36,9 +36,7 @@ UTM_ROUTES = {f"utm-{name}s": f"utm_{name}" for name in ("source", "medium", "ca
 
 def parse_goals(values: list[str]) -> list[tuple[str, str]]:
     """(kind, value) of each ``goal`` parameter: ``path:/x`` or ``event:name``."""
-    if not values:
-        raise ApiError(400, "goal is required: goal=path:/pricing or goal=event:signup (repeatable)")
-    if len(values) > MAX_GOALS:
+    if len(values) > MAX_GOALS:  # none: GoalParams refuses the request before
         raise ApiError(400, f"At most {MAX_GOALS} goals")
     goals = []
     for text in values:

@@ -31,8 +31,6 @@ __all__ = ["ROUTES", "client_ip", "enqueue"]
 
 Handler = Callable[[web.Request], Awaitable[web.Response]]
 
-NAME_LIMIT_WARNING = NAME_WARNINGS["cap"]
-
 SINGLE = {
     "/track": "track", "/identify": "identify", "/page": "page",
     "/v1/track": "track", "/v1/identify": "identify", "/v1/page": "page",
@@ -40,7 +38,6 @@ SINGLE = {
     # analytics.js (@segment/analytics-next) posts each call to <apiHost>/<first letter of its type>
     "/v1/t": "track", "/v1/i": "identify", "/v1/p": "page", "/v1/s": "screen", "/v1/g": "group", "/v1/a": "alias",
 }
-BATCH = ("/batch", "/v1/batch", "/v1/import", "/v1/b")
 
 
 def client_ip(request: web.Request) -> str | None:

@@ -15,7 +15,7 @@ from typing import Any
 import structlog
 from yoyo import get_backend, read_migrations
 
-__all__ = ["apply_migrations", "migrations_dir", "pending_migrations"]
+__all__ = ["apply_migrations", "migrations_dir"]
 
 log = structlog.get_logger("nself_analytics.host.migrate")
 
@@ -56,8 +56,3 @@ def apply_migrations(database_url: str) -> list[str]:
     log.info("migrations_applied", count=len(applied), ids=applied)
     return applied
 
-
-def pending_migrations(database_url: str) -> list[str]:
-    """Ids of the migrations not yet applied."""
-    backend = _backend(database_url)
-    return [m.id for m in backend.to_apply(read_migrations(str(migrations_dir())))]

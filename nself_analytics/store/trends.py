@@ -34,10 +34,9 @@ from .identity import EVENT_PERSON, EVENT_PERSON_JOIN
 from .rollups.dirty import dirty_hours
 from .tx import read_snapshot
 
-__all__ = ["INTERVALS", "MEASURES", "TOP_VALUES", "TrendRow", "run_trends"]
+__all__ = ["INTERVALS", "TOP_VALUES", "TrendRow", "run_trends"]
 
 INTERVALS = ("hour", "day", "week", "month")
-MEASURES = ("count", "users", "sum", "avg")
 TOP_VALUES = 10
 
 TRENDS = f"""
