@@ -24,8 +24,6 @@ DATES = [_query("start_date", "First day (UTC, inclusive); give both dates or ne
                                "today included)", DATE),
          _query("end_date", "Last day (UTC, inclusive); at most 366 days after start_date", DATE)]
 NAME = {"type": "string", "minLength": 1, "maxLength": 200}
-GROUP_BY = _query("group_by", "Period of a row", {"type": "string", "enum": ["day", "week", "month"], "default": "day"})
-USER = _query("user_id", "Only this user's events", {"type": "string", "maxLength": 200})
 ID_PATH = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
 
 
@@ -104,17 +102,6 @@ def _product_ops() -> dict[tuple[str, str], Op]:
             {"200": _json(ref("QuotaCheck")), **ERRORS, "409": _error("Quota counting is disabled")},
             parameters=[ACCOUNT_HEADER],
             body=_body(obj({"user_id": NAME, "event": NAME}, required=["user_id", "event"]), "Who and what")),
-        ("GET", "/metrics"): _op(
-            {"200": _json(ref("MetricsResult")), **ERRORS},
-            parameters=[*DATES, GROUP_BY, USER, ACCOUNT_HEADER, _query(
-                "limit", "Event names at most (the most frequent in the range; events_truncated says if more)",
-                {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100})]),
-        ("GET", "/sessions"): _op(
-            {"200": _json(ref("SessionsResult")), **ERRORS},
-            parameters=[*DATES, GROUP_BY, USER,
-                        _query("start_event", "Event that starts a session", {**NAME, "default": "play"}),
-                        _query("stop_event", "Event that stops a session", {**NAME, "default": "stop"}),
-                        ACCOUNT_HEADER]),
     }
 
 

@@ -124,20 +124,6 @@ SCHEMAS: dict[str, Schema] = {
         "remaining": nullable(COUNT), "resets_at": nullable(DATETIME), "period": nullable(STRING),
         "quota_id": nullable(INT), "rules": {"type": "array", "items": {"type": "object"}},
     }, required=["status", "allowed"]),
-    "MetricsResult": obj({
-        "status": SUCCESS, "group_by": STRING, "events": {"type": "array", "items": STRING},
-        "events_truncated": {"type": "boolean"},
-        "data": {"type": "array", "items": obj({
-            "date": DATE, "counts": {"type": "object", "additionalProperties": COUNT,
-                                     "description": "event name -> its count in the period (0 where none)"}},
-            required=["date", "counts"])},
-    }, required=["status", "data"]),
-    "SessionsResult": obj({
-        "status": SUCCESS, "group_by": STRING, "start_event": STRING, "stop_event": STRING,
-        "data": {"type": "array", "items": obj({"date": DATE, "totalDuration": NUMBER, "sessionCount": COUNT,
-                                                "averageDuration": NUMBER},
-                                               required=["date", "totalDuration", "sessionCount", "averageDuration"])},
-    }, required=["status", "data"]),
     "Health": obj({
         "status": {"enum": ["success", "error"]}, "healthy": {"type": "boolean"}, "version": STRING,
         "postgres": _HEALTH_STORE, "redis": _HEALTH_STORE, "aggregate_lag_seconds": nullable(NUMBER),

@@ -14,6 +14,7 @@ handler runs, which then receives ``(request, params)``; a bad parameter is a 40
 from __future__ import annotations
 
 import re
+import typing
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -102,23 +103,59 @@ def decode_params(request: web.Request, struct: type[msgspec.Struct]) -> Any:
     try:
         return msgspec.convert(data, struct, strict=False)
     except msgspec.ValidationError as exc:
-        raise ApiError(400, _message(exc, getattr(struct, "MESSAGES", {}))) from None
+        raise ApiError(400, _message(exc, struct, data)) from None
 
 
-def _message(exc: msgspec.ValidationError, messages: dict[str, str]) -> str:
-    """The 400 message of a parameter that did not convert: the Struct's own (``MESSAGES[name]``, or
-    ``MESSAGES[name + ":missing"]`` when a required one is absent), else msgspec's, naming the parameter
-    (``limit: Expected `int`, got `str```). A ValueError of the Struct's ``__post_init__`` keeps its text."""
+def _field_type(struct: type[msgspec.Struct], name: str) -> Any:
+    """The msgspec.inspect type of a field (its constraints), Optional and metadata unwrapped."""
+    info = msgspec.inspect.type_info(struct)
+    assert isinstance(info, msgspec.inspect.StructType)
+    kind: Any = next((f.type for f in info.fields if f.encode_name == name), None)
+    for _ in range(3):
+        if isinstance(kind, msgspec.inspect.Metadata):
+            kind = kind.type
+        if isinstance(kind, msgspec.inspect.UnionType):
+            kind = next((t for t in kind.types if not isinstance(t, msgspec.inspect.NoneType)), kind)
+    return kind
+
+
+def _choices(struct: type[msgspec.Struct], name: str) -> tuple[Any, ...]:
+    """The values of a Literal field in their declared order (msgspec.inspect sorts them)."""
+    pending = [typing.get_type_hints(struct, include_extras=True)[name]]
+    while pending:
+        kind = pending.pop()
+        if typing.get_origin(kind) is typing.Literal:
+            return typing.get_args(kind)
+        pending.extend(arg for arg in typing.get_args(kind) if not isinstance(arg, msgspec.Meta))
+    return ()
+
+
+def _message(exc: msgspec.ValidationError, struct: type[msgspec.Struct], data: dict[str, Any]) -> str:
+    """The 400 message of a parameter that did not convert, naming it: the Struct's own (``MESSAGES[name]``, a
+    format string of ``value``; ``MESSAGES[name + ":missing"]`` when a required one is absent), else the house
+    wording of a too long text, a non-integer or out-of-range integer and a value not among the choices, else
+    msgspec's. A ValueError of the Struct's ``__post_init__`` keeps its text."""
+    messages: dict[str, str] = getattr(struct, "MESSAGES", {})
     text = str(exc)
     if missing := re.fullmatch(r"Object missing required field `([^`]+)`", text):
         name = missing.group(1)
         return messages.get(f"{name}:missing") or f"{name} is required"
-    if found := re.search(r" - at `\$\.([^`\[]+)[^`]*`$", text):
-        name = found.group(1)
-        if longer := re.match(r"Expected `str` of length <= (\d+)$", text[: found.start()]):
-            return f"{name} is longer than {longer.group(1)} characters"
-        return messages.get(name) or f"{name}: {text[: found.start()]}"
-    return text
+    found = re.search(r" - at `\$\.([^`\[]+)[^`]*`$", text)
+    if not found:
+        return text
+    name, problem = found.group(1), text[: found.start()]
+    if longer := re.match(r"Expected `str` of length <= (\d+)$", problem):
+        return f"{name} is longer than {longer.group(1)} characters"
+    if name in messages:
+        return messages[name].format(value=data.get(name))
+    kind = _field_type(struct, name)
+    if isinstance(kind, msgspec.inspect.IntType):
+        if problem.startswith("Expected `int`, got"):
+            return f"{name} must be an integer"
+        return f"{name} must be between {kind.ge} and {kind.le}"
+    if isinstance(kind, msgspec.inspect.LiteralType):
+        return f"Invalid {name} {data.get(name)!r}: use one of {', '.join(map(str, _choices(struct, name)))}"
+    return f"{name}: {problem}"
 
 
 def _endpoint(route: Route) -> Handler:
