@@ -139,33 +139,6 @@ def _explorer_ops() -> dict[tuple[str, str], Op]:
                 _query("compare", "previous: add the same number of days right before the range",
                        {"type": "string", "enum": ["previous", "none"], "default": "none"}),
                 *DATES, ACCOUNT_HEADER]),
-        ("GET", "/users"): _op(
-            {"200": _json(ref("UserList")), **ERRORS},
-            description="`trait.<key>=<value>` (repeatable for other keys, at most 10) keeps users whose trait "
-                        "has that text value.",
-            parameters=[_query("search", "Text in the user id or any trait (any case)", NAME),
-                        {"name": "trait.{key}", "in": "query", "required": False,
-                         "schema": {"type": "string", "maxLength": 1000},
-                         "description": "A trait filter (e.g. trait.plan=pro)"},
-                        _query("limit", "Users per page", {"type": "integer", "minimum": 1, "maximum": 200,
-                                                           "default": 50}),
-                        _query("offset", "Users to skip", {"type": "integer", "minimum": 0, "maximum": 100000,
-                                                           "default": 0}),
-                        ACCOUNT_HEADER]),
-        ("GET", "/users/{id}"): _op(
-            {"200": _json(ref("Person")), **ERRORS, **NOT_FOUND},
-            description="Any distinct id (user id or anonymous id) opens the person it belongs to (identify and "
-                        "alias links).",
-            parameters=[{"name": "id", "in": "path", "required": True, "schema": NAME},
-                        _query("limit", "Events per page", {"type": "integer", "minimum": 1, "maximum": 200,
-                                                            "default": 50}),
-                        _query("offset", "Events to skip", {"type": "integer", "minimum": 0, "maximum": 100000,
-                                                            "default": 0}),
-                        _query("ids_limit", "The person's ids per page", {"type": "integer", "minimum": 1,
-                                                                         "maximum": 1000, "default": 100}),
-                        _query("ids_offset", "The person's ids to skip", {"type": "integer", "minimum": 0,
-                                                                         "maximum": 100000, "default": 0}),
-                        ACCOUNT_HEADER]),
         ("GET", "/sites"): _op(
             {"200": _json(ref("Sites")), **ERRORS},
             description=note + " Most viewed first.",

@@ -166,30 +166,6 @@ SCHEMAS: dict[str, Schema] = {
         }, required=["key", "count", "types", "values"])},
     }, required=["status", "event", "sampled_events", "data"]),
     "Sites": _listing("site", "pageviews"),
-    "UserList": obj({
-        "status": SUCCESS, "limit": COUNT, "offset": COUNT, "has_more": {"type": "boolean"},
-        "data": {"type": "array", "items": obj({"user_id": STRING, "traits": {"type": "object"},
-                                                "first_seen": DATETIME, "last_seen": DATETIME},
-                                               required=["user_id", "traits", "first_seen", "last_seen"])},
-    }, required=["status", "has_more", "data"]),
-    "Person": obj({
-        "status": SUCCESS, "limit": COUNT, "offset": COUNT, "id": STRING, "person_id": STRING,
-        "distinct_ids": {"type": "array", "items": STRING,
-                         "description": "a page of the person's ids (ids_limit from ids_offset, in id order)"},
-        "distinct_id_count": {"type": "integer", "description": "how many ids the person has"},
-        "more_ids": {"type": "boolean", "description": "whether ids follow this page"},
-        "user_ids": {"type": "array", "items": STRING, "description": "the identified ones"},
-        "linked_ids": {"type": "array", "items": STRING, "description": "the person's other ids (anonymous ids, "
-                                                                          "aliases)"},
-        "traits": {"type": "object"}, "first_seen": nullable(DATETIME), "last_seen": nullable(DATETIME),
-        "event_count": COUNT,
-        "event_counts": {"type": "array", "items": obj({"event": STRING, "count": COUNT}),
-                         "description": "the 50 most frequent event names"},
-        "events": {"type": "array", "items": obj({
-            "ts": DATETIME, "event": STRING, "distinct_id": STRING, "session_id": nullable(STRING),
-            "site": nullable(STRING), "path": nullable(STRING), "properties": nullable({"type": "object"})})},
-        "more_events": {"type": "boolean"},
-    }, required=["status", "id", "person_id", "distinct_ids", "traits", "event_count", "events"]),
     "TrendSeries": obj({
         "event": STRING, "breakdown_value": nullable(STRING),
         "other": {"type": "boolean", "description": "the events of every value outside the top 10"},

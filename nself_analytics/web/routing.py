@@ -145,7 +145,7 @@ def _message(exc: msgspec.ValidationError, struct: type[msgspec.Struct], data: d
         return text
     name, problem = found.group(1), text[: found.start()]
     if longer := re.match(r"Expected `str` of length <= (\d+)$", problem):
-        return f"{name} is longer than {longer.group(1)} characters"
+        return messages.get(f"{name}:length") or f"{name} is longer than {longer.group(1)} characters"
     if name in messages:
         return messages[name].format(value=data.get(name))
     kind = _field_type(struct, name)
