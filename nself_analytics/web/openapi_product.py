@@ -54,16 +54,6 @@ def _product_ops() -> dict[tuple[str, str], Op]:
         ("DELETE", "/funnels/{id}"): _op(
             {"200": _json(ref("Deleted")), **ERRORS, **NOT_FOUND},
             parameters=[ID_PATH, ACCOUNT_HEADER]),
-        ("GET", "/retention"): _op(
-            {"200": _json(ref("RetentionResult")), **ERRORS},
-            parameters=[*DATES,
-                        _query("period", "Cohort period", {"type": "string", "enum": ["day", "week", "month"],
-                                                           "default": "week"}),
-                        _query("periods", "Columns, period 0 included", {"type": "integer", "minimum": 1,
-                                                                          "maximum": 60, "default": 8}),
-                        _query("start_event", "Event that puts a user in a cohort (default: any first event)", NAME),
-                        _query("return_event", "Event that counts as a return (default: any)", NAME),
-                        ACCOUNT_HEADER]),
         ("GET", "/counters/{event}"): _op(
             {"200": _json(ref("Counters")), **ERRORS, "409": _error("Per-user counters need quotas enabled")},
             parameters=[{"name": "event", "in": "path", "required": True, "schema": NAME},
@@ -121,24 +111,6 @@ def _explorer_ops() -> dict[tuple[str, str], Op]:
                         _query("values", "Top values per key", {"type": "integer", "minimum": 0, "maximum": 50,
                                                                  "default": 10}),
                         ACCOUNT_HEADER]),
-        ("GET", "/trends"): _op(
-            {"200": _json(ref("TrendsResult")), **ERRORS},
-            description=note + " Buckets are UTC (ISO weeks start on Monday). With a breakdown, each event's 10 "
-                               "values with the most events get a series, the rest one `other` series; the "
-                               "previous period is grouped by the same values.",
-            parameters=[
-                _query("events", "Comma-separated event names, 1 to 10", {"type": "string"}, required=True),
-                _query("interval", "Bucket size (hour: ranges of at most 31 days)",
-                       {"type": "string", "enum": ["hour", "day", "week", "month"], "default": "day"}),
-                _query("measure", "count (events), users (distinct user or anonymous ids), sum:<property> or "
-                                  "avg:<property> (over events where it is a number; exact, saturating at "
-                                  "+-1.7976931348623157e308)",
-                       {"type": "string", "pattern": "^(count|users|(sum|avg):.{1,200})$", "default": "count"}),
-                _query("breakdown", "Split each event by this property (top 10 values and other)",
-                       {"type": "string", "maxLength": 200}),
-                _query("compare", "previous: add the same number of days right before the range",
-                       {"type": "string", "enum": ["previous", "none"], "default": "none"}),
-                *DATES, ACCOUNT_HEADER]),
         ("GET", "/sites"): _op(
             {"200": _json(ref("Sites")), **ERRORS},
             description=note + " Most viewed first.",

@@ -99,13 +99,6 @@ SCHEMAS: dict[str, Schema] = {
                         "window_seconds": INT, "breakdown": nullable(STRING), "created_at": DATETIME,
                         "updated_at": DATETIME},
                        required=["id", "name", "steps", "window_seconds", "breakdown"]),
-    "RetentionResult": obj({
-        "status": SUCCESS, "period": STRING, "periods": INT, "start_date": DATE, "end_date": DATE,
-        "start_event": nullable(STRING), "return_event": nullable(STRING),
-        "data": {"type": "array", "items": obj({"cohort": DATE, "size": COUNT,
-                                                "retained": {"type": "array", "items": COUNT}},
-                                               required=["cohort", "size", "retained"])},
-    }, required=["status", "data"]),
     "Counters": obj({
         "status": SUCCESS, "event": STRING, "user_id": nullable(STRING),
         "counts": {"type": "object", "additionalProperties": COUNT}, "period": STRING, "count": COUNT,
@@ -166,21 +159,4 @@ SCHEMAS: dict[str, Schema] = {
         }, required=["key", "count", "types", "values"])},
     }, required=["status", "event", "sampled_events", "data"]),
     "Sites": _listing("site", "pageviews"),
-    "TrendSeries": obj({
-        "event": STRING, "breakdown_value": nullable(STRING),
-        "other": {"type": "boolean", "description": "the events of every value outside the top 10"},
-        "data": {"type": "array", "items": nullable(NUMBER), "description": "one figure per bucket (avg: null "
-                                                                             "where no event has the property)"},
-        "total": nullable(NUMBER),
-    }, required=["event", "breakdown_value", "other", "data", "total"]),
-    "TrendsResult": obj({
-        "status": SUCCESS, "events": {"type": "array", "items": STRING}, "interval": STRING, "measure": STRING,
-        "property": nullable(STRING), "breakdown": nullable(STRING), "breakdown_limit": COUNT,
-        "start_date": DATE, "end_date": DATE,
-        "buckets": {"type": "array", "items": STRING, "description": "bucket starts: dates, or UTC hours"},
-        "series": {"type": "array", "items": ref("TrendSeries")},
-        "previous": obj({"start_date": DATE, "end_date": DATE, "buckets": {"type": "array", "items": STRING},
-                         "series": {"type": "array", "items": ref("TrendSeries")}},
-                        required=["start_date", "end_date", "buckets", "series"]),
-    }, required=["status", "events", "interval", "measure", "buckets", "series"]),
 }

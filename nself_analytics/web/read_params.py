@@ -10,12 +10,13 @@ import msgspec
 
 from . import params
 
-__all__ = ["DateParams", "Name", "Period", "UserParams"]
+__all__ = ["DateParams", "Day", "Name", "Period", "UserParams"]
 
 _DAY = Annotated[str, msgspec.Meta(pattern=r"^\d{4}-\d{2}-\d{2}$", extra_json_schema={"format": "date"})]
 # an event name, a property or an id: what params.event_name accepts
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=params.MAX_NAME_LENGTH)]
 Period = Literal["day", "week", "month"]
+Day = Annotated[str, msgspec.Meta(extra_json_schema={"format": "date"})]  # an answer's YYYY-MM-DD
 
 
 class DateParams(msgspec.Struct, kw_only=True):
