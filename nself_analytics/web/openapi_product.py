@@ -29,16 +29,6 @@ ID_PATH = {"name": "id", "in": "path", "required": True, "schema": {"type": "int
 
 def _product_ops() -> dict[tuple[str, str], Op]:
     return {
-        ("GET", "/funnel"): _op(
-            {"200": _json(ref("FunnelResult")), **ERRORS, **NOT_FOUND}, parameters=[
-                _query("steps", "Comma-separated event names, 2 to 20 (or funnel_id)", {"type": "string"}),
-                _query("funnel_id", "A saved funnel instead of steps", {"type": "integer", "minimum": 1}),
-                *DATES,
-                _query("window", "Time to complete the funnel from its first step (30s, 15m, 2h, 7d; max 90d)",
-                       {"type": "string", "default": "7d"}),
-                _query("breakdown", "Split by this event property", {"type": "string", "maxLength": 200}),
-                ACCOUNT_HEADER,
-            ]),
         ("GET", "/funnels"): _op({"200": _json(obj(
             {"status": {"const": "success"}, "funnels": {"type": "array", "items": ref("SavedFunnel")}},
             required=["status", "funnels"])), **ERRORS}, parameters=[ACCOUNT_HEADER]),

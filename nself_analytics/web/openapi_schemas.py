@@ -39,14 +39,6 @@ SUCCESS = {"const": "success"}
 DATE = {"type": "string", "format": "date"}
 DATETIME = {"type": "string", "format": "date-time"}
 _NAME = {"type": "string", "minLength": 1, "maxLength": 200}
-
-
-_FUNNEL_STEP = obj({
-    "step": {"type": "integer", "minimum": 1}, "event": STRING, "users": COUNT,
-    "conversion_from_start": nullable(RATE), "conversion_from_previous": nullable(RATE), "drop_off": COUNT,
-    "drop_off_rate": nullable(RATE), "median_seconds_from_previous": nullable(NUMBER),
-}, required=["step", "event", "users", "conversion_from_start", "conversion_from_previous", "drop_off",
-             "median_seconds_from_previous"])
 _QUOTA_PERIOD = {"type": "string", "enum": ["minute", "hour", "day", "month"]}
 _HEALTH_STORE = obj({"reachable": {"type": "boolean"}, "error": STRING}, required=["reachable"])
 
@@ -79,15 +71,6 @@ SCHEMAS: dict[str, Schema] = {
         "message_ids": {"type": "array", "items": {"type": "string", "format": "uuid"}},
         "warnings": {"type": "array", "items": obj({"index": COUNT, "message": STRING})},
     }, required=["status", "accepted", "duplicates", "message_ids", "warnings"]),
-    "FunnelStep": _FUNNEL_STEP,
-    "FunnelResult": obj({
-        "status": SUCCESS, "funnel_id": nullable(INT), "start_date": DATE, "end_date": DATE,
-        "window_seconds": NUMBER, "steps": {"type": "array", "items": ref("FunnelStep")},
-        "breakdown": STRING,
-        "breakdown_values": {"type": "array", "items": obj({"value": nullable(STRING), "steps": {
-            "type": "array", "items": ref("FunnelStep")}})},
-        "breakdown_values_total": COUNT, "breakdown_values_limit": COUNT,
-    }, required=["status", "steps"]),
     "FunnelDefinition": obj({
         "name": _NAME,
         "steps": {"type": "array", "items": _NAME, "minItems": 2, "maxItems": 20,

@@ -150,7 +150,7 @@ def _message(exc: msgspec.ValidationError, struct: type[msgspec.Struct], data: d
         return messages[name].format(value=data.get(name))
     kind = _field_type(struct, name)
     if isinstance(kind, msgspec.inspect.IntType):
-        if problem.startswith("Expected `int`, got"):
+        if re.match(r"Expected `int( \| null)?`, got", problem):
             return f"{name} must be an integer"
         return f"{name} must be between {kind.ge} and {kind.le}"
     if isinstance(kind, msgspec.inspect.LiteralType):
