@@ -32,7 +32,6 @@ from .openapi_parts import (
 )
 from .openapi_product import (
     _WEBHOOK_EVENTS,
-    _explorer_ops,
     _product_ops,
     _webhook_ops,
 )
@@ -132,7 +131,7 @@ def _service_ops() -> dict[tuple[str, str], Op]:
 
 
 # The hand-written parameters and answers of the routes not yet converted to typed ones, by (method, path)
-DESCRIPTIONS: dict[tuple[str, str], Op] = {**_ingest_ops(), **_web_ops(), **_product_ops(), **_explorer_ops(),
+DESCRIPTIONS: dict[tuple[str, str], Op] = {**_ingest_ops(), **_web_ops(), **_product_ops(),
                                            **_webhook_ops(), **_service_ops(), **admin_ops()}
 SECURITY: dict[Access, list[Any]] = {Access.PUBLIC: PUBLIC, Access.WRITE: WRITE, Access.TOKEN: SECRET,
                                      Access.SITE: SECRET}

@@ -1,4 +1,5 @@
-"""The OpenAPI operations of product analytics, the explorer and the webhooks (assembled in web/openapi.py)."""
+"""The hand-written OpenAPI descriptions of the product routes not yet typed (saved funnels, counters, quotas) and the
+webhooks (assembled in web/openapi.py)."""
 
 from __future__ import annotations
 
@@ -19,10 +20,6 @@ __all__ = ["Op"]
 
 # --- product analytics --------------------------------------------------------------------------
 
-DATE = {"type": "string", "format": "date", "pattern": "^\\d{4}-\\d{2}-\\d{2}$"}
-DATES = [_query("start_date", "First day (UTC, inclusive); give both dates or neither (the last 30 days, "
-                               "today included)", DATE),
-         _query("end_date", "Last day (UTC, inclusive); at most 366 days after start_date", DATE)]
 NAME = {"type": "string", "minLength": 1, "maxLength": 200}
 ID_PATH = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
 
@@ -82,29 +79,6 @@ def _product_ops() -> dict[tuple[str, str], Op]:
             {"200": _json(ref("QuotaCheck")), **ERRORS, "409": _error("Quota counting is disabled")},
             parameters=[ACCOUNT_HEADER],
             body=_body(obj({"user_id": NAME, "event": NAME}, required=["user_id", "event"]), "Who and what")),
-    }
-
-
-def _explorer_ops() -> dict[tuple[str, str], Op]:
-    limit = _query("limit", "Rows at most", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100})
-    note = "Bot events are left out."
-    return {
-        ("GET", "/events"): _op(
-            {"200": _json(ref("EventNames")), **ERRORS},
-            description=note + " Most frequent first.",
-            parameters=[*DATES, limit, _query("search", "Only names containing this text (any case)", NAME),
-                        ACCOUNT_HEADER]),
-        ("GET", "/events/{name}/properties"): _op(
-            {"200": _json(ref("EventProperties")), **ERRORS},
-            description=note + " The newest 10,000 events of the name in the range are surveyed.",
-            parameters=[{"name": "name", "in": "path", "required": True, "schema": NAME}, *DATES, limit,
-                        _query("values", "Top values per key", {"type": "integer", "minimum": 0, "maximum": 50,
-                                                                 "default": 10}),
-                        ACCOUNT_HEADER]),
-        ("GET", "/sites"): _op(
-            {"200": _json(ref("Sites")), **ERRORS},
-            description=note + " Most viewed first.",
-            parameters=[*DATES, limit, ACCOUNT_HEADER]),
     }
 
 

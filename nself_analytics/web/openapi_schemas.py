@@ -43,13 +43,6 @@ _QUOTA_PERIOD = {"type": "string", "enum": ["minute", "hour", "day", "month"]}
 _HEALTH_STORE = obj({"reachable": {"type": "boolean"}, "error": STRING}, required=["reachable"])
 
 
-def _listing(name: str, count: str) -> dict[str, Any]:
-    """An explorer list: ``{name, count, first_seen, last_seen}`` rows over a date range."""
-    item = obj({name: STRING, count: COUNT, "first_seen": DATETIME, "last_seen": DATETIME},
-               required=[name, count, "first_seen", "last_seen"])
-    return obj({"status": SUCCESS, "start_date": DATE, "end_date": DATE, "limit": COUNT,
-                "data": {"type": "array", "items": item}}, required=["status", "start_date", "end_date", "data"])
-
 SCHEMAS: dict[str, Schema] = {
     "Error": obj({"status": {"const": "error"}, "message": STRING}, required=["status", "message"]),
     "Ok": obj({"status": SUCCESS}, required=["status"]),
@@ -129,17 +122,4 @@ SCHEMAS: dict[str, Schema] = {
     }, required=["id", "event", "status", "attempts"]),
     "McpConfig": obj({"base_url": STRING, "openapi_url": STRING, "clients": {"type": "object"}},
                      required=["base_url", "openapi_url", "clients"]),
-    "EventNames": _listing("event", "count"),
-    "EventProperties": obj({
-        "status": SUCCESS, "event": STRING, "start_date": DATE, "end_date": DATE, "limit": COUNT,
-        "sampled_events": {**COUNT, "description": "events surveyed: the newest ones, at most sample_limit"},
-        "sample_limit": COUNT,
-        "data": {"type": "array", "items": obj({
-            "key": STRING, "count": {**COUNT, "description": "surveyed events carrying the key"},
-            "types": {"type": "array", "items": {"enum": ["string", "number", "boolean", "object", "array", "null"]}},
-            "values": {"type": "array", "description": "most frequent scalar values (cut to 200 characters)",
-                       "items": obj({"value": STRING, "count": COUNT}, required=["value", "count"])},
-        }, required=["key", "count", "types", "values"])},
-    }, required=["status", "event", "sampled_events", "data"]),
-    "Sites": _listing("site", "pageviews"),
 }
