@@ -41,13 +41,6 @@ def _product_ops() -> dict[tuple[str, str], Op]:
         ("DELETE", "/funnels/{id}"): _op(
             {"200": _json(ref("Deleted")), **ERRORS, **NOT_FOUND},
             parameters=[ID_PATH, ACCOUNT_HEADER]),
-        ("GET", "/counters/{event}"): _op(
-            {"200": _json(ref("Counters")), **ERRORS, "409": _error("Per-user counters need quotas enabled")},
-            parameters=[{"name": "event", "in": "path", "required": True, "schema": NAME},
-                        _query("user_id", "Count this user's events only (needs ANALYTICS_QUOTA_ENABLED=true)",
-                               {"type": "string", "maxLength": 200}),
-                        _query("period", "One period only", {"type": "string",
-                                                             "enum": ["minute", "hour", "day", "month", "total"]})]),
         ("GET", "/quotas"): _op(
             {"200": _json(obj(
                 {"status": {"const": "success"}, "quotas": {"type": "array", "items": ref("Quota")}},

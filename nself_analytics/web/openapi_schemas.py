@@ -75,11 +75,6 @@ SCHEMAS: dict[str, Schema] = {
                         "window_seconds": INT, "breakdown": nullable(STRING), "created_at": DATETIME,
                         "updated_at": DATETIME},
                        required=["id", "name", "steps", "window_seconds", "breakdown"]),
-    "Counters": obj({
-        "status": SUCCESS, "event": STRING, "user_id": nullable(STRING),
-        "counts": {"type": "object", "additionalProperties": COUNT}, "period": STRING, "count": COUNT,
-        "resets_at": nullable(DATETIME),
-    }, required=["status", "event", "counts"]),
     "QuotaRule": obj({"event": _NAME, "segment": {"type": "object", "description": "user traits to match"},
                       "limit": {"type": "integer", "minimum": 0}, "period": _QUOTA_PERIOD},
                      required=["event", "limit", "period"]),
