@@ -16,6 +16,7 @@ import yaml
 
 from nself_analytics.config import Settings
 from nself_analytics.host.app import create_root_app
+from nself_analytics.host.manifest import render_routes
 
 from .conftest import SECRET, WRITE_KEY, Stores, _sibling_database, free_port, pg_execute, start_service, wait_healthy
 
@@ -23,7 +24,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_plugin_yaml_lists_every_route(settings: Settings) -> None:
-    manifest = yaml.safe_load((ROOT / "plugin.yaml").read_text())
+    text = (ROOT / "plugin.yaml").read_text()
+    assert render_routes() in text, "plugin.yaml differs from the route table: python -m nself_analytics.host.manifest"
+    manifest = yaml.safe_load(text)
     listed = {(method, route["path"]) for route in manifest["routes"] for method in route["methods"]}
     routed = set()
     for route in create_root_app(settings, worker=False).router.routes():

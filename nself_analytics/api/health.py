@@ -23,8 +23,7 @@ from ..pipeline.runtime import WORKER
 from ..store.rollups.aggregates import aggregate_lag_seconds
 from ..web.appkeys import READ_POOL, REDIS, SETTINGS, WORKER_POOL
 from ..web.auth import grant_of
-
-routes = web.RouteTableDef()
+from ..web.routing import PUBLIC, Route
 
 VERSION = "1.1.1"
 
@@ -106,7 +105,6 @@ def _process(request: web.Request) -> dict[str, Any]:
     return {"process": {"pid": os.getpid(), "leader": bool(worker and worker.leadership.held)}}
 
 
-@routes.get("/health", name="health")
 async def health(request: web.Request) -> web.Response:
     pg, rd, replica = await asyncio.gather(_postgres(request), _redis(request), _replica(request))
     ok = pg["postgres"]["reachable"] and rd["redis"]["reachable"]
@@ -119,3 +117,10 @@ async def health(request: web.Request) -> web.Response:
     if not ok:
         body["message"] = "a store is unreachable"
     return web.json_response(body, status=200 if ok else 503)
+
+
+ROUTES = [
+    Route("GET", "/health", health, PUBLIC, name="health", tags=("Service",),
+          summary="Up/down of Postgres and Redis; with the secret token also version, queue depth, aggregate lag "
+                  "and store errors"),
+]

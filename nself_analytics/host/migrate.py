@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import structlog
 from yoyo import get_backend, read_migrations
 
-__all__ = ["apply_migrations", "migrations_dir", "pending_migrations"]
+__all__ = ["apply_migrations", "migrations_dir"]
 
 log = structlog.get_logger("nself_analytics.host.migrate")
 
@@ -39,7 +40,7 @@ def migrations_dir() -> Path:
 
 
 
-def _backend(database_url: str):  # type: ignore[no-untyped-def]
+def _backend(database_url: str) -> Any:
     # yoyo picks psycopg2 for postgresql:// (the driver aiopg uses too)
     return get_backend(database_url, migration_table="np_analytics_yoyo_migration")
 
@@ -55,8 +56,3 @@ def apply_migrations(database_url: str) -> list[str]:
     log.info("migrations_applied", count=len(applied), ids=applied)
     return applied
 
-
-def pending_migrations(database_url: str) -> list[str]:
-    """Ids of the migrations not yet applied."""
-    backend = _backend(database_url)
-    return [m.id for m in backend.to_apply(read_migrations(str(migrations_dir())))]
