@@ -266,13 +266,13 @@ async def test_unknown_route_is_json_404(client: Any) -> None:
 
 
 def test_start_embedded_then_sigterm_stops_everything(tmp_path: Path) -> None:
-    """`start` with no URLs runs its own stores; SIGTERM stops the app and both stores, data kept."""
+    """`start --migrate` with no URLs runs its own stores; SIGTERM stops the app and both stores, data kept."""
     port = free_port()
     env = {**os.environ, **BASE_ENV, "ANALYTICS_DATA_DIR": str(tmp_path), "ANALYTICS_PORT": str(port),
            "ANALYTICS_HOST": "127.0.0.1", "ANALYTICS_LOG_FORMAT": "json"}
     for key in ("DATABASE_URL", "REDIS_URL", "REDIS_HOST"):
         env.pop(key, None)
-    process = start_service(env, tmp_path / "service.log")
+    process = start_service(env, tmp_path / "service.log", migrate=True)
     try:
         body = wait_healthy(f"http://127.0.0.1:{port}")
         assert body["postgres"]["reachable"] and body["redis"]["reachable"]
