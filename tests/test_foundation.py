@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import redis
 
+from nself_analytics import __version__
 from nself_analytics.config import ConfigError, Settings, parse_duration
 from nself_analytics.host import hookspecs, plugin
 from nself_analytics.host.cli import plugin_manager
@@ -294,7 +295,7 @@ def test_manifest_lists_hooks_variables_and_tables() -> None:
 
     root = Path(__file__).resolve().parent.parent
     manifest = yaml.safe_load((root / "plugin.yaml").read_text())
-    assert (manifest["name"], manifest["version"], manifest["port"]) == ("analytics", "1.1.1", 3206)
+    assert (manifest["name"], manifest["version"], manifest["port"]) == ("analytics", __version__, 3206)
     for hook in ("install", "build", "start"):
         path = root / manifest["hooks"][hook]
         assert path.is_file() and os.access(path, os.X_OK)

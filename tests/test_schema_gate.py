@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 
-from nself_analytics import __version__
 from nself_analytics.host.migrate import pending_migrations
 
 from .conftest import free_port, pg_execute, stop_service, wait_healthy
@@ -93,12 +92,6 @@ def test_migrate_takes_no_value() -> None:
     result = subprocess.run([sys.executable, "-m", "nself_analytics.host.cli", "start", "--migrate=yes"],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "--migrate" in result.stderr
-
-
-def test_version_flag() -> None:
-    result = subprocess.run([sys.executable, "-m", "nself_analytics.host.cli", "--version"], capture_output=True,
-                            text=True, timeout=60)
-    assert result.returncode == 0 and result.stdout.strip() == f"nself-analytics {__version__}"
 
 
 @pytest.fixture(autouse=True)

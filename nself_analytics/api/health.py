@@ -11,6 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
+from .. import __version__
 from ..ingest.redis_keys import (
     DEAD_LETTER_KEY,
     DRAIN_GROUP,
@@ -26,7 +27,6 @@ from ..web.auth import grant_of
 
 routes = web.RouteTableDef()
 
-VERSION = "1.1.1"
 
 
 async def _postgres(request: web.Request) -> dict[str, Any]:
@@ -113,7 +113,7 @@ async def health(request: web.Request) -> web.Response:
     body: dict[str, Any] = {"status": "success" if ok else "error", "healthy": ok}
     grant = grant_of(request)
     if grant is not None and grant.role == "token" and grant.account is None:
-        body.update(version=VERSION, **pg, **rd, **replica, **_process(request))
+        body.update(version=__version__, **pg, **rd, **replica, **_process(request))
     else:
         body.update(postgres={"reachable": pg["postgres"]["reachable"]}, redis={"reachable": rd["redis"]["reachable"]})
     if not ok:
