@@ -345,10 +345,11 @@ $$;
 -- Jobs that read every stored event, run after the migrations in bounded, resumable batches by the service's leader
 -- (nself_analytics/pipeline/backfill.py): each batch commits its work and its new position together.
 -- 'rollups_1_2' builds the rollups 1.2 added (event times, web session fragments and days with UTM term/content) for
--- the events stored before the upgrade: one daily partition per batch, newest first, by marking the partition's hours
--- dirty for the aggregator. Until it is finished, reads treat every hour of [lo, position) as dirty (position NULL:
--- not begun, no upper end), so they read raw events for what is not backfilled and stay exact meanwhile. lo is the
--- start of the oldest partition when this migration ran (none: nothing to do, finished at once).
+-- the events stored before the upgrade: one UTC day per batch, newest first, each rebuilt as the aggregator rebuilds
+-- a claimed hour, in the transaction that moves the position. Until it is finished, reads of those rollups treat
+-- every hour of [lo, position) as dirty (position NULL: not begun, no upper end), so they read raw events for what is
+-- not backfilled and stay exact meanwhile. lo is the start of the oldest partition when this migration ran (none:
+-- nothing to do, finished at once); hours: the (account, hour) pairs rebuilt so far.
 CREATE TABLE np_analytics_backfills (
     name         text        PRIMARY KEY,
     lo           timestamptz,
@@ -357,7 +358,7 @@ CREATE TABLE np_analytics_backfills (
     updated_at   timestamptz NOT NULL DEFAULT now(),
     finished_at  timestamptz,
     batches      integer     NOT NULL DEFAULT 0,
-    hours_marked bigint      NOT NULL DEFAULT 0
+    hours        bigint      NOT NULL DEFAULT 0
 );
 INSERT INTO np_analytics_backfills (name, lo, finished_at)
 SELECT 'rollups_1_2', b.lo, CASE WHEN b.lo IS NULL THEN now() END

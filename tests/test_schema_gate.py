@@ -7,9 +7,13 @@ start did; ANALYTICS_MIGRATE_ON_START is the same switch for the nself CLI's env
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
+import time
+import urllib.request
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +21,7 @@ import pytest
 
 from nself_analytics.host.migrate import pending_migrations
 
-from .conftest import free_port, pg_execute, stop_service, wait_healthy
+from .conftest import SECRET, free_port, pg_execute, stop_service, wait_healthy
 from .test_hostile_startup import _env, _fails_fast
 from .test_upgrade_schema import RELEASE_1_1_1, migrate, sibling
 
@@ -47,18 +51,44 @@ def test_start_refuses_an_empty_database(stores: Any, tmp_path: Path) -> None:
 
 
 def test_start_migrate_upgrades_1_1_1_then_serves(stores: Any, tmp_path: Path) -> None:
+    """start --migrate on a 1.1.1 database with events: migrated, serving, and its leader runs the backfill to the
+    end (/health says so, the log has each batch, the event times exist)."""
     database_url = sibling(stores.database_url, "gate_migrate")
     migrate(database_url, RELEASE_1_1_1)
+    today = datetime.now(UTC).date()
+    for day in (today - timedelta(days=1), today):
+        pg_execute(database_url, f"CREATE TABLE np_analytics_events_p{day:%Y%m%d} PARTITION OF np_analytics_events "
+                                 f"FOR VALUES FROM ('{day}') TO ('{day + timedelta(days=1)}')")
+    pg_execute(database_url, "INSERT INTO np_analytics_events (ts, message_id, event, user_id) "
+                             "SELECT now() - n * interval '20 minutes', gen_random_uuid(), 'e', 'u' || n % 3 "
+                             "FROM generate_series(1, 60) AS n")
     port = free_port()
     env = _env(tmp_path, database_url, stores.redis_url.rsplit("/", 1)[0] + "/5", port)
     with (tmp_path / "service.log").open("ab") as log:
         process = subprocess.Popen([sys.executable, "-m", "nself_analytics.host.cli", "start", "--migrate"], env=env,
                                    stdout=log, stderr=subprocess.STDOUT)
     try:
-        assert wait_healthy(f"http://127.0.0.1:{port}")["healthy"] is True
+        base = f"http://127.0.0.1:{port}"
+        assert wait_healthy(base)["healthy"] is True
         assert pending_migrations(database_url) == []
+        deadline = time.monotonic() + 60
+        while not (progress := _health(base)["backfills"])[0]["finished"] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        # one batch per day from the newest partition (the leader's maintenance may have created days ahead first)
+        assert progress[0]["finished"] is True and progress[0]["batches"] >= 2, progress
+        assert pg_execute(database_url, "SELECT count(*) > 0 FROM np_analytics_event_times") == [(True,)]
     finally:
         assert stop_service(process, signal.SIGTERM) == 0
+    batches = [json.loads(line) for line in (tmp_path / "service.log").read_text().splitlines()
+               if line.startswith("{") and '"backfill_batch"' in line]
+    assert [b["batches"] for b in batches] == list(range(1, len(batches) + 1)) and batches[-1]["finished"] is True
+    assert batches[-1]["hours"] >= 20  # cumulative (account, hour) pairs: 60 events 20 minutes apart
+
+
+def _health(base: str) -> dict[str, Any]:
+    request = urllib.request.Request(f"{base}/analytics/health", headers={"Authorization": f"Bearer {SECRET}"})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return json.load(response)  # type: ignore[no-any-return]
 
 
 def test_build_then_start_serves(stores: Any, tmp_path: Path) -> None:

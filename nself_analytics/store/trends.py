@@ -155,7 +155,7 @@ async def _counts(conn: aiopg.Connection, params: dict[str, Any]) -> TrendResult
     """measure=count without a breakdown, from the hour aggregates and the dirty hours' raw events."""
     async with transaction(conn) as cur:
         await cur.execute(ISOLATION)
-        marks = await dirty_hours(cur, params["account"], params["previous_start"], params["end"])
+        marks = await dirty_hours(cur, params["account"], params["previous_start"], params["end"], backfilled=False)
         await cur.execute(TREND_COUNTS, {**params, **marks})
         rows = await cur.fetchall()
     result = TrendResult({}, {})

@@ -21,6 +21,7 @@ from typing import Any
 
 from .identity import person_expr, person_join
 from .rollups import hll
+from .rollups.dirty import backfill_pending_sql
 from .rollups.web_rollup import DIMENSIONS, FRAGMENTS, PAGE_VIEW, REFERRER_DOMAIN
 
 __all__ = ["BREAKDOWNS", "SCREEN_BUCKETS", "WebQuery"]
@@ -319,10 +320,13 @@ SELECT t.n, CASE WHEN t.n > 0 THEN t.seconds / t.n ELSE 0 END,
 FROM totals t
 """
 
-# The hours in [h1, h2) of the account whose events are not in the fragments yet.
-DIRTY_HOURS = """
+# The hours in [h1, h2) of the account whose events are not in the fragments yet (also those the upgrade's backfill
+# has not rebuilt: store/rollups/dirty.py).
+DIRTY_HOURS = f"""
 SELECT hour FROM np_analytics_aggregate_dirty
-WHERE source_account_id = %(account)s AND hour >= %(h1)s AND hour < %(h2)s ORDER BY hour
+WHERE source_account_id = %(account)s AND hour >= %(h1)s AND hour < %(h2)s
+UNION{backfill_pending_sql("h1", "h2")}
+ORDER BY 1
 """
 # One snapshot for the dirty hours and the fragments (the aggregator swaps both in one transaction).
 ISOLATION = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"
