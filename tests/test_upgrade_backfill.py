@@ -139,20 +139,25 @@ async def test_backfill_keeps_reads_exact_and_rebuilds_the_rollups(
     async with aiopg.connect(upgraded) as conn:
         [state] = await backfills(conn)
         assert (state.name, state.position, state.finished_at, state.batches) == ("rollups_1_2", None, None, 0)
-        # two batches: the two newest days rebuilt, the older ones still pending
+        # two batches: the newest day, then 5 hours of the day before (the rest of it and the older ones pending)
         first = await run_batch(conn, settings.retention_days)
-        second = await run_batch(conn, settings.retention_days)
+        second = await run_batch(conn, settings.retention_days, hours=5)
         assert first is not None and second is not None and second.finished_at is None
-        assert second.batches == 2 and second.position == first.position - timedelta(days=1)
+        assert second.batches == 2 and second.position == first.position - timedelta(hours=5)
+        assert first.position.astimezone(UTC).hour == 0
         assert pg_execute(upgraded, "SELECT count(*) > 0 FROM np_analytics_web_sessions") == [(True,)]
         assert await _answers(upgraded_client) == expected
         # to the end: one batch per day of the partitions, then nothing more
         done = second
-        while (state := await run_batch(conn, settings.retention_days)) is not None:
+        for hours in (0, 100, *[24] * 30):
+            if (state := await run_batch(conn, settings.retention_days, hours=hours)) is None:
+                break
             done = state
         assert done.finished_at is not None and done.position == done.lo
-        assert done.batches == len(pg_execute(upgraded, "SELECT 1 FROM pg_inherits WHERE inhparent = "
-                                                        "'np_analytics_events'::regclass"))
+        # one batch per partition (a day), two more for the day cut at 5 hours and at 1 (hours=0 is clamped to 1,
+        # 100 to the rest of that day)
+        assert done.batches == 2 + len(pg_execute(upgraded, "SELECT 1 FROM pg_inherits WHERE inhparent = "
+                                                            "'np_analytics_events'::regclass"))
         assert await run_batch(conn, settings.retention_days) is None
     assert await _answers(upgraded_client) == expected
     for table in ROLLUPS:  # the same rollups as the aggregator built from the same events

@@ -1,12 +1,12 @@
 """The upgrade's backfills (np_analytics_backfills, migration 0100): their state and one bounded batch.
 
-'rollups_1_2' rebuilds the rollups 1.2 added for the events stored before the upgrade, one UTC day per batch from
-the newest day down to ``lo`` (the oldest partition when the migration ran). A batch reads that day's (account,
-hour) pairs from raw events, rebuilds them as the aggregator rebuilds a claimed hour (store/rollups/aggregates.py:
-rebuild), and moves ``position`` down to the day's start, all in one transaction: a batch is done or not, and an
-interrupted backfill resumes at its position. Reads treat the hours of ``[lo, position)`` as dirty meanwhile
-(store/rollups/dirty.py). Its first batch fixes the upper end: the end of the newest partition (the hours after it
-are written by this version's drain, which marks them dirty for the aggregator).
+'rollups_1_2' rebuilds the rollups 1.2 added for the events stored before the upgrade, a range of hours per batch (a
+UTC day unless told fewer) from the newest down to ``lo`` (the oldest partition when the migration ran). A batch
+reads the range's (account, hour) pairs from raw events, rebuilds them as the aggregator rebuilds a claimed hour
+(store/rollups/aggregates.py: rebuild), and moves ``position`` down to the range's start, all in one transaction: a
+batch is done or not, and an interrupted backfill resumes at its position. Reads treat the hours of ``[lo,
+position)`` as dirty meanwhile (store/rollups/dirty.py). Its first batch fixes the upper end: the end of the newest
+partition (the hours after it are written by this version's drain, which marks them dirty for the aggregator).
 """
 
 from __future__ import annotations
@@ -34,14 +34,14 @@ NEWEST_PARTITION_END = """
 SELECT max(substring(pg_get_expr(c.relpartbound, c.oid) FROM 'TO \\(''([^'']+)''\\)')::timestamptz)
 FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'np_analytics_events'::regclass
 """
-# The (account, UTC hour) pairs with events in [start, position): one day, so one partition.
+# The (account, UTC hour) pairs with events in [start, position): at most a day, so one or two partitions.
 HOURS = """
 SELECT DISTINCT source_account_id, date_trunc('hour', ts AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
 FROM np_analytics_events WHERE ts >= %(start)s AND ts < %(position)s ORDER BY 1, 2
 """
-# The start of the batch's day: the UTC day before position (not before lo).
-DAY_START = """
-SELECT greatest(%(lo)s::timestamptz,
+# The start of the batch: ``hours`` before position, not past the UTC day's start before it nor before lo.
+BATCH_START = """
+SELECT greatest(%(lo)s::timestamptz, %(position)s::timestamptz - make_interval(hours => %(hours)s),
                 date_trunc('day', (%(position)s::timestamptz - interval '1 microsecond') AT TIME ZONE 'UTC')
                     AT TIME ZONE 'UTC')
 """
@@ -79,9 +79,10 @@ async def backfills(conn: aiopg.Connection) -> list[Backfill]:
         return [Backfill(*row) for row in await cur.fetchall()]
 
 
-async def run_batch(conn: aiopg.Connection, retention_days: int, name: str = ROLLUPS) -> Backfill | None:
-    """Run one batch of backfill ``name`` (one UTC day, newest first); return its state after it, or None when it
-    has nothing left to do."""
+async def run_batch(conn: aiopg.Connection, retention_days: int, name: str = ROLLUPS,
+                    hours: int = 24) -> Backfill | None:
+    """Run one batch of backfill ``name``: the ``hours`` (1-24) before its position, within one UTC day; return its
+    state after it, or None when it has nothing left to do."""
     async with transaction(conn) as cur:
         await cur.execute(LOCK, {"name": name})
         row = await cur.fetchone()
@@ -94,7 +95,7 @@ async def run_batch(conn: aiopg.Connection, retention_days: int, name: str = ROL
         if lo is None or position is None or position <= lo:
             await cur.execute(FINISH, {"name": name})
         else:
-            await cur.execute(DAY_START, {"lo": lo, "position": position})
+            await cur.execute(BATCH_START, {"lo": lo, "position": position, "hours": max(1, min(24, hours))})
             (start,) = await cur.fetchone()
             await cur.execute(HOURS, {"start": start, "position": position})
             hours = await cur.fetchall()
