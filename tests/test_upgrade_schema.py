@@ -1,10 +1,10 @@
 """The consolidated migrations build the schema the 1.2 development's chain built, from nothing and from 1.1.1.
 
 Release 1.1.1 shipped migrations 0001-0003 (tests/fixtures/migrations_1_1_1/, from c2545bb); the 1.2 development
-added 0030-0113 (tests/fixtures/migrations_main_0713d34/, as main had them at 0713d34), which 1.2.0 replaces by
-0100_schema_1_2.sql and 0101_events_indexes.py. The schemas are compared through the catalog (tables, columns with
-their types, defaults, nullability and collations, indexes, constraints, functions, sequences), names included and
-order left out; the one object the consolidation adds is the backfill state table.
+added 0030-0114 (tests/fixtures/migrations_1_2_development/, as main had them before the consolidation), which 1.2.0
+replaces by 0100_schema_1_2.sql and 0101_events_indexes.py. The schemas are compared through the catalog (tables,
+columns with their types, defaults, nullability and collations, indexes, constraints, functions, sequences), names
+included and order left out; the one object the consolidation adds is the backfill state table.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from nself_analytics.store import online_ddl
 from .conftest import pg_execute
 
 FIXTURES = Path(__file__).parent / "fixtures"
-OLD_CHAIN = FIXTURES / "migrations_main_0713d34"
+OLD_CHAIN = FIXTURES / "migrations_1_2_development"
 RELEASE_1_1_1 = FIXTURES / "migrations_1_1_1"
 MIGRATION_TABLE = "np_analytics_yoyo_migration"  # nself_analytics/host/migrate.py's
 ADDED = {("table", "np_analytics_backfills")}
@@ -107,13 +107,13 @@ def test_fixtures_are_the_released_and_the_replaced_files() -> None:
         assert (migrations_dir() / name).read_text() == text == (OLD_CHAIN / name).read_text()
     current = sorted(p.name for p in migrations_dir().iterdir() if p.suffix in (".sql", ".py"))
     assert current == [*released, "0100_schema_1_2.sql", "0101_events_indexes.py"]
-    assert len(list(OLD_CHAIN.glob("*.sql"))) == 3 + 16
+    assert len(list(OLD_CHAIN.glob("*.sql"))) == 3 + 17
 
 
 def test_consolidated_chain_builds_the_old_chains_schema(stores: Any) -> None:
     old = sibling(stores.database_url, "schema_old_chain")
     new = sibling(stores.database_url, "schema_new_chain")
-    assert len(migrate(old, OLD_CHAIN)) == 19
+    assert len(migrate(old, OLD_CHAIN)) == 20
     assert migrate(new, migrations_dir()) == [
         "0001_initial", "0002_activity", "0003_event_ts_covering", "0100_schema_1_2", "0101_events_indexes"]
     before, after = catalog(old), catalog(new)
