@@ -15,7 +15,7 @@ from typing import Any
 import structlog
 from yoyo import get_backend, read_migrations
 
-__all__ = ["apply_migrations", "migrations_dir"]
+__all__ = ["apply_migrations", "migrations_dir", "pending_migrations"]
 
 log = structlog.get_logger("nself_analytics.host.migrate")
 
@@ -39,7 +39,6 @@ def migrations_dir() -> Path:
                             f"{'/'.join(INSTALLED_SUBDIR)}")
 
 
-
 def _backend(database_url: str) -> Any:
     # yoyo picks psycopg2 for postgresql:// (the driver aiopg uses too)
     return get_backend(database_url, migration_table="np_analytics_yoyo_migration")
@@ -56,3 +55,8 @@ def apply_migrations(database_url: str) -> list[str]:
     log.info("migrations_applied", count=len(applied), ids=applied)
     return applied
 
+
+def pending_migrations(database_url: str) -> list[str]:
+    """Ids of the migrations not yet applied (start refuses to run behind them: host/lifecycle.py)."""
+    backend = _backend(database_url)
+    return [m.id for m in backend.to_apply(read_migrations(str(migrations_dir())))]

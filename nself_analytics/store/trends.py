@@ -150,7 +150,7 @@ async def run_trends(conn: aiopg.Connection, *, account: str, events: list[str],
 async def _counts(conn: aiopg.Connection, params: dict[str, Any]) -> TrendResult:
     """measure=count without a breakdown, from the hour aggregates and the dirty hours' raw events."""
     async with read_snapshot(conn) as cur:
-        marks = await dirty_hours(cur, params["account"], params["previous_start"], params["end"])
+        marks = await dirty_hours(cur, params["account"], params["previous_start"], params["end"], backfilled=False)
         await cur.execute(TREND_COUNTS, {**params, **marks})
         rows = await cur.fetchall()
     result = TrendResult({}, {})

@@ -13,6 +13,7 @@ import copy
 from collections.abc import Iterable
 from typing import Any
 
+from .. import __version__
 from ..ingest.redis_keys import DEDUPE_TTL_SECONDS
 from .access import Access
 from .openapi_admin import admin_ops
@@ -195,7 +196,7 @@ def document(base_url: str, routes: Iterable[Route]) -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {
             "title": "nself-analytics",
-            "version": "1.1.1",
+            "version": __version__,
             "description": "Self-hosted product and web analytics: event ingest (Segment-compatible), funnels, "
                            "retention, real-time counters, quotas, metrics, sessions, and cookieless web "
                            "analytics. Reads need the secret token; ingest takes a write key (or the token). "

@@ -96,6 +96,12 @@ SCHEMAS: dict[str, Schema] = {
                         "lag_seconds": nullable(NUMBER), "error": STRING}, required=["reachable"]),
         "process": obj({"pid": INT, "leader": {"type": "boolean", "description": "runs the aggregator and pruner"}},
                        required=["pid", "leader"]),
+        "backfills": nullable({"type": "array", "description": "the upgrade's backfills: rollups rebuilt for the "
+                               "events stored before it, newest day first (reads stay exact meanwhile)",
+                               "items": obj({"name": STRING, "finished": {"type": "boolean"},
+                                             "done_down_to": nullable(STRING), "down_to": nullable(STRING),
+                                             "batches": INT, "hours": INT, "updated_at": nullable(STRING)},
+                                            required=["name", "finished"])}),
     }, required=["status", "healthy", "postgres", "redis"]),
     "Webhook": obj({"id": INT, "url": STRING, "events": {"type": "array", "items": STRING},
                     "event_names": {"type": "array", "items": STRING}, "active": {"type": "boolean"},
