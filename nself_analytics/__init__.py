@@ -11,4 +11,6 @@ This module holds the version only and imports nothing."""
 
 __all__ = ["__version__"]
 
-__version__ = "1.1.1"
+# The one place the version is written: setup.cfg reads it (attr:), and --version, /health, the OpenAPI info, the MCP
+# server's serverInfo and plugin.yaml (tests/test_version.py) show it.
+__version__ = "1.2.0"

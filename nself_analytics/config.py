@@ -133,6 +133,9 @@ class Settings:
     drain_statement_timeout: float = 5.0
     drain_timeout_per_entry: float = 0.01
     background_timeout: float = 120.0
+    # Whether ``start`` applies pending migrations (``start --migrate``, hooks/start: one box) instead of refusing
+    # to serve a schema behind this version (``build`` applies them).
+    migrate_on_start: bool = False
 
     @cached_property
     def tokens(self) -> tuple[Credential, ...]:
@@ -216,6 +219,7 @@ class Settings:
                                              "ANALYTICS_DRAIN_STATEMENT_TIMEOUT", 600),
             background_timeout=_bounded(env.get("ANALYTICS_BACKGROUND_TIMEOUT", "120s"), "ANALYTICS_BACKGROUND_TIMEOUT",
                                         3600),
+            migrate_on_start=_bool(env.get("ANALYTICS_MIGRATE_ON_START", "false"), "ANALYTICS_MIGRATE_ON_START"),
         )
 
 

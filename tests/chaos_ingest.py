@@ -111,7 +111,7 @@ def run_chaos(events: int, data_dir: Path, concurrency: int = 8, log: Any = None
            "ANALYTICS_SECRET_TOKEN": SECRET, "ANALYTICS_WRITE_KEYS": WRITE_KEY,
            "ANALYTICS_QUEUE_BUFFER": str(max(events, 10_000)), "ANALYTICS_RECLAIM_IDLE": "2s"}
     log_file = (data_dir / "service.log").open("ab")
-    service = subprocess.Popen([sys.executable, "-m", "nself_analytics.host.cli", "start"], env=env,
+    service = subprocess.Popen([sys.executable, "-m", "nself_analytics.host.cli", "start", "--migrate"], env=env,
                                stdout=log_file, stderr=subprocess.STDOUT)
     base_url = f"http://127.0.0.1:{port}"
     try:

@@ -293,9 +293,11 @@ class LiveService:
     env: dict[str, str]
 
 
-def start_service(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+def start_service(env: dict[str, str], log_path: Path, migrate: bool = False) -> subprocess.Popen[bytes]:
+    """``nself-analytics start`` (``--migrate``: applying pending migrations first) as its own process."""
     with log_path.open("ab") as log_file:
-        return subprocess.Popen([sys.executable, "-m", "nself_analytics.host.cli", "start"], env=env,
+        return subprocess.Popen([sys.executable, "-m", "nself_analytics.host.cli", "start",
+                                 *(["--migrate"] if migrate else [])], env=env,
                                 stdout=log_file, stderr=subprocess.STDOUT)
 
 

@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from nself_analytics.store.events import write_batch
 from nself_analytics.store.partitions import ensure_partitions
 from nself_analytics.web.params import add_periods, period_floor
+
+from .store_writes import write_events
 
 EVENT_TABLES = ("np_analytics_events, np_analytics_aggregates, np_analytics_aggregate_dirty, np_analytics_users, "
                 "np_analytics_activity, np_analytics_event_times, np_analytics_person_map, np_analytics_message_ids")
@@ -97,7 +98,7 @@ async def insert(conn: Any, events: Sequence[Ev], identifies: Sequence[dict[str,
     """Write events, identify messages and identity links as one drained batch."""
     await ensure_partitions(conn, {e.ts.astimezone(UTC).date() for e in events})
     users = [*identifies, *(row for link in links if (row := link.identify()) is not None)]
-    return await write_batch(conn, [e.row() for e in events], users, [link.op() for link in links],
+    return await write_events(conn, [e.row() for e in events], users, [link.op() for link in links],
                              max_ids=max_ids)
 
 

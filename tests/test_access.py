@@ -1,4 +1,4 @@
-"""Route credentials: one table (api/routes.py), one middleware. The walk below visits every route of the real
+"""Route credentials: one route table (api.ROUTES), one middleware. The walk below visits every route of the real
 router, so a route added without a declaration, or declared but not enforced, fails here."""
 
 from __future__ import annotations
@@ -9,11 +9,12 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from nself_analytics.api import ROUTE_ACCESS
+from nself_analytics.api import ROUTES
 from nself_analytics.config import Settings
 from nself_analytics.web.access import BOUND_ACCESS, Access, bind_access, route_key
 from nself_analytics.web.appkeys import ANALYTICS_APP
-from nself_analytics.web.openapi import OPERATIONS
+from nself_analytics.web.openapi import document
+from nself_analytics.web.routing import Route, access_table
 
 from .conftest import SECRET, WRITE_KEY
 
@@ -111,9 +112,11 @@ def test_table_declares_exactly_the_routed_operations_and_matches_openapi(settin
 
     app = create_app(settings)
     routed = {route_key(r) for r in app.router.routes()}
-    assert routed == set(ROUTE_ACCESS), "stale or missing entries in api/routes.py"
-    for key, access in ROUTE_ACCESS.items():
-        assert OPERATIONS[key]["security"] == SECURITY[access], key
+    table = access_table(ROUTES)
+    assert routed == set(table), "the router and the route table differ"
+    paths = document("http://test/analytics", ROUTES)["paths"]
+    for (method, path), access in table.items():
+        assert paths[path][method.lower()]["security"] == SECURITY[access], (method, path)
 
 
 async def _report(request: web.Request) -> web.Response:
@@ -121,14 +124,27 @@ async def _report(request: web.Request) -> web.Response:
 
 
 def test_an_undeclared_route_stops_the_app_factory(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
-    from nself_analytics import api
-    from nself_analytics.host.app import create_app
+    """The router is built from the table; a route added to it any other way has no credential rule: no app."""
+    from nself_analytics.host import app as app_module
 
-    extra = web.RouteTableDef()
-    extra.get("/new-report")(_report)
-    monkeypatch.setattr(api, "ROUTE_TABLES", [*api.ROUTE_TABLES, extra])
+    table_routes = app_module.add_routes
+
+    def add_with_a_stray(app: web.Application, routes: Any) -> None:
+        table_routes(app, routes)
+        app.router.add_get("/new-report", _report)
+
+    monkeypatch.setattr(app_module, "add_routes", add_with_a_stray)
     with pytest.raises(RuntimeError, match="/new-report"):
-        create_app(settings)
+        app_module.create_app(settings)
     app = web.Application()
     app.router.add_get("/new-report", _report)
-    bind_access(app, {**ROUTE_ACCESS, ("GET", "/new-report"): Access.TOKEN})  # declared: accepted
+    bind_access(app, {**access_table(ROUTES), ("GET", "/new-report"): Access.TOKEN})  # declared: accepted
+
+
+def test_a_route_without_a_credential_rule_cannot_be_declared() -> None:
+    with pytest.raises(TypeError):
+        Route("GET", "/new-report", _report, name="report", summary="A report", tags=("Reports",))  # type: ignore
+    with pytest.raises(ValueError, match="declared twice"):
+        from nself_analytics.web.routing import add_routes
+
+        add_routes(web.Application(), [ROUTES[0], ROUTES[0]])

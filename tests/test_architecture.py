@@ -81,8 +81,9 @@ def _layer(module: str) -> str:
 
 
 def test_every_import_follows_the_layer_rules() -> None:
+    # the package root holds the version only (it imports nothing): every layer may read it
     broken = [f"{src} -> {dst}" for src, dsts in GRAPH.items() for dst in sorted(dsts)
-              if _layer(dst) != _layer(src) and _layer(dst) not in ALLOWED[_layer(src)]]
+              if _layer(dst) not in (_layer(src), "") and _layer(dst) not in ALLOWED[_layer(src)]]
     assert broken == []
 
 

@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from nself_analytics.store.events import write_batch
 from nself_analytics.store.partitions import ensure_partitions
 from nself_analytics.store.rollups.aggregates import materialize
 
 from .clock_support import days_ago
 from .queries_support import Ev
+from .store_writes import write_events
 
 T0 = days_ago(30, hour=10)
 RANGE = {"site": "shop.example", "start": str(int(T0.timestamp()) - 3600), "end": str(int(T0.timestamp()) + 86400)}
@@ -39,7 +39,7 @@ async def _write(conn: Any) -> list[dict[str, Any]]:
     for hours, site in ((1, "shop.example"), (2, "shop.example"), (3, "other.example")):
         rows.append({**Ev(None, T0 + timedelta(hours=hours), "signup", anon="a1").row(), "site": site})
     await ensure_partitions(conn, {T0.date()})
-    await write_batch(conn, rows, [])
+    await write_events(conn, rows, [])
     return rows
 
 
@@ -139,7 +139,7 @@ async def test_realtime_visitors_and_latest_page_views(client: Any, auth: Any, p
             for s, who, path, bot in [(10, "a", "/x", False), (20, "a", "/y", False), (30, "b", "/z", False),
                                       (40, "c", "/bot", True), (400, "d", "/old", False)]]
     await ensure_partitions(pool_conn, {(now - timedelta(seconds=400)).date(), now.date()})
-    await write_batch(pool_conn, rows, [])
+    await write_events(pool_conn, rows, [])
     body = await (await client.get("/analytics/api/realtime", headers=auth["secret"],
                                    params={"site": "live.example", "limit": "2"})).json()
     assert (body["data"]["visitors"], body["data"]["pageviews"]) == (2, 3)

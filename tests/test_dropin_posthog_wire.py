@@ -107,7 +107,7 @@ async def test_key_in_api_key_token_properties_or_header(client: Any, drain: Any
      {"Content-Type": "text/plain"}, 400),  # truncated gzip
     (gzip.compress(b"not json at all"), {"Content-Type": "text/plain"}, 400),
     (gzip.compress(b"[" + b" " * (2 * 1024 * 1024) + b"]"), {"Content-Type": "text/plain"}, 413),  # a gzip bomb
-])
+], ids=["bad", "truncated", "not-json", "bomb"])  # named: gzip's bytes carry the time, and xdist's workers compare ids
 async def test_bad_gzip_is_refused(client: Any, drain: Any, raw: bytes, headers: dict[str, str], status: int) -> None:
     got, body = await post(client, "/analytics/e/", raw, **headers)
     assert (got, body["status"]) == (status, "error")

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from nself_analytics.store.events import write_batch
 from nself_analytics.store.partitions import ensure_partitions
 from nself_analytics.store.rollups.aggregates import materialize
 
 from .queries_support import BASE, Ev, insert
+from .store_writes import write_events
 
 TOGETHER = "start_date and end_date go together: give both, or neither for the last 30 days"
 RANGE = {"start_date": f"{BASE:%Y}-01-01", "end_date": f"{BASE:%Y}-01-07"}
@@ -118,7 +118,7 @@ async def test_event_properties_match_the_reference(client: Any, auth: Any, pool
 
 async def _pageviews(conn: Any, rows: list[tuple[str, datetime, str, bool]]) -> None:
     await ensure_partitions(conn, {ts.date() for _, ts, _, _ in rows})
-    await write_batch(conn, [
+    await write_events(conn, [
         {**Ev(None, ts, "$pageview", anon=f"v{i}", bot=bot, account=account).row(), "site": site, "path": "/"}
         for i, (site, ts, account, bot) in enumerate(rows)], [])
 
@@ -147,7 +147,7 @@ async def test_sites_with_page_views(client: Any, auth: Any, pool_conn: Any) -> 
     # fragments and the raw dirty hour
     midnight = BASE + timedelta(days=1)
     await ensure_partitions(pool_conn, {BASE.date(), midnight.date()})
-    await write_batch(pool_conn, [
+    await write_events(pool_conn, [
         {**Ev(None, ts, "$pageview", anon="span").row(), "site": "d.example", "path": "/", "session_id": "s-span"}
         for ts in (midnight - timedelta(minutes=10), midnight + timedelta(minutes=10))], [])
     while await materialize(pool_conn, retention_days=36500):

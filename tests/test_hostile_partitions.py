@@ -11,7 +11,6 @@ from typing import Any
 
 import psycopg2
 
-from nself_analytics.store.events import write_batch
 from nself_analytics.store.partitions import (
     AHEAD_DAYS,
     ensure_partitions,
@@ -24,6 +23,7 @@ from nself_analytics.store.partitions import (
 from nself_analytics.web.appkeys import ANALYTICS_APP, PG_POOL
 
 from .conftest import pg_execute
+from .store_writes import write_events
 
 
 async def test_maintenance_keeps_exactly_the_window(pool_conn: Any) -> None:
@@ -77,7 +77,7 @@ async def test_partition_ddl_gives_way_to_reads_and_retries(client: Any, pool_co
         started = time.monotonic()
         event = {"type": "track", "event": "during_ddl", "user_id": "u", "ts": today.isoformat(),
                  "message_id": str(uuid.uuid4())}
-        assert await write_batch(writer, [event], []) == 1
+        assert await write_events(writer, [event], []) == 1
         assert time.monotonic() - started < 0.5  # not queued behind the waiting DDL
     reader.rollback()
     reader.close()

@@ -11,9 +11,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nself_analytics.store.events import write_batch
-
 from .queries_support import Link, insert, ref_persons, reset, run_examples
+from .store_writes import write_events
 
 IDS = ["anon1", "anon2", "u1", "u2", "u3"]
 BROWSER = {"userAgent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 "
@@ -84,7 +83,7 @@ async def test_concurrent_batches_link_without_deadlock(pool_conn: Any, client: 
 
     async def write(links: list[Link]) -> None:
         async with pool.acquire() as conn:
-            await write_batch(conn, [], [row for link in links if (row := link.identify()) is not None],
+            await write_events(conn, [], [row for link in links if (row := link.identify()) is not None],
                               [link.op() for link in links])
 
     for round_ in range(10):

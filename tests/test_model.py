@@ -19,7 +19,6 @@ from nself_analytics.model.record import EVENT_COLUMNS, EventRecord, UnknownColu
 from nself_analytics.model.schema import ingest_schemas
 from nself_analytics.model.wire import BATCH_KINDS, KINDS, Batch, Hit
 from nself_analytics.store import events as events_module
-from nself_analytics.store.events import write_batch
 
 from .clock_support import days_ago, iso
 from .conftest import pg_execute
@@ -67,13 +66,6 @@ def test_a_field_without_sql_type_fails_at_import() -> None:
     assert column("screen_width") == "screen_width"
     with pytest.raises(UnknownColumn):
         column("screen_widht")
-
-
-async def test_a_misspelled_key_is_refused_not_stored_as_null(pool_conn: Any) -> None:
-    row = {"ts": days_ago(1).isoformat(), "message_id": "6f1c7a52-5d0e-4a55-9d46-1f3c3b7f8a10", "event": "e",
-           "screen_widht": 1024}
-    with pytest.raises(UnknownColumn, match="screen_widht"):
-        await write_batch(pool_conn, [row], [])
 
 
 def test_schemas_are_the_structs() -> None:

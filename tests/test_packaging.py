@@ -16,6 +16,8 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from nself_analytics import __version__
+
 from .conftest import SECRET, WRITE_KEY, Stores, _sibling_database, free_port, pg_execute, wait_healthy
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,7 +33,7 @@ def run(args: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
 
 
 def test_wheel_installs_builds_and_starts_without_the_checkout(stores: Stores, tmp_path: Path) -> None:
-    migrations = sorted(p.name for p in (ROOT / "migrations").glob("*.sql"))
+    migrations = sorted(p.name for p in (ROOT / "migrations").iterdir() if p.suffix in (".sql", ".py"))
     package = ROOT / "nself_analytics"
     static = sorted(str(p.relative_to(package)) for p in (package / "static").rglob("*") if p.is_file())
     assert migrations and "static/a.js" in static
@@ -48,7 +50,8 @@ def test_wheel_installs_builds_and_starts_without_the_checkout(stores: Stores, t
     assert {f"nself_analytics/{s}" for s in static} <= names
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
-    assert {f"nself_analytics-1.1.1.data/data/share/nself-analytics/migrations/{m}" for m in migrations} <= names
+    data = f"nself_analytics-{__version__}.data/data/share/nself-analytics/migrations"
+    assert {f"{data}/{m}" for m in migrations} <= names
     assert {f"nself_analytics/{s}" for s in static} <= names
 
     # a fresh virtualenv: the wheel, and this environment's dependencies (not its editable install of the checkout:
@@ -78,7 +81,7 @@ def test_wheel_installs_builds_and_starts_without_the_checkout(stores: Stores, t
     cli = str(venv / "bin" / "nself-analytics")
     built = run([cli, "build"], cwd=where, env=env)
     # the last line: the hook results, one per plugin, as the CLI prints them (log lines come before)
-    assert json.loads(built.stdout.splitlines()[-1]) == [{"analytics": {"applied": [m[:-4] for m in migrations]}}]
+    assert json.loads(built.stdout.splitlines()[-1]) == [{"analytics": {"applied": [Path(m).stem for m in migrations]}}]
     tables = {row[0] for row in pg_execute(database_url, "SELECT tablename FROM pg_tables WHERE tablename LIKE "
                                                          "'np_analytics_%%' AND tablename NOT LIKE '%%\\_p2%%'")}
     assert {"np_analytics_events", "np_analytics_users", "np_analytics_person_map", "np_analytics_funnels"} <= tables

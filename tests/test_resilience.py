@@ -17,13 +17,13 @@ from nself_analytics.host.embedded import EmbeddedPostgres
 from nself_analytics.host.embedded_redis import EmbeddedRedis
 from nself_analytics.ingest.redis_keys import DEAD_LETTER_KEY, DRAIN_GROUP, STREAM_KEY
 from nself_analytics.pipeline.drain import Drainer
-from nself_analytics.store.events import write_batch
 from nself_analytics.store.partitions import ensure_partitions
 from nself_analytics.web.appkeys import ANALYTICS_APP, PG_POOL, REDIS
 
 from .chaos_ingest import run_chaos
 from .clock_support import days_ago, iso
 from .conftest import SECRET, WRITE_KEY, free_port, pg_execute, start_service, stop_service, wait_for, wait_healthy
+from .store_writes import write_events
 
 WHEN = days_ago(16, hour=8)  # the events' time: inside the retention window on any day
 
@@ -85,7 +85,7 @@ async def test_crash_after_commit_before_ack_is_not_doubled(client: Any, setting
     records = [json.loads(fields["e"]) for _id, fields in delivered[0][1]]
     async with sub[PG_POOL].acquire() as conn:
         await ensure_partitions(conn, {WHEN.date()})
-        assert await write_batch(conn, records, []) == 40  # committed, never acknowledged
+        assert await write_events(conn, records, []) == 40  # committed, never acknowledged
     await asyncio.sleep(settings.reclaim_idle_seconds + 0.1)  # the idle time that makes entries reclaimable
     survivor = Drainer(sub[PG_POOL], r, settings, name="survivor")
     assert await survivor.drain_until_empty() == 40  # reclaimed from the crashed consumer

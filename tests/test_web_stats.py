@@ -1,6 +1,6 @@
 """The web-analytics read API against a plain-Python reference over generated page views.
 
-Hits are written through the drain's own write path (store.events.write_batch) with chosen
+Hits are written through the drain's own write path (store.events.write_payload, tests/store_writes.py) with chosen
 timestamps; every endpoint is then compared with a straightforward computation over the same list.
 """
 
@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 
-from nself_analytics.store.events import write_batch
 from nself_analytics.store.partitions import ensure_partitions
 from nself_analytics.store.rollups import hll
 from nself_analytics.store.rollups.aggregates import materialize
@@ -26,6 +25,7 @@ from nself_analytics.web.appkeys import ANALYTICS_APP, PG_POOL
 from .clock_support import days_ago
 from .conftest import SECRET, WRITE_KEY
 from .queries_support import Link, resolver
+from .store_writes import write_events
 
 SITE = "shop.example.com"
 DAY0 = days_ago(60, hour=0)  # the data span 61 to 49 days ago: inside the retention, outside the default 30 days
@@ -83,7 +83,7 @@ async def store(client: Any, hits: list[dict[str, Any]], links: Sequence[Link] =
     async with client.app[ANALYTICS_APP][PG_POOL].acquire() as conn:
         await ensure_partitions(conn, {datetime.fromisoformat(h["ts"]).date() for h in hits})
         users = [row for link in links if (row := link.identify()) is not None]
-        assert await write_batch(conn, hits, users, [link.op() for link in links]) == len(hits)
+        assert await write_events(conn, hits, users, [link.op() for link in links]) == len(hits)
 
 
 # --- the reference -----------------------------------------------------------------------------
@@ -376,6 +376,7 @@ async def test_secret_token_required(client: Any, path: str, headers: dict[str, 
     ({"site": SITE, "end": "-5"}, "end must be Unix seconds"),
     ({"site": SITE, "start": "99999999999999"}, "start must be Unix seconds"),
     ({"site": SITE, "start": "200", "end": "100"}, "start must be before end"),
+    ({"site": SITE, "start": "253402300000"}, "start must be before end"),  # after the default end (now)
     ({"site": SITE, "limit": "0"}, "limit must be an integer from 1 to 1000"),
     ({"site": SITE, "limit": "1001"}, "limit must be an integer from 1 to 1000"),
     ({"site": SITE, "include_bots": "maybe"}, "include_bots must be true or false"),

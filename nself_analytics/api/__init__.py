@@ -1,13 +1,13 @@
-"""HTTP resources, one module each; ROUTE_TABLES lists every module's routes for the app factory,
-ROUTE_ACCESS (api/routes.py) the credential each route needs.
+"""HTTP resources, one module each. ``ROUTES`` is THE route table: every module's ``ROUTES`` (web/routing.py
+``Route``: path, handler, credential, parameters, answer, summary), from which the app factory builds the router
+and the access rules, /openapi.json its document, and host/manifest.py the route list of plugin.yaml.
 
 Handlers only translate HTTP to service calls and back. May import web, store, ingest, pipeline, model and
 config; never a sibling handler (scripts.py, a helper for serving files, aside)."""
 
 from __future__ import annotations
 
-from aiohttp import web
-
+from ..web.routing import Route
 from . import (
     beacon,
     campaigns,
@@ -30,29 +30,31 @@ from . import (
     webhooks,
     webtrackers,
 )
-from .routes import ROUTE_ACCESS
 
-__all__ = ["ROUTE_ACCESS", "ROUTE_TABLES"]
+__all__ = ["ROUTES"]
 
-ROUTE_TABLES: list[web.RouteTableDef] = [
-    health.routes,
-    ingest.routes,
-    beacon.routes,
-    posthog.routes,
-    webtrackers.routes,
-    sdk.routes,
-    stats.routes,
-    dashboard.routes,
-    docs.routes,
-    funnels.routes,
-    retention.routes,
-    metrics.routes,
-    counters.routes,
-    quotas.routes,
-    explorer.routes,
-    trends.routes,
-    people.routes,
-    campaigns.routes,
-    webhooks.routes,
-    event_names.routes,
+# a new resource module: add it here (its ROUTES list is the only other place its routes are declared)
+_MODULES = [
+    health,
+    ingest,
+    beacon,
+    posthog,
+    webtrackers,
+    sdk,
+    stats,
+    dashboard,
+    docs,
+    funnels,
+    retention,
+    metrics,
+    counters,
+    quotas,
+    explorer,
+    trends,
+    people,
+    campaigns,
+    webhooks,
+    event_names,
 ]
+
+ROUTES: tuple[Route, ...] = tuple(route for module in _MODULES for route in module.ROUTES)

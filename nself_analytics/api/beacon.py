@@ -21,18 +21,13 @@ from ..web.appkeys import PRODUCER, REDIS, SETTINGS
 from ..web.body import read_json_body
 from ..web.cors import preflight
 from ..web.errors import ApiError
+from ..web.routing import PUBLIC, Route
 from .scripts import script_handler
 
-__all__ = ["BEACON_PATH", "routes"]
-
-routes = web.RouteTableDef()
+__all__ = ["BEACON_PATH", "ROUTES"]
 
 BEACON_PATH = Path(__file__).resolve().parent.parent / "static" / "a.js"
 
-routes.get("/a.js", name="beacon")(script_handler(BEACON_PATH, "The page-view beacon script (minified, under 2 KB)."))
-
-
-@routes.post("/hit", name="ingest.hit")
 async def hit(request: web.Request) -> web.Response:
     """Record one page view sent by the beacon; answers 202 once it is in the ingest queue."""
     body = await read_json_body(request)
@@ -48,4 +43,11 @@ async def hit(request: web.Request) -> web.Response:
     return web.json_response({"status": "success"}, status=202)
 
 
-routes.route("OPTIONS", "/hit", name="ingest.options.hit")(preflight)
+ROUTES = [
+    Route("GET", "/a.js", script_handler(BEACON_PATH, "The page-view beacon script (minified, under 2 KB)."), PUBLIC,
+          name="beacon", tags=("Web analytics",), summary="The page-view beacon script"),
+    Route("POST", "/hit", hit, PUBLIC, name="ingest.hit", tags=("Web analytics",), op_id="hit",
+          summary="Record a page view sent by the beacon"),
+    Route("OPTIONS", "/hit", preflight, PUBLIC, name="ingest.options.hit", tags=("Web analytics",),
+          op_id="preflight_hit", summary="CORS preflight of /hit", note="CORS preflight"),
+]

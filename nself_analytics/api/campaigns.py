@@ -8,22 +8,23 @@ reads (api/stats.py). Goals: ``goal=path:/pricing`` or ``goal=event:signup``, re
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any, ClassVar, Literal
 
+import msgspec
 from aiohttp import web
 
 from ..store import campaigns, realtime
 from ..store import web_reads as web_store
+from ..store.web import WebQuery
 from ..web.errors import ApiError
 from ..web.params import account, event_name
 from ..web.pools import reading
-from .stats import parse_query
+from ..web.routing import SITE, Route
+from .stats import Count, StatsMeta, WebParams, _list_of, answer_type, meta_of, row_type
 
-__all__ = ["MAX_GOALS", "REALTIME_SECONDS", "UTM_ROUTES", "routes"]
+__all__ = ["MAX_GOALS", "REALTIME_SECONDS", "ROUTES", "UTM_ROUTES"]
 
-routes = web.RouteTableDef()
 
 MAX_GOALS = 20
 REALTIME_SECONDS = 300  # the realtime window: the last 5 minutes, as /api/active
@@ -35,9 +36,7 @@ UTM_ROUTES = {f"utm-{name}s": f"utm_{name}" for name in ("source", "medium", "ca
 
 def parse_goals(values: list[str]) -> list[tuple[str, str]]:
     """(kind, value) of each ``goal`` parameter: ``path:/x`` or ``event:name``."""
-    if not values:
-        raise ApiError(400, "goal is required: goal=path:/pricing or goal=event:signup (repeatable)")
-    if len(values) > MAX_GOALS:
+    if len(values) > MAX_GOALS:  # none: GoalParams refuses the request before
         raise ApiError(400, f"At most {MAX_GOALS} goals")
     goals = []
     for text in values:
@@ -53,47 +52,110 @@ def parse_goals(values: list[str]) -> list[tuple[str, str]]:
     return goals
 
 
-def _meta(query: web_store.WebQuery) -> dict[str, Any]:
-    return {"site": query.site, "start": int(query.start.timestamp()), "end": int(query.end.timestamp())}
+class GoalParams(WebParams, kw_only=True):
+    goal: Annotated[list[str], msgspec.Meta(description=(
+        "path:/pricing or event:signup; repeat for more (at most 20)"))]
+
+    MESSAGES: ClassVar[dict[str, str]] = {
+        **WebParams.MESSAGES, "goal:missing": "goal is required: goal=path:/pricing or goal=event:signup (repeatable)"}
 
 
-def _utm_handler(path: str, label: str) -> Any:
-    async def handler(request: web.Request) -> web.Response:
-        query = replace(parse_query(request.query), account=account(request))
+class Goal(msgspec.Struct, frozen=True):
+    goal: str
+    kind: Literal["path", "event"]
+    value: str
+    conversions: Count
+    visitors: Count
+    conversion_rate: Annotated[float, msgspec.Meta(ge=0)]
+
+
+class GoalsMeta(msgspec.Struct, frozen=True):
+    site: str
+    start: int
+    end: int
+    visitors: Count
+
+
+class LatestView(msgspec.Struct, frozen=True):
+    ts: Annotated[str, msgspec.Meta(extra_json_schema={"format": "date-time"})]
+    path: str | None
+    referrer: str | None
+    country: str | None
+    device: str | None
+    browser: str | None
+
+
+class Realtime(msgspec.Struct, frozen=True):
+    visitors: Count
+    pageviews: Count
+    latest: Annotated[list[LatestView], msgspec.Meta(max_length=MAX_LATEST)]
+
+
+GoalsAnswer = answer_type("GoalsAnswer", list[Goal], GoalsMeta)
+RealtimeAnswer = answer_type("RealtimeAnswer", Realtime)
+
+
+def _utm_handler(path: str, row: Any, answer: Any) -> Any:
+    async def handler(request: web.Request, params: WebParams) -> Any:
+        """Bots are left out unless include_bots=true; the filters select page views."""
+        query = params.to_query(account(request))
         async with reading(request) as conn:
-            data = await web_store.breakdown(conn, query, path, label)
-        return web.json_response({"status": "success", "data": data, "meta": _meta(query)})
+            data = await web_store.breakdown(conn, query, path)
+        return answer("success", [row(r.key, r.pageviews, r.sessions) for r in data], meta_of(query))
 
     return handler
 
 
-for _path, _label in UTM_ROUTES.items():
-    routes.get(f"/api/{_path}", name=f"campaigns.{_path}")(_utm_handler(_path, _label))
-
-
-@routes.get("/api/goals", name="campaigns.goals")
-async def goals(request: web.Request) -> web.Response:
-    query = replace(parse_query(request.query), account=account(request))
-    wanted = parse_goals(request.query.getall("goal", []))
+async def goals(request: web.Request, params: GoalParams) -> Any:
+    """conversion_rate: converted visitors / the site's visitors of the range. A path goal counts the site's page
+    views of that path (filters applied); an event goal counts events of that name that carry the site (sent from
+    its pages, or naming it); an event without a site (a back end's) is not counted."""
+    query = params.to_query(account(request))
+    wanted = parse_goals(params.goal)
     async with reading(request) as conn:
-        visitors = (await web_store.summary(conn, query))["visitors"]
+        visitors = (await web_store.summary(conn, query)).visitors
         data = []
         for kind, value in wanted:
             conversions, converted = await campaigns.goal(conn, query, kind, value)
-            data.append({"goal": f"{kind}:{value}", "kind": kind, "value": value, "conversions": conversions,
-                         "visitors": converted,
-                         "conversion_rate": round(converted / visitors, 4) if visitors else 0.0})
-    return web.json_response({"status": "success", "data": data, "meta": {**_meta(query), "visitors": visitors}})
+            data.append(Goal(f"{kind}:{value}", kind, value, conversions, converted,  # type: ignore[arg-type]
+                             round(converted / visitors, 4) if visitors else 0.0))
+    meta = meta_of(query)
+    return GoalsAnswer("success", data, GoalsMeta(meta.site, meta.start, meta.end, visitors))
 
 
-@routes.get("/api/realtime", name="campaigns.realtime")
-async def realtime_view(request: web.Request) -> web.Response:
-    """Visitors and page views of the last 5 minutes and the latest page views (``limit``, at most 100)."""
-    query = replace(parse_query(request.query), account=account(request))
+async def realtime_view(request: web.Request, params: WebParams) -> Any:
+    """The range parameters and filters are ignored: the window is the last 5 minutes; `limit` (at most 100)
+    bounds the latest page views, newest first."""
+    query: WebQuery = params.to_query(account(request))
     now = time.time()
     since, until = datetime.fromtimestamp(now - REALTIME_SECONDS, UTC), datetime.fromtimestamp(now + 60, UTC)
     async with reading(request) as conn:
         data = await realtime.latest(conn, account=query.account, site=query.site, since=since, until=until,
                                      include_bots=query.include_bots, limit=min(query.limit, MAX_LATEST))
-    meta = {"site": query.site, "start": int(since.timestamp()), "end": int(until.timestamp())}
-    return web.json_response({"status": "success", "data": data, "meta": meta})
+    latest = [LatestView(_iso(row.ts), row.path, row.referrer, row.country, row.device, row.browser)
+              for row in data.latest]
+    return RealtimeAnswer("success", Realtime(data.visitors, data.pageviews, latest),
+                          StatsMeta(query.site, int(since.timestamp()), int(until.timestamp())))
+
+
+def _iso(ts: datetime) -> str:
+    return ts.isoformat().replace("+00:00", "Z")
+
+
+def _utm_route(path: str, label: str) -> Route:
+    row = row_type(f"{label.title().replace('_', '')}Counts", label, str)
+    answer = answer_type(f"Stats{label.title().replace('_', '')}sAnswer", _list_of(row))
+    return Route("GET", f"/api/{path}", _utm_handler(path, row, answer), SITE, name=f"campaigns.{path}",
+                 tags=("Web analytics",), op_id=f"stats_{label}s",
+                 summary=f"Page views by {label} (the page's URL parameter)", params=WebParams, answer=answer)
+
+
+ROUTES = [
+    *(_utm_route(path, label) for path, label in UTM_ROUTES.items()),
+    Route("GET", "/api/goals", goals, SITE, name="campaigns.goals", tags=("Web analytics",), op_id="stats_goals",
+          summary="Goal conversions: page views of a path or events of a name, and the visitors converted",
+          params=GoalParams, answer=GoalsAnswer),
+    Route("GET", "/api/realtime", realtime_view, SITE, name="campaigns.realtime", tags=("Web analytics",),
+          op_id="stats_realtime", summary="Visitors and page views of the last 5 minutes, and the latest page views",
+          params=WebParams, answer=RealtimeAnswer),
+]

@@ -17,10 +17,10 @@ from aiohttp import web
 
 from ..web.errors import ApiError
 from ..web.openapi import document
+from ..web.routing import PUBLIC, ROUTE_TABLE, Route
 
-__all__ = ["PAGE_HEADERS", "STATIC_DIR", "app_routes", "base_url", "mcp_clients", "routes"]
+__all__ = ["PAGE_HEADERS", "ROUTES", "STATIC_DIR", "base_url", "mcp_clients"]
 
-routes = web.RouteTableDef()
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 # The pages run only our own scripts and talk only to this instance; nobody may frame them.
@@ -55,23 +55,11 @@ def base_url(request: web.Request, suffix: str) -> str:
     return f"{proto}://{host}{_mount(request, suffix)}"
 
 
-def app_routes(app: web.Application, prefix: str = "") -> list[tuple[str, str]]:
-    """(method, path) of every route of the analytics app, paths relative to its mount ``prefix``."""
-    out = []
-    for route in app.router.routes():
-        path = route.resource.canonical if route.resource is not None else ""
-        if prefix and path.startswith(prefix):
-            path = path[len(prefix):]
-        out.append((route.method, path))
-    return out
-
-
-@routes.get("/openapi.json", name="docs.openapi")
 async def openapi(request: web.Request) -> web.Response:
     """The OpenAPI 3.1 document of this instance."""
     base = base_url(request, "/openapi.json")
-    mount = _mount(request, "/openapi.json")
-    body = document(base, app_routes(request.app, mount))
+    table: tuple[Route, ...] = request.app[ROUTE_TABLE]
+    body = document(base, table)
     return web.json_response(body, headers={"Access-Control-Allow-Origin": "*", "Cache-Control": "no-cache"})
 
 
@@ -79,13 +67,11 @@ def _static_page(name: str) -> web.FileResponse:
     return web.FileResponse(STATIC_DIR / name, headers=PAGE_HEADERS)
 
 
-@routes.get("/docs", name="docs.explorer")
 async def explorer(request: web.Request) -> web.StreamResponse:
     """The interactive API explorer (Swagger UI, vendored under static/vendor/)."""
     return _static_page("docs.html")
 
 
-@routes.get("/static/{path:.+}", name="static")
 async def static(request: web.Request) -> web.StreamResponse:
     """A file of static/ (no listing, no dot files, nothing outside it)."""
     relative = request.match_info["path"]
@@ -134,7 +120,6 @@ def mcp_clients(base: str) -> dict[str, Any]:
     }
 
 
-@routes.get("/mcp", name="docs.mcp")
 async def mcp(request: web.Request) -> web.Response:
     """How to connect AI clients to this instance (HTML; JSON with Accept: application/json)."""
     base = base_url(request, "/mcp")
@@ -156,3 +141,15 @@ async def mcp(request: web.Request) -> web.Response:
     page = (template.replace("{{BASE}}", html.escape(base)).replace("{{TOKEN}}", TOKEN_PLACEHOLDER)
             .replace("{{CLIENTS}}", "\n".join(blocks)))
     return web.Response(text=page, content_type="text/html", headers=PAGE_HEADERS)
+
+
+ROUTES = [
+    Route("GET", "/openapi.json", openapi, PUBLIC, name="docs.openapi", tags=("Service",), op_id="openapi",
+          summary="This document"),
+    Route("GET", "/docs", explorer, PUBLIC, name="docs.explorer", tags=("Service",), op_id="docs",
+          summary="Interactive API explorer"),
+    Route("GET", "/static/{path:.+}", static, PUBLIC, name="static", tags=("Service",),
+          summary="Files of the dashboard and the explorer"),
+    Route("GET", "/mcp", mcp, PUBLIC, name="docs.mcp", tags=("Service",), op_id="mcp",
+          summary="How to connect AI clients: the MCP server (nself-analytics mcp), an OpenAPI bridge, ChatGPT"),
+]

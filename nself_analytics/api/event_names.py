@@ -13,15 +13,13 @@ from ..web import params
 from ..web.appkeys import REDIS
 from ..web.errors import ApiError
 from ..web.pools import reading, writing
+from ..web.routing import TOKEN, Route
 
-__all__ = ["routes"]
-
-routes = web.RouteTableDef()
+__all__ = ["ROUTES"]
 
 NAME = r"/event-names/{name:[^/]+}"
 
 
-@routes.get("/event-names", name="event_names.list")
 async def list_names(request: web.Request) -> web.Response:
     account = params.account(request)
     limit = params.integer(request.query, "limit", 100, 1, 1000)
@@ -37,7 +35,6 @@ async def list_names(request: web.Request) -> web.Response:
                               "data": data})
 
 
-@routes.post(NAME + "/block", name="event_names.block")
 async def block(request: web.Request) -> web.Response:
     account = params.account(request)
     name = params.event_name(request.match_info["name"], "name")
@@ -45,7 +42,6 @@ async def block(request: web.Request) -> web.Response:
     return web.json_response({"status": "success", "name": name, "blocked": True})
 
 
-@routes.delete(NAME + "/block", name="event_names.unblock")
 async def unblock(request: web.Request) -> web.Response:
     account = params.account(request)
     name = params.event_name(request.match_info["name"], "name")
@@ -54,7 +50,6 @@ async def unblock(request: web.Request) -> web.Response:
     return web.json_response({"status": "success", "name": name, "blocked": False})
 
 
-@routes.delete(NAME, name="event_names.delete")
 async def delete(request: web.Request) -> web.Response:
     account = params.account(request)
     name = params.event_name(request.match_info["name"], "name")
@@ -67,3 +62,16 @@ async def delete(request: web.Request) -> web.Response:
         raise ApiError(404, "Event name not found")
     await name_admin.request_deletion(client, account, name)
     return web.json_response({"status": "success", "name": name, "deleting": True}, status=202)
+
+
+_TAGS = ("Event names",)
+ROUTES = [
+    Route("GET", "/event-names", list_names, TOKEN, name="event_names.list", tags=_TAGS,
+          summary="The account's event names: first source, first/last seen, volume, dropped"),
+    Route("POST", NAME + "/block", block, TOKEN, name="event_names.block", tags=_TAGS,
+          summary="Block a name: new events with it are dropped (and counted)"),
+    Route("DELETE", NAME + "/block", unblock, TOKEN, name="event_names.unblock", tags=_TAGS,
+          summary="Lift a block"),
+    Route("DELETE", NAME, delete, TOKEN, name="event_names.delete", tags=_TAGS,
+          summary="Delete a name and its stored events (frees ANALYTICS_MAX_EVENT_NAMES at once)"),
+]

@@ -6,17 +6,21 @@ last 30 days); bot events left out; every list bounded by ``limit``.
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Annotated, ClassVar, Literal
 
+import msgspec
 from aiohttp import web
 
 from ..store import explorer
+from ..store.explorer import PropertyKey
 from ..web import params
 from ..web.pools import reading
+from ..web.read_params import DateParams, Day, Name
+from ..web.routing import TOKEN, Route
 
-__all__ = ["DEFAULT_LIMIT", "MAX_LIMIT", "MAX_VALUES", "routes"]
+__all__ = ["DEFAULT_LIMIT", "MAX_LIMIT", "MAX_VALUES", "ROUTES"]
 
-routes = web.RouteTableDef()
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -24,45 +28,101 @@ DEFAULT_VALUES = 10
 MAX_VALUES = 50
 
 
-def _common(request: web.Request) -> tuple[str, params.DateRange, int]:
-    """The account, the date range and ``limit`` every explorer read takes (credentials: api/routes.py)."""
-    account = params.account(request)
-    dates = params.date_range(request.query)
-    return account, dates, params.integer(request.query, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+class ListParams(DateParams, kw_only=True):
+    limit: Annotated[int, msgspec.Meta(ge=1, le=MAX_LIMIT, description="Rows at most")] = DEFAULT_LIMIT
 
 
-def _answer(dates: params.DateRange, limit: int, data: Any, **extra: Any) -> web.Response:
-    return web.json_response({"status": "success", **extra, "start_date": dates.first.isoformat(),
-                              "end_date": dates.last.isoformat(), "limit": limit, "data": data})
+class EventsParams(ListParams, kw_only=True):
+    search: Annotated[Name, msgspec.Meta(description="Only names containing this text (any case)")] | None = None
 
 
-@routes.get("/events", name="explorer.events")
-async def events(request: web.Request) -> web.Response:
-    """Event names with their counts and first/last times in the range, most frequent first."""
-    account, dates, limit = _common(request)
-    search = params.optional_text(request.query, "search")
+class PropertiesParams(ListParams, kw_only=True):
+    name: Annotated[str, msgspec.Meta(max_length=params.MAX_NAME_LENGTH, description="The event name")]
+    values: Annotated[int, msgspec.Meta(ge=0, le=MAX_VALUES, description="Top values per key")] = DEFAULT_VALUES
+
+    MESSAGES: ClassVar[dict[str, str]] = {
+        **DateParams.MESSAGES, "name:length": f"event name is longer than {params.MAX_NAME_LENGTH} characters"}
+
+
+class EventName(msgspec.Struct, frozen=True):
+    event: str
+    count: int
+    first_seen: datetime
+    last_seen: datetime
+
+
+class Site(msgspec.Struct, frozen=True):
+    site: str
+    pageviews: int
+    first_seen: datetime
+    last_seen: datetime
+
+
+class EventNames(msgspec.Struct, frozen=True):
+    status: Literal["success"]
+    start_date: Day
+    end_date: Day
+    limit: int
+    data: list[EventName]
+
+
+class Sites(msgspec.Struct, frozen=True):
+    status: Literal["success"]
+    start_date: Day
+    end_date: Day
+    limit: int
+    data: list[Site]
+
+
+class EventProperties(msgspec.Struct, frozen=True):
+    status: Literal["success"]
+    event: str
+    sampled_events: Annotated[int, msgspec.Meta(
+        description="events surveyed: the newest ones, at most sample_limit")]
+    sample_limit: int
+    start_date: Day
+    end_date: Day
+    limit: int
+    data: list[PropertyKey]
+
+
+async def events(request: web.Request, query: EventsParams) -> EventNames:
+    """Bot events are left out. Most frequent first."""
+    account, dates = params.account(request), query.dates()
     async with reading(request) as conn:
-        data = await explorer.event_names(conn, account=account, start=dates.start, end=dates.end, limit=limit,
-                                          search=search)
-    return _answer(dates, limit, data)
+        rows = await explorer.event_names(conn, account=account, start=dates.start, end=dates.end,
+                                          limit=query.limit, search=query.search)
+    return EventNames("success", dates.first.isoformat(), dates.last.isoformat(), query.limit,
+                      [EventName(r.name, r.count, r.first_seen, r.last_seen) for r in rows])
 
 
-@routes.get(r"/events/{name:[^/]+}/properties", name="explorer.properties")
-async def properties(request: web.Request) -> web.Response:
-    """Property keys of one event (newest events surveyed), their JSON types and top values."""
-    account, dates, limit = _common(request)
-    name = params.event_name(request.match_info["name"], "event name")
-    values = params.integer(request.query, "values", DEFAULT_VALUES, 0, MAX_VALUES)
+async def properties(request: web.Request, query: PropertiesParams) -> EventProperties:
+    """Bot events are left out. The newest 10,000 events of the name in the range are surveyed."""
+    account, dates = params.account(request), query.dates()
+    name = params.event_name(query.name, "event name")
     async with reading(request) as conn:
         sampled, data = await explorer.event_properties(conn, account=account, event=name, start=dates.start,
-                                                        end=dates.end, limit=limit, values=values)
-    return _answer(dates, limit, data, event=name, sampled_events=sampled, sample_limit=explorer.PROPERTY_SAMPLE)
+                                                        end=dates.end, limit=query.limit, values=query.values)
+    return EventProperties("success", name, sampled, explorer.PROPERTY_SAMPLE, dates.first.isoformat(),
+                           dates.last.isoformat(), query.limit, data)
 
 
-@routes.get("/sites", name="explorer.sites")
-async def sites(request: web.Request) -> web.Response:
-    """Sites (beacon hostnames) with page views in the range, most viewed first."""
-    account, dates, limit = _common(request)
+async def sites(request: web.Request, query: ListParams) -> Sites:
+    """Bot events are left out. Most viewed first."""
+    account, dates = params.account(request), query.dates()
     async with reading(request) as conn:
-        data = await explorer.sites(conn, account=account, start=dates.start, end=dates.end, limit=limit)
-    return _answer(dates, limit, data)
+        rows = await explorer.sites(conn, account=account, start=dates.start, end=dates.end, limit=query.limit)
+    return Sites("success", dates.first.isoformat(), dates.last.isoformat(), query.limit,
+                 [Site(r.name, r.count, r.first_seen, r.last_seen) for r in rows])
+
+
+ROUTES = [
+    Route("GET", "/events", events, TOKEN, name="explorer.events", tags=("Explorer",), op_id="events_list",
+          summary="Event names with counts and first/last seen", params=EventsParams, answer=EventNames),
+    Route("GET", r"/events/{name:[^/]+}/properties", properties, TOKEN, name="explorer.properties",
+          tags=("Explorer",), op_id="event_properties",
+          summary="Property keys of an event: types and top values with counts", params=PropertiesParams,
+          answer=EventProperties),
+    Route("GET", "/sites", sites, TOKEN, name="explorer.sites", tags=("Explorer",), op_id="sites_list",
+          summary="Sites (beacon hostnames) with their page views", params=ListParams, answer=Sites),
+]

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any, Literal
 
+import msgspec
 from aiohttp import web
 
 from ..store import saved_funnels
@@ -12,8 +12,8 @@ from ..store.funnels import MAX_BREAKDOWN_VALUES, MAX_STEPS, FunnelGroup, run_fu
 from ..web import params
 from ..web.errors import ApiError
 from ..web.pools import reading, writing
-
-routes = web.RouteTableDef()
+from ..web.read_params import DateParams, Day, Name
+from ..web.routing import TOKEN, Route
 
 MIN_STEPS = 2
 DEFAULT_WINDOW = "7d"
@@ -24,22 +24,61 @@ def _ratio(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 
 
-def step_rows(steps: list[str], group: FunnelGroup) -> list[dict[str, Any]]:
-    """The per-step response objects of one group."""
+Rate = Annotated[float, msgspec.Meta(ge=0, le=1)]
+
+
+class FunnelParams(DateParams, kw_only=True):
+    # checked by parse_steps and parse_window (their messages); the pattern documents them
+    steps: Annotated[str, msgspec.Meta(description="Comma-separated event names, 2 to 20 (or funnel_id)")] | None = (
+        None)
+    funnel_id: Annotated[int, msgspec.Meta(ge=1, le=2**62, description="A saved funnel instead of steps")] | None = (
+        None)
+    window: Annotated[str, msgspec.Meta(
+        description="Time to complete the funnel from its first step (30s, 15m, 2h, 7d; max 90d); default 7d")] | (
+        None) = None
+    breakdown: Annotated[Name, msgspec.Meta(description="Split by this event property")] | None = None
+
+
+class FunnelStep(msgspec.Struct, frozen=True):
+    step: Annotated[int, msgspec.Meta(ge=1)]
+    event: str
+    users: int
+    conversion_from_start: Rate | None
+    conversion_from_previous: Rate | None
+    drop_off: int
+    drop_off_rate: Rate | None
+    median_seconds_from_previous: float | None
+
+
+class BreakdownValue(msgspec.Struct, frozen=True):
+    value: str | None
+    steps: list[FunnelStep]
+
+
+class FunnelAnswer(msgspec.Struct, frozen=True):
+    status: Literal["success"]
+    funnel_id: int | None
+    start_date: Day
+    end_date: Day
+    window_seconds: float
+    steps: list[FunnelStep]
+    # with a breakdown only
+    breakdown: str | msgspec.UnsetType = msgspec.UNSET
+    breakdown_values: list[BreakdownValue] | msgspec.UnsetType = msgspec.UNSET
+    breakdown_values_total: int | msgspec.UnsetType = msgspec.UNSET
+    breakdown_values_limit: int | msgspec.UnsetType = msgspec.UNSET
+
+
+def step_rows(steps: list[str], group: FunnelGroup) -> list[FunnelStep]:
+    """The per-step rows of one group."""
     first = group.steps[0].users
     rows = []
     for index, (event, stats) in enumerate(zip(steps, group.steps, strict=True)):
         previous = group.steps[index - 1].users if index else stats.users
-        rows.append({
-            "step": index + 1,
-            "event": event,
-            "users": stats.users,
-            "conversion_from_start": _ratio(stats.users, first),
-            "conversion_from_previous": _ratio(stats.users, previous),
-            "drop_off": previous - stats.users,
-            "drop_off_rate": _ratio(previous - stats.users, previous),
-            "median_seconds_from_previous": None if stats.median_seconds is None else round(stats.median_seconds, 3),
-        })
+        rows.append(FunnelStep(
+            index + 1, event, stats.users, _ratio(stats.users, first), _ratio(stats.users, previous),
+            previous - stats.users, _ratio(previous - stats.users, previous),
+            None if stats.median_seconds is None else round(stats.median_seconds, 3)))
     return rows
 
 
@@ -61,46 +100,39 @@ def parse_window(text: str | None) -> float:
     return params.duration(text or DEFAULT_WINDOW, "window", 1, MAX_WINDOW_SECONDS)
 
 
-async def _definition(request: web.Request, query: Mapping[str, str], account: str) -> dict[str, Any]:
+async def _definition(request: web.Request, query: FunnelParams, account: str) -> dict[str, Any]:
     """steps/window/breakdown from the query, or from the saved funnel ``funnel_id`` (query values win)."""
-    if "funnel_id" not in query:
-        return {"funnel_id": None, "steps": parse_steps(query.get("steps", "")),
-                "window": parse_window(query.get("window")), "breakdown": params.optional_text(query, "breakdown")}
-    if query.get("steps"):
+    breakdown = params.event_name(query.breakdown, "breakdown") if query.breakdown is not None else None
+    if query.funnel_id is None:
+        return {"funnel_id": None, "steps": parse_steps(query.steps or ""), "window": parse_window(query.window),
+                "breakdown": breakdown}
+    if query.steps:
         raise ApiError(400, "Give either steps or funnel_id, not both")
-    funnel_id = params.integer(query, "funnel_id", 0, 1, 2**62)
     async with writing(request) as conn:
-        saved = await saved_funnels.get_funnel(conn, account, funnel_id)
+        saved = await saved_funnels.get_funnel(conn, account, query.funnel_id)
     if saved is None:
         raise ApiError(404, "Funnel not found")
-    window = parse_window(query["window"]) if query.get("window") else float(saved["window_seconds"])
-    return {"funnel_id": funnel_id, "steps": saved["steps"], "window": window,
-            "breakdown": params.optional_text(query, "breakdown") or saved["breakdown"]}
+    window = parse_window(query.window) if query.window else float(saved["window_seconds"])
+    return {"funnel_id": query.funnel_id, "steps": saved["steps"], "window": window,
+            "breakdown": breakdown or saved["breakdown"]}
 
 
-@routes.get("/funnel", name="funnel")
-async def funnel(request: web.Request) -> web.Response:
+async def funnel(request: web.Request, query: FunnelParams) -> FunnelAnswer:
+    """Conversion through an ordered sequence of events, for attempts starting in the range."""
     account = params.account(request)
-    query = request.query
-    dates = params.date_range(query)
+    dates = query.dates()
     spec = await _definition(request, query, account)
     async with reading(request) as conn:
         result = await run_funnel(conn, account=account, steps=spec["steps"], start=dates.start, end=dates.end,
                                   window_seconds=spec["window"], breakdown=spec["breakdown"])
-    body: dict[str, Any] = {
-        "status": "success",
-        "funnel_id": spec["funnel_id"],
-        "start_date": dates.first.isoformat(),
-        "end_date": dates.last.isoformat(),
-        "window_seconds": spec["window"],
-        "steps": step_rows(spec["steps"], result.total),
-    }
-    if spec["breakdown"] is not None:
-        body["breakdown"] = spec["breakdown"]
-        body["breakdown_values"] = [{"value": g.value, "steps": step_rows(spec["steps"], g)} for g in result.groups]
-        body["breakdown_values_total"] = result.groups_total
-        body["breakdown_values_limit"] = MAX_BREAKDOWN_VALUES
-    return web.json_response(body)
+    answer = FunnelAnswer("success", spec["funnel_id"], dates.first.isoformat(), dates.last.isoformat(),
+                          spec["window"], step_rows(spec["steps"], result.total))
+    if spec["breakdown"] is None:
+        return answer
+    return msgspec.structs.replace(
+        answer, breakdown=spec["breakdown"],
+        breakdown_values=[BreakdownValue(g.value, step_rows(spec["steps"], g)) for g in result.groups],
+        breakdown_values_total=result.groups_total, breakdown_values_limit=MAX_BREAKDOWN_VALUES)
 
 
 def _funnel_id(request: web.Request) -> int:
@@ -110,7 +142,6 @@ def _funnel_id(request: web.Request) -> int:
     return int(text)
 
 
-@routes.post("/funnels", name="funnels_create")
 async def create(request: web.Request) -> web.Response:
     account = params.account(request)
     body = await params.json_body(request)
@@ -130,14 +161,12 @@ async def create(request: web.Request) -> web.Response:
     return web.json_response({"status": "success", "funnel": saved}, status=201)
 
 
-@routes.get("/funnels", name="funnels_list")
 async def list_(request: web.Request) -> web.Response:
     async with writing(request) as conn:
         funnels = await saved_funnels.list_funnels(conn, params.account(request))
     return web.json_response({"status": "success", "funnels": funnels})
 
 
-@routes.get(r"/funnels/{id:\d+}", name="funnels_get")
 async def get(request: web.Request) -> web.Response:
     async with writing(request) as conn:
         saved = await saved_funnels.get_funnel(conn, params.account(request), _funnel_id(request))
@@ -146,10 +175,21 @@ async def get(request: web.Request) -> web.Response:
     return web.json_response({"status": "success", "funnel": saved})
 
 
-@routes.delete(r"/funnels/{id:\d+}", name="funnels_delete")
 async def delete(request: web.Request) -> web.Response:
     async with writing(request) as conn:
         deleted = await saved_funnels.delete_funnel(conn, params.account(request), _funnel_id(request))
     if not deleted:
         raise ApiError(404, "Funnel not found")
     return web.json_response({"status": "success", "deleted": True})
+
+
+ROUTES = [
+    Route("GET", "/funnel", funnel, TOKEN, name="funnel", tags=("Funnels",),
+          summary="Conversion through an ordered sequence of events", params=FunnelParams, answer=FunnelAnswer),
+    Route("POST", "/funnels", create, TOKEN, name="funnels_create", tags=("Funnels",),
+          summary="Save a funnel definition"),
+    Route("GET", "/funnels", list_, TOKEN, name="funnels_list", summary="List saved funnels", tags=("Funnels",)),
+    Route("GET", r"/funnels/{id:\d+}", get, TOKEN, name="funnels_get", summary="One saved funnel", tags=("Funnels",)),
+    Route("DELETE", r"/funnels/{id:\d+}", delete, TOKEN, name="funnels_delete", tags=("Funnels",),
+          summary="Delete a saved funnel"),
+]

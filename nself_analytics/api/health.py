@@ -1,16 +1,18 @@
 """GET /health: up/down of Postgres and Redis for anyone; with a token serving every account, also the version,
 queue depth, dead letters, events dropped as older than the retention window or for their event name (by reason),
-event-name deletions in progress, aggregate lag and the stores'
-error text (which can name hosts, users and paths)."""
+event-name deletions in progress, aggregate lag, the upgrade's backfills (how far down each has rebuilt) and the
+stores' error text (which can name hosts, users and paths)."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 
+from .. import __version__
 from ..ingest.redis_keys import (
     DEAD_LETTER_KEY,
     DRAIN_GROUP,
@@ -20,13 +22,11 @@ from ..ingest.redis_keys import (
     STREAM_KEY,
 )
 from ..pipeline.runtime import WORKER
+from ..store.backfills import backfills
 from ..store.rollups.aggregates import aggregate_lag_seconds
 from ..web.appkeys import READ_POOL, REDIS, SETTINGS, WORKER_POOL
 from ..web.auth import grant_of
-
-routes = web.RouteTableDef()
-
-VERSION = "1.1.1"
+from ..web.routing import PUBLIC, Route
 
 
 async def _postgres(request: web.Request) -> dict[str, Any]:
@@ -35,10 +35,19 @@ async def _postgres(request: web.Request) -> dict[str, Any]:
             # the worker's pool: a health check must not wait behind slow reads
             async with request.config_dict[WORKER_POOL].acquire() as conn:
                 lag = await aggregate_lag_seconds(conn)
-        return {"postgres": {"reachable": True}, "aggregate_lag_seconds": round(lag, 3)}
+                states = await backfills(conn)
+        # the upgrade's backfills (store/backfills.py): reads stay exact while one runs, only slower
+        progress = [{"name": b.name, "finished": not b.pending, "done_down_to": _iso(b.position),
+                     "down_to": _iso(b.lo), "batches": b.batches, "hours": b.hours,
+                     "updated_at": _iso(b.updated_at)} for b in states]
+        return {"postgres": {"reachable": True}, "aggregate_lag_seconds": round(lag, 3), "backfills": progress}
     except Exception as exc:
         return {"postgres": {"reachable": False, "error": str(exc).strip()[:200] or type(exc).__name__},
-                "aggregate_lag_seconds": None}
+                "aggregate_lag_seconds": None, "backfills": None}
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.astimezone(UTC).isoformat()
 
 
 async def _redis(request: web.Request) -> dict[str, Any]:
@@ -106,16 +115,22 @@ def _process(request: web.Request) -> dict[str, Any]:
     return {"process": {"pid": os.getpid(), "leader": bool(worker and worker.leadership.held)}}
 
 
-@routes.get("/health", name="health")
 async def health(request: web.Request) -> web.Response:
     pg, rd, replica = await asyncio.gather(_postgres(request), _redis(request), _replica(request))
     ok = pg["postgres"]["reachable"] and rd["redis"]["reachable"]
     body: dict[str, Any] = {"status": "success" if ok else "error", "healthy": ok}
     grant = grant_of(request)
     if grant is not None and grant.role == "token" and grant.account is None:
-        body.update(version=VERSION, **pg, **rd, **replica, **_process(request))
+        body.update(version=__version__, **pg, **rd, **replica, **_process(request))
     else:
         body.update(postgres={"reachable": pg["postgres"]["reachable"]}, redis={"reachable": rd["redis"]["reachable"]})
     if not ok:
         body["message"] = "a store is unreachable"
     return web.json_response(body, status=200 if ok else 503)
+
+
+ROUTES = [
+    Route("GET", "/health", health, PUBLIC, name="health", tags=("Service",),
+          summary="Up/down of Postgres and Redis; with the secret token also version, queue depth, aggregate lag "
+                  "and store errors"),
+]

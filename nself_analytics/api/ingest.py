@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import msgspec
 from aiohttp import web
@@ -23,14 +24,12 @@ from ..web.auth import grant_of
 from ..web.body import read_json_body
 from ..web.cors import preflight
 from ..web.errors import ApiError
+from ..web.routing import PUBLIC, WRITE, Route
 from ..web.segment import is_segment_route
 
-__all__ = ["client_ip", "enqueue", "routes"]
+__all__ = ["ROUTES", "client_ip", "enqueue"]
 
-routes = web.RouteTableDef()
 Handler = Callable[[web.Request], Awaitable[web.Response]]
-
-NAME_LIMIT_WARNING = NAME_WARNINGS["cap"]
 
 SINGLE = {
     "/track": "track", "/identify": "identify", "/page": "page",
@@ -39,7 +38,6 @@ SINGLE = {
     # analytics.js (@segment/analytics-next) posts each call to <apiHost>/<first letter of its type>
     "/v1/t": "track", "/v1/i": "identify", "/v1/p": "page", "/v1/s": "screen", "/v1/g": "group", "/v1/a": "alias",
 }
-BATCH = ("/batch", "/v1/batch", "/v1/import", "/v1/b")
 
 
 def client_ip(request: web.Request) -> str | None:
@@ -84,7 +82,8 @@ async def batch(request: web.Request) -> web.Response:
     try:
         messages = validate_batch(body)
     except MessageError as exc:  # an item's error names its index; the envelope's has none
-        raise ApiError(400, str(exc), **({} if exc.index is None else {"index": exc.index})) from None
+        where: dict[str, Any] = {} if exc.index is None else {"index": exc.index}
+        raise ApiError(400, str(exc), **where) from None
     retention_days = request.config_dict[SETTINGS].retention_days
     # messages with no time of their own keep the request's order: strictly increasing times (1 us apart)
     # ending at the request's time, so a funnel sees signup -> activate -> purchase as sent
@@ -105,7 +104,7 @@ async def batch(request: web.Request) -> web.Response:
     result = await enqueue(request, items, meta, shared)
     if is_segment_route(request):
         return web.json_response(segment.SUCCESS)
-    warnings = [{"index": i, "message": w} for i, item in enumerate(items) for w in item.warnings]
+    warnings: list[dict[str, Any]] = [{"index": i, "message": w} for i, item in enumerate(items) for w in item.warnings]
     warnings += [{"index": i, "message": NAME_WARNINGS[why]} for i, why in result.name_refusals.items()]
     warnings.sort(key=lambda w: w["index"])
     return web.json_response({"status": "success", "accepted": len(items), "duplicates": result.duplicates,
@@ -120,9 +119,27 @@ def _single_handler(kind: str) -> Handler:
     return handler
 
 
-for _path, _kind in SINGLE.items():
-    routes.post(_path, name="ingest." + _path.strip("/").replace("/", "_"))(_single_handler(_kind))
-    routes.route("OPTIONS", _path, name="ingest.options." + _path.strip("/").replace("/", "_"))(preflight)
-for _path in BATCH:
-    routes.post(_path, name="ingest." + _path.strip("/").replace("/", "_"))(batch)
-    routes.route("OPTIONS", _path, name="ingest.options." + _path.strip("/").replace("/", "_"))(preflight)
+# OpenAPI summaries of each kind of message
+SUMMARIES = {"track": "Record one event", "identify": "Set or update a user's traits",
+             "page": "Record a page view (URL, referrer)", "screen": "Record a mobile screen view",
+             "group": "Associate a user with a group", "alias": "Link a previous id to a user"}
+
+
+def _routes(path: str, handler: Handler, summary: str, op_id: str) -> list[Route]:
+    """The POST route of an ingest path and its CORS preflight (Segment's paths: its own tag and answers)."""
+    name = path.strip("/").replace("/", "_")
+    segment_api = path.startswith("/v1/")
+    tags = ("Segment API" if segment_api else "Ingest",)
+    return [Route("POST", path, handler, WRITE, name=f"ingest.{name}", tags=tags, summary=summary,
+                  op_id=("segment_" if segment_api else "") + op_id),
+            Route("OPTIONS", path, preflight, PUBLIC, name=f"ingest.options.{name}", tags=tags,
+                  summary=f"CORS preflight of {path}", op_id=f"preflight_{name}", note="CORS preflight")]
+
+
+ROUTES = [
+    *(route for path, kind in SINGLE.items()
+      for route in _routes(path, _single_handler(kind), SUMMARIES[kind], kind + ("_short" if len(path) == 5 else ""))),
+    *(route for path, op_id in (("/batch", "batch"), ("/v1/batch", "batch"), ("/v1/import", "import"),
+                                ("/v1/b", "batch_short"))
+      for route in _routes(path, batch, "Record up to 100 messages at once", op_id)),
+]

@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import Annotated
 
+import msgspec
 from aiohttp import web
 
 from ..ingest.normalize import MessageError
@@ -33,10 +35,9 @@ from ..web.auth import grant_of
 from ..web.cors import preflight
 from ..web.errors import ApiError
 from ..web.posthog_body import CAPTURE_PATHS, CONFIG_PATHS, FLAGS_PATHS, POSTHOG_ROUTE_PREFIX, read_posthog_body
+from ..web.routing import PUBLIC, WRITE, Route
 
-__all__ = ["AT_ROOT", "CAPTURE_PATHS", "CONFIG_PATHS", "FLAGS_PATHS", "routes"]
-
-routes = web.RouteTableDef()
+__all__ = ["AT_ROOT", "ROUTES"]
 
 # At the root: every PostHog path, the root's /batch and /track forwarded to the sub-app's PostHog ones.
 AT_ROOT: dict[str, str] = {**{p: p for p in (*CAPTURE_PATHS, *FLAGS_PATHS, *CONFIG_PATHS)},
@@ -57,7 +58,9 @@ async def capture(request: web.Request) -> web.Response:
                           retention_days=settings.retention_days,
                           query_sent_at=request.query.get("sent_at") or request.query.get("_"))
     except MessageError as exc:
-        raise ApiError(400, str(exc), **({} if exc.index is None else {"index": exc.index})) from None
+        if exc.index is None:
+            raise ApiError(400, str(exc)) from None
+        raise ApiError(400, str(exc), index=exc.index) from None
     app = request.config_dict
     await Ingestor(app[PRODUCER], app[REDIS], settings).accept(items, meta)
     return web.json_response(SUCCESS)
@@ -73,26 +76,50 @@ async def flags(request: web.Request) -> web.Response:
     })
 
 
-async def config(request: web.Request) -> web.Response:
+class ConfigPath(msgspec.Struct, frozen=True):
+    """The path of posthog-js's remote config: its project key (not checked: the config is the same for all)."""
+
+    token: Annotated[str, msgspec.Meta(description="The project API key the SDK was given")]
+
+
+class RemoteConfig(msgspec.Struct, frozen=True, rename="camel"):
+    """posthog-js's remote config: nothing to fetch, record or run."""
+
+    supported_compression: list[str]
+    has_feature_flags: bool = False
+    session_recording: bool = False
+    site_apps: list[str] = []
+    surveys: bool = False
+    heatmaps: bool = False
+    autocapture_exceptions: bool = False
+    capture_dead_clicks: bool = False
+    capture_performance: bool = False
+    default_identified_only: bool = True
+
+
+async def config(request: web.Request, path: ConfigPath) -> RemoteConfig:
     """The browser SDK's remote config: no flags, no recordings, no surveys, no site apps (it calls nothing more)."""
-    return web.json_response({
-        "supportedCompression": COMPRESSIONS, "hasFeatureFlags": False, "sessionRecording": False,
-        "siteApps": [], "surveys": False, "heatmaps": False, "autocaptureExceptions": False,
-        "captureDeadClicks": False, "capturePerformance": False, "defaultIdentifiedOnly": True,
-    })
+    return RemoteConfig(supported_compression=COMPRESSIONS)
 
 
-def _name(path: str) -> str:
-    return POSTHOG_ROUTE_PREFIX + (path.strip("/").replace("/", "_").replace("{token}", "token")
-                                   + ("_slash" if path.endswith("/") else ""))
+def _slug(path: str) -> str:
+    """``/i/v0/e/`` -> ``i_v0_e_slash``: the route's name and operationId after their prefix."""
+    return path.strip("/").replace("/", "_").replace("{token}", "token") + ("_slash" if path.endswith("/") else "")
 
 
-for _path in CAPTURE_PATHS:
-    routes.post(_path, name=_name(_path))(capture)
-for _path in FLAGS_PATHS:
-    routes.post(_path, name=_name(_path))(flags)
-for _path in CONFIG_PATHS:
-    routes.get(_path, name=_name(_path))(config)
-for _path in (*CAPTURE_PATHS, *FLAGS_PATHS):
-    routes.route("OPTIONS", _path, name=_name(_path).replace(POSTHOG_ROUTE_PREFIX, POSTHOG_ROUTE_PREFIX + "options."))(
-        preflight)
+_TAGS = ("PostHog API",)
+ROUTES = [
+    *(Route("POST", path, capture, WRITE, name=POSTHOG_ROUTE_PREFIX + _slug(path), tags=_TAGS,
+            op_id=f"posthog_{_slug(path)}", summary="PostHog capture: record a batch, an array or one event")
+      for path in CAPTURE_PATHS),
+    *(Route("POST", path, flags, WRITE, name=POSTHOG_ROUTE_PREFIX + _slug(path), tags=_TAGS,
+            op_id=f"posthog_{_slug(path)}", summary="PostHog feature flags: there are none")
+      for path in FLAGS_PATHS),
+    *(Route("GET", path, config, PUBLIC, name=POSTHOG_ROUTE_PREFIX + _slug(path), tags=_TAGS,
+            op_id=f"posthog_{_slug(path)}", summary="posthog-js remote config: no flags, no recordings, no site apps",
+            params=ConfigPath, answer=RemoteConfig)
+      for path in CONFIG_PATHS),
+    *(Route("OPTIONS", path, preflight, PUBLIC, name=f"{POSTHOG_ROUTE_PREFIX}options.{_slug(path)}", tags=_TAGS,
+            op_id=f"preflight_posthog_{_slug(path)}", summary=f"CORS preflight of {path}", note="CORS preflight")
+      for path in (*CAPTURE_PATHS, *FLAGS_PATHS)),
+]

@@ -14,8 +14,7 @@ from ..web import params
 from ..web.appkeys import REDIS, SETTINGS
 from ..web.errors import ApiError
 from ..web.pools import writing
-
-routes = web.RouteTableDef()
+from ..web.routing import TOKEN, Route
 
 RULE_PERIODS = ("minute", "hour", "day", "month")
 MAX_LIMIT = 2**62
@@ -46,7 +45,6 @@ def _rule_id(request: web.Request) -> int:
     return int(text)
 
 
-@routes.get("/quotas", name="quotas_list")
 async def list_(request: web.Request) -> web.Response:
     event = params.optional_text(request.query, "event")
     async with writing(request) as conn:
@@ -54,7 +52,6 @@ async def list_(request: web.Request) -> web.Response:
     return web.json_response({"status": "success", "quotas": rules})
 
 
-@routes.post("/quotas", name="quotas_create")
 async def create(request: web.Request) -> web.Response:
     fields = _rule_fields(await params.json_body(request))
     async with writing(request) as conn:
@@ -62,7 +59,6 @@ async def create(request: web.Request) -> web.Response:
     return web.json_response({"status": "success", "quota": rule}, status=201)
 
 
-@routes.get("/quotas/violations", name="quotas_violations")
 async def violations(request: web.Request) -> web.Response:
     """The first crossing of each rule per user and period, newest first (``user_id``, ``quota_id``, ``limit``)."""
     query = request.query
@@ -75,7 +71,6 @@ async def violations(request: web.Request) -> web.Response:
     return web.json_response({"status": "success", "violations": rows})
 
 
-@routes.get(r"/quotas/{id:\d+}", name="quotas_get")
 async def get(request: web.Request) -> web.Response:
     async with writing(request) as conn:
         rule = await quotas.get_rule(conn, params.account(request), _rule_id(request))
@@ -84,7 +79,6 @@ async def get(request: web.Request) -> web.Response:
     return web.json_response({"status": "success", "quota": rule})
 
 
-@routes.put(r"/quotas/{id:\d+}", name="quotas_update")
 async def update(request: web.Request) -> web.Response:
     """Replace a rule's event, segment, limit and period; checks use the new rule at once."""
     fields = _rule_fields(await params.json_body(request))
@@ -95,7 +89,6 @@ async def update(request: web.Request) -> web.Response:
     return web.json_response({"status": "success", "quota": rule})
 
 
-@routes.delete(r"/quotas/{id:\d+}", name="quotas_delete")
 async def delete(request: web.Request) -> web.Response:
     async with writing(request) as conn:
         deleted = await quotas.delete_rule(conn, params.account(request), _rule_id(request))
@@ -104,7 +97,6 @@ async def delete(request: web.Request) -> web.Response:
     return web.json_response({"status": "success", "deleted": True})
 
 
-@routes.post("/quota/check", name="quota_check")
 async def check(request: web.Request) -> web.Response:
     """Whether ``user_id`` may perform ``event`` now under the rules that apply to them."""
     if not request.config_dict[SETTINGS].quota_enabled:
@@ -116,3 +108,18 @@ async def check(request: web.Request) -> web.Response:
         result = await check_quota(conn, request.config_dict[REDIS], account=params.account(request),
                                    user_id=user_id, event=event, now=datetime.now(UTC))
     return web.json_response({"status": "success", **result})
+
+
+ROUTES = [
+    Route("GET", "/quotas", list_, TOKEN, name="quotas_list", summary="List quota rules", tags=("Quotas",)),
+    Route("POST", "/quotas", create, TOKEN, name="quotas_create", summary="Create a quota rule", tags=("Quotas",)),
+    Route("GET", "/quotas/violations", violations, TOKEN, name="quotas_violations", tags=("Quotas",),
+          summary="First crossing of each rule per user and period, newest first"),
+    Route("GET", r"/quotas/{id:\d+}", get, TOKEN, name="quotas_get", summary="One quota rule", tags=("Quotas",)),
+    Route("PUT", r"/quotas/{id:\d+}", update, TOKEN, name="quotas_update", tags=("Quotas",),
+          summary="Replace a quota rule (takes effect at once)"),
+    Route("DELETE", r"/quotas/{id:\d+}", delete, TOKEN, name="quotas_delete", tags=("Quotas",),
+          summary="Delete a quota rule"),
+    Route("POST", "/quota/check", check, TOKEN, name="quota_check", tags=("Quotas",),
+          summary="Whether a user may perform an event now"),
+]

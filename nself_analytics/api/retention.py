@@ -3,33 +3,57 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Annotated, Literal
 
+import msgspec
 from aiohttp import web
 
 from ..store.retention import run_retention
 from ..web import params
 from ..web.pools import reading
-
-routes = web.RouteTableDef()
+from ..web.read_params import DateParams, Day, Name, Period
+from ..web.routing import TOKEN, Route
 
 DEFAULT_PERIODS = 8
 MAX_PERIODS = 60
 
 
-@routes.get("/retention", name="retention")
-async def retention(request: web.Request) -> web.Response:
+class RetentionParams(DateParams, kw_only=True):
+    period: Annotated[Period, msgspec.Meta(description="Cohort period")] = "week"
+    periods: Annotated[int, msgspec.Meta(ge=1, le=MAX_PERIODS, description="Columns, period 0 included")] = (
+        DEFAULT_PERIODS)
+    start_event: Annotated[Name, msgspec.Meta(
+        description="Event that puts a user in a cohort (default: any first event)")] | None = None
+    return_event: Annotated[Name, msgspec.Meta(description="Event that counts as a return (default: any)")] | None = (
+        None)
+
+
+class Cohort(msgspec.Struct, frozen=True):
+    cohort: Day
+    size: int
+    retained: list[int]
+
+
+class RetentionAnswer(msgspec.Struct, frozen=True):
+    status: Literal["success"]
+    period: Period
+    periods: int
+    start_date: Day
+    end_date: Day
+    start_event: str | None
+    return_event: str | None
+    data: list[Cohort]
+
+
+async def retention(request: web.Request, query: RetentionParams) -> RetentionAnswer:
     """Rows ``{"cohort", "size", "retained"}``, one per period intersecting the range, oldest first.
 
     ``periods`` is the number of columns, period 0 (the cohort period, = size) included; columns
     of periods that have not started yet (UTC) are left out.
     """
     account = params.account(request)
-    query = request.query
-    dates = params.date_range(query)
-    period = params.choice(query, "period", params.PERIODS, "week")
-    periods = params.integer(query, "periods", DEFAULT_PERIODS, 1, MAX_PERIODS)
-    start_event = params.optional_text(query, "start_event")
-    return_event = params.optional_text(query, "return_event")
+    dates = query.dates()
+    period, periods = query.period, query.periods
     first = params.period_floor(dates.first, period)
     last = params.period_floor(dates.last, period)
     horizon = params.add_periods(last, period, periods)
@@ -37,16 +61,20 @@ async def retention(request: web.Request) -> web.Response:
         counts = await run_retention(
             conn, account=account, start=dates.start, end=dates.end, period=period, periods=periods,
             horizon=params.midnight(horizon),
-            start_event=start_event, return_event=return_event)
+            start_event=query.start_event, return_event=query.return_event)
     current = params.period_floor(datetime.now(UTC).date(), period)
     rows = []
     cohort = first
     while cohort <= last:
         columns = [k for k in range(periods) if params.add_periods(cohort, period, k) <= current]
-        rows.append({"cohort": cohort.isoformat(), "size": counts.get((cohort, 0), 0),
-                     "retained": [counts.get((cohort, k), 0) for k in columns]})
+        rows.append(Cohort(cohort.isoformat(), counts.get((cohort, 0), 0),
+                           [counts.get((cohort, k), 0) for k in columns]))
         cohort = params.add_periods(cohort, period, 1)
-    return web.json_response({
-        "status": "success", "period": period, "periods": periods, "start_date": dates.first.isoformat(),
-        "end_date": dates.last.isoformat(), "start_event": start_event, "return_event": return_event, "data": rows,
-    })
+    return RetentionAnswer("success", period, periods, dates.first.isoformat(), dates.last.isoformat(),
+                           query.start_event, query.return_event, rows)
+
+
+ROUTES = [
+    Route("GET", "/retention", retention, TOKEN, name="retention", tags=("Retention",),
+          summary="Cohort retention table", params=RetentionParams, answer=RetentionAnswer),
+]

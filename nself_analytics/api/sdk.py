@@ -7,15 +7,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aiohttp import web
-
+from ..web.routing import PUBLIC, Route
 from .scripts import script_handler
 
-__all__ = ["SDK_PATH", "routes"]
-
-routes = web.RouteTableDef()
+__all__ = ["ROUTES", "SDK_PATH"]
 
 SDK_PATH = Path(__file__).resolve().parent.parent / "static" / "sdk" / "analytics.js"
 
-routes.get("/sdk/analytics.js", name="sdk")(
-    script_handler(SDK_PATH, "The browser SDK (window.NselfAnalytics; replays the async snippet's buffered calls)."))
+ROUTES = [
+    Route("GET", "/sdk/analytics.js", script_handler(
+        SDK_PATH, "The browser SDK (window.NselfAnalytics; replays the async snippet's buffered calls)."), PUBLIC,
+        name="sdk", tags=("Web analytics",), op_id="sdk_script", summary="The browser SDK (script-tag bundle)"),
+]

@@ -9,18 +9,20 @@ product query (default: the last 30 days). Semantics: :mod:`nself_analytics.stor
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Annotated, Any, ClassVar, Literal
 
+import msgspec
 from aiohttp import web
 
-from ..store.trends import INTERVALS, TOP_VALUES, TrendRow, run_trends
+from ..store.trends import TOP_VALUES, TrendRow, run_trends
 from ..web import params
 from ..web.errors import ApiError
 from ..web.pools import reading
+from ..web.read_params import DateParams, Day, Name
+from ..web.routing import TOKEN, Route
 
-__all__ = ["MAX_EVENTS", "MAX_HOUR_DAYS", "bucket_starts", "routes"]
+__all__ = ["MAX_EVENTS", "MAX_HOUR_DAYS", "ROUTES", "bucket_starts"]
 
-routes = web.RouteTableDef()
 
 MAX_EVENTS = 10
 MAX_HOUR_DAYS = 31  # hourly series: at most 744 points per series
@@ -77,14 +79,65 @@ def _label(ts: datetime, interval: str) -> str:
     return ts.strftime("%Y-%m-%dT%H:00:00Z") if interval == "hour" else ts.date().isoformat()
 
 
-def _series(rows: dict[Any, TrendRow], keys: list[Any], buckets: list[datetime], measure: str) -> list[dict[str, Any]]:
+class TrendsParams(DateParams, kw_only=True):
+    events: Annotated[str, msgspec.Meta(description="Comma-separated event names, 1 to 10")]
+    interval: Annotated[Literal["hour", "day", "week", "month"], msgspec.Meta(
+        description="Bucket size (hour: ranges of at most 31 days)")] = "day"
+    # checked by parse_measure (its messages); the pattern documents it
+    measure: Annotated[str, msgspec.Meta(
+        description="count (events), users (distinct user or anonymous ids), sum:<property> or avg:<property> (over "
+                    "events where it is a number; exact, saturating at +-1.7976931348623157e308)",
+        extra_json_schema={"pattern": "^(count|users|(sum|avg):.{1,200})$"})] = "count"
+    breakdown: Annotated[Name, msgspec.Meta(
+        description="Split each event by this property (top 10 values and other)")] | None = None
+    compare: Annotated[Literal["previous", "none"], msgspec.Meta(
+        description="previous: add the same number of days right before the range")] = "none"
+
+    MESSAGES: ClassVar[dict[str, str]] = {
+        **DateParams.MESSAGES, "events:missing": "events is required: a comma-separated list of event names"}
+
+
+Figure = float | int | None
+
+
+class TrendSeries(msgspec.Struct, frozen=True):
+    event: str
+    breakdown_value: str | None
+    other: Annotated[bool, msgspec.Meta(description="the events of every value outside the top 10")]
+    data: Annotated[list[Figure], msgspec.Meta(
+        description="one figure per bucket (avg: null where no event has the property)")]
+    total: Figure
+
+
+class TrendsPrevious(msgspec.Struct, frozen=True):
+    start_date: Day
+    end_date: Day
+    buckets: list[str]
+    series: list[TrendSeries]
+
+
+class TrendsAnswer(msgspec.Struct, frozen=True):
+    status: Literal["success"]
+    events: list[str]
+    interval: str
+    measure: str
+    property: str | None
+    breakdown: str | None
+    breakdown_limit: int
+    start_date: Day
+    end_date: Day
+    buckets: Annotated[list[str], msgspec.Meta(description="bucket starts: dates, or UTC hours")]
+    series: list[TrendSeries]
+    previous: TrendsPrevious | msgspec.UnsetType = msgspec.UNSET  # with compare=previous only
+
+
+def _series(rows: dict[Any, TrendRow], keys: list[Any], buckets: list[datetime], measure: str) -> list[TrendSeries]:
     empty = {"count": 0, "users": 0, "sum": 0.0, "avg": None}
     out = []
     for key in keys:
         row = rows.get(key) or TrendRow(*key)
-        out.append({"event": key[0], "breakdown_value": key[1], "other": key[2],
-                    "data": [row.buckets.get(b, empty)[measure] for b in buckets],
-                    "total": (row.total or empty)[measure]})
+        out.append(TrendSeries(key[0], key[1], key[2], [row.buckets.get(b, empty)[measure] for b in buckets],
+                               (row.total or empty)[measure]))
     return out
 
 
@@ -100,16 +153,17 @@ def _order(current: dict[Any, TrendRow], previous: dict[Any, TrendRow], events: 
     return sorted(keys + [(e, None, False) for e in events if e not in present], key=rank)
 
 
-@routes.get("/trends", name="trends")
-async def trends(request: web.Request) -> web.Response:
+async def trends(request: web.Request, query: TrendsParams) -> TrendsAnswer:
+    """Bot events are left out. Buckets are UTC (ISO weeks start on Monday). With a breakdown, each event's 10
+    values with the most events get a series, the rest one `other` series; the previous period is grouped by the
+    same values."""
     account = params.account(request)
-    query = request.query
-    events = parse_events(query.get("events", ""))
-    interval = params.choice(query, "interval", INTERVALS, "day")
-    measure, prop = parse_measure(query.get("measure", ""))
-    breakdown = params.optional_text(query, "breakdown")
-    compare = params.choice(query, "compare", ("previous", "none"), "none") == "previous"
-    dates = params.date_range(query)
+    events = parse_events(query.events)
+    interval = query.interval
+    measure, prop = parse_measure(query.measure)
+    breakdown = params.event_name(query.breakdown, "breakdown") if query.breakdown is not None else None
+    compare = query.compare == "previous"
+    dates = query.dates()
     days = (dates.last - dates.first).days + 1
     if interval == "hour" and days > MAX_HOUR_DAYS:
         raise ApiError(400, f"interval=hour is limited to {MAX_HOUR_DAYS} days")
@@ -122,17 +176,19 @@ async def trends(request: web.Request) -> web.Response:
     naive = {"start": dates.start.replace(tzinfo=None), "end": dates.end.replace(tzinfo=None)}
     buckets = bucket_starts(naive["start"], naive["end"], interval)
     keys = _order(result.current, result.previous, events)
-    body: dict[str, Any] = {
-        "status": "success", "events": events, "interval": interval, "measure": measure, "property": prop,
-        "breakdown": breakdown, "breakdown_limit": TOP_VALUES, "start_date": dates.first.isoformat(),
-        "end_date": dates.last.isoformat(), "buckets": [_label(b, interval) for b in buckets],
-        "series": _series(result.current, keys, buckets, measure),
-    }
+    previous: TrendsPrevious | msgspec.UnsetType = msgspec.UNSET
     if compare:
         previous_buckets = bucket_starts(previous_start.replace(tzinfo=None), naive["start"], interval)
-        body["previous"] = {
-            "start_date": previous_first.isoformat(), "end_date": (dates.first - timedelta(days=1)).isoformat(),
-            "buckets": [_label(b, interval) for b in previous_buckets],
-            "series": _series(result.previous, keys, previous_buckets, measure),
-        }
-    return web.json_response(body)
+        previous = TrendsPrevious(previous_first.isoformat(), (dates.first - timedelta(days=1)).isoformat(),
+                                  [_label(b, interval) for b in previous_buckets],
+                                  _series(result.previous, keys, previous_buckets, measure))
+    return TrendsAnswer("success", events, interval, measure, prop, breakdown, TOP_VALUES, dates.first.isoformat(),
+                        dates.last.isoformat(), [_label(b, interval) for b in buckets],
+                        _series(result.current, keys, buckets, measure), previous)
+
+
+ROUTES = [
+    Route("GET", "/trends", trends, TOKEN, name="trends", tags=("Trends",),
+          summary="A measure of events per time bucket: one series per event and breakdown value",
+          params=TrendsParams, answer=TrendsAnswer),
+]

@@ -14,8 +14,7 @@ from ..store import webhooks
 from ..web import params
 from ..web.errors import ApiError
 from ..web.pools import writing
-
-routes = web.RouteTableDef()
+from ..web.routing import TOKEN, Route
 
 MAX_URL_LENGTH = 2048
 MAX_EVENT_NAMES = 100
@@ -97,7 +96,6 @@ def _webhook_id(request: web.Request) -> int:
     return int(text)
 
 
-@routes.post("/webhooks", name="webhooks_create")
 async def create(request: web.Request) -> web.Response:
     """Subscribe a URL to events; the signing secret is returned here (and after a PATCH that sets it) only."""
     account = params.account(request)
@@ -114,14 +112,12 @@ async def create(request: web.Request) -> web.Response:
     return web.json_response({"status": "success", "webhook": {**hook, "secret": secret}}, status=201)
 
 
-@routes.get("/webhooks", name="webhooks_list")
 async def list_(request: web.Request) -> web.Response:
     async with writing(request) as conn:
         hooks = await webhooks.list_webhooks(conn, params.account(request))
     return web.json_response({"status": "success", "webhooks": hooks})
 
 
-@routes.get(r"/webhooks/{id:\d+}", name="webhooks_get")
 async def get(request: web.Request) -> web.Response:
     async with writing(request) as conn:
         hook = await webhooks.get_webhook(conn, params.account(request), _webhook_id(request))
@@ -130,7 +126,6 @@ async def get(request: web.Request) -> web.Response:
     return web.json_response({"status": "success", "webhook": hook})
 
 
-@routes.patch(r"/webhooks/{id:\d+}", name="webhooks_update")
 async def update(request: web.Request) -> web.Response:
     """Change some of url, events, event_names, secret, active; the rest stays."""
     account = params.account(request)
@@ -148,7 +143,6 @@ async def update(request: web.Request) -> web.Response:
     return web.json_response({"status": "success", "webhook": hook})
 
 
-@routes.delete(r"/webhooks/{id:\d+}", name="webhooks_delete")
 async def delete(request: web.Request) -> web.Response:
     """Delete a webhook with its delivery log; deliveries not yet sent are dropped."""
     async with writing(request) as conn:
@@ -158,7 +152,6 @@ async def delete(request: web.Request) -> web.Response:
     return web.json_response({"status": "success", "deleted": True})
 
 
-@routes.get(r"/webhooks/{id:\d+}/deliveries", name="webhooks_deliveries")
 async def deliveries(request: web.Request) -> web.Response:
     """The delivery log, newest first: status, attempts, last HTTP status and error, payload."""
     account = params.account(request)
@@ -173,3 +166,17 @@ async def deliveries(request: web.Request) -> web.Response:
         rows = await webhooks.list_deliveries(conn, account=account, webhook_id=webhook_id, status=status,
                                              limit=limit)
     return web.json_response({"status": "success", "deliveries": rows})
+
+
+ROUTES = [
+    Route("POST", "/webhooks", create, TOKEN, name="webhooks_create", tags=("Webhooks",),
+          summary="Subscribe a URL to quota.exceeded, funnel.completed or event.tracked"),
+    Route("GET", "/webhooks", list_, TOKEN, name="webhooks_list", summary="List webhooks", tags=("Webhooks",)),
+    Route("GET", r"/webhooks/{id:\d+}", get, TOKEN, name="webhooks_get", summary="One webhook", tags=("Webhooks",)),
+    Route("PATCH", r"/webhooks/{id:\d+}", update, TOKEN, name="webhooks_update", tags=("Webhooks",),
+          summary="Change some fields of a webhook"),
+    Route("DELETE", r"/webhooks/{id:\d+}", delete, TOKEN, name="webhooks_delete", tags=("Webhooks",),
+          summary="Delete a webhook and its delivery log"),
+    Route("GET", r"/webhooks/{id:\d+}/deliveries", deliveries, TOKEN, name="webhooks_deliveries", tags=("Webhooks",),
+          summary="Delivery log, newest first: status, attempts, last error"),
+]

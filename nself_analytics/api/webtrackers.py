@@ -23,10 +23,10 @@ from ..web.appkeys import PRODUCER, REDIS, SETTINGS
 from ..web.body import read_json_body
 from ..web.cors import preflight
 from ..web.errors import ApiError
+from ..web.routing import PUBLIC, Route
 
-__all__ = ["AT_ROOT", "routes"]
+__all__ = ["AT_ROOT", "ROUTES"]
 
-routes = web.RouteTableDef()
 AT_ROOT = {"/api/event": "/api/event", "/api/send": "/api/send"}
 
 
@@ -45,14 +45,12 @@ async def _record(request: web.Request, translate: Callable[[Any, datetime], Hit
     await Ingestor(app[PRODUCER], app[REDIS], app[SETTINGS]).accept_hit(item, meta)
 
 
-@routes.post("/api/event", name="ingest.plausible_event")
 async def plausible_event(request: web.Request) -> web.Response:
     """Record one event of Plausible's tracker; 202 as Plausible answers."""
     await _record(request, plausible.translate)
     return web.json_response({"status": "success"}, status=202)
 
 
-@routes.post("/api/send", name="ingest.umami_send")
 async def umami_send(request: web.Request) -> web.Response:
     """Record one event of Umami's tracker or client; 200 as Umami answers."""
     sites = request.config_dict[SETTINGS].sites
@@ -60,5 +58,14 @@ async def umami_send(request: web.Request) -> web.Response:
     return web.json_response({"status": "success"})
 
 
-routes.route("OPTIONS", "/api/event", name="ingest.options.plausible_event")(preflight)
-routes.route("OPTIONS", "/api/send", name="ingest.options.umami_send")(preflight)
+_TAGS = ("Web analytics",)
+ROUTES = [
+    Route("POST", "/api/event", plausible_event, PUBLIC, name="ingest.plausible_event", tags=_TAGS,
+          op_id="plausible_event", summary="Plausible's events API: a page view or a custom event"),
+    Route("POST", "/api/send", umami_send, PUBLIC, name="ingest.umami_send", tags=_TAGS, op_id="umami_send",
+          summary="Umami's collect API: a page view or a custom event"),
+    Route("OPTIONS", "/api/event", preflight, PUBLIC, name="ingest.options.plausible_event", tags=_TAGS,
+          op_id="preflight_api_event", summary="CORS preflight of /api/event", note="CORS preflight"),
+    Route("OPTIONS", "/api/send", preflight, PUBLIC, name="ingest.options.umami_send", tags=_TAGS,
+          op_id="preflight_api_send", summary="CORS preflight of /api/send", note="CORS preflight"),
+]

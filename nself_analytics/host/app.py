@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 
 import aiopg
@@ -22,8 +23,9 @@ from ..web.appkeys import ANALYTICS_APP, PG_POOL, PRODUCER, READ_POOL, REDIS, SE
 from ..web.body import MAX_BODY_BYTES
 from ..web.edge import bind_policies, edge_middleware
 from ..web.pools import create_api_pool
+from ..web.routing import PUBLIC, WRITE, Route, access_table, add_routes
 
-__all__ = ["create_app", "create_root_app"]
+__all__ = ["MOUNT", "ROOT_ROUTES", "create_app", "create_root_app"]
 
 log = structlog.get_logger("nself_analytics.host.app")
 MOUNT = "/analytics"
@@ -92,9 +94,8 @@ def create_app(settings: Settings, *, worker: bool = False) -> web.Application:
     app.cleanup_ctx.extend([_postgres_ctx, _redis_ctx])
     if worker:
         app.cleanup_ctx.append(worker_ctx)
-    for routes in api.ROUTE_TABLES:
-        app.add_routes(routes)
-    bind_access(app, api.ROUTE_ACCESS)  # every route must declare its credential, or the app does not start
+    add_routes(app, api.ROUTES)  # the router, from the one route table (api/__init__.py)
+    bind_access(app, access_table(api.ROUTES))  # a route of the router without a declaration: no app
     # one middleware for request id, forwarded headers, errors, CORS, the NUL guard and access (web/edge.py)
     app.middlewares.append(edge_middleware(settings, bind_policies(app)))
     return app
@@ -127,16 +128,39 @@ async def _tracker_at_root(request: web.Request) -> web.StreamResponse:
     return await request.app._handle(request.clone(rel_url=target + (f"?{query}" if query else "")))
 
 
+def _trackers_at_root() -> list[Route]:
+    """The root's routes of the other trackers: each sub-app route of a path of TRACKERS_AT_ROOT, at the root."""
+    out = []
+    for root_path, sub_path in TRACKERS_AT_ROOT.items():
+        slug = re.sub(r"\W+", "_", root_path.strip("/")).strip("_") + ("_slash" if root_path.endswith("/") else "")
+        for route in (r for r in api.ROUTES if r.path == sub_path):
+            out.append(Route(route.method, root_path, _tracker_at_root, route.access,
+                             name=f"root.{route.method.lower()}_{slug}", tags=route.tags,
+                             summary=f"{route.summary} (at the root)", op_id=f"root_{route.operation_id}",
+                             note=route.note or f"served as {MOUNT}{sub_path}"))
+    return out
+
+
+# The root app's own routes (outside the mount; no access middleware: /v1/... is handled by the sub-app's)
+ROOT_ROUTES = (
+    Route("GET", MOUNT, _to_dashboard, PUBLIC, name="root.index", tags=("Service",), summary="The dashboard",
+          note="redirects to /analytics/dashboard"),
+    # before the sub-app claims it
+    Route("GET", MOUNT + "/", _to_dashboard, PUBLIC, name="root.index_slash", tags=("Service",),
+          summary="The dashboard", note="redirects to /analytics/dashboard"),
+    Route("*", SEGMENT_AT_ROOT, _segment_at_root, WRITE, name="root.segment", tags=("Segment API",),
+          summary="Segment's tracking API at the root", note="Segment's tracking API at the root, served as "
+                                                            "/analytics/v1/..."),
+    *_trackers_at_root(),
+)
+
+
 def create_root_app(settings: Settings, *, worker: bool = True) -> web.Application:
     """The host application: the analytics sub-app mounted at ``/analytics``, Segment's ``/v1/...`` routes and
     PostHog's, Plausible's and Umami's tracker paths at the root too, and ``/analytics`` redirecting to the
     dashboard."""
     root = web.Application(client_max_size=MAX_BODY_BYTES)
-    root.router.add_get(MOUNT, _to_dashboard, name="root.index")
-    root.router.add_get(MOUNT + "/", _to_dashboard, name="root.index_slash")  # before the sub-app claims it
-    root.router.add_route("*", SEGMENT_AT_ROOT, _segment_at_root, name="root.segment")
-    for index, path in enumerate(TRACKERS_AT_ROOT):
-        root.router.add_route("*", path, _tracker_at_root, name=f"root.tracker_{index}")
+    add_routes(root, ROOT_ROUTES)
     sub = create_app(settings, worker=worker)
     root[ANALYTICS_APP] = sub
     root.add_subapp(MOUNT, sub)

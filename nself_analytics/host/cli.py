@@ -1,8 +1,8 @@
-"""``nself-analytics install | build | start | status | stop``: a standalone host that drives the plugin
-hooks through the same pluggy PluginManager as the nself CLI (``status`` and ``stop`` act on a running
-``start``). ``dead-letters list|replay|drop`` drives the drain's dead-letter stream. ``bot telegram|discord``
-and ``mcp`` run the
-integrations, clients of a running service's HTTP API (ANALYTICS_URL, ANALYTICS_API_TOKEN)."""
+"""``nself-analytics install | build | start [--migrate] | status | stop``: a standalone host that drives the
+plugin hooks through the same pluggy PluginManager as the nself CLI (``status`` and ``stop`` act on a running
+``start``; ``build`` applies the migrations, ``start`` refuses a schema behind this version unless ``--migrate``).
+``dead-letters list|replay|drop`` drives the drain's dead-letter stream. ``bot telegram|discord`` and ``mcp`` run
+the integrations, clients of a running service's HTTP API (ANALYTICS_URL, ANALYTICS_API_TOKEN)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 import pluggy
 
+from .. import __version__
 from ..config import ConfigError, Settings
 from . import hookspecs
 from .lifecycle import PID_FILE
@@ -119,9 +120,13 @@ def _integration(args: argparse.Namespace, env: dict[str, str]) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nself-analytics", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"nself-analytics {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    for name in ("install", "build", "start", "status", "stop"):
+    for name in ("install", "build", "status", "stop"):
         commands.add_parser(name)
+    start = commands.add_parser("start", help="serve /analytics (refuses a database whose schema is behind: build)")
+    start.add_argument("--migrate", action="store_true",
+                       help="apply pending migrations first instead of refusing (one box; ANALYTICS_MIGRATE_ON_START)")
     bot = commands.add_parser("bot", help="run a report bot")
     bot.add_argument("kind", nargs="?", choices=["telegram", "discord"], help="which chat")
     mcp = commands.add_parser("mcp", help="run the MCP server on stdio")
@@ -150,6 +155,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _stop(env)
     if args.command in ("bot", "mcp"):
         return _integration(args, env)
+    if args.command == "start" and args.migrate:
+        env["ANALYTICS_MIGRATE_ON_START"] = "true"
     hook = getattr(plugin_manager().hook, args.command)
     try:
         result = hook(env=env)

@@ -21,7 +21,7 @@ from ..config import ConfigError, Settings
 from .app import create_root_app
 from .embedded import EmbeddedError
 from .logs import configure_logging
-from .migrate import apply_migrations
+from .migrate import apply_migrations, pending_migrations
 from .processes import run_workers
 from .services import Services
 from .startup import ServiceLock, StartupError, Watchdog, bind_listener, check_stores
@@ -147,21 +147,31 @@ async def _serve(settings: Settings, watchdog: Watchdog, listener: socket.socket
     await runner.cleanup()  # stops accepting, stops the worker after a final drain, closes the pools
 
 
-def _start_stores(services: Services) -> Settings:
-    """Embedded stores started (when not configured), migrations applied; StartupError with one line if not."""
+def _start_stores(services: Services, migrate: bool) -> Settings:
+    """Embedded stores started (when not configured); the schema migrated (``migrate``) or checked to be current.
+    StartupError with one line if not: a schema behind this version names the command that brings it up."""
     try:
         resolved = services.up()
         assert resolved.database_url is not None
-        apply_migrations(resolved.database_url)
+        if migrate:
+            apply_migrations(resolved.database_url)
+            pending = []
+        else:
+            pending = pending_migrations(resolved.database_url)
     except (EmbeddedError, subprocess.SubprocessError, psycopg2.Error, OSError) as exc:
         text = str(exc).strip().splitlines()
         raise StartupError(f"the stores could not start: {text[0] if text else type(exc).__name__}") from None
+    if pending:
+        raise StartupError(f"the database schema is behind this version ({len(pending)} migrations pending: "
+                           f"{', '.join(pending)}): run `nself-analytics build` (nself: `nself build`), then start "
+                           "again; or `nself-analytics start --migrate` on a single box")
     return resolved
 
 
 def serve(env: Mapping[str, str]) -> int:
-    """Take the data folder's lock, check the port, check and start the stores, apply migrations, then serve
-    until SIGTERM/SIGINT; return the exit code (2: could not start, with one log line saying why)."""
+    """Take the data folder's lock, check the port, check and start the stores, check the schema is current
+    (apply pending migrations instead with ANALYTICS_MIGRATE_ON_START / ``start --migrate``), then serve until
+    SIGTERM/SIGINT; return the exit code (2: could not start, with one log line saying why)."""
     try:
         settings = _settings(env)
     except ConfigError as exc:
@@ -193,7 +203,7 @@ def serve(env: Mapping[str, str]) -> int:
             listener.close()
             listener = None
         check_stores(settings)
-        resolved = _start_stores(services)
+        resolved = _start_stores(services, settings.migrate_on_start)
         if not (env.get("ANALYTICS_SECRET_TOKEN") and env.get("ANALYTICS_WRITE_KEYS")):
             _announce_credentials(settings)
         if resolved.workers == 1:

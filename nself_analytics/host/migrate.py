@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import structlog
 from yoyo import get_backend, read_migrations
@@ -38,8 +39,7 @@ def migrations_dir() -> Path:
                             f"{'/'.join(INSTALLED_SUBDIR)}")
 
 
-
-def _backend(database_url: str):  # type: ignore[no-untyped-def]
+def _backend(database_url: str) -> Any:
     # yoyo picks psycopg2 for postgresql:// (the driver aiopg uses too)
     return get_backend(database_url, migration_table="np_analytics_yoyo_migration")
 
@@ -57,6 +57,6 @@ def apply_migrations(database_url: str) -> list[str]:
 
 
 def pending_migrations(database_url: str) -> list[str]:
-    """Ids of the migrations not yet applied."""
+    """Ids of the migrations not yet applied (start refuses to run behind them: host/lifecycle.py)."""
     backend = _backend(database_url)
     return [m.id for m in backend.to_apply(read_migrations(str(migrations_dir())))]

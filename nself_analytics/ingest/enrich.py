@@ -1,5 +1,6 @@
-"""Request-derived fields of an event: device, browser and OS from the user agent, bot detection,
-country from the IP (looked up before the IP is hashed), and the salted IP hash itself."""
+"""Request-derived fields of an event: device, browser and OS from the user agent (ua-parser), bot detection
+(ua-parser's spiders and the crawler-user-agents list), country from the IP (looked up before the IP is hashed),
+and the salted IP hash itself."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import re
 import secrets
 from datetime import UTC, date, datetime
 
+import crawleruseragents
 import redis.asyncio as aioredis
+import ua_parser
 
 from .redis_keys import PREFIX
 
@@ -20,54 +23,67 @@ __all__ = ["browser_hit_is_bot", "classify_user_agent", "country_for_ip", "daily
 SALT_PREFIX = PREFIX + "salt:"
 SALT_TTL_SECONDS = 2 * 86_400
 
-# Crawlers, link previewers, monitors, headless and automated browsers, and HTTP libraries. Matched
-# anywhere in the user agent, case-insensitively; the generic words (bot, crawl, spider) catch most.
-_BOT = re.compile(
-    r"(?<!cu)bot\b|bot[/;_-]|crawl|spider|slurp|scrape|fetcher|archiver|indexer|"
-    r"headless|phantomjs|puppeteer|playwright|selenium|webdriver|cypress|nightmare|"
-    r"lighthouse|pagespeed|gtmetrix|ptst/|pingdom|uptime|monitor|statuscake|site24x7|newrelicpinger|"
-    r"mediapartners-google|adsbot|apis-google|google-inspectiontool|google-extended|googleother|"
-    r"google-read-aloud|feedfetcher|bingpreview|yahoo! slurp|ia_archiver|bytespider|petalbot|"
-    r"gptbot|chatgpt-user|oai-searchbot|claudebot|claude-web|anthropic-ai|perplexity|ccbot|cohere-ai|"
-    r"facebookexternalhit|facebookcatalog|meta-externalagent|whatsapp|telegrambot|discordbot|slackbot|"
-    r"twitterbot|linkedinbot|embedly|quora link preview|vkshare|skypeuripreview|preview|"
-    r"w3c_validator|validator\.nu|prerender|rendertron|"
-    r"curl/|wget/|httpie|python-requests|python-urllib|python/|aiohttp|httpx|go-http-client|java/|okhttp|"
-    r"apache-httpclient|libwww-perl|lwp::|ruby|php/|guzzlehttp|node-fetch|undici|axios/|got \(|"
-    r"postmanruntime|insomnia|scrapy|httrack|nutch|dataprovider|zgrab|masscan|nmap",
-    re.IGNORECASE,
-)
-_TABLET = re.compile(r"ipad|tablet|kindle|silk|playbook|(android(?!.*mobile))", re.IGNORECASE)
-_MOBILE = re.compile(r"mobi|iphone|ipod|android.*mobile|windows phone|blackberry|opera mini", re.IGNORECASE)
-_BROWSERS = (
-    ("Edge", re.compile(r"edg(e|a|ios)?/", re.I)),
-    ("Opera", re.compile(r"opr/|opera", re.I)),
-    ("Samsung Internet", re.compile(r"samsungbrowser", re.I)),
-    ("Firefox", re.compile(r"firefox|fxios", re.I)),
-    ("Chrome", re.compile(r"chrome|crios|chromium", re.I)),
-    ("Safari", re.compile(r"safari", re.I)),
-    ("Internet Explorer", re.compile(r"msie|trident", re.I)),
-)
-_OSES = (
-    ("iOS", re.compile(r"iphone|ipad|ipod", re.I)),
-    ("Android", re.compile(r"android", re.I)),
-    ("Windows", re.compile(r"windows", re.I)),
-    ("macOS", re.compile(r"mac os x|macintosh", re.I)),
-    ("ChromeOS", re.compile(r"cros", re.I)),
-    ("Linux", re.compile(r"linux|x11", re.I)),
-)
+# ua-parser's browser families (its maintained regexes.yaml) as the dashboard names them; a family not listed keeps
+# ua-parser's own name (Yandex Browser, UC Browser, ...)
+_BROWSERS = {
+    "Chrome": "Chrome", "Chrome Mobile": "Chrome", "Chrome Mobile iOS": "Chrome", "Chrome Mobile WebView": "Chrome",
+    "HeadlessChrome": "Chrome", "Chromium": "Chrome",
+    "Safari": "Safari", "Mobile Safari": "Safari", "Mobile Safari UI/WKWebView": "Safari",
+    "Firefox": "Firefox", "Firefox Mobile": "Firefox", "Firefox iOS": "Firefox",
+    "Edge": "Edge", "Edge Mobile": "Edge",
+    "Opera": "Opera", "Opera Mobile": "Opera", "Opera Mini": "Opera", "Opera Touch": "Opera",
+    "Samsung Internet": "Samsung Internet",
+    "IE": "Internet Explorer", "IE Mobile": "Internet Explorer",
+}
+# ua-parser's OS families as the dashboard names them (Windows versions and Linux distributions folded)
+_OSES = {"Mac OS X": "macOS", "Chrome OS": "ChromeOS", "iOS": "iOS", "Android": "Android", "Linux": "Linux",
+         "Ubuntu": "Linux", "Debian": "Linux", "Fedora": "Linux", "Red Hat": "Linux", "SUSE": "Linux",
+         "Linux Mint": "Linux", "Arch Linux": "Linux", "CentOS": "Linux", "Gentoo": "Linux", "Mandriva": "Linux",
+         "Slackware": "Linux", "Kubuntu": "Linux"}
+_TABLETS = ("iPad", "Kindle", "Tablet", "PlayBook", "Nexus 7", "Nexus 9", "Nexus 10")
+_PHONES = ("Generic Smartphone", "Generic Feature Phone", "iPhone", "iPod", "iPod Touch")
+_PHONE_SYSTEMS = ("iOS", "Windows Phone", "BlackBerry OS", "KaiOS", "Symbian OS", "Firefox OS")
+_SPIDER = "Spider"  # ua-parser's device family of crawlers
 
 
-@functools.lru_cache(maxsize=2048)  # a request's events share one UA, and a site sees few distinct ones
+def _os_name(family: str | None) -> str | None:
+    if family is None:
+        return None
+    if family.startswith("Windows") and family != "Windows Phone":
+        return "Windows"
+    return _OSES.get(family, family)
+
+
+def _device(user_agent: str, parsed: ua_parser.Result) -> str:
+    """mobile, tablet or desktop from ua-parser's device and OS: a named tablet (iPad, Kindle, a generic or branded
+    tablet) is a tablet; ua-parser's generic phones and the phone systems are mobile; an Android device whose
+    browser sends no ``Mobile`` token is a tablet (as Google documents for Chrome on Android); the rest desktop."""
+    family = parsed.device.family if parsed.device else ""
+    brand = parsed.device.brand if parsed.device else ""
+    os_family = parsed.os.family if parsed.os else None
+    if any(mark in (family or "") or mark in (brand or "") for mark in _TABLETS):
+        return "tablet"
+    if family in _PHONES or os_family in _PHONE_SYSTEMS:
+        return "mobile"
+    if os_family == "Android":
+        return "mobile" if "Mobile" in user_agent else "tablet"
+    return "desktop"
+
+
+@functools.lru_cache(maxsize=4096)  # a request's events share one UA, and a site sees few distinct ones
 def classify_user_agent(user_agent: str | None) -> tuple[str | None, str | None, str | None, bool]:
-    """(device, browser, os, is_bot) of a user-agent string; device is mobile, tablet or desktop."""
+    """(device, browser, os, is_bot) of a user-agent string; device is mobile, tablet or desktop.
+
+    Browser, OS and device come from ua-parser (its maintained regexes.yaml); a bot is what ua-parser names a
+    Spider or what the crawler-user-agents list (crawlers, previewers, monitors, headless browsers, HTTP
+    libraries) matches. Parses are cached: a unique user agent costs about half a millisecond."""
     if not user_agent:
         return None, None, None, False
-    is_bot = bool(_BOT.search(user_agent))
-    device = "tablet" if _TABLET.search(user_agent) else "mobile" if _MOBILE.search(user_agent) else "desktop"
-    browser = next((name for name, rx in _BROWSERS if rx.search(user_agent)), None)
-    os_name = next((name for name, rx in _OSES if rx.search(user_agent)), None)
-    return device, browser, os_name, is_bot
+    parsed = ua_parser.parse(user_agent)
+    family = parsed.user_agent.family if parsed.user_agent else None
+    browser = _BROWSERS.get(family, family) if family is not None else None
+    is_bot = bool(parsed.device and parsed.device.family == _SPIDER) or crawleruseragents.is_crawler(user_agent)
+    return _device(user_agent, parsed), browser, _os_name(parsed.os.family if parsed.os else None), is_bot
 
 
 def is_browser_agent(user_agent: str | None) -> bool:

@@ -11,7 +11,7 @@ import hashlib
 import re
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import msgspec
@@ -48,7 +48,7 @@ class Hit(Normalized):
 
     @property
     def user_key(self) -> str:
-        return str(self.record.session_id)
+        return str(cast(EventRecord, self.record).session_id)
 
 
 def _text(value: str | None, limit: int) -> str | None:

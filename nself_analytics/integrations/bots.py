@@ -45,7 +45,7 @@ class BotConfig:
         return not self.chats or str(chat_id) in self.chats
 
 
-def build_telegram(config: BotConfig, *, base_url: str | None = None) -> Application:  # type: ignore[type-arg]
+def build_telegram(config: BotConfig, *, base_url: str | None = None) -> Application:
     """The python-telegram-bot Application: /start and one CommandHandler per report."""
     from telegram import Update
     from telegram.ext import Application, CommandHandler, ContextTypes

@@ -19,6 +19,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field
 
+from .. import __version__
 from .client import AnalyticsClient, ClientConfig, ServiceError
 from .mcp_stdio import serve_stdio
 
@@ -60,7 +61,7 @@ def _web_span(start_date: str | None, end_date: str | None) -> dict[str, int | N
 
 def build_server(config: ClientConfig) -> MCPServer:
     """The MCP server with its tools, calling the service described by ``config``."""
-    server = MCPServer("nself-analytics", instructions=INSTRUCTIONS)
+    server = MCPServer("nself-analytics", instructions=INSTRUCTIONS, version=__version__)
     client = AnalyticsClient(config)
 
     async def call(path: str, query: Mapping[str, Any] | None = None) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import json
 import sys
 from collections.abc import AsyncIterator
 from io import TextIOWrapper
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import mcp_types as types
@@ -95,7 +95,8 @@ async def serve_stdio(server: MCPServer) -> None:
 
     stdin = anyio.wrap_file(TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace"))
     # the SDK only iterates its stdin: an async iterator of lines serves as well as an anyio file
-    async with stdio_server(stdin=checked(stdin)) as (read_stream, write_stream):
+    filtered = checked(cast(AsyncIterator[str], stdin))  # anyio's file iterates its lines
+    async with stdio_server(stdin=cast(Any, filtered)) as (read_stream, write_stream):
         async with write_stream.clone() as reply_stream:
             replies.append(reply_stream)
             ready.set()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import redis.asyncio as aioredis
@@ -71,7 +71,8 @@ async def listing(client: aioredis.Redis, *, limit: int, account: str | None = N
     out: list[DeadLetter] = []
     start = "-"
     while len(out) < limit:
-        page = await client.xrange(DEAD_LETTER_KEY, min=start, max="+", count=max(limit, 100))
+        page = cast(list[tuple[str, dict[str, str]]], await client.xrange(  # decode_responses: str
+            DEAD_LETTER_KEY, min=start, max="+", count=max(limit, 100)))
         if not page:
             break
         for entry_id, fields in page:
@@ -84,10 +85,11 @@ async def listing(client: aioredis.Redis, *, limit: int, account: str | None = N
 
 async def _select(client: aioredis.Redis, ids: list[str] | None, account: str | None) -> list[DeadLetter]:
     if ids:
-        letters = []
+        letters: list[DeadLetter] = []
         for entry_id in ids:
-            for found_id, fields in await client.xrange(DEAD_LETTER_KEY, min=entry_id, max=entry_id):
-                letters.append(_letter(found_id, fields))
+            found = cast(list[tuple[str, dict[str, str]]],
+                         await client.xrange(DEAD_LETTER_KEY, min=entry_id, max=entry_id))
+            letters.extend(_letter(found_id, fields) for found_id, fields in found)
         return [letter for letter in letters if account is None or letter.account == account]
     return await listing(client, limit=10**9, account=account)
 

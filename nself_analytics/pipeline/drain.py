@@ -16,7 +16,7 @@ import socket
 import time
 import uuid
 from datetime import UTC, date, datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import aiopg
 import msgspec
@@ -144,7 +144,7 @@ class Drainer:
         count = self.settings.batch_size
         try:
             if self._own_pending:
-                own = await self.redis.xreadgroup(DRAIN_GROUP, self.name, {STREAM_KEY: "0"}, count=count)
+                own: Any = await self.redis.xreadgroup(DRAIN_GROUP, self.name, {STREAM_KEY: "0"}, count=count)
                 entries = own[0][1] if own else []
                 if entries:
                     return entries
@@ -152,7 +152,8 @@ class Drainer:
             reclaimed_now = time.monotonic() >= self._next_reclaim
             if reclaimed_now and (entries := await self._reclaim(count)):
                 return entries
-            new = await self.redis.xreadgroup(DRAIN_GROUP, self.name, {STREAM_KEY: ">"}, count=count, block=block_ms)
+            new: Any = await self.redis.xreadgroup(DRAIN_GROUP, self.name, {STREAM_KEY: ">"}, count=count,
+                                                   block=block_ms)
             entries = new[0][1] if new else []
             if entries or reclaimed_now:
                 return entries

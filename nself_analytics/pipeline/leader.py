@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Any
 
 import aiopg
 import psycopg2
@@ -25,7 +26,7 @@ LEADER_LOCK_KEY = int.from_bytes(b"npanlead", "big") - 2**63
 # How often a follower tries to take the lock, and the leader checks it still holds it.
 LEADER_RETRY_SECONDS = 1.0
 # Keepalives of the lock's connection: a peer gone without a FIN is noticed within about 10 s.
-_KEEPALIVES = {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 2}
+_KEEPALIVES: dict[str, Any] = {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 2}
 _TRY_LOCK = "SELECT pg_try_advisory_lock(%s)"
 
 

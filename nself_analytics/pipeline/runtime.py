@@ -32,6 +32,7 @@ from ..store.partitions import maintain_partitions
 from ..store.rollups.aggregates import expire_activity, materialize
 from ..store.tx import StatementTimeout, statement_timeouts
 from . import deadletters
+from .backfill import run_backfills
 from .drain import DRAINERS, FINAL_DRAIN_SECONDS, MAINTAIN_INTERVAL_SECONDS, Drainer
 from .leader import LEADER_RETRY_SECONDS, Leadership
 from .webhook_sender import WebhookSender
@@ -80,11 +81,20 @@ class Worker:
         self.tasks: list[asyncio.Task[None]] = []
 
     async def aggregate(self) -> int:
-        async with self.pool.acquire() as conn:
-            total = 0
-            while claimed := await materialize(conn, self.settings.retention_days):
+        """Fold the dirty hours; then, while the upgrade's backfill is pending, its batches, each followed by the
+        dirty hours again (pipeline/backfill.py). Return the dirty hours folded."""
+        retention = self.settings.retention_days
+        total = 0
+
+        async def fold() -> None:
+            nonlocal total
+            while claimed := await materialize(conn, retention):
                 total += claimed
-            return total
+
+        async with self.pool.acquire() as conn:
+            await fold()
+            await run_backfills(conn, retention, lambda: self.leadership.held and not self.stop_event.is_set(), fold)
+        return total
 
     async def maintain(self) -> list[str]:
         """Keep what grows inside the retention window: partitions (created ahead, pruned behind), the

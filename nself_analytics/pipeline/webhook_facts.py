@@ -68,6 +68,8 @@ async def record_funnel_completions(conn: aiopg.Connection, items: list[EventRec
                 return found
             checks += 1
             user = item.user_id or item.anonymous_id
+            if user is None:  # an event of nobody cannot complete a person's funnel
+                continue
             until = item.ts
             window = timedelta(seconds=funnel["window_seconds"])
             events = await webhooks.user_step_events(conn, account=account, user=user, steps=funnel["steps"],

@@ -16,26 +16,11 @@ from typing import Any
 import aiopg
 
 from .identity import person_expr, person_join
-from .rollups.web_rollup import PAGE_VIEW, REFERRER_DOMAIN
-from .tx import transaction
-from .web import WebQuery
+from .rollups.web_rollup import PAGE_VIEW
+from .tx import read_snapshot
+from .web import WebQuery, page_view_filters
 
 __all__ = ["goal"]
-
-_FILTERS = f"""
-    (%(path)s::text IS NULL OR e.path = %(path)s)
-    AND (%(country)s::text IS NULL OR e.country = %(country)s)
-    AND (%(device)s::text IS NULL OR e.device = %(device)s)
-    AND (%(referrer)s::text IS NULL OR {REFERRER_DOMAIN.replace("referrer", "e.referrer")} = %(referrer)s)
-    AND (%(browser)s::text IS NULL OR e.browser = %(browser)s)
-    AND (%(os)s::text IS NULL OR e.os = %(os)s)
-    AND (%(utm)s::jsonb IS NULL OR e.properties @> %(utm)s::jsonb)
-"""
-_PAGE_VIEWS = f"""
-    FROM np_analytics_events e
-    WHERE e.site = %(site)s AND e.ts >= %(start)s AND e.ts < %(end)s AND e.source_account_id = %(account)s
-      AND e.{PAGE_VIEW} AND (%(include_bots)s OR NOT e.is_bot) AND {_FILTERS}
-"""
 
 _DISTINCT = "coalesce(e.user_id, e.anonymous_id)"
 _VISITOR = f"coalesce({person_expr(_DISTINCT)}, e.ip_hash, e.session_id)"
@@ -43,7 +28,7 @@ PATH_GOAL = f"""
 SELECT count(*) AS conversions, count(DISTINCT {_VISITOR}) AS visitors
 FROM np_analytics_events e {person_join(_DISTINCT)}
 WHERE e.site = %(site)s AND e.ts >= %(start)s AND e.ts < %(end)s AND e.source_account_id = %(account)s
-  AND e.{PAGE_VIEW} AND (%(include_bots)s OR NOT e.is_bot) AND e.path = %(value)s AND {_FILTERS}
+  AND e.{PAGE_VIEW} AND (%(include_bots)s OR NOT e.is_bot) AND e.path = %(value)s AND {page_view_filters('e')}
 """
 EVENT_GOAL = f"""
 SELECT count(*) AS conversions, count(DISTINCT {_VISITOR}) AS visitors
@@ -54,8 +39,7 @@ WHERE e.source_account_id = %(account)s AND e.event = %(value)s AND e.ts >= %(st
 
 
 async def _rows(conn: aiopg.Connection, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
-    async with transaction(conn) as cur:
-        await cur.execute("SET LOCAL work_mem = '64MB'; SET LOCAL jit = off")
+    async with read_snapshot(conn) as cur:
         await cur.execute(sql, params)
         return list(await cur.fetchall())
 

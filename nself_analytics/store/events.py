@@ -13,7 +13,7 @@ named by hand go through ``column()``, so a misspelled one fails when this modul
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -21,11 +21,11 @@ import aiopg
 import msgspec
 import structlog
 
-from ..model.record import EVENT_COLUMNS, EventRecord, IdentifyRecord, UnknownColumn, column, select_list
+from ..model.record import EVENT_COLUMNS, EventRecord, IdentifyRecord, column, select_list
 from .identity import apply_links
 from .tx import statement_timeouts, transaction
 
-__all__ = ["EVENT_COLUMNS", "encode_events", "write_batch", "write_payload"]
+__all__ = ["DEFAULT_MAX_IDS", "EVENT_COLUMNS", "write_payload"]
 
 log = structlog.get_logger("nself_analytics.store")
 
@@ -129,33 +129,11 @@ def _merge_identifies(identifies: Sequence[IdentifyRecord]) -> list[_User]:
     return list(merged.values())
 
 
-def _as_record(event: EventRecord | Mapping[str, Any]) -> EventRecord:
-    if isinstance(event, EventRecord):
-        return event
-    unknown = set(event) - EVENT_COLUMNS.keys()
-    if unknown:  # a misspelled key would otherwise be stored as NULL
-        raise UnknownColumn(f"not columns of np_analytics_events: {', '.join(sorted(unknown))}")
-    return msgspec.convert(event, EventRecord)
-
-
-def encode_events(events: Sequence[EventRecord | Mapping[str, Any]]) -> str:
-    """Events as the JSON array the statement reads: every column, named as the record names it."""
-    return _ENCODER.encode([_as_record(e) for e in events]).decode()
-
-
-async def write_batch(conn: aiopg.Connection, events: Sequence[EventRecord | Mapping[str, Any]],
-                      identifies: Sequence[IdentifyRecord | Mapping[str, Any]],
-                      links: Sequence[dict[str, Any]] = (), *, max_ids: int = DEFAULT_MAX_IDS) -> int:
-    """Write one drained batch in one transaction; return the number of events newly stored."""
-    users = [i if isinstance(i, IdentifyRecord) else msgspec.convert(i, IdentifyRecord) for i in identifies]
-    return await write_payload(conn, encode_events(events), users, links, max_ids=max_ids)
-
-
 async def write_payload(conn: aiopg.Connection, events_json: str, identifies: Sequence[IdentifyRecord],
                         links: Sequence[dict[str, Any]] = (), *, max_ids: int = DEFAULT_MAX_IDS,
                         timeout_ms: int | None = None) -> int:
-    """:func:`write_batch` with the events already as one JSON array (the drain joins the stream payloads,
-    which are encoded EventRecords).
+    """Write one drained batch in one transaction; return the number of events newly stored. ``events_json``:
+    the events as one JSON array (the drain joins the stream payloads, which are encoded EventRecords).
 
     ``links``: the batch's identity link operations in stream order (``persons.link_ops``); ``max_ids``: the most
     ids one person may hold. ``timeout_ms``: the server-side statement timeout of this batch's statements (the

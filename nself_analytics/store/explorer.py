@@ -12,12 +12,14 @@ from datetime import UTC, datetime, time
 from typing import Any
 
 import aiopg
+import msgspec
 
 from .rollups.dirty import dirty_hours
 from .rollups.web_rollup import PAGE_VIEW
-from .tx import transaction
+from .tx import read_snapshot
 
-__all__ = ["MAX_VALUE_CHARS", "PROPERTY_SAMPLE", "event_names", "event_properties", "sites"]
+__all__ = ["MAX_VALUE_CHARS", "PROPERTY_SAMPLE", "PropertyKey", "Seen", "ValueCount", "event_names", "event_properties",
+           "sites"]
 
 PROPERTY_SAMPLE = 10_000  # newest events of a name read by the property survey
 MAX_VALUE_CHARS = 200  # longer property values are cut to this many characters in the survey
@@ -127,34 +129,47 @@ SELECT t.site, t.pageviews,
 FROM totals t LEFT JOIN raw r USING (site)
 ORDER BY t.pageviews DESC, t.site COLLATE "C"
 """
-# One snapshot for the dirty hours and the fragments (the aggregator swaps both in one transaction).
-ISOLATION = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"
-
-READ_SETTINGS = "SET LOCAL work_mem = '64MB'; SET LOCAL jit = off"
 
 
 async def _rows(conn: aiopg.Connection, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
-    async with transaction(conn) as cur:
-        await cur.execute(READ_SETTINGS)
+    async with read_snapshot(conn) as cur:
         await cur.execute(sql, params)
         return list(await cur.fetchall())
 
 
-def _iso(ts: datetime) -> str:
-    return ts.isoformat().replace("+00:00", "Z")
+class Seen(msgspec.Struct, frozen=True):
+    """A name (an event, a site) with its count in the range and its first and last time."""
+
+    name: str
+    count: int
+    first_seen: datetime
+    last_seen: datetime
+
+
+class ValueCount(msgspec.Struct, frozen=True):
+    value: str
+    count: int
+
+
+class PropertyKey(msgspec.Struct, frozen=True):
+    """A property key of the surveyed events: how many carry it, its JSON types, its most frequent values."""
+
+    key: str
+    count: int
+    types: list[str]
+    values: list[ValueCount]
 
 
 async def event_names(conn: aiopg.Connection, *, account: str, start: datetime, end: datetime, limit: int,
-                      search: str | None = None) -> list[dict[str, Any]]:
+                      search: str | None = None) -> list[Seen]:
     """Event names seen in ``[start, end)``, most frequent first, with counts and first/last times."""
     rows = await _rows(conn, EVENT_NAMES, {"account": account, "start": start, "end": end, "limit": limit,
                                            "search": search})
-    return [{"event": event, "count": int(count), "first_seen": _iso(first), "last_seen": _iso(last)}
-            for event, count, first, last in rows]
+    return [Seen(event, int(count), first, last) for event, count, first, last in rows]
 
 
 async def event_properties(conn: aiopg.Connection, *, account: str, event: str, start: datetime, end: datetime,
-                           limit: int, values: int) -> tuple[int, list[dict[str, Any]]]:
+                           limit: int, values: int) -> tuple[int, list[PropertyKey]]:
     """(events surveyed, keys): per property key of the newest events named ``event``, how many carry it,
     its JSON types, and its ``values`` most frequent scalar values with their counts."""
     params = {"account": account, "event": event, "start": start, "end": end, "limit": limit, "values": values,
@@ -164,21 +179,18 @@ async def event_properties(conn: aiopg.Connection, *, account: str, event: str, 
         sampled = int(rows[0][4])
     else:
         [(sampled,)] = await _rows(conn, SAMPLED, params)
-    return int(sampled), [{"key": key, "count": int(count), "types": list(types), "values": top}
+    return int(sampled), [PropertyKey(key, int(count), list(types), msgspec.convert(top or [], list[ValueCount]))
                           for key, count, types, top, _ in rows]
 
 
 async def sites(conn: aiopg.Connection, *, account: str, start: datetime, end: datetime,
-                limit: int) -> list[dict[str, Any]]:
+                limit: int) -> list[Seen]:
     """Sites with page views in ``[start, end)``, most viewed first."""
     if {start.astimezone(UTC).time(), end.astimezone(UTC).time()} != {time(0)}:
         raise ValueError("sites() reads whole UTC days: start and end must be UTC midnights")
     params: dict[str, Any] = {"account": account, "start": start, "end": end, "limit": limit,
                               "start_day": start.astimezone(UTC).date(), "end_day": end.astimezone(UTC).date()}
-    async with transaction(conn) as cur:
-        await cur.execute(ISOLATION)
-        await cur.execute(READ_SETTINGS)
+    async with read_snapshot(conn) as cur:  # one snapshot for the dirty hours and the fragments
         await cur.execute(SITES, {**params, **await dirty_hours(cur, account, start, end)})
         rows = list(await cur.fetchall())
-    return [{"site": site, "pageviews": int(views), "first_seen": _iso(first), "last_seen": _iso(last)}
-            for site, views, first, last in rows]
+    return [Seen(site, int(views), first, last) for site, views, first, last in rows]

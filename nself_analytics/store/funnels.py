@@ -31,14 +31,13 @@ import aiopg
 
 from .identity import EVENT_PERSON, EVENT_PERSON_JOIN, person_expr, person_join
 from .rollups import event_times
-from .tx import transaction
+from .tx import read_snapshot
 
 __all__ = ["MAX_BREAKDOWN_VALUES", "MAX_STEPS", "FunnelGroup", "FunnelResult", "StepStats", "run_funnel"]
 
 MAX_BREAKDOWN_VALUES = 50
 
 # The intermediate sets (one row per matching event) are sorted and hashed; keep that in memory.
-QUERY_SETTINGS = "SET LOCAL work_mem = '64MB'"
 
 MAX_STEPS = 20
 
@@ -157,9 +156,7 @@ async def run_funnel(conn: aiopg.Connection, *, account: str, steps: list[str], 
               "window": window_seconds, "breakdown": breakdown, "max_groups": MAX_BREAKDOWN_VALUES}
     # only the columns of the steps asked for (a window aggregate each); the count is a validated integer
     next_columns = ", ".join(f"min(ts) FILTER (WHERE j = {k}) OVER w" for k in range(2, len(steps) + 1))
-    async with transaction(conn) as cur:
-        await cur.execute(event_times.ISOLATION)
-        await cur.execute(QUERY_SETTINGS)
+    async with read_snapshot(conn) as cur:
         if breakdown is None:
             times = await event_times.plan(cur, account, start, end + timedelta(seconds=window_seconds))
             params = {**times.params, **params, "names": steps}

@@ -27,12 +27,11 @@ import aiopg
 
 from .identity import EVENT_PERSON, EVENT_PERSON_JOIN, PERSON_OF_USER_PARAM, person_expr, person_join
 from .rollups import event_times
-from .tx import transaction
+from .tx import read_snapshot
 
 __all__ = ["event_counts", "session_totals"]
 
 # The sessions' window passes sort every start and stop event of the range.
-QUERY_SETTINGS = "SET LOCAL work_mem = '64MB'"
 
 _PERIOD_OF_TS = "date_trunc(%(group_by)s, {col} AT TIME ZONE 'UTC')::date"
 
@@ -122,7 +121,7 @@ async def event_counts(conn: aiopg.Connection, *, account: str, start: datetime,
                        user_id: str | None) -> dict[date, dict[str, int]]:
     """Counts per period start and event name of the events in ``[start, end)``."""
     params = {"account": account, "start": start, "end": end, "group_by": group_by, "user_id": user_id}
-    async with conn.cursor() as cur:
+    async with read_snapshot(conn) as cur:
         await cur.execute(METRICS_RAW if user_id is not None else METRICS_MIXED, params)
         rows = await cur.fetchall()
     out: dict[date, dict[str, int]] = {}
@@ -140,9 +139,7 @@ async def session_totals(conn: aiopg.Connection, *, account: str, start: datetim
     """
     params = {"account": account, "start": start, "end": end, "group_by": group_by, "start_event": start_event,
               "stop_event": stop_event, "user_id": user_id, "names": [start_event, stop_event]}
-    async with transaction(conn) as cur:
-        await cur.execute(event_times.ISOLATION)
-        await cur.execute(QUERY_SETTINGS)
+    async with read_snapshot(conn) as cur:
         times = await event_times.plan(cur, account, start, None)
         sql = SESSIONS.format(person=person_expr("x.u"), source=event_times.source(times), join=person_join("x.u"),
                               person_of_user=PERSON_OF_USER_PARAM)

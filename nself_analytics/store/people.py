@@ -13,11 +13,12 @@ from datetime import datetime
 from typing import Any
 
 import aiopg
+import msgspec
 
 from .identity import person_of_param
-from .tx import transaction
+from .tx import read_snapshot
 
-__all__ = ["MAX_EVENT_NAMES", "list_users", "person"]
+__all__ = ["MAX_EVENT_NAMES", "EventCount", "Person", "PersonEvent", "User", "list_users", "person"]
 
 MAX_EVENT_NAMES = 50  # per-event counts of a person: the most frequent names
 
@@ -68,29 +69,67 @@ ORDER BY last_seen
 """
 
 
-def _iso(ts: datetime | None) -> str | None:
-    return None if ts is None else ts.isoformat().replace("+00:00", "Z")
+class User(msgspec.Struct, frozen=True):
+    """An identified user: its id, traits and first/last seen."""
+
+    user_id: str
+    traits: dict[str, Any]
+    first_seen: datetime | None
+    last_seen: datetime | None
+
+
+class EventCount(msgspec.Struct, frozen=True):
+    event: str
+    count: int
+
+
+class PersonEvent(msgspec.Struct, frozen=True):
+    ts: datetime
+    event: str
+    distinct_id: str | None
+    session_id: str | None
+    site: str | None
+    path: str | None
+    properties: dict[str, Any] | None
+
+
+class Person(msgspec.Struct, frozen=True):
+    """A person: a page of its ids, traits, first/last seen, event counts, a page of its events newest first."""
+
+    id: str
+    person_id: str | None
+    distinct_ids: list[str]
+    distinct_id_count: int
+    more_ids: bool
+    user_ids: list[str]
+    linked_ids: list[str]
+    traits: dict[str, Any]
+    first_seen: datetime | None
+    last_seen: datetime | None
+    event_count: int
+    event_counts: list[EventCount]
+    events: list[PersonEvent]
+    more_events: bool
 
 
 async def list_users(conn: aiopg.Connection, *, account: str, search: str | None, traits: dict[str, str],
-                     limit: int, offset: int) -> tuple[list[dict[str, Any]], bool]:
+                     limit: int, offset: int) -> tuple[list[User], bool]:
     """(users, more): identified users matching the search text (in the id or any trait) and every trait
     filter (the trait's text equals the value), most recently seen first."""
     params = {"account": account, "search": search, "traits": json.dumps(traits), "limit": limit + 1,
               "offset": offset}
-    async with transaction(conn) as cur:
+    async with read_snapshot(conn) as cur:
         await cur.execute(LIST_USERS, params)
         rows = await cur.fetchall()
-    users = [{"user_id": user_id, "traits": user_traits, "first_seen": _iso(first), "last_seen": _iso(last)}
-             for user_id, user_traits, first, last in rows[:limit]]
+    users = [User(user_id, user_traits, first, last) for user_id, user_traits, first, last in rows[:limit]]
     return users, len(rows) > limit
 
 
 async def person(conn: aiopg.Connection, *, account: str, distinct_id: str, limit: int,
-                 offset: int, ids_limit: int = 100, ids_offset: int = 0) -> dict[str, Any] | None:
+                 offset: int, ids_limit: int = 100, ids_offset: int = 0) -> Person | None:
     """The person of ``distinct_id``: a page of its ids (``ids_limit`` from ``ids_offset``, in id order), traits,
     first/last seen, counts, a page of events newest first; None when nothing is known of it."""
-    async with transaction(conn) as cur:
+    async with read_snapshot(conn) as cur:
         await cur.execute(PERSON_IDS, {"account": account, "id": distinct_id})
         [(root, ids)] = await cur.fetchall()
         params = {"account": account, "ids": list(ids), "names": MAX_EVENT_NAMES, "limit": limit + 1,
@@ -109,14 +148,10 @@ async def person(conn: aiopg.Connection, *, account: str, distinct_id: str, limi
     seen = [t for row in counts for t in row[2:4]] + [t for row in users for t in row[3:5]]
     user_ids = {row[0] for row in users}
     page = list(ids)[ids_offset:ids_offset + ids_limit]
-    return {
-        "id": distinct_id, "person_id": root, "distinct_ids": page, "distinct_id_count": len(ids),
-        "more_ids": ids_offset + ids_limit < len(ids),
-        "user_ids": sorted(user_ids)[:ids_limit], "linked_ids": [i for i in page if i != distinct_id],
-        "traits": traits, "first_seen": _iso(min(seen)), "last_seen": _iso(max(seen)),
-        "event_count": int(counts[0][4]) if counts else 0,
-        "event_counts": [{"event": name, "count": int(count)} for name, count, *_ in counts],
-        "events": [{"ts": _iso(ts), "event": name, "distinct_id": who, "session_id": session, "site": site,
-                    "path": path, "properties": props} for ts, name, who, session, site, path, props in events[:limit]],
-        "more_events": len(events) > limit,
-    }
+    return Person(
+        id=distinct_id, person_id=root, distinct_ids=page, distinct_id_count=len(ids),
+        more_ids=ids_offset + ids_limit < len(ids), user_ids=sorted(user_ids)[:ids_limit],
+        linked_ids=[i for i in page if i != distinct_id], traits=traits, first_seen=min(seen),
+        last_seen=max(seen), event_count=int(counts[0][4]) if counts else 0,
+        event_counts=[EventCount(name, int(count)) for name, count, *_ in counts],
+        events=[PersonEvent(*row) for row in events[:limit]], more_events=len(events) > limit)

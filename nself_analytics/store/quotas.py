@@ -151,7 +151,7 @@ async def rules_for_pairs(conn: aiopg.Connection, *, account: str,
     payload = json.dumps([{"event": e, "user_id": u} for e, u in pairs])
     async with conn.cursor() as cur:
         await cur.execute(MATCHING_PAIRS, {"account": account, "pairs": payload})
-        return [tuple(row) for row in await cur.fetchall()]  # type: ignore[misc]
+        return [tuple(row) for row in await cur.fetchall()]
 
 
 async def record_violation(conn: aiopg.Connection, *, account: str, quota_id: int, user_id: str,

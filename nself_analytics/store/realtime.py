@@ -8,15 +8,15 @@ session, as the other web reads count visitors.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 import aiopg
+import msgspec
 
 from .identity import person_expr, person_join
 from .rollups.web_rollup import PAGE_VIEW
-from .tx import transaction
+from .tx import read_snapshot
 
-__all__ = ["latest"]
+__all__ = ["LatestView", "Recent", "latest"]
 
 _DISTINCT = "coalesce(e.user_id, e.anonymous_id)"
 _WHERE = f"""
@@ -37,20 +37,33 @@ LIMIT %(limit)s
 """
 
 
-def _iso(ts: datetime) -> str:
-    return ts.isoformat().replace("+00:00", "Z")
+class LatestView(msgspec.Struct, frozen=True):
+    """One recent page view."""
+
+    ts: datetime
+    path: str | None
+    referrer: str | None
+    country: str | None
+    device: str | None
+    browser: str | None
+
+
+class Recent(msgspec.Struct, frozen=True):
+    """Visitors and page views of a window, and its latest page views, newest first."""
+
+    visitors: int
+    pageviews: int
+    latest: list[LatestView]
 
 
 async def latest(conn: aiopg.Connection, *, account: str, site: str, since: datetime, until: datetime,
-                 include_bots: bool, limit: int) -> dict[str, Any]:
+                 include_bots: bool, limit: int) -> Recent:
     """Visitors and page views in ``[since, until)`` and the ``limit`` latest page views, newest first."""
     params = {"account": account, "site": site, "since": since, "until": until, "include_bots": include_bots,
               "limit": limit}
-    async with transaction(conn) as cur:
+    async with read_snapshot(conn) as cur:
         await cur.execute(VISITORS, params)
         [(visitors, views)] = await cur.fetchall()
         await cur.execute(LATEST, params)
         rows = await cur.fetchall()
-    return {"visitors": int(visitors), "pageviews": int(views),
-            "latest": [{"ts": _iso(ts), "path": path, "referrer": referrer, "country": country, "device": device,
-                        "browser": browser} for ts, path, referrer, country, device, browser in rows]}
+    return Recent(int(visitors), int(views), [LatestView(*row) for row in rows])

@@ -22,15 +22,12 @@ from datetime import UTC, date, datetime, time, timedelta
 import aiopg
 
 from .identity import EVENT_PERSON, EVENT_PERSON_JOIN, person_expr, person_join
-from .tx import transaction
+from .tx import read_snapshot
 
 __all__ = ["run_retention"]
 
-QUERY_SETTINGS = "SET LOCAL work_mem = '64MB'"
 # When the days awaiting the aggregator span this many days or more (a backlog), read raw events only.
 MAX_DIRTY_DAYS = 7
-# One snapshot for the dirty check and the query.
-ISOLATION = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"
 
 # The UTC days before the horizon with a dirty hour: their activity is read from raw events.
 DIRTY_DAYS = """
@@ -142,9 +139,7 @@ async def run_retention(conn: aiopg.Connection, *, account: str, start: datetime
     params = {"account": account, "start": start, "end": end, "period": period, "periods": periods,
               "horizon": horizon, "start_event": start_event, "return_event": return_event}
     days = {"start_day": _utc_day(start), "end_day": _utc_day(end), "horizon_day": _utc_day(horizon)}
-    async with transaction(conn) as cur:
-        await cur.execute(ISOLATION)
-        await cur.execute(QUERY_SETTINGS)
+    async with read_snapshot(conn) as cur:
         query = RETENTION
         if None not in days.values():
             await cur.execute(DIRTY_DAYS, params)

@@ -32,12 +32,11 @@ import aiopg
 
 from .identity import EVENT_PERSON, EVENT_PERSON_JOIN
 from .rollups.dirty import dirty_hours
-from .tx import transaction
+from .tx import read_snapshot
 
-__all__ = ["INTERVALS", "MEASURES", "TOP_VALUES", "TrendRow", "run_trends"]
+__all__ = ["INTERVALS", "TOP_VALUES", "TrendRow", "run_trends"]
 
 INTERVALS = ("hour", "day", "week", "month")
-MEASURES = ("count", "users", "sum", "avg")
 TOP_VALUES = 10
 
 TRENDS = f"""
@@ -94,8 +93,6 @@ FROM (SELECT event, hour < %(start)s AS previous, date_trunc(%(interval)s, hour 
       FROM ev) AS x
 GROUP BY GROUPING SETS ((event, previous, bucket), (event, previous))
 """
-# One snapshot for the dirty hours and the counts (the aggregator swaps both in one transaction).
-ISOLATION = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"
 
 
 def _double(value: Decimal) -> float:
@@ -134,8 +131,7 @@ async def run_trends(conn: aiopg.Connection, *, account: str, events: list[str],
               "interval": interval, "prop": prop, "breakdown": breakdown, "top": TOP_VALUES}
     if measure == "count" and breakdown is None:
         return await _counts(conn, params)
-    async with transaction(conn) as cur:
-        await cur.execute("SET LOCAL work_mem = '64MB'; SET LOCAL jit = off")
+    async with read_snapshot(conn) as cur:
         await cur.execute(TRENDS, params)
         rows = await cur.fetchall()
     result = TrendResult({}, {})
@@ -153,9 +149,8 @@ async def run_trends(conn: aiopg.Connection, *, account: str, events: list[str],
 
 async def _counts(conn: aiopg.Connection, params: dict[str, Any]) -> TrendResult:
     """measure=count without a breakdown, from the hour aggregates and the dirty hours' raw events."""
-    async with transaction(conn) as cur:
-        await cur.execute(ISOLATION)
-        marks = await dirty_hours(cur, params["account"], params["previous_start"], params["end"])
+    async with read_snapshot(conn) as cur:
+        marks = await dirty_hours(cur, params["account"], params["previous_start"], params["end"], backfilled=False)
         await cur.execute(TREND_COUNTS, {**params, **marks})
         rows = await cur.fetchall()
     result = TrendResult({}, {})

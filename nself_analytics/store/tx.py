@@ -9,7 +9,12 @@ from collections.abc import AsyncIterator
 
 import aiopg
 
-__all__ = ["StatementTimeout", "statement_timeouts", "transaction"]
+__all__ = ["READ_SNAPSHOT", "StatementTimeout", "read_snapshot", "statement_timeouts", "transaction"]
+
+# Every analytical read: one snapshot (REPEATABLE READ: the aggregator swaps dirty hours and rollups in one
+# transaction, so a read sees both before or both after), room to hash a month of rows in memory instead of
+# spilling to disk, and no JIT compilation (it costs more than it saves on these short scans).
+READ_SNAPSHOT = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ; SET LOCAL work_mem = '64MB'; SET LOCAL jit = off"
 
 
 class StatementTimeout(Exception):
@@ -41,3 +46,12 @@ async def transaction(conn: aiopg.Connection) -> AsyncIterator[aiopg.Cursor]:
                 await cur.execute("ROLLBACK")
             raise
         await cur.execute("COMMIT")
+
+
+@contextlib.asynccontextmanager
+async def read_snapshot(conn: aiopg.Connection) -> AsyncIterator[aiopg.Cursor]:
+    """A cursor inside one read transaction under :data:`READ_SNAPSHOT`: every read of the store takes its rows
+    through this (the API pools add the statement timeout, ANALYTICS_QUERY_TIMEOUT)."""
+    async with transaction(conn) as cur:
+        await cur.execute(READ_SNAPSHOT)
+        yield cur

@@ -15,28 +15,39 @@ reads that run it are in store/web_reads.py.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+
+import msgspec
 
 from .identity import person_expr, person_join
 from .rollups import hll
 from .rollups.web_rollup import DIMENSIONS, FRAGMENTS, PAGE_VIEW, REFERRER_DOMAIN
 
-__all__ = ["BREAKDOWNS", "SCREEN_BUCKETS", "WebQuery"]
+__all__ = ["BREAKDOWNS", "SCREEN_BUCKETS", "WebQuery", "page_view_filters"]
 
 SITE_DOMAIN = r"regexp_replace(%(site)s, '^www\.', '')"
+
+
+
+def page_view_filters(alias: str = "") -> str:
+    """The read's filters (WebQuery.params: path, country, device, referrer domain, browser, os, UTM values) over
+    raw events; ``alias``: the events' table alias in the query (``e``), if any. The one spelling of the filters:
+    the web reads' raw parts and the goals (store/campaigns.py) use it."""
+    p = f"{alias}." if alias else ""
+    return f"""(%(path)s::text IS NULL OR {p}path = %(path)s)
+    AND (%(country)s::text IS NULL OR {p}country = %(country)s)
+    AND (%(device)s::text IS NULL OR {p}device = %(device)s)
+    AND (%(referrer)s::text IS NULL OR {REFERRER_DOMAIN.replace("referrer", p + "referrer")} = %(referrer)s)
+    AND (%(browser)s::text IS NULL OR {p}browser = %(browser)s)
+    AND (%(os)s::text IS NULL OR {p}os = %(os)s)
+    AND (%(utm)s::jsonb IS NULL OR {p}properties @> %(utm)s::jsonb)"""
+
 
 # Raw page views of the read (site and time come from the ranges in %(raw)s).
 _RAW_FILTERS = f"""
     source_account_id = %(account)s AND {PAGE_VIEW} AND (%(include_bots)s OR NOT is_bot)
-    AND (%(path)s::text IS NULL OR path = %(path)s)
-    AND (%(country)s::text IS NULL OR country = %(country)s)
-    AND (%(device)s::text IS NULL OR device = %(device)s)
-    AND (%(referrer)s::text IS NULL OR {REFERRER_DOMAIN} = %(referrer)s)
-    AND (%(browser)s::text IS NULL OR browser = %(browser)s)
-    AND (%(os)s::text IS NULL OR os = %(os)s)
-    AND (%(utm)s::jsonb IS NULL OR properties @> %(utm)s::jsonb)
+    AND {page_view_filters()}
 """
 # Three index range scans on (site, ts), bounds known when planning (so each reads only its days): the
 # partial hour at the range's start, the span of the dirty hours (only the dirty hours kept), and the
@@ -319,19 +330,11 @@ SELECT t.n, CASE WHEN t.n > 0 THEN t.seconds / t.n ELSE 0 END,
 FROM totals t
 """
 
-# The hours in [h1, h2) of the account whose events are not in the fragments yet.
-DIRTY_HOURS = """
-SELECT hour FROM np_analytics_aggregate_dirty
-WHERE source_account_id = %(account)s AND hour >= %(h1)s AND hour < %(h2)s ORDER BY hour
-"""
-# One snapshot for the dirty hours and the fragments (the aggregator swaps both in one transaction).
-ISOLATION = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
 
 
-@dataclass(frozen=True)
-class WebQuery:
+class WebQuery(msgspec.Struct, frozen=True, kw_only=True):
     """The parameters shared by every web-analytics read."""
 
     site: str

@@ -8,17 +8,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiopg
+import msgspec
 
 from .rollups import hll
-from .tx import transaction
+from .rollups.dirty import dirty_hours
+from .tx import read_snapshot
 from .web import (
     BREAKDOWNS,
     DAY,
-    DIRTY_HOURS,
     ENTRY_PAGES,
     EXIT_PAGES,
     HOUR,
-    ISOLATION,
     PEAK_HOURS,
     SCREEN_BUCKETS,
     SCREEN_WIDTHS,
@@ -29,8 +29,12 @@ from .web import (
 )
 
 __all__ = [
+    "Counts",
+    "Durations",
+    "EntryPage",
+    "Summary",
     "WebQuery",
-    "bounce_rates",
+    "WidthCounts",
     "breakdown",
     "entry_pages",
     "exit_pages",
@@ -40,11 +44,6 @@ __all__ = [
     "summary",
     "timeseries",
 ]
-
-
-# For one read: room to hash a month of page views in memory instead of spilling to disk, and no JIT
-# compilation (it costs more than it saves on these short scans).
-READ_SETTINGS = "SET LOCAL work_mem = '64MB'; SET LOCAL jit = off"
 
 
 def _hour_floor(instant: datetime) -> datetime:
@@ -60,31 +59,71 @@ async def _plan(cur: aiopg.Cursor, query: WebQuery) -> dict[str, Any]:
     hours and their days, and the raw scans (the edges before h1 and from h2, the dirty hours)."""
     h1 = _hour_floor(query.start - timedelta(microseconds=1)) + HOUR
     h2 = _hour_floor(query.end)
-    if query.filtered or h1 >= h2:  # everything raw, in one scan
+    if query.filtered or h1 >= h2:  # everything raw, in one scan: no dirty hour to plan around
         h1 = h2 = query.start
         edges = {"head_lo": query.start, "head_hi": query.end, "tail_lo": query.end, "tail_hi": query.end}
-        dirty: list[datetime] = []
+        marks: dict[str, Any] = {"dirty": [], "dirty_days": [], "dirty_lo": h1, "dirty_hi": h1}
     else:
         edges = {"head_lo": query.start, "head_hi": h1, "tail_lo": h2, "tail_hi": query.end}
-        await cur.execute(DIRTY_HOURS, {"account": query.account, "h1": h1, "h2": h2})
-        dirty = [hour.astimezone(UTC) for (hour,) in await cur.fetchall()]
+        marks = await dirty_hours(cur, query.account, h1, h2)
     d1 = _day_floor(h1 - timedelta(microseconds=1)) + DAY
     d2 = max(d1, _day_floor(h2))
-    return {"h1": h1, "h2": h2, "d1": d1, "d2": d2, "d1_day": d1.date(), "d2_day": d2.date(), "dirty": dirty,
-            "dirty_days": sorted({hour.date() for hour in dirty}), **edges,
-            "dirty_lo": dirty[0] if dirty else h1, "dirty_hi": dirty[-1] + HOUR if dirty else h1}
+    return {"h1": h1, "h2": h2, "d1": d1, "d2": d2, "d1_day": d1.date(), "d2_day": d2.date(), **edges, **marks}
 
 
 async def _rows(conn: aiopg.Connection, sql: str, query: WebQuery) -> list[tuple[Any, ...]]:
-    async with transaction(conn) as cur:
-        await cur.execute(ISOLATION)
-        await cur.execute(READ_SETTINGS)
+    async with read_snapshot(conn) as cur:
         params = {**query.params(), **await _plan(cur, query)}
         await cur.execute(sql, params)
         return list(await cur.fetchall())
 
 
-async def summary(conn: aiopg.Connection, query: WebQuery) -> dict[str, int]:
+class Summary(msgspec.Struct, frozen=True):
+    """Page views, sessions and visitors of a read."""
+
+    pageviews: int
+    sessions: int
+    visitors: int
+
+
+class Counts(msgspec.Struct, frozen=True):
+    """Page views and sessions of one value of a dimension (a path, a day, an hour, a UTM value...)."""
+
+    key: Any
+    pageviews: int
+    sessions: int
+
+
+class WidthCounts(msgspec.Struct, frozen=True):
+    """Page views and sessions of one screen width bucket ``[min, max]`` (max None: no upper bound)."""
+
+    bucket: str
+    min: int
+    max: int | None
+    pageviews: int
+    sessions: int
+
+
+class EntryPage(msgspec.Struct, frozen=True):
+    """Sessions starting (or ending) on a path, and those of a single page view (bounces)."""
+
+    path: str
+    sessions: int
+    bounces: int = 0
+
+
+class Durations(msgspec.Struct, frozen=True):
+    """Sessions, the average and median seconds between their first and last page view, page views per session
+    and bounces (unrounded: the edge rounds)."""
+
+    sessions: int
+    average_seconds: float
+    median_seconds: float
+    pageviews_per_session: float
+    bounces: int
+
+
+async def summary(conn: aiopg.Connection, query: WebQuery) -> Summary:
     """Page views, sessions and visitors."""
     [(pageviews, sessions, exact, sketches, hashes)] = await _rows(conn, SUMMARY, query)
     if exact is not None:
@@ -93,57 +132,47 @@ async def summary(conn: aiopg.Connection, query: WebQuery) -> dict[str, int]:
         registers = hll.merge(base64.b64decode(sketch) for sketch in (sketches or "").split(",") if sketch)
         hll.add(registers, [h for h in hashes or [] if h is not None])
         visitors = hll.estimate(registers)
-    return {"pageviews": int(pageviews), "sessions": int(sessions), "visitors": visitors}
+    return Summary(int(pageviews), int(sessions), visitors)
 
 
-async def breakdown(conn: aiopg.Connection, query: WebQuery, name: str, key: str) -> list[dict[str, Any]]:
-    """Top values of one dimension (see BREAKDOWNS) by page views, as ``{key: value, pageviews, sessions}``."""
-    return [{key: value, "pageviews": int(views), "sessions": int(sessions)}
+async def breakdown(conn: aiopg.Connection, query: WebQuery, name: str) -> list[Counts]:
+    """Top values of one dimension (see BREAKDOWNS) by page views."""
+    return [Counts(value, int(views), int(sessions))
             for value, views, sessions in await _rows(conn, BREAKDOWNS[name], query)]
 
 
-async def timeseries(conn: aiopg.Connection, query: WebQuery) -> list[dict[str, Any]]:
-    """Page views and sessions per UTC day, every day of the range present."""
-    return [{"date": day, "pageviews": int(views), "sessions": int(sessions)}
-            for day, views, sessions in await _rows(conn, TIMESERIES, query)]
+async def timeseries(conn: aiopg.Connection, query: WebQuery) -> list[Counts]:
+    """Page views and sessions per UTC day (the key: YYYY-MM-DD), every day of the range present."""
+    return [Counts(day, int(views), int(sessions)) for day, views, sessions in await _rows(conn, TIMESERIES, query)]
 
 
-async def peak_hours(conn: aiopg.Connection, query: WebQuery) -> list[dict[str, int]]:
+async def peak_hours(conn: aiopg.Connection, query: WebQuery) -> list[Counts]:
     """Page views and sessions per hour of the day (UTC), all 24 hours present."""
-    return [{"hour": int(hour), "pageviews": int(views), "sessions": int(sessions)}
+    return [Counts(int(hour), int(views), int(sessions))
             for hour, views, sessions in await _rows(conn, PEAK_HOURS, query)]
 
 
-async def screen_widths(conn: aiopg.Connection, query: WebQuery) -> list[dict[str, Any]]:
+async def screen_widths(conn: aiopg.Connection, query: WebQuery) -> list[WidthCounts]:
     """Page views and sessions per screen width bucket, all buckets present."""
     result = []
     for bucket, views, sessions in await _rows(conn, SCREEN_WIDTHS, query):
         label, low, high = SCREEN_BUCKETS[bucket]
-        result.append({"bucket": label, "min": low, "max": high, "pageviews": int(views), "sessions": int(sessions)})
+        result.append(WidthCounts(label, low, high, int(views), int(sessions)))
     return result
 
 
-async def entry_pages(conn: aiopg.Connection, query: WebQuery) -> list[dict[str, Any]]:
-    """Pages sessions start on."""
-    return [{"path": path, "sessions": int(sessions)} for path, sessions, _ in await _rows(conn, ENTRY_PAGES, query)]
-
-
-async def bounce_rates(conn: aiopg.Connection, query: WebQuery) -> list[dict[str, Any]]:
-    """Per entry page: sessions, bounces (sessions of a single page view) and their share."""
-    return [{"path": path, "sessions": int(sessions), "bounces": int(bounces),
-             "bounce_rate": round(int(bounces) / int(sessions), 4)}
+async def entry_pages(conn: aiopg.Connection, query: WebQuery) -> list[EntryPage]:
+    """Pages sessions start on, with the sessions of a single page view among them."""
+    return [EntryPage(path, int(sessions), int(bounces))
             for path, sessions, bounces in await _rows(conn, ENTRY_PAGES, query)]
 
 
-async def exit_pages(conn: aiopg.Connection, query: WebQuery) -> list[dict[str, Any]]:
+async def exit_pages(conn: aiopg.Connection, query: WebQuery) -> list[EntryPage]:
     """Pages sessions end on."""
-    return [{"path": path, "sessions": int(sessions)} for path, sessions in await _rows(conn, EXIT_PAGES, query)]
+    return [EntryPage(path, int(sessions)) for path, sessions in await _rows(conn, EXIT_PAGES, query)]
 
 
-async def session_duration(conn: aiopg.Connection, query: WebQuery) -> dict[str, Any]:
+async def session_duration(conn: aiopg.Connection, query: WebQuery) -> Durations:
     """Sessions, the average and median seconds between their first and last page view, and bounces."""
     [(sessions, average, median, per_session, bounces)] = await _rows(conn, SESSION_DURATION, query)
-    sessions = int(sessions)
-    return {"sessions": sessions, "average_seconds": round(float(average), 3),
-            "median_seconds": round(float(median), 3), "pageviews_per_session": round(float(per_session), 3),
-            "bounces": int(bounces), "bounce_rate": round(int(bounces) / sessions, 4) if sessions else 0.0}
+    return Durations(int(sessions), float(average), float(median), float(per_session), int(bounces))

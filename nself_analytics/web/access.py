@@ -1,5 +1,5 @@
-"""Route access: each route's credential is declared once (``api/routes.py``) and enforced here, for every route
-(``check_access``, called by the edge middleware).
+"""Route access: each route's credential is declared once, in its ``Route`` of the route table (web/routing.py,
+collected in ``api.ROUTES``), and enforced here, for every route (``check_access``, called by the edge middleware).
 
 - ``PUBLIC``: no credential. A valid token, when sent, is still recognised (``/health`` then shows details).
 - ``WRITE``: a write key or a token, as ``Authorization: Bearer``, HTTP Basic user name, or ``writeKey`` in the
@@ -63,7 +63,8 @@ def bind_access(app: web.Application, table: Mapping[tuple[str, str], Access]) -
         else:
             missing.append(key)
     if missing:
-        raise RuntimeError(f"routes without an access declaration (add them to api/routes.py): {sorted(missing)}")
+        raise RuntimeError("routes without an access declaration (declare each as a Route in its module's ROUTES): "
+                           f"{sorted(missing)}")
     app[BOUND_ACCESS] = bound
 
 
@@ -78,11 +79,12 @@ async def _body_key(request: web.Request) -> object:
 async def _write(request: web.Request, settings: Settings) -> Grant:
     key = bearer_or_basic(request)
     if key is None:
-        key = await _body_key(request)
-        if not key:
+        found = await _body_key(request)
+        if not found:
             raise ApiError(401, "Missing write key: send Authorization: Bearer <write key> or writeKey in the body")
-        if not isinstance(key, str):
+        if not isinstance(found, str):
             raise ApiError(401, "Invalid write key")
+        key = found
     grant = write_grant(settings, key)
     if grant is None:
         raise ApiError(401, "Invalid write key")

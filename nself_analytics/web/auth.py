@@ -1,7 +1,7 @@
 """Who is asking: the credential of a request (header, or ``writeKey`` in an ingest body) and its grant.
 
-Which credential a route needs is declared in ``api/routes.py`` and enforced by ``access.access_middleware``;
-handlers never check credentials themselves.
+Which credential a route needs is declared in the route table (web/routing.py ``Route.access``) and enforced by
+``access.check_access``; handlers never check credentials themselves.
 """
 
 from __future__ import annotations

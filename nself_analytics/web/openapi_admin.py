@@ -3,7 +3,7 @@ account's event names (assembled in web/openapi.py)."""
 
 from __future__ import annotations
 
-from .openapi_parts import ACCOUNT_HEADER, ERRORS, NOT_FOUND, SECRET, Op, _body, _error, _json, _op, _query
+from .openapi_parts import ACCOUNT_HEADER, ERRORS, NOT_FOUND, Op, _body, _error, _json, _op, _query
 from .openapi_schemas import obj
 
 __all__ = ["admin_ops"]
@@ -40,28 +40,26 @@ _NAME_ROW = obj({
 def _name_ops() -> dict[tuple[str, str], Op]:
     return {
         ("GET", "/event-names"): _op(
-            "Event names", "The account's event names: first source, first/last seen, volume, dropped",
             {"200": _json(obj({"status": {"const": "success"}, "limit": {"type": "integer"},
                                "offset": {"type": "integer"}, "total": {"type": "integer"},
                                "data": {"type": "array", "items": _NAME_ROW}},
                               required=["status", "data", "total"])), **ERRORS},
-            security=SECRET, op_id="event_names_list", description="Most recently seen first; blocked names too.",
+            description="Most recently seen first; blocked names too.",
             parameters=[_query("limit", "Names per page", {"type": "integer", "minimum": 1, "maximum": 1000,
                                                            "default": 100}),
                         _query("offset", "Names to skip", {"type": "integer", "minimum": 0, "default": 0}),
                         ACCOUNT_HEADER]),
         ("POST", "/event-names/{name}/block"): _op(
-            "Event names", "Block a name: new events with it are dropped (and counted)", {"200": _json(_NAME),
+            {"200": _json(_NAME),
                                                                                        **ERRORS},
-            security=SECRET, op_id="event_names_block", parameters=[_NAME_PATH, ACCOUNT_HEADER]),
+            parameters=[_NAME_PATH, ACCOUNT_HEADER]),
         ("DELETE", "/event-names/{name}/block"): _op(
-            "Event names", "Lift a block", {"200": _json(_NAME), **ERRORS, **NOT_FOUND},
-            security=SECRET, op_id="event_names_unblock", parameters=[_NAME_PATH, ACCOUNT_HEADER]),
+            {"200": _json(_NAME), **ERRORS, **NOT_FOUND},
+            parameters=[_NAME_PATH, ACCOUNT_HEADER]),
         ("DELETE", "/event-names/{name}"): _op(
-            "Event names", "Delete a name and its stored events (frees ANALYTICS_MAX_EVENT_NAMES at once)",
             {"202": _json(_NAME, "Accepted: the events are deleted in batches in the background"), **ERRORS,
              **NOT_FOUND},
-            security=SECRET, op_id="event_names_delete", parameters=[_NAME_PATH, ACCOUNT_HEADER],
+            parameters=[_NAME_PATH, ACCOUNT_HEADER],
             description="The name is blocked until its events are deleted (/health: event_name_deletions)."),
     }
 
@@ -70,19 +68,17 @@ def admin_ops() -> dict[tuple[str, str], Op]:
     return {
         **_name_ops(),
         ("POST", "/persons/merge"): _op(
-            "People", "Merge the whole person of `from` into the person of `into`", {"200": _json(_CHANGE),
+            {"200": _json(_CHANGE),
                                                                                     **_PERSON_ERRORS,
                                                                                     "422": _error("into = from")},
-            security=SECRET, op_id="persons_merge",
             description="Also merges two identified persons (which alias and identify never do). The root of "
                         "`into`'s person stays the person id. Every figure follows at once (ids are resolved when "
                         "reading).",
             parameters=[ACCOUNT_HEADER],
             body=_body(obj({"into": _ID, "from": _ID}, required=["into", "from"]), "The two distinct ids")),
         ("POST", "/persons/split"): _op(
-            "People", "Split a distinct id off its person (undo its link)", {"200": _json(_CHANGE),
+            {"200": _json(_CHANGE),
                                                                               **_PERSON_ERRORS},
-            security=SECRET, op_id="persons_split",
             description="The id becomes its own person. When it was the person's root, the other ids stay one "
                         "person whose new root is the smallest of them in byte order.",
             parameters=[ACCOUNT_HEADER],

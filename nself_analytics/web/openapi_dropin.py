@@ -1,12 +1,13 @@
-"""OpenAPI operations of other trackers' wire formats: PostHog's capture API (api/posthog.py) and Plausible's and
-Umami's tracker endpoints (api/webtrackers.py)."""
+"""OpenAPI descriptions (web/openapi.py ``DESCRIPTIONS``) of other trackers' wire formats, by (method, path): the
+bodies of PostHog's capture API (api/posthog.py) and of Plausible's and Umami's tracker endpoints
+(api/webtrackers.py), which no msgspec type of theirs states (their translators read any JSON)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from .openapi_parts import INGEST_ERRORS, PUBLIC, WRITE, Op, _error, _json, _op
-from .posthog_body import CAPTURE_PATHS, CONFIG_PATHS, FLAGS_PATHS
+from .openapi_parts import INGEST_ERRORS, Op, _error, _json, _op
+from .posthog_body import CAPTURE_PATHS, FLAGS_PATHS
 
 __all__ = ["dropin_ops"]
 
@@ -39,10 +40,6 @@ _COMPRESSION = {"name": "compression", "in": "query", "required": False,
                 "schema": {"type": "string", "enum": ["gzip", "gzip-js", "base64", "lz64"]}}
 
 
-def _name(path: str) -> str:
-    return path.strip("/").replace("/", "_").replace("{token}", "token") + ("_slash" if path.endswith("/") else "")
-
-
 _PLAUSIBLE = {"type": "object", "required": ["name", "url", "domain"], "properties": {
     "name": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "\\S"},
     "url": {"type": "string", "format": "uri", "pattern": "^https?://[a-z0-9.-]+(/[A-Za-z0-9/._-]*)?$"},
@@ -67,45 +64,34 @@ def _tracker_body(description: str, schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def dropin_ops() -> dict[tuple[str, str], Op]:
+    """The parameters, bodies and answers of PostHog's, Plausible's and Umami's routes (their tags, summaries and
+    operationIds are their Route declarations'; posthog-js's remote config is typed, api/posthog.py)."""
     ops: dict[tuple[str, str], Op] = {}
     ok = {"200": _json({"type": "object", "properties": {"status": {"const": 1}}}, "All events queued"),
           **INGEST_ERRORS, "429": {**_error("Too many requests"), "headers": _RETRY}}
     for path in CAPTURE_PATHS:
         ops[("POST", path)] = _op(
-            "PostHog API", "PostHog capture: record a batch, an array or one event", ok, security=WRITE,
-            op_id=f"posthog_{_name(path)}", body=_POSTHOG_BODY, parameters=[_COMPRESSION],
+            ok, body=_POSTHOG_BODY, parameters=[_COMPRESSION],
             description="The project key (a write key) in `api_key`, `token` or an event's `properties.token`, or "
                         "a Bearer header. Answers 200 `{\"status\": 1}`; 413 past 500 KB or 100 events.")
     flags = _json({"type": "object", "properties": {"flags": {"type": "object"},
                                                     "errorsWhileComputingFlags": {"type": "boolean"},
                                                     "requestId": {"type": "string"}}}, "No feature flags")
     for path in FLAGS_PATHS:
-        ops[("POST", path)] = _op("PostHog API", "PostHog feature flags: there are none",
-                                  {"200": flags, **INGEST_ERRORS}, security=WRITE, op_id=f"posthog_{_name(path)}",
-                                  body=_POSTHOG_BODY, parameters=[_COMPRESSION])
-    for path in CONFIG_PATHS:
-        ops[("GET", path)] = _op(
-            "PostHog API", "posthog-js remote config: no flags, no recordings, no site apps",
-            {"200": _json({"type": "object"}, "The config")}, security=PUBLIC, op_id=f"posthog_{_name(path)}",
-            parameters=[{"name": "token", "in": "path", "required": True, "schema": {"type": "string"}}])
+        ops[("POST", path)] = _op({"200": flags, **INGEST_ERRORS}, body=_POSTHOG_BODY, parameters=[_COMPRESSION])
     hit_errors = {"400": _error("Invalid event"), "403": _error("Site not accepted here (ANALYTICS_SITES)"),
                   "429": {**_error("Too many hits: retry after Retry-After seconds"), "headers": _RETRY},
                   "503": {**_error("Ingest queue full or unavailable"), "headers": _RETRY}}
     ops[("POST", "/api/event")] = _op(
-        "Web analytics", "Plausible's events API: a page view or a custom event",
-        {"202": _json({"type": "object"}, "Queued"), **hit_errors}, security=PUBLIC, op_id="plausible_event",
+        {"202": _json({"type": "object"}, "Queued"), **hit_errors},
         body=_tracker_body("`{name, url, domain, referrer, props, revenue}` (or the tracker's n, u, d, r, p, $)",
                            _PLAUSIBLE),
         description="Plausible's tracker script works here by changing its endpoint's host. Guarded like /hit.")
     ops[("POST", "/api/send")] = _op(
-        "Web analytics", "Umami's collect API: a page view or a custom event",
-        {"200": _json({"type": "object"}, "Queued"), **hit_errors}, security=PUBLIC, op_id="umami_send",
+        {"200": _json({"type": "object"}, "Queued"), **hit_errors},
         body=_tracker_body("`{type: \"event\", payload: {website, hostname, url, referrer, title, screen, language, "
                            "name, data}}`; the site is `hostname`", _UMAMI),
         description="Umami's tracker and clients work here by changing their host. Guarded like /hit.")
     for path in (*CAPTURE_PATHS, *FLAGS_PATHS, "/api/event", "/api/send"):
-        tag = "PostHog API" if path.startswith("/api/") is False else "Web analytics"
-        op_id = ("preflight_posthog_" + _name(path)) if tag == "PostHog API" else "preflight_" + _name(path)
-        ops[("OPTIONS", path)] = _op(tag, f"CORS preflight of {path}", {"204": {"description": "CORS headers"}},
-                                     security=PUBLIC, op_id=op_id)
+        ops[("OPTIONS", path)] = _op({"204": {"description": "CORS headers (any origin)"}})
     return ops

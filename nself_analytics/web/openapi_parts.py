@@ -11,8 +11,9 @@ __all__ = ["Op"]
 
 Op = dict[str, Any]
 
-SECRET = [{"secretToken": []}]
-WRITE = [{"writeKey": []}, {"writeKeyBasic": []}, {}]  # {}: the key may come as writeKey in the body
+SECRET: list[dict[str, list[str]]] = [{"secretToken": []}]
+# {}: the key may come as writeKey in the body
+WRITE: list[dict[str, list[str]]] = [{"writeKey": []}, {"writeKeyBasic": []}, {}]
 PUBLIC: list[dict[str, list[str]]] = []
 ACCOUNT_HEADER = {
     "name": "X-Source-Account-Id", "in": "header", "required": False,
@@ -76,15 +77,13 @@ def _body(schema: dict[str, Any], description: str, any_type: bool = False) -> d
     return {"required": True, "description": description, "content": content}
 
 
-def _op(tag: str, summary: str, responses: dict[str, Any], *, security: list[Any], op_id: str,
-        description: str = "", parameters: list[dict[str, Any]] | None = None,
+def _op(responses: dict[str, Any], *, description: str = "", parameters: list[dict[str, Any]] | None = None,
         body: dict[str, Any] | None = None) -> Op:
-    if security is SECRET:  # every secret-token call reads or writes a store
-        responses = {**STORE_ERRORS, **responses}
+    """The hand-written part of an operation: its answers, parameters, body and description (the route table gives
+    its tags, summary, operationId and security: web/openapi.py ``operation``)."""
     if body:
         responses = {**BODY_ERRORS, **responses}
-    operation: Op = {"tags": [tag], "summary": summary, "operationId": op_id, "security": security,
-                     "responses": dict(sorted(responses.items()))}
+    operation: Op = {"responses": responses}
     if description:
         operation["description"] = description
     if parameters:

@@ -1,4 +1,5 @@
-"""The OpenAPI operations of product analytics, the explorer and the webhooks (assembled in web/openapi.py)."""
+"""The hand-written OpenAPI descriptions of the product routes not yet typed (saved funnels, counters, quotas) and the
+webhooks (assembled in web/openapi.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ from .openapi_parts import (
     ACCOUNT_HEADER,
     ERRORS,
     NOT_FOUND,
-    SECRET,
     Op,
     _body,
     _error,
@@ -20,187 +20,58 @@ __all__ = ["Op"]
 
 # --- product analytics --------------------------------------------------------------------------
 
-DATE = {"type": "string", "format": "date", "pattern": "^\\d{4}-\\d{2}-\\d{2}$"}
-DATES = [_query("start_date", "First day (UTC, inclusive); give both dates or neither (the last 30 days, "
-                               "today included)", DATE),
-         _query("end_date", "Last day (UTC, inclusive); at most 366 days after start_date", DATE)]
 NAME = {"type": "string", "minLength": 1, "maxLength": 200}
-GROUP_BY = _query("group_by", "Period of a row", {"type": "string", "enum": ["day", "week", "month"], "default": "day"})
-USER = _query("user_id", "Only this user's events", {"type": "string", "maxLength": 200})
 ID_PATH = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
 
 
 def _product_ops() -> dict[tuple[str, str], Op]:
     return {
-        ("GET", "/funnel"): _op(
-            "Funnels", "Conversion through an ordered sequence of events",
-            {"200": _json(ref("FunnelResult")), **ERRORS, **NOT_FOUND}, security=SECRET, op_id="funnel",
-            parameters=[
-                _query("steps", "Comma-separated event names, 2 to 20 (or funnel_id)", {"type": "string"}),
-                _query("funnel_id", "A saved funnel instead of steps", {"type": "integer", "minimum": 1}),
-                *DATES,
-                _query("window", "Time to complete the funnel from its first step (30s, 15m, 2h, 7d; max 90d)",
-                       {"type": "string", "default": "7d"}),
-                _query("breakdown", "Split by this event property", {"type": "string", "maxLength": 200}),
-                ACCOUNT_HEADER,
-            ]),
-        ("GET", "/funnels"): _op("Funnels", "List saved funnels", {"200": _json(obj(
+        ("GET", "/funnels"): _op({"200": _json(obj(
             {"status": {"const": "success"}, "funnels": {"type": "array", "items": ref("SavedFunnel")}},
-            required=["status", "funnels"])), **ERRORS}, security=SECRET, op_id="funnels_list",
-            parameters=[ACCOUNT_HEADER]),
+            required=["status", "funnels"])), **ERRORS}, parameters=[ACCOUNT_HEADER]),
         ("POST", "/funnels"): _op(
-            "Funnels", "Save a funnel definition",
             {"201": _json(obj({"status": {"const": "success"}, "funnel": ref("SavedFunnel")},
                               required=["status", "funnel"]), "Created"), **ERRORS},
-            security=SECRET, op_id="funnels_create", parameters=[ACCOUNT_HEADER],
+            parameters=[ACCOUNT_HEADER],
             body=_body(ref("FunnelDefinition"), "The definition")),
         ("GET", "/funnels/{id}"): _op(
-            "Funnels", "One saved funnel",
             {"200": _json(obj({"status": {"const": "success"}, "funnel": ref("SavedFunnel")},
                               required=["status", "funnel"])), **ERRORS, **NOT_FOUND},
-            security=SECRET, op_id="funnels_get", parameters=[ID_PATH, ACCOUNT_HEADER]),
+            parameters=[ID_PATH, ACCOUNT_HEADER]),
         ("DELETE", "/funnels/{id}"): _op(
-            "Funnels", "Delete a saved funnel", {"200": _json(ref("Deleted")), **ERRORS, **NOT_FOUND},
-            security=SECRET, op_id="funnels_delete", parameters=[ID_PATH, ACCOUNT_HEADER]),
-        ("GET", "/retention"): _op(
-            "Retention", "Cohort retention table", {"200": _json(ref("RetentionResult")), **ERRORS},
-            security=SECRET, op_id="retention",
-            parameters=[*DATES,
-                        _query("period", "Cohort period", {"type": "string", "enum": ["day", "week", "month"],
-                                                           "default": "week"}),
-                        _query("periods", "Columns, period 0 included", {"type": "integer", "minimum": 1,
-                                                                          "maximum": 60, "default": 8}),
-                        _query("start_event", "Event that puts a user in a cohort (default: any first event)", NAME),
-                        _query("return_event", "Event that counts as a return (default: any)", NAME),
-                        ACCOUNT_HEADER]),
-        ("GET", "/counters/{event}"): _op(
-            "Counters", "Real-time count of an event (from Redis)",
-            {"200": _json(ref("Counters")), **ERRORS, "409": _error("Per-user counters need quotas enabled")},
-            security=SECRET, op_id="counters",
-            parameters=[{"name": "event", "in": "path", "required": True, "schema": NAME},
-                        _query("user_id", "Count this user's events only (needs ANALYTICS_QUOTA_ENABLED=true)",
-                               {"type": "string", "maxLength": 200}),
-                        _query("period", "One period only", {"type": "string",
-                                                             "enum": ["minute", "hour", "day", "month", "total"]})]),
+            {"200": _json(ref("Deleted")), **ERRORS, **NOT_FOUND},
+            parameters=[ID_PATH, ACCOUNT_HEADER]),
         ("GET", "/quotas"): _op(
-            "Quotas", "List quota rules", {"200": _json(obj(
+            {"200": _json(obj(
                 {"status": {"const": "success"}, "quotas": {"type": "array", "items": ref("Quota")}},
                 required=["status", "quotas"])), **ERRORS},
-            security=SECRET, op_id="quotas_list", parameters=[_query("event", "Only rules of this event", NAME),
+            parameters=[_query("event", "Only rules of this event", NAME),
                                                               ACCOUNT_HEADER]),
         ("POST", "/quotas"): _op(
-            "Quotas", "Create a quota rule", {"201": _json(ref("QuotaEnvelope"), "Created"), **ERRORS},
-            security=SECRET, op_id="quotas_create", parameters=[ACCOUNT_HEADER],
+            {"201": _json(ref("QuotaEnvelope"), "Created"), **ERRORS},
+            parameters=[ACCOUNT_HEADER],
             body=_body(ref("QuotaRule"), "The rule")),
         ("GET", "/quotas/violations"): _op(
-            "Quotas", "First crossing of each rule per user and period, newest first",
             {"200": _json(obj({"status": {"const": "success"},
                                "violations": {"type": "array", "items": ref("QuotaViolation")}},
                               required=["status", "violations"])), **ERRORS},
-            security=SECRET, op_id="quotas_violations",
             parameters=[_query("user_id", "Only this user", {"type": "string"}),
                         _query("quota_id", "Only this rule", {"type": "integer", "minimum": 1}),
                         _query("limit", "Rows", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}),
                         ACCOUNT_HEADER]),
         ("GET", "/quotas/{id}"): _op(
-            "Quotas", "One quota rule", {"200": _json(ref("QuotaEnvelope")), **ERRORS, **NOT_FOUND},
-            security=SECRET, op_id="quotas_get", parameters=[ID_PATH, ACCOUNT_HEADER]),
+            {"200": _json(ref("QuotaEnvelope")), **ERRORS, **NOT_FOUND},
+            parameters=[ID_PATH, ACCOUNT_HEADER]),
         ("PUT", "/quotas/{id}"): _op(
-            "Quotas", "Replace a quota rule (takes effect at once)",
-            {"200": _json(ref("QuotaEnvelope")), **ERRORS, **NOT_FOUND}, security=SECRET, op_id="quotas_update",
-            parameters=[ID_PATH, ACCOUNT_HEADER], body=_body(ref("QuotaRule"), "The rule")),
+            {"200": _json(ref("QuotaEnvelope")), **ERRORS, **NOT_FOUND}, parameters=[ID_PATH, ACCOUNT_HEADER],
+            body=_body(ref("QuotaRule"), "The rule")),
         ("DELETE", "/quotas/{id}"): _op(
-            "Quotas", "Delete a quota rule", {"200": _json(ref("Deleted")), **ERRORS, **NOT_FOUND},
-            security=SECRET, op_id="quotas_delete", parameters=[ID_PATH, ACCOUNT_HEADER]),
+            {"200": _json(ref("Deleted")), **ERRORS, **NOT_FOUND},
+            parameters=[ID_PATH, ACCOUNT_HEADER]),
         ("POST", "/quota/check"): _op(
-            "Quotas", "Whether a user may perform an event now",
             {"200": _json(ref("QuotaCheck")), **ERRORS, "409": _error("Quota counting is disabled")},
-            security=SECRET, op_id="quota_check", parameters=[ACCOUNT_HEADER],
+            parameters=[ACCOUNT_HEADER],
             body=_body(obj({"user_id": NAME, "event": NAME}, required=["user_id", "event"]), "Who and what")),
-        ("GET", "/metrics"): _op(
-            "Metrics", "Event counts per day, week or month", {"200": _json(ref("MetricsResult")), **ERRORS},
-            security=SECRET, op_id="metrics", parameters=[*DATES, GROUP_BY, USER, ACCOUNT_HEADER, _query(
-                "limit", "Event names at most (the most frequent in the range; events_truncated says if more)",
-                {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100})]),
-        ("GET", "/sessions"): _op(
-            "Metrics", "Session durations from start/stop event pairs", {"200": _json(ref("SessionsResult")), **ERRORS},
-            security=SECRET, op_id="sessions",
-            parameters=[*DATES, GROUP_BY, USER,
-                        _query("start_event", "Event that starts a session", {**NAME, "default": "play"}),
-                        _query("stop_event", "Event that stops a session", {**NAME, "default": "stop"}),
-                        ACCOUNT_HEADER]),
-    }
-
-
-def _explorer_ops() -> dict[tuple[str, str], Op]:
-    limit = _query("limit", "Rows at most", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100})
-    note = "Bot events are left out."
-    return {
-        ("GET", "/events"): _op(
-            "Explorer", "Event names with counts and first/last seen", {"200": _json(ref("EventNames")), **ERRORS},
-            security=SECRET, op_id="events_list", description=note + " Most frequent first.",
-            parameters=[*DATES, limit, _query("search", "Only names containing this text (any case)", NAME),
-                        ACCOUNT_HEADER]),
-        ("GET", "/events/{name}/properties"): _op(
-            "Explorer", "Property keys of an event: types and top values with counts",
-            {"200": _json(ref("EventProperties")), **ERRORS}, security=SECRET, op_id="event_properties",
-            description=note + " The newest 10,000 events of the name in the range are surveyed.",
-            parameters=[{"name": "name", "in": "path", "required": True, "schema": NAME}, *DATES, limit,
-                        _query("values", "Top values per key", {"type": "integer", "minimum": 0, "maximum": 50,
-                                                                 "default": 10}),
-                        ACCOUNT_HEADER]),
-        ("GET", "/trends"): _op(
-            "Trends", "A measure of events per time bucket: one series per event and breakdown value",
-            {"200": _json(ref("TrendsResult")), **ERRORS}, security=SECRET, op_id="trends",
-            description=note + " Buckets are UTC (ISO weeks start on Monday). With a breakdown, each event's 10 "
-                               "values with the most events get a series, the rest one `other` series; the "
-                               "previous period is grouped by the same values.",
-            parameters=[
-                _query("events", "Comma-separated event names, 1 to 10", {"type": "string"}, required=True),
-                _query("interval", "Bucket size (hour: ranges of at most 31 days)",
-                       {"type": "string", "enum": ["hour", "day", "week", "month"], "default": "day"}),
-                _query("measure", "count (events), users (distinct user or anonymous ids), sum:<property> or "
-                                  "avg:<property> (over events where it is a number; exact, saturating at "
-                                  "+-1.7976931348623157e308)",
-                       {"type": "string", "pattern": "^(count|users|(sum|avg):.{1,200})$", "default": "count"}),
-                _query("breakdown", "Split each event by this property (top 10 values and other)",
-                       {"type": "string", "maxLength": 200}),
-                _query("compare", "previous: add the same number of days right before the range",
-                       {"type": "string", "enum": ["previous", "none"], "default": "none"}),
-                *DATES, ACCOUNT_HEADER]),
-        ("GET", "/users"): _op(
-            "People", "Identified users, most recently seen first", {"200": _json(ref("UserList")), **ERRORS},
-            security=SECRET, op_id="users_list",
-            description="`trait.<key>=<value>` (repeatable for other keys, at most 10) keeps users whose trait "
-                        "has that text value.",
-            parameters=[_query("search", "Text in the user id or any trait (any case)", NAME),
-                        {"name": "trait.{key}", "in": "query", "required": False,
-                         "schema": {"type": "string", "maxLength": 1000},
-                         "description": "A trait filter (e.g. trait.plan=pro)"},
-                        _query("limit", "Users per page", {"type": "integer", "minimum": 1, "maximum": 200,
-                                                           "default": 50}),
-                        _query("offset", "Users to skip", {"type": "integer", "minimum": 0, "maximum": 100000,
-                                                           "default": 0}),
-                        ACCOUNT_HEADER]),
-        ("GET", "/users/{id}"): _op(
-            "People", "A person: ids, traits, first/last seen, event counts, recent events newest first",
-            {"200": _json(ref("Person")), **ERRORS, **NOT_FOUND}, security=SECRET, op_id="users_get",
-            description="Any distinct id (user id or anonymous id) opens the person it belongs to (identify and "
-                        "alias links).",
-            parameters=[{"name": "id", "in": "path", "required": True, "schema": NAME},
-                        _query("limit", "Events per page", {"type": "integer", "minimum": 1, "maximum": 200,
-                                                            "default": 50}),
-                        _query("offset", "Events to skip", {"type": "integer", "minimum": 0, "maximum": 100000,
-                                                            "default": 0}),
-                        _query("ids_limit", "The person's ids per page", {"type": "integer", "minimum": 1,
-                                                                         "maximum": 1000, "default": 100}),
-                        _query("ids_offset", "The person's ids to skip", {"type": "integer", "minimum": 0,
-                                                                         "maximum": 100000, "default": 0}),
-                        ACCOUNT_HEADER]),
-        ("GET", "/sites"): _op(
-            "Explorer", "Sites (beacon hostnames) with their page views", {"200": _json(ref("Sites")), **ERRORS},
-            security=SECRET, op_id="sites_list", description=note + " Most viewed first.",
-            parameters=[*DATES, limit, ACCOUNT_HEADER]),
     }
 
 
@@ -224,33 +95,29 @@ def _webhook_ops() -> dict[tuple[str, str], Op]:
     both = [ID_PATH, ACCOUNT_HEADER]
     return {
         ("POST", "/webhooks"): _op(
-            "Webhooks", "Subscribe a URL to quota.exceeded, funnel.completed or event.tracked",
             {"201": _json(_WEBHOOK_ENVELOPE, "Created (the only response carrying the secret)"), **ERRORS,
-             "409": _error("The account has 100 webhooks")}, security=SECRET, op_id="webhooks_create",
-            parameters=[ACCOUNT_HEADER], body=_body(obj(_WEBHOOK_FIELDS, required=["url", "events"], extra=False),
+             "409": _error("The account has 100 webhooks")}, parameters=[ACCOUNT_HEADER],
+            body=_body(obj(_WEBHOOK_FIELDS, required=["url", "events"], extra=False),
                                                     "The subscription")),
         ("GET", "/webhooks"): _op(
-            "Webhooks", "List webhooks", {"200": _json(obj(
+            {"200": _json(obj(
                 {"status": {"const": "success"}, "webhooks": {"type": "array", "items": ref("Webhook")}},
-                required=["status", "webhooks"])), **ERRORS}, security=SECRET, op_id="webhooks_list",
-            parameters=[ACCOUNT_HEADER]),
+                required=["status", "webhooks"])), **ERRORS}, parameters=[ACCOUNT_HEADER]),
         ("GET", "/webhooks/{id}"): _op(
-            "Webhooks", "One webhook", {"200": _json(_WEBHOOK_ENVELOPE), **ERRORS, **NOT_FOUND},
-            security=SECRET, op_id="webhooks_get", parameters=both),
+            {"200": _json(_WEBHOOK_ENVELOPE), **ERRORS, **NOT_FOUND},
+            parameters=both),
         ("PATCH", "/webhooks/{id}"): _op(
-            "Webhooks", "Change some fields of a webhook", {"200": _json(_WEBHOOK_ENVELOPE), **ERRORS, **NOT_FOUND},
-            security=SECRET, op_id="webhooks_update", parameters=both,
+            {"200": _json(_WEBHOOK_ENVELOPE), **ERRORS, **NOT_FOUND},
+            parameters=both,
             body=_body(obj(_WEBHOOK_FIELDS, extra=False), "The fields to change")),
         ("DELETE", "/webhooks/{id}"): _op(
-            "Webhooks", "Delete a webhook and its delivery log", {"200": _json(ref("Deleted")), **ERRORS,
+            {"200": _json(ref("Deleted")), **ERRORS,
                                                                    **NOT_FOUND},
-            security=SECRET, op_id="webhooks_delete", parameters=both),
+            parameters=both),
         ("GET", "/webhooks/{id}/deliveries"): _op(
-            "Webhooks", "Delivery log, newest first: status, attempts, last error",
             {"200": _json(obj({"status": {"const": "success"}, "deliveries": {
                 "type": "array", "items": ref("WebhookDelivery")}}, required=["status", "deliveries"])),
-             **ERRORS, **NOT_FOUND}, security=SECRET, op_id="webhooks_deliveries",
-            parameters=[*both, _query("status", "Only deliveries in this state",
+             **ERRORS, **NOT_FOUND}, parameters=[*both, _query("status", "Only deliveries in this state",
                                       {"type": "string", "enum": ["pending", "delivered", "failed"]}),
                         _query("limit", "At most this many", {"type": "integer", "minimum": 1, "maximum": 1000,
                                                               "default": 100})]),

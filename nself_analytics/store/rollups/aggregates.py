@@ -22,7 +22,7 @@ from ..tx import transaction
 from . import event_times, web_daily
 from .web_rollup import FRAGMENT_COLUMNS, FRAGMENTS, PAGE_VIEW
 
-__all__ = ["aggregate_lag_seconds", "expire_activity", "materialize"]
+__all__ = ["aggregate_lag_seconds", "expire_activity", "materialize", "rebuild"]
 
 log = structlog.get_logger("nself_analytics.store.rollups.aggregates")
 
@@ -135,25 +135,32 @@ async def materialize(conn: aiopg.Connection, retention_days: int, limit: int = 
         rows = await cur.fetchall()
         if not rows:
             return 0
-        claimed = json.dumps([{"source_account_id": a, "hour": h.isoformat()} for a, h in rows])
-        await cur.execute(CUTOFF, {"retention_days": retention_days, "now": now})
-        (cutoff,) = await cur.fetchone()
-        hours = [h for _a, h in rows if h >= cutoff]
-        for unit in ("hour", "day"):
-            lo, hi = _bounds(hours, unit)
-            params = {"unit": unit, "claimed": claimed, "cutoff": cutoff, "lo": lo, "hi": hi}
-            await cur.execute(DELETE_BUCKETS, params)
-            await cur.execute(INSERT_BUCKETS, params)
-        lo, hi = _bounds(hours, "hour")
-        params = {"unit": "hour", "claimed": claimed, "cutoff": cutoff, "lo": lo, "hi": hi}
-        await cur.execute(DELETE_WEB, params)
-        await cur.execute(INSERT_WEB, params)
-        await web_daily.rebuild(cur, claimed, [(a, h) for a, h in rows if h >= cutoff])
-        lo, hi = _bounds([h for _a, h in rows], "hour")
-        await cur.execute(INSERT_ACTIVITY, {"claimed": claimed, "lo": lo, "hi": hi})
-        await event_times.refresh(cur, claimed, lo, hi)
+        await rebuild(cur, rows, retention_days, now)
     log.info("aggregates_materialized", hours=len(rows))
     return len(rows)
+
+
+async def rebuild(cur: aiopg.Cursor, rows: list[tuple[str, datetime]], retention_days: int,
+                  now: datetime | None = None) -> None:
+    """Recompute every rollup of the (account, hour) pairs ``rows`` from raw events, inside the caller's transaction
+    (the aggregator's claimed dirty hours; the upgrade's backfill: pipeline/backfill.py)."""
+    claimed = json.dumps([{"source_account_id": a, "hour": h.isoformat()} for a, h in rows])
+    await cur.execute(CUTOFF, {"retention_days": retention_days, "now": now})
+    (cutoff,) = await cur.fetchone()
+    hours = [h for _a, h in rows if h >= cutoff]
+    for unit in ("hour", "day"):
+        lo, hi = _bounds(hours, unit)
+        params = {"unit": unit, "claimed": claimed, "cutoff": cutoff, "lo": lo, "hi": hi}
+        await cur.execute(DELETE_BUCKETS, params)
+        await cur.execute(INSERT_BUCKETS, params)
+    lo, hi = _bounds(hours, "hour")
+    params = {"unit": "hour", "claimed": claimed, "cutoff": cutoff, "lo": lo, "hi": hi}
+    await cur.execute(DELETE_WEB, params)
+    await cur.execute(INSERT_WEB, params)
+    await web_daily.rebuild(cur, claimed, [(a, h) for a, h in rows if h >= cutoff])
+    lo, hi = _bounds([h for _a, h in rows], "hour")
+    await cur.execute(INSERT_ACTIVITY, {"claimed": claimed, "lo": lo, "hi": hi})
+    await event_times.refresh(cur, claimed, lo, hi)
 
 
 async def aggregate_lag_seconds(conn: aiopg.Connection) -> float:

@@ -29,10 +29,8 @@ import aiopg
 
 from .dirty import dirty_hours
 
-__all__ = ["EXPIRE", "ISOLATION", "MAX_DIRTY_SPAN", "MAX_TIMES", "TimesSource", "plan", "refresh", "source"]
+__all__ = ["EXPIRE", "MAX_DIRTY_SPAN", "MAX_TIMES", "TimesSource", "plan", "refresh", "source"]
 
-# One snapshot for the dirty hours and the rows read (the first statement of the read's transaction).
-ISOLATION = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"
 # Times per row: a distinct id sending a flood of one event in one hour makes more rows, not a huge array.
 MAX_TIMES = 4096
 # When the account's dirty hours in a range span this long or more (a backlog), read raw events only.

@@ -14,13 +14,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-__all__ = ["REGISTER_SQL", "STANDARD_ERROR", "M", "P", "add", "estimate", "merge", "registers"]
+__all__ = ["REGISTER_SQL", "M", "P", "add", "estimate", "merge", "registers"]
 
 P = 14
 M = 1 << P
 _REST_BITS = 64 - P
 _REST_MASK = (1 << _REST_BITS) - 1
-STANDARD_ERROR = 1.04 / math.sqrt(M)
 
 # The 64-bit hash of the text SQL expression ``{v}``, a signed bigint.
 HASH_SQL = "('x' || left(md5({v}), 16))::bit(64)::bigint"
