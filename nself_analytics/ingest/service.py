@@ -22,7 +22,7 @@ from .redis_keys import DROPPED_KEY
 from .refusals import RateLimited, SiteRefused, TooLarge, Unavailable
 from .site_guard import RATE_IP_PREFIX, RATE_SITE_PREFIX, ip_key, site_account, take
 
-__all__ = ["NAME_WARNINGS", "Ingestor", "RequestMeta", "sampled_in"]
+__all__ = ["NAME_WARNINGS", "Ingestor", "RequestMeta", "sampled_in", "slim_context"]
 
 _IP_KEYS = ("ip", "ipAddress", "ip_address")
 _ENCODER = msgspec.json.Encoder()
@@ -66,7 +66,8 @@ def sampled_in(user_key: str, rate: float) -> bool:
 _COLUMN_CONTEXT = {"userAgent": None, "locale": None, "page": ("url", "path", "referrer"), "screen": ("width",)}
 
 
-def _slim_context(context: dict[str, Any] | None) -> dict[str, Any] | None:
+def slim_context(context: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``context`` without what the columns hold (and without the raw user agent); None when nothing is left."""
     if not context:
         return None
     slim = dict(context)
@@ -117,13 +118,16 @@ class Ingestor:
             record.ip_hash = hashes.get(key) or hashes.setdefault(key, hash_ip(ip, salt, record.site))
         else:
             record.ip_hash = None
-        record.context = _slim_context(context)
+        record.context = slim_context(context)
 
-    async def accept(self, items: list[Normalized], meta: RequestMeta, shared_bytes: int = 0) -> EnqueueResult:
+    async def accept(self, items: list[Normalized], meta: RequestMeta, shared_bytes: int = 0, *,
+                     imported: bool = False) -> EnqueueResult:
         """Enqueue ``items`` atomically (all or none); raises Unavailable (the queue is full or unreachable), or
         TooLarge when the request would store more than ANALYTICS_REQUEST_BYTES (``shared_bytes``, a batch's
         shared context, counted once). Items too old for the retention window are counted, not enqueued. Indices
-        in the result are indices of ``items``."""
+        in the result are indices of ``items``. ``imported``: records of an import (``ingest.importer``) carry
+        what was derived when they were first accepted: they are not enriched again and count in no real-time
+        counter (an import is no traffic)."""
         salt = await daily_salt(self.redis, meta.received_at) if self.settings.ip_hash else None
         messages = []
         positions: list[int] = []
@@ -146,8 +150,9 @@ class Ingestor:
                 # the request's user agent, as a beacon hit is; a server library's own agent says nothing of
                 # the visitor (it sends the visitor's as context.userAgent, which always wins)
                 use_request_ua = record.type in ("page", "screen") and is_browser_agent(meta.user_agent)
-                self._enrich(record, meta, salt, use_request_ua, hashes)
-                if record.type in ("track", "page"):
+                if not imported:
+                    self._enrich(record, meta, salt, use_request_ua, hashes)
+                if record.type in ("track", "page") and not imported:
                     user_key = item.user_key if per_user else None
                     key = (record.event, user_key, record.source_account_id)
                     found = counter_sets.get(key)
