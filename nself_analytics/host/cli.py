@@ -1,8 +1,9 @@
 """``nself-analytics install | build | start [--migrate] | status | stop``: a standalone host that drives the
 plugin hooks through the same pluggy PluginManager as the nself CLI (``status`` and ``stop`` act on a running
 ``start``; ``build`` applies the migrations, ``start`` refuses a schema behind this version unless ``--migrate``).
-``dead-letters list|replay|drop`` drives the drain's dead-letter stream. ``bot telegram|discord`` and ``mcp`` run
-the integrations, clients of a running service's HTTP API (ANALYTICS_URL, ANALYTICS_API_TOKEN)."""
+``backup``, ``restore``, ``export`` and ``import`` move the data (host/data_cli.py). ``dead-letters
+list|replay|drop`` drives the drain's dead-letter stream. ``bot telegram|discord`` and ``mcp`` run the
+integrations, clients of a running service's HTTP API (ANALYTICS_URL, ANALYTICS_API_TOKEN)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ import pluggy
 from .. import __version__
 from ..config import ConfigError, Settings
 from . import hookspecs
-from .lifecycle import PID_FILE
+from .data_cli import DATA_COMMANDS, add_data_commands, run_data_command
+from .lifecycle import PID_FILE, is_service, running_service_pid
 
 __all__ = ["main", "plugin_manager"]
 
@@ -70,34 +72,21 @@ def _status(env: dict[str, str]) -> int:
 STOP_WAIT_SECONDS = 90.0
 
 
-def _is_service(pid: int) -> bool:
-    """Whether ``pid`` is a running nself-analytics process (not a recycled pid of something else)."""
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
-            command = cmdline.read()
-    except OSError:
-        return False
-    return b"nself-analytics" in command or b"nself_analytics" in command
-
-
 def _stop(env: dict[str, str]) -> int:
     """SIGTERM the service started with this data folder (its pid file), and wait until it has exited."""
     settings = _settings(env)
     if settings is None:
         return 2
     pid_file = settings.data_dir / PID_FILE
-    try:
-        pid = int(pid_file.read_text().strip())
-    except (OSError, ValueError):
-        pid = 0
-    if pid <= 0 or not _is_service(pid):
+    pid = running_service_pid(settings.data_dir)
+    if pid is None:
         sys.stdout.write(json.dumps({"stopped": False, "running": False, "pid_file": str(pid_file)}) + "\n")
         return 0
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + STOP_WAIT_SECONDS
-    while _is_service(pid) and time.monotonic() < deadline:
+    while is_service(pid) and time.monotonic() < deadline:
         time.sleep(0.2)
-    stopped = not _is_service(pid)
+    stopped = not is_service(pid)
     sys.stdout.write(json.dumps({"stopped": stopped, "pid": pid}) + "\n")
     return 0 if stopped else 1
 
@@ -138,6 +127,7 @@ def _parser() -> argparse.ArgumentParser:
     dead.add_argument("--account", help="only the dead letters of this source account")
     dead.add_argument("--limit", type=int, default=100, help="list at most this many (default 100)")
     dead.add_argument("--payload-chars", type=int, default=500, help="payload characters shown by list")
+    add_data_commands(commands)
     return parser
 
 
@@ -153,6 +143,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                    payload_chars=args.payload_chars)
     if args.command == "stop":
         return _stop(env)
+    if args.command in DATA_COMMANDS:
+        return run_data_command(args, env)
     if args.command in ("bot", "mcp"):
         return _integration(args, env)
     if args.command == "start" and args.migrate:

@@ -26,7 +26,7 @@ from .processes import run_workers
 from .services import Services
 from .startup import ServiceLock, StartupError, Watchdog, bind_listener, check_stores
 
-__all__ = ["build_schema", "install_plugin", "serve"]
+__all__ = ["build_schema", "install_plugin", "is_service", "running_service_pid", "serve"]
 
 log = structlog.get_logger("nself_analytics")
 
@@ -82,6 +82,25 @@ def build_schema(env: Mapping[str, str]) -> dict[str, Any]:
 
 
 PID_FILE = "service.pid"
+
+
+def is_service(pid: int) -> bool:
+    """Whether ``pid`` is a running nself-analytics process (not a recycled pid of something else)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            command = cmdline.read()
+    except OSError:
+        return False
+    return b"nself-analytics" in command or b"nself_analytics" in command
+
+
+def running_service_pid(data_dir: Path) -> int | None:
+    """The pid of the service started with ``data_dir`` (its pid file), when it runs."""
+    try:
+        pid = int((data_dir / PID_FILE).read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return pid if pid > 0 and is_service(pid) else None
 
 
 def write_pid_file(data_dir: Path) -> Path:

@@ -1,0 +1,158 @@
+"""GET /analytics/export, ``nself-analytics export`` and ``nself-analytics import``: the NDJSON of every stored
+event, its bounds and credentials, and round trips (into an empty instance: every figure again; into the same
+instance: nothing stored twice; old and broken lines refused with counts)."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nself_analytics.config import Settings
+from nself_analytics.host.cli import main
+from nself_analytics.host.transfer import import_lines, open_stores
+
+from .conftest import SECRET, pg_execute
+from .transfer_support import drain_app, figures, messages, migrate, send, sibling, stored_ids
+
+SITE_TOKEN = "tok_site_export_example_01"
+
+
+def _dates(days: int = 10) -> dict[str, str]:
+    today = datetime.now(UTC).date()
+    return {"start_date": str(today - timedelta(days=days)), "end_date": str(today)}
+
+
+async def _export(client: Any, auth: Any, **params: str) -> list[dict[str, Any]]:
+    response = await client.get("/analytics/export", headers=auth["secret"], params=params or _dates())
+    assert response.status == 200, await response.text()
+    assert response.headers["Content-Type"].startswith("application/x-ndjson")
+    return [json.loads(line) for line in (await response.text()).splitlines()]
+
+
+async def test_export_streams_every_event_with_its_message_id(client: Any, auth: Any, drain: Any,
+                                                              settings: Settings) -> None:
+    sent = messages()
+    await send(client, auth, sent)
+    await drain()
+    lines = await _export(client, auth)
+    events = [line for line in lines if line["type"] != "identify"]
+    stored = stored_ids(settings.database_url or "")
+    assert sorted(line["messageId"] for line in events) == stored
+    assert {m["messageId"] for m in sent if m["type"] != "identify"} == set(stored)
+    assert [line["timestamp"] for line in lines] == sorted(line["timestamp"] for line in lines)
+    page = next(line for line in events if line["type"] == "page")
+    assert page["site"] == "shop.example" and page["context"]["page"]["path"] in ("/", "/pricing", "/docs")
+    assert page["$stored"]["browser"] in ("Chrome", "Mobile Safari", "Firefox") and page["$stored"]["ip_hash"]
+    alias = next(line for line in events if line["type"] == "alias")
+    assert alias["previousId"] == "v3" and alias["userId"] == "u0"
+    identifies = [line for line in lines if line["type"] == "identify"]
+    assert {(line["userId"], line.get("anonymousId")) for line in identifies} >= {("u0", "v0"), ("u1", "v1")}
+    # another account sees none of it
+    other = await client.get("/analytics/export", params=_dates(),
+                             headers={**auth["secret"], "X-Source-Account-Id": "elsewhere"})
+    assert other.status == 200 and await other.text() == ""
+
+
+@pytest.mark.parametrize("how", ["header", "query"])
+async def test_export_gzip_when_asked(client: Any, auth: Any, drain: Any, how: str) -> None:
+    await send(client, auth, messages())
+    await drain()
+    plain = await _export(client, auth)
+    headers = {**auth["secret"], "Accept-Encoding": "gzip" if how == "header" else "identity"}
+    params = {**_dates(), **({"gzip": "1"} if how == "query" else {})}
+    response = await client.get("/analytics/export", headers=headers, params=params, auto_decompress=False)
+    assert response.status == 200 and response.headers["Content-Encoding"] == "gzip"
+    body = gzip.decompress(await response.read()).decode()
+    assert [json.loads(line) for line in body.splitlines()] == plain
+
+
+@pytest.mark.parametrize(("params", "message"), [
+    ({}, "start_date and end_date are required"),
+    ({"start_date": "2026-13-01", "end_date": "2026-12-31"}, "Invalid date format"),
+    ({"start_date": "yesterday", "end_date": "today"}, "Invalid date format"),
+    ({"start_date": "2026-02-02", "end_date": "2026-02-01"}, "end_date must not be before start_date"),
+    ({"start_date": "2020-01-01", "end_date": "2026-01-01"}, "limited to 91 days"),
+    ({**_dates(), "gzip": "yes"}, "gzip"),
+])
+async def test_export_refuses_bad_ranges(client: Any, auth: Any, params: dict[str, str], message: str) -> None:
+    response = await client.get("/analytics/export", headers=auth["secret"], params=params)
+    assert response.status == 400
+    body = await response.json()
+    assert body["status"] == "error" and message in body["message"]
+
+
+async def test_export_needs_the_secret_token(make_client: Any, settings: Settings, auth: Any) -> None:
+    client = await make_client(settings.with_(secret_token=f"{SECRET},site:shop.example={SITE_TOKEN}"))
+    for headers, status in (({}, 401), ({"Authorization": "Bearer wrong"}, 401), (auth["write"], 401),
+                            ({"Authorization": f"Bearer {SITE_TOKEN}"}, 403)):
+        response = await client.get("/analytics/export", headers=headers, params=_dates())
+        assert response.status == status, await response.text()
+        assert (await response.json())["status"] == "error"
+
+
+async def test_round_trip_into_an_empty_instance_reproduces_every_figure(
+        client: Any, auth: Any, drain: Any, settings: Settings, make_client: Any, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    await send(client, auth, messages())
+    await drain()
+    now = int(datetime.now(UTC).timestamp()) + 1
+    before = await figures(client, auth, now)
+    export = tmp_path / "events.ndjson.gz"
+    monkeypatch.setenv("DATABASE_URL", settings.database_url or "")
+    monkeypatch.setenv("ANALYTICS_DATA_DIR", str(tmp_path))
+    code = await asyncio.to_thread(main, ["export", "--output", str(export), *_cli_dates()])
+    assert code == 0 and export.stat().st_size > 0
+    copy = sibling(settings, "analytics_export_copy", 2)
+    migrate(copy)
+    monkeypatch.setenv("DATABASE_URL", copy.database_url or "")
+    monkeypatch.setenv("REDIS_URL", copy.redis_url or "")
+    code = await asyncio.to_thread(main, ["import", str(export)])
+    assert code == 0
+    copied = await make_client(copy)
+    await drain_app(copied, copy)
+    assert stored_ids(copy.database_url or "") == stored_ids(settings.database_url or "")
+    after = await figures(copied, auth, now)
+    assert before["web.pageviews"]["data"]["pageviews"] == 12 and len(before["users"]["data"]) == 3
+    assert before["person.u0"]["distinct_ids"] == ["u0", "v0", "v3"]
+    for name, value in before.items():
+        assert after[name] == value, name
+
+
+def _cli_dates() -> list[str]:
+    dates = _dates()
+    return ["--start-date", dates["start_date"], "--end-date", dates["end_date"]]
+
+
+async def test_import_into_the_same_instance_stores_nothing_twice(client: Any, auth: Any, drain: Any,
+                                                                  settings: Settings) -> None:
+    await send(client, auth, messages())
+    await drain()
+    lines = [json.dumps(line) for line in await _export(client, auth)]
+    before = stored_ids(settings.database_url or "")
+    pg_execute(settings.database_url or "", "TRUNCATE np_analytics_message_ids")  # past the dedupe window
+    async with open_stores(settings) as stores:
+        summary = await import_lines(stores, lines)
+    assert stored_ids(settings.database_url or "") == before
+    events = sum(1 for line in lines if json.loads(line)["type"] != "identify")
+    assert summary["already_stored"] == events and summary["invalid"] == 0 and summary["too_old"] == 0
+
+
+async def test_import_refuses_old_and_broken_lines_with_counts(client: Any, auth: Any, drain: Any,
+                                                               settings: Settings) -> None:
+    old = (datetime.now(UTC) - timedelta(days=settings.retention_days + 5)).isoformat()
+    good = {"type": "track", "event": "kept", "userId": "u", "messageId": "00000000-0000-4000-8000-000000000001"}
+    lines = [json.dumps(good), json.dumps({**good, "messageId": "m-old", "timestamp": old}),
+             "{not json", json.dumps({"type": "track", "userId": "u"}), json.dumps({"type": "nope", "userId": "u"}),
+             json.dumps([1, 2]), "", json.dumps({**good, "$stored": {"is_bot": "maybe"}})]
+    async with open_stores(settings) as stores:
+        summary = await import_lines(stores, lines)
+    assert summary["lines"] == 7 and summary["queued"] == 1 and summary["too_old"] == 1 and summary["invalid"] == 5
+    assert any("line 4" in error and "event" in error for error in summary["errors"])
+    rows = pg_execute(settings.database_url or "", "SELECT event, message_id::text FROM np_analytics_events")
+    assert rows == [("kept", good["messageId"])]
