@@ -32,15 +32,15 @@ import tarfile
 import tempfile
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
+from importlib import metadata
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import psycopg2
 import redis
 from redis.exceptions import RedisError
 
-from .. import __version__
 from ..config import ConfigError, Settings
 from ..ingest.enrich import SALT_PREFIX
 from ..ingest.redis_keys import STREAM_KEY
@@ -49,6 +49,7 @@ from ..model.record import IdentifyRecord, decode_record
 from ..store.snapshot import begin_snapshot, non_empty_tables, reset_schema, server_version
 from .embedded import EmbeddedError, EmbeddedPostgres
 from .lifecycle import running_service_pid
+from .migrate import DISTRIBUTION
 from .services import Services
 from .transfer import Progress, import_lines, open_stores, settings_of
 
@@ -64,6 +65,14 @@ SNAPSHOT_NOTE = "events accepted after created_at are not in this backup"
 
 class BackupError(RuntimeError):
     """A backup or restore cannot go on; the text says why and what to do."""
+
+
+def package_version() -> str:
+    """The installed package's version (the upgrade work gives the package one place for it)."""
+    try:
+        return metadata.version(DISTRIBUTION)
+    except metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def _say(text: str) -> None:
@@ -108,8 +117,6 @@ def _libpq(url: str) -> tuple[str, dict[str, str]]:
     parts = urlsplit(url)
     env = dict(os.environ)
     if parts.password is not None:
-        from urllib.parse import unquote
-
         env["PGPASSWORD"] = unquote(parts.password)
         host = parts.netloc.rsplit("@", 1)[1]
         user = parts.username or ""
@@ -178,7 +185,7 @@ def write_backup(settings: Settings, target: Path, *, embedded: bool) -> dict[st
                        f"--file={work / DUMP}", f"--dbname={url}"], env)
         finally:
             conn.close()
-        manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, "version": __version__,
+        manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, "version": package_version(),
                     "schema_version": facts["schema_version"], "created_at": created_at,
                     "postgres_server_version": facts["server_version"],
                     "counts": {**facts["counts"], "queued": queued}, "note": SNAPSHOT_NOTE}
