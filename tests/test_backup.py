@@ -17,7 +17,9 @@ import redis
 from nself_analytics.config import Settings
 from nself_analytics.host.backup import BackupError, pg_tool
 from nself_analytics.host.cli import main
-from nself_analytics.ingest.redis_keys import STREAM_KEY
+from nself_analytics.host.embedded import EmbeddedPostgres
+from nself_analytics.host.migrate import apply_migrations
+from nself_analytics.ingest.redis_keys import DEAD_LETTER_KEY, STREAM_KEY
 
 from .conftest import pg_execute
 from .transfer_support import drain_app, figures, messages, migrate, send, sibling, stored_ids
@@ -50,6 +52,8 @@ async def test_backup_wipe_restore_gives_every_figure_back(client: Any, auth: An
         stream.xadd(STREAM_KEY, fields)
     queued = messages(prefix="q", days=1.0)  # accepted, still in the queue when the backup runs
     await send(client, auth, queued)
+    letter = {"entry": "1-0", "account": "primary", "error": "refused", "e": json.dumps({"event": "x"})}
+    stream.xadd(DEAD_LETTER_KEY, letter)
     _env(monkeypatch, settings, tmp_path)
     path = tmp_path / "backup.tar"
     assert await asyncio.to_thread(main, ["backup", str(path)]) == 0
@@ -64,6 +68,7 @@ async def test_backup_wipe_restore_gives_every_figure_back(client: Any, auth: An
     assert before["web.pageviews"]["data"]["pageviews"] == 24
     # wipe the database (the Redis keeps the queued events' de-duplication keys), then restore
     pg_execute(settings.database_url or "", "DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+    stream.delete(DEAD_LETTER_KEY)
     migrate(settings)
     capsys.readouterr()
     assert await asyncio.to_thread(main, ["restore", str(path)]) == 0
@@ -71,6 +76,8 @@ async def test_backup_wipe_restore_gives_every_figure_back(client: Any, auth: An
     assert summary["already_stored"] == sum(1 for m in stored if m["type"] != "identify")
     await drain_app(client, settings)
     assert stored_ids(settings.database_url or "") == ids
+    assert [{k.decode(): v.decode() for k, v in fields.items()} for _id, fields in stream.xrange(DEAD_LETTER_KEY)] \
+        == [letter]
     after = await figures(client, auth, now)
     for name, value in before.items():
         assert after[name] == value, name
@@ -145,3 +152,35 @@ def test_a_pg_dump_older_than_the_server_is_refused_with_what_to_install(tmp_pat
         pg_tool("pg_dump", embedded=False, server_major=99)
     # the embedded server's own tools are used for the embedded store, whatever PATH holds
     assert pg_tool("pg_dump", embedded=True, server_major=18).parent.name == "bin"
+
+
+async def test_the_commands_with_the_embedded_stores_of_a_data_folder(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """No DATABASE_URL/REDIS_URL: import, export, backup and restore start the data folder's embedded
+    servers themselves (and stop them again) and use the embedded server's pg_dump and pg_restore."""
+    for name in ("DATABASE_URL", "REDIS_URL", "REDIS_HOST", "REDIS_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    data = tmp_path / "data"
+    monkeypatch.setenv("ANALYTICS_DATA_DIR", str(data))
+    sent = [m for m in messages() if m["type"] != "identify"]
+    source = tmp_path / "in.ndjson"
+    source.write_text("".join(json.dumps(m) + "\n" for m in sent))
+    server = EmbeddedPostgres(data)  # what `build` does (its logging set-up would outlive capsys)
+    apply_migrations(server.start())
+    server.stop()
+    assert await asyncio.to_thread(main, ["import", str(source)]) == 0
+    capsys.readouterr()
+    out = tmp_path / "out.ndjson"
+    assert await asyncio.to_thread(main, ["export", "--output", str(out)]) == 0
+    exported = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sorted(line["messageId"] for line in exported) == sorted(m["messageId"] for m in sent)
+    assert await asyncio.to_thread(main, ["backup"]) == 0
+    backup = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert Path(backup["backup"]).parent == data / "backups" and backup["counts"]["events"] == len(sent)
+    assert await asyncio.to_thread(main, ["restore", backup["backup"]]) == 2  # it holds data
+    assert await asyncio.to_thread(main, ["restore", backup["backup"], "--force"]) == 0
+    capsys.readouterr()
+    assert await asyncio.to_thread(main, ["export", "--output", str(out)]) == 0
+    assert [json.loads(line) for line in out.read_text().splitlines()] == exported
+    assert not (data / "postgres" / "postmaster.pid").exists()  # the commands stopped what they started

@@ -18,7 +18,7 @@ from nself_analytics.host.cli import main
 from nself_analytics.host.transfer import import_lines, open_stores
 
 from .conftest import SECRET, pg_execute
-from .transfer_support import drain_app, figures, messages, migrate, send, sibling, stored_ids
+from .transfer_support import IPHONE, drain_app, figures, hits, messages, migrate, send, sibling, stored_ids
 
 SITE_TOKEN = "tok_site_export_example_01"
 
@@ -100,6 +100,7 @@ async def test_round_trip_into_an_empty_instance_reproduces_every_figure(
         client: Any, auth: Any, drain: Any, settings: Settings, make_client: Any, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     await send(client, auth, messages())
+    beacon = await hits(client)
     await drain()
     now = int(datetime.now(UTC).timestamp()) + 1
     before = await figures(client, auth, now)
@@ -118,7 +119,7 @@ async def test_round_trip_into_an_empty_instance_reproduces_every_figure(
     await drain_app(copied, copy)
     assert stored_ids(copy.database_url or "") == stored_ids(settings.database_url or "")
     after = await figures(copied, auth, now)
-    assert before["web.pageviews"]["data"]["pageviews"] == 12 and len(before["users"]["data"]) == 3
+    assert before["web.pageviews"]["data"]["pageviews"] == 12 + beacon and len(before["users"]["data"]) == 3
     assert before["person.u0"]["distinct_ids"] == ["u0", "v0", "v3"]
     for name, value in before.items():
         assert after[name] == value, name
@@ -156,3 +157,20 @@ async def test_import_refuses_old_and_broken_lines_with_counts(client: Any, auth
     assert any("line 4" in error and "event" in error for error in summary["errors"])
     rows = pg_execute(settings.database_url or "", "SELECT event, message_id::text FROM np_analytics_events")
     assert rows == [("kept", good["messageId"])]
+
+
+async def test_a_line_without_stored_fields_is_enriched_as_at_ingest(client: Any, auth: Any, drain: Any,
+                                                                      settings: Settings) -> None:
+    """A Segment archive's line (no $stored) is classified from its own context; an exported beacon page view
+    without a visitor id keeps none, while such a line written by hand is refused like at ingest."""
+    segment = {"type": "page", "anonymousId": "a1", "messageId": "00000000-0000-4000-8000-0000000000a1",
+               "properties": {"url": "https://shop.example/x"}, "context": {"userAgent": IPHONE}}
+    exported = {"type": "page", "messageId": "00000000-0000-4000-8000-0000000000a2", "site": "shop.example",
+                "context": {"page": {"path": "/y"}}, "$stored": {"device": "mobile", "browser": "Safari"}}
+    by_hand = {"type": "page", "messageId": "00000000-0000-4000-8000-0000000000a3", "site": "shop.example"}
+    async with open_stores(settings) as stores:
+        summary = await import_lines(stores, [json.dumps(segment), json.dumps(exported), json.dumps(by_hand)])
+    assert summary["queued"] == 2 and summary["invalid"] == 1
+    rows = pg_execute(settings.database_url or "", "SELECT path, anonymous_id, device, browser, os "
+                                                   "FROM np_analytics_events ORDER BY path")
+    assert rows == [("/x", "a1", "mobile", "Safari", "iOS"), ("/y", None, "mobile", "Safari", None)]

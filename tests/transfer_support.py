@@ -66,6 +66,18 @@ async def send(client: Any, auth: Any, batch: list[dict[str, Any]]) -> None:
         assert response.status == 200, await response.text()
 
 
+async def hits(client: Any) -> int:
+    """Beacon page views (POST /hit), one of them without a visitor id; how many."""
+    bodies = [{"site": SITE, "path": "/beacon", "referrer": "https://news.example/item?id=1", "language": "de-DE",
+               "screen_width": 390, "session_id": "hit-s1", "anonymous_id": "hit-visitor"},
+              {"site": SITE, "path": "/beacon/2", "session_id": "hit-s1", "anonymous_id": "hit-visitor"},
+              {"site": SITE, "path": "/", "webdriver": False}]
+    for body in bodies:
+        response = await client.post("/analytics/hit", json=body, headers={"User-Agent": IPHONE})
+        assert response.status == 202, await response.text()
+    return len(bodies)
+
+
 async def _get(client: Any, auth: Any, path: str, **params: Any) -> Any:
     response = await client.get(f"/analytics{path}", headers=auth["secret"], params=params)
     assert response.status == 200, f"{path}: {await response.text()}"

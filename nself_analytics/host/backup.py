@@ -8,7 +8,8 @@ A backup is one tar file (0600) holding:
   snapshot (``store.snapshot``), so the counts of the manifest are the dump's;
 - ``queue.ndjson.gz``: the events accepted but not yet stored (the Redis stream, read just before the
   snapshot), as export lines (``model.ndjson``);
-- ``redis.json``: the daily salts of the IP hashes (so today's visitors are not counted twice after a restore).
+- ``redis.json``: the daily salts of the IP hashes (so today's visitors are not counted twice after a restore)
+  and the dead-letter stream (accepted events the drain could not store, for ``dead-letters replay``).
 
 It runs beside a serving service: ingest goes on, and events accepted after the snapshot are not in it (the
 command says so). An event of the queue that the drain stores before the snapshot is in both parts; a
@@ -43,7 +44,7 @@ from redis.exceptions import RedisError
 
 from ..config import ConfigError, Settings
 from ..ingest.enrich import SALT_PREFIX
-from ..ingest.redis_keys import STREAM_KEY
+from ..ingest.redis_keys import DEAD_LETTER_KEY, STREAM_KEY
 from ..model.ndjson import encode_line, event_line, identify_line
 from ..model.record import IdentifyRecord, decode_record
 from ..store.snapshot import begin_snapshot, non_empty_tables, reset_schema, server_version
@@ -155,6 +156,13 @@ def _salts(client: redis.Redis) -> dict[str, list[Any]]:
     return found
 
 
+def _dead_letters(client: redis.Redis) -> list[dict[str, str]]:
+    """The dead-letter stream's entries (at most ANALYTICS_DEAD_LETTER_MAX): accepted events the drain could not
+    store, kept for ``nself-analytics dead-letters replay`` after a fix."""
+    return [{key.decode(): value.decode(errors="replace") for key, value in fields.items()}
+            for _id, fields in client.xrange(DEAD_LETTER_KEY)]
+
+
 def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     info = tarfile.TarInfo(name)
     info.size = len(data)
@@ -174,7 +182,7 @@ def write_backup(settings: Settings, target: Path, *, embedded: bool) -> dict[st
             for line in _queue_lines(client):
                 queue.write(line)
                 queued += 1
-        salts = _salts(client)
+        salts, dead = _salts(client), _dead_letters(client)
         conn = psycopg2.connect(settings.database_url)
         try:
             facts = begin_snapshot(conn)
@@ -188,14 +196,14 @@ def write_backup(settings: Settings, target: Path, *, embedded: bool) -> dict[st
         manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, "version": package_version(),
                     "schema_version": facts["schema_version"], "created_at": created_at,
                     "postgres_server_version": facts["server_version"],
-                    "counts": {**facts["counts"], "queued": queued}, "note": SNAPSHOT_NOTE}
+                    "counts": {**facts["counts"], "queued": queued, "dead_letters": len(dead)}, "note": SNAPSHOT_NOTE}
         partial = target.with_name(target.name + ".part")
         fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w") as tar:
             _add(tar, MANIFEST, json.dumps(manifest, indent=2).encode())
             tar.add(work / DUMP, arcname=DUMP)
             tar.add(work / QUEUE, arcname=QUEUE)
-            _add(tar, REDIS_STATE, json.dumps({"salts": salts}).encode())
+            _add(tar, REDIS_STATE, json.dumps({"salts": salts, "dead_letters": dead}).encode())
         partial.replace(target)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -203,10 +211,14 @@ def write_backup(settings: Settings, target: Path, *, embedded: bool) -> dict[st
     return manifest
 
 
+def _file_name() -> str:
+    return f"nself-analytics-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.tar"
+
+
 def _default_path(settings: Settings) -> Path:
     folder = settings.data_dir / "backups"
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return folder / f"nself-analytics-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.tar"
+    return folder / _file_name()
 
 
 def run_backup(env: Mapping[str, str], path: str | None) -> int:
@@ -216,7 +228,7 @@ def run_backup(env: Mapping[str, str], path: str | None) -> int:
         return 2
     target = Path(path).absolute() if path else _default_path(settings)
     if target.is_dir():
-        target = target / _default_path(settings).name
+        target = target / _file_name()
     services = Services(settings)
     try:
         resolved = services.up()
@@ -281,11 +293,15 @@ def restore_backup(settings: Settings, path: Path, *, embedded: bool, force: boo
         finally:
             conn.close()
         member = tar.extractfile(REDIS_STATE)
-        salts = json.load(member).get("salts", {}) if member is not None else {}
+        state = json.load(member) if member is not None else {}
         client = redis.Redis.from_url(settings.redis_url)
         try:
-            for key, (value, ttl) in salts.items():
+            for key, (value, ttl) in state.get("salts", {}).items():
                 client.set(key, value, ex=int(ttl))
+            if state.get("dead_letters"):  # as they were: the backup's, not what this Redis gathered since
+                client.delete(DEAD_LETTER_KEY)
+                for fields in state["dead_letters"]:
+                    client.xadd(DEAD_LETTER_KEY, fields)
         finally:
             client.close()
         summary = asyncio.run(_requeue(settings, _gz_lines(tar)))

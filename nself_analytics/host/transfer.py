@@ -31,6 +31,7 @@ from ..ingest.service import Ingestor
 from ..model.ndjson import encode_line
 from ..pipeline.drain import Drainer
 from ..store.export import export_lines
+from ..store.partitions import forget_partitions
 from .app import redis_client
 from .services import Services
 
@@ -187,6 +188,7 @@ async def import_lines(stores: Stores, lines: Iterable[bytes | str], *, account:
     producer = Producer(stores.redis, settings)
     importer = Importer(Ingestor(producer, stores.redis, settings), stores.pool, settings, account=account,
                         forget_dedupe=forget_dedupe, progress=progress)
+    forget_partitions()  # the process's partition cache may be another database's (tests run several)
     drainer = Drainer(stores.pool, stores.redis, settings, name=f"import-{time.time_ns()}")
     await drainer.ensure_group()
     stop = asyncio.Event()

@@ -4,7 +4,8 @@ Each line goes through the ingest API's own validation (``normalize.validate`` a
 Structs, the timestamp rules, the retention window) and then into the queue through ``Ingestor.accept``, so
 the drain stores it as any accepted event (the message-id de-duplication of Redis and of
 np_analytics_message_ids included). What the first acceptance derived from its request (``$stored``: account,
-device, browser, OS, country, bot flag, IP hash) is put back instead of being derived again. An event already
+device, browser, OS, country, bot flag, IP hash) is put back instead of being derived again; a line without
+``$stored`` (a Segment archive, say) is enriched from its own context as at ingest. An event already
 stored (same account, message id, name and time) is skipped before it is queued, so importing an export into
 the instance it came from stores nothing twice, however old the events are.
 """
@@ -33,6 +34,8 @@ __all__ = ["ImportSummary", "Importer", "read_line"]
 
 CHUNK = 100  # lines per enqueue (the /batch bound)
 MAX_ERRORS_SHOWN = 10
+_IDS = ("userId", "user_id", "anonymousId", "anonymous_id")
+_NO_ID = "-"  # stands in for the missing id of an exported beacon page view while it is validated
 # How long an import waits for room in a full queue before it gives up (the drain empties it).
 QUEUE_WAIT_SECONDS = 600.0
 
@@ -57,20 +60,27 @@ class ImportSummary:
 
 
 def read_line(raw: bytes | str, received_at: datetime, retention_days: int,
-              account: str | None = None) -> Normalized:
-    """One export line as the ingest path would normalize it, with its stored fields put back; MessageError when
-    it is no valid message. ``account`` replaces the line's own account."""
+              account: str | None = None) -> tuple[Normalized, bool]:
+    """One line as the ingest path would normalize it, and whether it is an export's line (its stored fields
+    are put back: it is not enriched again); MessageError when it is no valid message. ``account`` replaces the
+    line's own account (an export's, else primary)."""
     try:
-        body, stored = decode_line(raw)
+        body, found = decode_line(raw)
     except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
         raise MessageError(f"not a JSON object of the export shape: {str(exc)[:200]}") from None
+    exported = found is not None  # a line of this service's export (not one written by hand or elsewhere)
+    stored = found or Stored()
     kind = body.get("type")
-    message = validate(body, kind if isinstance(kind, str) else "")
+    # a page view of the beacon (POST /hit) may have no visitor id; an exported one ($stored) is taken as it was
+    anonymous = exported and kind == "page" and not any(body.get(k) for k in _IDS)
+    message = validate({**body, "anonymousId": _NO_ID} if anonymous else body, kind if isinstance(kind, str) else "")
     owner = account or stored.source_account_id
     item = to_record(message, received_at, source_account_id=owner, retention_days=retention_days)
-    if isinstance(item.record, EventRecord):
+    if isinstance(item.record, EventRecord) and exported:
         _put_back(item.record, stored, body.get("context"))
-    return item
+        if anonymous:
+            item.record.anonymous_id = None
+    return item, exported
 
 
 def _put_back(record: EventRecord, stored: Stored, context: object) -> None:
@@ -95,21 +105,21 @@ class Importer:
         self.summary = ImportSummary()
 
     async def run(self, lines: Iterable[bytes | str]) -> ImportSummary:
-        chunk: list[Normalized] = []
+        chunk: list[tuple[Normalized, bool]] = []
         received_at = datetime.now(UTC)
         for raw in lines:
             if not raw.strip():
                 continue
             self.summary.lines += 1
             try:
-                item = read_line(raw, received_at, self.settings.retention_days, self.account)
+                item, exported = read_line(raw, received_at, self.settings.retention_days, self.account)
             except MessageError as exc:
                 self._invalid(f"line {self.summary.lines}: {exc}")
                 continue
             if item.too_old:
                 self.summary.too_old += 1
                 continue
-            chunk.append(item)
+            chunk.append((item, exported))
             if len(chunk) >= CHUNK:
                 await self._send(chunk)
                 chunk = []
@@ -123,35 +133,37 @@ class Importer:
         if len(self.summary.errors) < MAX_ERRORS_SHOWN:
             self.summary.errors.append(text)
 
-    async def _send(self, chunk: list[Normalized]) -> None:
-        events = [item.record for item in chunk if isinstance(item.record, EventRecord)]
+    async def _send(self, chunk: list[tuple[Normalized, bool]]) -> None:
+        events = [item.record for item, _exported in chunk if isinstance(item.record, EventRecord)]
         async with self.pool.acquire() as conn:
             stored = await stored_message_ids(conn, events)
-        fresh = [item for item in chunk if not (isinstance(item.record, EventRecord)
-                                                and (item.record.source_account_id, item.record.message_id)
-                                                in stored)]
+        fresh = [(item, exported) for item, exported in chunk
+                 if not (isinstance(item.record, EventRecord)
+                         and (item.record.source_account_id, item.record.message_id) in stored)]
         self.summary.already_stored += len(chunk) - len(fresh)
-        if fresh:
-            await self._enqueue(fresh)
+        for exported in (True, False):
+            items = [item for item, was in fresh if was is exported]
+            if items:
+                await self._enqueue(items, enrich=not exported)
         if self.progress is not None:
             self.progress(self.summary)
 
-    async def _enqueue(self, items: list[Normalized]) -> None:
+    async def _enqueue(self, items: list[Normalized], *, enrich: bool) -> None:
         if self.forget_dedupe:
             await self.ingestor.redis.delete(*{DEDUPE_PREFIX + item.message_id for item in items})
         meta = RequestMeta(received_at=datetime.now(UTC), ip=None, user_agent=None)
         waited = 0.0
         while True:
             try:
-                result = await self.ingestor.accept(items, meta, imported=True)
+                result = await self.ingestor.accept(items, meta, imported=True, enrich=enrich)
                 break
             except TooLarge:
                 if len(items) == 1:
                     self._invalid(f"message {items[0].message_id}: larger than ANALYTICS_REQUEST_BYTES")
                     return
                 half = len(items) // 2
-                await self._enqueue(items[:half])
-                await self._enqueue(items[half:])
+                await self._enqueue(items[:half], enrich=enrich)
+                await self._enqueue(items[half:], enrich=enrich)
                 return
             except Unavailable as exc:  # the queue is full (the drain catches up) or Redis is away: wait
                 if waited >= QUEUE_WAIT_SECONDS:

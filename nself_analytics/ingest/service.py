@@ -121,13 +121,13 @@ class Ingestor:
         record.context = slim_context(context)
 
     async def accept(self, items: list[Normalized], meta: RequestMeta, shared_bytes: int = 0, *,
-                     imported: bool = False) -> EnqueueResult:
+                     imported: bool = False, enrich: bool = True) -> EnqueueResult:
         """Enqueue ``items`` atomically (all or none); raises Unavailable (the queue is full or unreachable), or
         TooLarge when the request would store more than ANALYTICS_REQUEST_BYTES (``shared_bytes``, a batch's
         shared context, counted once). Items too old for the retention window are counted, not enqueued. Indices
-        in the result are indices of ``items``. ``imported``: records of an import (``ingest.importer``) carry
-        what was derived when they were first accepted: they are not enriched again and count in no real-time
-        counter (an import is no traffic)."""
+        in the result are indices of ``items``. ``imported``: records of an import (``ingest.importer``): they
+        count in no real-time counter (an import is no traffic). ``enrich=False``: the records carry what was
+        derived when they were first accepted (an export's lines): they are not enriched again."""
         salt = await daily_salt(self.redis, meta.received_at) if self.settings.ip_hash else None
         messages = []
         positions: list[int] = []
@@ -150,7 +150,7 @@ class Ingestor:
                 # the request's user agent, as a beacon hit is; a server library's own agent says nothing of
                 # the visitor (it sends the visitor's as context.userAgent, which always wins)
                 use_request_ua = record.type in ("page", "screen") and is_browser_agent(meta.user_agent)
-                if not imported:
+                if enrich:
                     self._enrich(record, meta, salt, use_request_ua, hashes)
                 if record.type in ("track", "page") and not imported:
                     user_key = item.user_key if per_user else None

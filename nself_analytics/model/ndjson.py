@@ -113,9 +113,10 @@ def encode_line(line: dict[str, Any]) -> bytes:
     return _ENCODER.encode(line) + b"\n"
 
 
-def decode_line(text: bytes | str) -> tuple[dict[str, Any], Stored]:
-    """A line as (the message body, what was stored beside it); msgspec.DecodeError / ValidationError or
-    ValueError when it is not a JSON object of that shape."""
+def decode_line(text: bytes | str) -> tuple[dict[str, Any], Stored | None]:
+    """A line as (the message body, what was stored beside it: None when the line has no ``$stored``);
+    msgspec.DecodeError / ValidationError when it is not a JSON object of that shape."""
     body = _DECODER.decode(text)
-    stored = msgspec.convert(body.pop(STORED_KEY, None) or {}, Stored)
-    return body, stored
+    if STORED_KEY not in body:
+        return body, None
+    return body, msgspec.convert(body.pop(STORED_KEY), Stored)
