@@ -7,6 +7,8 @@ import argparse
 from collections.abc import Mapping
 from typing import Any
 
+from .logs import configure_logging
+
 __all__ = ["DATA_COMMANDS", "add_data_commands", "run_data_command"]
 
 DATA_COMMANDS = ("backup", "restore", "export", "import")
@@ -30,6 +32,8 @@ def add_data_commands(commands: Any) -> None:
 
 
 def run_data_command(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    # stdout carries the command's answer (and export's data): the logs go to stderr, warnings only by default
+    configure_logging(env.get("ANALYTICS_LOG_FORMAT", "json"), env.get("ANALYTICS_LOG_LEVEL", "warning"))
     if args.command == "backup":
         from .backup import run_backup
 

@@ -10,6 +10,16 @@ import structlog
 __all__ = ["configure_logging"]
 
 
+class _Stderr:
+    """sys.stderr as it is when a line is written (not as it was when logging was set up: a test's capture)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure_logging(fmt: str = "json", level: str = "info") -> None:
     """Route structlog and stdlib logging to stderr, one JSON object per line (or console text)."""
     numeric = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
@@ -24,10 +34,10 @@ def configure_logging(fmt: str = "json", level: str = "info") -> None:
     structlog.configure(
         processors=[*shared, structlog.processors.format_exc_info, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.WriteLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.WriteLoggerFactory(file=_Stderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(_Stderr())  # type: ignore[arg-type]
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(foreign_pre_chain=shared, processor=renderer))
     root = logging.getLogger()
     root.handlers[:] = [handler]

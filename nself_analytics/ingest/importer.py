@@ -26,13 +26,13 @@ from ..model.record import EventRecord
 from ..model.wire import MessageError
 from ..store.export import stored_message_ids
 from .normalize import Normalized, to_record, validate
-from .redis_keys import DEDUPE_PREFIX
+from .redis_keys import dedupe_prefix
 from .refusals import TooLarge, Unavailable
 from .service import Ingestor, RequestMeta, slim_context
 
 __all__ = ["ImportSummary", "Importer", "read_line"]
 
-CHUNK = 100  # lines per enqueue (the /batch bound)
+CHUNK = 500  # lines per existence check and enqueue (a larger request than /batch: split when too large)
 MAX_ERRORS_SHOWN = 10
 _IDS = ("userId", "user_id", "anonymousId", "anonymous_id")
 _NO_ID = "-"  # stands in for the missing id of an exported beacon page view while it is validated
@@ -150,7 +150,8 @@ class Importer:
 
     async def _enqueue(self, items: list[Normalized], *, enrich: bool) -> None:
         if self.forget_dedupe:
-            await self.ingestor.redis.delete(*{DEDUPE_PREFIX + item.message_id for item in items})
+            await self.ingestor.redis.delete(*{dedupe_prefix(item.record.source_account_id) + item.message_id
+                                               for item in items})
         meta = RequestMeta(received_at=datetime.now(UTC), ip=None, user_agent=None)
         waited = 0.0
         while True:

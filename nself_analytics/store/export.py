@@ -105,10 +105,15 @@ async def export_lines(conn: aiopg.Connection, *, account: str, start: datetime,
             yield line
 
 
+# One index probe per key (a LATERAL ... LIMIT 1 is a nested loop): a join lets the planner hash every stored
+# event of the account (133 ms per 100 keys at 300k events, growing with the table; 1 ms this way).
 _STORED = """
-SELECT e.source_account_id, e.message_id::text FROM np_analytics_events e
-JOIN jsonb_to_recordset(%(keys)s::jsonb) AS k(a text, m uuid, e text, t timestamptz)
-  ON e.source_account_id = k.a AND e.event = k.e AND e.ts = k.t AND e.message_id = k.m
+SELECT k.a, k.m::text FROM jsonb_to_recordset(%(keys)s::jsonb) AS k(a text, m uuid, e text, t timestamptz)
+CROSS JOIN LATERAL (
+    SELECT 1 FROM np_analytics_events e
+    WHERE e.source_account_id = k.a AND e.event = k.e AND e.ts = k.t AND e.message_id = k.m
+    LIMIT 1
+) AS found
 """
 
 
