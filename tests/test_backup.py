@@ -126,7 +126,7 @@ async def test_events_accepted_during_a_backup_are_stored_exactly_once(
         during += batch
         await asyncio.sleep(0.01)
     assert await backup == 0
-    copy = sibling(settings, "analytics_backup_copy", 3)
+    copy = sibling(settings, "analytics_backup_copy", 10)
     migrate(copy)
     _env(monkeypatch, copy, tmp_path)
     assert await asyncio.to_thread(main, ["restore", str(path)]) == 0
@@ -154,6 +154,7 @@ def test_a_pg_dump_older_than_the_server_is_refused_with_what_to_install(tmp_pat
     assert pg_tool("pg_dump", embedded=True, server_major=18).parent.name == "bin"
 
 
+@pytest.mark.live  # servers of its own
 async def test_the_commands_with_the_embedded_stores_of_a_data_folder(tmp_path: Path,
                                                                       monkeypatch: pytest.MonkeyPatch,
                                                                       capsys: pytest.CaptureFixture[str]) -> None:

@@ -109,7 +109,7 @@ async def test_round_trip_into_an_empty_instance_reproduces_every_figure(
     monkeypatch.setenv("ANALYTICS_DATA_DIR", str(tmp_path))
     code = await asyncio.to_thread(main, ["export", "--output", str(export), *_cli_dates()])
     assert code == 0 and export.stat().st_size > 0
-    copy = sibling(settings, "analytics_export_copy", 2)
+    copy = sibling(settings, "analytics_export_copy", 9)
     migrate(copy)
     monkeypatch.setenv("DATABASE_URL", copy.database_url or "")
     monkeypatch.setenv("REDIS_URL", copy.redis_url or "")

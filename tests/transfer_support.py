@@ -106,8 +106,8 @@ async def figures(client: Any, auth: Any, now: int) -> dict[str, Any]:
 
 
 def sibling(settings: Settings, name: str, redis_db: int) -> Settings:
-    """Settings of a second, empty instance: database ``name`` on the same server (migrated) and Redis db
-    ``redis_db``."""
+    """Settings of a second, empty instance: database ``name`` on the same server and Redis db ``redis_db`` (one
+    no other test file uses: 1 is the live service's, 2-4 test_openapi_live's and test_hostile_startup's)."""
     conn = psycopg2.connect(settings.database_url)
     conn.autocommit = True
     with conn.cursor() as cur:
