@@ -21,6 +21,7 @@ from .conftest import SECRET, pg_execute
 from .transfer_support import IPHONE, drain_app, figures, hits, messages, migrate, send, sibling, stored_ids
 
 SITE_TOKEN = "tok_site_export_example_01"
+TENANT_TOKEN, TENANT_KEY = "tok_tenant_a_export_0123456", "wk_tenant_a_export"
 
 
 def _dates(days: int = 10) -> dict[str, str]:
@@ -87,13 +88,28 @@ async def test_export_refuses_bad_ranges(client: Any, auth: Any, params: dict[st
     assert body["status"] == "error" and message in body["message"]
 
 
-async def test_export_needs_the_secret_token(make_client: Any, settings: Settings, auth: Any) -> None:
-    client = await make_client(settings.with_(secret_token=f"{SECRET},site:shop.example={SITE_TOKEN}"))
+async def test_export_needs_the_secret_token(make_client: Any, settings: Settings, auth: Any, drain: Any) -> None:
+    bound = settings.with_(secret_token=f"{SECRET},site:shop.example={SITE_TOKEN},tenant_a={TENANT_TOKEN}",
+                           write_keys=(*settings.write_keys, f"tenant_a={TENANT_KEY}"))
+    client = await make_client(bound)
     for headers, status in (({}, 401), ({"Authorization": "Bearer wrong"}, 401), (auth["write"], 401),
-                            ({"Authorization": f"Bearer {SITE_TOKEN}"}, 403)):
+                            ({"Authorization": f"Bearer {SITE_TOKEN}"}, 403),
+                            ({"Authorization": f"Bearer {TENANT_TOKEN}", "X-Source-Account-Id": "primary"}, 403)):
         response = await client.get("/analytics/export", headers=headers, params=_dates())
         assert response.status == status, await response.text()
         assert (await response.json())["status"] == "error"
+    # an account-bound token exports its own account only
+    await send(client, auth, messages())
+    tenant = [m for m in messages(prefix="t") if m["type"] == "track"]
+    response = await client.post("/analytics/v1/batch", json={"batch": tenant},
+                                  headers={"Authorization": f"Bearer {TENANT_KEY}"})
+    assert response.status == 200
+    await drain()
+    response = await client.get("/analytics/export", headers={"Authorization": f"Bearer {TENANT_TOKEN}"},
+                                params=_dates())
+    lines = [json.loads(line) for line in (await response.text()).splitlines()]
+    assert sorted(line["messageId"] for line in lines) == sorted(m["messageId"] for m in tenant)
+    assert {line["$stored"]["source_account_id"] for line in lines} == {"tenant_a"}
 
 
 async def test_round_trip_into_an_empty_instance_reproduces_every_figure(

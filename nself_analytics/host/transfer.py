@@ -39,6 +39,7 @@ __all__ = ["Stores", "export_range", "import_lines", "open_stores", "run_export"
 
 GZIP_MAGIC = b"\x1f\x8b"
 PROGRESS_EVERY_SECONDS = 0.5
+PROGRESS_LOG_SECONDS = 10.0
 
 
 def _say(text: str) -> None:
@@ -163,20 +164,23 @@ def read_lines(path: str) -> Iterator[bytes]:
 
 
 class Progress:
-    """A progress line on stderr, rewritten at most every PROGRESS_EVERY_SECONDS."""
+    """A progress line on stderr: on a terminal rewritten in place every PROGRESS_EVERY_SECONDS, elsewhere (a log
+    file) a line every PROGRESS_LOG_SECONDS."""
 
     def __init__(self, stream: IO[str] | None = None) -> None:
         self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
         self.shown = 0.0
 
     def __call__(self, summary: ImportSummary, final: bool = False) -> None:
         now = time.monotonic()
-        if not final and now - self.shown < PROGRESS_EVERY_SECONDS:
+        if not final and now - self.shown < (PROGRESS_EVERY_SECONDS if self.tty else PROGRESS_LOG_SECONDS):
             return
         self.shown = now
-        self.stream.write(f"\rimport: {summary.lines:,} lines, {summary.queued:,} queued, "
-                          f"{summary.already_stored + summary.duplicates:,} already stored, "
-                          f"{summary.too_old:,} too old, {summary.invalid:,} invalid" + ("\n" if final else ""))
+        text = (f"import: {summary.lines:,} lines, {summary.queued:,} queued, "
+                f"{summary.already_stored + summary.duplicates:,} already stored, {summary.too_old:,} too old, "
+                f"{summary.invalid:,} invalid")
+        self.stream.write(f"\r{text}" + ("\n" if final else "") if self.tty else text + "\n")
         self.stream.flush()
 
 
