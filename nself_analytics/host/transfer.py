@@ -18,7 +18,7 @@ import time
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import aiopg
 import redis.asyncio as aioredis
@@ -60,7 +60,7 @@ class Stores:
 
     settings: Settings
     pool: aiopg.Pool
-    redis: aioredis.Redis
+    redis: aioredis.Redis | None  # None when opened with ``redis=False`` (export)
 
 
 @contextlib.asynccontextmanager
@@ -72,7 +72,7 @@ async def open_stores(settings: Settings, *, redis: bool = True) -> AsyncIterato
                                    options=f"-c statement_timeout={timeout_ms}")
     client = redis_client(settings.redis_url) if redis and settings.redis_url else None
     try:
-        yield Stores(settings, pool, client)  # type: ignore[arg-type]
+        yield Stores(settings, pool, client)
     finally:
         pool.close()
         await pool.wait_closed()
@@ -131,7 +131,7 @@ def run_export(env: Mapping[str, str], *, start_date: str | None, end_date: str 
             if output in (None, "-"):
                 target = sys.stdout.buffer
             elif output.endswith(".gz"):
-                target = gzip.open(output, "wb")
+                target = cast(IO[bytes], gzip.open(output, "wb"))
             else:
                 target = open(output, "wb")
             try:
@@ -189,6 +189,7 @@ async def import_lines(stores: Stores, lines: Iterable[bytes | str], *, account:
     """Queue ``lines`` through the ingest path while a drain of this process stores them; return the summary
     with ``stored`` (events newly stored by this process's drain)."""
     settings = stores.settings
+    assert stores.redis is not None, "import needs the stores opened with Redis"
     producer = Producer(stores.redis, settings)
     importer = Importer(Ingestor(producer, stores.redis, settings), stores.pool, settings, account=account,
                         forget_dedupe=forget_dedupe, progress=progress)

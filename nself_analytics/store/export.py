@@ -13,7 +13,7 @@ np_analytics_message_ids forgets ids after ANALYTICS_DEDUPE_WINDOW; an export is
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -89,7 +89,8 @@ async def _merged(sources: list[AsyncIterator[tuple[datetime, dict[str, Any]]]])
 
 
 async def export_lines(conn: aiopg.Connection, *, account: str, start: datetime, end: datetime,
-                       batch: int = EXPORT_BATCH, timeout_ms: int | None = None) -> AsyncIterator[dict[str, Any]]:
+                       batch: int = EXPORT_BATCH,
+                       timeout_ms: int | None = None) -> AsyncGenerator[dict[str, Any], None]:
     """Every stored event and identified user of ``account`` in ``[start, end)`` as export lines, in time order.
     ``timeout_ms``: the statement timeout of each FETCH (a day's sort runs inside the first FETCH reaching it)."""
     params = {"account": account, "start": start, "end": end}
