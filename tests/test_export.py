@@ -190,3 +190,21 @@ async def test_a_line_without_stored_fields_is_enriched_as_at_ingest(client: Any
     rows = pg_execute(settings.database_url or "", "SELECT path, anonymous_id, device, browser, os "
                                                    "FROM np_analytics_events ORDER BY path")
     assert rows == [("/x", "a1", "mobile", "Safari", "iOS"), ("/y", None, "mobile", "Safari", None)]
+
+
+@pytest.mark.parametrize(("argv", "says"), [
+    (["export", "--start-date", "nope"], "--start-date must be a date"),
+    (["export", "--start-date", "2026-02-02", "--end-date", "2026-02-01"], "--end-date must not be before"),
+    (["export", "--output", "/nonexistent-folder/x.ndjson"], "export failed"),
+    (["import", "/nonexistent-folder/x.ndjson"], "import failed"),
+])
+async def test_export_and_import_commands_refuse_bad_input_with_one_line(
+        argv: list[str], says: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # stores nobody listens on: every refusal comes before them, or from them, as exit code 2 and one line
+    monkeypatch.setenv("DATABASE_URL", "postgresql://nobody:x@127.0.0.1:1/none?connect_timeout=2")
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
+    monkeypatch.setenv("ANALYTICS_DATA_DIR", str(tmp_path))
+    assert await asyncio.to_thread(main, argv) == 2
+    err = capsys.readouterr().err
+    assert says in err and "Traceback" not in err

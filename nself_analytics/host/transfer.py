@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import gzip
 import json
+import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
@@ -21,6 +22,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import IO, Any, cast
 
 import aiopg
+import psycopg2
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
@@ -33,6 +35,7 @@ from ..pipeline.drain import Drainer
 from ..store.export import export_lines
 from ..store.partitions import forget_partitions
 from .app import redis_client
+from .embedded import EmbeddedError
 from .services import Services
 
 __all__ = ["Stores", "export_range", "import_lines", "open_stores", "run_export", "run_import"]
@@ -142,6 +145,9 @@ def run_export(env: Mapping[str, str], *, start_date: str | None, end_date: str 
     except ConfigError as exc:
         _say(str(exc))
         return 2
+    except (OSError, psycopg2.Error, EmbeddedError, subprocess.SubprocessError) as exc:
+        _say(f"export failed: {str(exc).strip()[:300]}")
+        return 2
     _say(json.dumps({"exported": count, "account": account, "start": start.isoformat(), "end": end.isoformat(),
                      "output": output or "-"}))
     return 0
@@ -219,7 +225,7 @@ def run_import(env: Mapping[str, str], path: str, *, account: str | None) -> int
     try:
         with _resolved(settings) as resolved:
             summary = asyncio.run(_import_main(resolved, path, account))
-    except (OSError, RedisError, ConfigError) as exc:
+    except (OSError, RedisError, ConfigError, psycopg2.Error, EmbeddedError, subprocess.SubprocessError) as exc:
         _say(f"import failed: {str(exc).strip()[:300]}")
         return 2
     sys.stdout.write(json.dumps(summary) + "\n")
