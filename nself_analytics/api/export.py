@@ -10,6 +10,9 @@ export for a whole one.
 
 from __future__ import annotations
 
+from typing import Annotated, ClassVar, Literal
+
+import msgspec
 import structlog
 from aiohttp import web
 from aiohttp.web import ContentCoding
@@ -18,30 +21,43 @@ from ..model.ndjson import encode_line
 from ..store.export import export_lines
 from ..web import params
 from ..web.appkeys import SETTINGS
-from ..web.errors import ApiError
 from ..web.pools import reading
-from ..web.routing import TOKEN, Route
+from ..web.read_params import DateParams, Day
+from ..web.routing import TOKEN, Body, Route
 
 __all__ = ["ROUTES"]
 
 log = structlog.get_logger("nself_analytics.export")
 FLUSH_BYTES = 64 * 1024  # lines are written to the response in pieces of about this size
+_DATE = Annotated[Day, msgspec.Meta(pattern=r"^\d{4}-\d{2}-\d{2}$")]
 
 
-def _wants_gzip(request: web.Request) -> bool:
-    flag = params.choice(request.query, "gzip", ("0", "1"), "0")
+class ExportParams(DateParams, kw_only=True):
+    """Both dates are required (a whole export is asked for, never a default range)."""
+
+    start_date: Annotated[_DATE, msgspec.Meta(description="First day (UTC, inclusive)")]
+    end_date: Annotated[_DATE, msgspec.Meta(description=(
+        "Last day (UTC, inclusive); the range spans at most the retention window"))]
+    gzip: Annotated[Literal["0", "1"], msgspec.Meta(description="1: gzip the body (as Accept-Encoding: gzip does)")
+                    ] = "0"
+
+    MESSAGES: ClassVar[dict[str, str]] = {
+        **DateParams.MESSAGES, "start_date:missing": "start_date and end_date are required (YYYY-MM-DD)",
+        "end_date:missing": "start_date and end_date are required (YYYY-MM-DD)"}
+
+
+def _wants_gzip(request: web.Request, flag: str) -> bool:
     accepted = request.headers.get("Accept-Encoding", "")
     return flag == "1" or any(part.split(";")[0].strip() == "gzip" for part in accepted.split(","))
 
 
-async def export(request: web.Request) -> web.StreamResponse:
+async def export(request: web.Request, query: ExportParams) -> web.StreamResponse:
+    """Streamed in time order, gzip with `Accept-Encoding: gzip` or `gzip=1`. `nself-analytics import FILE` reads
+    it back. The range spans at most the retention window."""
     account = params.account(request)
     settings = request.config_dict[SETTINGS]
-    if not request.query.get("start_date", "").strip() or not request.query.get("end_date", "").strip():
-        raise ApiError(400, "start_date and end_date are required (YYYY-MM-DD)")
-    window = settings.retention_days + 1  # the retention window's days, today included
-    dates = params.date_range(request.query, max_days=window)
-    gzip = _wants_gzip(request)
+    dates = query.dates(max_days=settings.retention_days + 1)  # the retention window's days, today included
+    gzip = _wants_gzip(request, query.gzip)
     response = web.StreamResponse(headers={
         "Content-Type": "application/x-ndjson; charset=utf-8",
         "Content-Disposition": f'attachment; filename="events-{account}-{dates.first}-{dates.last}.ndjson"'})
@@ -82,5 +98,9 @@ async def export(request: web.Request) -> web.StreamResponse:
 
 ROUTES = [
     Route("GET", "/export", export, TOKEN, name="export", tags=("Explorer",), op_id="events_export",
-          summary="Every stored event of a range as NDJSON (the import format)"),
+          summary="Every stored event of a range as NDJSON (the import format)", params=ExportParams,
+          answer=Body("application/x-ndjson", (
+              "One JSON object per line: the ingest API's message (Segment names) with the original messageId, "
+              "and `$stored` (account, device, browser, os, country, is_bot, ip_hash); identified users as "
+              "identify lines"))),
 ]

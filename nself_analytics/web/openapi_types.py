@@ -9,7 +9,7 @@ import msgspec
 
 from .access import Access
 from .openapi_parts import ACCOUNT_HEADER, ERRORS, Op, _json
-from .routing import Route
+from .routing import Body, Route
 
 __all__ = ["typed_operation"]
 
@@ -54,7 +54,10 @@ def typed_operation(route: Route, schemas: dict[str, Any]) -> Op:
     responses: dict[str, Any] = dict(ERRORS)
     if route.access is Access.PUBLIC:  # no credential to refuse; a parameter may still be bad
         responses = {"400": ERRORS["400"]} if route.params is not None else {}
-    if route.answer is not None:
+    if isinstance(route.answer, Body):
+        responses[str(route.status)] = {"description": route.answer.description,
+                                        "content": {route.answer.media_type: {"schema": {"type": "string"}}}}
+    elif route.answer is not None:
         (schema, ), components = msgspec.json.schema_components([route.answer], ref_template=_REF)
         _add(schemas, components)
         responses[str(route.status)] = _json(schema)

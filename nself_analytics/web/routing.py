@@ -8,7 +8,8 @@ by ``web/access.py``), the OpenAPI document (``web/openapi.py``) and the route l
 A route with ``params`` (a msgspec Struct) has its query and path parameters decoded into that Struct before the
 handler runs, which then receives ``(request, params)``; a bad parameter is a 400 naming it. A route with
 ``answer`` (a msgspec type) returns that value (or any ``web.StreamResponse``), encoded as JSON with
-``status``. Both also give the route's OpenAPI parameters and answer schema.
+``status``. Both also give the route's OpenAPI parameters and answer schema. An answer that is not JSON (a file,
+a stream) is a :class:`Body`: the handler returns its ``web.StreamResponse`` and the OpenAPI names the media type.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from aiohttp import web
 from .access import Access
 from .errors import ApiError
 
-__all__ = ["PUBLIC", "ROUTE_TABLE", "SITE", "TOKEN", "WRITE", "Route", "access_table", "add_routes", "canonical",
-           "decode_params"]
+__all__ = ["PUBLIC", "ROUTE_TABLE", "SITE", "TOKEN", "WRITE", "Body", "Route", "access_table", "add_routes",
+           "canonical", "decode_params"]
 
 Handler = Callable[..., Awaitable[Any]]
 # the credential rules, as a route declares them (web/access.py says what each admits)
@@ -42,6 +43,13 @@ def canonical(path: str) -> str:
 ROUTE_TABLE: web.AppKey[tuple[Route, ...]] = web.AppKey("route_table", tuple)
 
 
+class Body(msgspec.Struct, frozen=True):
+    """A route's answer that is not JSON: the handler returns a ``web.StreamResponse`` of ``media_type``."""
+
+    media_type: str  # application/x-ndjson, text/csv, ...
+    description: str  # what the body holds, the OpenAPI response's description
+
+
 class Route(msgspec.Struct, frozen=True):
     """One route: where it is, who may call it, what it takes and answers, and how the OpenAPI names it."""
 
@@ -53,7 +61,7 @@ class Route(msgspec.Struct, frozen=True):
     summary: str  # one line, the OpenAPI summary
     tags: tuple[str, ...]  # OpenAPI tags, the first is the section of the docs
     params: type[msgspec.Struct] | None = None  # query and path parameters, decoded before the handler
-    answer: Any = None  # the JSON answer's msgspec type (a Struct, list[Struct], ...)
+    answer: Any = None  # the JSON answer's msgspec type (a Struct, list[Struct], ...), or a Body
     status: int = 200  # of a typed answer
     op_id: str = ""  # OpenAPI operationId; default: the name with . and - as _
     description: str = ""  # OpenAPI description (a longer text than the summary)
