@@ -33,15 +33,15 @@ import tarfile
 import tempfile
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import psycopg2
 import redis
 from redis.exceptions import RedisError
 
+from .. import __version__
 from ..config import ConfigError, Settings
 from ..ingest.enrich import SALT_PREFIX
 from ..ingest.redis_keys import DEAD_LETTER_KEY, STREAM_KEY
@@ -50,7 +50,6 @@ from ..model.record import IdentifyRecord, decode_record
 from ..store.snapshot import begin_snapshot, non_empty_tables, reset_schema, server_version
 from .embedded import EmbeddedError, EmbeddedPostgres
 from .lifecycle import running_service_pid
-from .migrate import DISTRIBUTION
 from .services import Services
 from .transfer import Progress, import_lines, open_stores, settings_of
 
@@ -66,14 +65,6 @@ SNAPSHOT_NOTE = "events accepted after created_at are not in this backup"
 
 class BackupError(RuntimeError):
     """A backup or restore cannot go on; the text says why and what to do."""
-
-
-def package_version() -> str:
-    """The installed package's version (the upgrade work gives the package one place for it)."""
-    try:
-        return metadata.version(DISTRIBUTION)
-    except metadata.PackageNotFoundError:
-        return "unknown"
 
 
 def _say(text: str) -> None:
@@ -131,11 +122,14 @@ def _run_tool(args: list[str], env: dict[str, str]) -> None:
         raise BackupError(f"{Path(args[0]).name} failed: {result.stderr.strip()[-1500:]}")
 
 
+_Entries = list[tuple[bytes, dict[bytes, bytes]]]  # a stream's entries, as a client without decode_responses reads them
+
+
 def _queue_lines(client: redis.Redis) -> Iterator[bytes]:
     """The stream's entries as export lines, oldest first, a page at a time."""
     start = "-"
     while True:
-        page = client.xrange(STREAM_KEY, min=start, max="+", count=QUEUE_PAGE)
+        page = cast(_Entries, client.xrange(STREAM_KEY, min=start, max="+", count=QUEUE_PAGE))
         for _entry_id, fields in page:
             payload = fields.get(b"e")
             if not payload:
@@ -149,8 +143,8 @@ def _queue_lines(client: redis.Redis) -> Iterator[bytes]:
 
 def _salts(client: redis.Redis) -> dict[str, list[Any]]:
     found = {}
-    for key in client.scan_iter(match=SALT_PREFIX + "*", count=100):
-        value, ttl = client.get(key), client.ttl(key)
+    for key in cast(Iterator[bytes], client.scan_iter(match=SALT_PREFIX + "*", count=100)):
+        value, ttl = cast(bytes | None, client.get(key)), client.ttl(key)
         if value is not None:
             found[key.decode()] = [value.decode(), max(int(ttl), 1)]
     return found
@@ -160,7 +154,7 @@ def _dead_letters(client: redis.Redis) -> list[dict[str, str]]:
     """The dead-letter stream's entries (at most ANALYTICS_DEAD_LETTER_MAX): accepted events the drain could not
     store, kept for ``nself-analytics dead-letters replay`` after a fix."""
     return [{key.decode(): value.decode(errors="replace") for key, value in fields.items()}
-            for _id, fields in client.xrange(DEAD_LETTER_KEY)]
+            for _id, fields in cast(_Entries, client.xrange(DEAD_LETTER_KEY))]
 
 
 def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
@@ -193,7 +187,7 @@ def write_backup(settings: Settings, target: Path, *, embedded: bool) -> dict[st
                        f"--file={work / DUMP}", f"--dbname={url}"], env)
         finally:
             conn.close()
-        manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, "version": package_version(),
+        manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, "version": __version__,
                     "schema_version": facts["schema_version"], "created_at": created_at,
                     "postgres_server_version": facts["server_version"],
                     "counts": {**facts["counts"], "queued": queued, "dead_letters": len(dead)}, "note": SNAPSHOT_NOTE}
