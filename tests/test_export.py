@@ -16,6 +16,8 @@ import pytest
 from nself_analytics.config import Settings
 from nself_analytics.host.cli import main
 from nself_analytics.host.transfer import import_lines, open_stores
+from nself_analytics.model.ndjson import encode_line, identify_line
+from nself_analytics.model.record import IdentifyRecord
 
 from .conftest import SECRET, pg_execute
 from .transfer_support import IPHONE, drain_app, figures, hits, messages, migrate, send, sibling, stored_ids
@@ -208,3 +210,22 @@ async def test_export_and_import_commands_refuse_bad_input_with_one_line(
     assert await asyncio.to_thread(main, argv) == 2
     err = capsys.readouterr().err
     assert says in err and "Traceback" not in err
+
+
+async def test_an_identify_lines_once_only_traits_fill_only_missing_traits(client: Any, auth: Any, drain: Any,
+                                                                         settings: Settings) -> None:
+    """A queued identify with PostHog's $set_once traits (a backup's queue part) keeps them through its line: they
+    fill the traits the user lacks and never overwrite one; a line without them changes nothing it does not set."""
+    await send(client, auth, [{"type": "identify", "userId": "u-once", "traits": {"plan": "pro"}}])
+    await drain()
+    record = IdentifyRecord(ts=datetime.now(UTC), user_id="u-once", traits={"seen": "yes"},
+                            traits_once={"plan": "free", "first_page": "/pricing"})
+    line = identify_line(record)
+    assert line["$stored"]["traits_once"] == {"plan": "free", "first_page": "/pricing"}
+    plain = identify_line(IdentifyRecord(ts=datetime.now(UTC), user_id="u-once"))
+    assert "traits_once" not in plain["$stored"]
+    async with open_stores(settings) as stores:
+        summary = await import_lines(stores, [encode_line(line), encode_line(plain)])
+    assert summary["queued"] == 2 and summary["invalid"] == 0
+    rows = pg_execute(settings.database_url or "", "SELECT traits FROM np_analytics_users WHERE user_id = 'u-once'")
+    assert rows == [({"plan": "pro", "seen": "yes", "first_page": "/pricing"},)]

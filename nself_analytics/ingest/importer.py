@@ -22,7 +22,7 @@ import msgspec
 
 from ..config import Settings
 from ..model.ndjson import Stored, decode_line
-from ..model.record import EventRecord
+from ..model.record import EventRecord, IdentifyRecord
 from ..model.wire import MessageError
 from ..store.export import stored_message_ids
 from .normalize import Normalized, to_record, validate
@@ -80,6 +80,8 @@ def read_line(raw: bytes | str, received_at: datetime, retention_days: int,
         _put_back(item.record, stored, body.get("context"))
         if anonymous:
             item.record.anonymous_id = None
+    elif isinstance(item.record, IdentifyRecord) and stored.traits_once:
+        item.record.traits_once = stored.traits_once
     return item, exported
 
 

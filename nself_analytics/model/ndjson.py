@@ -42,6 +42,7 @@ class Stored(msgspec.Struct, kw_only=True, omit_defaults=True):
     country: str | None = None
     is_bot: bool = False
     ip_hash: str | None = None
+    traits_once: dict[str, Any] | None = None  # an identify's once-only traits (PostHog's $set_once), if any
 
 
 def _put(target: dict[str, Any], key: str, value: Any) -> None:
@@ -104,7 +105,8 @@ def identify_line(record: IdentifyRecord, *, stable_id: bool = False) -> dict[st
     _put(line, "anonymousId", record.anonymous_id)
     if record.traits:
         line["traits"] = record.traits
-    line[STORED_KEY] = {"source_account_id": record.source_account_id}
+    line[STORED_KEY] = msgspec.to_builtins(Stored(source_account_id=record.source_account_id,
+                                                   traits_once=record.traits_once or None))
     return line
 
 
