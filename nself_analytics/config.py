@@ -15,6 +15,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TypeVar
 
+from .model.notify_settings import BadSetting, NotifySettings, notify_env
 from .model.settings_values import (
     DEFAULT_RATE_PER_IP,
     DEFAULT_RATE_PER_SITE,
@@ -72,8 +73,9 @@ MAX_WORKERS = 256
 
 
 @dataclass(frozen=True)
-class Settings:
-    """Everything the service is configured with. Tests build it directly; the service uses from_env()."""
+class Settings(NotifySettings):
+    """Everything the service is configured with (the notification channels' fields: NotifySettings). Tests
+    build it directly; the service uses from_env()."""
 
     secret_token: str
     write_keys: tuple[str, ...]
@@ -170,6 +172,10 @@ class Settings:
         log_format = env.get("ANALYTICS_LOG_FORMAT", "json")
         if log_format not in ("json", "console"):
             raise ConfigError("ANALYTICS_LOG_FORMAT", log_format, "use json or console")
+        try:
+            notify = notify_env(env)
+        except BadSetting as exc:
+            raise ConfigError(exc.variable, exc.value, exc.reason) from None
         return cls(
             secrets_generated=generated,
             secret_token=secret,
@@ -220,6 +226,9 @@ class Settings:
             background_timeout=_bounded(env.get("ANALYTICS_BACKGROUND_TIMEOUT", "120s"), "ANALYTICS_BACKGROUND_TIMEOUT",
                                         3600),
             migrate_on_start=_bool(env.get("ANALYTICS_MIGRATE_ON_START", "false"), "ANALYTICS_MIGRATE_ON_START"),
+            alert_check_interval=_bounded(env.get("ANALYTICS_ALERT_CHECK_INTERVAL", "60s"),
+                                          "ANALYTICS_ALERT_CHECK_INTERVAL", 900),
+            **notify,
         )
 
 

@@ -32,8 +32,8 @@ ALLOWED: dict[str, set[str]] = {
 # Modules sharing a file name in different layers: only an HTTP handler and the store module of one resource.
 SAME_NAME_PAIRS = {
     frozenset({f"api/{name}.py", f"store/{name}.py"})
-    for name in ("campaigns", "event_names", "explorer", "export", "funnels", "metrics", "people", "quotas",
-                 "retention", "trends", "webhooks")
+    for name in ("alerts", "campaigns", "event_names", "explorer", "export", "funnels", "metrics", "people",
+                 "quotas", "retention", "trends", "webhooks")
 } | {frozenset({"api/posthog.py", "ingest/posthog.py"})}  # a wire format's handlers and its translator
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ..web.routing import Route
 from . import (
+    alerts,
     beacon,
     campaigns,
     counters,
@@ -57,6 +58,7 @@ _MODULES = [
     campaigns,
     webhooks,
     event_names,
+    alerts,
 ]
 
 ROUTES: tuple[Route, ...] = tuple(route for module in _MODULES for route in module.ROUTES)

@@ -1,5 +1,5 @@
-"""The background runtime of one process: the drainers and the webhook sender in every process, the aggregate
-and maintenance schedules in the leader only; started and stopped with the app (host/app.py: worker_ctx)."""
+"""The background runtime of one process: the drainers and the webhook sender in every process, the aggregate,
+maintenance and alerts schedules in the leader only; started and stopped with the app (host/app.py: worker_ctx)."""
 
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ from ..store.partitions import maintain_partitions
 from ..store.rollups.aggregates import expire_activity, materialize
 from ..store.tx import StatementTimeout, statement_timeouts
 from . import deadletters
+from .alert_checks import AlertChecker
 from .backfill import run_backfills
 from .drain import DRAINERS, FINAL_DRAIN_SECONDS, MAINTAIN_INTERVAL_SECONDS, Drainer
 from .leader import LEADER_RETRY_SECONDS, Leadership
@@ -75,6 +76,7 @@ class Worker:
         name = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.drainers = [Drainer(pool, client, settings, name=f"{name}-{i}") for i in range(DRAINERS)]
         self.sender = WebhookSender(pool, settings)
+        self.alerts = AlertChecker(pool, settings)
         assert settings.database_url is not None, "database_url must be resolved before the worker starts"
         self.leadership = Leadership(settings.database_url)
         self.stop_event = asyncio.Event()
@@ -145,6 +147,8 @@ class Worker:
                                        self.leadership), name="maintain"),
             asyncio.create_task(_every(NAME_DELETE_INTERVAL_SECONDS, self.stop_event, "delete_names",
                                        self.delete_names, self.leadership), name="delete_names"),
+            asyncio.create_task(_every(self.settings.alert_check_interval, self.stop_event, "alerts",
+                                       self.alerts.run_once, self.leadership), name="alerts"),
             asyncio.create_task(self.sender.run(self.stop_event), name="webhooks"),
         ]
 

@@ -21,8 +21,8 @@ from ..store import webhooks
 
 __all__ = ["WEBHOOK_EVENTS", "completes", "record_funnel_completions"]
 
-# The events a webhook can subscribe to.
-WEBHOOK_EVENTS = ("quota.exceeded", "funnel.completed", "event.tracked")
+# The events a webhook can subscribe to (alert.fired / alert.resolved: pipeline/alert_checks.py).
+WEBHOOK_EVENTS = ("quota.exceeded", "funnel.completed", "event.tracked", "alert.fired", "alert.resolved")
 
 # Per drained batch: saved funnels looked at, and candidate (funnel, last-step event) pairs checked.
 MAX_FUNNELS = 1000

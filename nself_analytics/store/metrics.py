@@ -21,7 +21,7 @@ row of its user at the same stack level, which is the matching start.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time
 
 import aiopg
 
@@ -119,10 +119,12 @@ GROUP BY 1
 
 async def event_counts(conn: aiopg.Connection, *, account: str, start: datetime, end: datetime, group_by: str,
                        user_id: str | None) -> dict[date, dict[str, int]]:
-    """Counts per period start and event name of the events in ``[start, end)``."""
+    """Counts per period start and event name of the events in ``[start, end)``. The day aggregates answer
+    whole UTC days only: a range with another edge (an alert's hour in its time zone) reads raw events."""
     params = {"account": account, "start": start, "end": end, "group_by": group_by, "user_id": user_id}
+    whole_days = all(t.astimezone(UTC).time() == time(0) for t in (start, end))
     async with read_snapshot(conn) as cur:
-        await cur.execute(METRICS_RAW if user_id is not None else METRICS_MIXED, params)
+        await cur.execute(METRICS_RAW if user_id is not None or not whole_days else METRICS_MIXED, params)
         rows = await cur.fetchall()
     out: dict[date, dict[str, int]] = {}
     for period, event, count in rows:

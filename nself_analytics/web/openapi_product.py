@@ -77,7 +77,8 @@ def _product_ops() -> dict[tuple[str, str], Op]:
 
 # --- webhooks ------------------------------------------------------------------------------------
 
-_WEBHOOK_EVENTS = {"type": "string", "enum": ["quota.exceeded", "funnel.completed", "event.tracked"]}
+_WEBHOOK_EVENTS = {"type": "string", "enum": ["quota.exceeded", "funnel.completed", "event.tracked", "alert.fired",
+                                              "alert.resolved"]}
 _WEBHOOK_FIELDS = {
     "url": {"type": "string", "maxLength": 2048, "format": "uri",
             "description": "http(s) URL deliveries are POSTed to"},

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..model.alert_spec import alert_schemas
 from ..model.schema import ingest_schemas
 
 __all__ = ["SCHEMAS", "obj", "ref"]
@@ -54,6 +55,7 @@ SCHEMAS: dict[str, Schema] = {
                         required=["status", "success", "code", "message"]),
     "Deleted": obj({"status": SUCCESS, "deleted": {"const": True}}, required=["status", "deleted"]),
     **ingest_schemas(),  # Track, Page, ..., Batch, Hit: generated from the Structs that validate them
+    **alert_schemas(),  # AlertBody, Series, Condition, Channels: the Structs of model/alert_spec.py
     "Accepted": obj({"status": SUCCESS, "message_id": {"type": "string", "format": "uuid"},
                      "duplicate": {"type": "boolean", "description": "true when this message id was seen before"},
                      "warnings": {"type": "array", "items": STRING}},
