@@ -230,12 +230,12 @@
   }
 
   function selectTab(tab) {
-    if (state.shared && (tab === 'product' || tab === 'people')) tab = 'web';
+    if (state.shared && (tab === 'product' || tab === 'people' || tab === 'alerts')) tab = 'web';
     state.tab = tab;
     document.querySelectorAll('.tabs button').forEach(function (b) {
       b.classList.toggle('active', b.getAttribute('data-tab') === tab);
     });
-    ['web', 'realtime', 'product', 'people'].forEach(function (name) { $('tab-' + name).hidden = name !== tab; });
+    ['web', 'realtime', 'product', 'people', 'alerts'].forEach(function (name) { $('tab-' + name).hidden = name !== tab; });
     $('filters').hidden = tab !== 'web';
     writeUrl();
     Object.keys(views).forEach(function (name) { if (views[name].leave && name !== tab) views[name].leave(); });
