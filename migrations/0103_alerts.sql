@@ -6,7 +6,7 @@
 
 CREATE TABLE np_analytics_alerts (
     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    source_account_id text NOT NULL,
+    source_account_id text NOT NULL DEFAULT 'primary',
     name text NOT NULL,
     spec jsonb NOT NULL,
     enabled boolean NOT NULL DEFAULT true,
@@ -23,6 +23,7 @@ CREATE TABLE np_analytics_alerts (
 CREATE INDEX np_analytics_alerts_account ON np_analytics_alerts (source_account_id, id);
 
 CREATE TABLE np_analytics_alert_checks (
+    source_account_id text NOT NULL DEFAULT 'primary',
     alert_id bigint NOT NULL REFERENCES np_analytics_alerts (id) ON DELETE CASCADE,
     period_start timestamptz NOT NULL,
     period_end timestamptz NOT NULL,
@@ -39,7 +40,7 @@ CREATE INDEX np_analytics_alert_checks_checked ON np_analytics_alert_checks (che
 
 CREATE TABLE np_analytics_notifications (
     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    source_account_id text NOT NULL,
+    source_account_id text NOT NULL DEFAULT 'primary',
     source text NOT NULL,
     dedupe_key text NOT NULL UNIQUE,
     channel text NOT NULL CHECK (channel IN ('telegram', 'discord', 'email')),

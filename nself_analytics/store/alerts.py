@@ -46,10 +46,11 @@ SELECT source_account_id, {_COLUMNS} FROM np_analytics_alerts WHERE enabled ORDE
 """
 SET_STATE = "UPDATE np_analytics_alerts SET state = %(state)s WHERE id = %(id)s AND state <> %(state)s"
 INSERT_CHECK = """
-INSERT INTO np_analytics_alert_checks (alert_id, period_start, period_end, state, value, current, previous, error,
-                                       notified)
-VALUES (%(id)s, %(period_start)s, %(period_end)s, %(state)s, %(value)s, %(current)s, %(previous)s, %(error)s,
-        %(notified)s)
+INSERT INTO np_analytics_alert_checks (source_account_id, alert_id, period_start, period_end, state, value, current,
+                                       previous, error, notified)
+SELECT a.source_account_id, a.id, %(period_start)s, %(period_end)s, %(state)s, %(value)s, %(current)s,
+       %(previous)s, %(error)s, %(notified)s
+FROM np_analytics_alerts a WHERE a.id = %(id)s
 ON CONFLICT (alert_id, period_start) DO NOTHING
 RETURNING alert_id
 """
