@@ -30,6 +30,7 @@ from .model.settings_values import (
     SiteRule,
     parse_entries,
     parse_networks,
+    parse_origins,
     parse_rate,
     parse_sites,
 )
@@ -105,6 +106,8 @@ class Settings(NotifySettings):
     # Access (README "Security"): beacon sites, proxies whose forwarding headers are believed, /hit rate limits.
     sites: tuple[SiteRule, ...] = ()
     trusted_proxies: tuple[Network, ...] = TRUSTED_PROXIES
+    # Browser origins besides the service's own that may call POST /analytics/mcp (others: 403)
+    mcp_origins: tuple[str, ...] = ()
     hit_rate_ip: Rate | None = HIT_RATE_PER_IP
     hit_rate_site: Rate | None = HIT_RATE_PER_SITE
     # Scale-out (docs/scaling.md): processes serving the port (each with its own pools and drainers); a streaming
@@ -203,6 +206,7 @@ class Settings(NotifySettings):
             sites=_parsed(parse_sites, env.get("ANALYTICS_SITES", ""), "ANALYTICS_SITES"),
             trusted_proxies=_parsed(parse_networks, env.get("ANALYTICS_TRUSTED_PROXIES", DEFAULT_TRUSTED_PROXIES),
                                     "ANALYTICS_TRUSTED_PROXIES"),
+            mcp_origins=_parsed(parse_origins, env.get("ANALYTICS_MCP_ORIGINS", ""), "ANALYTICS_MCP_ORIGINS"),
             hit_rate_ip=_parsed(parse_rate, env.get("ANALYTICS_HIT_RATE_PER_IP", DEFAULT_RATE_PER_IP),
                                 "ANALYTICS_HIT_RATE_PER_IP"),
             hit_rate_site=_parsed(parse_rate, env.get("ANALYTICS_HIT_RATE_PER_SITE", DEFAULT_RATE_PER_SITE),

@@ -35,7 +35,7 @@ from nself_analytics.pipeline.drain import Drainer
 from nself_analytics.store.partitions import forget_partitions
 from nself_analytics.web.appkeys import ANALYTICS_APP, PG_POOL, REDIS
 
-from .integrations_support import HITS, SITE, web_data
+from .integrations_support import DAY, EVENTS, HITS, SITE, api, web_data
 from .tiers_support import tier_of
 
 SECRET = "sk_test_secret_token_0123456789"
@@ -375,3 +375,27 @@ def report_site(live_service: LiveService) -> str:
             assert response.status == 202
     wait_for(lambda: web_data(live_service, "pageviews")["pageviews"] == len(HITS), timeout=30)
     return SITE
+
+
+@pytest.fixture(scope="session")
+def product_data(live_service: LiveService, report_site: str) -> str:
+    """EVENTS tracked on the live service once (the MCP tests, stdio and HTTP), stored when the fixture returns."""
+    sends = [("identify", {"user_id": "m1", "traits": {"plan": "pro"}}),
+             ("identify", {"user_id": "m2", "traits": {"plan": "free"}}),
+             *(("track", {"event": e, "user_id": u, "properties": p}) for e, u, p in EVENTS)]
+    for kind, message in sends:
+        body = json.dumps(message).encode()
+        request = urllib.request.Request(f"{live_service.base_url}/analytics/{kind}", data=body, method="POST",
+                                         headers={"Authorization": f"Bearer {live_service.write_key}",
+                                                  "Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status in (200, 202)
+
+    def stored() -> bool:
+        counts = {e["event"]: e["count"] for e in api(live_service, "/events", **DAY)["data"]}
+        users = {u["user_id"] for u in api(live_service, "/users")["data"]}
+        return users >= {"m1", "m2"} and all(counts.get(e, 0) >= n for e, n in
+                                             {"mcp_signup": 3, "mcp_purchase": 2, "play": 1, "stop": 1}.items())
+
+    wait_for(stored, timeout=30)
+    return report_site

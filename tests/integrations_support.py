@@ -6,9 +6,19 @@ import json
 import time
 import urllib.parse
 import urllib.request
+from datetime import UTC, datetime
 from typing import Any
 
 SITE = "reports.example.com"
+TODAY = datetime.now(UTC).date().isoformat()
+DAY = {"start_date": TODAY, "end_date": TODAY}
+# (event, user, properties) tracked on the live service (product_data, conftest.py), account "primary"
+EVENTS = [
+    ("mcp_signup", "m1", {"plan": "pro"}), ("mcp_signup", "m2", {"plan": "free"}),
+    ("mcp_signup", "m3", {"plan": "pro"}),
+    ("mcp_purchase", "m1", {"amount": 30}), ("mcp_purchase", "m2", {"amount": 12}),
+    ("play", "m1", {}), ("stop", "m1", {}),
+]
 CHROME = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 "
           "Safari/537.36")
 IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "

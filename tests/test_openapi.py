@@ -167,8 +167,14 @@ async def test_mcp_page_is_filled_for_this_instance(client: Any) -> None:
     response = await client.get("/analytics/mcp", headers={**headers, "Accept": "application/json"})
     body = await response.json()
     assert body["openapi_url"] == "https://stats.example.com/analytics/openapi.json"
-    assert list(body["clients"]) == ["install", "claude_desktop", "claude_code", "cursor", "windsurf",
-                                     "openapi_bridge", "chatgpt_actions"]
+    assert list(body["clients"]) == ["http", "claude_code_http", "install", "claude_desktop", "claude_code", "cursor",
+                                     "windsurf", "openapi_bridge", "chatgpt_actions"]
+    # the MCP server over HTTP, inside this instance: its URL and header
+    [remote] = re.findall(r'<pre id="cfg-http"><code>(.*?)</code></pre>', page, re.S)
+    assert json.loads(html.unescape(remote))["mcpServers"]["nself-analytics"] == {
+        "type": "http", "url": "https://stats.example.com/analytics/mcp",
+        "headers": {"Authorization": "Bearer YOUR_SECRET_TOKEN"}}
+    assert "claude mcp add --transport http nself-analytics https://stats.example.com/analytics/mcp" in page
     evil = await client.get("/analytics/mcp", headers={"Host": 'x"><script>alert(1)</script>'})
     assert "<script>alert" not in await evil.text()
 

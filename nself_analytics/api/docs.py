@@ -82,15 +82,28 @@ async def static(request: web.Request) -> web.StreamResponse:
 
 
 def mcp_clients(base: str) -> dict[str, Any]:
-    """Ready-to-paste configurations of MCP and OpenAPI clients for the instance at ``base``: the native MCP
-    server (``nself-analytics mcp`` over stdio) first, the OpenAPI-to-MCP bridge and ChatGPT actions after."""
+    """Ready-to-paste configurations of MCP and OpenAPI clients for the instance at ``base``: the MCP server over
+    HTTP (``POST /mcp``, inside this instance) first, then over stdio (``nself-analytics mcp``), the OpenAPI-to-MCP
+    bridge and ChatGPT actions after."""
     spec = f"{base}/openapi.json"
     native = {"command": "nself-analytics", "args": ["mcp"],
               "env": {"ANALYTICS_URL": base, "ANALYTICS_API_TOKEN": TOKEN_PLACEHOLDER}}
     mcp_json = {"mcpServers": {"nself-analytics": native}}
+    endpoint = f"{base}/mcp"
+    remote = {"type": "http", "url": endpoint, "headers": {"Authorization": f"Bearer {TOKEN_PLACEHOLDER}"}}
     bridge = {"command": "npx", "args": ["-y", MCP_BRIDGE], "env": {
         "API_BASE_URL": base, "OPENAPI_SPEC_PATH": spec, "API_HEADERS": f"Authorization:Bearer {TOKEN_PLACEHOLDER}"}}
     return {
+        "http": {
+            "name": "Over HTTP, nothing to install (Cursor, Windsurf, VS Code: clients of Streamable HTTP)",
+            "file": "the client's MCP configuration file (e.g. ~/.cursor/mcp.json)",
+            "steps": [f"The MCP server runs inside this instance at {endpoint} (POST, Streamable HTTP, stateless).",
+                      "A site token reads only its site's web stats: add ?site=<its site> to the URL."],
+            "config": {"mcpServers": {"nself-analytics": remote}}},
+        "claude_code_http": {
+            "name": "Claude Code, over HTTP", "command": (
+                f"claude mcp add --transport http nself-analytics {endpoint} "
+                f'--header "Authorization: Bearer {TOKEN_PLACEHOLDER}"')},
         "install": {"name": "Install the MCP server", "command": "pip install 'nself-analytics[mcp]'",
                     "steps": ["On the machine running the AI client (Python 3.11+); it talks to this instance "
                               "over HTTP with the secret token."]},
@@ -121,10 +134,15 @@ def mcp_clients(base: str) -> dict[str, Any]:
 
 
 async def mcp(request: web.Request) -> web.Response:
-    """How to connect AI clients to this instance (HTML; JSON with Accept: application/json)."""
+    """How to connect AI clients to this instance (HTML; JSON with Accept: application/json). An MCP client's GET
+    (Accept: text/event-stream, no HTML) asks for a server stream, which the stateless MCP server over HTTP
+    (POST /mcp) does not open: 405, as the transport specifies."""
+    accept = request.headers.get("Accept", "")
+    if "text/event-stream" in accept and "text/html" not in accept:
+        raise ApiError(405, "This MCP server answers each POST with JSON and opens no event stream",
+                       headers={"Allow": "GET, POST"})
     base = base_url(request, "/mcp")
     clients = mcp_clients(base)
-    accept = request.headers.get("Accept", "")
     if "application/json" in accept and "text/html" not in accept:
         return web.json_response({"base_url": base, "openapi_url": f"{base}/openapi.json", "clients": clients,
                                   "token": f"replace {TOKEN_PLACEHOLDER} with the secret token"})

@@ -19,7 +19,8 @@ from ..config import Settings
 from ..ingest.queue import Producer
 from ..pipeline.runtime import WORKER, Worker
 from ..web.access import bind_access
-from ..web.appkeys import ANALYTICS_APP, PG_POOL, PRODUCER, READ_POOL, REDIS, SETTINGS, WORKER_POOL
+from ..web.appkeys import ANALYTICS_APP, MCP_APP, PG_POOL, PRODUCER, READ_POOL, REDIS, SETTINGS, WORKER_POOL
+from ..web.asgi import SCOPE_FETCH
 from ..web.body import MAX_BODY_BYTES
 from ..web.edge import bind_policies, edge_middleware
 from ..web.pools import create_api_pool
@@ -87,11 +88,29 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
     await client.aclose()
 
 
+async def _mcp_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The MCP server over Streamable HTTP (POST /analytics/mcp), when the mcp extra is installed; without it the
+    route answers 501 naming the install command and nothing else changes."""
+    try:
+        from ..integrations.mcp_http import McpHttp
+    except ImportError as exc:
+        log.info("mcp_http_unavailable", reason=str(exc)[:200], install="pip install 'nself-analytics[mcp]'")
+        yield
+        return
+    server = McpHttp(MAX_BODY_BYTES, SCOPE_FETCH)
+    await server.start()
+    app[MCP_APP] = server.asgi
+    try:
+        yield
+    finally:
+        await server.stop()
+
+
 def create_app(settings: Settings, *, worker: bool = False) -> web.Application:
     """Build the analytics sub-app; with ``worker`` the background drain/aggregate task runs inside it."""
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app[SETTINGS] = settings
-    app.cleanup_ctx.extend([_postgres_ctx, _redis_ctx])
+    app.cleanup_ctx.extend([_postgres_ctx, _redis_ctx, _mcp_ctx])
     if worker:
         app.cleanup_ctx.append(worker_ctx)
     add_routes(app, api.ROUTES)  # the router, from the one route table (api/__init__.py)

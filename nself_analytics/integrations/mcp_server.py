@@ -9,7 +9,7 @@ never a crash of the server.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
@@ -23,7 +23,10 @@ from .. import __version__
 from .client import AnalyticsClient, ClientConfig, ServiceError
 from .mcp_stdio import serve_stdio
 
-__all__ = ["TOOLS", "build_server", "run_stdio"]
+__all__ = ["TOOLS", "Getter", "build_server", "build_tools", "run_stdio"]
+
+# (path under /analytics, query) -> the JSON answer; ServiceError with the service's message
+Getter = Callable[[str, Mapping[str, Any] | None], Awaitable[dict[str, Any]]]
 
 DateText = Annotated[str | None, Field(description="UTC day YYYY-MM-DD (default: 30 days ago / today)",
                                         pattern=r"^\d{4}-\d{2}-\d{2}$")]
@@ -60,13 +63,18 @@ def _web_span(start_date: str | None, end_date: str | None) -> dict[str, int | N
 
 
 def build_server(config: ClientConfig) -> MCPServer:
-    """The MCP server with its tools, calling the service described by ``config``."""
+    """The MCP server with its tools, calling the service described by ``config`` over HTTP (stdio)."""
+    return build_tools(AnalyticsClient(config).get)
+
+
+def build_tools(get: Getter) -> MCPServer:
+    """The MCP server with its tools, each reading the HTTP API through ``get`` (over HTTP for stdio,
+    in-process for ``POST /analytics/mcp``: mcp_http.py)."""
     server = MCPServer("nself-analytics", instructions=INSTRUCTIONS, version=__version__)
-    client = AnalyticsClient(config)
 
     async def call(path: str, query: Mapping[str, Any] | None = None) -> dict[str, Any]:
         try:
-            answer: dict[str, Any] = await client.get(path, query)
+            answer: dict[str, Any] = await get(path, query)
         except ServiceError as exc:
             raise ToolError(str(exc)) from None
         return answer

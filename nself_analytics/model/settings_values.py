@@ -94,6 +94,20 @@ def parse_networks(text: str) -> tuple[Network, ...]:
 
 
 TRUSTED_PROXIES = parse_networks(DEFAULT_TRUSTED_PROXIES)
+_ORIGIN = re.compile(r"^https?://(?:[a-z0-9_.-]{1,253}|\[[0-9a-f:.]{2,45}\])(?::\d{1,5})?$")
+
+
+def parse_origins(text: str) -> tuple[str, ...]:
+    """Browser origins (``https://app.example.com``, scheme and host, a port when not the default) separated by
+    commas, lower-cased; ValueError naming the bad one."""
+    out = []
+    for part in text.split(","):
+        origin = part.strip().lower().rstrip("/")
+        if origin:
+            if not _ORIGIN.match(origin):
+                raise ValueError(f"{origin!r} is not an origin (use scheme://host[:port], e.g. https://app.example.com)")
+            out.append(origin)
+    return tuple(out)
 
 
 DEFAULT_ACCOUNT = "primary"

@@ -12,8 +12,9 @@ if TYPE_CHECKING:
 
     from ..config import Settings
     from ..ingest.queue import Producer
+    from .asgi import AsgiApp
 
-__all__ = ["ANALYTICS_APP", "PG_POOL", "PRODUCER", "READ_POOL", "REDIS", "SETTINGS", "WORKER_POOL"]
+__all__ = ["ANALYTICS_APP", "MCP_APP", "PG_POOL", "PRODUCER", "READ_POOL", "REDIS", "SETTINGS", "WORKER_POOL"]
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 # On the root app: the analytics sub-app mounted at /analytics (its state holds the pools).
@@ -27,3 +28,5 @@ READ_POOL: web.AppKey[aiopg.Pool] = web.AppKey("read_pool")
 WORKER_POOL: web.AppKey[aiopg.Pool] = web.AppKey("worker_pool")
 REDIS: web.AppKey[aioredis.Redis] = web.AppKey("redis")
 PRODUCER: web.AppKey[Producer] = web.AppKey("producer")
+# The MCP server over Streamable HTTP (an ASGI app: integrations/mcp_http.py), absent without the mcp extra.
+MCP_APP: web.AppKey[AsgiApp] = web.AppKey("mcp_app")
