@@ -8,6 +8,7 @@ __all__ = [
     "DEDUPE_PREFIX",
     "DRAIN_GROUP",
     "DROPPED_KEY",
+    "DROPPED_SUPPRESSED_KEY",
     "NAMES_DROPPED_KEY",
     "NAMES_PREFIX",
     "NAME_BLOCKED_PREFIX",
@@ -18,6 +19,9 @@ __all__ = [
     "PREFIX",
     "QUEUE_BYTES_KEY",
     "STREAM_KEY",
+    "SUPPRESSED_KEY",
+    "SUPPRESSED_SALT_KEY",
+    "SUPPRESSED_VERSION_KEY",
     "dedupe_prefix",
 ]
 
@@ -73,3 +77,13 @@ NAME_PUBLIC_PREFIX = PREFIX + "name_public:"
 NAMES_DROPPED_KEY = PREFIX + "dropped:names"
 # Hash: "<account>\n<name>" -> JSON of a deletion of a name's events in progress (the leader's name deletion job).
 NAME_DELETIONS_KEY = PREFIX + "name_deletions"
+
+# Erasure's suppression list (ingest/suppressed.py; the table np_analytics_suppressions is the truth, the leader's
+# `erasures` loop keeps this copy equal to it): a set of salted hashes (never an id), the salt they were made with,
+# and a version counter the ingest processes poll to reload the set. No TTL: until a suppression is lifted.
+SUPPRESSED_KEY = PREFIX + "suppressed"
+SUPPRESSED_SALT_KEY = PREFIX + "suppressed:salt"
+SUPPRESSED_VERSION_KEY = PREFIX + "suppressed:version"
+# Hash: source account -> messages dropped because they carried a suppressed (erased) id, at ingest or by the drain;
+# read by /health. No TTL: a running total since the Redis data began.
+DROPPED_SUPPRESSED_KEY = PREFIX + "dropped:suppressed"

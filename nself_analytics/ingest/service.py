@@ -21,6 +21,7 @@ from .queue import EnqueueResult, Producer, QueuedMessage, QueueFull, QueueUnava
 from .redis_keys import DROPPED_KEY
 from .refusals import RateLimited, SiteRefused, TooLarge, Unavailable
 from .site_guard import RATE_IP_PREFIX, RATE_SITE_PREFIX, ip_key, site_account, take
+from .suppressed import shared
 
 __all__ = ["NAME_WARNINGS", "Ingestor", "RequestMeta", "sampled_in", "slim_context"]
 
@@ -94,6 +95,7 @@ class Ingestor:
         self.producer = producer
         self.redis = client
         self.settings = settings
+        self.suppressions = shared(client)  # erased ids: their messages are dropped (counted in /health)
 
     def _enrich(self, record: EventRecord, meta: RequestMeta, salt: str | None, use_request_ua: bool,
                 hashes: dict[tuple[str, str | None], str]) -> None:
@@ -129,6 +131,8 @@ class Ingestor:
         count in no real-time counter (an import is no traffic). ``enrich=False``: the records carry what was
         derived when they were first accepted (an export's lines): they are not enriched again."""
         salt = await daily_salt(self.redis, meta.received_at) if self.settings.ip_hash else None
+        await self.suppressions.refresh()
+        suppressed: dict[str, int] = {}  # account -> messages carrying an erased id: counted, not enqueued
         messages = []
         positions: list[int] = []
         too_old: dict[str, int] = {}
@@ -142,6 +146,9 @@ class Ingestor:
             record = item.record
             if item.too_old:
                 too_old[record.source_account_id] = too_old.get(record.source_account_id, 0) + 1
+                continue
+            if self.suppressions.suppressed(record):
+                suppressed[record.source_account_id] = suppressed.get(record.source_account_id, 0) + 1
                 continue
             counters: tuple[tuple[str, int], ...] = ()
             name: tuple[str, str] | None = None
@@ -175,6 +182,7 @@ class Ingestor:
                 for account, count in too_old.items():
                     pipe.hincrby(DROPPED_KEY, account, count)
                 await pipe.execute()
+        await self.suppressions.count_dropped(suppressed)
         if not messages:
             return EnqueueResult(stored=0)
         try:

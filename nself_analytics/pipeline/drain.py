@@ -32,6 +32,7 @@ from ..ingest.redis_keys import (
     DEAD_LETTER_KEY,
     DRAIN_GROUP,
     DROPPED_KEY,
+    DROPPED_SUPPRESSED_KEY,
     QUEUE_BYTES_KEY,
     STREAM_KEY,
 )
@@ -119,6 +120,7 @@ class Drainer:
         self._own_pending = True
         self._next_reclaim = 0.0
         self.stored = 0
+        self._suppressed: dict[str, int] = {}  # account -> entries of this batch dropped for an erased id
 
     async def ensure_group(self) -> None:
         try:
@@ -202,6 +204,7 @@ class Drainer:
                     continue
                 days.add(day)
             rows.append(_Row(entry_id, raw, record))
+        self._suppressed = {}
         async with self.pool.acquire() as conn:
             await ensure_partitions(conn, days)
             stored, rejected = await self._write(conn, rows)
@@ -218,6 +221,8 @@ class Drainer:
                 deadletters.add(pipe, entry_id, raw, error, self.settings.dead_letter_max)
             for account, count in too_old.items():
                 pipe.hincrby(DROPPED_KEY, account, count)
+            for account, count in self._suppressed.items():
+                pipe.hincrby(DROPPED_SUPPRESSED_KEY, account, count)
             pipe.xack(STREAM_KEY, DRAIN_GROUP, *ids)
             pipe.xdel(STREAM_KEY, *ids)
             pipe.decrby(QUEUE_BYTES_KEY, sum(len(fields.get("e", "").encode()) for _id, fields in entries))
@@ -268,7 +273,8 @@ class Drainer:
             # the stream payloads as they are (encoded from EventRecord): joined into one array, not re-encoded
             links = link_ops(row.record for row in rows)
             return await write_payload(conn, "[" + ",".join(events) + "]", identifies, links,
-                                       max_ids=self.settings.max_ids_per_person, timeout_ms=timeout_ms), []
+                                       max_ids=self.settings.max_ids_per_person, timeout_ms=timeout_ms,
+                                       suppressed=self._suppressed), []
         except StatementTimeout:
             log.warning("batch_timed_out", entries=len(rows), timeout_ms=timeout_ms)
             if len(rows) == 1:

@@ -23,6 +23,7 @@ import structlog
 
 from ..model.record import EVENT_COLUMNS, EventRecord, IdentifyRecord, column, select_list
 from .identity import apply_links
+from .suppressions import suppressed_sql
 from .tx import statement_timeouts, transaction
 
 __all__ = ["DEFAULT_MAX_IDS", "EVENT_COLUMNS", "write_payload"]
@@ -37,16 +38,32 @@ _KEY = f"coalesce({_ACCOUNT}, 'primary'), {_MESSAGE_ID}"  # the de-duplication k
 _ENCODER = msgspec.json.Encoder()
 DEFAULT_MAX_IDS = 500  # Settings.max_ids_per_person's default
 
+# Erased ids (migration 0102): a row of the batch carrying a suppressed id (user id, anonymous id, an alias's
+# previous id) is dropped here, so a message queued before its id was erased never lands (the erasure job waits for
+# the transactions older than its suppression, store/erasure.py); the salt is read once per statement, and nothing
+# is hashed while the list is empty.
+_SUPPRESSION = """salt AS MATERIALIZED (SELECT salt FROM np_analytics_privacy_salt),
+any_suppressed AS MATERIALIZED (SELECT EXISTS (SELECT 1 FROM np_analytics_suppressions) AS on_)"""
+_SALT = "(SELECT salt FROM salt)"
+_ROW_SUPPRESSED = suppressed_sql(f"coalesce(r.{_ACCOUNT}, 'primary')", (
+    f"r.{column('user_id')}", f"r.{column('anonymous_id')}",
+    f"CASE WHEN r.{column('type')} = 'alias' THEN r.{column('properties')}->>'previous_id' END"), _SALT)
+_USER_SUPPRESSED = suppressed_sql("r.source_account_id", ("r.user_id",), _SALT)
+_ANON_SUPPRESSED = suppressed_sql("r.source_account_id", ("x",), _SALT)
+
 # Traits merge left to right; traits_once fill only the names the user has none of (PostHog's $set_once);
-# first_seen/last_seen widen. Rows arrive pre-merged per user.
+# first_seen/last_seen widen. Rows arrive pre-merged per user; a suppressed user id or anonymous id is left out.
 _USER_ROWS = """jsonb_to_recordset(%(users)s::jsonb)
      AS r(source_account_id text, user_id text, traits jsonb, traits_once jsonb, anonymous_ids text[],
           first_seen timestamptz, last_seen timestamptz)"""
 _UPSERT_USERS = f"""
 INSERT INTO np_analytics_users AS u (source_account_id, user_id, traits, anonymous_ids, first_seen, last_seen)
 SELECT r.source_account_id, r.user_id, coalesce(r.traits_once, '{{}}'::jsonb) || coalesce(r.traits, '{{}}'::jsonb),
-       coalesce(r.anonymous_ids, '{{}}'), r.first_seen, r.last_seen
+       coalesce(ARRAY(SELECT x FROM unnest(r.anonymous_ids) AS x
+                      WHERE NOT (SELECT on_ FROM any_suppressed) OR NOT {_ANON_SUPPRESSED}), '{{}}'),
+       r.first_seen, r.last_seen
 FROM {_USER_ROWS}
+WHERE NOT (SELECT on_ FROM any_suppressed) OR NOT {_USER_SUPPRESSED}
 ORDER BY 1, 2  -- rows locked in one order: concurrent drainers cannot deadlock
 ON CONFLICT (source_account_id, user_id) DO UPDATE SET
     -- the once-only traits under the user's, the new ones over both (EXCLUDED holds them merged: read them apart)
@@ -61,8 +78,12 @@ ON CONFLICT (source_account_id, user_id) DO UPDATE SET
 
 # One statement: the events (the count of new ones is its result), the hours they dirty, the user upserts.
 WRITE_BATCH = f"""
-WITH batch AS MATERIALIZED (
-    SELECT * FROM jsonb_to_recordset(%(events)s::jsonb) AS r({_RECORD})
+WITH {_SUPPRESSION},
+raw AS MATERIALIZED (
+    SELECT r.*, (SELECT on_ FROM any_suppressed) AND {_ROW_SUPPRESSED} AS suppressed_
+    FROM jsonb_to_recordset(%(events)s::jsonb) AS r({_RECORD})
+), batch AS MATERIALIZED (
+    SELECT * FROM raw WHERE NOT suppressed_
 ), fresh AS (
     -- the message ids not stored inside the de-duplication window (migration 0080): their rows go in below;
     -- a concurrent drainer holding the same id makes this wait for its commit, then skip the id
@@ -96,7 +117,9 @@ WITH batch AS MATERIALIZED (
     -- DO UPDATE (a no-op) takes the row lock, so an aggregator claiming this hour waits for our commit
     ON CONFLICT (source_account_id, hour) DO UPDATE SET marked_at = np_analytics_aggregate_dirty.marked_at
 ), users AS ({_UPSERT_USERS})
-SELECT count(*) FROM inserted
+SELECT (SELECT count(*) FROM inserted),
+       (SELECT coalesce(jsonb_object_agg(a, n), '{{}}'::jsonb)
+        FROM (SELECT coalesce({_ACCOUNT}, 'primary') AS a, count(*) AS n FROM raw WHERE suppressed_ GROUP BY 1) AS x)
 """
 
 
@@ -129,22 +152,30 @@ def _merge_identifies(identifies: Sequence[IdentifyRecord]) -> list[_User]:
     return list(merged.values())
 
 
+def _count(into: dict[str, int] | None, dropped: dict[str, int]) -> None:
+    if into is not None:
+        for account, count in dropped.items():
+            into[account] = into.get(account, 0) + int(count)
+
+
 async def write_payload(conn: aiopg.Connection, events_json: str, identifies: Sequence[IdentifyRecord],
                         links: Sequence[dict[str, Any]] = (), *, max_ids: int = DEFAULT_MAX_IDS,
-                        timeout_ms: int | None = None) -> int:
+                        timeout_ms: int | None = None, suppressed: dict[str, int] | None = None) -> int:
     """Write one drained batch in one transaction; return the number of events newly stored. ``events_json``:
     the events as one JSON array (the drain joins the stream payloads, which are encoded EventRecords).
 
     ``links``: the batch's identity link operations in stream order (``persons.link_ops``); ``max_ids``: the most
     ids one person may hold. ``timeout_ms``: the server-side statement timeout of this batch's statements (the
-    drain sizes it for the batch; a timeout raises ``QueryCanceled``, SQLSTATE 57014)."""
+    drain sizes it for the batch; a timeout raises ``QueryCanceled``, SQLSTATE 57014). ``suppressed``: when given,
+    the events dropped for an erased id are added to it per account (the drain counts them for /health)."""
     users = _ENCODER.encode(_merge_identifies(identifies)).decode() if identifies else "[]"
     params = {"events": events_json, "users": users}
     limit = "" if timeout_ms is None else f"SET LOCAL statement_timeout = {int(timeout_ms)}; "
     if not links:
         async with statement_timeouts(), conn.cursor() as cur:  # autocommit: one implicit transaction, one trip
             await cur.execute(limit + WRITE_BATCH, params)
-            (inserted,) = await cur.fetchone()
+            inserted, dropped = await cur.fetchone()
+        _count(suppressed, dropped)
         return int(inserted)
     async with statement_timeouts(), transaction(conn) as cur:
         if limit:
@@ -152,7 +183,8 @@ async def write_payload(conn: aiopg.Connection, events_json: str, identifies: Se
         # links first: their advisory locks are taken before any row lock of the batch statement
         refused = await apply_links(cur, json.dumps(list(links), separators=(",", ":")), max_ids)
         await cur.execute(WRITE_BATCH, params)
-        (inserted,) = await cur.fetchone()
+        inserted, dropped = await cur.fetchone()
+    _count(suppressed, dropped)
     if refused:
         log.warning("person_links_refused", links=len(links), **refused)
     return int(inserted)

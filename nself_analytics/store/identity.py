@@ -72,7 +72,16 @@ def person_of_param(param: str = "user_id", account: str = "%(account)s") -> str
 
 PERSON_OF_USER_PARAM = person_of_param()
 
-LINK_IDS = "SELECT np_analytics_link_ids(%(ops)s::jsonb, %(max_ids)s)"
+# links naming a suppressed (erased) id are left out (migration 0115; store/suppressions.py suppressed_sql)
+LINK_IDS = """
+SELECT np_analytics_link_ids(coalesce((
+    SELECT jsonb_agg(o ORDER BY n) FROM jsonb_array_elements(%(ops)s::jsonb) WITH ORDINALITY AS t(o, n)
+    WHERE NOT EXISTS (SELECT 1 FROM np_analytics_suppressions)
+       OR NOT EXISTS (SELECT 1 FROM np_analytics_suppressions sp
+                      WHERE sp.source_account_id = o->>'a'
+                        AND sp.id_hash IN (np_analytics_id_hash(o->>'a', o->>'u'),
+                                           np_analytics_id_hash(o->>'a', o->>'d')))
+), '[]'::jsonb), %(max_ids)s)"""
 
 
 def link_ops(records: Iterable[EventRecord | IdentifyRecord]) -> list[dict[str, Any]]:
