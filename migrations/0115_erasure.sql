@@ -30,7 +30,7 @@ CREATE TABLE np_analytics_suppressions (
 );
 
 -- Erasure jobs, run by the leader's `erasures` loop in bounded batches; a job survives a restart (it resumes at
--- its phase). ids/hours: the person's ids and the hours their events were in, set to NULL when the job is done.
+-- its phase). ids/hours/names: the person's ids, the hours and event names of their deleted events, set to NULL when the job is done.
 CREATE TABLE np_analytics_erasures (
     id                uuid        PRIMARY KEY,
     source_account_id text        NOT NULL,
@@ -39,6 +39,8 @@ CREATE TABLE np_analytics_erasures (
     phase             text        NOT NULL DEFAULT 'queued',
     ids               text[],
     hours             timestamptz[],
+    names             text[],
+    barrier           timestamptz,  -- the wait phase ends when no statement started before this is running
     counts            jsonb       NOT NULL DEFAULT '{}'::jsonb,
     requested_by      text        NOT NULL,
     error             text,

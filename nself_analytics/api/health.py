@@ -17,6 +17,7 @@ from ..ingest.redis_keys import (
     DEAD_LETTER_KEY,
     DRAIN_GROUP,
     DROPPED_KEY,
+    DROPPED_SUPPRESSED_KEY,
     NAME_DELETIONS_KEY,
     NAMES_DROPPED_KEY,
     STREAM_KEY,
@@ -61,7 +62,8 @@ async def _redis(request: web.Request) -> dict[str, Any]:
                 pipe.hgetall(DROPPED_KEY)
                 pipe.hgetall(NAMES_DROPPED_KEY)
                 pipe.hlen(NAME_DELETIONS_KEY)
-                _ping, depth, dead, dropped, by_name, deleting = await pipe.execute()
+                pipe.hgetall(DROPPED_SUPPRESSED_KEY)
+                _ping, depth, dead, dropped, by_name, deleting, suppressed = await pipe.execute()
             pending = 0
             try:
                 summary = await client.xpending(STREAM_KEY, DRAIN_GROUP)
@@ -70,11 +72,12 @@ async def _redis(request: web.Request) -> dict[str, Any]:
                 pending = 0
         return {"redis": {"reachable": True}, "queue_depth": int(depth), "queue_pending": pending,
                 "dead_letters": int(dead), "dropped_too_old": sum(int(v) for v in dropped.values()),
-                "dropped_event_names": _by_reason(by_name), "event_name_deletions": int(deleting)}
+                "dropped_event_names": _by_reason(by_name), "event_name_deletions": int(deleting),
+                "dropped_suppressed": sum(int(v) for v in suppressed.values())}
     except Exception as exc:
         return {"redis": {"reachable": False, "error": str(exc).strip()[:200] or type(exc).__name__},
                 "queue_depth": None, "queue_pending": None, "dead_letters": None, "dropped_too_old": None,
-                "dropped_event_names": None, "event_name_deletions": None}
+                "dropped_event_names": None, "event_name_deletions": None, "dropped_suppressed": None}
 
 
 def _by_reason(counts: dict[Any, Any]) -> dict[str, int]:

@@ -35,6 +35,7 @@ from . import deadletters
 from .alert_checks import AlertChecker
 from .backfill import run_backfills
 from .drain import DRAINERS, FINAL_DRAIN_SECONDS, MAINTAIN_INTERVAL_SECONDS, Drainer
+from .erasure import ErasureRunner
 from .leader import LEADER_RETRY_SECONDS, Leadership
 from .webhook_sender import WebhookSender
 
@@ -47,6 +48,8 @@ log = structlog.get_logger("nself_analytics.pipeline.runtime")
 NAME_DELETE_INTERVAL_SECONDS = 5.0
 NAME_DELETE_BATCH = 5_000
 NAME_DELETE_BATCHES_PER_RUN = 20
+# The erasure jobs (DELETE /persons/{distinct_id}) and the Redis copy of the suppression list: how often they look.
+ERASURE_INTERVAL_SECONDS = 2.0
 
 
 async def _every(seconds: float, stop: asyncio.Event, name: str, job: Any, leadership: Leadership) -> None:
@@ -77,6 +80,7 @@ class Worker:
         self.drainers = [Drainer(pool, client, settings, name=f"{name}-{i}") for i in range(DRAINERS)]
         self.sender = WebhookSender(pool, settings)
         self.alerts = AlertChecker(pool, settings)
+        self.erasure = ErasureRunner(pool, client, settings)
         assert settings.database_url is not None, "database_url must be resolved before the worker starts"
         self.leadership = Leadership(settings.database_url)
         self.stop_event = asyncio.Event()
@@ -149,6 +153,8 @@ class Worker:
                                        self.delete_names, self.leadership), name="delete_names"),
             asyncio.create_task(_every(self.settings.alert_check_interval, self.stop_event, "alerts",
                                        self.alerts.run_once, self.leadership), name="alerts"),
+            asyncio.create_task(_every(ERASURE_INTERVAL_SECONDS, self.stop_event, "erasures", self.erasure.run_open,
+                                       self.leadership), name="erasures"),
             asyncio.create_task(self.sender.run(self.stop_event), name="webhooks"),
         ]
 

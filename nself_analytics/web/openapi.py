@@ -33,6 +33,7 @@ from .openapi_parts import (
     _json,
     _op,
 )
+from .openapi_privacy import privacy_ops
 from .openapi_product import (
     _WEBHOOK_EVENTS,
     _product_ops,
@@ -136,7 +137,7 @@ def _service_ops() -> dict[tuple[str, str], Op]:
 # The hand-written parameters and answers of the routes not yet converted to typed ones, by (method, path)
 DESCRIPTIONS: dict[tuple[str, str], Op] = {**_ingest_ops(), **_web_ops(), **_product_ops(),
                                            **_webhook_ops(), **_service_ops(), **admin_ops(),
-                                           **dropin_ops(), **alert_ops()}
+                                           **dropin_ops(), **alert_ops(), **privacy_ops()}
 SECURITY: dict[Access, list[Any]] = {Access.PUBLIC: PUBLIC, Access.WRITE: WRITE, Access.TOKEN: SECRET,
                                      Access.SITE: SECRET}
 # The document's sections, in this order (a route's tag not listed here is added after them)
