@@ -2,11 +2,11 @@
 /persons/erasures/{job}), the suppression list (GET /suppressions, DELETE /suppressions/{distinct_id}) and the
 export of one person (GET /persons/{distinct_id}/export, NDJSON).
 
-Token only (api/routes.py); the request's account. An id is taken as sent (no trimming: " u1" is another id than
-"u1"), 1-255 characters (MAX_ID, as ingest), without NUL. Erasing an id never seen answers 202 too (``known``:
-false): its events may still be queued, and the suppression drops them and any later one (Segment's
-SUPPRESS_WITH_DELETE accepts any subject id; PostHog answers 404 for an unknown person, which would let queued
-events land).
+Token only (api/routes.py); the request's account. An id is normalized as ingest normalizes it (surrounding
+white space trimmed: ingest stores " u1" as "u1"), 1-255 characters (MAX_ID, as ingest), without NUL. Erasing an
+id never seen answers 202 too (``known``: false): its events may still be queued, and the suppression drops them
+and any later one (Segment's SUPPRESS_WITH_DELETE accepts any subject id; PostHog answers 404 for an unknown
+person, which would let queued events land).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ routes = web.RouteTableDef()
 
 
 def distinct_id(value: str) -> str:
+    value = value.strip()  # as ingest/normalize.py _ident: the stored id
     if not value or len(value) > MAX_ID or "\x00" in value:
         raise ApiError(400, f"distinct_id must be 1-{MAX_ID} characters, without NUL")
     return value
