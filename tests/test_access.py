@@ -28,7 +28,8 @@ PUBLIC = {
     # other trackers' web endpoints (guarded like /hit) and posthog-js's remote config (static: nothing to read)
     ("POST", "/api/event"), ("POST", "/api/send"), ("GET", "/array/{token}/config"), ("GET", "/array/{token}/config/"),
 }
-PATH_VALUES = {"id": "1", "event": "play", "name": "play", "path": "dashboard.js", "token": "phc_x"}
+PATH_VALUES = {"id": "1", "event": "play", "name": "play", "path": "dashboard.js", "token": "phc_x",
+               "job": "00000000-0000-0000-0000-000000000001"}
 SECURITY = {Access.PUBLIC: [], Access.TOKEN: [{"secretToken": []}], Access.SITE: [{"secretToken": []}],
             Access.WRITE: [{"writeKey": []}, {"writeKeyBasic": []}, {}]}
 

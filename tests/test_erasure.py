@@ -13,7 +13,7 @@ from typing import Any
 import redis
 
 from nself_analytics.pipeline.drain import Drainer
-from nself_analytics.pipeline.erasure import ErasureRunner
+from nself_analytics.pipeline.erasures import ErasureRunner
 from nself_analytics.store import erasure
 from nself_analytics.store.rollups.aggregates import materialize
 from nself_analytics.web.appkeys import ANALYTICS_APP, PG_POOL, REDIS

@@ -35,7 +35,7 @@ from . import deadletters
 from .alert_checks import AlertChecker
 from .backfill import run_backfills
 from .drain import DRAINERS, FINAL_DRAIN_SECONDS, MAINTAIN_INTERVAL_SECONDS, Drainer
-from .erasure import ErasureRunner
+from .erasures import ErasureRunner
 from .leader import LEADER_RETRY_SECONDS, Leadership
 from .webhook_sender import WebhookSender
 

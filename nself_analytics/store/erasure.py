@@ -1,5 +1,5 @@
 """Erasure jobs (migration 0115): created by DELETE /persons/{distinct_id} (or ``nself-analytics persons erase``),
-run by the leader's ``erasures`` loop (pipeline/erasure.py), reported by GET /persons/erasures/{job}.
+run by the leader's ``erasures`` loop (pipeline/erasures.py), reported by GET /persons/erasures/{job}.
 
 Creating a job, in one transaction under the account's identity lock (the advisory lock of np_analytics_link_ids,
 so no link moves meanwhile): the person's ids (the id's person root and every id mapped to it; at most

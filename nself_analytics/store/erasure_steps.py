@@ -1,4 +1,4 @@
-"""The bounded statements of an erasure job (store/erasure.py runs the phases; pipeline/erasure.py drives them).
+"""The bounded statements of an erasure job (store/erasure.py runs the phases; pipeline/erasures.py drives them).
 
 Every function deletes at most ``limit`` rows (or one events partition) per statement and is idempotent: run
 again after a crash, it finds what is left. Deleted events mark their hours dirty in the same statement (the
