@@ -23,9 +23,9 @@ from nself_analytics.host.migrate import pending_migrations
 
 from .conftest import SECRET, free_port, pg_execute, stop_service, wait_healthy
 from .test_hostile_startup import _env, _fails_fast
-from .test_upgrade_schema import RELEASE_1_1_1, migrate, sibling
+from .test_upgrade_schema import CONSOLIDATED, LATER, RELEASE_1_1_1, migrate, sibling
 
-PENDING = ["0100_schema_1_2", "0101_events_indexes"]
+PENDING = [*CONSOLIDATED, *LATER]
 
 
 def _applied(database_url: str) -> list[str]:
@@ -37,7 +37,7 @@ def test_start_refuses_a_1_1_1_schema_and_names_build(stores: Any, tmp_path: Pat
     database_url = sibling(stores.database_url, "gate_1_1_1")
     migrate(database_url, RELEASE_1_1_1)
     record = _fails_fast(_env(tmp_path, database_url, stores.redis_url, free_port()), "run `nself-analytics build`")
-    assert "2 migrations pending: 0100_schema_1_2, 0101_events_indexes" in record["message"]
+    assert f"{len(PENDING)} migrations pending: {', '.join(PENDING)}" in record["message"]
     assert "--migrate" in record["message"]
     assert pending_migrations(database_url) == PENDING  # start changed nothing
     assert _applied(database_url) == ["0001_initial", "0002_activity", "0003_event_ts_covering"]
@@ -100,7 +100,7 @@ def test_build_then_start_serves(stores: Any, tmp_path: Path) -> None:
     built = subprocess.run([sys.executable, "-m", "nself_analytics.host.cli", "build"], env=env, capture_output=True,
                            text=True, timeout=120)
     assert built.returncode == 0, built.stderr
-    assert '"applied": ["0100_schema_1_2", "0101_events_indexes"]' in built.stdout
+    assert json.dumps({"applied": PENDING})[1:-1] in built.stdout
     with (tmp_path / "service.log").open("ab") as log:
         process = subprocess.Popen([sys.executable, "-m", "nself_analytics.host.cli", "start"], env=env,
                                    stdout=log, stderr=subprocess.STDOUT)

@@ -25,7 +25,7 @@ from nself_analytics.store.backfills import backfills, run_batch
 from nself_analytics.store.rollups.aggregates import materialize
 
 from .conftest import SECRET, pg_execute
-from .test_upgrade_schema import RELEASE_1_1_1, migrate, sibling
+from .test_upgrade_schema import CONSOLIDATED, LATER, RELEASE_1_1_1, migrate, sibling
 
 SITE = "shop.example"
 NOW = datetime.now(UTC).replace(minute=30, second=0, microsecond=0)
@@ -110,7 +110,7 @@ def _release_1_1_1_copy(stores: Any) -> str:
     # 1.1.1's drain wrote the same columns (0100 adds none to these tables)
     _copy(stores.database_url, upgraded, "np_analytics_events")
     _copy(stores.database_url, upgraded, "np_analytics_users")
-    assert migrate(upgraded, migrations_dir()) == ["0100_schema_1_2", "0101_events_indexes"]
+    assert migrate(upgraded, migrations_dir()) == [*CONSOLIDATED, *LATER]
     return upgraded
 
 

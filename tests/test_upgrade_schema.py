@@ -30,6 +30,9 @@ OLD_CHAIN = FIXTURES / "migrations_1_2_development"
 RELEASE_1_1_1 = FIXTURES / "migrations_1_1_1"
 MIGRATION_TABLE = "np_analytics_yoyo_migration"  # nself_analytics/host/migrate.py's
 ADDED = {("table", "np_analytics_backfills")}
+CONSOLIDATED = ["0100_schema_1_2", "0101_events_indexes"]
+# the migrations added after the consolidation (0102 on, each depending on 0101 only): applied after CONSOLIDATED
+LATER = sorted(p.stem for p in migrations_dir().iterdir() if p.suffix in (".sql", ".py") and int(p.stem[:4]) > 101)
 
 CATALOG = {
     "table": """
@@ -106,15 +109,25 @@ def test_fixtures_are_the_released_and_the_replaced_files() -> None:
         text = (RELEASE_1_1_1 / name).read_text()
         assert (migrations_dir() / name).read_text() == text == (OLD_CHAIN / name).read_text()
     current = sorted(p.name for p in migrations_dir().iterdir() if p.suffix in (".sql", ".py"))
-    assert current == [*released, "0100_schema_1_2.sql", "0101_events_indexes.py"]
+    assert current[:5] == [*released, "0100_schema_1_2.sql", "0101_events_indexes.py"]
+    assert [name.rsplit(".", 1)[0] for name in current[5:]] == LATER
     assert len(list(OLD_CHAIN.glob("*.sql"))) == 3 + 17
 
 
-def test_consolidated_chain_builds_the_old_chains_schema(stores: Any) -> None:
+def consolidated_only(directory: Path) -> Path:
+    """``directory`` holding migrations/ up to 0101 (what the consolidation replaced the old chain by)."""
+    directory.mkdir()
+    for path in migrations_dir().iterdir():
+        if path.suffix in (".sql", ".py") and int(path.stem[:4]) <= 101:
+            (directory / path.name).write_bytes(path.read_bytes())
+    return directory
+
+
+def test_consolidated_chain_builds_the_old_chains_schema(stores: Any, tmp_path: Path) -> None:
     old = sibling(stores.database_url, "schema_old_chain")
     new = sibling(stores.database_url, "schema_new_chain")
     assert len(migrate(old, OLD_CHAIN)) == 20
-    assert migrate(new, migrations_dir()) == [
+    assert migrate(new, consolidated_only(tmp_path / "migrations")) == [
         "0001_initial", "0002_activity", "0003_event_ts_covering", "0100_schema_1_2", "0101_events_indexes"]
     before, after = catalog(old), catalog(new)
     assert ("index", "np_analytics_events_distinct_idx") in before  # the comparison sees the events' indexes
@@ -150,7 +163,7 @@ def test_release_1_1_1_with_events_upgrades_to_the_same_schema(stores: Any) -> N
         FROM unnest(%s::timestamptz[]) AS d, generate_series(0, 479) AS n
         WHERE d + n * interval '3 minutes' < now()""", (days,))
     (stored,) = pg_execute(db, "SELECT count(*) FROM np_analytics_events")[0]
-    assert migrate(db, migrations_dir()) == ["0100_schema_1_2", "0101_events_indexes"]
+    assert migrate(db, migrations_dir()) == [*CONSOLIDATED, *LATER]
     upgraded, expected = catalog(db), catalog(fresh)
     assert upgraded == expected
     # every partition has each new index once, attached to the parent's; the replaced indexes are gone

@@ -1,4 +1,4 @@
-"""Erasure jobs (migration 0115): created by DELETE /persons/{distinct_id} (or ``nself-analytics persons erase``),
+"""Erasure jobs (migration 0102): created by DELETE /persons/{distinct_id} (or ``nself-analytics persons erase``),
 run by the leader's ``erasures`` loop (pipeline/erasures.py), reported by GET /persons/erasures/{job}.
 
 Creating a job, in one transaction under the account's identity lock (the advisory lock of np_analytics_link_ids,

@@ -72,7 +72,7 @@ def person_of_param(param: str = "user_id", account: str = "%(account)s") -> str
 
 PERSON_OF_USER_PARAM = person_of_param()
 
-# links naming a suppressed (erased) id are left out (migration 0115; store/suppressions.py suppressed_sql)
+# links naming a suppressed (erased) id are left out (migration 0102; store/suppressions.py suppressed_sql)
 LINK_IDS = """
 SELECT np_analytics_link_ids(coalesce((
     SELECT jsonb_agg(o ORDER BY n) FROM jsonb_array_elements(%(ops)s::jsonb) WITH ORDINALITY AS t(o, n)

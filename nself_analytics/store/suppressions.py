@@ -1,4 +1,4 @@
-"""The suppression list of erased ids (migration 0115) and the audit log of the erasures.
+"""The suppression list of erased ids (migration 0102) and the audit log of the erasures.
 
 An id is never stored here: only ``hex(sha256(salt LF account LF id))`` (:func:`id_hash`, the same as the SQL
 function ``np_analytics_id_hash``), with the install's salt of ``np_analytics_privacy_salt``. The drain's batch

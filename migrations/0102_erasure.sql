@@ -4,7 +4,7 @@
 -- Nothing here keeps an erased id once its job is done: suppressions and the audit log hold a salted SHA-256 of
 -- (account, id) (np_analytics_id_hash below: the salt is this install's, made here), so an id is recognised when
 -- it comes again, or when an operator names it, but is not stored. A job row holds the ids only while it runs.
--- depends: 0114_person_merge_split
+-- depends: 0101_events_indexes
 
 CREATE TABLE np_analytics_privacy_salt (
     one  boolean PRIMARY KEY DEFAULT true CHECK (one),
