@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from typing import cast
 
 import aiopg
 import redis.asyncio as aioredis
@@ -206,7 +207,8 @@ class ErasureRunner:
         counters = await self._unlink(found)
         dead: list[str] = []
         start = "-"
-        while page := await self.redis.xrange(DEAD_LETTER_KEY, min=start, max="+", count=1000):
+        while page := cast(list[tuple[str, dict[str, str]]],  # decode_responses: str
+                           await self.redis.xrange(DEAD_LETTER_KEY, min=start, max="+", count=1000)):
             for entry_id, fields in page:
                 payload = fields.get("e", "")
                 if fields.get("account", "primary") == account and _payload_ids(payload) & ids:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Literal
 
 import aiopg
 import msgspec
@@ -21,11 +21,13 @@ import msgspec
 from . import suppressions
 from .tx import transaction
 
-__all__ = ["PHASES", "Job", "add_counts", "create_job", "finish_job", "get_job", "open_jobs", "person_ids", "set_phase"]
+__all__ = ["PHASES", "Job", "JobReport", "State", "add_counts", "create_job", "finish_job", "get_job", "open_jobs",
+           "person_ids", "set_phase"]
 
 # wait: until every statement older than the suppression has ended (a drain batch that did not see it has
 # committed, so the deletes below see its rows); events, scrub, people, rollup_rows, outbox: Postgres; redis: the
 # counters, de-duplication keys and dead letters; rollups: the aggregator has recomputed every hour concerned.
+State = Literal["pending", "running", "done", "failed"]
 PHASES = ("wait", "events", "scrub", "people", "rollup_rows", "outbox", "redis", "rollups", "done")
 
 _LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('np_analytics_person_map:' || %(account)s, 0))"
@@ -48,7 +50,7 @@ class Job(msgspec.Struct, frozen=True):
 
     id: str
     source_account_id: str
-    state: str
+    state: State
     phase: str
     counts: dict[str, int]
     requested_by: str
@@ -61,12 +63,26 @@ class Job(msgspec.Struct, frozen=True):
     names: list[str] | None = None
     barrier: datetime | None = None
 
-    def report(self) -> dict[str, Any]:
-        return {"job": self.id, "state": self.state, "phase": self.phase,
-                "progress": round(PHASES.index(self.phase) / (len(PHASES) - 1), 3) if self.phase in PHASES else 0.0,
-                "counts": self.counts, "requested_by": self.requested_by, "created_at": self.created_at.isoformat(),
-                "updated_at": self.updated_at.isoformat(),
-                "finished_at": self.finished_at.isoformat() if self.finished_at else None, "error": self.error}
+    def report(self) -> JobReport:
+        return JobReport(self.id, self.state, self.phase,
+                         round(PHASES.index(self.phase) / (len(PHASES) - 1), 3) if self.phase in PHASES else 0.0,
+                         self.counts, self.requested_by, self.created_at, self.updated_at, self.finished_at,
+                         self.error)
+
+
+class JobReport(msgspec.Struct, frozen=True):
+    """What GET /persons/erasures/{job} and ``nself-analytics persons erase`` show of a job (never an id)."""
+
+    job: str
+    state: State
+    phase: str
+    progress: float
+    counts: dict[str, int]
+    requested_by: str
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+    error: str | None
 
 
 _JOB_COLUMNS = ("id::text, source_account_id, state, phase, counts, requested_by, created_at, updated_at, finished_at, "

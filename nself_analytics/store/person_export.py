@@ -13,11 +13,12 @@ from datetime import datetime
 import aiopg
 import msgspec
 
+from ..model.ndjson import encode_line, event_line, identify_line
 from ..model.record import EVENT_COLUMNS, EventRecord, IdentifyRecord
 from .erasure import person_ids
 from .partitions import list_partitions
 
-__all__ = ["PAGE", "Link", "events", "ids_of", "links", "users"]
+__all__ = ["PAGE", "Link", "events", "ids_of", "lines", "links", "users"]
 
 PAGE = 1_000
 _COLS = ", ".join(f"e.{name}" for name in EVENT_COLUMNS)
@@ -88,3 +89,20 @@ async def links(conn: aiopg.Connection, account: str, ids: list[str]) -> list[Li
             WHERE source_account_id = %(account)s AND distinct_id = ANY(%(ids)s::text[]) ORDER BY distinct_id""",
                           {"account": account, "ids": ids})
         return [Link(*row) for row in await cur.fetchall()]
+
+
+async def lines(conn: aiopg.Connection, account: str, distinct_id: str) -> AsyncIterator[bytes]:
+    """The export of the person of ``distinct_id`` as NDJSON lines (model/ndjson.py): its events, then an identify
+    line per identified user and an alias line per anonymous id it was identified with, then its identity links.
+    Shared by GET /persons/{id}/export and ``nself-analytics persons export``; nothing for an unknown id."""
+    ids = await ids_of(conn, account, distinct_id)
+    async for record in events(conn, account, ids):
+        yield encode_line(event_line(record))
+    for user, anonymous_ids in await users(conn, account, ids):
+        yield encode_line(identify_line(user, stable_id=True))
+        for anonymous_id in anonymous_ids:  # the anonymous ids the user was identified with
+            yield encode_line({"type": "alias", "userId": user.user_id, "previousId": anonymous_id,
+                               "source": "identify"})
+    for link in await links(conn, account, ids):
+        yield encode_line({"type": "alias", "userId": link.person_id, "previousId": link.distinct_id,
+                           "timestamp": link.linked_at.isoformat(), "source": "person_map"})

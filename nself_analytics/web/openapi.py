@@ -3,7 +3,8 @@
 :func:`document` walks the app's routes (``api.ROUTES``, web/routing.py): each operation's path, method, tags,
 summary, operationId and security come from its :class:`Route`. Its parameters and answer come from the Route's
 msgspec types when it declares them (web/openapi_types.py); a route not yet converted takes them from
-``DESCRIPTIONS``, hand-written here and in web/openapi_product.py and looked up by the route's (method, path).
+``DESCRIPTIONS``, hand-written here and in web/openapi_product.py and looked up by the route's (method, path);
+a typed route whose answer is not JSON (a stream) takes its success answer from there too (web/openapi_privacy.py).
 A route with neither has no operation, which tests/test_openapi.py refuses.
 """
 
@@ -171,6 +172,8 @@ def operation(route: Route, schemas: dict[str, Any]) -> Op | None:
     schemas its types refer to are added to ``schemas``."""
     if route.params is not None or route.answer is not None:
         described = typed_operation(route, schemas)
+        if route.answer is None and route.key in DESCRIPTIONS:  # typed parameters, an answer that is not JSON
+            described["responses"].update(copy.deepcopy(DESCRIPTIONS[route.key]["responses"]))
     elif route.key in DESCRIPTIONS:
         described = copy.deepcopy(DESCRIPTIONS[route.key])
     else:
