@@ -26,7 +26,7 @@ from ..web import params
 from ..web.auth import grant_of
 from ..web.errors import ApiError
 from ..web.pools import reading, writing
-from ..web.routing import TOKEN, Route
+from ..web.routing import TOKEN, Body, Route
 
 __all__ = ["ROUTES", "actor_of", "distinct_id"]
 
@@ -174,7 +174,9 @@ ROUTES = [
           op_id="persons_erasure", params=JobParams, answer=ErasureAnswer,
           summary="The progress of an erasure job"),
     Route("GET", r"/persons/{id:[^/]+}/export", export, TOKEN, name="privacy.export", tags=("People",),
-          op_id="persons_export", params=PersonId,
+          op_id="persons_export", params=PersonId, answer=Body("application/x-ndjson", (
+              "One JSON object a line: events in the export's Segment-like shape (model/ndjson.py, with messageId), "
+              "then identify lines (traits) and alias lines (links); empty for an unknown id")),
           summary="Export a person: every event, trait and identity link of all its ids, as NDJSON"),
     Route("GET", "/suppressions", list_suppressions, TOKEN, name="privacy.suppressions", tags=("People",),
           op_id="suppressions_list", params=SuppressionsParams, answer=SuppressionList,

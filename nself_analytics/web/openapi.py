@@ -3,8 +3,7 @@
 :func:`document` walks the app's routes (``api.ROUTES``, web/routing.py): each operation's path, method, tags,
 summary, operationId and security come from its :class:`Route`. Its parameters and answer come from the Route's
 msgspec types when it declares them (web/openapi_types.py); a route not yet converted takes them from
-``DESCRIPTIONS``, hand-written here and in web/openapi_product.py and looked up by the route's (method, path);
-a typed route whose answer is not JSON (a stream) takes its success answer from there too (web/openapi_privacy.py).
+``DESCRIPTIONS``, hand-written here and in web/openapi_product.py and looked up by the route's (method, path).
 A route with neither has no operation, which tests/test_openapi.py refuses.
 """
 
@@ -34,7 +33,6 @@ from .openapi_parts import (
     _json,
     _op,
 )
-from .openapi_privacy import privacy_ops
 from .openapi_product import (
     _WEBHOOK_EVENTS,
     _product_ops,
@@ -138,7 +136,7 @@ def _service_ops() -> dict[tuple[str, str], Op]:
 # The hand-written parameters and answers of the routes not yet converted to typed ones, by (method, path)
 DESCRIPTIONS: dict[tuple[str, str], Op] = {**_ingest_ops(), **_web_ops(), **_product_ops(),
                                            **_webhook_ops(), **_service_ops(), **admin_ops(),
-                                           **dropin_ops(), **alert_ops(), **privacy_ops()}
+                                           **dropin_ops(), **alert_ops()}
 SECURITY: dict[Access, list[Any]] = {Access.PUBLIC: PUBLIC, Access.WRITE: WRITE, Access.TOKEN: SECRET,
                                      Access.SITE: SECRET}
 # The document's sections, in this order (a route's tag not listed here is added after them)
@@ -172,8 +170,6 @@ def operation(route: Route, schemas: dict[str, Any]) -> Op | None:
     schemas its types refer to are added to ``schemas``."""
     if route.params is not None or route.answer is not None:
         described = typed_operation(route, schemas)
-        if route.answer is None and route.key in DESCRIPTIONS:  # typed parameters, an answer that is not JSON
-            described["responses"].update(copy.deepcopy(DESCRIPTIONS[route.key]["responses"]))
     elif route.key in DESCRIPTIONS:
         described = copy.deepcopy(DESCRIPTIONS[route.key])
     else:
