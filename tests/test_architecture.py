@@ -33,7 +33,7 @@ ALLOWED: dict[str, set[str]] = {
 SAME_NAME_PAIRS = {
     frozenset({f"api/{name}.py", f"store/{name}.py"})
     for name in ("alerts", "campaigns", "event_names", "explorer", "export", "funnels", "metrics", "people",
-                 "quotas", "retention", "trends", "webhooks")
+                 "quotas", "retention", "scheduled_reports", "trends", "webhooks")
 } | {frozenset({"api/posthog.py", "ingest/posthog.py"})}  # a wire format's handlers and its translator
 
 

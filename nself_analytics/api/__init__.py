@@ -28,6 +28,7 @@ from . import (
     privacy,
     quotas,
     retention,
+    scheduled_reports,
     sdk,
     stats,
     trends,
@@ -63,6 +64,7 @@ _MODULES = [
     webhooks,
     event_names,
     alerts,
+    scheduled_reports,
 ]
 
 ROUTES: tuple[Route, ...] = tuple(route for module in _MODULES for route in module.ROUTES)

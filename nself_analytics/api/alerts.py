@@ -28,12 +28,8 @@ def _body(data: dict[str, Any], settings: Settings) -> AlertBody:
     except SpecError as exc:
         raise ApiError(400, str(exc)) from None
     channels = body.channels
-    missing = [(channels.telegram_chat, "telegram_chat", "TELEGRAM_BOT_TOKEN", settings.telegram_token),
-               (channels.discord_channel, "discord_channel", "DISCORD_BOT_TOKEN", settings.discord_token),
-               (channels.emails, "emails", "ANALYTICS_SMTP_URL", settings.smtp)]
-    for wanted, field, variable, configured in missing:
-        if wanted and not configured:
-            raise ApiError(400, f"channels.{field} needs {variable} set on the service")
+    if message := settings.unconfigured(channels.telegram_chat, channels.discord_channel, channels.emails):
+        raise ApiError(400, message)
     return body
 
 

@@ -32,6 +32,16 @@ class NotifySettings:
     discord_token: str | None = None
     public_url: str | None = None
 
+    def unconfigured(self, telegram_chat: str | None, discord_channel: str | None, emails: list[str]) -> str | None:
+        """The 400 message of the first recipient whose channel is not configured on the service, or None."""
+        wanted = [(telegram_chat, "telegram_chat", "TELEGRAM_BOT_TOKEN", self.telegram_token),
+                  (discord_channel, "discord_channel", "DISCORD_BOT_TOKEN", self.discord_token),
+                  (emails, "emails", "ANALYTICS_SMTP_URL", self.smtp)]
+        for recipient, field, variable, configured in wanted:
+            if recipient and not configured:
+                return f"channels.{field} needs {variable} set on the service"
+        return None
+
 
 def _parsed(parse: Callable[[str], Any], env: Mapping[str, str], name: str, default: str, shown: bool = True) -> Any:
     text = env.get(name, default)

@@ -1,5 +1,6 @@
 """The background runtime of one process: the drainers and the webhook sender in every process, the aggregate,
-maintenance and alerts schedules in the leader only; started and stopped with the app (host/app.py: worker_ctx)."""
+maintenance, alerts and reports schedules in the leader only; started and stopped with the app (host/app.py:
+worker_ctx)."""
 
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ from .backfill import run_backfills
 from .drain import DRAINERS, FINAL_DRAIN_SECONDS, MAINTAIN_INTERVAL_SECONDS, Drainer
 from .erasures import ErasureRunner
 from .leader import LEADER_RETRY_SECONDS, Leadership
+from .report_jobs import ReportScheduler
 from .webhook_sender import WebhookSender
 
 __all__ = ["WORKER", "Worker"]
@@ -81,6 +83,7 @@ class Worker:
         self.sender = WebhookSender(pool, settings)
         self.alerts = AlertChecker(pool, settings)
         self.erasure = ErasureRunner(pool, client, settings)
+        self.reports = ReportScheduler(pool, settings)
         assert settings.database_url is not None, "database_url must be resolved before the worker starts"
         self.leadership = Leadership(settings.database_url)
         self.stop_event = asyncio.Event()
@@ -155,6 +158,8 @@ class Worker:
                                        self.alerts.run_once, self.leadership), name="alerts"),
             asyncio.create_task(_every(ERASURE_INTERVAL_SECONDS, self.stop_event, "erasures", self.erasure.run_open,
                                        self.leadership), name="erasures"),
+            asyncio.create_task(_every(self.settings.alert_check_interval, self.stop_event, "reports",
+                                       self.reports.run_once, self.leadership), name="reports"),
             asyncio.create_task(self.sender.run(self.stop_event), name="webhooks"),
         ]
 

@@ -17,7 +17,7 @@ from .. import __version__
 from ..ingest.redis_keys import DEDUPE_TTL_SECONDS
 from .access import Access
 from .openapi_admin import admin_ops
-from .openapi_alerts import alert_ops
+from .openapi_alerts import alert_ops, report_ops
 from .openapi_dropin import dropin_ops
 from .openapi_parts import (
     ACCOUNT_HEADER,
@@ -136,12 +136,13 @@ def _service_ops() -> dict[tuple[str, str], Op]:
 # The hand-written parameters and answers of the routes not yet converted to typed ones, by (method, path)
 DESCRIPTIONS: dict[tuple[str, str], Op] = {**_ingest_ops(), **_web_ops(), **_product_ops(),
                                            **_webhook_ops(), **_service_ops(), **admin_ops(),
-                                           **dropin_ops(), **alert_ops()}
+                                           **dropin_ops(), **alert_ops(),
+                                           **report_ops()}
 SECURITY: dict[Access, list[Any]] = {Access.PUBLIC: PUBLIC, Access.WRITE: WRITE, Access.TOKEN: SECRET,
                                      Access.SITE: SECRET}
 # The document's sections, in this order (a route's tag not listed here is added after them)
 TAGS = ("Ingest", "Segment API", "PostHog API", "Web analytics", "Funnels", "Retention", "Counters", "Quotas",
-        "Metrics", "Trends", "Explorer", "People", "Event names", "Webhooks", "Alerts", "Service")
+        "Metrics", "Trends", "Explorer", "People", "Event names", "Webhooks", "Alerts", "Reports", "Service")
 
 
 def _outgoing_webhooks() -> dict[str, Any]:

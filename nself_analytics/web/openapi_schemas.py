@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..model.alert_spec import alert_schemas
+from ..model.report_spec import report_schemas
 from ..model.schema import ingest_schemas
 
 __all__ = ["SCHEMAS", "obj", "ref"]
@@ -56,6 +57,7 @@ SCHEMAS: dict[str, Schema] = {
     "Deleted": obj({"status": SUCCESS, "deleted": {"const": True}}, required=["status", "deleted"]),
     **ingest_schemas(),  # Track, Page, ..., Batch, Hit: generated from the Structs that validate them
     **alert_schemas(),  # AlertBody, Series, Condition, Channels: the Structs of model/alert_spec.py
+    **report_schemas(),  # ReportBody, ReportChannels: model/report_spec.py
     "Accepted": obj({"status": SUCCESS, "message_id": {"type": "string", "format": "uuid"},
                      "duplicate": {"type": "boolean", "description": "true when this message id was seen before"},
                      "warnings": {"type": "array", "items": STRING}},
