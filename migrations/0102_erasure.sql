@@ -22,7 +22,7 @@ $$;
 -- The suppression list: an id whose hash is here is dropped by the ingest service (through the Redis set the
 -- leader keeps equal to this table) and by the drain (store/events.py), whatever the wire format.
 CREATE TABLE np_analytics_suppressions (
-    source_account_id text        NOT NULL,
+    source_account_id text        NOT NULL DEFAULT 'primary',
     id_hash           text        NOT NULL,
     job_id            uuid,
     created_at        timestamptz NOT NULL DEFAULT now(),
@@ -33,7 +33,7 @@ CREATE TABLE np_analytics_suppressions (
 -- its phase). ids/hours/names: the person's ids, the hours and event names of their deleted events, set to NULL when the job is done.
 CREATE TABLE np_analytics_erasures (
     id                uuid        PRIMARY KEY,
-    source_account_id text        NOT NULL,
+    source_account_id text        NOT NULL DEFAULT 'primary',
     subject_hash      text        NOT NULL,
     state             text        NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'running', 'done', 'failed')),
     phase             text        NOT NULL DEFAULT 'queued',
@@ -55,7 +55,7 @@ CREATE INDEX np_analytics_erasures_open_idx ON np_analytics_erasures (created_at
 CREATE TABLE np_analytics_audit (
     id                bigserial   PRIMARY KEY,
     at                timestamptz NOT NULL DEFAULT now(),
-    source_account_id text        NOT NULL,
+    source_account_id text        NOT NULL DEFAULT 'primary',
     actor             text        NOT NULL,
     action            text        NOT NULL,
     job_id            uuid,
