@@ -2,12 +2,12 @@
 /persons/erasures/{job}), the suppression list (GET /suppressions, DELETE /suppressions/{distinct_id}) and the
 export of one person (GET /persons/{distinct_id}/export, NDJSON).
 
-Token only; the request's account. An id is normalized as ingest normalizes it (surrounding white space trimmed:
-ingest stores " u1" as "u1"), 1-255 characters (MAX_ID, as ingest), without NUL. Erasing an id never seen answers
-202 too (``known``: false): its events may still be queued, and the suppression drops them and any later one
-(Segment's SUPPRESS_WITH_DELETE accepts any subject id; PostHog answers 404 for an unknown person, which would let
-queued events land). The command line (``nself-analytics persons``, host/persons_cli.py) does the same through
-store/privacy.py without the HTTP API.
+Token only; the request's account. An id is normalized as ingest normalizes it (model/wire.py subject_id: surrounding
+white space trimmed, ingest stores " u1" as "u1"), 1-255 characters (MAX_ID, as ingest), without NUL. Erasing an id
+never seen answers 202 too (``known``: false): its events may still be queued, and the suppression drops them and
+any later one (Segment's SUPPRESS_WITH_DELETE accepts any subject id; PostHog answers 404 for an unknown person,
+which would let queued events land). The command line (``nself-analytics persons``, host/persons_cli.py) does the
+same through the same store modules and job runner, without the HTTP API.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Annotated, ClassVar, Literal
 import msgspec
 from aiohttp import web
 
-from ..model.wire import MAX_ID
+from ..model.wire import MAX_ID, SUBJECT_MESSAGE, subject_id
 from ..store import erasure, person_export, suppressions
 from ..store.erasure import JobReport, State
 from ..web import params
@@ -28,18 +28,7 @@ from ..web.errors import ApiError
 from ..web.pools import reading, writing
 from ..web.routing import TOKEN, Body, Route
 
-__all__ = ["ROUTES", "actor_of", "distinct_id"]
-
-ID_MESSAGE = f"distinct_id must be 1-{MAX_ID} characters, without NUL"
-
-
-def distinct_id(value: str) -> str:
-    """``value`` as ingest stores it (trimmed); ValueError(ID_MESSAGE) when empty, too long or holding NUL."""
-    value = value.strip()  # as ingest/normalize.py _ident: the stored id
-    if not value or len(value) > MAX_ID or "\x00" in value:
-        raise ValueError(ID_MESSAGE)
-    return value
-
+__all__ = ["ROUTES", "actor_of"]
 
 def actor_of(request: web.Request) -> str:
     """Who asks, for the audit log: the credential's role and the account it is bound to (never a secret)."""
@@ -53,10 +42,10 @@ class PersonId(msgspec.Struct, kw_only=True):
     id: Annotated[str, msgspec.Meta(description=(
         f"A distinct id (user or anonymous id), percent-encoded in the path: 1-{MAX_ID} characters once trimmed"))]
 
-    MESSAGES: ClassVar[dict[str, str]] = {"id": ID_MESSAGE, "id:missing": ID_MESSAGE}
+    MESSAGES: ClassVar[dict[str, str]] = {"id": SUBJECT_MESSAGE, "id:missing": SUBJECT_MESSAGE}
 
     def __post_init__(self) -> None:
-        self.id = distinct_id(self.id)
+        self.id = subject_id(self.id)
 
 
 class JobParams(msgspec.Struct, kw_only=True):

@@ -1,7 +1,8 @@
 """``nself-analytics install | build | start [--migrate] | status | stop``: a standalone host that drives the
 plugin hooks through the same pluggy PluginManager as the nself CLI (``status`` and ``stop`` act on a running
 ``start``; ``build`` applies the migrations, ``start`` refuses a schema behind this version unless ``--migrate``).
-``backup``, ``restore``, ``export`` and ``import`` move the data (host/data_cli.py). ``dead-letters
+``backup``, ``restore``, ``export`` and ``import`` move the data (host/data_cli.py); ``persons
+erase|export|suppressions`` serves a person's data rights (host/persons_cli.py). ``dead-letters
 list|replay|drop`` drives the drain's dead-letter stream. ``bot telegram|discord`` and ``mcp`` run the
 integrations, clients of a running service's HTTP API (ANALYTICS_URL, ANALYTICS_API_TOKEN)."""
 
@@ -24,6 +25,7 @@ from ..config import ConfigError, Settings
 from . import hookspecs
 from .data_cli import DATA_COMMANDS, add_data_commands, run_data_command
 from .lifecycle import PID_FILE, is_service, running_service_pid
+from .persons_cli import add_persons_command
 
 __all__ = ["main", "plugin_manager"]
 
@@ -128,6 +130,7 @@ def _parser() -> argparse.ArgumentParser:
     dead.add_argument("--limit", type=int, default=100, help="list at most this many (default 100)")
     dead.add_argument("--payload-chars", type=int, default=500, help="payload characters shown by list")
     add_data_commands(commands)
+    add_persons_command(commands)
     return parser
 
 
@@ -143,6 +146,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                    payload_chars=args.payload_chars)
     if args.command == "stop":
         return _stop(env)
+    if args.command == "persons":
+        from .persons_cli import run_persons
+
+        return run_persons(args, env)
     if args.command in DATA_COMMANDS:
         return run_data_command(args, env)
     if args.command in ("bot", "mcp"):

@@ -25,6 +25,7 @@ __all__ = [
     "MAX_ID",
     "MAX_NAME",
     "SPELLINGS",
+    "SUBJECT_MESSAGE",
     "Alias",
     "Batch",
     "Group",
@@ -35,6 +36,7 @@ __all__ = [
     "Page",
     "Screen",
     "Track",
+    "subject_id",
 ]
 
 MAX_BATCH = 100
@@ -42,6 +44,17 @@ MAX_NAME = 200
 MAX_ID = 255
 MAX_SESSION = 128
 MAX_TEXT = 2048
+SUBJECT_MESSAGE = f"distinct_id must be 1-{MAX_ID} characters, without NUL"
+
+
+def subject_id(value: str) -> str:
+    """A distinct id an operator names (erasure, export, suppression; API or command line) as ingest stores it:
+    surrounding white space trimmed (ingest stores " u1" as "u1"). ValueError(SUBJECT_MESSAGE) when empty, longer
+    than MAX_ID or holding NUL."""
+    value = value.strip()
+    if not value or len(value) > MAX_ID or "\x00" in value:
+        raise ValueError(SUBJECT_MESSAGE)
+    return value
 
 
 class MessageError(ValueError):
