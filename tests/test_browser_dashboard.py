@@ -76,20 +76,21 @@ def _seed(live: Live) -> None:
     product events and people (through the batch API), all inside the default 30-day ranges."""
     hits = [
         ("s1", "/", "https://news.example/post", {"utm_source": "newsletter", "utm_medium": "email",
-                                                  "utm_campaign": "spring"}, PERSON_UA, 1280),
-        ("s1", "/pricing", None, {}, PERSON_UA, 1280),
-        ("s1", "/signup", None, {}, PERSON_UA, 1280),
-        ("s2", "/", "https://www.search.example/?q=x", {"utm_source": "search"}, PERSON_UA, 1440),
-        ("s2", "/docs", None, {}, PERSON_UA, 1440),
+                                                  "utm_campaign": "spring"}, PERSON_UA, 1280, "8.8.8.8"),
+        ("s1", "/pricing", None, {}, PERSON_UA, 1280, "8.8.8.8"),
+        ("s1", "/signup", None, {}, PERSON_UA, 1280, "8.8.8.8"),
+        ("s2", "/", "https://www.search.example/?q=x", {"utm_source": "search"}, PERSON_UA, 1440, "81.2.69.142"),
+        ("s2", "/docs", None, {}, PERSON_UA, 1440, "81.2.69.142"),
         ("s3", "/pricing", "https://news.example/other", {"utm_source": "newsletter", "utm_term": "shoes",
-                                                          "utm_content": "banner"}, MOBILE_UA, 390),
-        ("s4", "/", None, {}, MOBILE_UA, 390),
-        ("s5", "/", None, {"utm_campaign": "=HYPERLINK(\"http://x.test\")"}, PERSON_UA, 1280),  # a formula
+                                                          "utm_content": "banner"}, MOBILE_UA, 390, "5.9.0.1"),
+        ("s4", "/", None, {}, MOBILE_UA, 390, "1.1.1.1"),
+        ("s5", "/", None, {"utm_campaign": "=HYPERLINK(\"http://x.test\")"}, PERSON_UA, 1280, "8.8.4.4"),  # a formula
     ]
-    for session, path, referrer, utm, agent, width in hits:
+    # the addresses (the trusted local proxy forwards them) give the page views countries for the map
+    for session, path, referrer, utm, agent, width, ip in hits:
         body = {"site": SITE, "path": path, "referrer": referrer, "session_id": session, "screen_width": width,
                 "language": "en-US", **utm}
-        live.post("hit", body, {"User-Agent": agent})
+        live.post("hit", body, {"User-Agent": agent, "X-Forwarded-For": ip})
     now = datetime.now(UTC).replace(microsecond=0)
     events: list[dict[str, Any]] = []
     for i, (user, plan) in enumerate([("alice", "pro"), ("bob", "free"), ("carol", "pro"), ("dave", "free")]):
@@ -257,9 +258,11 @@ async def test_web_tab_matches_the_api_and_filters(dash_browser: Browser, dash_s
     await page.wait_for_function("n => document.getElementById('kpi-pageviews').textContent === n",
                                  arg=str(api["pageviews"]["pageviews"]))
     assert "path=" not in page.url and await page.locator(".chip").count() == 0
-    # UTM and browser rows filter too
+    # UTM and browser rows filter too (each list behind its tab of the Sources and Devices cards)
+    await page.click("[data-card-tab=utm-sources]")
     await page.click("#utm-sources tbody tr:has(td:text-is('newsletter'))")
     await page.wait_for_selector(".chip[data-filter=utm_source]")
+    await page.click("[data-card-tab=browsers]")
     await page.click("#browsers tbody tr:has(td:text-is('Safari'))")
     await page.wait_for_selector(".chip[data-filter=browser]")
     assert "utm_source=newsletter" in page.url and "browser=Safari" in page.url
@@ -292,6 +295,7 @@ async def test_web_tab_matches_the_api_and_filters(dash_browser: Browser, dash_s
     assert list(csv.reader(io.StringIO(text))) == expected
     assert download.suggested_filename == f"{SITE}-top-pages.csv"
     # a value that looks like a spreadsheet formula is exported as text
+    await page.click("[data-card-tab=utm-campaigns]")
     async with page.expect_download() as info:
         await page.click("button[data-export=utm-campaigns]")
     text = await asyncio.to_thread(Path.read_text, Path(await (await info.value).path()))
@@ -411,7 +415,7 @@ async def test_phone_screen(dash_browser: Browser, dash_service: Live) -> None:
     page, watch = await open_dashboard(dash_browser, dash_service, width=390)
     await login(page)
     await page.wait_for_selector("#top-pages tbody tr:not(:has(td.empty))")
-    await page.wait_for_selector("#utm-sources tbody tr:not(:has(td.empty))")
+    await page.wait_for_selector("#utm-sources tbody tr:not(:has(td.empty))", state="attached")
     wide = await page.evaluate("() => [...document.querySelectorAll('body *')].filter(e => "
                                "e.getBoundingClientRect().right > 391).slice(0, 5)"
                                ".map(e => e.tagName + '#' + e.id + ' ' + e.getBoundingClientRect().right)")

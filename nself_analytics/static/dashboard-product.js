@@ -9,6 +9,42 @@
   var people = { offset: 0, limit: 25 }, person = { offset: 0, limit: 20 };
 
   var percent = D.percent, seconds = D.seconds;
+  var dayFormat = new Intl.DateTimeFormat(undefined, { year: 'numeric', month: 'short', day: 'numeric', timeZone: 'UTC' });
+  var timeFormat = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit',
+                                                        timeZone: 'UTC' });
+  var stampFormat = new Intl.DateTimeFormat(undefined, { year: 'numeric', month: 'short', day: 'numeric',
+                                                         hour: '2-digit', minute: '2-digit', timeZone: 'UTC' });
+
+  /* an ISO time (microseconds and all) as the reader's locale writes it, in UTC */
+  function when(iso, format) {
+    if (!iso) return '-';
+    var date = new Date(/[zZ]|[+-]\d\d:?\d\d$/.test(iso) ? iso : iso + 'Z');
+    return isNaN(date) ? iso : (format || stampFormat).format(date);
+  }
+
+  /* a property or trait value as text: nested objects flattened to "key: value", lists joined; never raw JSON */
+  function valueText(v) {
+    if (v === null || v === undefined) return '-';
+    if (Array.isArray(v)) return v.map(valueText).join(', ');
+    if (typeof v === 'object') return Object.keys(v).map(function (k) { return k + ': ' + valueText(v[k]); }).join(' · ');
+    if (typeof v === 'number') return charts.format(v);
+    return String(v);
+  }
+
+  /* an event's properties as "key value" pairs (a definition list) */
+  function propertyList(props) {
+    var dl = document.createElement('dl');
+    dl.className = 'props';
+    Object.keys(props || {}).forEach(function (k) {
+      var dt = document.createElement('dt'), dd = document.createElement('dd');
+      dt.textContent = k;
+      dt.title = k;
+      dd.textContent = valueText(props[k]);
+      dd.title = dd.textContent;
+      dl.append(dt, dd);
+    });
+    return dl;
+  }
 
   function options(select, values, keep) {
     var current = select.value;
@@ -32,7 +68,7 @@
       list.replaceChildren();
       names.forEach(function (n) { var o = document.createElement('option'); o.value = n; list.appendChild(o); });
       D.fillTable($('events-table'), events, function (e) {
-        return [e.event, e.count, e.first_seen.slice(0, 10), e.last_seen.slice(0, 10)];
+        return [{ text: e.event, title: e.event }, e.count, when(e.first_seen, dayFormat), when(e.last_seen, dayFormat)];
       });
       return loadProperties();
     });
@@ -131,6 +167,7 @@
   function runFunnel(event) {
     if (event) event.preventDefault();
     var steps = $('funnel-steps').value.split(',').map(function (s) { return s.trim(); }).filter(Boolean);
+    $('funnel-result').hidden = false;
     return D.api('funnel', { steps: steps.join(','), start_date: $('funnel-start').value,
                              end_date: $('funnel-end').value, window: $('funnel-window').value,
                              breakdown: $('funnel-breakdown').value }).then(function (body) {
@@ -153,6 +190,7 @@
                                 period: $('retention-period').value, start_event: $('retention-start-event').value,
                                 return_event: $('retention-return-event').value }).then(function (body) {
       var rows = body.data || [];
+      $('retention-result').hidden = !rows.length;
       var columns = rows.reduce(function (n, r) { return Math.max(n, r.retained.length); }, 0);
       var table = $('retention-table'), head = document.createElement('tr');
       ['Cohort', 'Users'].concat(Array.from({ length: columns }, function (_, k) {
@@ -192,7 +230,10 @@
 
   function showProduct() {
     var first = events === null;
-    return loadEvents().then(function () { return first || $('trends-chart').children.length === 0 ? runTrends() : null; });
+    return loadEvents().then(function () {
+      return Promise.all([first || $('trends-chart').children.length === 0 ? runTrends() : null,
+                          first ? runRetention() : null]);
+    });
   }
 
   /* people */
@@ -209,8 +250,10 @@
                                  offset: people.offset }, traitFilter());
     return D.api('users', params).then(function (body) {
       D.fillTable($('people-table'), body.data, function (u) {
-        var traits = Object.keys(u.traits).slice(0, 4).map(function (k) { return k + ': ' + u.traits[k]; }).join(', ');
-        return [{ text: u.user_id, user: u.user_id }, traits, u.first_seen.slice(0, 10), u.last_seen.slice(0, 10)];
+        var traits = Object.keys(u.traits).slice(0, 4).map(function (k) { return k + ': ' + valueText(u.traits[k]); })
+          .join(' · ');
+        return [{ text: u.user_id, user: u.user_id }, { text: traits, title: traits }, when(u.first_seen, dayFormat),
+                when(u.last_seen, dayFormat)];
       });
       $('people-prev').disabled = people.offset === 0;
       $('people-next').disabled = !body.has_more;
@@ -222,8 +265,8 @@
     return D.api('users/' + encodeURIComponent(state.user), { limit: person.limit, offset: person.offset })
       .then(function (p) {
         $('person-id').textContent = p.id;
-        $('person-first').textContent = p.first_seen || '-';
-        $('person-last').textContent = p.last_seen || '-';
+        $('person-first').textContent = when(p.first_seen);
+        $('person-last').textContent = when(p.last_seen);
         $('person-count').textContent = p.event_count;
         var linked = $('person-linked');
         linked.replaceChildren();
@@ -234,12 +277,19 @@
         if (!p.linked_ids.length) linked.textContent = '-';
         D.fillTable($('person-traits'), Object.keys(p.traits), function (k) {
           var v = p.traits[k];
-          return [k, typeof v === 'object' ? JSON.stringify(v) : v];
+          return [k, { text: valueText(v), title: valueText(v) }];
         });
         D.fillTable($('person-counts'), p.event_counts, function (c) { return [c.event, c.count]; });
+        var lastDay = null;
         D.fillTable($('person-events'), p.events, function (e) {
-          return [e.ts.replace('T', ' ').slice(0, 19), e.event, { text: e.distinct_id, user: e.distinct_id },
-                  e.path || '', e.properties ? JSON.stringify(e.properties) : ''];
+          var day = when(e.ts, dayFormat), time = document.createElement('span');
+          time.className = 'when';
+          time.innerHTML = day === lastDay ? '' : '<b></b>';
+          if (day !== lastDay) time.firstChild.textContent = day;
+          time.appendChild(document.createTextNode(when(e.ts, timeFormat)));
+          lastDay = day;
+          return [{ node: time }, { text: e.event, title: e.event }, { text: e.distinct_id, user: e.distinct_id },
+                  { text: e.path || '', title: e.path || '' }, { node: propertyList(e.properties) }];
         });
         $('person-newer').disabled = person.offset === 0;
         $('person-older').disabled = !p.more_events;

@@ -1,65 +1,51 @@
 /*
- * The web tab (every web stat of the API as a card or a panel, each figure beside the previous period;
- * goals; rows that filter the dashboard) and the realtime tab (refreshed every few seconds).
+ * The web tab: top stats (each beside the previous period, with a sparkline where a daily series exists), one
+ * main chart of the chosen stat, goals, the lists grouped in tabbed cards (dashboard-cards.js), and peak hours
+ * as a day-by-hour heat map. A click on a row (or a country of the map) filters the whole dashboard. A site
+ * without page views gets the first-run card instead (dashboard-start.js).
  */
 (function () {
   'use strict';
-  var D = window.NpDash, $ = D.$, charts = D.charts, state = D.state;
-  var REALTIME_MS = 5000;
-  var timer = null;
+  var D = window.NpDash, $ = D.$, charts = D.charts, state = D.state, cards = window.NpCards;
+  var HEAT_DAYS = 7;
+  var metric = 'pageviews';  // the main chart's stat: pageviews or sessions
+  var lastSeries = null;     // [current days, previous days] of the last load, for a metric switch
 
-  // id, title, endpoint, key of a row, column title, the filter a row sets (or none)
-  var PANELS = [
-    ['top-pages', 'Top pages', 'pages', 'path', 'Page', 'path'],
-    ['entry-pages', 'Entry pages', 'entry-pages', 'path', 'Page', 'path'],
-    ['exit-pages', 'Exit pages', 'exit-pages', 'path', 'Page', 'path'],
-    ['referrers', 'Referrers', 'referrers', 'referrer', 'Source', 'referrer'],
-    ['utm-sources', 'UTM sources', 'utm-sources', 'utm_source', 'Source', 'utm_source'],
-    ['utm-mediums', 'UTM mediums', 'utm-mediums', 'utm_medium', 'Medium', 'utm_medium'],
-    ['utm-campaigns', 'UTM campaigns', 'utm-campaigns', 'utm_campaign', 'Campaign', 'utm_campaign'],
-    ['utm-terms', 'UTM terms', 'utm-terms', 'utm_term', 'Term', 'utm_term'],
-    ['utm-contents', 'UTM contents', 'utm-contents', 'utm_content', 'Content', 'utm_content'],
-    ['countries', 'Countries', 'countries', 'country', 'Country', 'country'],
-    ['devices', 'Devices', 'devices', 'device', 'Device', 'device'],
-    ['browsers', 'Browsers', 'browsers', 'browser', 'Browser', 'browser'],
-    ['os', 'Operating systems', 'os', 'os', 'OS', 'os'],
-    ['languages', 'Languages', 'languages', 'language', 'Language', null],
-    ['screen-widths', 'Screen widths', 'screen-widths', 'width', 'Width (px)', null],
-    ['hostnames', 'Hostnames', 'hostnames', 'hostname', 'Hostname', null],
-    ['peak-hours', 'Peak hours (UTC)', 'peak-hours', 'hour', 'Hour', null],
-    ['bounce-rates', 'Bounce rate by entry page', 'bounce-rates', 'path', 'Page', 'path']
-  ];
-
-  function buildPanels() {
-    var grid = $('web-panels');
-    if (grid.children.length) return;
-    PANELS.forEach(function (p) {
-      var card = document.createElement('div'), h = document.createElement('h2'), box = document.createElement('div');
-      var table = document.createElement('table'), button = document.createElement('button');
-      card.className = 'card';
-      h.textContent = p[1];
-      box.className = 'table-box';
-      table.id = p[0];
-      table.setAttribute('data-title', p[1]);
-      var columns = p[2] === 'bounce-rates' ? [p[4], 'Sessions', 'Bounces', 'Rate'] :
-        p[2] === 'entry-pages' || p[2] === 'exit-pages' ? [p[4], 'Sessions'] : [p[4], 'Views', 'Sessions'];
-      table.innerHTML = '<thead><tr></tr></thead><tbody></tbody>';
-      columns.forEach(function (c) {
-        var th = document.createElement('th');
-        th.textContent = c;
-        table.querySelector('tr').appendChild(th);
-      });
-      button.type = 'button';
-      button.className = 'export';
-      button.setAttribute('data-export', p[0]);
-      button.textContent = 'Export CSV';
-      box.appendChild(table);
-      card.append(h, box, button);
-      grid.appendChild(card);
-    });
+  // a list: id, title, endpoint, key of a row, first column, columns ('views' | 'sessions' | 'bounce'), filter
+  function list(id, title, endpoint, key, column, kind, filter) {
+    var columns = kind === 'bounce' ? [column, 'Sessions', 'Bounces', 'Rate'] :
+      kind === 'sessions' ? [column, 'Sessions'] : [column, 'Views', 'Sessions'];
+    return { id: id, title: title, endpoint: endpoint, key: key, columns: columns, kind: kind, filter: filter };
   }
 
+  var GROUPS = [
+    { id: 'card-pages', title: 'Pages', tabs: [
+      list('top-pages', 'Top pages', 'pages', 'path', 'Page', 'views', 'path'),
+      list('entry-pages', 'Entry pages', 'entry-pages', 'path', 'Page', 'sessions', 'path'),
+      list('exit-pages', 'Exit pages', 'exit-pages', 'path', 'Page', 'sessions', 'path'),
+      list('bounce-rates', 'Bounce rate', 'bounce-rates', 'path', 'Entry page', 'bounce', 'path'),
+      list('hostnames', 'Hostnames', 'hostnames', 'hostname', 'Hostname', 'views', null)] },
+    { id: 'card-sources', title: 'Sources', tabs: [
+      list('referrers', 'Referrers', 'referrers', 'referrer', 'Source', 'views', 'referrer'),
+      list('utm-sources', 'UTM source', 'utm-sources', 'utm_source', 'Source', 'views', 'utm_source'),
+      list('utm-mediums', 'Medium', 'utm-mediums', 'utm_medium', 'Medium', 'views', 'utm_medium'),
+      list('utm-campaigns', 'Campaign', 'utm-campaigns', 'utm_campaign', 'Campaign', 'views', 'utm_campaign'),
+      list('utm-terms', 'Term', 'utm-terms', 'utm_term', 'Term', 'views', 'utm_term'),
+      list('utm-contents', 'Content', 'utm-contents', 'utm_content', 'Content', 'views', 'utm_content')] },
+    { id: 'card-locations', title: 'Locations', tabs: [
+      { id: 'world-map', title: 'Map', map: true },
+      list('countries', 'Countries', 'countries', 'country', 'Country', 'views', 'country'),
+      list('languages', 'Languages', 'languages', 'language', 'Language', 'views', null)] },
+    { id: 'card-devices', title: 'Devices', tabs: [
+      list('devices', 'Device', 'devices', 'device', 'Device', 'views', 'device'),
+      list('browsers', 'Browser', 'browsers', 'browser', 'Browser', 'views', 'browser'),
+      list('os', 'OS', 'os', 'os', 'OS', 'views', 'os'),
+      list('screen-widths', 'Screen', 'screen-widths', 'width', 'Width (px)', 'views', null)] }
+  ];
+  var LISTS = [].concat.apply([], GROUPS.map(function (g) { return g.tabs.filter(function (t) { return !t.map; }); }));
+
   var percent = D.percent, seconds = D.seconds;
+  var regions = window.Intl && Intl.DisplayNames ? new Intl.DisplayNames(undefined, { type: 'region' }) : null;
 
   /* the change of a figure against the previous period, as text and a direction */
   function change(current, previous) {
@@ -71,28 +57,39 @@
             rate > 0 ? 'up' : 'down'];
   }
 
-  function kpi(name, text, current, previous) {
+  function kpi(name, text, current, previous, lowerIsBetter) {
     $('kpi-' + name).textContent = text;
     var c = change(current, previous), em = $('chg-' + name);
     if (!em) return;
     em.textContent = c[0];
-    em.className = 'change ' + c[1];
+    em.className = 'change ' + (lowerIsBetter && c[1] ? (c[1] === 'up' ? 'down' : 'up') : c[1]);
     em.title = previous === null || previous === undefined ? '' : 'previous period: ' + previous;
     em.setAttribute('data-previous', previous === null || previous === undefined ? '' : previous);
   }
 
+  function label(panel, r) {
+    var value = r[panel.key];
+    if (value === null || value === undefined || value === '') return panel.key === 'referrer' ? 'Direct / None' : '';
+    return String(value);
+  }
+
   function rowsOf(panel, data) {
-    var key = panel[3], filter = panel[5], max = Math.max.apply(null, [1].concat(data.map(function (r) {
-      return r.pageviews || r.sessions || 0;
-    })));
-    D.fillTable($(panel[0]), data, function (r) {
-      var label = r[key] === null || r[key] === undefined ? '' : String(r[key]);
-      var first = { text: label, share: (r.pageviews || r.sessions || 0) / max };
-      if (filter) first.filter = [filter, label];
-      if (panel[2] === 'bounce-rates') return [first, r.sessions, r.bounces, percent(r.bounce_rate)];
-      if (panel[2] === 'entry-pages' || panel[2] === 'exit-pages') return [first, r.sessions];
+    var max = Math.max.apply(null, [1].concat(data.map(function (r) { return r.pageviews || r.sessions || 0; })));
+    D.fillTable($(panel.id), data, function (r) {
+      var text = label(panel, r), shown = panel.key === 'country' && regions && text ? regionName(text) : text;
+      var first = { text: shown, share: (r.pageviews || r.sessions || 0) / max, title: text === shown ? text : shown +
+                    ' (' + text + ')' };
+      if (panel.filter && r[panel.key] !== null && r[panel.key] !== undefined) first.filter = [panel.filter, text];
+      if (panel.kind === 'bounce') return [first, r.sessions, r.bounces, percent(r.bounce_rate)];
+      if (panel.kind === 'sessions') return [first, r.sessions];
       return [first, r.pageviews, r.sessions];
     });
+    // a single hostname (the site's own) says nothing: that tab only shows for several
+    cards.mark(panel.id, panel.endpoint === 'hostnames' && data.length < 2 ? 0 : data.length);
+  }
+
+  function regionName(code) {
+    try { return regions.of(code.toUpperCase()) || code; } catch (e) { return code; }
   }
 
   function screenLabel(rows) {
@@ -100,6 +97,7 @@
   }
 
   function loadGoals() {
+    $('goals-box').hidden = !state.goals.length;
     if (!state.goals.length) { D.fillTable($('goals'), [], function () { return []; }); return Promise.resolve(); }
     var cur = D.webParams({ goal: state.goals }), prev = D.webParams({ goal: state.goals }, true);
     return Promise.all([D.api('api/goals', cur), D.api('api/goals', prev)]).then(function (r) {
@@ -115,13 +113,62 @@
           D.writeUrl();
           loadGoals().catch(D.failed);
         });
-        return [g.goal, g.conversions, g.visitors, percent(g.conversion_rate), c[0], { node: remove }];
+        return [{ text: g.goal, title: g.goal }, g.conversions, g.visitors, percent(g.conversion_rate), c[0],
+                { node: remove }];
       });
     });
   }
 
+  /* the main chart: the chosen stat per day, the previous period dashed */
+  function drawMain() {
+    if (!lastSeries) return;
+    var days = lastSeries[0], before = lastSeries[1], name = metric === 'sessions' ? 'sessions' : 'page views';
+    var dayFormat = new Intl.DateTimeFormat(undefined, { month: 'short', day: 'numeric', timeZone: 'UTC' });
+    $('main-title').textContent = (metric === 'sessions' ? 'Sessions' : 'Page views') + ' per day';
+    charts.lineChart($('timeseries'), days.map(function (x, i) {
+      var point = { label: dayFormat.format(new Date(x.date + 'T00:00:00Z')), previous: before[i] ? before[i][metric] : 0 };
+      point[metric] = x[metric];
+      return point;
+    }), { title: name + ' per day', series: [
+      { key: metric, name: name, className: 'series-0' },
+      { key: 'previous', name: name + ', previous period', className: 'series-0', dashed: true }] });
+    document.querySelectorAll('.kpi[data-metric]').forEach(function (k) {
+      k.classList.toggle('selected', k.getAttribute('data-metric') === metric);
+    });
+  }
+
+  function sparks(days) {
+    charts.sparkline($('spark-pageviews'), days.map(function (d) { return d.pageviews; }));
+    charts.sparkline($('spark-sessions'), days.map(function (d) { return d.sessions; }));
+    charts.sparkline($('spark-per-session'), days.map(function (d) {
+      return d.sessions ? d.pageviews / d.sessions : 0;
+    }));
+  }
+
+  /* peak hours: page views per hour of each of the last HEAT_DAYS days of the range (one read per day) */
+  function loadHeat() {
+    var r = D.webParams(), days = Math.min(HEAT_DAYS, state.days), reads = [];
+    var end = Math.ceil(r.end / 86400) * 86400;
+    var dayName = new Intl.DateTimeFormat(undefined, { weekday: 'short', day: 'numeric', timeZone: 'UTC' });
+    for (var k = days - 1; k >= 0; k--) {
+      var start = end - (k + 1) * 86400;
+      reads.push(D.api('api/peak-hours', Object.assign({}, r, { start: start, end: start + 86400 }))
+        .then(function (start, body) {
+          var values = new Array(24).fill(0);
+          body.data.forEach(function (h) { values[h.hour] = h.pageviews; });
+          return { label: dayName.format(new Date(start * 1000)), values: values };
+        }.bind(null, start)));
+    }
+    return Promise.all(reads).then(function (rows) {
+      var total = rows.reduce(function (n, row) { return n + row.values.reduce(function (a, b) { return a + b; }, 0); }, 0);
+      $('card-peak').hidden = !total;
+      $('heat-title').textContent = 'Peak hours, last ' + rows.length + (rows.length > 1 ? ' days' : ' day') + ' (UTC)';
+      charts.heatmap($('peak-hours'), rows, { title: 'page views by day and hour', unit: 'page views' });
+    });
+  }
+
   function loadWeb() {
-    buildPanels();
+    cards.build($('web-panels'), GROUPS);
     var p = D.webParams(), prev = D.webParams({}, true);
     D.message('Loading ' + state.site + '...');
     var main = Promise.all([
@@ -129,49 +176,37 @@
       D.api('api/session-duration', prev), D.api('api/timeseries', p), D.api('api/timeseries', prev),
       D.api('api/active', p)
     ]).then(function (r) {
-      var t = r[0].data, tp = r[1].data, d = r[2].data, dp = r[3].data;
-      kpi('visitors', charts.format(t.visitors), t.visitors, tp.visitors);
-      kpi('pageviews', charts.format(t.pageviews), t.pageviews, tp.pageviews);
-      kpi('sessions', charts.format(t.sessions), t.sessions, tp.sessions);
-      kpi('per-session', d.sessions ? String(d.pageviews_per_session) : '-', d.pageviews_per_session,
-          dp.pageviews_per_session);
-      kpi('bounce', d.sessions ? percent(d.bounce_rate) : '-', d.bounce_rate, dp.bounce_rate);
-      kpi('duration', d.sessions ? seconds(d.average_seconds) : '-', d.average_seconds, dp.average_seconds);
-      kpi('median', d.sessions ? seconds(d.median_seconds) : '-', d.median_seconds, dp.median_seconds);
-      $('kpi-active').textContent = charts.format(r[6].data.active);
-      var before = r[5].data;
-      charts.lineChart($('timeseries'), r[4].data.map(function (x, i) {
-        return { label: x.date.slice(5), pageviews: x.pageviews, sessions: x.sessions,
-                 previous: before[i] ? before[i].pageviews : 0 };
-      }), { title: 'page views per day', series: [
-        { key: 'pageviews', name: 'page views', className: 'series-0' },
-        { key: 'sessions', name: 'sessions', className: 'series-1' },
-        { key: 'previous', name: 'page views, previous period', className: 'series-0', dashed: true }] });
-      D.message(t.pageviews ? '' : 'No page views of ' + state.site + ' in this range yet.');
+      var t = r[0].data, tp = r[1].data, d = r[2].data, dp = r[3].data, f = charts.format;
+      var perSession = function (x) { return Math.round(x * 10) / 10; };
+      kpi('visitors', f(t.visitors), t.visitors, tp.visitors);
+      kpi('pageviews', f(t.pageviews), t.pageviews, tp.pageviews);
+      kpi('sessions', f(t.sessions), t.sessions, tp.sessions);
+      kpi('per-session', d.sessions ? D.decimal(d.pageviews_per_session) : '-', perSession(d.pageviews_per_session),
+          dp.sessions ? perSession(dp.pageviews_per_session) : null);
+      kpi('bounce', d.sessions ? percent(d.bounce_rate) : '-', d.bounce_rate, dp.sessions ? dp.bounce_rate : null, true);
+      kpi('duration', d.sessions ? seconds(d.average_seconds) : '-', d.average_seconds,
+          dp.sessions ? dp.average_seconds : null);
+      kpi('median', d.sessions ? seconds(d.median_seconds) : '-', d.median_seconds, dp.sessions ? dp.median_seconds : null);
+      $('kpi-active').textContent = f(r[6].data.active);
+      lastSeries = [r[4].data, r[5].data];
+      drawMain();
+      sparks(r[4].data);
+      var filtered = Object.keys(state.filters).some(function (k) { return state.filters[k]; });
+      if (window.NpStart) window.NpStart.webLoaded(t.pageviews, filtered);
+      D.message(t.pageviews || !filtered ? '' : 'No page views match these filters in this range.');
     });
-    var panels = PANELS.map(function (panel) {
-      return D.api('api/' + panel[2], Object.assign({}, p, { limit: 10 })).then(function (body) {
-        rowsOf(panel, panel[2] === 'screen-widths' ? screenLabel(body.data) : body.data);
+    var lists = LISTS.map(function (panel) {
+      return D.api('api/' + panel.endpoint, Object.assign({}, p, { limit: 10 })).then(function (body) {
+        rowsOf(panel, panel.endpoint === 'screen-widths' ? screenLabel(body.data) : body.data);
+        if (panel.endpoint === 'countries') {
+          cards.mark('world-map', body.data.length);
+          return cards.drawMap($('world-map'), body.data);
+        }
       });
     });
-    return Promise.all([main, loadGoals()].concat(panels));
+    var settled = Promise.all(lists).then(function () { cards.settle($('web-panels'), $('empty-note')); });
+    return Promise.all([main, loadGoals(), loadHeat(), settled]);
   }
-
-  function time(iso) { return iso.slice(11, 19); }
-
-  function loadRealtime() {
-    return D.api('api/realtime', { site: state.site, include_bots: state.bots ? 'true' : '', limit: 20 })
-      .then(function (body) {
-        $('rt-visitors').textContent = body.data.visitors;
-        $('rt-pageviews').textContent = body.data.pageviews;
-        D.fillTable($('rt-latest'), body.data.latest, function (r) {
-          return [time(r.ts), r.path, r.referrer, r.country, r.device, r.browser];
-        });
-        $('rt-updated').textContent = '(updated ' + new Date().toISOString().slice(11, 19) + ' UTC)';
-      });
-  }
-
-  function stopRealtime() { if (timer) { clearInterval(timer); timer = null; } }
 
   $('goal-form').addEventListener('submit', function (event) {
     event.preventDefault();
@@ -182,14 +217,9 @@
     D.writeUrl();
     loadGoals().then(function () { D.message(''); }).catch(D.failed);
   });
+  document.querySelectorAll('.kpi[data-metric]').forEach(function (k) {
+    k.addEventListener('click', function () { metric = k.getAttribute('data-metric'); drawMain(); });
+  });
 
   D.register('web', { show: loadWeb });
-  D.register('realtime', {
-    show: function () {
-      stopRealtime();
-      timer = setInterval(function () { loadRealtime().catch(D.failed); }, REALTIME_MS);
-      return loadRealtime().then(function () { D.message(''); });
-    },
-    leave: stopRealtime
-  });
 })();

@@ -70,6 +70,7 @@
   function show(on) {
     $('board').hidden = !on;
     $('logout').hidden = !on || state.shared;
+    if (window.NpStart) window.NpStart.welcome(!on);
   }
 
   /* the URL: everything that makes a view, so it can be bookmarked (never the token) */
@@ -108,7 +109,14 @@
     return Object.assign(p, extra || {});
   }
 
-  function percent(rate) { return rate === null || rate === undefined ? '-' : (rate * 100).toFixed(1) + '%'; }
+  var oneDecimal = new Intl.NumberFormat(undefined, { minimumFractionDigits: 1, maximumFractionDigits: 1 });
+  var percentFormat = new Intl.NumberFormat(undefined, { style: 'percent', minimumFractionDigits: 1,
+                                                         maximumFractionDigits: 1 });
+
+  function percent(rate) { return rate === null || rate === undefined ? '-' : percentFormat.format(rate); }
+
+  /* a figure to one decimal in the browser's locale (views per session: 2.7) */
+  function decimal(value) { return value === null || value === undefined ? '-' : oneDecimal.format(value); }
 
   function seconds(value) {
     value = Math.round(value || 0);
@@ -122,8 +130,12 @@
   function productDates() { return { start_date: isoDay(-(state.days - 1)), end_date: isoDay(0) }; }
 
   /* tables: cells are text, a number, or {text, filter: [param, value]} (the row filters the dashboard), or
-     {text, user: id} (opens the person), or {text, number: true} (a figure shown as text), or {node}; every
-     table can be exported as CSV (numbers and figures are its numeric cells: static/csv.js) */
+     {text, user: id} (opens the person), or {text, number: true} (a figure shown as text), or {text, title} (a
+     name: ellipsized on one line, whole in its title), or {node}; numbers are shown in the browser's locale;
+     every table can be exported as CSV (numbers and figures are its numeric cells, with their raw value:
+     static/csv.js); a column of figures is right-aligned, a column of text left-aligned */
+  var FIGURE = /^[−+\-]?[\d.,\s]+(%|s|m \d+s|h \d+m)?$/;
+
   function fillTable(table, rows, cells) {
     var body = table.querySelector('tbody');
     body.replaceChildren();
@@ -134,21 +146,38 @@
         if (cell && typeof cell === 'object' && cell.node) td.appendChild(cell.node);
         else if (cell && typeof cell === 'object') {
           td.textContent = cell.text;
+          if (cell.title !== undefined) {
+            td.classList.add('name');
+            td.title = cell.title;
+          }
           if (cell.filter) {
             tr.className = 'clickable';
             tr.title = 'Filter by ' + cell.filter[0] + ' = ' + cell.filter[1];
             tr.setAttribute('data-filter', cell.filter[0]);
             tr.addEventListener('click', function () { addFilter(cell.filter[0], cell.filter[1]); });
           }
-          if (cell.user) td.replaceChildren(userLink(cell.user));
+          if (cell.user) {
+            td.replaceChildren(userLink(cell.user));
+            td.classList.add('name');
+            td.title = cell.user;
+          }
           if (cell.share !== undefined) td.style.setProperty('--share', (cell.share * 100).toFixed(1) + '%');
-          if (cell.share !== undefined) td.className = 'bar-cell';
+          if (cell.share !== undefined) td.classList.add('bar-cell');
           if (cell.number) td.setAttribute('data-number', '');
+        } else if (typeof cell === 'number') {
+          td.textContent = window.NpCharts.format(cell);
+          td.setAttribute('data-number', '');
+          td.setAttribute('data-raw', String(cell));
         } else td.textContent = cell === null || cell === undefined ? '' : String(cell);
-        if (typeof cell === 'number') td.setAttribute('data-number', '');
+        if (td.hasAttribute('data-number') || (typeof cell === 'string' && FIGURE.test(cell))) td.classList.add('num');
         tr.appendChild(td);
       });
       body.appendChild(tr);
+    });
+    var first = body.querySelector('tr');
+    table.querySelectorAll('thead th').forEach(function (th, i) {
+      var td = first && first.children[i];
+      th.classList.toggle('num', !!(td && td.classList.contains('num')));
     });
     if (!rows.length) {
       var tr = document.createElement('tr'), td = document.createElement('td');
@@ -181,7 +210,8 @@
     table.querySelectorAll('tr').forEach(function (tr) {
       if (tr.querySelector('td.empty')) return;
       var cells = Array.prototype.map.call(tr.children, function (c) {
-        return [c.textContent.trim(), c.hasAttribute('data-number')];
+        return [c.hasAttribute('data-raw') ? c.getAttribute('data-raw') : c.textContent.trim(),
+                c.hasAttribute('data-number')];
       });
       if (cells.some(function (c) { return c[0] !== ''; })) lines.push(cells);
     });
@@ -232,7 +262,13 @@
   function selectTab(tab) {
     if (state.shared && (tab === 'product' || tab === 'people' || tab === 'alerts')) tab = 'web';
     state.tab = tab;
-    document.querySelectorAll('.tabs button').forEach(function (b) {
+    /* the shared view's range picker (the login form, and its picker, are hidden there) */
+  $('shared-range').addEventListener('change', function () {
+    state.days = +$('shared-range').value;
+    $('range').value = String(state.days);
+    changed();
+  });
+  document.querySelectorAll('.tabs button').forEach(function (b) {
       b.classList.toggle('active', b.getAttribute('data-tab') === tab);
     });
     ['web', 'realtime', 'product', 'people', 'alerts'].forEach(function (name) { $('tab-' + name).hidden = name !== tab; });
@@ -281,6 +317,12 @@
     show(false);
     message('Token forgotten.');
   });
+  /* the shared view's range picker (the login form, and its picker, are hidden there) */
+  $('shared-range').addEventListener('change', function () {
+    state.days = +$('shared-range').value;
+    $('range').value = String(state.days);
+    changed();
+  });
   document.querySelectorAll('.tabs button').forEach(function (button) {
     button.addEventListener('click', function () { selectTab(button.getAttribute('data-tab')); });
   });
@@ -293,7 +335,7 @@
     $: $, state: state, api: api, failed: failed, message: message, fillTable: fillTable, userLink: userLink,
     webParams: webParams, productDates: productDates, isoDay: isoDay, writeUrl: writeUrl, changed: changed,
     register: function (name, view) { views[name] = view; }, charts: window.NpCharts, tableCsv: tableCsv,
-    percent: percent, seconds: seconds
+    percent: percent, seconds: seconds, decimal: decimal, addFilter: addFilter
   };
 
   document.addEventListener('DOMContentLoaded', function () {
@@ -311,6 +353,9 @@
     if (state.site) $('site').value = state.site;
     if (state.token && !state.shared) $('token').value = state.token;
     $('range').value = String(state.days);
+    $('shared-range').replaceChildren.apply($('shared-range'), Array.prototype.map.call($('range').options,
+      function (o) { return o.cloneNode(true); }));
+    $('shared-range').value = String(state.days);
     $('bots').checked = state.bots;
     drawChips();
     loadSites();
