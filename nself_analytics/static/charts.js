@@ -45,14 +45,30 @@
     }
   }
 
-  /* x labels that fit: about one per 64 px, the last always shown and anchored at its end so it is not cut */
+  /* x labels that fit: evenly spaced, none overlapping another (widths estimated from their length), the last
+     always shown and anchored at its end, the first at its start, so no label is cut at the chart's edges */
   function xLabels(svg, labels, x, height, width) {
-    var n = labels.length, room = Math.max(2, Math.floor(width / 64)), every = Math.max(1, Math.ceil(n / room));
-    labels.forEach(function (label, i) {
-      var last = i === n - 1;
-      if (!last && (i % every !== 0 || (n - 1 - i) < every * 0.75)) return;
-      var anchor = n > 1 && i === 0 ? 'start' : last && n > 1 ? 'end' : 'middle';
-      text(svg, x(i), height - 8, label, { 'text-anchor': anchor, class: 'axis xlabel' });
+    var n = labels.length, charW = 6.6, gap = 10;
+    var widest = Math.max.apply(null, [1].concat(labels.map(function (l) { return String(l).length; }))) * charW;
+    var every = Math.max(1, Math.ceil(n / Math.max(1, Math.floor(width / (widest + gap)))));
+    var placed = [];
+    function box(i) {
+      var w = String(labels[i]).length * charW, at = x(i);
+      var anchor = i === n - 1 && n > 1 ? 'end' : at - w / 2 < 0 || (i === 0 && n > 1) ? 'start' : 'middle';
+      var left = anchor === 'start' ? at : anchor === 'end' ? at - w : at - w / 2;
+      return { i: i, anchor: anchor, left: left, right: left + w };
+    }
+    for (var i = 0; i < n - 1; i += every) {
+      var b = box(i), prev = placed[placed.length - 1];
+      if (!prev || b.left >= prev.right + gap) placed.push(b);
+    }
+    if (n) {
+      var last = box(n - 1);
+      while (placed.length && placed[placed.length - 1].right + gap > last.left) placed.pop();
+      placed.push(last);
+    }
+    placed.forEach(function (b) {
+      text(svg, x(b.i), height - 8, labels[b.i], { 'text-anchor': b.anchor, class: 'axis xlabel' });
     });
   }
 
