@@ -172,7 +172,7 @@ async def test_dashboard_draws_the_site(browser: Browser, site_server: str, live
     assert await dash.text_content("#kpi-pageviews") == "2"
     dots = await dash.eval_on_selector_all("#timeseries svg circle.series-0", "els => els.map(e => +e.dataset.value)")
     assert len(dots) >= 30 and sum(dots) == 2
-    assert await dash.locator("#timeseries svg path.line").count() == 3  # page views, sessions, previous period
+    assert await dash.locator("#timeseries svg path.line").count() == 2  # page views, previous period
     pages = await dash.eval_on_selector_all("#top-pages tbody tr", "rows => rows.map(r => r.cells[0].textContent)")
     assert sorted(pages) == ["/docs", "/landing"]
     referrers = await dash.eval_on_selector_all("#referrers tbody tr", "rows => rows.map(r => r.cells[0].textContent)")

@@ -230,10 +230,7 @@
 
   function showProduct() {
     var first = events === null;
-    return loadEvents().then(function () {
-      return Promise.all([first || $('trends-chart').children.length === 0 ? runTrends() : null,
-                          first ? runRetention() : null]);
-    });
+    return loadEvents().then(function () { return first || $('trends-chart').children.length === 0 ? runTrends() : null; });
   }
 
   /* people */
