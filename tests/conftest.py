@@ -46,7 +46,8 @@ TABLES = (
     "np_analytics_web_daily, np_analytics_web_day_stats, np_analytics_message_ids, "
     "np_analytics_funnels, np_analytics_quota_violations, np_analytics_quotas, "
     "np_analytics_webhooks, np_analytics_webhook_deliveries, np_analytics_alerts, np_analytics_alert_checks, "
-    "np_analytics_notifications, np_analytics_suppressions, np_analytics_erasures, np_analytics_audit"
+    "np_analytics_notifications, np_analytics_suppressions, np_analytics_erasures, np_analytics_audit, "
+    "np_analytics_event_outbox"
 )
 
 

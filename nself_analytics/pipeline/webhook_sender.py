@@ -16,7 +16,6 @@ Signature (the scheme a receiver checks; also in the README):
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import time
@@ -26,7 +25,6 @@ from urllib.parse import urlsplit
 import aiohttp
 import aiopg
 import orjson
-import psycopg2
 import structlog
 
 from ..config import Settings
@@ -90,6 +88,7 @@ class WebhookSender:
         self.pool = pool
         self.settings = settings
         self._session: aiohttp.ClientSession | None = None
+        self._next_prune = 0.0
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -146,22 +145,11 @@ class WebhookSender:
         async with self.pool.acquire() as conn:
             return await webhooks.prune_log(conn, self.settings.retention_days)
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Send until ``stop`` is set; a store error waits and tries again."""
-        poll = min(MAX_POLL_SECONDS, self.settings.webhook_retry_base)
-        next_prune = 0.0
-        try:
-            while not stop.is_set():
-                sent = 0
-                try:
-                    if time.monotonic() >= next_prune:
-                        next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
-                        await self.prune()
-                    sent = await self.send_due()
-                except (psycopg2.Error, OSError, TimeoutError) as exc:
-                    log.warning("webhook_round_failed", error=str(exc).strip()[:300])
-                if sent < CLAIM_LIMIT:
-                    with contextlib.suppress(asyncio.TimeoutError):
-                        await asyncio.wait_for(stop.wait(), poll)
-        finally:
-            await self.close()
+    async def step(self) -> float:
+        """One round of the supervised loop (pipeline/supervisor.py): prune the log when due, send what is due;
+        return the seconds until the next round."""
+        if time.monotonic() >= self._next_prune:
+            self._next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
+            await self.prune()
+        sent = await self.send_due()
+        return 0.0 if sent >= CLAIM_LIMIT else min(MAX_POLL_SECONDS, self.settings.webhook_retry_base)
