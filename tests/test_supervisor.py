@@ -74,6 +74,7 @@ def fault_once(target: Any, attribute: str, monkeypatch: pytest.MonkeyPatch) -> 
 async def live(make_client: Any, settings: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     """An app with its background runtime; the leader-only jobs run every 0.2 s."""
     monkeypatch.setattr(runtime_module, "MAINTAIN_INTERVAL_SECONDS", 0.2)
+    monkeypatch.setattr(runtime_module, "NAME_DELETE_INTERVAL_SECONDS", 0.2)
     client = await make_client(settings.with_(aggregate_interval=0.2), worker=True)
     worker: Worker = client.app[ANALYTICS_APP][WORKER]
     await until(lambda: _true(worker.leadership.held))
@@ -147,7 +148,8 @@ async def test_health_lists_every_task(live: Any, auth: Any) -> None:
     client, _worker = live
     status, body = await health(client, auth)
     assert status == 200 and body["healthy"] is True
-    assert set(body["tasks"]) >= {"drain-0", "drain-1", "leadership", "facts", "webhooks", "aggregate", "maintain"}
+    assert set(body["tasks"]) >= {"drain-0", "drain-1", "leadership", "facts", "webhooks", "aggregate", "maintain",
+                                  "delete_names"}
     assert {task["state"] for task in body["tasks"].values()} == {"running"}
     assert body["tasks"]["aggregate"]["leader_only"] is True and body["tasks"]["drain-0"]["leader_only"] is False
     # without the token: no task details
@@ -163,6 +165,7 @@ TARGETS: dict[str, Callable[[Worker], tuple[Any, str]]] = {
     "webhooks": lambda w: (w.sender, "_claim"),
     "aggregate": lambda w: (w.aggregator, "run"),
     "maintain": lambda w: (runtime_module, "maintain_partitions"),
+    "delete_names": lambda w: (runtime_module.name_admin, "pending_deletions"),
 }
 
 
