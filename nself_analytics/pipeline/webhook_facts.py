@@ -63,7 +63,7 @@ async def record_funnel_completions(conn: aiopg.Connection, items: list[NewEvent
     found = checks = 0
     for item in tracked:
         account = item.source_account_id
-        for funnel in by_last.get((account, item.event), []):
+        for funnel in by_last.get((account, item.event or ""), []):
             if checks >= MAX_CHECKS:
                 return found
             checks += 1
