@@ -1,4 +1,4 @@
-"""The event outbox (np_analytics_event_outbox, migration 0102): one narrow row per event the drain stored, read in
+"""The event outbox (np_analytics_event_outbox, migration 0104): one narrow row per event the drain stored, read in
 order by the facts task (pipeline/facts.py) inside one transaction that also writes the facts (webhook deliveries,
 quota violations) and deletes the rows: a crash in between rolls both back, and the facts' own keys (a delivery's
 ``(webhook_id, dedupe_key)``, a violation's first crossing) keep a fact once if rows are read again."""
