@@ -2,7 +2,7 @@
 -- facts task (pipeline/facts.py) reads them in order, fans the events out to their webhooks (event.tracked), finds
 -- funnel completions and quota crossings, and deletes the rows it handled in the same transaction. What an event's
 -- facts cost (per webhook, per saved funnel) is thus paid off the drain's acknowledgement path.
--- depends: 0103_alerts
+-- depends: 0101_events_indexes
 
 CREATE TABLE np_analytics_event_outbox (
     seq               bigserial   PRIMARY KEY,
