@@ -1,12 +1,16 @@
 """GET /health: up/down of Postgres and Redis for anyone; with a token serving every account, also the version,
 queue depth, dead letters, events dropped as older than the retention window or for their event name (by reason),
-event-name deletions in progress, aggregate lag, the upgrade's backfills (how far down each has rebuilt) and the
-stores' error text (which can name hosts, users and paths)."""
+event-name deletions in progress, aggregate lag, the upgrade's backfills (how far down each has rebuilt), the
+stores' error text (which can name hosts, users and paths) and the background tasks (``tasks``: pipeline/supervisor.py).
+
+Unhealthy (503, ``"healthy": false``): a store unreachable; the drain made no progress for DRAIN_STALL_SECONDS while
+the queue holds entries; a background task failing for more than FAILING_LIMIT_SECONDS."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,6 +27,7 @@ from ..ingest.redis_keys import (
     STREAM_KEY,
 )
 from ..pipeline.runtime import WORKER
+from ..pipeline.supervisor import FAILING_LIMIT_SECONDS, external_tasks
 from ..store.backfills import backfills
 from ..store.rollups.aggregates import aggregate_lag_seconds
 from ..web.appkeys import READ_POOL, REDIS, SETTINGS, WORKER_POOL
@@ -118,22 +123,49 @@ def _process(request: web.Request) -> dict[str, Any]:
     return {"process": {"pid": os.getpid(), "leader": bool(worker and worker.leadership.held)}}
 
 
+# The drain made no progress for this long while the queue holds entries: unhealthy.
+DRAIN_STALL_SECONDS = 30.0
+
+
+def _tasks(request: web.Request, queue_depth: int | None) -> tuple[dict[str, Any], list[str]]:
+    """The background tasks of this process (and the embedded stores' keeper's), and what makes them unhealthy."""
+    worker = request.config_dict.get(WORKER)
+    tasks = external_tasks(request.config_dict[SETTINGS].data_dir)
+    problems = [f"{name} failing" for name, state in tasks.items() if state.get("state") == "failing"
+                and time.time() - (state.get("failing_since") or time.time()) > FAILING_LIMIT_SECONDS]
+    if worker is None:
+        return tasks, problems
+    tasks.update(worker.supervisor.snapshot())
+    problems += [f"{name} failing for more than {FAILING_LIMIT_SECONDS:.0f} s"
+                 for name in worker.supervisor.unhealthy()]
+    stalled = time.time() - worker.drain_progress()
+    if queue_depth and stalled > DRAIN_STALL_SECONDS:
+        problems.append(f"the drain made no progress for {stalled:.0f} s with {queue_depth} entries queued")
+    return tasks, problems
+
+
 async def health(request: web.Request) -> web.Response:
     pg, rd, replica = await asyncio.gather(_postgres(request), _redis(request), _replica(request))
-    ok = pg["postgres"]["reachable"] and rd["redis"]["reachable"]
+    reachable = pg["postgres"]["reachable"] and rd["redis"]["reachable"]
+    tasks, problems = _tasks(request, rd["queue_depth"])
+    ok = reachable and not problems
     body: dict[str, Any] = {"status": "success" if ok else "error", "healthy": ok}
     grant = grant_of(request)
     if grant is not None and grant.role == "token" and grant.account is None:
-        body.update(version=__version__, **pg, **rd, **replica, **_process(request))
+        body.update(version=__version__, **pg, **rd, **replica, **_process(request), tasks=tasks)
+        if problems:
+            body["problems"] = problems
     else:
         body.update(postgres={"reachable": pg["postgres"]["reachable"]}, redis={"reachable": rd["redis"]["reachable"]})
-    if not ok:
+    if not reachable:
         body["message"] = "a store is unreachable"
+    elif problems:
+        body["message"] = "background work is failing"
     return web.json_response(body, status=200 if ok else 503)
 
 
 ROUTES = [
     Route("GET", "/health", health, PUBLIC, name="health", tags=("Service",),
-          summary="Up/down of Postgres and Redis; with the secret token also version, queue depth, aggregate lag "
-                  "and store errors"),
+          summary="Up/down of Postgres and Redis; with the secret token also version, queue depth, aggregate lag, "
+                  "store errors and the background tasks"),
 ]

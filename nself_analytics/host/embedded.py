@@ -21,6 +21,7 @@ import contextlib
 import os
 import pwd
 import secrets
+import signal
 import socket
 import subprocess
 import time
@@ -31,6 +32,7 @@ from urllib.parse import quote
 import structlog
 
 from ..config import write_private
+from .children import is_alive, spawn, stop_orphan
 
 __all__ = ["EmbeddedError", "EmbeddedPostgres"]
 
@@ -78,13 +80,7 @@ def _wait_port(port: int, timeout: float, what: str, log_file: Path) -> None:
 
 
 def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return is_alive(pid)
 
 
 def _ensure_system_user(name: str, changes: list[str]) -> pwd.struct_passwd:
@@ -189,6 +185,9 @@ class EmbeddedPostgres:
         self.log_file = self.root / "postgres.log"
         self._owner: pwd.struct_passwd | None = None
         self.started_here = False  # stop() on shutdown only what this object started
+        self.process: subprocess.Popen[bytes] | None = None
+        # the service's stores stop when it dies (host/children.py); a test's or a script's are left alone
+        self.die_with_parent = False
         self.secret_file = self.root / "postgres.secret"
 
     @staticmethod
@@ -228,13 +227,36 @@ class EmbeddedPostgres:
     def _prepare(self) -> None:
         self.prepare()
 
+    def _pidfile_pid(self) -> int | None:
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            return int((self.pgdata / "postmaster.pid").read_text().splitlines()[0])
+        return None
+
     def is_running(self) -> bool:
-        pidfile = self.pgdata / "postmaster.pid"
-        if not pidfile.exists():
-            return False
-        with contextlib.suppress(ValueError, IndexError):
-            return _pid_alive(int(pidfile.read_text().splitlines()[0]))
-        return False
+        if self.process is not None:
+            return self.process.poll() is None
+        pid = self._pidfile_pid()
+        return pid is not None and _pid_alive(pid)
+
+    def exit_code(self) -> int | None:
+        """How the server this object started ended (None while it runs, or if it did not start it)."""
+        return None if self.process is None else self.process.poll()
+
+    def stop_orphan(self) -> bool:
+        """Stop a server of this data folder that a previous service left running (host/children.py)."""
+        return stop_orphan(self._pidfile_pid(), "postgres", signal.SIGINT, "postgres")
+
+    def _wait_ready(self, timeout: float) -> None:
+        """Until the server says ``ready`` in postmaster.pid (what pg_ctl -w waits for), or it exits."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.process is not None and self.process.poll() is None:
+            with contextlib.suppress(OSError):
+                lines = (self.pgdata / "postmaster.pid").read_text().splitlines()
+                if len(lines) >= 8 and lines[7].strip() == "ready" and int(lines[0]) == self.process.pid:
+                    return
+            time.sleep(0.05)
+        tail = self.log_file.read_text()[-2000:] if self.log_file.exists() else ""
+        raise EmbeddedError(f"PostgreSQL did not start: {tail}")
 
     def start(self) -> str:
         """Initialise the cluster on first use, start the server if it is not running; return its URL."""
@@ -247,13 +269,15 @@ class EmbeddedPostgres:
             if _port_in_use(port):
                 port = _free_port()
                 (self.root / "postgres.port").write_text(f"{port}\n")
-            options = (f"-p {port} -h 127.0.0.1 -k '' -c shared_buffers=128MB -c max_connections=200 "
-                       "-c fsync=on -c synchronous_commit=on -c max_wal_size=2GB -c checkpoint_timeout=15min")
-            result = self._run("pg_ctl", "-D", str(self.pgdata), "-l", str(self.log_file), "-o", options,
-                               "-w", "-t", "60", "start", check=False)
-            if result.returncode != 0:
-                tail = self.log_file.read_text()[-2000:] if self.log_file.exists() else ""
-                raise EmbeddedError(f"PostgreSQL did not start: {result.stderr.strip()}\n{tail}")
+            settings = ("shared_buffers=128MB", "max_connections=200", "fsync=on", "synchronous_commit=on",
+                        "max_wal_size=2GB", "checkpoint_timeout=15min")
+            # in the foreground, a child of the service (host/children.py): it restarts it and it dies with it
+            self.process = spawn([str(self.bin_dir() / "postgres"), "-D", str(self.pgdata), "-p", str(port),
+                                  "-h", "127.0.0.1", "-k", "", *(f"--{each}" for each in settings)],
+                                 log_file=self.log_file, umask=PRIVATE_UMASK,
+                                 parent_death_signal=signal.SIGINT if self.die_with_parent else None,
+                                 user=_as_user(self._owner))
+            self._wait_ready(60)
             self.started_here = True
             log.info("embedded_postgres_started", port=port, pgdata=str(self.pgdata))
         self._close_trust()
@@ -333,4 +357,6 @@ class EmbeddedPostgres:
         if self.is_running():
             self._prepare()
             self._run("pg_ctl", "-D", str(self.pgdata), "-m", "fast", "-w", "-t", "60", "stop", check=False)
+            if self.process is not None:
+                self.process.wait(timeout=60)  # reaped: no zombie left behind
             log.info("embedded_postgres_stopped", pgdata=str(self.pgdata))

@@ -16,12 +16,12 @@ from urllib.parse import quote
 import structlog
 
 from ..config import write_private
+from .children import is_alive, spawn, stop_orphan
 from .embedded import (
     PRIVATE_UMASK,
     EmbeddedError,
     _as_user,
     _free_port,
-    _pid_alive,
     _port_in_use,
     _private,
     _remembered_port,
@@ -52,6 +52,9 @@ class EmbeddedRedis:
         self.secret_file = self.root / "redis.secret"
         self._owner: pwd.struct_passwd | None = None
         self.started_here = False
+        self.process: subprocess.Popen[bytes] | None = None
+        # the service's stores stop when it dies (host/children.py); a test's or a script's are left alone
+        self.die_with_parent = False
 
     @staticmethod
     def server_binary() -> Path:
@@ -90,7 +93,8 @@ class EmbeddedRedis:
             f"port {port}", "bind 127.0.0.1", "protected-mode yes", f'dir "{self.dir}"',
             # An accepted event must survive a Redis restart: AOF, fsynced before replies are sent.
             "appendonly yes", "appendfsync always", 'save ""',
-            "daemonize yes", f'pidfile "{self.pidfile}"', f'logfile "{self.log_file}"',
+            # in the foreground, a child of the service (host/children.py): it restarts it and it dies with it
+            "daemonize no", f'pidfile "{self.pidfile}"', f'logfile "{self.log_file}"',
             f"requirepass {self.password}",
             # requirepass in ACL form, with the commands the service never needs taken away
             f"user default on >{self.password} ~* &* +@all {denied}",
@@ -100,14 +104,26 @@ class EmbeddedRedis:
             os.chown(self.conf_file, self._owner.pw_uid, self._owner.pw_gid)
 
     def pid(self) -> int | None:
+        if self.process is not None:
+            return self.process.pid if self.process.poll() is None else None
         with contextlib.suppress(FileNotFoundError, ValueError):
             pid = int(self.pidfile.read_text().strip())
-            if _pid_alive(pid):
+            if is_alive(pid):
                 return pid
         return None
 
     def is_running(self) -> bool:
         return self.pid() is not None
+
+    def exit_code(self) -> int | None:
+        """How the server this object started ended (None while it runs, or if it did not start it)."""
+        return None if self.process is None else self.process.poll()
+
+    def stop_orphan(self) -> bool:
+        """Stop a server of this data folder that a previous service left running (host/children.py)."""
+        with contextlib.suppress(FileNotFoundError, ValueError):
+            return stop_orphan(int(self.pidfile.read_text().strip()), "redis-server", signal.SIGTERM, "redis")
+        return False
 
     def start(self) -> str:
         """Start the server unless it runs already; return its URL."""
@@ -118,8 +134,9 @@ class EmbeddedRedis:
                 port = _free_port()
                 (self.root / "redis.port").write_text(f"{port}\n")
             self._write_conf(port)
-            subprocess.run([str(self.server_binary()), str(self.conf_file)], check=True, capture_output=True,
-                           timeout=30, cwd="/", umask=PRIVATE_UMASK, **_as_user(self._owner))
+            self.process = spawn([str(self.server_binary()), str(self.conf_file)], log_file=self.log_file,
+                                 parent_death_signal=signal.SIGTERM if self.die_with_parent else None,
+                                 umask=PRIVATE_UMASK, user=_as_user(self._owner))
             _wait_port(port, 30, "Redis", self.log_file)
             self.started_here = True
             log.info("embedded_redis_started", port=port, dir=str(self.dir))
@@ -132,7 +149,7 @@ class EmbeddedRedis:
             return
         os.kill(pid, signal.SIGKILL if hard else signal.SIGTERM)
         deadline = time.monotonic() + 30
-        while _pid_alive(pid) and time.monotonic() < deadline:
+        while self.pid() is not None and time.monotonic() < deadline:
             time.sleep(0.05)
         self.pidfile.unlink(missing_ok=True)
         log.info("embedded_redis_stopped", dir=str(self.dir), hard=hard)

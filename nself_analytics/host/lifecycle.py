@@ -170,13 +170,14 @@ def _start_stores(services: Services, migrate: bool) -> Settings:
     """Embedded stores started (when not configured); the schema migrated (``migrate``) or checked to be current.
     StartupError with one line if not: a schema behind this version names the command that brings it up."""
     try:
-        resolved = services.up()
+        resolved = services.up(take_over=True)  # the data folder's lock is held: stores still running are orphans
         assert resolved.database_url is not None
         if migrate:
             apply_migrations(resolved.database_url)
             pending = []
         else:
             pending = pending_migrations(resolved.database_url)
+        services.keep()
     except (EmbeddedError, subprocess.SubprocessError, psycopg2.Error, OSError) as exc:
         text = str(exc).strip().splitlines()
         raise StartupError(f"the stores could not start: {text[0] if text else type(exc).__name__}") from None

@@ -32,6 +32,7 @@ from ..ingest.queue import Producer
 from ..ingest.service import Ingestor
 from ..model.ndjson import encode_line
 from ..pipeline.drain import Drainer
+from ..pipeline.supervisor import Supervisor
 from ..store.export import export_lines
 from ..store.partitions import forget_partitions
 from .app import redis_client
@@ -202,13 +203,13 @@ async def import_lines(stores: Stores, lines: Iterable[bytes | str], *, account:
     forget_partitions()  # the process's partition cache may be another database's (tests run several)
     drainer = Drainer(stores.pool, stores.redis, settings, name=f"import-{time.time_ns()}")
     await drainer.ensure_group()
-    stop = asyncio.Event()
-    draining = asyncio.create_task(drainer.run(stop))
+    draining = Supervisor()  # the drain runs supervised here too: an error is logged and the round retried
+    draining.loop("import-drain", drainer.step)
+    draining.start()
     try:
         summary = await importer.run(lines)
     finally:
-        stop.set()
-        await draining
+        await draining.stop()
         await producer.close()
     await drainer.drain_until_empty()
     if progress is not None:

@@ -1,5 +1,8 @@
-"""The in-process background task: drain the Redis ingest stream into Postgres, materialize
-aggregates every ANALYTICS_AGGREGATE_INTERVAL, prune raw partitions past retention, send webhooks.
+"""The drain of the Redis ingest stream into Postgres (run by the supervisor: pipeline/runtime.py).
+
+The drain's statement writes the events, their dirty hours and one narrow row per new event in the event outbox;
+what the facts of an event cost (webhook fan-out, funnel completions, quota crossings) is paid by the facts task
+(pipeline/facts.py) after the acknowledgement, so a batch's cost does not depend on webhooks or saved funnels.
 
 Exactly once: entries are read through a consumer group, written in one transaction per batch
 with ON CONFLICT on the message id, and acknowledged (then deleted) only after the commit. Entries
@@ -9,13 +12,11 @@ Several processes can drain one stream together, each as its own consumer.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
 import socket
 import time
 import uuid
-from datetime import UTC, date, datetime
+from datetime import UTC, date
 from typing import Any, NamedTuple
 
 import aiopg
@@ -24,10 +25,9 @@ import psycopg2
 import psycopg2.errors
 import redis.asyncio as aioredis
 import structlog
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import ResponseError
 
 from ..config import Settings
-from ..ingest.quota_check import record_crossings
 from ..ingest.redis_keys import (
     DEAD_LETTER_KEY,
     DRAIN_GROUP,
@@ -42,7 +42,6 @@ from ..store.identity import link_ops
 from ..store.partitions import ensure_partitions, forget_partitions, partition_window
 from ..store.tx import StatementTimeout, statement_timeouts
 from . import deadletters
-from .webhook_facts import record_funnel_completions
 
 __all__ = ["Drainer"]
 
@@ -121,6 +120,7 @@ class Drainer:
         self._next_reclaim = 0.0
         self.stored = 0
         self._suppressed: dict[str, int] = {}  # account -> entries of this batch dropped for an erased id
+        self.progressed = time.time()  # when a round last completed (or the drainer started): /health
 
     async def ensure_group(self) -> None:
         try:
@@ -208,12 +208,6 @@ class Drainer:
         async with self.pool.acquire() as conn:
             await ensure_partitions(conn, days)
             stored, rejected = await self._write(conn, rows)
-            # before the acknowledgement: a crash here drains the batch again (its outbox rows are deduplicated)
-            refused = {entry_id for entry_id, _payload, _error in rejected}
-            await record_funnel_completions(conn, [row.record for row in rows if row.entry_id not in refused
-                                                   and isinstance(row.record, EventRecord)])
-            if self.settings.quota_enabled:
-                await self._record_crossings(conn, rows)
         dead += rejected
         ids = [entry_id for entry_id, _ in entries]
         async with self.redis.pipeline(transaction=True) as pipe:
@@ -234,23 +228,6 @@ class Drainer:
         if too_old:
             log.warning("entries_too_old", counts=too_old, retention_days=self.settings.retention_days)
         return len(ids)
-
-    async def _record_crossings(self, conn: aiopg.Connection, rows: list[_Row]) -> None:
-        """Quota crossings of this batch's users; a failure here must not fail the committed batch."""
-        by_account: dict[str, set[tuple[str, str]]] = {}
-        for row in rows:
-            record = row.record
-            if not isinstance(record, EventRecord):
-                continue
-            user = record.user_id or record.anonymous_id
-            if record.type in ("track", "page") and user:
-                by_account.setdefault(record.source_account_id, set()).add((record.event, user))
-        now = datetime.now(UTC)
-        for account, pairs in by_account.items():
-            try:
-                await record_crossings(conn, self.redis, account=account, pairs=pairs, now=now)
-            except (psycopg2.Error, RedisError, OSError) as exc:
-                log.warning("quota_crossings_failed", error=str(exc).strip()[:300])
 
     def _timeout_ms(self, entries: int, escalated: bool) -> int:
         """The statement timeout of a write of ``entries`` entries: a base, a share per entry, 4x when escalated."""
@@ -306,20 +283,11 @@ class Drainer:
                 return total
             total += handled
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Drain until ``stop`` is set; on errors (a store restarting) wait and try again."""
-        delay = 0.1
-        while not stop.is_set():
-            try:
-                async with statement_timeouts():  # a background statement past ANALYTICS_BACKGROUND_TIMEOUT
-                    handled = await self.drain_once(block_ms=500)
-                delay = 0.1
-                if 0 < handled < self.settings.batch_size:
-                    # caught up: let the next batch gather for a moment (fewer, larger commits and fsyncs)
-                    with contextlib.suppress(asyncio.TimeoutError):
-                        await asyncio.wait_for(stop.wait(), LINGER_SECONDS)
-            except (TimeoutError, RedisError, OSError, psycopg2.Error, StatementTimeout) as exc:
-                log.warning("drain_failed", error=str(exc).strip()[:300], retry_in=delay)
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(stop.wait(), delay)
-                delay = min(delay * 2, 5.0)
+    async def step(self) -> float:
+        """One round of the supervised loop (pipeline/supervisor.py: errors restart it with backoff): drain one
+        batch; return the seconds to wait before the next round."""
+        async with statement_timeouts():  # a background statement past ANALYTICS_BACKGROUND_TIMEOUT
+            handled = await self.drain_once(block_ms=500)
+        self.progressed = time.time()  # a round completed: a batch committed, or nothing this consumer could take
+        # caught up: let the next batch gather for a moment (fewer, larger commits and fsyncs)
+        return LINGER_SECONDS if 0 < handled < self.settings.batch_size else 0.0

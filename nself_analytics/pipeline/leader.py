@@ -65,6 +65,15 @@ class Leadership:
             await self.release()
         return self.held
 
+    async def step(self) -> float:
+        """One round of the supervised loop (pipeline/supervisor.py); an unexpected error lets the lock go first."""
+        try:
+            await self.attempt()
+        except Exception:
+            await self.release()
+            raise
+        return self.retry
+
     async def run(self, stop: asyncio.Event) -> None:
         """Try, or keep, the lock every ``retry`` seconds until ``stop``; then let it go."""
         try:

@@ -1,24 +1,20 @@
-"""The background runtime of one process: the drainers and the webhook sender in every process, the aggregate,
-maintenance, alerts and reports schedules in the leader only; started and stopped with the app (host/app.py:
-worker_ctx)."""
+"""The background runtime of one process: every loop runs under one Supervisor (pipeline/supervisor.py): the drainers,
+the facts task, the webhook sender and leader election in every process; the aggregator (and the upgrade's backfill),
+maintenance, event-name deletions, erasures, alert checks and report schedules in the leader only. Started and
+stopped with the app (host/app.py: worker_ctx); /health shows the tasks."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import socket
 import time
 import uuid
-from typing import Any
 
 import aiopg
-import psycopg2
-import psycopg2.errors
 import redis.asyncio as aioredis
 import structlog
 from aiohttp import web
-from redis.exceptions import RedisError
 
 from ..config import Settings
 from ..ingest import name_admin
@@ -30,15 +26,17 @@ from ..ingest.redis_keys import (
 from ..store.event_names import delete_events
 from ..store.message_ids import prune_message_ids
 from ..store.partitions import maintain_partitions
-from ..store.rollups.aggregates import expire_activity, materialize
-from ..store.tx import StatementTimeout, statement_timeouts
+from ..store.rollups.aggregates import expire_activity
 from . import deadletters
+from .aggregator import Aggregator
 from .alert_checks import AlertChecker
 from .backfill import run_backfills
 from .drain import DRAINERS, FINAL_DRAIN_SECONDS, MAINTAIN_INTERVAL_SECONDS, Drainer
 from .erasures import ErasureRunner
-from .leader import LEADER_RETRY_SECONDS, Leadership
+from .facts import Facts
+from .leader import Leadership
 from .report_jobs import ReportScheduler
+from .supervisor import Supervisor
 from .webhook_sender import WebhookSender
 
 __all__ = ["WORKER", "Worker"]
@@ -54,25 +52,10 @@ NAME_DELETE_BATCHES_PER_RUN = 20
 ERASURE_INTERVAL_SECONDS = 2.0
 
 
-async def _every(seconds: float, stop: asyncio.Event, name: str, job: Any, leadership: Leadership) -> None:
-    """Run ``job`` every ``seconds`` while this process leads (checked again each LEADER_RETRY_SECONDS)."""
-    while not stop.is_set():
-        if not leadership.held:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(stop.wait(), LEADER_RETRY_SECONDS)
-            continue
-        try:
-            async with statement_timeouts():
-                await job()
-        except (TimeoutError, psycopg2.Error, OSError, RedisError, StatementTimeout) as exc:
-            log.warning(f"{name}_failed", error=str(exc).strip()[:300])
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(stop.wait(), seconds)
-
-
 class Worker:
-    """The background task of one process: drainers and the webhook sender in every process; the aggregate
-    and prune schedules only in the leader (one process across all processes and instances: pipeline/leader.py)."""
+    """The background tasks of one process: drainers, facts and the webhook sender in every process; the aggregate,
+    maintenance and name-deletion schedules only in the leader (one process across all processes and instances:
+    pipeline/leader.py). A later loop is one more ``supervisor.loop(...)`` or ``supervisor.every(...)`` here."""
 
     def __init__(self, pool: aiopg.Pool, client: aioredis.Redis, settings: Settings) -> None:
         self.settings = settings
@@ -84,26 +67,46 @@ class Worker:
         self.alerts = AlertChecker(pool, settings)
         self.erasure = ErasureRunner(pool, client, settings)
         self.reports = ReportScheduler(pool, settings)
+        self.facts = Facts(pool, client, settings)
+        self.aggregator = Aggregator(pool, settings.retention_days)
         assert settings.database_url is not None, "database_url must be resolved before the worker starts"
         self.leadership = Leadership(settings.database_url)
-        self.stop_event = asyncio.Event()
-        self.tasks: list[asyncio.Task[None]] = []
+        self.supervisor = sup = Supervisor(lambda: self.leadership.held)
+        for i, drainer in enumerate(self.drainers):
+            sup.loop(f"drain-{i}", drainer.step)
+        sup.loop("leadership", self.leadership.step, on_stop=self.leadership.release)
+        sup.loop("facts", self.facts.step)
+        sup.loop("webhooks", self.sender.step, on_stop=self.sender.close)
+        sup.every("aggregate", settings.aggregate_interval, self.aggregate)
+        sup.every("maintain", MAINTAIN_INTERVAL_SECONDS, self.maintain)
+        sup.every("delete_names", NAME_DELETE_INTERVAL_SECONDS, self.delete_names)
+        sup.every("alerts", settings.alert_check_interval, self.alerts.run_once)
+        sup.every("erasures", ERASURE_INTERVAL_SECONDS, self.erasure.run_open)
+        sup.every("reports", settings.alert_check_interval, self.reports.run_once)
+        sup.states["aggregate"].detail = self.aggregator.detail()
 
     async def aggregate(self) -> int:
-        """Fold the dirty hours; then, while the upgrade's backfill is pending, its batches, each followed by the
-        dirty hours again (pipeline/backfill.py). Return the dirty hours folded."""
-        retention = self.settings.retention_days
+        """Fold the dirty hours (pipeline/aggregator.py: a timed-out hour is quarantined); then, while the upgrade's
+        backfill is pending, its batches, each followed by the dirty hours again (pipeline/backfill.py). Return the
+        dirty hours folded."""
         total = 0
 
         async def fold() -> None:
             nonlocal total
-            while claimed := await materialize(conn, retention):
-                total += claimed
+            total += await self.aggregator.run()
 
-        async with self.pool.acquire() as conn:
+        try:
             await fold()
-            await run_backfills(conn, retention, lambda: self.leadership.held and not self.stop_event.is_set(), fold)
-        return total
+            async with self.pool.acquire() as conn:
+                await run_backfills(conn, self.settings.retention_days,
+                                    lambda: self.leadership.held and not self.supervisor.stop_event.is_set(), fold)
+            return total
+        finally:
+            self.supervisor.states["aggregate"].detail = self.aggregator.detail()
+
+    def drain_progress(self) -> float:
+        """When a drainer of this process last completed a round (committed a batch, or found nothing to take)."""
+        return max(d.progressed for d in self.drainers)
 
     async def maintain(self) -> list[str]:
         """Keep what grows inside the retention window: partitions (created ahead, pruned behind), the
@@ -145,34 +148,19 @@ class Worker:
         return total
 
     def start(self) -> None:
-        self.tasks = [
-            *(asyncio.create_task(d.run(self.stop_event), name=f"drain-{i}") for i, d in enumerate(self.drainers)),
-            asyncio.create_task(self.leadership.run(self.stop_event), name="leadership"),
-            asyncio.create_task(_every(self.settings.aggregate_interval, self.stop_event, "aggregate",
-                                       self.aggregate, self.leadership), name="aggregate"),
-            asyncio.create_task(_every(MAINTAIN_INTERVAL_SECONDS, self.stop_event, "maintain", self.maintain,
-                                       self.leadership), name="maintain"),
-            asyncio.create_task(_every(NAME_DELETE_INTERVAL_SECONDS, self.stop_event, "delete_names",
-                                       self.delete_names, self.leadership), name="delete_names"),
-            asyncio.create_task(_every(self.settings.alert_check_interval, self.stop_event, "alerts",
-                                       self.alerts.run_once, self.leadership), name="alerts"),
-            asyncio.create_task(_every(ERASURE_INTERVAL_SECONDS, self.stop_event, "erasures", self.erasure.run_open,
-                                       self.leadership), name="erasures"),
-            asyncio.create_task(_every(self.settings.alert_check_interval, self.stop_event, "reports",
-                                       self.reports.run_once, self.leadership), name="reports"),
-            asyncio.create_task(self.sender.run(self.stop_event), name="webhooks"),
-        ]
+        self.supervisor.start()
 
     async def stop(self) -> None:
-        """Stop the loops, then drain what is queued (best effort) so a graceful stop leaves little behind."""
-        self.stop_event.set()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        """Stop the loops (errors are logged by the supervisor), then drain what is queued (best effort) so a
+        graceful stop leaves little behind."""
+        await self.supervisor.stop()
         try:
             drained = await asyncio.wait_for(asyncio.gather(*(d.drain_until_empty() for d in self.drainers)),
                                              timeout=FINAL_DRAIN_SECONDS)
             log.info("final_drain", entries=sum(drained))
-        except (TimeoutError, RedisError, OSError, psycopg2.Error) as exc:
-            log.warning("final_drain_failed", error=str(exc)[:300])
+            await asyncio.wait_for(self.facts.run_until_empty(), timeout=FINAL_DRAIN_SECONDS)
+        except Exception as exc:
+            log.error("final_drain_failed", error=str(exc)[:300], exc_info=exc)
 
 
 WORKER: web.AppKey[Worker] = web.AppKey("worker")

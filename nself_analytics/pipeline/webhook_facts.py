@@ -1,9 +1,9 @@
 """funnel.completed: a drained event that is the last step of a saved funnel, reached by its user in order.
 
-Called by the drain after a batch is written and before it is acknowledged: if the process dies in
-between, the batch is drained again and the completions are found again (the outbox's dedupe key,
-``funnel:<funnel id>:<message id>``, keeps them once). The check follows the funnel's semantics
-(store/funnels.py): steps in order, each strictly after the previous, all within the funnel's window
+Called by the facts task (pipeline/facts.py) for the events of the event outbox, in the transaction that deletes
+their outbox rows: if the process dies before its commit, the rows are read again and the completions found again
+(the delivery's dedupe key, ``funnel:<funnel id>:<message id>``, keeps them once). The check follows the funnel's
+semantics (store/funnels.py): steps in order, each strictly after the previous, all within the funnel's window
 of the first; the user is ``user_id``, else ``anonymous_id``; bot events are left out. Events that
 arrive after the last step (out of order) do not complete it retroactively.
 """
@@ -16,8 +16,8 @@ from typing import Any
 
 import aiopg
 
-from ..model.record import EventRecord
 from ..store import webhooks
+from ..store.event_outbox import NewEvent
 
 __all__ = ["WEBHOOK_EVENTS", "completes", "record_funnel_completions"]
 
@@ -47,7 +47,7 @@ def completes(steps: list[str], events: Iterable[tuple[str, datetime]], until: d
     return None
 
 
-async def record_funnel_completions(conn: aiopg.Connection, items: list[EventRecord]) -> int:
+async def record_funnel_completions(conn: aiopg.Connection, items: list[NewEvent]) -> int:
     """Outbox rows for the batch's events that complete a saved funnel of an account with a
     ``funnel.completed`` webhook. Returns the completions found (before deduplication)."""
     tracked = [i for i in items if i.type in ("track", "page") and not i.is_bot and (i.user_id or i.anonymous_id)]
@@ -63,7 +63,7 @@ async def record_funnel_completions(conn: aiopg.Connection, items: list[EventRec
     found = checks = 0
     for item in tracked:
         account = item.source_account_id
-        for funnel in by_last.get((account, item.event), []):
+        for funnel in by_last.get((account, item.event or ""), []):
             if checks >= MAX_CHECKS:
                 return found
             checks += 1

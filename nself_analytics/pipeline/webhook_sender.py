@@ -1,7 +1,10 @@
 """The sender of the webhook outbox: runs in the background task, never on the ingest path.
 
-Each round claims the due deliveries (leased, so a sender that dies mid-send leaves them due again),
-POSTs them concurrently with a bounded aiohttp client (total timeout ANALYTICS_WEBHOOK_TIMEOUT, no
+Each round claims due deliveries (leased, so a sender that dies mid-send leaves them due again) fairly across
+accounts and webhooks (store/webhooks.py CLAIM_DUE: round-robin, at most PER_WEBHOOK_IN_FLIGHT per webhook and
+MAX_IN_FLIGHT in all), and sends each as its own task: a round never waits for a slow receiver, and a receiver that
+never answers holds only its own webhook's slots (one slow or dead receiver costs only its own deliveries). Each is
+POSTed with a bounded aiohttp client (total timeout ANALYTICS_WEBHOOK_TIMEOUT, no
 redirects followed, at most MAX_RESPONSE_BYTES of a response read), and records the result: a 2xx
 marks the delivery delivered; anything else is retried after ``base * 2**(attempts-1)`` seconds
 (capped at MAX_BACKOFF_SECONDS) until ANALYTICS_WEBHOOK_RETRY_FOR after its creation, then it is
@@ -16,17 +19,16 @@ Signature (the scheme a receiver checks; also in the README):
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import time
+from collections import Counter
 from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
 import aiopg
 import orjson
-import psycopg2
 import structlog
 
 from ..config import Settings
@@ -36,8 +38,10 @@ __all__ = ["WebhookSender", "backoff", "log_url", "redact_url", "sign"]
 
 log = structlog.get_logger("nself_analytics.pipeline.webhook_sender")
 
-# Deliveries claimed (and sent concurrently) per round.
+# Deliveries claimed per round (at most), sent concurrently in all, and in flight per webhook.
 CLAIM_LIMIT = 50
+MAX_IN_FLIGHT = 200
+PER_WEBHOOK_IN_FLIGHT = 4
 MAX_BACKOFF_SECONDS = 3600.0
 # How much of a receiver's response is read (its status is what counts).
 MAX_RESPONSE_BYTES = 4096
@@ -90,26 +94,53 @@ class WebhookSender:
         self.pool = pool
         self.settings = settings
         self._session: aiohttp.ClientSession | None = None
+        self._next_prune = 0.0
+        self._in_flight: dict[asyncio.Task[None], int] = {}  # send -> its webhook id
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             timeout = aiohttp.ClientTimeout(total=self.settings.webhook_timeout)
             self._session = aiohttp.ClientSession(
-                timeout=timeout, connector=aiohttp.TCPConnector(limit=CLAIM_LIMIT, limit_per_host=10),
+                timeout=timeout, connector=aiohttp.TCPConnector(limit=MAX_IN_FLIGHT, limit_per_host=10),
                 headers={"User-Agent": "nself-analytics-webhooks"})
         return self._session
 
     async def close(self) -> None:
+        """Cancel the sends in flight (their leases expire and they are sent again), close the client."""
+        for task in list(self._in_flight):
+            task.cancel()
+        await asyncio.gather(*self._in_flight, return_exceptions=True)
         if self._session is not None:
             await self._session.close()
 
-    async def send_due(self) -> int:
-        """Claim and send the due deliveries once; return how many were attempted."""
+    async def _claim(self) -> list[asyncio.Task[None]]:
+        """Claim what is due within the free slots and start sending each; return the sends started."""
+        room = min(CLAIM_LIMIT, MAX_IN_FLIGHT - len(self._in_flight))
+        if room <= 0:
+            return []
+        busy = Counter(self._in_flight.values())
         async with self.pool.acquire() as conn:
-            due = await webhooks.claim_due(conn, limit=CLAIM_LIMIT, lease=self.settings.webhook_timeout + 5)
-        if due:
-            await asyncio.gather(*(self._send(d) for d in due))
-        return len(due)
+            due = await webhooks.claim_due(conn, limit=room, lease=self.settings.webhook_timeout + 5,
+                                           per_webhook=PER_WEBHOOK_IN_FLIGHT, in_flight=dict(busy))
+        started = []
+        for delivery in due:
+            task = asyncio.create_task(self._send(delivery), name=f"webhook-{delivery['id']}")
+            self._in_flight[task] = int(delivery["webhook_id"])
+            task.add_done_callback(self._finished)
+            started.append(task)
+        return started
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.pop(task, None)
+        if not task.cancelled() and (exc := task.exception()) is not None:  # a store error recording the result
+            log.error("webhook_send_failed", task=task.get_name(), error=str(exc)[:300], exc_info=exc)
+
+    async def send_due(self) -> int:
+        """Claim the due deliveries once and wait for their sends; return how many were attempted (tests)."""
+        started = await self._claim()
+        if started:
+            await asyncio.gather(*started, return_exceptions=True)
+        return len(started)
 
     async def _send(self, delivery: dict[str, Any]) -> None:
         body = body_of(delivery)
@@ -146,22 +177,11 @@ class WebhookSender:
         async with self.pool.acquire() as conn:
             return await webhooks.prune_log(conn, self.settings.retention_days)
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Send until ``stop`` is set; a store error waits and tries again."""
-        poll = min(MAX_POLL_SECONDS, self.settings.webhook_retry_base)
-        next_prune = 0.0
-        try:
-            while not stop.is_set():
-                sent = 0
-                try:
-                    if time.monotonic() >= next_prune:
-                        next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
-                        await self.prune()
-                    sent = await self.send_due()
-                except (psycopg2.Error, OSError, TimeoutError) as exc:
-                    log.warning("webhook_round_failed", error=str(exc).strip()[:300])
-                if sent < CLAIM_LIMIT:
-                    with contextlib.suppress(asyncio.TimeoutError):
-                        await asyncio.wait_for(stop.wait(), poll)
-        finally:
-            await self.close()
+    async def step(self) -> float:
+        """One round of the supervised loop (pipeline/supervisor.py): prune the log when due, send what is due;
+        return the seconds until the next round."""
+        if time.monotonic() >= self._next_prune:
+            self._next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
+            await self.prune()
+        started = await self._claim()
+        return 0.0 if len(started) >= CLAIM_LIMIT else min(MAX_POLL_SECONDS, self.settings.webhook_retry_base)

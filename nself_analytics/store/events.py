@@ -3,11 +3,12 @@ window: np_analytics_message_ids, written by the same statement), dirty hours, u
 identity links.
 
 A batch is written by ONE statement (data-modifying CTEs), so it is one round trip and its own
-transaction: the events, the dirty hours, the user upserts and the ``event.tracked`` webhook outbox rows
-commit together or not at all. A batch carrying identity links (identify with an anonymous id, alias)
-applies them first, in the same transaction (store/identity.py): a redelivered batch finds its links made
-and changes nothing. The recordset's columns are the fields of ``model.record.EventRecord``; columns
-named by hand go through ``column()``, so a misspelled one fails when this module is imported.
+transaction: the events, the dirty hours, the user upserts and the event outbox rows (read by the facts
+task, pipeline/facts.py: webhooks, funnel completions, quota crossings) commit together or not at all.
+A batch carrying identity links (identify with an anonymous id, alias) applies them first, in the same
+transaction (store/identity.py): a redelivered batch finds its links made and changes nothing. The
+recordset's columns are the fields of ``model.record.EventRecord``; columns named by hand go through
+``column()``, so a misspelled one fails when this module is imported.
 """
 
 from __future__ import annotations
@@ -98,17 +99,13 @@ raw AS MATERIALIZED (
         -- one row per new id: duplicates inside the batch keep their earliest time
         SELECT DISTINCT ON ({_KEY}) * FROM batch WHERE ({_KEY}) IN (SELECT * FROM fresh) ORDER BY {_KEY}, {_TS}
     ) AS b
-    RETURNING source_account_id, message_id, ts, type, event, user_id, anonymous_id, site, path, properties
-), hooked AS (
-    -- event.tracked outbox rows for the new events whose name a webhook of their account lists
-    INSERT INTO np_analytics_webhook_deliveries (id, source_account_id, webhook_id, event, dedupe_key, payload)
-    SELECT gen_random_uuid(), i.source_account_id, w.id, 'event.tracked', i.message_id::text,
-           jsonb_build_object('message_id', i.message_id, 'type', i.type, 'event', i.event, 'timestamp', i.ts,
-                              'user_id', i.user_id, 'anonymous_id', i.anonymous_id, 'site', i.site, 'path', i.path,
-                              'properties', coalesce(i.properties, '{{}}'::jsonb))
-    FROM inserted i JOIN np_analytics_webhooks w ON w.source_account_id = i.source_account_id AND w.active
-         AND 'event.tracked' = ANY (w.events) AND i.event = ANY (w.event_names)
-    ON CONFLICT (webhook_id, dedupe_key) DO NOTHING
+    RETURNING source_account_id, message_id, ts, type, event, user_id, anonymous_id, is_bot
+), outbox AS (
+    -- one narrow row per new event for the facts task (pipeline/facts.py: webhooks, funnels, quotas), which pays
+    -- for the facts after the acknowledgement: nothing here depends on the number of webhooks or saved funnels
+    INSERT INTO np_analytics_event_outbox (source_account_id, message_id, ts, type, event, user_id, anonymous_id,
+                                           is_bot)
+    SELECT source_account_id, message_id, ts, type, event, user_id, anonymous_id, is_bot FROM inserted
 ), dirty AS (
     INSERT INTO np_analytics_aggregate_dirty (source_account_id, hour)
     SELECT DISTINCT coalesce({_ACCOUNT}, 'primary'), date_trunc('hour', {_TS} AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'

@@ -1,8 +1,8 @@
 """Webhook subscriptions (np_analytics_webhooks) and their outbox (np_analytics_webhook_deliveries).
 
-An outbox row is written by the statement that writes the fact it reports (the drain's batch for
-``event.tracked``, the violation insert for ``quota.exceeded``, the funnel check of a drained batch for
-``funnel.completed``), so a fact is never stored without its delivery. ``(webhook_id, dedupe_key)`` is
+An outbox row is written in the transaction that writes the fact it reports (the facts task's round over the
+event outbox for ``event.tracked`` and ``funnel.completed``: pipeline/facts.py; the violation insert for
+``quota.exceeded``), so a fact is never stored without its delivery. ``(webhook_id, dedupe_key)`` is
 unique: a fact written again (a retried drain batch) enqueues once. The sender claims due rows with a
 lease (``next_attempt_at`` moves past the send's timeout), so a sender that dies mid-send leaves the row
 to be sent again: delivery is at least once, and the delivery id lets a receiver drop repeats.
@@ -98,15 +98,30 @@ WHERE e.source_account_id = %(account)s AND e.event = ANY (%(steps)s::text[])
 ORDER BY e.ts LIMIT %(limit)s
 """
 
-# Due deliveries of active webhooks, leased for ``lease`` seconds (a sender dying mid-send leaves them due again).
+# Due deliveries of active webhooks, leased for ``lease`` seconds (a sender dying mid-send leaves them due again), fair
+# across accounts and webhooks: at most ``per_webhook`` in flight per webhook (``in_flight``: {webhook id: deliveries
+# this sender sends now}), and claimed round-robin (each account's first, then each account's second, ...; within an
+# account each webhook's first, then second, ...), never in one global order that a dead receiver's backlog can head.
 CLAIM_DUE = """
+WITH due AS (
+    SELECT x.id, x.source_account_id, x.webhook_id, x.next_attempt_at,
+           row_number() OVER (PARTITION BY x.webhook_id ORDER BY x.next_attempt_at, x.id) AS rank_in_hook
+    FROM np_analytics_webhook_deliveries x JOIN np_analytics_webhooks y ON y.id = x.webhook_id AND y.active
+    WHERE x.status = 'pending' AND x.next_attempt_at <= now()
+), slots AS (
+    SELECT d.*, row_number() OVER (PARTITION BY d.source_account_id ORDER BY d.rank_in_hook, d.next_attempt_at,
+                                   d.id) AS rank_in_account
+    FROM due d
+    WHERE d.rank_in_hook <= %(per_webhook)s - coalesce((%(in_flight)s::jsonb ->> d.webhook_id::text)::int, 0)
+), picked AS (
+    SELECT id FROM slots ORDER BY rank_in_account, next_attempt_at, id LIMIT %(limit)s
+)
 UPDATE np_analytics_webhook_deliveries d
 SET next_attempt_at = now() + make_interval(secs => %(lease)s)
 FROM np_analytics_webhooks w
 WHERE w.id = d.webhook_id AND d.id IN (
-    SELECT x.id FROM np_analytics_webhook_deliveries x JOIN np_analytics_webhooks y ON y.id = x.webhook_id AND y.active
-    WHERE x.status = 'pending' AND x.next_attempt_at <= now()
-    ORDER BY x.next_attempt_at LIMIT %(limit)s
+    SELECT x.id FROM np_analytics_webhook_deliveries x
+    WHERE x.id IN (SELECT id FROM picked) AND x.status = 'pending' AND x.next_attempt_at <= now()
     FOR UPDATE OF x SKIP LOCKED
 )
 RETURNING d.id, d.webhook_id, d.source_account_id, d.event, d.payload, d.attempts, d.created_at, w.url, w.secret
@@ -228,9 +243,12 @@ async def user_step_events(conn: aiopg.Connection, *, account: str, user: str, s
         return [(event, ts) for event, ts in await cur.fetchall()]
 
 
-async def claim_due(conn: aiopg.Connection, *, limit: int, lease: float) -> list[dict[str, Any]]:
+async def claim_due(conn: aiopg.Connection, *, limit: int, lease: float, per_webhook: int = 1_000_000,
+                    in_flight: dict[int, int] | None = None) -> list[dict[str, Any]]:
+    """Up to ``limit`` due deliveries, fairly across accounts and webhooks (CLAIM_DUE), leased for ``lease`` s."""
     async with conn.cursor() as cur:
-        await cur.execute(CLAIM_DUE, {"limit": limit, "lease": lease})
+        await cur.execute(CLAIM_DUE, {"limit": limit, "lease": lease, "per_webhook": per_webhook,
+                                      "in_flight": json.dumps({str(k): v for k, v in (in_flight or {}).items()})})
         rows = await cur.fetchall()
     return [{"id": str(did), "webhook_id": hid, "account": account, "event": event, "payload": payload,
              "attempts": attempts, "created_at": created_at, "url": url, "secret": secret}

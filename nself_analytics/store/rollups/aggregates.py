@@ -13,6 +13,7 @@ never recomputed, so their aggregates stay.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import aiopg
@@ -22,17 +23,29 @@ from ..tx import transaction
 from . import event_times, web_daily
 from .web_rollup import FRAGMENT_COLUMNS, FRAGMENTS, PAGE_VIEW
 
-__all__ = ["aggregate_lag_seconds", "expire_activity", "materialize", "rebuild"]
+__all__ = ["aggregate_lag_seconds", "expire_activity", "materialize", "next_dirty", "rebuild"]
 
 log = structlog.get_logger("nself_analytics.store.rollups.aggregates")
 
-# SKIP LOCKED: an hour a drain is writing to right now is left for the next run.
-CLAIM_DIRTY = """
+# SKIP LOCKED: an hour a drain is writing to right now is left for the next run. ``skip``: hours left out (the
+# aggregator's quarantine: an hour whose recomputation outlasts the statement timeout alone stays dirty, so reads
+# of it stay exact from raw events); ``only``: claim these hours only (a quarantined hour retried alone).
+_HOURS = "SELECT 1 FROM jsonb_to_recordset({}::jsonb) AS k(a text, h timestamptz) WHERE k.a = x.source_account_id " \
+         "AND k.h = x.hour"
+CLAIM_DIRTY = f"""
 DELETE FROM np_analytics_aggregate_dirty d
 WHERE (d.source_account_id, d.hour) IN (
-    SELECT source_account_id, hour FROM np_analytics_aggregate_dirty
+    SELECT source_account_id, hour FROM np_analytics_aggregate_dirty x
+    WHERE NOT EXISTS ({_HOURS.format("%(skip)s")})
+      AND (%(only)s::jsonb IS NULL OR EXISTS ({_HOURS.format("%(only)s")}))
     ORDER BY marked_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
 RETURNING d.source_account_id, d.hour
+"""
+# The hour a claim of one would take first (to name the hour a claim of one timed out on).
+NEXT_DIRTY = f"""
+SELECT source_account_id, hour FROM np_analytics_aggregate_dirty x
+WHERE NOT EXISTS ({_HOURS.format("%(skip)s")})
+ORDER BY marked_at LIMIT 1
 """
 
 _CLAIMED = """
@@ -123,15 +136,29 @@ def _bounds(hours: list[datetime], unit: str) -> tuple[datetime | None, datetime
     return lo, hi + timedelta(hours=1)
 
 
+def hours_json(hours: Sequence[tuple[str, datetime]]) -> str:
+    return json.dumps([{"a": a, "h": h.isoformat()} for a, h in hours])
+
+
+async def next_dirty(conn: aiopg.Connection, skip: Sequence[tuple[str, datetime]]) -> tuple[str, datetime] | None:
+    """The dirty hour a claim of one (leaving out ``skip``) would take first."""
+    async with conn.cursor() as cur:
+        await cur.execute(NEXT_DIRTY, {"skip": hours_json(skip)})
+        row = await cur.fetchone()
+    return (row[0], row[1]) if row else None
+
+
 async def materialize(conn: aiopg.Connection, retention_days: int, limit: int = 5000,
-                      now: datetime | None = None) -> int:
+                      now: datetime | None = None, *, skip: Sequence[tuple[str, datetime]] = (),
+                      only: list[tuple[str, datetime]] | None = None) -> int:
     """Recompute aggregates of the dirty hours (and their days), their web session fragments and the
     activity of their days; return how many hours were claimed.
 
     Hours before the retention cutoff (counted back from ``now``, default the server's clock) are
     claimed but their aggregates not recomputed; their activity is merged with what is still raw."""
     async with transaction(conn) as cur:
-        await cur.execute(CLAIM_DIRTY, {"limit": limit})
+        await cur.execute(CLAIM_DIRTY, {"limit": limit, "skip": hours_json(skip),
+                                        "only": None if only is None else hours_json(only)})
         rows = await cur.fetchall()
         if not rows:
             return 0
