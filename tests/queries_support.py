@@ -19,7 +19,8 @@ from nself_analytics.web.params import add_periods, period_floor
 from .store_writes import write_events
 
 EVENT_TABLES = ("np_analytics_events, np_analytics_aggregates, np_analytics_aggregate_dirty, np_analytics_users, "
-                "np_analytics_activity, np_analytics_event_times, np_analytics_person_map, np_analytics_message_ids")
+                "np_analytics_activity, np_analytics_seen, np_analytics_event_times, np_analytics_person_map, "
+                "np_analytics_message_ids")
 
 
 def _base(now: datetime) -> datetime:

@@ -355,6 +355,11 @@ async def test_product_and_people_views(dash_browser: Browser, dash_service: Liv
 
     # funnel with a breakdown
     start, end = live.get("events")["start_date"], live.get("events")["end_date"]
+    # one window: the range picker's 30 days are the product queries' dates, already in the funnel and
+    # retention forms, and stated with their zone beside the picker
+    for form in ("funnel", "retention"):
+        assert (await page.input_value(f"#{form}-start"), await page.input_value(f"#{form}-end")) == (start, end)
+    assert await page.text_content("#window") == f"{start} to {end} (UTC)"
     await page.fill("#funnel-steps", "signup, activate, purchase")
     await page.dispatch_event("#funnel-steps", "change")
     await page.fill("#funnel-start", start)

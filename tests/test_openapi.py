@@ -151,7 +151,7 @@ async def test_mcp_page_is_filled_for_this_instance(client: Any) -> None:
     assert "https://stats.example.com/analytics/openapi.json" in page
     # the native server first, the bridge as a fallback after it
     assert page.index("nself-analytics mcp") < page.index("@ivotoby/openapi-mcp-server")
-    assert "pip install &#x27;nself-analytics[mcp]&#x27;" in page
+    assert "pip install -e &#x27;.[mcp]&#x27;" in page and "not on PyPI" in page
     configs = re.findall(r'<pre id="cfg-(claude_desktop|cursor|windsurf)"><code>(.*?)</code></pre>', page, re.S)
     assert len(configs) == 3
     for _name, text in configs:

@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 
+from nself_analytics.store.rollups.aggregates import materialize
+
 # Days inside the retention window (older events are not stored): D[0] is 10 days ago, D[n] n days after it.
 D = [((datetime.now(UTC) - timedelta(days=10)).date() + timedelta(days=n)).isoformat() for n in range(6)]
 
@@ -54,6 +56,21 @@ async def test_users_search_traits_and_pages(client: Any, auth: Any, drain: Any)
     assert page["data"][0]["traits"] == {"plan": "pro", "email": "carol@example.com", "seats": 3}
     other = await client.get("/analytics/users", headers={**auth["secret"], "X-Source-Account-Id": "app-b"})
     assert [u["user_id"] for u in (await other.json())["data"]] == ["zed"]
+
+
+async def test_users_sort_by_last_activity_and_show_the_profiles_first_and_last(client: Any, auth: Any, drain: Any,
+                                                                                 pool_conn: Any) -> None:
+    await _people(client, auth, drain)
+    while await materialize(pool_conn, retention_days=36500):
+        pass
+    listed = (await (await client.get("/analytics/users", headers=auth["secret"])).json())["data"]
+    # alice identified before the others but was active last (her purchase on D[5]): first; her anonymous
+    # events before the identify (D[0]) are her first activity, not the identify time
+    assert [u["user_id"] for u in listed] == ["alice", "carol", "bob"]
+    for user in listed:
+        profile = await (await client.get(f"/analytics/users/{user['user_id']}", headers=auth["secret"])).json()
+        assert (user["first_seen"], user["last_seen"]) == (profile["first_seen"], profile["last_seen"])
+    assert (listed[0]["first_seen"], listed[0]["last_seen"]) == (f"{D[0]}T09:00:00Z", f"{D[5]}T12:00:00Z")
 
 
 async def test_person_with_linked_ids_counts_and_events(client: Any, auth: Any, drain: Any) -> None:

@@ -78,6 +78,9 @@ async def test_retention_matches_reference(client: Any, auth: Any, pool_conn: An
         body = await response.json()
         expected = ref_retention(events, first, last, period, periods, start_event, return_event, links)
         cohorts = periods_between(first, last, period)
+        # from the first cohort with users (no leading empty cohorts); later empty ones stay
+        while cohorts and not expected.get(cohorts[0], [0])[0]:
+            cohorts.pop(0)
         assert [row["cohort"] for row in body["data"]] == [c.isoformat() for c in cohorts]
         for row, cohort in zip(body["data"], cohorts, strict=True):
             want = expected.get(cohort, [0] * periods)
@@ -161,7 +164,7 @@ async def test_retention_reads_the_rollup_and_dirty_days_raw(client: Any, auth: 
     # a backlog (dirty days spanning a week or more): raw events only (the late event alone is left)
     await execute(pool_conn, "INSERT INTO np_analytics_aggregate_dirty (hour) VALUES (%s), (%s)",
                   (monday, monday + timedelta(days=8)))
-    assert await retention(client, auth, **params) == [{**row, "size": 0, "retained": [0, 0, 0]} for row in late]
+    assert await retention(client, auth, **params) == []  # no cohort with users: no rows
     await execute(pool_conn, "TRUNCATE np_analytics_activity")
 
 

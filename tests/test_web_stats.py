@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import random
 import re
-import statistics
 import uuid
-from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,6 +20,7 @@ from nself_analytics.store.rollups import hll
 from nself_analytics.store.rollups.aggregates import materialize
 from nself_analytics.web.appkeys import ANALYTICS_APP, PG_POOL
 
+from . import web_reference
 from .clock_support import days_ago
 from .conftest import SECRET, WRITE_KEY
 from .queries_support import Link, resolver
@@ -120,103 +119,9 @@ def select(hits: Iterable[dict[str, Any]], params: dict[str, str]) -> list[dict[
     return out
 
 
-def top(counter: dict[Any, tuple[int, int]], key: str, limit: int) -> list[dict[str, Any]]:
-    rows = sorted(counter.items(), key=lambda kv: (-kv[1][0], -kv[1][1], kv[0].encode()))
-    return [{key: k, "pageviews": v[0], "sessions": v[1]} for k, v in rows[:limit]]
-
-
-def by(hits: list[dict[str, Any]], value: Callable[[dict[str, Any]], Any]) -> dict[Any, tuple[int, int]]:
-    views: Counter[Any] = Counter()
-    sessions: dict[Any, set[str]] = defaultdict(set)
-    for h in hits:
-        v = value(h)
-        if v is None or v == "":
-            continue
-        views[v] += 1
-        if h["session_id"] is not None:
-            sessions[v].add(h["session_id"])
-    return {v: (n, len(sessions[v])) for v, n in views.items()}
-
-
-def sessionize(hits: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    out: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for h in sorted(hits, key=lambda h: (h["ts"], h["path"].encode())):
-        if h["session_id"] is not None:
-            out[h["session_id"]].append(h)
-    return out
-
-
-def seconds(hs: list[dict[str, Any]]) -> float:
-    return (datetime.fromisoformat(hs[-1]["ts"]) - datetime.fromisoformat(hs[0]["ts"])).total_seconds()
-
-
 def reference(name: str, hits: list[dict[str, Any]], params: dict[str, str], links: Sequence[Link] = ()) -> Any:
-    sel = select(hits, params)
-    limit = int(params.get("limit", 10))
-    site = params["site"]
-    if name == "pageviews":
-        # a session's visitor is the first identity it shows (by sort order); session-less views count their own
-        identities: dict[Any, set[str]] = defaultdict(set)
-        for h in sel:
-            identity = h.get("user_id") or h.get("anonymous_id") or h["ip_hash"] or h["session_id"]
-            if identity is not None:
-                identities[h["session_id"] or ("none", identity)].add(identity)
-        # ... and a visitor is a person: an anonymous id linked to a user is that user
-        person = resolver(links)
-        visitors = {person(min(ids), "primary") for ids in identities.values()}
-        return {"pageviews": len(sel), "sessions": len({h["session_id"] for h in sel} - {None}),
-                "visitors": len(visitors)}
-    simple = {"pages": ("path", "path"), "devices": ("device", "device"), "languages": ("language", "language"),
-              "browsers": ("browser", "browser"), "os": ("os", "os"), "countries": ("country", "country")}
-    if name in simple:
-        column, key = simple[name]
-        return top(by(sel, lambda h: h.get(column)), key, limit)
-    if name == "hostnames":
-        return top(by(sel, lambda h: (h.get("properties") or {}).get("hostname", h["site"])), "hostname", limit)
-    if name == "referrers":
-        own = re.sub(r"^www\.", "", site)
-        return top(by(sel, lambda h: None if domain(h.get("referrer")) == own else domain(h.get("referrer"))),
-                   "referrer", limit)
-    if name == "timeseries":
-        start = datetime.fromtimestamp(int(params.get("start", START)), UTC)
-        end = datetime.fromtimestamp(int(params.get("end", END)), UTC) - timedelta(microseconds=1)
-        days = by(sel, lambda h: h["ts"][:10])
-        out, day = [], start.date()
-        while day <= end.date():
-            views, sessions = days.get(day.isoformat(), (0, 0))
-            out.append({"date": day.isoformat(), "pageviews": views, "sessions": sessions})
-            day += timedelta(days=1)
-        return out
-    if name == "peak-hours":
-        hours = by(sel, lambda h: datetime.fromisoformat(h["ts"]).hour)
-        return [{"hour": hr, "pageviews": hours.get(hr, (0, 0))[0], "sessions": hours.get(hr, (0, 0))[1]}
-                for hr in range(24)]
-    if name == "screen-widths":
-        edges = [("<576", 0, 575), ("576-767", 576, 767), ("768-991", 768, 991), ("992-1199", 992, 1199),
-                 (">=1200", 1200, None)]
-        buckets = by(sel, lambda h: None if h["screen_width"] is None else
-                     next(i for i, (_, lo, hi) in enumerate(edges) if hi is None or h["screen_width"] <= hi))
-        return [{"bucket": label, "min": lo, "max": hi, "pageviews": buckets.get(i, (0, 0))[0],
-                 "sessions": buckets.get(i, (0, 0))[1]} for i, (label, lo, hi) in enumerate(edges)]
-    sessions = sessionize(sel)
-    if name in ("entry-pages", "exit-pages", "bounce-rates"):
-        pick = (lambda hs: hs[0]["path"]) if name != "exit-pages" else (lambda hs: hs[-1]["path"])
-        count: Counter[str] = Counter(pick(hs) for hs in sessions.values())
-        bounces: Counter[str] = Counter(pick(hs) for hs in sessions.values() if len(hs) == 1)
-        rows = sorted(count.items(), key=lambda kv: (-kv[1], kv[0].encode()))[:limit]
-        if name == "bounce-rates":
-            return [{"path": p, "sessions": n, "bounces": bounces[p], "bounce_rate": round(bounces[p] / n, 4)}
-                    for p, n in rows]
-        return [{"path": p, "sessions": n} for p, n in rows]
-    if name == "session-duration":
-        durations = [seconds(hs) for hs in sessions.values()]
-        n = len(durations)
-        bounced = sum(1 for hs in sessions.values() if len(hs) == 1)
-        return {"sessions": n, "average_seconds": round(statistics.fmean(durations), 3) if n else 0.0,
-                "median_seconds": round(statistics.median(durations), 3) if n else 0.0,
-                "pageviews_per_session": round(sum(len(hs) for hs in sessions.values()) / n, 3) if n else 0.0,
-                "bounces": bounced, "bounce_rate": round(bounced / n, 4) if n else 0.0}
-    raise AssertionError(name)
+    """The definition of tests/web_reference.py over the test's range by default."""
+    return web_reference.reference(name, hits, {"start": str(START), "end": str(END), **params}, resolver(links))
 
 
 ENDPOINTS = ["pageviews", "pages", "referrers", "timeseries", "devices", "languages", "browsers", "os", "countries",
@@ -263,7 +168,7 @@ async def compare_every_endpoint(client: Any, hits: list[dict[str, Any]], links:
             assert response.status == 200, (name, extra, await response.text())
             body = await response.json()
             assert body["status"] == "success"
-            assert body["meta"] == {"site": SITE, "start": int(params["start"]), "end": int(params["end"])}
+            assert body["meta"] == {"site": SITE, "start": int(params["start"]), "end": int(params["end"]), "tz": "UTC"}
             want = reference(name, hits, params, links)
             got = body["data"]
             if name == "pageviews" and not links:
@@ -320,7 +225,9 @@ async def test_reference_data_is_not_trivial(hits: list[dict[str, Any]]) -> None
     sel = select(hits, {"site": SITE})
     assert len(sel) > 300 and any(h["is_bot"] for h in hits if h["site"] == SITE)
     assert len(select(hits, {"site": SITE, "include_bots": "true"})) > len(sel)
-    assert reference("referrers", hits, {"site": SITE, "limit": "100"})[0]["referrer"] == "google.com"
+    # a session without a referrer (or with the site's own) is the row "Direct / None"
+    assert [r["referrer"] for r in reference("referrers", hits, {"site": SITE, "limit": "100"})][:2] == [
+        "Direct / None", "google.com"]
     assert {r["referrer"] for r in reference("referrers", hits, {"site": SITE, "limit": "100"})} >= {
         "bing.com", "news.ycombinator.com", "com.slack"}
     assert 0 < reference("session-duration", hits, {"site": SITE})["bounce_rate"] < 1
@@ -353,11 +260,18 @@ async def test_default_range_is_last_30_days_and_active_is_5_minutes(client: Any
                          for s, age in ages.items()])
     body = await (await client.get("/analytics/api/pageviews", params={"site": SITE}, headers=HEADERS)).json()
     assert body["data"]["sessions"] == 4
-    assert body["meta"]["end"] - body["meta"]["start"] == 30 * 86_400
+    # the product queries' default window: the last 30 whole days (UTC), today included
+    assert body["meta"]["end"] - body["meta"]["start"] == 30 * 86_400 and body["meta"]["start"] % 86_400 == 0
     body = await (await client.get("/analytics/api/active", params={"site": SITE}, headers=HEADERS)).json()
     assert body["data"] == {"active": 2, "pageviews": 2}
     body = await (await client.get("/analytics/api/timeseries", params={"site": SITE}, headers=HEADERS)).json()
-    assert len(body["data"]) in (30, 31) and sum(d["pageviews"] for d in body["data"]) == 4
+    assert len(body["data"]) == 30 and sum(d["pageviews"] for d in body["data"]) == 4
+    events = await (await client.get("/analytics/events", headers=HEADERS)).json()
+    assert (body["data"][0]["date"], body["data"][-1]["date"]) == (events["start_date"], events["end_date"])
+    # in another zone, its days
+    body = await (await client.get("/analytics/api/timeseries", params={"site": SITE, "tz": "Pacific/Auckland"},
+                                   headers=HEADERS)).json()
+    assert len(body["data"]) == 30 and body["meta"]["tz"] == "Pacific/Auckland"
 
 
 @pytest.mark.parametrize("path", ["/analytics/api/" + name for name in [*ENDPOINTS, "active"]])

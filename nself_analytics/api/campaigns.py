@@ -97,7 +97,8 @@ RealtimeAnswer = answer_type("RealtimeAnswer", Realtime)
 
 def _utm_handler(path: str, row: Any, answer: Any) -> Any:
     async def handler(request: web.Request, params: WebParams) -> Any:
-        """Bots are left out unless include_bots=true; the filters select page views."""
+        """Bots are left out unless include_bots=true; the filters select whole sessions (docs/web-metrics.md), each
+        counted under its first page view's utm value with its page views."""
         query = params.to_query(account(request))
         async with reading(request) as conn:
             data = await web_store.breakdown(conn, query, path)

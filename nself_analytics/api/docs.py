@@ -104,9 +104,13 @@ def mcp_clients(base: str) -> dict[str, Any]:
             "name": "Claude Code, over HTTP", "command": (
                 f"claude mcp add --transport http nself-analytics {endpoint} "
                 f'--header "Authorization: Bearer {TOKEN_PLACEHOLDER}"')},
-        "install": {"name": "Install the MCP server", "command": "pip install 'nself-analytics[mcp]'",
+        "install": {"name": "Install the MCP server", "command": "pip install -e '.[mcp]'",
                     "steps": ["On the machine running the AI client (Python 3.11+); it talks to this instance "
-                              "over HTTP with the secret token."]},
+                              "over HTTP with the secret token.",
+                              "The package is not on PyPI: run the command in a checkout of nself-analytics, or "
+                              "install the built wheel with its extra: pip install "
+                              "'dist/nself_analytics-<version>-py3-none-any.whl[mcp]' (in a checkout, "
+                              "hooks/install --extras mcp does it in the plugin's virtualenv)."]},
         "claude_desktop": {
             "name": "Claude Desktop", "file": "claude_desktop_config.json (Settings > Developer > Edit Config)",
             "config": mcp_json},

@@ -49,7 +49,8 @@ async def retention(request: web.Request, query: RetentionParams) -> RetentionAn
     """Rows ``{"cohort", "size", "retained"}``, one per period intersecting the range, oldest first.
 
     ``periods`` is the number of columns, period 0 (the cohort period, = size) included; columns
-    of periods that have not started yet (UTC) are left out.
+    of periods that have not started yet (UTC) are left out. The rows start at the first cohort with users
+    (none: no rows); later empty cohorts stay, so the periods are contiguous.
     """
     account = params.account(request)
     dates = query.dates()
@@ -70,6 +71,8 @@ async def retention(request: web.Request, query: RetentionParams) -> RetentionAn
         rows.append(Cohort(cohort.isoformat(), counts.get((cohort, 0), 0),
                            [counts.get((cohort, k), 0) for k in columns]))
         cohort = params.add_periods(cohort, period, 1)
+    while rows and rows[0].size == 0:  # no leading empty cohorts
+        rows.pop(0)
     return RetentionAnswer("success", period, periods, dates.first.isoformat(), dates.last.isoformat(),
                            query.start_event, query.return_event, rows)
 

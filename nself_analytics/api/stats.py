@@ -1,27 +1,31 @@
 """The web-analytics read API: GET /api/{pageviews,pages,referrers,timeseries,...} of one site.
 
 A token, or a site token of that site. Parameters (:class:`WebParams`): ``site`` (required), ``start``/``end``
-(Unix seconds; default the last 30 days), ``limit`` (top lists), ``include_bots``, and the filters ``path``,
-``referrer`` (a domain), ``country``, ``device``, ``browser``, ``os`` and ``utm_source``/``utm_medium``/
-``utm_campaign``/``utm_term``/``utm_content``. Answers are ``{"status": "success", "data": ..., "meta": ...}``,
-typed per route (:func:`answer_type`), so the OpenAPI of every read comes from these classes.
+(Unix seconds) or ``start_date``/``end_date`` (days of ``tz``; default the last 30 days of ``tz``, today
+included), ``tz`` (IANA, default UTC), ``limit`` (top lists), ``include_bots``, the page filter ``path`` and the
+session filters ``referrer`` (a domain, or ``Direct / None``), ``country``, ``device``, ``browser``, ``os``,
+``language``, ``screen``, ``hostname``, ``entry_page``, ``exit_page`` and ``utm_source``/``utm_medium``/
+``utm_campaign``/``utm_term``/``utm_content`` (docs/web-metrics.md). Answers are ``{"status": "success",
+"data": ..., "meta": ...}``, typed per route (:func:`answer_type`), so the OpenAPI of every read comes from these
+classes.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, ClassVar, Literal
+from zoneinfo import ZoneInfo
 
 import msgspec
 from aiohttp import web
 
 from ..ingest.hits import MAX_UTM
 from ..store import web_reads as store
-from ..store.web import WebQuery
+from ..store.web import DIRECT, SCREEN_BUCKETS, WebQuery
 from ..web.errors import ApiError
-from ..web.params import account
+from ..web.params import DEFAULT_RANGE_DAYS, account, date_range, zone
 from ..web.pools import reading
 from ..web.routing import SITE, Route
 
@@ -54,43 +58,75 @@ def _list_of(item: Any) -> Any:
     return list.__class_getitem__(item)
 
 
+_SESSION = "Session filter (docs/web-metrics.md): only the sessions whose first page view "
+_DAY = Annotated[str, msgspec.Meta(pattern=r"^\d{4}-\d{2}-\d{2}$", extra_json_schema={"format": "date"})]
+ScreenBucket = Literal["<576", "576-767", "768-991", "992-1199", ">=1200"]
+_UTM = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
+
+
 class WebParams(msgspec.Struct, kw_only=True):
     """The parameters of every web read; ``to_query`` makes the store's WebQuery of them."""
 
     site: Annotated[str, msgspec.Meta(
         min_length=1, max_length=253, pattern=r"^[A-Za-z0-9_.:\[\]-]+$",
         description="The site: the hostname the beacon reports (location.hostname or data-site)")]
-    start: Annotated[Unix, msgspec.Meta(description="Range start, Unix seconds (default: end - 30 days)")] | None = None
-    end: Annotated[Unix, msgspec.Meta(description="Range end (exclusive), Unix seconds (default: now)")] | None = None
+    start: Annotated[Unix, msgspec.Meta(description=(
+        "Range start, Unix seconds; or give start_date/end_date. None of the four: the last 30 days of tz, today "
+        "included (the product queries' window); only end: end - 30 days"))] | None = None
+    end: Annotated[Unix, msgspec.Meta(
+        description="Range end (exclusive), Unix seconds (only start: now)")] | None = None
+    start_date: Annotated[_DAY, msgspec.Meta(description=(
+        "First day of the range (YYYY-MM-DD, in tz), with end_date, as the product queries take them; not with "
+        "start/end"))] | None = None
+    end_date: Annotated[_DAY, msgspec.Meta(
+        description="Last day of the range (YYYY-MM-DD, in tz, included)")] | None = None
+    tz: Annotated[str, msgspec.Meta(max_length=64, description=(
+        "IANA time zone of the days (timeseries, start_date/end_date, the default range) and hours of the day "
+        "(peak-hours); default UTC; an unknown zone is a 400"))] = "UTC"
     limit: Annotated[int, msgspec.Meta(ge=1, le=MAX_LIMIT, description="Rows of a top list")] = DEFAULT_LIMIT
     include_bots: Annotated[bool, msgspec.Meta(description="Count page views marked as bot traffic")] = False
-    path: Annotated[PathText, msgspec.Meta(description="Only page views of this path")] | None = None
-    referrer: Annotated[Domain, msgspec.Meta(
-        description="Only page views referred by this domain (www. ignored)")] | None = None
+    path: Annotated[PathText, msgspec.Meta(description=(
+        "Page filter: only the sessions with a page view of this path; visitors, sessions, bounces and durations "
+        "are those whole sessions', page views (and /api/pages) those of this path"))] | None = None
+    entry_page: Annotated[PathText, msgspec.Meta(
+        description="Session filter: only the sessions that start on this path")] | None = None
+    exit_page: Annotated[PathText, msgspec.Meta(
+        description="Session filter: only the sessions that end on this path")] | None = None
+    referrer: Annotated[Domain, msgspec.Meta(description=(
+        _SESSION + "was referred by this domain (www. ignored; the site's own domain is no referrer); "
+        "`Direct / None`: the sessions without one"))] | None = None
     country: Annotated[str, msgspec.Meta(max_length=2, pattern="^[A-Za-z]{2}$", description=(
-        "Only page views from this country (ISO 3166 alpha-2)"))] | None = None
+        _SESSION + "came from this country (ISO 3166 alpha-2)"))] | None = None
     device: Annotated[Literal["mobile", "tablet", "desktop"], msgspec.Meta(
-        description="Only page views from this kind of device")] | None = None
+        description=_SESSION + "came from this kind of device")] | None = None
     browser: Annotated[NameText, msgspec.Meta(
-        description="Only page views from this browser (as /api/browsers names it)")] | None = None
+        description=_SESSION + "came from this browser (as /api/browsers names it)")] | None = None
     os: Annotated[NameText, msgspec.Meta(
-        description="Only page views from this operating system (as /api/os names it)")] | None = None
-    utm_source: Annotated[UtmText, msgspec.Meta(description="Only page views carrying this utm_source")] | None = None
-    utm_medium: Annotated[UtmText, msgspec.Meta(description="Only page views carrying this utm_medium")] | None = None
-    utm_campaign: Annotated[UtmText, msgspec.Meta(
-        description="Only page views carrying this utm_campaign")] | None = None
-    utm_term: Annotated[UtmText, msgspec.Meta(description="Only page views carrying this utm_term")] | None = None
-    utm_content: Annotated[UtmText, msgspec.Meta(description="Only page views carrying this utm_content")] | None = None
+        description=_SESSION + "came from this operating system (as /api/os names it)")] | None = None
+    language: Annotated[NameText, msgspec.Meta(
+        description=_SESSION + "had this browser language (as /api/languages names it)")] | None = None
+    screen: Annotated[ScreenBucket, msgspec.Meta(
+        description=_SESSION + "had a screen width in this bucket (as /api/screen-widths names it)")] | None = None
+    hostname: Annotated[Domain, msgspec.Meta(
+        description=_SESSION + "was on this hostname (as /api/hostnames names it)")] | None = None
+    utm_source: Annotated[UtmText, msgspec.Meta(description=_SESSION + "carried this utm_source")] | None = None
+    utm_medium: Annotated[UtmText, msgspec.Meta(description=_SESSION + "carried this utm_medium")] | None = None
+    utm_campaign: Annotated[UtmText, msgspec.Meta(description=_SESSION + "carried this utm_campaign")] | None = None
+    utm_term: Annotated[UtmText, msgspec.Meta(description=_SESSION + "carried this utm_term")] | None = None
+    utm_content: Annotated[UtmText, msgspec.Meta(description=_SESSION + "carried this utm_content")] | None = None
 
     # the 400 message of a parameter that does not convert (web/routing.py decode_params); ":missing" when absent
     MESSAGES: ClassVar[dict[str, str]] = {
         "site:missing": "site is required (the hostname the beacon reports, e.g. example.com)",
         "site": "site must be a hostname such as example.com",
         "start": f"start {_UNIX_MESSAGE}", "end": f"end {_UNIX_MESSAGE}",
+        "start_date": "Invalid date format. Use YYYY-MM-DD", "end_date": "Invalid date format. Use YYYY-MM-DD",
+        "tz": "tz must be an IANA time zone name such as Europe/Berlin",
         "limit": f"limit must be an integer from 1 to {MAX_LIMIT}",
         "include_bots": "include_bots must be true or false",
         "country": "country must be an ISO 3166 alpha-2 code such as US",
         "device": f"device must be one of {', '.join(DEVICES)}",
+        "screen": f"screen must be one of {', '.join(label for label, _, _ in SCREEN_BUCKETS)}",
     }
 
     def __post_init__(self) -> None:
@@ -98,29 +134,61 @@ class WebParams(msgspec.Struct, kw_only=True):
         if self.start is not None and self.end is not None and self.start >= self.end:
             raise ValueError("start must be before end")
 
+    def _instants(self, tz: str, now: float | None) -> tuple[int, int]:
+        """[start, end) in Unix seconds: start/end, or the days of start_date/end_date in tz, or the default."""
+        zone_info = ZoneInfo(tz)
+        if self.start_date is not None or self.end_date is not None:
+            if self.start is not None or self.end is not None:
+                raise ApiError(400, "Give start/end (Unix seconds) or start_date/end_date, not both")
+            given = {k: v for k, v in (("start_date", self.start_date), ("end_date", self.end_date)) if v is not None}
+            dates = date_range(given, max_days=MAX_TIMESERIES_DAYS)
+            first, after = dates.first, dates.last + timedelta(days=1)
+        elif self.start is None and self.end is None:  # the product queries' window: 30 days of tz, today included
+            today = datetime.fromtimestamp(now if now is not None else time.time(), zone_info).date()
+            first, after = today - timedelta(days=DEFAULT_RANGE_DAYS - 1), today + timedelta(days=1)
+        else:
+            end = self.end if self.end is not None else int(now if now is not None else time.time()) + 1
+            return (self.start if self.start is not None else max(0, end - DEFAULT_RANGE_SECONDS)), end
+        return (int(datetime.combine(first, datetime.min.time(), zone_info).timestamp()),
+                int(datetime.combine(after, datetime.min.time(), zone_info).timestamp()))
+
+    def session_filters(self) -> tuple[tuple[str, str], ...]:
+        """The session-level filters given, as (name, value) pairs (store/web.py SESSION_CODES)."""
+        found: list[tuple[str, str]] = []
+        if self.referrer is not None:
+            direct = self.referrer.lower() == DIRECT.lower()
+            found.append(("referrer", DIRECT if direct else self.referrer.lower().removeprefix("www.")))
+        if self.device is not None:
+            found.append(("device", self.device))
+        if self.country is not None:
+            found.append(("country", self.country.upper()))
+        found += [(name, value) for name in ("browser", "os", "language") if (value := getattr(self, name)) is not None]
+        if self.hostname is not None:
+            found.append(("hostname", self.hostname.lower()))
+        if self.screen is not None:
+            found.append(("screen", str([label for label, _, _ in SCREEN_BUCKETS].index(self.screen))))
+        return (*found, *((key, value) for key in _UTM if (value := getattr(self, key)) is not None))
+
     def to_query(self, account: str, now: float | None = None) -> WebQuery:
-        end = self.end if self.end is not None else int(now if now is not None else time.time()) + 1
-        start = self.start if self.start is not None else max(0, end - DEFAULT_RANGE_SECONDS)
+        tz = zone({"tz": self.tz})
+        start, end = self._instants(tz, now)
         if start >= end:
             raise ApiError(400, "start must be before end")
-        utm = tuple((key, value) for key in ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
-                    if (value := getattr(self, key)) is not None)
         return WebQuery(
             site=self.site, start=datetime.fromtimestamp(start, UTC), end=datetime.fromtimestamp(end, UTC),
-            include_bots=self.include_bots, path=self.path,
-            referrer=self.referrer.lower().removeprefix("www.") if self.referrer else None,
-            country=self.country.upper() if self.country else None, device=self.device, limit=self.limit,
-            browser=self.browser, os=self.os, utm=utm, account=account)
+            include_bots=self.include_bots, path=self.path, limit=self.limit, account=account,
+            session=self.session_filters(), entry_page=self.entry_page, exit_page=self.exit_page, tz=tz)
 
 
 class StatsMeta(msgspec.Struct, frozen=True):
     site: str
     start: int
     end: int
+    tz: Annotated[str, msgspec.Meta(description="The time zone of the read's days and hours")] = "UTC"
 
 
 def meta_of(query: WebQuery) -> StatsMeta:
-    return StatsMeta(query.site, int(query.start.timestamp()), int(query.end.timestamp()))
+    return StatsMeta(query.site, int(query.start.timestamp()), int(query.end.timestamp()), query.tz)
 
 
 def answer_type(name: str, data: Any, meta: Any = StatsMeta) -> Any:
@@ -241,6 +309,18 @@ async def _session_duration(conn: Any, query: WebQuery) -> SessionDuration:
                            round(d.pageviews_per_session, 3), d.bounces, _rate(d.bounces, d.sessions))
 
 
+WEB_METRICS = (
+    "Bots are left out unless include_bots=true. Filters select whole sessions (docs/web-metrics.md, Plausible's "
+    "model): a session filter (referrer, utm_*, device, browser, os, country, language, screen, hostname: the "
+    "values of the session's first page view; entry_page, exit_page) keeps the sessions that match, a page filter "
+    "(path) the sessions with a page view of that path; all given must hold. Visitors, sessions, bounces, "
+    "durations and page views per session are those of the whole selected sessions; page views count every page "
+    "view of them, or under a page filter those of that path. A row of a breakdown counts those page views of "
+    "its value and the sessions with one; pages and hours are per page view, every other dimension is the "
+    "session's."
+)
+
+
 class Read(msgspec.Struct, frozen=True):
     """One web read: its reader, its answer's data type, its summary, and the range rules."""
 
@@ -266,22 +346,24 @@ def _top(name: str, summary: str) -> Read:
 READS: dict[str, Read] = {
     "pageviews": Read(_pageviews, Pageviews, "Page views, sessions and visitors (a visitor: user id, anonymous id, "
                                              "else the day's IP hash)"),
-    "pages": _top("pages", "Top pages"),
-    "referrers": _top("referrers", "Top referring domains"),
+    "pages": _top("pages", "Top pages: page views of each path and the sessions with one"),
+    "referrers": _top("referrers", "Sessions by referring domain (the first page view's), with their page views; "
+                                   "`Direct / None`: the sessions without one"),
     "timeseries": Read(_series(store.timeseries, _DATE_ROW), _list_of(_DATE_ROW),
-                       "Page views and sessions per day (UTC), every day of the range", max_days=MAX_TIMESERIES_DAYS),
-    "devices": _top("devices", "Page views by device (mobile, tablet, desktop)"),
-    "languages": _top("languages", "Page views by browser language"),
-    "browsers": _top("browsers", "Page views by browser"),
-    "os": _top("os", "Page views by operating system"),
-    "countries": _top("countries", "Page views by country"),
-    "hostnames": _top("hostnames", "Page views by hostname"),
+                       "Page views and sessions per day (of tz), every day of the range", max_days=MAX_TIMESERIES_DAYS),
+    "devices": _top("devices", "Sessions by device (mobile, tablet, desktop), with their page views"),
+    "languages": _top("languages", "Sessions by browser language, with their page views"),
+    "browsers": _top("browsers", "Sessions by browser, with their page views"),
+    "os": _top("os", "Sessions by operating system, with their page views"),
+    "countries": _top("countries", "Sessions by country, with their page views"),
+    "hostnames": _top("hostnames", "Sessions by hostname, with their page views"),
     "active": Read(_active, Active, "Sessions active in the last 5 minutes", active=True),
     "entry-pages": Read(_entry_pages, list[PageSessions], "Pages sessions start on"),
     "exit-pages": Read(_exit_pages, list[PageSessions], "Pages sessions end on"),
     "bounce-rates": Read(_bounce_rates, list[BounceRate], "Per entry page: sessions with a single page view"),
-    "peak-hours": Read(_series(store.peak_hours, _HOUR_ROW), _list_of(_HOUR_ROW), "Page views per hour (UTC)"),
-    "screen-widths": Read(_screen_widths, list[ScreenWidth], "Page views by screen width bucket"),
+    "peak-hours": Read(_series(store.peak_hours, _HOUR_ROW), _list_of(_HOUR_ROW),
+                       "Page views per hour of the day (of tz)"),
+    "screen-widths": Read(_screen_widths, list[ScreenWidth], "Sessions by screen width bucket, with their page views"),
     "session-duration": Read(_session_duration, SessionDuration,
                              "Average and median seconds between a session's first and last page view"),
 }
@@ -300,8 +382,7 @@ def _handler(read: Read, answer: Any) -> Callable[[web.Request, WebParams], Awai
             data = await read.reader(conn, query)
         return answer("success", data, meta_of(query))
 
-    handler.__doc__ = ("Bots are left out unless include_bots=true. Filters select page views; every figure is "
-                       "computed from the selected page views." + (
+    handler.__doc__ = (WEB_METRICS + (
                            " The range parameters are ignored: the window is the last 5 minutes."
                            if read.active else ""))
     return handler

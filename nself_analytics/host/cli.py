@@ -93,7 +93,47 @@ def _stop(env: dict[str, str]) -> int:
     return 0 if stopped else 1
 
 
+# The extra each integration needs, by the top-level module whose absence means it is not installed.
+_EXTRAS = {"mcp": "mcp", "telegram": "bots", "discord": "bots"}
+DESCRIPTION = (
+    "nself-analytics: a standalone host of the analytics service, driving the plugin hooks through the same "
+    "pluggy PluginManager as the nself CLI. status and stop act on a running start; dead-letters inspects and "
+    "re-drives the drain's dead letters; bot and mcp run the integrations, clients of a running service's HTTP "
+    "API (ANALYTICS_URL, ANALYTICS_API_TOKEN)."
+)
+COMMANDS = {
+    "install": "check the requirements and write the data folder and its secrets (the token and write key)",
+    "build": "apply the database migrations (idempotent)",
+    "start": "serve /analytics (port 3206 by default) and run the background drain, aggregation and pruning; "
+             "refuses a database whose schema is behind (run build, or --migrate); SIGTERM stops gracefully",
+    "status": "print the running service's /analytics/health; exit 0 when healthy",
+    "stop": "send SIGTERM to the service started with this data folder and wait until it has drained and exited",
+}
+
+
+def missing_extra(exc: ModuleNotFoundError) -> str | None:
+    """The one line naming how to install the extra whose module ``exc`` misses (None: not an extra's)."""
+    extra = _EXTRAS.get((exc.name or "").split(".")[0])
+    if extra is None:
+        return None
+    return (f"nself-analytics: the '{extra}' extra is not installed (no module {exc.name!r}); install it from the "
+            f"checkout: pip install -e '.[{extra}]' (or from a wheel: pip install "
+            f"'dist/nself_analytics-<version>-py3-none-any.whl[{extra}]', or hooks/install --extras {extra}); the "
+            "package is not on PyPI")
+
+
 def _integration(args: argparse.Namespace, env: dict[str, str]) -> int:
+    try:
+        return _run_integration(args, env)
+    except ModuleNotFoundError as exc:
+        line = missing_extra(exc)
+        if line is None:
+            raise
+        sys.stderr.write(line + "\n")
+        return 2
+
+
+def _run_integration(args: argparse.Namespace, env: dict[str, str]) -> int:
     try:
         if args.command == "mcp":
             from ..integrations.mcp_server import run_stdio
@@ -110,21 +150,25 @@ def _integration(args: argparse.Namespace, env: dict[str, str]) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="nself-analytics", description=__doc__)
+    parser = argparse.ArgumentParser(prog="nself-analytics", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"nself-analytics {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
-    for name in ("install", "build", "status", "stop"):
-        commands.add_parser(name)
-    start = commands.add_parser("start", help="serve /analytics (refuses a database whose schema is behind: build)")
-    start.add_argument("--migrate", action="store_true",
-                       help="apply pending migrations first instead of refusing (one box; ANALYTICS_MIGRATE_ON_START)")
-    bot = commands.add_parser("bot", help="run a report bot")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, text in COMMANDS.items():
+        sub = commands.add_parser(name, help=text, description=text)
+        if name == "start":
+            sub.add_argument("--migrate", action="store_true", help=(
+                "apply pending migrations first instead of refusing (one box; ANALYTICS_MIGRATE_ON_START)"))
+    bot = commands.add_parser("bot", help="run a report bot (needs the bots extra)",
+                              description="Run the Telegram or Discord report bot (needs the bots extra).")
     bot.add_argument("kind", nargs="?", choices=["telegram", "discord"], help="which chat")
-    mcp = commands.add_parser("mcp", help="run the MCP server on stdio")
+    mcp = commands.add_parser("mcp", help="run the MCP server on stdio (needs the mcp extra)",
+                              description="Run the MCP server on stdio (needs the mcp extra).")
     mcp.add_argument("--url", help="the service's address (else ANALYTICS_URL)")
     mcp.add_argument("--token", help="the secret token (else ANALYTICS_API_TOKEN)")
-    dead = commands.add_parser("dead-letters", help="inspect and re-drive entries the drain could not store")
-    dead.add_argument("action", choices=["list", "replay", "drop"])
+    dead = commands.add_parser("dead-letters", help="inspect and re-drive entries the drain could not store",
+                               description="Inspect and re-drive entries the drain could not store.")
+    dead.add_argument("action", choices=["list", "replay", "drop"],
+                      help="list them, replay them into the queue, or drop them")
     dead.add_argument("ids", nargs="*", help="dead-letter ids (replay/drop); none means every entry")
     dead.add_argument("--account", help="only the dead letters of this source account")
     dead.add_argument("--limit", type=int, default=100, help="list at most this many (default 100)")

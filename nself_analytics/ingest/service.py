@@ -98,7 +98,7 @@ class Ingestor:
         self.suppressions = shared(client)  # erased ids: their messages are dropped (counted in /health)
 
     def _enrich(self, record: EventRecord, meta: RequestMeta, salt: str | None, use_request_ua: bool,
-                hashes: dict[tuple[str, str | None], str]) -> None:
+                hashes: dict[tuple[str, str | None], str], session_salt: str | None = None) -> None:
         context = record.context or {}
         ip = next((context[k] for k in _IP_KEYS if isinstance(context.get(k), str)), None) or meta.ip
         # With hashing on no raw IP is stored anywhere; with it off the IP is kept in context.ip.
@@ -121,6 +121,12 @@ class Ingestor:
         else:
             record.ip_hash = None
         record.context = slim_context(context)
+        if record.session_id is None and record.site is not None and record.type in ("page", "screen") \
+                and session_salt is not None:
+            # a page view without a session id gets the one the beacon derives for a hit without one (per day, salted),
+            # from the visitor's id when the message has one, else its IP, and its browser
+            who = record.user_id or record.anonymous_id
+            record.session_id = derived_session(session_salt, record.site, f"id:{who}" if who else ip, user_agent)
 
     async def accept(self, items: list[Normalized], meta: RequestMeta, shared_bytes: int = 0, *,
                      imported: bool = False, enrich: bool = True) -> EnqueueResult:
@@ -133,6 +139,10 @@ class Ingestor:
         salt = await daily_salt(self.redis, meta.received_at) if self.settings.ip_hash else None
         await self.suppressions.refresh()
         suppressed: dict[str, int] = {}  # account -> messages carrying an erased id: counted, not enqueued
+        session_salt = salt
+        if session_salt is None and any(isinstance(item.record, EventRecord) and item.record.session_id is None
+                                        and item.record.type in ("page", "screen") for item in items):
+            session_salt = await daily_salt(self.redis, meta.received_at)
         messages = []
         positions: list[int] = []
         too_old: dict[str, int] = {}
@@ -158,7 +168,7 @@ class Ingestor:
                 # the visitor (it sends the visitor's as context.userAgent, which always wins)
                 use_request_ua = record.type in ("page", "screen") and is_browser_agent(meta.user_agent)
                 if enrich:
-                    self._enrich(record, meta, salt, use_request_ua, hashes)
+                    self._enrich(record, meta, salt, use_request_ua, hashes, session_salt)
                 if record.type in ("track", "page") and not imported:
                     user_key = item.user_key if per_user else None
                     key = (record.event, user_key, record.source_account_id)

@@ -308,8 +308,12 @@
   $('funnel-steps').addEventListener('change', function () { loadProperties().catch(D.failed); });
   $('funnel-form').addEventListener('submit', runFunnel);
   $('retention-form').addEventListener('submit', runRetention);
-  ['funnel-start', 'retention-start'].forEach(function (id) { $(id).value = D.isoDay(-30); });
-  ['funnel-end', 'retention-end'].forEach(function (id) { $(id).value = D.isoDay(0); });
+  /* the funnel's and retention's dates follow the range picker (dashboard.js showWindow) */
+  ['funnel', 'retention'].forEach(function (form) {
+    var dates = D.productDates();
+    $(form + '-start').value = dates.start_date;
+    $(form + '-end').value = dates.end_date;
+  });
   $('people-form').addEventListener('submit', function (e) {
     e.preventDefault();
     people.offset = 0;

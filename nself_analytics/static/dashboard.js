@@ -96,14 +96,19 @@
     if (fragment.get('share')) { state.token = fragment.get('share'); state.shared = true; }
   }
 
+  /* One window for every tab and form: the last state.days whole days of ZONE, today included (the product
+     queries' start_date/end_date, the web reads' start/end and tz, the funnel and retention dates). */
+  var ZONE = 'UTC';
+
   /* the web range [start, end) in Unix seconds, and the previous one of the same length */
   function range(previous) {
-    var end = Math.floor(Date.now() / 1000) + 1, span = state.days * 86400;
+    var now = new Date(), span = state.days * 86400;
+    var end = Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate() + 1) / 1000;
     return previous ? { start: end - 2 * span, end: end - span } : { start: end - span, end: end };
   }
 
   function webParams(extra, previous) {
-    var r = range(previous), p = { site: state.site, start: r.start, end: r.end,
+    var r = range(previous), p = { site: state.site, start: r.start, end: r.end, tz: ZONE,
                                    include_bots: state.bots ? 'true' : '' };
     FILTERS.forEach(function (f) { if (state.filters[f]) p[f] = state.filters[f]; });
     return Object.assign(p, extra || {});
@@ -128,6 +133,18 @@
   function isoDay(offsetDays) { return new Date(Date.now() + offsetDays * 86400000).toISOString().slice(0, 10); }
 
   function productDates() { return { start_date: isoDay(-(state.days - 1)), end_date: isoDay(0) }; }
+
+  /* states the window in the header and sets the funnel's and retention's dates to it */
+  function showWindow() {
+    var dates = productDates();
+    $('window').textContent = (dates.start_date === dates.end_date ? dates.end_date
+      : dates.start_date + ' to ' + dates.end_date) + ' (' + ZONE + ')';
+    ['funnel', 'retention'].forEach(function (form) {
+      if (!$(form + '-start')) return;
+      $(form + '-start').value = dates.start_date;
+      $(form + '-end').value = dates.end_date;
+    });
+  }
 
   /* tables: cells are text, a number, or {text, filter: [param, value]} (the row filters the dashboard), or
      {text, user: id} (opens the person), or {text, number: true} (a figure shown as text), or {text, title} (a
@@ -281,6 +298,7 @@
   function refresh() {
     if (!state.site || !state.token) { show(false); return Promise.resolve(); }
     show(true);
+    showWindow();
     return selectTab(state.tab);
   }
 

@@ -15,22 +15,40 @@ from typing import Any
 import aiopg
 import msgspec
 
-from .identity import person_of_param
+from .identity import person_expr, person_join, person_of_param
 from .tx import read_snapshot
 
 __all__ = ["MAX_EVENT_NAMES", "EventCount", "Person", "PersonEvent", "User", "list_users", "person"]
 
 MAX_EVENT_NAMES = 50  # per-event counts of a person: the most frequent names
 
-LIST_USERS = """
-SELECT u.user_id, u.traits, u.first_seen, u.last_seen
-FROM np_analytics_users u
-WHERE u.source_account_id = %(account)s
-  AND (%(search)s::text IS NULL OR strpos(lower(u.user_id), lower(%(search)s)) > 0
-       OR strpos(lower(u.traits::text), lower(%(search)s)) > 0)
-  AND NOT EXISTS (SELECT 1 FROM jsonb_each_text(%(traits)s::jsonb) AS f
-                  WHERE (u.traits ->> f.key) IS DISTINCT FROM f.value)
-ORDER BY u.last_seen DESC, u.user_id COLLATE "C"
+# The matching users, each with the first and last activity of its person (every distinct id of it, from
+# np_analytics_seen, as of the aggregator's last run) and of its identify calls, most recently active first.
+LIST_USERS = f"""
+WITH matched AS MATERIALIZED (
+    SELECT u.user_id, u.traits, u.first_seen, u.last_seen, {person_expr("u.user_id")} AS person
+    FROM np_analytics_users u {person_join("u.user_id")}
+    WHERE u.source_account_id = %(account)s
+      AND (%(search)s::text IS NULL OR strpos(lower(u.user_id), lower(%(search)s)) > 0
+           OR strpos(lower(u.traits::text), lower(%(search)s)) > 0)
+      AND NOT EXISTS (SELECT 1 FROM jsonb_each_text(%(traits)s::jsonb) AS f
+                      WHERE (u.traits ->> f.key) IS DISTINCT FROM f.value)
+),
+ids AS (
+    SELECT user_id, person AS id FROM matched
+    UNION
+    SELECT m.user_id, pm2.distinct_id FROM matched m
+    JOIN np_analytics_person_map pm2 ON pm2.source_account_id = %(account)s AND pm2.person_id = m.person
+),
+act AS (
+    SELECT i.user_id, min(s.first_ts) AS first_ts, max(s.last_ts) AS last_ts
+    FROM ids i JOIN np_analytics_seen s ON s.source_account_id = %(account)s AND s.u = i.id
+    GROUP BY i.user_id
+)
+SELECT m.user_id, m.traits, least(a.first_ts, m.first_seen) AS first_seen,
+       greatest(a.last_ts, m.last_seen) AS last_seen
+FROM matched m LEFT JOIN act a USING (user_id)
+ORDER BY 4 DESC, m.user_id COLLATE "C"
 LIMIT %(limit)s OFFSET %(offset)s
 """
 
@@ -115,7 +133,8 @@ class Person(msgspec.Struct, frozen=True):
 async def list_users(conn: aiopg.Connection, *, account: str, search: str | None, traits: dict[str, str],
                      limit: int, offset: int) -> tuple[list[User], bool]:
     """(users, more): identified users matching the search text (in the id or any trait) and every trait
-    filter (the trait's text equals the value), most recently seen first."""
+    filter (the trait's text equals the value), most recently active first; first_seen/last_seen are the first
+    and last activity of the user's person (its events, as of the aggregator's last run, and identify calls)."""
     params = {"account": account, "search": search, "traits": json.dumps(traits), "limit": limit + 1,
               "offset": offset}
     async with read_snapshot(conn) as cur:

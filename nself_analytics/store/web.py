@@ -3,13 +3,21 @@
 Every read groups the session fragments of its range (store/rollups/web_rollup.py: one row per site, session,
 UTC hour and bot flag) by session: the fragments the aggregator stored for the whole hours of the range
 that are not dirty, and fragments built on the fly from raw page views for the rest (the hours still
-dirty, typically the current one, and the partial hours at the range's edges). A read with a filter
-(``path``, ``referrer`` as a domain, ``country``, ``device``, ``browser``, ``os``, ``utm_*``) builds all
-its fragments from the raw page views the filter selects, since a session is the set of its selected page
-views. Parameters: ``account``, ``site``, ``start``, ``end`` (half-open), ``include_bots``, the filters
-(NULL when unset) and ``limit``.
+dirty, typically the current one, and the partial hours at the range's edges). An unfiltered read takes
+the closed sessions of whole UTC days from their per-day rows (store/rollups/web_daily.py).
+
+Filters select whole sessions (docs/web-metrics.md, Plausible's model): the session-level filters (referrer,
+UTM, device, browser, OS, country, language, screen, hostname: the values of the session's first page view;
+entry and exit page) compare with each session's facts, and a page filter (``path``) keeps the sessions
+with a page view of that path. Every metric is then computed on the whole selected sessions, except page
+views, which under a page filter count the matching page views only. A filtered read selects the closed
+sessions of whole days from their per-day session rows (``dsess``: one condition per row) and groups the
+fragments of the other hours by session; it never reads raw page views outside the dirty hours and the edges.
+Parameters: ``account``, ``site``, ``start``, ``end`` (half-open), ``include_bots``, ``tz``, the filters
+(NULL when unset: ``path``, ``want`` (a JSON array of the code-prefixed session values required),
+``entry_page``, ``exit_page``), ``filtered`` and ``limit``.
 The SQL is built once, at import, from the constants below; user input only ever arrives as parameters. The
-reads that run it are in store/web_reads.py.
+per-endpoint SQL is in store/web_sql.py, the reads that run it in store/web_reads.py.
 """
 
 from __future__ import annotations
@@ -20,35 +28,12 @@ from typing import Any
 
 import msgspec
 
-from .identity import person_expr, person_join
-from .rollups import hll
-from .rollups.web_rollup import DIMENSIONS, FRAGMENTS, PAGE_VIEW, REFERRER_DOMAIN
+from .rollups.web_rollup import FRAGMENTS, PAGE_VIEW
 
-__all__ = ["BREAKDOWNS", "SCREEN_BUCKETS", "WebQuery", "page_view_filters"]
-
-SITE_DOMAIN = r"regexp_replace(%(site)s, '^www\.', '')"
-
-
-
-def page_view_filters(alias: str = "") -> str:
-    """The read's filters (WebQuery.params: path, country, device, referrer domain, browser, os, UTM values) over
-    raw events; ``alias``: the events' table alias in the query (``e``), if any. The one spelling of the filters:
-    the web reads' raw parts and the goals (store/campaigns.py) use it."""
-    p = f"{alias}." if alias else ""
-    return f"""(%(path)s::text IS NULL OR {p}path = %(path)s)
-    AND (%(country)s::text IS NULL OR {p}country = %(country)s)
-    AND (%(device)s::text IS NULL OR {p}device = %(device)s)
-    AND (%(referrer)s::text IS NULL OR {REFERRER_DOMAIN.replace("referrer", p + "referrer")} = %(referrer)s)
-    AND (%(browser)s::text IS NULL OR {p}browser = %(browser)s)
-    AND (%(os)s::text IS NULL OR {p}os = %(os)s)
-    AND (%(utm)s::jsonb IS NULL OR {p}properties @> %(utm)s::jsonb)"""
-
+__all__ = ["COMMON", "SCREEN_BUCKETS", "WebQuery", "daily"]
 
 # Raw page views of the read (site and time come from the ranges in %(raw)s).
-_RAW_FILTERS = f"""
-    source_account_id = %(account)s AND {PAGE_VIEW} AND (%(include_bots)s OR NOT is_bot)
-    AND {page_view_filters()}
-"""
+_RAW_FILTERS = f"source_account_id = %(account)s AND {PAGE_VIEW} AND (%(include_bots)s OR NOT is_bot)"
 # Three index range scans on (site, ts), bounds known when planning (so each reads only its days): the
 # partial hour at the range's start, the span of the dirty hours (only the dirty hours kept), and the
 # partial hour at its end. An empty scan has lo = hi.
@@ -61,10 +46,12 @@ _RAW_SOURCE = f"""(
     UNION ALL
     {_RAW_SCAN.format(n="tail")}
 ) AS e"""
-_FRAGMENT_COLUMNS = "hour, session_id, visitor, first_ts, last_ts, views, entry, exit, vals, cnts"
+_FRAGMENT_COLUMNS = "hour, session_id, visitor, first_ts, last_ts, views, entry, exit, vals, cnts, evals"
 _STORED = "np_analytics_web_sessions f WHERE f.source_account_id = %(account)s AND f.site = %(site)s"
+# The page views of a fragment that count: all, or under a page filter those of its path.
+_PV = "CASE WHEN %(path)s::text IS NULL THEN views ELSE coalesce(cnts[array_position(vals, 'p' || %(path)s)], 0) END"
 # The parts of a read:
-# * raw: fragments built from raw page views (edges, dirty hours; everything when filtered);
+# * raw: fragments built from raw page views (edges, dirty hours);
 # * ddays: the whole days of the range read from the per-day rows: no dirty hour, and no closed session
 #   of theirs seen in raw page views (a late page view not aggregated yet would count it twice);
 # * gen: the fragments read one by one: those of the other days of [h1, h2) (clean hours), the spanning
@@ -104,261 +91,112 @@ gen AS (
       AND (f.hour AT TIME ZONE 'UTC')::date IN (SELECT day FROM ddays)
     UNION ALL
     SELECT {_FRAGMENT_COLUMNS} FROM raw
+),
+-- under a filter, the sessions that may match, from conditions on single fragments (a session's first
+-- fragment holds its facts and entry page, some fragment its exit page, some its filtered page), so only those
+-- are put together again below
+cand AS MATERIALIZED (
+    SELECT session_id FROM gen GROUP BY session_id
+    HAVING bool_or((%(want_list)s::text[] IS NULL OR evals @> %(want_list)s::text[])
+                   AND (%(entry_page)s::text IS NULL OR entry = %(entry_page)s))
+       AND bool_or(%(exit_page)s::text IS NULL OR exit = %(exit_page)s)
+       AND bool_or(%(path)s::text IS NULL OR vals @> ARRAY['p' || %(path)s])
+),
+-- the sessions of gen: their facts, and their page views that count (pv: under a page filter, those of it)
+sess AS MATERIALIZED (
+    SELECT session_id, min(visitor) AS visitor,
+           (array_agg(entry ORDER BY first_ts, entry COLLATE "C"))[1] AS entry,
+           (array_agg(exit ORDER BY last_ts DESC, exit COLLATE "C" DESC))[1] AS exit,
+           sum(views) AS views, sum({_PV}) AS pv,
+           extract(epoch FROM max(last_ts) - min(first_ts))::float8 AS seconds,
+           (array_agg(to_jsonb(evals) ORDER BY first_ts, entry COLLATE "C"))[1] AS attrs
+    FROM gen WHERE NOT %(filtered)s OR session_id IN (SELECT session_id FROM cand)
+    GROUP BY session_id
+),
+-- a filtered read: the ddays' closed sessions the filters select, one row each (migration 0117)
+dsess AS MATERIALIZED (
+    SELECT w.day, w.session_id, w.visitor, w.entry, w.exit, w.views, w.seconds, w.attrs, w.pages, w.pcnts,
+           w.hpages, w.hcnts,
+           CASE WHEN %(path)s::text IS NULL THEN w.views
+                ELSE coalesce(w.pcnts[array_position(w.pages, %(path)s)], 0) END AS pv
+    FROM np_analytics_web_day_sessions w
+    WHERE %(filtered)s AND w.source_account_id = %(account)s AND w.site = %(site)s AND w.day >= %(d1_day)s
+      AND w.day < %(d2_day)s AND w.day IN (SELECT day FROM ddays) AND (%(include_bots)s OR NOT w.is_bot)
+      AND (%(want)s::jsonb IS NULL OR w.attrs @> %(want)s::jsonb)
+      AND (%(entry_page)s::text IS NULL OR w.entry = %(entry_page)s)
+      AND (%(exit_page)s::text IS NULL OR w.exit = %(exit_page)s)
+      AND (%(path)s::text IS NULL OR w.pages @> ARRAY[%(path)s::text])
+),
+-- the sessions the filters select: of gen, and (filtered) of the ddays
+chosen AS MATERIALIZED (
+    SELECT session_id, visitor, entry, exit, views, pv, seconds, attrs FROM sess
+    WHERE (%(want)s::jsonb IS NULL OR attrs @> %(want)s::jsonb)
+      AND (%(entry_page)s::text IS NULL OR entry = %(entry_page)s)
+      AND (%(exit_page)s::text IS NULL OR exit = %(exit_page)s)
+      AND pv > 0
+    UNION ALL
+    SELECT session_id, visitor, entry, exit, views, pv, seconds, attrs FROM dsess
+),
+-- their fragments, with the page views that count
+sel AS MATERIALIZED (
+    SELECT hour, session_id, vals, cnts, views, {_PV} AS pv FROM gen
+    WHERE NOT %(filtered)s OR session_id IN (SELECT session_id FROM chosen)
 )"""
 
 
-def _daily(code: str) -> str:
-    """The per-day rows of one code over the ddays."""
+
+
+def daily(code: str) -> str:
+    """The per-day rows of one code over the ddays (an unfiltered read's; a filtered one reads dsess)."""
     return f"""(
     SELECT w.day, w.value, w.views, w.sessions, w.bounces, w.seconds, w.sviews FROM np_analytics_web_daily w
-    WHERE w.source_account_id = %(account)s AND w.site = %(site)s AND w.code = '{code}'
+    WHERE NOT %(filtered)s AND w.source_account_id = %(account)s AND w.site = %(site)s AND w.code = '{code}'
       AND w.day >= %(d1_day)s AND w.day < %(d2_day)s AND w.day IN (SELECT day FROM ddays)
       AND (%(include_bots)s OR NOT w.is_bot))"""
 
 
-# Page views, sessions and visitors: the ddays' closed sessions from their rows, the rest from the fragments
-# read one by one. A visitor is a person (store/identity.py): the anonymous id the beacon or SDK sent joins
-# the user it identified as, also for rows stored before the link. So visitors are counted exactly over the
-# ddays' visitor lists when the account has an identity link; without any (every id is its own person),
-# and with whole days in the range, the ddays' sketches and the hashes of the other visitors are returned
-# instead, merged in Python (store/rollups/hll.py: within 2%).
-SUMMARY = COMMON + f"""
-, per_session AS (
-    -- one row per session (its visitor: the first identity seen, so a session whose IP changes mid-way is
-    -- still one session); page views without a session are grouped by visitor instead
-    SELECT session_id, min(visitor) AS visitor, sum(views) AS views
-    FROM gen
-    GROUP BY session_id, CASE WHEN session_id IS NULL THEN visitor END
-),
-day_stats AS (
-    SELECT v.visitors, v.sketch FROM np_analytics_web_day_stats v
-    WHERE v.source_account_id = %(account)s AND v.site = %(site)s AND v.day >= %(d1_day)s AND v.day < %(d2_day)s
-      AND v.day IN (SELECT day FROM ddays) AND (%(include_bots)s OR NOT v.is_bot)
-),
-visitors AS (
-    SELECT u.visitor FROM day_stats v CROSS JOIN LATERAL unnest(v.visitors) AS u(visitor)
-    UNION ALL
-    SELECT visitor FROM per_session WHERE visitor IS NOT NULL
-),
--- distinct persons by hash aggregation (a sort for count(DISTINCT) costs several times more)
-persons AS (
-    SELECT {person_expr("v.visitor")} AS person FROM visitors v {person_join("v.visitor")} GROUP BY 1
-),
-sketched AS MATERIALIZED (
-    SELECT EXISTS (SELECT 1 FROM ddays)
-           AND NOT EXISTS (SELECT 1 FROM np_analytics_person_map WHERE source_account_id = %(account)s) AS yes
-)
-SELECT (SELECT coalesce(sum(views), 0) FROM {_daily("*")} AS d) + (SELECT coalesce(sum(views), 0) FROM per_session),
-       (SELECT coalesce(sum(sessions), 0) FROM {_daily("*")} AS d) + (SELECT count(session_id) FROM per_session),
-       CASE WHEN NOT k.yes THEN (SELECT count(*) FROM persons) END,
-       -- base64 text: a bytea[] of 90 days took several times longer to transfer and parse
-       CASE WHEN k.yes THEN (SELECT string_agg(encode(sketch, 'base64'), ',') FROM day_stats) END,
-       CASE WHEN k.yes THEN (SELECT array_agg(DISTINCT {hll.HASH_SQL.format(v="visitor")}) FROM per_session) END
-FROM sketched k
-"""
-
-# Dimension name -> (code of its values in the fragments, condition on its value). Rows without a value
-# are left out.
-_DIMENSIONS: dict[str, tuple[str, str]] = {
-    "pages": ("p", "true"),
-    "referrers": ("r", f"value <> {SITE_DOMAIN}"),
-    "devices": ("d", "true"),
-    "languages": ("l", "true"),
-    "browsers": ("b", "true"),
-    "os": ("o", "true"),
-    "countries": ("c", "true"),
-    "hostnames": ("h", "true"),
-    # UTM reports (api/campaigns.py)
-    "utm-sources": ("S", "true"),
-    "utm-mediums": ("M", "true"),
-    "utm-campaigns": ("C", "true"),
-    "utm-terms": ("T", "true"),
-    "utm-contents": ("N", "true"),
-}
-assert {code for code, _ in _DIMENSIONS.values()} <= DIMENSIONS.keys()
-# Page views and sessions per value of one code: the ddays' rows, then the fragments read one by one
-# (their sessions are never among the ddays' closed sessions, so the sums count each session once).
-_PER_VALUE = """
-    SELECT value, views, sessions FROM {daily} AS d
-    UNION ALL
-    SELECT value, sum(views), count(session_id) FROM (
-        SELECT substr(d.v, 2) AS value, f.session_id, sum(d.n) AS views
-        FROM gen f CROSS JOIN LATERAL unnest(f.vals, f.cnts) AS d(v, n)
-        WHERE left(d.v, 1) = '{code}'
-        GROUP BY 1, 2
-    ) AS per_session GROUP BY value"""
-_BREAKDOWN = """
-SELECT value, sum(views) AS pageviews, sum(sessions) AS sessions
-FROM ({per_value}) AS per_value
-WHERE value IS NOT NULL AND value <> '' AND {condition}
-GROUP BY value
-ORDER BY pageviews DESC, sessions DESC, value COLLATE "C"
-LIMIT %(limit)s
-"""
-BREAKDOWNS: dict[str, str] = {
-    name: COMMON + _BREAKDOWN.format(per_value=_PER_VALUE.format(daily=_daily(code), code=code), condition=condition)
-    for name, (code, condition) in _DIMENSIONS.items()
-}
-
-# Page views and sessions per key, zero-filled over every key of a series: {counts} gives (key, views,
-# sessions) rows to sum per key, {series} is a set-returning expression of all keys.
-_SERIES = """
-, counts AS (
-    SELECT key, sum(views) AS pageviews, sum(sessions) AS sessions FROM ({counts}) AS c GROUP BY key
-)
-SELECT {label}, coalesce(counts.pageviews, 0) AS pageviews, coalesce(counts.sessions, 0) AS sessions
-FROM {series} AS series(key)
-LEFT JOIN counts ON counts.key = series.key
-ORDER BY series.key
-"""
-_PER_KEY = """
-    SELECT {daily_key} AS key, views, sessions FROM {daily} AS d
-    UNION ALL
-    SELECT key, sum(views), count(session_id) FROM (
-        SELECT {key} AS key, session_id, sum(views) AS views FROM gen GROUP BY 1, 2
-    ) AS per_session GROUP BY key"""
-
-# Days of [start, end) in UTC.
-TIMESERIES = COMMON + _SERIES.format(
-    counts=_PER_KEY.format(daily_key="d.day::timestamp", daily=_daily("*"),
-                           key="date_trunc('day', hour AT TIME ZONE 'UTC')"),
-    label="to_char(series.key, 'YYYY-MM-DD')",
-    series="generate_series(date_trunc('day', %(start)s AT TIME ZONE 'UTC'), "
-           "date_trunc('day', (%(end)s - interval '1 microsecond') AT TIME ZONE 'UTC'), interval '1 day')",
-)
-# Hours of the day, UTC.
-PEAK_HOURS = COMMON + _SERIES.format(
-    counts=_PER_KEY.format(daily_key="d.value::int", daily=_daily("H"),
-                           key="extract(hour FROM hour AT TIME ZONE 'UTC')::int"),
-    label="series.key", series="generate_series(0, 23)",
-)
 # Screen width buckets (the common CSS breakpoints): label, lowest width, highest width (None: no limit).
 SCREEN_BUCKETS: tuple[tuple[str, int, int | None], ...] = (
     ("<576", 0, 575), ("576-767", 576, 767), ("768-991", 768, 991), ("992-1199", 992, 1199), (">=1200", 1200, None),
 )
-SCREEN_WIDTHS = COMMON + _SERIES.format(
-    counts=f"SELECT value::int AS key, views, sessions FROM ({_PER_VALUE.format(daily=_daily('w'), code='w')}) AS w",
-    label="series.key", series="generate_series(0, 4)",
-)
-
-# One row per session read one by one: its first and last page (the fragments of a session never overlap
-# in time, except a bot's and a human's within one hour: ties broken by path as within a fragment), views,
-# and duration.
-_SESSIONS = COMMON + """
-, sessions AS (
-    SELECT session_id,
-           (array_agg(entry ORDER BY first_ts, entry COLLATE "C"))[1] AS entry,
-           (array_agg(exit ORDER BY last_ts DESC, exit COLLATE "C" DESC))[1] AS exit,
-           sum(views) AS views,
-           extract(epoch FROM max(last_ts) - min(first_ts))::float8 AS seconds
-    FROM gen
-    WHERE session_id IS NOT NULL
-    GROUP BY session_id
-)
-"""
-ENTRY_PAGES = _SESSIONS + f"""
-SELECT path, sum(sessions) AS sessions, sum(bounces) AS bounces FROM (
-    SELECT value AS path, sessions, bounces FROM {_daily("e")} AS d
-    UNION ALL
-    SELECT entry, count(*), count(*) FILTER (WHERE views = 1) FROM sessions GROUP BY entry
-) AS e
-GROUP BY path
-ORDER BY sessions DESC, path COLLATE "C"
-LIMIT %(limit)s
-"""
-EXIT_PAGES = _SESSIONS + f"""
-SELECT path, sum(sessions) AS sessions FROM (
-    SELECT value AS path, sessions FROM {_daily("x")} AS d
-    UNION ALL
-    SELECT exit, count(*) FROM sessions GROUP BY exit
-) AS x
-GROUP BY path
-ORDER BY sessions DESC, path COLLATE "C"
-LIMIT %(limit)s
-"""
-# The median of the durations, to the millisecond (bigint milliseconds: numeric seconds took 3x longer): the
-# ddays keep them per millisecond with their session counts; the k-th smallest (from 0) is the first
-# duration whose running count exceeds k.
-SESSION_DURATION = _SESSIONS + f"""
-, totals AS (
-    SELECT coalesce(sum(sessions), 0) AS n, coalesce(sum(seconds), 0) AS seconds, coalesce(sum(sviews), 0) AS views,
-           coalesce(sum(bounces), 0) AS bounces
-    FROM (SELECT sessions, seconds, sviews, bounces FROM {_daily("*")} AS d
-          UNION ALL
-          SELECT count(*), sum(seconds), sum(views), count(*) FILTER (WHERE views = 1) FROM sessions) AS t
-),
--- the median: the per-day durations are indexed by bucket (migration 0110), so the bucket(s) holding the two
--- middle ranks are found from the per-bucket counts, and only their values are read, from each day's slice
-dstats AS MATERIALIZED (
-    SELECT v.ms, v.n, v.bn, v.bpos FROM np_analytics_web_day_stats v
-    WHERE v.source_account_id = %(account)s AND v.site = %(site)s AND v.day >= %(d1_day)s
-      AND v.day < %(d2_day)s AND v.day IN (SELECT day FROM ddays) AND (%(include_bots)s OR NOT v.is_bot)
-),
-extra AS MATERIALIZED (
-    SELECT round(seconds * 1000)::bigint AS ms, np_analytics_duration_bucket(round(seconds * 1000)::bigint) AS k
-    FROM sessions
-),
-cumul AS (
-    SELECT k, sum(c) OVER (ORDER BY k) AS upto, sum(c) OVER (ORDER BY k) - c AS below
-    FROM (SELECT k, sum(c) AS c FROM (
-              SELECT b.k - 1 AS k, b.c FROM dstats d CROSS JOIN LATERAL unnest(d.bn) WITH ORDINALITY AS b(c, k)
-              UNION ALL
-              SELECT k, 1 FROM extra) AS u
-          GROUP BY k) AS g
-),
-pick AS (
-    SELECT min(c.k) FILTER (WHERE c.upto > floor((t.n - 1) / 2)) AS k1,
-           min(c.k) FILTER (WHERE c.upto > floor(t.n / 2)) AS k2
-    FROM cumul c CROSS JOIN totals t
-),
-durations AS (
-    SELECT ms, (SELECT c.below FROM cumul c JOIN pick p ON c.k = p.k1) + sum(n) OVER (ORDER BY ms) AS upto
-    FROM (SELECT ms, sum(n) AS n FROM (
-              SELECT u.ms, u.n
-              FROM dstats d CROSS JOIN pick p
-              CROSS JOIN LATERAL unnest(d.ms[d.bpos[p.k1 + 1]:d.bpos[p.k2 + 2] - 1],
-                                        d.n[d.bpos[p.k1 + 1]:d.bpos[p.k2 + 2] - 1]) AS u(ms, n)
-              UNION ALL
-              SELECT e.ms, 1 FROM extra e CROSS JOIN pick p WHERE e.k BETWEEN p.k1 AND p.k2) AS u
-          GROUP BY ms) AS g
-)
-SELECT t.n, CASE WHEN t.n > 0 THEN t.seconds / t.n ELSE 0 END,
-       coalesce((SELECT (min(ms) FILTER (WHERE upto > floor((t.n - 1) / 2))
-                         + min(ms) FILTER (WHERE upto > floor(t.n / 2))) / 2000.0 FROM durations), 0)::float8,
-       CASE WHEN t.n > 0 THEN t.views::float8 / t.n ELSE 0 END,
-       t.bounces
-FROM totals t
-"""
+DIRECT = "Direct / None"  # the referrer of a session without one (its code alone: 'r')
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
+# Session-level filter -> its code in the fragments' values (store/rollups/web_rollup.py DIMENSIONS).
+SESSION_CODES = {"referrer": "r", "device": "d", "language": "l", "browser": "b", "os": "o", "country": "c",
+                 "hostname": "h", "screen": "w", "utm_source": "S", "utm_medium": "M", "utm_campaign": "C",
+                 "utm_term": "T", "utm_content": "N"}
 
 
 class WebQuery(msgspec.Struct, frozen=True, kw_only=True):
-    """The parameters shared by every web-analytics read."""
+    """The parameters shared by every web-analytics read. ``session`` holds the session-level filters as
+    (name of SESSION_CODES, value) pairs, all required (referrer "Direct / None": no referrer; screen: the
+    index of its bucket); ``path`` is the page filter."""
 
     site: str
     start: datetime
     end: datetime
     include_bots: bool = False
     path: str | None = None
-    referrer: str | None = None
-    country: str | None = None
-    device: str | None = None
     limit: int = 10
     account: str = "primary"
-    browser: str | None = None
-    os: str | None = None
-    utm: tuple[tuple[str, str], ...] = ()  # (utm_* property, value) pairs, all required
+    session: tuple[tuple[str, str], ...] = ()
+    entry_page: str | None = None
+    exit_page: str | None = None
+    tz: str = "UTC"
 
     @property
     def filtered(self) -> bool:
-        return bool(self.utm) or any(value is not None for value in (
-            self.path, self.referrer, self.country, self.device, self.browser, self.os))
+        return bool(self.session) or any(v is not None for v in (self.path, self.entry_page, self.exit_page))
+
+    def value(self, name: str) -> str | None:
+        return next((v for k, v in self.session if k == name), None)
 
     def params(self) -> dict[str, Any]:
+        want = [SESSION_CODES[k] + ("" if k == "referrer" and v == DIRECT else v) for k, v in self.session]
         return {"account": self.account, "site": self.site, "start": self.start, "end": self.end,
-                "include_bots": self.include_bots,
-                "path": self.path, "referrer": self.referrer, "country": self.country, "device": self.device,
-                "browser": self.browser, "os": self.os, "utm": json.dumps(dict(self.utm)) if self.utm else None,
-                "limit": self.limit}
+                "include_bots": self.include_bots, "path": self.path, "want": json.dumps(want) if want else None,
+                "want_list": want or None,
+                "entry_page": self.entry_page, "exit_page": self.exit_page, "filtered": self.filtered,
+                "tz": self.tz, "limit": self.limit}

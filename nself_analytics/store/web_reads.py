@@ -13,19 +13,17 @@ import msgspec
 from .rollups import hll
 from .rollups.dirty import dirty_hours
 from .tx import read_snapshot
-from .web import (
+from .web import DAY, DIRECT, HOUR, SCREEN_BUCKETS, WebQuery
+from .web_sql import (
     BREAKDOWNS,
-    DAY,
     ENTRY_PAGES,
     EXIT_PAGES,
-    HOUR,
+    GOAL_PATH,
     PEAK_HOURS,
-    SCREEN_BUCKETS,
     SCREEN_WIDTHS,
     SESSION_DURATION,
     SUMMARY,
     TIMESERIES,
-    WebQuery,
 )
 
 __all__ = [
@@ -38,6 +36,7 @@ __all__ = [
     "breakdown",
     "entry_pages",
     "exit_pages",
+    "goal_path",
     "peak_hours",
     "screen_widths",
     "session_duration",
@@ -54,12 +53,13 @@ def _day_floor(instant: datetime) -> datetime:
     return _hour_floor(instant).replace(hour=0)
 
 
-async def _plan(cur: aiopg.Cursor, query: WebQuery) -> dict[str, Any]:
-    """The bounds of the read's parts: whole hours [h1, h2) and whole days [d1, d2) of the range, the dirty
-    hours and their days, and the raw scans (the edges before h1 and from h2, the dirty hours)."""
+async def _plan(cur: aiopg.Cursor, query: WebQuery, days: bool) -> dict[str, Any]:
+    """The bounds of the read's parts: whole hours [h1, h2) and whole days [d1, d2) of the range (none when
+    ``days`` is false: the per-day rows are UTC days), the dirty hours and their days, and the raw scans (the
+    edges before h1 and from h2, the dirty hours)."""
     h1 = _hour_floor(query.start - timedelta(microseconds=1)) + HOUR
     h2 = _hour_floor(query.end)
-    if query.filtered or h1 >= h2:  # everything raw, in one scan: no dirty hour to plan around
+    if h1 >= h2:  # everything raw, in one scan: no dirty hour to plan around
         h1 = h2 = query.start
         edges = {"head_lo": query.start, "head_hi": query.end, "tail_lo": query.end, "tail_hi": query.end}
         marks: dict[str, Any] = {"dirty": [], "dirty_days": [], "dirty_lo": h1, "dirty_hi": h1}
@@ -67,13 +67,14 @@ async def _plan(cur: aiopg.Cursor, query: WebQuery) -> dict[str, Any]:
         edges = {"head_lo": query.start, "head_hi": h1, "tail_lo": h2, "tail_hi": query.end}
         marks = await dirty_hours(cur, query.account, h1, h2)
     d1 = _day_floor(h1 - timedelta(microseconds=1)) + DAY
-    d2 = max(d1, _day_floor(h2))
+    d2 = max(d1, _day_floor(h2)) if days else d1
     return {"h1": h1, "h2": h2, "d1": d1, "d2": d2, "d1_day": d1.date(), "d2_day": d2.date(), **edges, **marks}
 
 
-async def _rows(conn: aiopg.Connection, sql: str, query: WebQuery) -> list[tuple[Any, ...]]:
+async def _rows(conn: aiopg.Connection, sql: str, query: WebQuery, days: bool = True,
+                extra: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
     async with read_snapshot(conn) as cur:
-        params = {**query.params(), **await _plan(cur, query)}
+        params = {**query.params(), **await _plan(cur, query, days), **(extra or {})}
         await cur.execute(sql, params)
         return list(await cur.fetchall())
 
@@ -136,20 +137,22 @@ async def summary(conn: aiopg.Connection, query: WebQuery) -> Summary:
 
 
 async def breakdown(conn: aiopg.Connection, query: WebQuery, name: str) -> list[Counts]:
-    """Top values of one dimension (see BREAKDOWNS) by page views."""
-    return [Counts(value, int(views), int(sessions))
+    """Top values of one dimension (see BREAKDOWNS) by page views; the sessions without a referrer are the
+    referrer "Direct / None"."""
+    return [Counts(DIRECT if value == "" else value, int(views), int(sessions))
             for value, views, sessions in await _rows(conn, BREAKDOWNS[name], query)]
 
 
 async def timeseries(conn: aiopg.Connection, query: WebQuery) -> list[Counts]:
-    """Page views and sessions per UTC day (the key: YYYY-MM-DD), every day of the range present."""
-    return [Counts(day, int(views), int(sessions)) for day, views, sessions in await _rows(conn, TIMESERIES, query)]
+    """Page views and sessions per day of the read's zone (the key: YYYY-MM-DD), every day of the range present."""
+    return [Counts(day, int(views), int(sessions))
+            for day, views, sessions in await _rows(conn, TIMESERIES, query, days=query.tz == "UTC")]
 
 
 async def peak_hours(conn: aiopg.Connection, query: WebQuery) -> list[Counts]:
-    """Page views and sessions per hour of the day (UTC), all 24 hours present."""
+    """Page views and sessions per hour of the day (the read's zone), all 24 hours present."""
     return [Counts(int(hour), int(views), int(sessions))
-            for hour, views, sessions in await _rows(conn, PEAK_HOURS, query)]
+            for hour, views, sessions in await _rows(conn, PEAK_HOURS, query, days=query.tz == "UTC")]
 
 
 async def screen_widths(conn: aiopg.Connection, query: WebQuery) -> list[WidthCounts]:
@@ -176,3 +179,10 @@ async def session_duration(conn: aiopg.Connection, query: WebQuery) -> Durations
     """Sessions, the average and median seconds between their first and last page view, and bounces."""
     [(sessions, average, median, per_session, bounces)] = await _rows(conn, SESSION_DURATION, query)
     return Durations(int(sessions), float(average), float(median), float(per_session), int(bounces))
+
+
+async def goal_path(conn: aiopg.Connection, query: WebQuery, path: str) -> tuple[int, int]:
+    """A page goal: (its page views in the selected sessions, the persons of the selected sessions with one)."""
+    # read as a filtered read (whatever the filters): the whole days' sessions one by one, from their rows
+    [(conversions, visitors)] = await _rows(conn, GOAL_PATH, query, extra={"value": path, "filtered": True})
+    return int(conversions), int(visitors)

@@ -11,11 +11,13 @@ declarative. Limits (documented in the README):
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Collection, Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from aiohttp import web
 
@@ -42,6 +44,7 @@ __all__ = [
     "midnight",
     "optional_text",
     "period_floor",
+    "zone",
 ]
 
 MAX_RANGE_DAYS = 366
@@ -125,6 +128,31 @@ def date_range(query: Mapping[str, str], max_days: int = MAX_RANGE_DAYS, today: 
     if (last - first).days + 1 > max_days:
         raise ApiError(400, f"The date range is limited to {max_days} days")
     return DateRange(first, last)
+
+
+@functools.cache
+def _zones() -> frozenset[str]:
+    return frozenset(available_timezones()) - {"localtime", "posixrules"}  # files of the folder, not zones
+
+
+_ZONE = re.compile(r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+){0,2}$")
+
+
+def zone(query: Mapping[str, str]) -> str:
+    """``tz``: an IANA time zone name (``Europe/Berlin``), default ``UTC``; the zone of a read's days and
+    hours."""
+    name = query.get("tz", "").strip()
+    if not name:
+        return "UTC"
+    if len(name) > 64 or not _ZONE.match(name):
+        raise ApiError(400, "tz must be an IANA time zone name such as Europe/Berlin")
+    try:
+        if name not in _zones():  # the IANA names only (not the zoneinfo folder's other files, e.g. localtime)
+            raise ZoneInfoNotFoundError(name)
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ApiError(400, f"Unknown time zone {name!r}: use an IANA name such as Europe/Berlin") from None
+    return "UTC" if name in ("UTC", "Etc/UTC", "Etc/UCT", "UCT", "Zulu", "Etc/Zulu") else name
 
 
 def choice(query: Mapping[str, str], name: str, options: Collection[str], default: str | None) -> str:

@@ -115,6 +115,24 @@ ON CONFLICT (source_account_id, day, u) DO UPDATE
 SET events = ARRAY(SELECT DISTINCT x FROM unnest(a.events || EXCLUDED.events) AS x ORDER BY x)
 """
 
+# The first and last activity of each distinct id of the claimed hours (migration 0116), widened: the people
+# list reads it (store/people.py). Raw events only ever grow, so the claimed hours' raw events are enough.
+UPSERT_SEEN = """
+WITH claimed AS (
+    SELECT DISTINCT c.source_account_id, c.hour
+    FROM jsonb_to_recordset(%(claimed)s::jsonb) AS c(source_account_id text, hour timestamptz)
+)
+INSERT INTO np_analytics_seen AS s (source_account_id, u, first_ts, last_ts)
+SELECT e.source_account_id, coalesce(e.user_id, e.anonymous_id) COLLATE "C", min(e.ts), max(e.ts)
+FROM np_analytics_events e
+WHERE e.ts >= %(lo)s AND e.ts < %(hi)s AND NOT e.is_bot AND coalesce(e.user_id, e.anonymous_id) IS NOT NULL
+  AND (e.source_account_id, date_trunc('hour', e.ts AT TIME ZONE 'UTC') AT TIME ZONE 'UTC')
+      IN (SELECT source_account_id, hour FROM claimed)
+GROUP BY 1, 2
+ON CONFLICT (source_account_id, u) DO UPDATE
+SET first_ts = least(s.first_ts, EXCLUDED.first_ts), last_ts = greatest(s.last_ts, EXCLUDED.last_ts)
+"""
+
 # Midnight UTC of the first day still kept raw (the day prune_partitions keeps): older hours are never
 # recomputed, as their raw events are (or are about to be) dropped and their aggregates must stay.
 # In UTC explicitly: date_trunc on a timestamptz would cut at midnight of the session's time zone.
@@ -187,6 +205,7 @@ async def rebuild(cur: aiopg.Cursor, rows: list[tuple[str, datetime]], retention
     await web_daily.rebuild(cur, claimed, [(a, h) for a, h in rows if h >= cutoff])
     lo, hi = _bounds([h for _a, h in rows], "hour")
     await cur.execute(INSERT_ACTIVITY, {"claimed": claimed, "lo": lo, "hi": hi})
+    await cur.execute(UPSERT_SEEN, {"claimed": claimed, "lo": lo, "hi": hi})
     await event_times.refresh(cur, claimed, lo, hi)
 
 

@@ -4,9 +4,12 @@ After the fragments of the claimed hours are rebuilt (store/rollups/aggregates.p
 fragments belong to sessions that are not "closed" within one UTC day (fragments in more than one day,
 or with both bot flags: ``spans``), then rebuilds, from the fragments of every day concerned (the claimed
 hours' days, and the days whose fragments changed their ``spans`` flag), the day's rows in
-np_analytics_web_daily and its visitors and durations in np_analytics_web_day_stats. A day's rows count only its
+np_analytics_web_daily, its visitors and durations in np_analytics_web_day_stats and its closed sessions in
+np_analytics_web_day_sessions (what filtered reads select from). A day's rows count only its
 closed sessions, so summing them over days counts each session once; spanning fragments are read one by
-one at read time (store/web.py).
+one at read time (store/web.py). Pages ('p') and hours of the day ('H') count page views and the sessions
+with one; every other code counts each closed session once, under its first page view's value (``evals`` of
+its first fragment; '' for the referrer: "Direct / None"), with all its page views.
 """
 
 from __future__ import annotations
@@ -68,7 +71,7 @@ _CLOSED = f"""
 WITH {_DAYS},
 fr AS MATERIALIZED (
     SELECT w.source_account_id, w.site, d.day, w.hour, w.session_id, w.is_bot, w.visitor, w.first_ts, w.last_ts,
-           w.views, w.entry, w.exit, w.vals, w.cnts
+           w.views, w.entry, w.exit, w.vals, w.cnts, w.evals
     FROM days d JOIN np_analytics_web_sessions w ON w.source_account_id = d.source_account_id
          AND w.hour >= d.day::timestamp AT TIME ZONE 'UTC' AND w.hour < (d.day + 1)::timestamp AT TIME ZONE 'UTC'
     WHERE NOT w.spans
@@ -77,7 +80,8 @@ sess AS MATERIALIZED (
     SELECT source_account_id, site, day, is_bot, session_id, min(visitor) AS visitor,
            (array_agg(entry ORDER BY first_ts, entry COLLATE "C"))[1] AS entry,
            (array_agg(exit ORDER BY last_ts DESC, exit COLLATE "C" DESC))[1] AS exit,
-           sum(views) AS views, extract(epoch FROM max(last_ts) - min(first_ts))::float8 AS seconds
+           sum(views) AS views, extract(epoch FROM max(last_ts) - min(first_ts))::float8 AS seconds,
+           (array_agg(to_jsonb(evals) ORDER BY first_ts, entry COLLATE "C"))[1] AS attrs
     FROM fr WHERE session_id IS NOT NULL
     GROUP BY 1, 2, 3, 4, 5
 )"""
@@ -90,11 +94,18 @@ per_value AS (
     FROM fr f
     CROSS JOIN LATERAL unnest(f.vals || ('H' || extract(hour FROM f.hour AT TIME ZONE 'UTC')::int::text),
                               f.cnts || f.views) AS d(v, n)
+    WHERE left(d.v, 1) IN ('p', 'H')
     GROUP BY 1, 2, 3, 4, 5, 6, 7
 )
 INSERT INTO np_analytics_web_daily ({_COLUMNS})
+-- pages and hours of the day: the page views of each value and the sessions with one
 SELECT source_account_id, site, day, is_bot, code, value, sum(views), count(session_id), 0, 0, 0
 FROM per_value GROUP BY 1, 2, 3, 4, 5, 6
+UNION ALL
+-- the session-level codes: each session under its first page view's value, with all its page views
+SELECT s.source_account_id, s.site, s.day, s.is_bot, left(a.v, 1), substr(a.v, 2), sum(s.views), count(*), 0, 0, 0
+FROM sess s CROSS JOIN LATERAL jsonb_array_elements_text(s.attrs) AS a(v)
+GROUP BY 1, 2, 3, 4, 5, 6
 UNION ALL
 SELECT source_account_id, site, day, is_bot, 'e', entry, 0, count(*), count(*) FILTER (WHERE views = 1), 0, 0
 FROM sess GROUP BY 1, 2, 3, 4, 6
@@ -108,6 +119,43 @@ FROM (SELECT source_account_id, site, day, is_bot, sum(views) AS views FROM fr G
 LEFT JOIN (SELECT source_account_id, site, day, is_bot, count(*) AS sessions,
                   count(*) FILTER (WHERE views = 1) AS bounces, sum(seconds) AS seconds, sum(views) AS sviews
            FROM sess GROUP BY 1, 2, 3, 4) AS s USING (source_account_id, site, day, is_bot)
+"""
+
+DELETE_DAY_SESSIONS = f"""
+WITH {_DAYS}
+DELETE FROM np_analytics_web_day_sessions w USING days d
+WHERE w.source_account_id = d.source_account_id AND w.day = d.day
+"""
+# One row per closed session (migration 0117): its facts, pages with their page views, views, duration.
+INSERT_DAY_SESSIONS = _CLOSED + """,
+pages AS (
+    SELECT f.source_account_id, f.site, f.day, f.is_bot, f.session_id, substr(d.v, 2) AS path, sum(d.n)::int AS n
+    FROM fr f CROSS JOIN LATERAL unnest(f.vals, f.cnts) AS d(v, n)
+    WHERE left(d.v, 1) = 'p'
+    GROUP BY 1, 2, 3, 4, 5, 6
+),
+hours AS (
+    SELECT f.source_account_id, f.site, f.day, f.is_bot, f.session_id,
+           lpad(extract(hour FROM f.hour AT TIME ZONE 'UTC')::int::text, 2, '0') || substr(d.v, 2) AS hpath, d.n
+    FROM fr f CROSS JOIN LATERAL unnest(f.vals, f.cnts) AS d(v, n)
+    WHERE left(d.v, 1) = 'p'
+),
+plist AS (
+    SELECT source_account_id, site, day, is_bot, session_id, array_agg(path ORDER BY path COLLATE "C") AS pages,
+           array_agg(n ORDER BY path COLLATE "C") AS pcnts
+    FROM pages GROUP BY 1, 2, 3, 4, 5
+),
+hlist AS (
+    SELECT source_account_id, site, day, is_bot, session_id, array_agg(hpath ORDER BY hpath COLLATE "C") AS hpages,
+           array_agg(n ORDER BY hpath COLLATE "C") AS hcnts
+    FROM hours GROUP BY 1, 2, 3, 4, 5
+)
+INSERT INTO np_analytics_web_day_sessions (source_account_id, site, day, is_bot, session_id, visitor, entry, exit,
+                                           views, seconds, attrs, pages, pcnts, hpages, hcnts)
+SELECT s.source_account_id, s.site, s.day, s.is_bot, s.session_id, s.visitor, s.entry, s.exit, s.views, s.seconds,
+       s.attrs, coalesce(p.pages, '{}'), coalesce(p.pcnts, '{}'), coalesce(h.hpages, '{}'), coalesce(h.hcnts, '{}')
+FROM sess s LEFT JOIN plist p USING (source_account_id, site, day, is_bot, session_id)
+LEFT JOIN hlist h USING (source_account_id, site, day, is_bot, session_id)
 """
 
 _INDEX, _RANK = (sql.format(h=hll.HASH_SQL.format(v="visitor")) for sql in hll.REGISTER_SQL)
@@ -163,5 +211,6 @@ async def rebuild(cur: aiopg.Cursor, claimed: str, hours: list[tuple[str, dateti
     if not days:
         return
     params = {"days": json.dumps([{"source_account_id": a, "day": d.isoformat()} for a, d in sorted(days)])}
-    for sql in (DELETE_DAILY, INSERT_DAILY, DELETE_DAY_STATS, INSERT_DAY_STATS):
+    for sql in (DELETE_DAILY, INSERT_DAILY, DELETE_DAY_STATS, INSERT_DAY_STATS, DELETE_DAY_SESSIONS,
+                INSERT_DAY_SESSIONS):
         await cur.execute(sql, params)
