@@ -188,3 +188,16 @@ async def test_every_accepted_zone_is_one_postgresql_knows(client: Any) -> None:
         response = await client.get("/analytics/api/timeseries", headers=HEADERS,
                                     params={"site": SITE, "tz": name, "start": str(START), "end": str(START + 86_400)})
         assert response.status == 200, (name, await response.text())
+
+
+async def test_extreme_dates_and_zones_answer(client: Any) -> None:
+    # the first and last days the date parser takes, in the zones furthest from UTC: an answer, never a 500
+    for start_date, end_date in (("1970-01-01", "1970-01-02"), ("2999-12-30", "2999-12-31")):
+        for tz in ("Pacific/Kiritimati", "Etc/GMT+12"):
+            for name in ("timeseries", "peak-hours", "pageviews"):
+                params = {"site": SITE, "start_date": start_date, "end_date": end_date, "tz": tz,
+                          "referrer": "Direct / None"}
+                response = await client.get(f"/analytics/api/{name}", headers=HEADERS, params=params)
+                assert response.status == 200, (start_date, tz, name, await response.text())
+                body = await response.json()
+                assert body["meta"]["tz"] == tz
