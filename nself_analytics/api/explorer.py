@@ -16,7 +16,7 @@ from ..store import explorer
 from ..store.explorer import PropertyKey
 from ..web import params
 from ..web.pools import reading
-from ..web.read_params import DateParams, Day, Name
+from ..web.read_params import DateParams, Day, Name, Zone, zoned
 from ..web.routing import TOKEN, Route
 
 __all__ = ["DEFAULT_LIMIT", "MAX_LIMIT", "MAX_VALUES", "ROUTES"]
@@ -34,11 +34,15 @@ class ListParams(DateParams, kw_only=True):
 
 class EventsParams(ListParams, kw_only=True):
     search: Annotated[Name, msgspec.Meta(description="Only names containing this text (any case)")] | None = None
+    tz: Zone = "UTC"
+    ZONED: ClassVar[bool] = True
 
 
 class PropertiesParams(ListParams, kw_only=True):
     name: Annotated[str, msgspec.Meta(max_length=params.MAX_NAME_LENGTH, description="The event name")]
     values: Annotated[int, msgspec.Meta(ge=0, le=MAX_VALUES, description="Top values per key")] = DEFAULT_VALUES
+    tz: Zone = "UTC"
+    ZONED: ClassVar[bool] = True
 
     MESSAGES: ClassVar[dict[str, str]] = {
         **DateParams.MESSAGES, "name:length": f"event name is longer than {params.MAX_NAME_LENGTH} characters"}
@@ -88,9 +92,9 @@ class EventProperties(msgspec.Struct, frozen=True):
 
 async def events(request: web.Request, query: EventsParams) -> EventNames:
     """Bot events are left out. Most frequent first."""
-    account, dates = params.account(request), query.dates()
+    account, (dates, start, end) = params.account(request), zoned(query, query.tz)
     async with reading(request) as conn:
-        rows = await explorer.event_names(conn, account=account, start=dates.start, end=dates.end,
+        rows = await explorer.event_names(conn, account=account, start=start, end=end,
                                           limit=query.limit, search=query.search)
     return EventNames("success", dates.first.isoformat(), dates.last.isoformat(), query.limit,
                       [EventName(r.name, r.count, r.first_seen, r.last_seen) for r in rows])
@@ -98,11 +102,11 @@ async def events(request: web.Request, query: EventsParams) -> EventNames:
 
 async def properties(request: web.Request, query: PropertiesParams) -> EventProperties:
     """Bot events are left out. The newest 10,000 events of the name in the range are surveyed."""
-    account, dates = params.account(request), query.dates()
+    account, (dates, start, end) = params.account(request), zoned(query, query.tz)
     name = params.event_name(query.name, "event name")
     async with reading(request) as conn:
-        sampled, data = await explorer.event_properties(conn, account=account, event=name, start=dates.start,
-                                                        end=dates.end, limit=query.limit, values=query.values)
+        sampled, data = await explorer.event_properties(conn, account=account, event=name, start=start,
+                                                        end=end, limit=query.limit, values=query.values)
     return EventProperties("success", name, sampled, explorer.PROPERTY_SAMPLE, dates.first.isoformat(),
                            dates.last.isoformat(), query.limit, data)
 
