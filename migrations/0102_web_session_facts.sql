@@ -7,7 +7,7 @@
 -- the session-level codes count sessions by their first page view's value (store/rollups/web_daily.py).
 -- Every hour with page views is marked dirty: the aggregator rebuilds its fragments and days (reads take
 -- those hours from raw page views until then, so every answer stays exact meanwhile).
--- depends: 0114_person_merge_split
+-- depends: 0101_events_indexes
 
 ALTER TABLE np_analytics_web_sessions ADD COLUMN evals text[] NOT NULL DEFAULT '{}';
 
