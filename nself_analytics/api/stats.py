@@ -71,8 +71,9 @@ class WebParams(msgspec.Struct, kw_only=True):
         min_length=1, max_length=253, pattern=r"^[A-Za-z0-9_.:\[\]-]+$",
         description="The site: the hostname the beacon reports (location.hostname or data-site)")]
     start: Annotated[Unix, msgspec.Meta(description=(
-        "Range start, Unix seconds; or give start_date/end_date. None of the four: the last 30 days of tz, today "
-        "included (the product queries' window); only end: end - 30 days"))] | None = None
+        "Range start, Unix seconds; or give start_date/end_date (start/end win when both are given). None of the "
+        "four: the last 30 days of tz, today included (the product queries' window); only end: end - 30 days"))] | (
+        None) = None
     end: Annotated[Unix, msgspec.Meta(
         description="Range end (exclusive), Unix seconds (only start: now)")] | None = None
     start_date: Annotated[_DAY, msgspec.Meta(description=(
@@ -137,9 +138,7 @@ class WebParams(msgspec.Struct, kw_only=True):
     def _instants(self, tz: str, now: float | None) -> tuple[int, int]:
         """[start, end) in Unix seconds: start/end, or the days of start_date/end_date in tz, or the default."""
         zone_info = ZoneInfo(tz)
-        if self.start_date is not None or self.end_date is not None:
-            if self.start is not None or self.end is not None:
-                raise ApiError(400, "Give start/end (Unix seconds) or start_date/end_date, not both")
+        if (self.start_date is not None or self.end_date is not None) and self.start is None and self.end is None:
             given = {k: v for k, v in (("start_date", self.start_date), ("end_date", self.end_date)) if v is not None}
             dates = date_range(given, max_days=MAX_TIMESERIES_DAYS)
             first, after = dates.first, dates.last + timedelta(days=1)
