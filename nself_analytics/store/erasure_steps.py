@@ -160,12 +160,15 @@ WITH activity AS (
     DELETE FROM np_analytics_activity WHERE source_account_id = %(account)s AND u = ANY(%(ids)s::text[])
         AND day = ANY(%(days)s::date[])
     RETURNING 1
+), seen AS (  -- first/last activity of the ids (migration 0108): whole rows, all days
+    DELETE FROM np_analytics_seen WHERE source_account_id = %(account)s AND u = ANY(%(ids)s::text[])
+    RETURNING 1
 ), times AS (
     DELETE FROM np_analytics_event_times WHERE source_account_id = %(account)s AND event = ANY(%(names)s::text[])
         AND hour = ANY(%(hours)s::timestamptz[]) AND u = ANY(%(ids)s::text[])
     RETURNING 1
 )
-SELECT (SELECT count(*) FROM activity), (SELECT count(*) FROM times)
+SELECT (SELECT count(*) FROM activity), (SELECT count(*) FROM times), (SELECT count(*) FROM seen)
 """
 
 
@@ -178,7 +181,7 @@ async def delete_rollup_rows(conn: aiopg.Connection, account: str, ids: list[str
     async with transaction(conn) as cur:
         await cur.execute(ROLLUP_ROWS, {"account": account, "ids": ids, "days": days, "hours": hours,
                                         "names": names})
-        activity, times = await cur.fetchone()
+        activity, times, _seen = await cur.fetchone()
     return {"activity": int(activity), "event_times": int(times)}
 
 
@@ -199,13 +202,14 @@ async def delete_web_fragments(conn: aiopg.Connection, account: str, ids: list[s
 
 
 async def rebuild_web_days(conn: aiopg.Connection, account: str, days: list[date]) -> None:
-    """The web daily rows and day stats (visitors, sketches, durations) of ``days``, from their fragments."""
+    """The web daily rows, day stats (visitors, sketches, durations) and per-day sessions of ``days``, from their
+    fragments."""
     if not days:
         return
     params = {"days": json.dumps([{"source_account_id": account, "day": d.isoformat()} for d in sorted(set(days))])}
     async with transaction(conn) as cur:
         for sql in (web_daily.DELETE_DAILY, web_daily.INSERT_DAILY, web_daily.DELETE_DAY_STATS,
-                    web_daily.INSERT_DAY_STATS):
+                    web_daily.INSERT_DAY_STATS, web_daily.DELETE_DAY_SESSIONS, web_daily.INSERT_DAY_SESSIONS):
             await cur.execute(sql, params)
 
 

@@ -113,7 +113,7 @@ sess AS MATERIALIZED (
     FROM gen WHERE NOT %(filtered)s OR session_id IN (SELECT session_id FROM cand)
     GROUP BY session_id
 ),
--- a filtered read: the ddays' closed sessions the filters select, one row each (migration 0104)
+-- a filtered read: the ddays' closed sessions the filters select, one row each (migration 0109)
 dsess AS MATERIALIZED (
     SELECT w.day, w.session_id, w.visitor, w.entry, w.exit, w.views, w.seconds, w.attrs, w.pages, w.pcnts,
            w.hpages, w.hcnts,

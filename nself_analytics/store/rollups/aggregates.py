@@ -115,7 +115,7 @@ ON CONFLICT (source_account_id, day, u) DO UPDATE
 SET events = ARRAY(SELECT DISTINCT x FROM unnest(a.events || EXCLUDED.events) AS x ORDER BY x)
 """
 
-# The first and last activity of each distinct id of the claimed hours (migration 0103), widened: the people
+# The first and last activity of each distinct id of the claimed hours (migration 0108), widened: the people
 # list reads it (store/people.py). Raw events only ever grow, so the claimed hours' raw events are enough.
 UPSERT_SEEN = """
 WITH claimed AS (

@@ -126,7 +126,7 @@ WITH {_DAYS}
 DELETE FROM np_analytics_web_day_sessions w USING days d
 WHERE w.source_account_id = d.source_account_id AND w.day = d.day
 """
-# One row per closed session (migration 0104): its facts, pages with their page views, views, duration.
+# One row per closed session (migration 0109): its facts, pages with their page views, views, duration.
 INSERT_DAY_SESSIONS = _CLOSED + """,
 pages AS (
     SELECT f.source_account_id, f.site, f.day, f.is_bot, f.session_id, substr(d.v, 2) AS path, sum(d.n)::int AS n

@@ -3,7 +3,7 @@
 A fragment (np_analytics_web_sessions, migration 0040) holds what one web session did in one hour: its
 first and last page view (time, path), its page views, its visitor and, per dimension value, the page
 views that carried it (``vals``: the value prefixed by its one-letter code, see ``DIMENSIONS``; ``cnts``:
-the page views), and the values of its first page view (``evals``, migration 0102). A page view without
+the page views), and the values of its first page view (``evals``, migration 0107). A page view without
 a session belongs to the session of its visitor's UTC day (``SESSION_KEY``).
 
 The same SQL (:data:`FRAGMENTS`) builds fragments for the aggregator (the claimed dirty hours of every

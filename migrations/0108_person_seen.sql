@@ -3,7 +3,7 @@
 -- time of its first and last event (bots left out), widened by the aggregator from the claimed hours' raw
 -- events (store/rollups/aggregates.py); the list resolves each user's person when read (store/people.py), so
 -- the anonymous activity before an identify counts, whenever the link arrives.
--- depends: 0102_web_session_facts
+-- depends: 0101_events_indexes
 
 CREATE TABLE np_analytics_seen (
     source_account_id text        NOT NULL DEFAULT 'primary',

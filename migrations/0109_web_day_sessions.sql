@@ -6,7 +6,7 @@
 -- row (no grouping of fragments) and groups only the fragments of the other hours (store/web.py).
 -- Kept by the aggregator with the other per-day rows (store/rollups/web_daily.py). Every hour with page views is
 -- marked dirty so the days are rebuilt (reads take those hours from raw page views meanwhile, exact).
--- depends: 0103_person_seen
+-- depends: 0101_events_indexes
 
 CREATE TABLE np_analytics_web_day_sessions (
     source_account_id text    NOT NULL DEFAULT 'primary',
