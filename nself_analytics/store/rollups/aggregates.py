@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 import aiopg
 import structlog
 
+from ..suppressions import suppressed_sql
 from ..tx import transaction
 from . import event_times, web_daily
 from .web_rollup import FRAGMENT_COLUMNS, FRAGMENTS, PAGE_VIEW
@@ -117,18 +118,23 @@ SET events = ARRAY(SELECT DISTINCT x FROM unnest(a.events || EXCLUDED.events) AS
 
 # The first and last activity of each distinct id of the claimed hours (migration 0108), widened: the people
 # list reads it (store/people.py). Raw events only ever grow, so the claimed hours' raw events are enough.
-UPSERT_SEEN = """
+UPSERT_SEEN = f"""
 WITH claimed AS (
     SELECT DISTINCT c.source_account_id, c.hour
     FROM jsonb_to_recordset(%(claimed)s::jsonb) AS c(source_account_id text, hour timestamptz)
 )
 INSERT INTO np_analytics_seen AS s (source_account_id, u, first_ts, last_ts)
-SELECT e.source_account_id, coalesce(e.user_id, e.anonymous_id) COLLATE "C", min(e.ts), max(e.ts)
-FROM np_analytics_events e
-WHERE e.ts >= %(lo)s AND e.ts < %(hi)s AND NOT e.is_bot AND coalesce(e.user_id, e.anonymous_id) IS NOT NULL
-  AND (e.source_account_id, date_trunc('hour', e.ts AT TIME ZONE 'UTC') AT TIME ZONE 'UTC')
-      IN (SELECT source_account_id, hour FROM claimed)
-GROUP BY 1, 2
+SELECT g.source_account_id, g.u, g.first_ts, g.last_ts FROM (
+    SELECT e.source_account_id, coalesce(e.user_id, e.anonymous_id) COLLATE "C" AS u, min(e.ts) AS first_ts,
+           max(e.ts) AS last_ts
+    FROM np_analytics_events e
+    WHERE e.ts >= %(lo)s AND e.ts < %(hi)s AND NOT e.is_bot AND coalesce(e.user_id, e.anonymous_id) IS NOT NULL
+      AND (e.source_account_id, date_trunc('hour', e.ts AT TIME ZONE 'UTC') AT TIME ZONE 'UTC')
+          IN (SELECT source_account_id, hour FROM claimed)
+    GROUP BY 1, 2
+) AS g
+-- an erased id (store/suppressions.py) is never written back, whatever raw rows an erasure has not reached yet
+WHERE NOT {suppressed_sql("g.source_account_id", ("g.u",))}
 ON CONFLICT (source_account_id, u) DO UPDATE
 SET first_ts = least(s.first_ts, EXCLUDED.first_ts), last_ts = greatest(s.last_ts, EXCLUDED.last_ts)
 """
