@@ -91,7 +91,8 @@ def add_persons_command(commands: Any) -> None:
         "persons", help="erase or export one person, list or lift suppressions (no HTTP API needed)",
         description="A person's data rights on the stores directly: erasure (with suppression of the ids), export "
                     "as NDJSON, the suppression list."))
-    actions = persons.add_subparsers(dest="action", required=True, metavar="erase|export|suppressions")
+    actions = persons.add_subparsers(dest="action", required=True, metavar="erase|export|suppressions",
+                                     help="what to do for the person")
     erase = _one_line_errors(actions.add_parser(
         "erase", help="erase every id of the person of ID and what derives from them; suppress the ids",
         description="Suppresses the person's ids (later events carrying them are dropped) and erases its events, "
