@@ -31,11 +31,11 @@ async def run(block: str, env: dict[str, str]) -> tuple[int, str, str]:
 
 async def test_every_tested_readme_example_answers_as_documented(client: Any, drain: Any) -> None:
     found = blocks()
-    assert len(found) >= 12  # ingest, product queries, web stats, people, webhooks
+    assert len(found) >= 12  # ingest, product queries, web stats, people, webhooks, export
     text = "\n".join(body for _keys, body in found)
     for family in ("/analytics/track", "/analytics/identify", "/analytics/page", "/analytics/batch",
                    "/analytics/trends", "/analytics/funnel", "/analytics/retention", "/analytics/api/",
-                   "/analytics/users", "/analytics/webhooks"):
+                   "/analytics/users", "/analytics/webhooks", "/analytics/export"):
         assert family in text, family
     env = {"PATH": "/usr/bin:/bin", "HOST": str(client.make_url("")).rstrip("/"), "KEY": WRITE_KEY, "TOKEN": SECRET}
     drained = False
