@@ -69,7 +69,7 @@ def _read_urls(client: Any) -> list[tuple[str, str]]:
     today = datetime.now(UTC).date()
     query = (f"?start_date={today - timedelta(days=1)}&end_date={today}&site={SITE}&steps=alpha_event,zulu_event"
              "&start_event=alpha_event&stop_event=zulu_event&events=alpha_event&goal=path:/alpha-page")
-    values = {"id": "1", "event": "alpha_event", "name": "alpha_event"}
+    values = {"id": "1", "event": "alpha_event", "name": "alpha_event", "job": "00000000-0000-0000-0000-000000000001"}
     sub = client.app[ANALYTICS_APP]
     urls = []
     for route in sub.router.routes():

@@ -225,7 +225,7 @@ def test_a_locking_statement_gives_way_to_a_long_reader(stores: Any) -> None:
     try:
         with reader.cursor() as cur:
             cur.execute("SELECT count(*) FROM np_analytics_events")  # holds ACCESS SHARE until it ends
-        done = threading.Timer(1.5, reader.rollback)
+        done = threading.Timer(5.0, reader.rollback)  # long enough that the drop meets it on a loaded machine
         done.start()
         with structlog.testing.capture_logs() as logs:
             online_ddl.drop_events_index(ddl, "np_analytics_events_message_idx")

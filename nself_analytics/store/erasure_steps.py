@@ -223,12 +223,33 @@ DELETE FROM np_analytics_webhook_deliveries d WHERE d.ctid = ANY(ARRAY(
 """
 
 
+# An event of the erased person goes; another user's event that carried an erased anonymous id keeps its row
+# without that id (as the event itself does: erasure_steps' events phase).
+EVENT_OUTBOX = """
+DELETE FROM np_analytics_event_outbox o WHERE o.seq = ANY(ARRAY(
+    SELECT x.seq FROM np_analytics_event_outbox x
+    WHERE x.source_account_id = %(account)s AND coalesce(x.user_id, x.anonymous_id) = ANY(%(ids)s::text[])
+    LIMIT %(limit)s))
+"""
+EVENT_OUTBOX_ANONYMOUS = """
+UPDATE np_analytics_event_outbox SET anonymous_id = NULL
+WHERE source_account_id = %(account)s AND anonymous_id = ANY(%(ids)s::text[])
+"""
+
+
 async def delete_outbox_batch(conn: aiopg.Connection, account: str, ids: list[str], limit: int) -> int:
-    """Up to ``limit`` webhook deliveries (pending, failed or delivered) whose payload holds an erased id as a
-    value anywhere."""
+    """Up to ``limit`` rows of the outboxes that carry an erased id: webhook deliveries (pending, failed or
+    delivered) whose payload holds one as a value anywhere, then the event outbox's rows of the facts task
+    (pipeline/facts.py) not handled yet: their facts would be about the erased person."""
     async with conn.cursor() as cur:
         await cur.execute(OUTBOX, {"account": account, "ids": ids, "limit": limit})
-        return int(cur.rowcount)
+        gone = int(cur.rowcount)
+        if gone < limit:
+            await cur.execute(EVENT_OUTBOX, {"account": account, "ids": ids, "limit": limit - gone})
+            gone += int(cur.rowcount)
+        if not gone:
+            await cur.execute(EVENT_OUTBOX_ANONYMOUS, {"account": account, "ids": ids})
+        return gone
 
 
 async def hours_dirty(conn: aiopg.Connection, account: str, hours: list[datetime]) -> int:
