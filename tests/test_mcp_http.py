@@ -195,7 +195,7 @@ async def test_without_the_mcp_extra_the_route_names_the_install_command(
     monkeypatch.setitem(sys.modules, "nself_analytics.integrations.mcp_http", None)  # import fails as without mcp
     client = await make_client(mcp_settings)
     status, body = await rpc(client, "tools/list")
-    assert status == 501 and "pip install 'nself-analytics[mcp]'" in body["message"]
+    assert status == 501 and "pip install -e '.[mcp]'" in body["message"]
     assert (await client.get("/analytics/health")).status == 200
 
 

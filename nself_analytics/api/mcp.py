@@ -26,7 +26,7 @@ from ..web.routing import SITE, Route
 
 __all__ = ["INSTALL", "ROUTES", "check_origin"]
 
-INSTALL = "pip install 'nself-analytics[mcp]'"
+INSTALL = "pip install -e '.[mcp]' from the checkout (or hooks/install --extras mcp; the package is not on PyPI)"
 # headers of the MCP request that its tools' reads carry (the credential, the account, the request id)
 _FORWARDED = ("Authorization", "X-Source-Account-Id", "X-Request-Id")
 
