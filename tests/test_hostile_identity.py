@@ -138,6 +138,9 @@ async def test_alias_cannot_take_over_an_identified_user(client: Any, auth: Any,
     attacker = await (await client.get("/analytics/users/attacker", headers=auth["secret"])).json()
     assert attacker["distinct_ids"] == ["anon-of-attacker", "attacker"]
     assert attacker["traits"] == {"email": "a@example.com"}
+    # /health counts the refusals by reason: the alias of an identified person, the identify of a known user
+    health = await (await client.get("/analytics/health", headers=auth["secret"])).json()
+    assert health["refused_links"] == {"identified": 1, "linked": 1, "cap": 0}
 
 
 async def test_a_persons_ids_are_paged(client: Any, auth: Any, drain: Any) -> None:

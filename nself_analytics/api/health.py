@@ -22,6 +22,7 @@ from ..ingest.redis_keys import (
     DRAIN_GROUP,
     DROPPED_KEY,
     DROPPED_SUPPRESSED_KEY,
+    LINKS_REFUSED_KEY,
     NAME_DELETIONS_KEY,
     NAMES_DROPPED_KEY,
     STREAM_KEY,
@@ -68,7 +69,8 @@ async def _redis(request: web.Request) -> dict[str, Any]:
                 pipe.hgetall(NAMES_DROPPED_KEY)
                 pipe.hlen(NAME_DELETIONS_KEY)
                 pipe.hgetall(DROPPED_SUPPRESSED_KEY)
-                _ping, depth, dead, dropped, by_name, deleting, suppressed = await pipe.execute()
+                pipe.hgetall(LINKS_REFUSED_KEY)
+                _ping, depth, dead, dropped, by_name, deleting, suppressed, links = await pipe.execute()
             pending = 0
             try:
                 summary = await client.xpending(STREAM_KEY, DRAIN_GROUP)
@@ -78,11 +80,22 @@ async def _redis(request: web.Request) -> dict[str, Any]:
         return {"redis": {"reachable": True}, "queue_depth": int(depth), "queue_pending": pending,
                 "dead_letters": int(dead), "dropped_too_old": sum(int(v) for v in dropped.values()),
                 "dropped_event_names": _by_reason(by_name), "event_name_deletions": int(deleting),
-                "dropped_suppressed": sum(int(v) for v in suppressed.values())}
+                "dropped_suppressed": sum(int(v) for v in suppressed.values()),
+                "refused_links": _refused(links)}
     except Exception as exc:
         return {"redis": {"reachable": False, "error": str(exc).strip()[:200] or type(exc).__name__},
                 "queue_depth": None, "queue_pending": None, "dead_letters": None, "dropped_too_old": None,
-                "dropped_event_names": None, "event_name_deletions": None, "dropped_suppressed": None}
+                "dropped_event_names": None, "event_name_deletions": None, "dropped_suppressed": None,
+                "refused_links": None}
+
+
+def _refused(counts: dict[Any, Any]) -> dict[str, int]:
+    """Identity links the drain refused, summed over accounts by reason (identified, linked, cap)."""
+    totals = {"identified": 0, "linked": 0, "cap": 0}
+    for field, count in counts.items():
+        reason = (field.decode() if isinstance(field, bytes) else str(field)).rpartition("|")[2]
+        totals[reason] = totals.get(reason, 0) + int(count)
+    return totals
 
 
 def _by_reason(counts: dict[Any, Any]) -> dict[str, int]:

@@ -9,6 +9,7 @@ __all__ = [
     "DRAIN_GROUP",
     "DROPPED_KEY",
     "DROPPED_SUPPRESSED_KEY",
+    "LINKS_REFUSED_KEY",
     "NAMES_DROPPED_KEY",
     "NAMES_PREFIX",
     "NAME_BLOCKED_PREFIX",
@@ -87,3 +88,6 @@ SUPPRESSED_VERSION_KEY = PREFIX + "suppressed:version"
 # Hash: source account -> messages dropped because they carried a suppressed (erased) id, at ingest or by the drain;
 # read by /health. No TTL: a running total since the Redis data began.
 DROPPED_SUPPRESSED_KEY = PREFIX + "dropped:suppressed"
+# Hash: "<account>|<reason>" -> identity links the drain refused (reason: identified, linked, cap; store/identity.py);
+# read by /health. No TTL: a running total since the Redis data began.
+LINKS_REFUSED_KEY = PREFIX + "refused:links"

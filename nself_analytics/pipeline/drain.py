@@ -33,6 +33,7 @@ from ..ingest.redis_keys import (
     DRAIN_GROUP,
     DROPPED_KEY,
     DROPPED_SUPPRESSED_KEY,
+    LINKS_REFUSED_KEY,
     QUEUE_BYTES_KEY,
     STREAM_KEY,
 )
@@ -205,6 +206,7 @@ class Drainer:
                 days.add(day)
             rows.append(_Row(entry_id, raw, record))
         self._suppressed = {}
+        self._refused_links: dict[str, int] = {}
         async with self.pool.acquire() as conn:
             await ensure_partitions(conn, days)
             stored, rejected = await self._write(conn, rows)
@@ -217,6 +219,8 @@ class Drainer:
                 pipe.hincrby(DROPPED_KEY, account, count)
             for account, count in self._suppressed.items():
                 pipe.hincrby(DROPPED_SUPPRESSED_KEY, account, count)
+            for field, count in self._refused_links.items():
+                pipe.hincrby(LINKS_REFUSED_KEY, field, count)
             pipe.xack(STREAM_KEY, DRAIN_GROUP, *ids)
             pipe.xdel(STREAM_KEY, *ids)
             pipe.decrby(QUEUE_BYTES_KEY, sum(len(fields.get("e", "").encode()) for _id, fields in entries))
@@ -251,7 +255,7 @@ class Drainer:
             links = link_ops(row.record for row in rows)
             return await write_payload(conn, "[" + ",".join(events) + "]", identifies, links,
                                        max_ids=self.settings.max_ids_per_person, timeout_ms=timeout_ms,
-                                       suppressed=self._suppressed), []
+                                       suppressed=self._suppressed, refused_links=self._refused_links), []
         except StatementTimeout:
             log.warning("batch_timed_out", entries=len(rows), timeout_ms=timeout_ms)
             if len(rows) == 1:

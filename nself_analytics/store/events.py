@@ -157,14 +157,17 @@ def _count(into: dict[str, int] | None, dropped: dict[str, int]) -> None:
 
 async def write_payload(conn: aiopg.Connection, events_json: str, identifies: Sequence[IdentifyRecord],
                         links: Sequence[dict[str, Any]] = (), *, max_ids: int = DEFAULT_MAX_IDS,
-                        timeout_ms: int | None = None, suppressed: dict[str, int] | None = None) -> int:
+                        timeout_ms: int | None = None, suppressed: dict[str, int] | None = None,
+                        refused_links: dict[str, int] | None = None) -> int:
     """Write one drained batch in one transaction; return the number of events newly stored. ``events_json``:
     the events as one JSON array (the drain joins the stream payloads, which are encoded EventRecords).
 
     ``links``: the batch's identity link operations in stream order (``persons.link_ops``); ``max_ids``: the most
     ids one person may hold. ``timeout_ms``: the server-side statement timeout of this batch's statements (the
     drain sizes it for the batch; a timeout raises ``QueryCanceled``, SQLSTATE 57014). ``suppressed``: when given,
-    the events dropped for an erased id are added to it per account (the drain counts them for /health)."""
+    the events dropped for an erased id are added to it per account (the drain counts them for /health);
+    ``refused_links``: likewise the identity links refused, per "<account>|<reason>" (accounts of the batch's links
+    joined by "," when it links for several)."""
     users = _ENCODER.encode(_merge_identifies(identifies)).decode() if identifies else "[]"
     params = {"events": events_json, "users": users}
     limit = "" if timeout_ms is None else f"SET LOCAL statement_timeout = {int(timeout_ms)}; "
@@ -184,4 +187,9 @@ async def write_payload(conn: aiopg.Connection, events_json: str, identifies: Se
     _count(suppressed, dropped)
     if refused:
         log.warning("person_links_refused", links=len(links), **refused)
+        if refused_links is not None:
+            accounts = ",".join(sorted({str(link.get("a")) for link in links}))
+            for reason, count in refused.items():
+                key = f"{accounts}|{reason}"
+                refused_links[key] = refused_links.get(key, 0) + count
     return int(inserted)
