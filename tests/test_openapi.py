@@ -134,6 +134,23 @@ async def test_docs_page_uses_only_vendored_files(client: Any) -> None:
     assert (STATIC_DIR / "vendor/swagger-ui/LICENSE").is_file()
 
 
+async def test_explorer_lists_every_operation_of_a_document_past_the_virtualizing_size(client: Any) -> None:
+    """The vendored Swagger UI virtualizes its operations list from a number of rows (tags + operations) on: only
+    the rows in view are in the page, so the explorer showed the first tag and nothing below it. The document is
+    past that size (177 rows in 1.2), so docs.js must install its plain list (PlainOperationsPlugin's
+    `operations` component)."""
+    bundle = (STATIC_DIR / "vendor/swagger-ui/swagger-ui-bundle.js").read_text(encoding="utf-8")
+    # the operations list's switch (`B=L.length>=150,[V,z]=useState(null)`); a new Swagger UI must be looked at
+    thresholds = re.findall(r"\b\w+=\w+\.length>=(\d+),\[", bundle)
+    assert len(thresholds) == 1 and "operations-virtual" in bundle, thresholds
+    doc = await fetch_doc(client)
+    tags = {tag for item in doc["paths"].values() for op in item.values() for tag in op["tags"]}
+    rows = len(tags) + sum(len(op["tags"]) for item in doc["paths"].values() for op in item.values())
+    script = (STATIC_DIR / "docs.js").read_text(encoding="utf-8")
+    plain = "plugins: [PlainOperationsPlugin]" in script and "components: { operations: Operations }" in script
+    assert rows < int(thresholds[0]) or plain, f"{rows} rows: Swagger UI virtualizes from {thresholds[0]} on"
+
+
 @pytest.mark.parametrize("path", ["../api/docs.py", "vendor/../../api/docs.py", ".hidden", "nope.js", "vendor",
                                   "%2e%2e/openapi.py"])
 async def test_static_serves_nothing_outside(client: Any, path: str) -> None:
