@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 import redis
-import structlog
 from aiohttp import web
 
 from nself_analytics.config import Settings
@@ -24,6 +23,7 @@ from nself_analytics.web.access import BOUND_ACCESS, Access, route_key
 from nself_analytics.web.appkeys import ANALYTICS_APP
 
 from .conftest import SECRET, WRITE_KEY, pg_execute
+from .log_support import capture_logs
 from .test_beacon_guard import CHROME
 from .test_webhooks import Receiver, create_hook, logged
 from .test_webhooks import track as track_as
@@ -267,7 +267,7 @@ async def test_webhook_urls_are_logged_without_their_secrets(make_client: Any, s
     with_userinfo = secret_url.replace("http://", "http://hookuser:pa55w0rd@")
     pg_execute(settings.database_url, "UPDATE np_analytics_webhooks SET url = %s WHERE id = %s",
                (with_userinfo, hook["id"]))
-    with structlog.testing.capture_logs() as lines:
+    with capture_logs() as lines:
         await track_as(client, auth, "signup", "u1")
         await logged(client, auth, hook["id"], "delivered")
         # the sender logs a delivery after storing its outcome (each send is its own task): wait for the line

@@ -17,13 +17,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
 import pytest
-import structlog.testing
 from yoyo import get_backend, read_migrations
 
 from nself_analytics.host.migrate import migrations_dir
 from nself_analytics.store import online_ddl
 
 from .conftest import pg_execute
+from .log_support import capture_logs
 
 FIXTURES = Path(__file__).parent / "fixtures"
 OLD_CHAIN = FIXTURES / "migrations_1_2_development"
@@ -227,7 +227,7 @@ def test_a_locking_statement_gives_way_to_a_long_reader(stores: Any) -> None:
             cur.execute("SELECT count(*) FROM np_analytics_events")  # holds ACCESS SHARE until it ends
         done = threading.Timer(5.0, reader.rollback)  # long enough that the drop meets it on a loaded machine
         done.start()
-        with structlog.testing.capture_logs() as logs:
+        with capture_logs() as logs:
             online_ddl.drop_events_index(ddl, "np_analytics_events_message_idx")
         done.join()
         busy = [entry["attempt"] for entry in logs if entry["event"] == "ddl_lock_busy"]
