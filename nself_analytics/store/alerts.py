@@ -8,42 +8,18 @@ notification is written once. History older than the retention window is pruned 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from typing import Any
 
 import aiopg
 
+from .saved_objects import SavedTable, iso
 from .tx import transaction
 
-__all__ = [
-    "count_alerts", "create_alert", "delete_alert", "due_alerts", "get_alert", "list_alerts", "list_checks",
-    "prune_checks", "record_check", "set_state", "update_alert",
-]
+__all__ = ["ALERTS", "due_alerts", "list_checks", "prune_checks", "record_check", "set_state"]
 
 _COLUMNS = ("id, name, spec, enabled, state, firing, last_period_start, last_checked_at, last_value, last_error, "
             "last_notified_at, created_at, updated_at")
-
-INSERT = f"""
-INSERT INTO np_analytics_alerts (source_account_id, name, spec, enabled)
-VALUES (%(account)s, %(name)s, %(spec)s::jsonb, %(enabled)s) RETURNING {_COLUMNS}
-"""
-# A changed definition starts over: its state is evaluated again at the next interval.
-UPDATE = f"""
-UPDATE np_analytics_alerts SET name = %(name)s, spec = %(spec)s::jsonb, enabled = %(enabled)s, updated_at = now(),
-    last_period_start = CASE WHEN spec = %(spec)s::jsonb THEN last_period_start END
-WHERE source_account_id = %(account)s AND id = %(id)s RETURNING {_COLUMNS}
-"""
-SELECT_ONE = f"SELECT {_COLUMNS} FROM np_analytics_alerts WHERE source_account_id = %(account)s AND id = %(id)s"
-SELECT_ALL = f"""
-SELECT {_COLUMNS} FROM np_analytics_alerts WHERE source_account_id = %(account)s ORDER BY id LIMIT %(limit)s
-"""
-COUNT = "SELECT count(*) FROM np_analytics_alerts WHERE source_account_id = %(account)s"
-DELETE = "DELETE FROM np_analytics_alerts WHERE source_account_id = %(account)s AND id = %(id)s RETURNING id"
-DUE = f"""
-SELECT source_account_id, {_COLUMNS} FROM np_analytics_alerts WHERE enabled ORDER BY id LIMIT %(limit)s
-"""
 SET_STATE = "UPDATE np_analytics_alerts SET state = %(state)s WHERE id = %(id)s AND state <> %(state)s"
 INSERT_CHECK = """
 INSERT INTO np_analytics_alert_checks (source_account_id, alert_id, period_start, period_end, state, value, current,
@@ -69,69 +45,22 @@ ORDER BY c.period_start DESC LIMIT %(limit)s
 PRUNE_CHECKS = "DELETE FROM np_analytics_alert_checks WHERE checked_at < now() - make_interval(days => %(days)s)"
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
-
-
 def _alert(row: tuple[Any, ...]) -> dict[str, Any]:
     (aid, name, spec, enabled, state, firing, period, checked, value, error, notified, created, updated) = row
     return {"id": aid, "name": name, "spec": spec, "enabled": enabled, "state": state, "firing": firing,
-            "last_period_start": _iso(period), "last_checked_at": _iso(checked), "last_value": value,
-            "last_error": error, "last_notified_at": _iso(notified), "created_at": _iso(created),
-            "updated_at": _iso(updated)}
+            "last_period_start": iso(period), "last_checked_at": iso(checked), "last_value": value,
+            "last_error": error, "last_notified_at": iso(notified), "created_at": iso(created),
+            "updated_at": iso(updated)}
 
 
-async def _one(conn: aiopg.Connection, sql: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
-    async with conn.cursor() as cur:
-        await cur.execute(sql, params)
-        row: tuple[Any, ...] | None = await cur.fetchone()
-        return row
-
-
-def _spec(spec: dict[str, Any]) -> str:
-    return json.dumps(spec, separators=(",", ":"), sort_keys=True)
-
-
-async def create_alert(conn: aiopg.Connection, *, account: str, name: str, spec: dict[str, Any],
-                       enabled: bool) -> dict[str, Any]:
-    row = await _one(conn, INSERT, {"account": account, "name": name, "spec": _spec(spec), "enabled": enabled})
-    assert row is not None
-    return _alert(row)
-
-
-async def update_alert(conn: aiopg.Connection, alert_id: int, *, account: str, name: str, spec: dict[str, Any],
-                       enabled: bool) -> dict[str, Any] | None:
-    row = await _one(conn, UPDATE, {"id": alert_id, "account": account, "name": name, "spec": _spec(spec),
-                                    "enabled": enabled})
-    return _alert(row) if row else None
-
-
-async def get_alert(conn: aiopg.Connection, account: str, alert_id: int) -> dict[str, Any] | None:
-    row = await _one(conn, SELECT_ONE, {"account": account, "id": alert_id})
-    return _alert(row) if row else None
-
-
-async def list_alerts(conn: aiopg.Connection, account: str, limit: int = 1000) -> list[dict[str, Any]]:
-    async with conn.cursor() as cur:
-        await cur.execute(SELECT_ALL, {"account": account, "limit": limit})
-        return [_alert(row) for row in await cur.fetchall()]
-
-
-async def count_alerts(conn: aiopg.Connection, account: str) -> int:
-    row = await _one(conn, COUNT, {"account": account})
-    return int(row[0]) if row else 0
-
-
-async def delete_alert(conn: aiopg.Connection, account: str, alert_id: int) -> bool:
-    """True when the alert (and its history) was deleted."""
-    return await _one(conn, DELETE, {"account": account, "id": alert_id}) is not None
+# A changed definition starts over: its state is evaluated again at the next interval.
+ALERTS = SavedTable("np_analytics_alerts", _COLUMNS, _alert,
+                    on_update=", last_period_start = CASE WHEN spec = %(spec)s::jsonb THEN last_period_start END")
 
 
 async def due_alerts(conn: aiopg.Connection, limit: int) -> list[dict[str, Any]]:
     """The enabled alerts of every account (the checker decides which interval each is due for)."""
-    async with conn.cursor() as cur:
-        await cur.execute(DUE, {"limit": limit})
-        return [{"account": row[0], **_alert(row[1:])} for row in await cur.fetchall()]
+    return await ALERTS.due(conn, limit)
 
 
 async def set_state(conn: aiopg.Connection, alert_id: int, state: str) -> None:
@@ -159,7 +88,7 @@ async def list_checks(conn: aiopg.Connection, account: str, alert_id: int, limit
     async with conn.cursor() as cur:
         await cur.execute(SELECT_CHECKS, {"account": account, "id": alert_id, "limit": limit})
         rows = await cur.fetchall()
-    return [{"period_start": _iso(start), "period_end": _iso(end), "checked_at": _iso(checked), "state": state,
+    return [{"period_start": iso(start), "period_end": iso(end), "checked_at": iso(checked), "state": state,
              "value": value, "current": current, "previous": previous, "error": error, "notified": notified}
             for start, end, checked, state, value, current, previous, error, notified in rows]
 
