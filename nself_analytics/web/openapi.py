@@ -17,7 +17,6 @@ from .. import __version__
 from ..ingest.redis_keys import DEDUPE_TTL_SECONDS
 from .access import Access
 from .openapi_admin import admin_ops
-from .openapi_alerts import alert_ops, report_ops
 from .openapi_dropin import dropin_ops
 from .openapi_parts import (
     ACCOUNT_HEADER,
@@ -136,8 +135,7 @@ def _service_ops() -> dict[tuple[str, str], Op]:
 # The hand-written parameters and answers of the routes not yet converted to typed ones, by (method, path)
 DESCRIPTIONS: dict[tuple[str, str], Op] = {**_ingest_ops(), **_web_ops(), **_product_ops(),
                                            **_webhook_ops(), **_service_ops(), **admin_ops(),
-                                           **dropin_ops(), **alert_ops(),
-                                           **report_ops()}
+                                           **dropin_ops()}
 SECURITY: dict[Access, list[Any]] = {Access.PUBLIC: PUBLIC, Access.WRITE: WRITE, Access.TOKEN: SECRET,
                                      Access.SITE: SECRET}
 # The document's sections, in this order (a route's tag not listed here is added after them)
@@ -169,7 +167,7 @@ def _outgoing_webhooks() -> dict[str, Any]:
 def operation(route: Route, schemas: dict[str, Any]) -> Op | None:
     """The OpenAPI operation of ``route`` (None when it has neither types nor a hand-written description); the
     schemas its types refer to are added to ``schemas``."""
-    if route.params is not None or route.answer is not None:
+    if route.params is not None or route.answer is not None or route.body is not None:
         described = typed_operation(route, schemas)
     elif route.key in DESCRIPTIONS:
         described = copy.deepcopy(DESCRIPTIONS[route.key])

@@ -1,5 +1,6 @@
-"""The OpenAPI parameters and answer of a typed route, from its msgspec types (web/routing.py ``Route.params``
-and ``Route.answer``): the same classes decode the request and encode the answer, so the document cannot drift."""
+"""The OpenAPI parameters, request body and answer of a typed route, from its msgspec types (web/routing.py
+``Route.params``, ``Route.body`` and ``Route.answer``): the same classes decode the request and encode the answer,
+so the document cannot drift."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 import msgspec
 
 from .access import Access
-from .openapi_parts import ACCOUNT_HEADER, ERRORS, Op, _json
+from .openapi_parts import ACCOUNT_HEADER, BODY_ERRORS, ERRORS, Op, _body, _error, _json
 from .routing import Body, Route
 
 __all__ = ["typed_operation"]
@@ -61,6 +62,12 @@ def typed_operation(route: Route, schemas: dict[str, Any]) -> Op:
         (schema, ), components = msgspec.json.schema_components([route.answer], ref_template=_REF)
         _add(schemas, components)
         responses[str(route.status)] = _json(schema)
+    if route.body is not None:
+        (schema, ), components = msgspec.json.schema_components([route.body], ref_template=_REF)
+        _add(schemas, components)
+        op["requestBody"] = _body(schema, ((route.body.__doc__ or "").strip().splitlines() or ["The body"])[0])
+        responses.update(BODY_ERRORS)
+    responses.update({str(code): _error(text) for code, text in route.errors})
     op["responses"] = responses
     handler_doc = (route.handler.__doc__ or "").strip()
     if handler_doc:

@@ -8,8 +8,12 @@ by ``web/access.py``), the OpenAPI document (``web/openapi.py``) and the route l
 A route with ``params`` (a msgspec Struct) has its query and path parameters decoded into that Struct before the
 handler runs, which then receives ``(request, params)``; a bad parameter is a 400 naming it. A route with
 ``answer`` (a msgspec type) returns that value (or any ``web.StreamResponse``), encoded as JSON with
-``status``. Both also give the route's OpenAPI parameters and answer schema. An answer that is not JSON (a file,
-a stream) is a :class:`Body`: the handler returns its ``web.StreamResponse`` and the OpenAPI names the media type.
+``status``. A route with ``body`` (a msgspec Struct) has its JSON object body decoded into that Struct (after the
+checks of ``params.json_body``), passed to the handler after the parameters; a body that does not convert is a 400
+with msgspec's message, which names the field's path. All of them also give the route's OpenAPI parameters, request
+body and answer schema; ``errors`` adds the answers a route has beyond the usual 400/401/403 (404, 409). An answer
+that is not JSON (a file, a stream) is a :class:`Body`: the handler returns its ``web.StreamResponse`` and the
+OpenAPI names the media type.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from .access import Access
 from .errors import ApiError
 
 __all__ = ["PUBLIC", "ROUTE_TABLE", "SITE", "TOKEN", "WRITE", "Body", "Route", "access_table", "add_routes",
-           "canonical", "decode_params"]
+           "canonical", "decode_body", "decode_params"]
 
 Handler = Callable[..., Awaitable[Any]]
 # the credential rules, as a route declares them (web/access.py says what each admits)
@@ -63,6 +67,8 @@ class Route(msgspec.Struct, frozen=True):
     params: type[msgspec.Struct] | None = None  # query and path parameters, decoded before the handler
     answer: Any = None  # the JSON answer's msgspec type (a Struct, list[Struct], ...), or a Body
     status: int = 200  # of a typed answer
+    body: Any = None  # the JSON body's msgspec Struct, decoded before the handler
+    errors: tuple[tuple[int, str], ...] = ()  # (status, description) of its other error answers, for the OpenAPI
     op_id: str = ""  # OpenAPI operationId; default: the name with . and - as _
     description: str = ""  # OpenAPI description (a longer text than the summary)
     note: str = ""  # added to the credential text of plugin.yaml
@@ -166,15 +172,32 @@ def _message(exc: msgspec.ValidationError, struct: type[msgspec.Struct], data: d
     return f"{name}: {problem}"
 
 
+async def decode_body(request: web.Request, struct: type[msgspec.Struct]) -> Any:
+    """The request's JSON object body as ``struct``; ApiError(400) with msgspec's message (naming the field's
+    path) when it does not convert."""
+    from .params import json_body  # web/params.py reads request bodies; it does not know the route table
+
+    data = await json_body(request)
+    try:
+        return msgspec.convert(data, struct)
+    except msgspec.ValidationError as exc:
+        raise ApiError(400, str(exc)[:300]) from None
+
+
 def _endpoint(route: Route) -> Handler:
     """The aiohttp handler of ``route``: the declared handler itself, or a wrapper that decodes the parameters
     and encodes the typed answer."""
-    if route.params is None and route.answer is None:
+    if route.params is None and route.answer is None and route.body is None:
         return route.handler
-    handler, params, status = route.handler, route.params, route.status
+    handler, params, body, status = route.handler, route.params, route.body, route.status
 
     async def endpoint(request: web.Request) -> web.StreamResponse:
-        result = await (handler(request, decode_params(request, params)) if params is not None else handler(request))
+        args: list[Any] = [request]
+        if params is not None:
+            args.append(decode_params(request, params))
+        if body is not None:
+            args.append(await decode_body(request, body))
+        result = await handler(*args)
         if isinstance(result, web.StreamResponse):
             return result
         return web.Response(body=_ENCODER.encode(result), status=status, content_type="application/json")
