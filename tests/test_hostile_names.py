@@ -102,6 +102,37 @@ async def test_public_flood_cannot_fill_the_cap(keyed: Any, settings: Settings) 
     assert by_name["junk_0"]["volume"] == 2 and by_name["purchase"]["volume"] == 1
 
 
+async def test_message_kinds_fixed_names_pass_a_spent_allowance_and_a_full_cap(make_client: Any,
+                                                                               settings: Settings) -> None:
+    """Page, screen, identify, alias and group messages are stored under five fixed names: once a public key's
+    flood has used the day's new names and the cap is full, those messages (and a track of the fixed name $pageview)
+    still get in, are listed, and the flood's next new track name is still refused."""
+    client = await make_client(settings.with_(write_keys=(WRITE_KEY, "public:" + PUBLIC_KEY), max_event_names=52,
+                                              public_new_names_per_day=50))
+    body = {"batch": [{"type": "track", "event": f"junk_{n}", "userId": "flood"} for n in range(60)]}
+    answer = await (await client.post("/analytics/batch", headers=PUBLIC, json=body)).json()
+    assert [w["index"] for w in answer["warnings"]] == list(range(50, 60))
+    body = {"batch": [{"type": "track", "event": f"server_{n}", "userId": "s"} for n in range(3)]}
+    answer = await (await client.post("/analytics/batch", headers=SERVER, json=body)).json()
+    assert answer["warnings"] == [{"index": 2, "message": NAME_WARNINGS["cap"]}]  # the cap is full: 52 names
+    kinds = [{"type": "page", "anonymousId": "a1", "properties": {"url": "https://example.com/"}},
+             {"type": "screen", "anonymousId": "a1", "name": "Home"},
+             {"type": "identify", "userId": "u1", "anonymousId": "a1"},
+             {"type": "alias", "userId": "u2", "previousId": "u1"},
+             {"type": "group", "userId": "u2", "groupId": "g1"},
+             {"type": "track", "event": "$pageview", "anonymousId": "a2"},
+             {"type": "track", "event": "junk_99", "userId": "flood"}]
+    answer = await (await client.post("/analytics/batch", headers=PUBLIC, json={"batch": kinds})).json()
+    assert answer["warnings"] == [{"index": 6, "message": NAME_WARNINGS["cap"]}]
+    assert await _drain(client, settings) == 50 + 2 + 6
+    assert _stored(settings, "event LIKE '$%'") == {"$pageview": 2, "$screen": 1, "$alias": 1, "$group": 1}
+    assert pg_execute(settings.database_url, "SELECT user_id FROM np_analytics_users") == [("u1",)]  # the identify
+    listing = await (await client.get("/analytics/event-names", headers=TOKEN, params={"limit": 1000})).json()
+    assert {"$pageview", "$screen", "$alias", "$group"} <= {row["name"] for row in listing["data"]}
+    health = (await _health(client))["dropped_event_names"]
+    assert health == {"cap": 2, "public_daily": 10, "blocked": 0}
+
+
 async def test_blocked_name_is_dropped_on_every_wire_format(keyed: Any, settings: Settings) -> None:
     """A blocked name is refused through /track, /batch, the Segment routes and either kind of key, counted per
     name and in /health; unblocking lets it in again."""

@@ -62,6 +62,9 @@ SKEW_TOLERANCE_SECONDS = 60
 MAX_YEAR = 2999
 PAGEVIEW = "$pageview"
 SCREEN = "$screen"
+# the names the message kinds other than track are stored under: a closed set, so they never count against an
+# account's ANALYTICS_MAX_EVENT_NAMES or a public key's ANALYTICS_PUBLIC_NEW_NAMES_PER_DAY (ingest/queue.py)
+FIXED_NAMES = frozenset({PAGEVIEW, SCREEN, "$identify", "$alias", "$group"})
 _TRUNCATED_OVERHEAD = len(b'{"$truncated":true}')
 
 

@@ -17,6 +17,7 @@ import redis.asyncio as aioredis
 import structlog
 
 from ..config import Settings
+from .normalize import FIXED_NAMES
 from .redis_keys import (
     DEDUPE_TTL_SECONDS,
     NAME_BLOCKED_PREFIX,
@@ -46,10 +47,13 @@ UUID_LENGTH = 36  # str(uuid.UUID): every message id of the queue is one (messag
 # per message. Messages of one request mostly share their counter keys and event name, so each is sent
 # and checked once; a message costs one argument (redis-py packs arguments one by one in Python: 4 per message
 # were 8% of a worker's /batch time, py-spy). A message whose name is blocked, or new to an account already
-# holding the maximum, or new through a public key past the day's allowance is refused (reported as
+# holding the maximum, or new through a public key past the day's allowance is refused (the fixed names of
+# page, screen, identify, alias and group messages, normalize.FIXED_NAMES, are registered but never refused for
+# the cap or the allowance: they are five, and an alias must not be lost to a flood of junk track names) (reported as
 # -1 - (3 * index + reason), reason 0 cap, 1 public_daily, 2 blocked), neither deduped, stored nor counted; the
 # refusal is counted per account and reason (/health) and per name (GET /event-names).
 _ENQUEUE_LUA = """
+local fixed = {FIXED_NAMES}
 local stream, bytes_key = KEYS[1], KEYS[2]
 local depth = redis.call('XLEN', stream)
 if depth >= tonumber(ARGV[1]) then return {-1} end
@@ -74,21 +78,23 @@ for n = 1, nnames do
   i = i + 2
   name_account[n], name_of[n] = account, name
   local key = p_names .. account
+  local is_fixed = fixed[name] == true
   if redis.call('SISMEMBER', p_blocked .. account, name) == 1 then
     refusal[n] = 2
   elseif redis.call('ZSCORE', key, name) then
     redis.call('ZADD', key, now, name)
     redis.call('EXPIRE', key, names_ttl)
-  elseif redis.call('ZCARD', key) >= max_names then
+  elseif not is_fixed and redis.call('ZCARD', key) >= max_names then
     refusal[n] = 0
-  elseif public and tonumber(redis.call('GET', p_public .. account .. ':' .. day) or '0') >= public_limit then
+  elseif not is_fixed and public
+      and tonumber(redis.call('GET', p_public .. account .. ':' .. day) or '0') >= public_limit then
     refusal[n] = 1
   else
     redis.call('ZADD', key, now, name)
     redis.call('EXPIRE', key, names_ttl)
     redis.call('HSETNX', p_first .. account, name, source .. now)
     redis.call('EXPIRE', p_first .. account, names_ttl)
-    if public then
+    if public and not is_fixed then
       redis.call('INCR', p_public .. account .. ':' .. day)
       redis.call('EXPIRE', p_public .. account .. ':' .. day, 172800)
     end
@@ -141,7 +147,7 @@ for s = 1, nsets do
   end
 end
 return result
-"""
+""".replace("{FIXED_NAMES}", "{" + ", ".join(f"['{name}'] = true" for name in sorted(FIXED_NAMES)) + "}")
 
 
 REFUSAL_REASONS = ("cap", "public_daily", "blocked")  # the script's reason codes 0, 1, 2
