@@ -1,5 +1,7 @@
 """ANALYTICS_SMTP_URL as a typed value: ``smtp://user:pass@host:port?starttls=1`` (plain SMTP, upgraded with
-STARTTLS when ``starttls=1``), or ``smtps://user:pass@host:port`` (TLS from the first byte). User and password are
+STARTTLS when ``starttls=1``: a server that does not offer it fails the send, never a plain-text one), or
+``smtps://user:pass@host:port`` (TLS from the first byte). The server's certificate must verify against the system's
+CAs (or ANALYTICS_SMTP_CA_FILE) for its host name unless the URL says ``verify=0``. User and password are
 percent-decoded; the default ports are 587 (smtp with starttls), 25 (smtp) and 465 (smtps)."""
 
 from __future__ import annotations
@@ -25,9 +27,11 @@ class SmtpUrl:
     password: str | None = None
     starttls: bool = False
     tls: bool = False
+    verify: bool = True  # the certificate of a TLS connection must verify (verify=0: accept any, still encrypted)
 
     def __repr__(self) -> str:  # never print the password
-        return f"SmtpUrl(host={self.host!r}, port={self.port}, tls={self.tls}, starttls={self.starttls})"
+        return (f"SmtpUrl(host={self.host!r}, port={self.port}, tls={self.tls}, starttls={self.starttls}, "
+                f"verify={self.verify})")
 
 
 def parse_smtp_url(text: str) -> SmtpUrl:
@@ -44,13 +48,10 @@ def parse_smtp_url(text: str) -> SmtpUrl:
     if parts.path not in ("", "/") or parts.fragment:
         raise ValueError("the URL takes no path")
     query = parse_qs(parts.query, keep_blank_values=True)
-    unknown = set(query) - {"starttls"}
+    unknown = set(query) - {"starttls", "verify"}
     if unknown:
-        raise ValueError(f"unknown parameter {sorted(unknown)[0][:32]!r}: only starttls")
-    flag = query.get("starttls", ["0"])[-1].lower()
-    if flag not in _TRUE + _FALSE:
-        raise ValueError("starttls must be 1 or 0")
-    starttls = flag in _TRUE
+        raise ValueError(f"unknown parameter {sorted(unknown)[0][:32]!r}: only starttls and verify")
+    starttls, verify = _flag(query, "starttls", "0"), _flag(query, "verify", "1")
     tls = parts.scheme == "smtps"
     if tls and starttls:
         raise ValueError("smtps:// is TLS already: starttls=1 is for smtp://")
@@ -59,8 +60,17 @@ def parse_smtp_url(text: str) -> SmtpUrl:
     password = unquote(parts.password) if parts.password is not None else None
     if password is not None and username is None:
         raise ValueError("a password needs a user name")
+    if not verify and not (tls or starttls):
+        raise ValueError("verify=0 is for a TLS connection: smtps:// or starttls=1")
     return SmtpUrl(host=parts.hostname, port=port or default, username=username, password=password,
-                   starttls=starttls, tls=tls)
+                   starttls=starttls, tls=tls, verify=verify)
+
+
+def _flag(query: dict[str, list[str]], name: str, default: str) -> bool:
+    flag = query.get(name, [default])[-1].lower()
+    if flag not in _TRUE + _FALSE:
+        raise ValueError(f"{name} must be 1 or 0")
+    return flag in _TRUE
 
 
 def parse_sender(text: str) -> str:

@@ -4,6 +4,7 @@ these fields, so they read as ``settings.smtp``; :func:`notify_env` parses them 
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,7 @@ class NotifySettings:
     alert_check_interval: float = 60.0
     smtp: SmtpUrl | None = None
     smtp_from: str = "nself-analytics@localhost"
+    smtp_ca_file: str | None = None  # PEM CAs the SMTP server's certificate must verify against (else the system's)
     telegram_token: str | None = None
     telegram_api_url: str = TELEGRAM_API
     discord_token: str | None = None
@@ -51,11 +53,24 @@ def _parsed(parse: Callable[[str], Any], env: Mapping[str, str], name: str, defa
         raise BadSetting(name, text if shown else "(hidden)", str(exc)) from None
 
 
+def _ca_file(text: str) -> str | None:
+    """A readable PEM file of CA certificates ('' is none: the system's CAs)."""
+    path = text.strip()
+    if not path:
+        return None
+    try:
+        ssl.create_default_context(cafile=path)
+    except (OSError, ssl.SSLError) as exc:
+        raise ValueError(f"not a readable PEM file of CA certificates ({type(exc).__name__})") from None
+    return path
+
+
 def notify_env(env: Mapping[str, str]) -> dict[str, Any]:
     """The fields of :class:`NotifySettings` but the interval, from the environment; BadSetting for a bad one."""
     return {
         "smtp": _parsed(lambda t: parse_smtp_url(t) if t.strip() else None, env, "ANALYTICS_SMTP_URL", "", False),
         "smtp_from": _parsed(parse_sender, env, "ANALYTICS_SMTP_FROM", "nself-analytics@localhost"),
+        "smtp_ca_file": _parsed(_ca_file, env, "ANALYTICS_SMTP_CA_FILE", ""),
         "telegram_token": env.get("TELEGRAM_BOT_TOKEN", "").strip() or None,
         "telegram_api_url": _parsed(parse_http_url, env, "ANALYTICS_TELEGRAM_API_URL", TELEGRAM_API),
         "discord_token": env.get("DISCORD_BOT_TOKEN", "").strip() or None,
