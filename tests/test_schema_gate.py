@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from nself_analytics.host.migrate import pending_migrations
+from nself_analytics.host.migrate import migrations_dir, pending_migrations
 
 from .conftest import SECRET, free_port, pg_execute, stop_service, wait_healthy
 from .test_hostile_startup import _env, _fails_fast
@@ -129,3 +129,19 @@ def _drop_databases(stores: Any) -> Any:
     yield
     for name in ("gate_1_1_1", "gate_empty", "gate_migrate", "gate_build"):
         pg_execute(stores.database_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_start_refuses_a_schema_newer_than_this_version(stores: Any, tmp_path: Path) -> None:
+    """A database a newer version migrated (an applied migration this code does not have) is refused by start, also
+    with --migrate, one line naming the way out; nothing is applied or undone."""
+    database_url = sibling(stores.database_url, "gate_newer")
+    migrate(database_url, migrations_dir())
+    pg_execute(database_url, "INSERT INTO np_analytics_yoyo_migration (migration_hash, migration_id, applied_at_utc) "
+                             "VALUES (encode(sha256('9999_from_the_future'::bytea), 'hex'), '9999_from_the_future', "
+                             "now())")
+    before = _applied(database_url)
+    for migrate_on_start in ("false", "true"):
+        env = _env(tmp_path, database_url, stores.redis_url, free_port(), ANALYTICS_MIGRATE_ON_START=migrate_on_start)
+        record = _fails_fast(env, "the database schema is newer than this version (1 applied migration(s)")
+        assert "restore a backup" in record["message"]
+    assert _applied(database_url) == before

@@ -21,7 +21,7 @@ from ..config import ConfigError, Settings
 from .app import create_root_app
 from .embedded import EmbeddedError
 from .logs import configure_logging
-from .migrate import apply_migrations, pending_migrations
+from .migrate import apply_migrations, pending_migrations, unknown_migrations
 from .processes import run_workers
 from .services import Services
 from .startup import ServiceLock, StartupError, Watchdog, bind_listener, check_stores
@@ -168,19 +168,24 @@ async def _serve(settings: Settings, watchdog: Watchdog, listener: socket.socket
 
 def _start_stores(services: Services, migrate: bool) -> Settings:
     """Embedded stores started (when not configured); the schema migrated (``migrate``) or checked to be current.
-    StartupError with one line if not: a schema behind this version names the command that brings it up."""
+    StartupError with one line if not: a schema behind this version names the command that brings it up; a schema
+    a newer version built is refused, also with ``migrate``."""
     try:
         resolved = services.up(take_over=True)  # the data folder's lock is held: stores still running are orphans
         assert resolved.database_url is not None
-        if migrate:
+        newer = unknown_migrations(resolved.database_url)
+        pending: list[str] = []
+        if migrate and not newer:
             apply_migrations(resolved.database_url)
-            pending = []
-        else:
+        elif not newer:
             pending = pending_migrations(resolved.database_url)
         services.keep()
     except (EmbeddedError, subprocess.SubprocessError, psycopg2.Error, OSError) as exc:
         text = str(exc).strip().splitlines()
         raise StartupError(f"the stores could not start: {text[0] if text else type(exc).__name__}") from None
+    if newer:
+        raise StartupError(f"the database schema is newer than this version ({newer} applied migration(s) it does not "
+                           "know): run the version that built it, or restore a backup taken before the upgrade")
     if pending:
         raise StartupError(f"the database schema is behind this version ({len(pending)} migrations pending: "
                            f"{', '.join(pending)}): run `nself-analytics build` (nself: `nself build`), then start "

@@ -15,7 +15,7 @@ from typing import Any
 import structlog
 from yoyo import get_backend, read_migrations
 
-__all__ = ["apply_migrations", "migrations_dir", "pending_migrations"]
+__all__ = ["apply_migrations", "migrations_dir", "pending_migrations", "unknown_migrations"]
 
 log = structlog.get_logger("nself_analytics.host.migrate")
 
@@ -60,3 +60,11 @@ def pending_migrations(database_url: str) -> list[str]:
     """Ids of the migrations not yet applied (start refuses to run behind them: host/lifecycle.py)."""
     backend = _backend(database_url)
     return [m.id for m in backend.to_apply(read_migrations(str(migrations_dir())))]
+
+
+def unknown_migrations(database_url: str) -> int:
+    """How many applied migrations this version does not have: the database was built by a newer version, whose
+    schema this code may misread (start refuses it: host/lifecycle.py). yoyo records a migration by a hash of its id."""
+    backend = _backend(database_url)
+    known = {m.hash for m in read_migrations(str(migrations_dir()))}
+    return sum(1 for applied in backend.get_applied_migration_hashes() if applied not in known)
