@@ -122,9 +122,10 @@ def _exists(live: Live, path: str) -> bool:
         return False
 
 
-@pytest.fixture(scope="module")
-def dash_service(stores: Stores, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
-    """A service of its own (database, Redis db) whose tokens include a site-scoped one for SITE."""
+@contextlib.contextmanager
+def serve(stores: Stores, tmp_path_factory: pytest.TempPathFactory, **extra_env: str) -> Iterator[Live]:
+    """A live service of its own (database, Redis db) whose tokens include a site-scoped one for SITE, with
+    ``extra_env`` added to its environment; its database is dropped after."""
     name = "dash_" + uuid.uuid4().hex[:8]
     pg_execute(stores.database_url, f"CREATE DATABASE {name}")
     parts = urllib.parse.urlsplit(stores.redis_url)
@@ -137,17 +138,23 @@ def dash_service(stores: Stores, tmp_path_factory: pytest.TempPathFactory) -> It
     env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url, "ANALYTICS_PORT": str(port),
            "ANALYTICS_HOST": "127.0.0.1", "ANALYTICS_DATA_DIR": str(data_dir),
            "ANALYTICS_SECRET_TOKEN": f"{SECRET},site:{SITE}={SITE_TOKEN}", "ANALYTICS_WRITE_KEYS": WRITE_KEY,
-           "ANALYTICS_AGGREGATE_INTERVAL": "2s"}
+           "ANALYTICS_AGGREGATE_INTERVAL": "2s", **extra_env}
     process = start_service(env, data_dir / "service.log")
     base_url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(base_url)
-        live = Live(base_url, database_url)
-        _seed(live)
-        yield live
+        yield Live(base_url, database_url)
     finally:
         stop_service(process)
         pg_execute(stores.database_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(scope="module")
+def dash_service(stores: Stores, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    """The dashboard's service, holding the known data of ``_seed``."""
+    with serve(stores, tmp_path_factory) as live:
+        _seed(live)
+        yield live
 
 
 class Watch:

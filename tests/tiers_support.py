@@ -13,7 +13,8 @@ import pytest
 TIERS = ("unit", "db", "live")
 LIVE_FIXTURES = frozenset({"live_service", "report_site", "own_redis", "own_postgres", "browser", "chromium", "pair"})
 LIVE_FILES = frozenset({
-    "test_bots.py", "test_browser_dashboard.py", "test_browser_dashboard_views.py", "test_browser_web.py",
+    "test_bots.py", "test_browser_alerts.py", "test_browser_dashboard.py", "test_browser_dashboard_views.py",
+    "test_browser_web.py",
     "test_clients.py", "test_hostile_startup.py", "test_mcp.py", "test_mcp_http.py", "test_openapi_live.py",
     "test_packaging.py", "test_replica.py", "test_resilience.py", "test_scale.py", "test_sdk_go.py", "test_sdk_js.py",
     "test_sdk_typescript.py", "test_soak.py",

@@ -1,23 +1,14 @@
 /*
  * The alerts tab: the account's alerts with their state, a form that creates or edits one, and an alert's
- * check history as a chart of the checked values with its bounds. Talks to /alerts with the token.
+ * check history as a chart of the checked values with its bounds (each point coloured by the state the check
+ * left: data-state) and the notifications sent, failed or pending. Talks to /alerts with the token. The
+ * tab's report subscriptions are dashboard-reports.js's (D.reports). A notification's link,
+ * dashboard#alerts/<id>, opens that alert's history.
  */
 (function () {
   'use strict';
-  var D = window.NpDash, $ = D.$, state = D.state;
+  var D = window.NpDash, $ = D.$, send = D.send;
   var editing = null;  // the id of the alert in the form, or null for a new one
-
-  function send(method, path, body) {
-    return fetch(path, {
-      method: method, body: body ? JSON.stringify(body) : undefined, cache: 'no-store', credentials: 'omit',
-      headers: { Authorization: 'Bearer ' + state.token, Accept: 'application/json', 'Content-Type': 'application/json' }
-    }).then(function (response) {
-      return response.json().catch(function () { return {}; }).then(function (data) {
-        if (!response.ok) throw new Error(data.message || response.statusText);
-        return data;
-      });
-    });
-  }
 
   function value(id) { return $(id).value.trim(); }
   function number(id) { var v = value(id); return v === '' ? undefined : Number(v); }
@@ -32,7 +23,8 @@
     var c = a.condition;
     if (c.threshold !== undefined) return (a.series.kind === 'traffic_spike' ? '>= ' : '< ') + c.threshold;
     return [c.lower !== undefined ? 'lower ' + c.lower : '', c.upper !== undefined ? 'upper ' + c.upper : '']
-      .filter(Boolean).join(', ') + (c.type !== 'absolute_value' ? ' (' + c.type + ', ' + (c.mode || 'absolute') + ')' : '');
+      .filter(Boolean).join(', ') +
+      (c.type && c.type !== 'absolute_value' ? ' (' + c.type + ', ' + (c.mode || 'absolute') + ')' : '');
   }
 
   function body() {
@@ -72,8 +64,8 @@
     $('alert-lower').value = c.lower !== undefined ? c.lower : '';
     $('alert-upper').value = c.upper !== undefined ? c.upper : '';
     $('alert-threshold').value = c.threshold || '';
-    $('alert-interval').value = a ? a.interval : 'daily';
-    $('alert-tz').value = a ? a.timezone : (Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC');
+    $('alert-interval').value = (a && a.interval) || 'daily';  // the API leaves out fields at their default
+    $('alert-tz').value = a ? a.timezone || 'UTC' : (Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC');
     $('alert-weekends').checked = !!(a && a.skip_weekends);
     $('alert-resolve').checked = !!(a && a.notify_on_resolve);
     $('alert-webhook').checked = !!ch.webhook;
@@ -85,33 +77,50 @@
 
   function history(a) {
     $('alert-history').hidden = false;
-    $('alert-history-title').textContent = a.name + ' (' + describe(a) + ', ' + bounds(a) + ')';
+    $('alert-history-title').textContent = a.name + ' (' + describe(a) + ', ' + bounds(a) + '): ' +
+      (a.enabled ? a.state.replace('_', ' ') : 'disabled');
     return send('GET', 'alerts/' + a.id + '/checks?limit=200').then(function (data) {
       var rows = data.checks.slice().reverse(), c = a.condition;
+      var upper = c.upper !== undefined ? c.upper : c.threshold, series = [
+        { key: 'value', name: 'value', className: 'series-0' }];
+      if (c.lower !== undefined) series.push({ key: 'lower', name: 'lower bound', className: 'series-1', dashed: true });
+      if (upper !== undefined) series.push({ key: 'upper', name: c.threshold ? 'threshold' : 'upper bound',
+                                             className: 'series-1', dashed: true });
       var points = rows.map(function (r) {
-        return { label: r.period_start.slice(5, 16).replace('T', ' '), value: r.value, lower: c.lower,
-                 upper: c.upper !== undefined ? c.upper : c.threshold };
+        return { label: r.period_start.slice(5, 16).replace('T', ' '), value: r.value, lower: c.lower, upper: upper };
       });
       var chart = $('alert-chart');
       chart.replaceChildren();
-      D.charts.lineChart(chart, points, { title: 'checked values', series: [
-        { key: 'value', name: 'value', className: 'series-0' },
-        { key: 'lower', name: 'lower', className: 'series-1', dashed: true },
-        { key: 'upper', name: 'upper', className: 'series-1', dashed: true }] });
+      var svg = D.charts.lineChart(chart, points, { title: 'checked values', series: series });
+      svg.querySelectorAll('circle[data-series=value]').forEach(function (dot, i) {
+        dot.setAttribute('data-state', rows[i].state);
+        dot.classList.add('state-' + rows[i].state);
+        dot.querySelector('title').textContent += ' (' + rows[i].state.replace('_', ' ') + ')';
+      });
       D.fillTable($('alert-checks'), data.checks, function (r) {
         return [r.period_start.slice(0, 16).replace('T', ' '), r.state, r.value === null ? '' : r.value,
                 r.notified || '', r.error || ''];
+      });
+      $('alert-deliveries').hidden = !data.notifications.length;
+      D.fillTable($('alert-sent'), data.notifications, function (n) {
+        return [n.created_at.slice(0, 16).replace('T', ' '), n.channel, n.target, n.status, n.attempts,
+                n.last_error || ''];
       });
     });
   }
 
   function show() {
+    return Promise.all([listAlerts(), D.reports.show()]);
+  }
+
+  function listAlerts() {
     return send('GET', 'alerts').then(function (data) {
       var tbody = $('alerts-table').querySelector('tbody');
       tbody.replaceChildren();
       data.alerts.forEach(function (a) {
         var tr = document.createElement('tr');
-        [a.name, describe(a), bounds(a), a.interval + ' ' + a.timezone, a.enabled ? a.state : 'disabled',
+        [a.name, describe(a), bounds(a), (a.interval || 'daily') + ' ' + (a.timezone || 'UTC'),
+         a.enabled ? a.state : 'disabled',
          a.last_value === null ? '' : String(a.last_value)].forEach(function (text) {
           var td = document.createElement('td'); td.textContent = text; tr.appendChild(td);
         });
@@ -124,8 +133,12 @@
           });
         tr.appendChild(actions);
         tr.className = 'state-' + a.state;
+        tr.setAttribute('data-alert', a.id);
         tbody.appendChild(tr);
       });
+      var linked = /^#alerts\/(\d+)$/.exec(window.location.hash);
+      var alert = linked && data.alerts.filter(function (a) { return a.id === +linked[1]; })[0];
+      if (alert) return history(alert);
     });
   }
 

@@ -55,6 +55,19 @@
     });
   }
 
+  /* a JSON call that changes something (POST, PATCH, DELETE) with the token; rejects with the API's message */
+  function send(method, path, body) {
+    return fetch(path, {
+      method: method, body: body ? JSON.stringify(body) : undefined, cache: 'no-store', credentials: 'omit',
+      headers: { Authorization: 'Bearer ' + state.token, Accept: 'application/json', 'Content-Type': 'application/json' }
+    }).then(function (response) {
+      return response.json().catch(function () { return {}; }).then(function (data) {
+        if (!response.ok) throw new ApiError(response.status, data.message || response.statusText);
+        return data;
+      });
+    });
+  }
+
   function failed(error) {
     if (error && error.status === 401 && !state.shared) {
       save(TOKEN_KEY, null);
@@ -91,6 +104,7 @@
     if (p.get('range')) state.days = +p.get('range') || 30;
     state.bots = p.get('bots') === '1';
     state.tab = p.get('tab') || 'web';
+    if (/^#alerts\/\d+$/.test(window.location.hash)) state.tab = 'alerts';  // a notification's link
     FILTERS.forEach(function (f) { if (p.get(f)) state.filters[f] = p.get(f); });
     var fragment = new URLSearchParams(window.location.hash.slice(1));
     if (fragment.get('share')) { state.token = fragment.get('share'); state.shared = true; }
@@ -350,7 +364,7 @@
   });
 
   window.NpDash = {
-    $: $, state: state, api: api, failed: failed, message: message, fillTable: fillTable, userLink: userLink,
+    $: $, state: state, api: api, send: send, failed: failed, message: message, fillTable: fillTable, userLink: userLink,
     webParams: webParams, productDates: productDates, isoDay: isoDay, writeUrl: writeUrl, changed: changed,
     register: function (name, view) { views[name] = view; }, charts: window.NpCharts, tableCsv: tableCsv,
     percent: percent, seconds: seconds, decimal: decimal, addFilter: addFilter
