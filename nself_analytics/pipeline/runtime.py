@@ -23,6 +23,7 @@ from ..ingest.redis_keys import (
     NAME_FIRST_PREFIX,
     NAMES_PREFIX,
 )
+from ..store.compaction import compact_closed_days, ensure_open_indexes
 from ..store.event_names import delete_events
 from ..store.message_ids import prune_message_ids
 from ..store.partitions import maintain_partitions
@@ -109,11 +110,14 @@ class Worker:
         return max(d.progressed for d in self.drainers)
 
     async def maintain(self) -> list[str]:
-        """Keep what grows inside the retention window: partitions (created ahead, pruned behind), the
-        dead-letter stream, and the message ids of the de-duplication window; return the partitions dropped."""
+        """Keep what grows inside the retention window: partitions (created ahead, pruned behind, closed days
+        compacted: store/compaction.py), the dead-letter stream, and the message ids of the de-duplication window;
+        return the partitions dropped."""
         retention = self.settings.retention_days
         async with self.pool.acquire() as conn:
             dropped = await maintain_partitions(conn, retention)
+            await ensure_open_indexes(conn)
+            await compact_closed_days(conn)
             activity = await expire_activity(conn, retention)
             await prune_message_ids(conn, self.settings.dedupe_window)
         trimmed = await deadletters.trim_older_than(self.redis, retention * 86_400)

@@ -16,13 +16,16 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import psycopg2
 import psycopg2.errors
 import structlog
 from psycopg2 import sql
 
-__all__ = ["EventsIndex", "build_events_index", "drop_events_index", "seed_message_ids"]
+from .partitions import LIST_PARTITIONS, OPEN_INDEX, is_closed, open_index_name, upper_bound
+
+__all__ = ["EventsIndex", "build_events_index", "build_open_indexes", "drop_events_index", "seed_message_ids"]
 
 log = structlog.get_logger("nself_analytics.online_ddl")
 
@@ -112,6 +115,31 @@ def build_events_index(conn: psycopg2.extensions.connection, index: EventsIndex)
                      seconds=round(time.monotonic() - started, 2))
     if _one(conn, INDEX_VALID, {"name": index.name}) is not True:
         raise RuntimeError(f"{index.name}: still invalid after every partition was attached")
+    return built
+
+
+def build_open_indexes(conn: psycopg2.extensions.connection) -> int:
+    """The open days' local time-ordered index (store/partitions.py OPEN_INDEX) on every open partition, built
+    concurrently; return how many were built (an invalid one left by an interrupted build is built again)."""
+    with conn.cursor() as cur:
+        cur.execute(LIST_PARTITIONS)
+        found = cur.fetchall()
+    now = datetime.now(UTC)
+    built = 0
+    for partition, bound in found:
+        if is_closed(upper_bound(bound or ""), now):
+            continue
+        name = open_index_name(partition)
+        valid = _one(conn, INDEX_VALID, {"name": f'"{name}"'})
+        if valid is True:
+            continue
+        with conn.cursor() as cur:
+            if valid is False:
+                cur.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(name)))
+            cur.execute(sql.SQL("CREATE INDEX CONCURRENTLY IF NOT EXISTS {} ON {} {}").format(
+                sql.Identifier(name), sql.Identifier(partition), sql.SQL(OPEN_INDEX)))
+        built += 1
+    log.info("open_indexes_built", built=built)
     return built
 
 

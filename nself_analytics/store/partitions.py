@@ -5,6 +5,12 @@ worker's maintenance job (:func:`maintain_partitions`, at start and hourly) crea
 event needs them and drops the days past retention, so the drain never runs DDL in the normal case. DDL takes
 an ACCESS EXCLUSIVE lock on the parent table; it runs with a short ``lock_timeout`` and is retried, so it never
 sits in the lock queue behind a long read (where it would block every insert queued behind it).
+
+Open and closed days (migration 0118, store/compaction.py): a day's partition is *open* until CLOSE_AFTER past its
+end. An open partition also has a local (source_account_id, event, ts) index (:data:`OPEN_INDEX`, created with it),
+for the reads of recent hours in time order; every partition has the parent's narrow (source_account_id, event)
+index, which B-tree de-duplication stores in a few bytes per event. Once closed, the compaction drops the open index
+and rebuilds the others full (fillfactor 100): a closed day's reads are whole days, found by name.
 """
 
 from __future__ import annotations
@@ -23,13 +29,18 @@ from .tx import transaction
 
 __all__ = [
     "AHEAD_DAYS",
+    "CLOSE_AFTER",
+    "OPEN_INDEX",
     "ensure_partitions",
     "forget_partitions",
+    "is_closed",
     "list_partitions",
     "maintain_partitions",
+    "open_index_name",
     "partition_name",
     "partition_window",
     "prune_partitions",
+    "upper_bound",
 ]
 
 log = structlog.get_logger("nself_analytics.partitions")
@@ -45,6 +56,12 @@ _CREATE = (
     "CREATE TABLE IF NOT EXISTS {name} PARTITION OF np_analytics_events "
     "FOR VALUES FROM ('{start}T00:00:00+00:00') TO ('{end}T00:00:00+00:00')"
 )
+# A day is closed this long after its end: late events (clients that batch offline) still arrive before that.
+CLOSE_AFTER = timedelta(days=2)
+# The open days' local index: what follows ``ON <partition>``; its name is <partition>_<OPEN_SUFFIX>.
+OPEN_INDEX = "(source_account_id, event, ts)"
+OPEN_SUFFIX = "event_ts_open"
+_CREATE_OPEN = "CREATE INDEX IF NOT EXISTS {index} ON {name} " + OPEN_INDEX
 _LOCK = "SELECT pg_advisory_xact_lock(hashtext('np_analytics_events_partitions'))"
 _LOCK_TIMEOUT = f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"
 # Every partition with its bound as Postgres prints it; pruning reads the bound, not the name.
@@ -63,6 +80,15 @@ def partition_name(day: date) -> str:
     return f"{PARENT}_p{day.year:04d}{day.month:02d}{day.day:02d}"
 
 
+def open_index_name(partition: str) -> str:
+    return f"{partition}_{OPEN_SUFFIX}"[:63]
+
+
+def is_closed(end: datetime | None, now: datetime) -> bool:
+    """Whether a partition whose range ends at ``end`` (None: no upper bound) is closed at ``now``."""
+    return end is not None and end <= now - CLOSE_AFTER
+
+
 def partition_window(retention_days: int, now: datetime | None = None) -> tuple[date, date]:
     """The first and last UTC day that may have a partition: ``[now - retention, now + AHEAD_DAYS]``."""
     now = now or datetime.now(UTC)
@@ -73,7 +99,7 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-async def _ddl(conn: aiopg.Connection, statement: str) -> None:
+async def _ddl(conn: aiopg.Connection, *statements: str) -> None:
     """One DDL statement under the partitions' advisory lock and a short lock_timeout, retried with backoff."""
     delay = 0.05
     for attempt in range(1, DDL_ATTEMPTS + 1):
@@ -81,7 +107,8 @@ async def _ddl(conn: aiopg.Connection, statement: str) -> None:
             async with transaction(conn) as cur:
                 await cur.execute(_LOCK_TIMEOUT)
                 await cur.execute(_LOCK)
-                await cur.execute(statement)
+                for statement in statements:
+                    await cur.execute(statement)
             return
         except psycopg2.errors.LockNotAvailable:
             if attempt == DDL_ATTEMPTS:
@@ -101,8 +128,12 @@ async def ensure_partitions(conn: aiopg.Connection, days: Iterable[date]) -> Non
     for day in missing:
         name = partition_name(day)
         if name not in existing:
-            await _ddl(conn, _CREATE.format(name=name, start=day.isoformat(),
-                                            end=(day + timedelta(days=1)).isoformat()))
+            end = datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
+            create = _CREATE.format(name=name, start=day.isoformat(), end=end.date().isoformat())
+            if is_closed(end, datetime.now(UTC)):
+                await _ddl(conn, create)
+            else:  # an open day gets its time-ordered index with the (empty) table, in the same transaction
+                await _ddl(conn, create, _CREATE_OPEN.format(index=_quote(open_index_name(name)), name=name))
         _known.add(name)
 
 
@@ -113,7 +144,7 @@ async def list_partitions(conn: aiopg.Connection) -> list[tuple[str, str]]:
         return [(row[0], row[1] or "") for row in await cur.fetchall()]
 
 
-def _upper_bound(bound: str) -> datetime | None:
+def upper_bound(bound: str) -> datetime | None:
     """The exclusive end of a partition's range; None when it has none (MAXVALUE, a default partition)."""
     match = _UPPER_BOUND.search(bound)
     if not match:
@@ -134,7 +165,7 @@ async def prune_partitions(conn: aiopg.Connection, retention_days: int, now: dat
     cutoff = datetime.combine(partition_window(retention_days, now)[0], datetime.min.time(), tzinfo=UTC)
     dropped = []
     for name, bound in await list_partitions(conn):
-        end = _upper_bound(bound)
+        end = upper_bound(bound)
         if end is not None and end <= cutoff:
             await _ddl(conn, f"DROP TABLE IF EXISTS {_quote(name)}")
             _known.discard(name)
