@@ -304,8 +304,21 @@ def backfill_aggregates(h: Harness) -> None:
     asyncio.run(run())
 
 
+# Every partition's index's fillfactor back to the default: partitions outlive a run (TRUNCATE keeps them), and a
+# closed day's marker of being compacted (fillfactor 100) must not survive the rows it was set for.
+UNCOMPACT = """
+DO $$ DECLARE i record; BEGIN
+    FOR i IN SELECT ci.oid::regclass AS name FROM pg_inherits ih JOIN pg_index x ON x.indrelid = ih.inhrelid
+             JOIN pg_class ci ON ci.oid = x.indexrelid
+             WHERE ih.inhparent = 'np_analytics_events'::regclass AND ci.reloptions IS NOT NULL LOOP
+        EXECUTE format('ALTER INDEX %s RESET (fillfactor)', i.name);
+    END LOOP;
+END $$"""
+
+
 def compact_days(h: Harness) -> int:
     """What the leader's hourly maintenance does to the closed days (store/compaction.py), all of them at once."""
+    h.sql(UNCOMPACT)
 
     async def run() -> int:
         async with aiopg.connect(h.database_url, timeout=3600) as conn:
@@ -658,6 +671,11 @@ def main(argv: list[str] | None = None) -> int:
                 now = datetime.now(UTC)
                 dataset = load_dataset(h, events, now)
                 result["queries"][label] = {"dataset": dataset, "results": run_queries(h, now, args.runs)}
+                if events != sizes[-1]:  # a long run's sizes so far (the whole result replaces it at the end)
+                    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+                    partial = RESULTS_DIR / f"{started:%Y%m%dT%H%M%SZ}.partial.json"
+                    partial.write_text(json.dumps(result, indent=2, default=str) + "\n")
+                    progress(f"{label} done: {partial.relative_to(ROOT)}")
     finally:
         h.close()
     result["seconds"] = round((datetime.now(UTC) - started).total_seconds(), 1)

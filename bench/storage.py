@@ -10,6 +10,10 @@ bench/generate.py and bench/dataset.py over 90 days exactly as ``bench/run`` doe
 ids, ANALYZE), optionally runs the events' maintenance that compacts closed days (``--compact``), and prints per
 event: the heap (row header and line pointer, the values column by column from ``pg_column_size``, what is left:
 alignment and free space), TOAST, each index and the de-duplication table. ``--json`` writes the figures as JSON.
+
+``--raw-reads`` then times the reads that still read raw events over closed days (median of 5 after a warm-up,
+through the store functions the handlers call) with the compact indexes, then again with the (source_account_id,
+event, ts) index of before 0118 built on every partition: the A/B of the compaction on the same data.
 """
 
 from __future__ import annotations
@@ -18,9 +22,11 @@ import argparse
 import asyncio
 import json
 import signal
+import statistics
 import sys
 import time
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +37,7 @@ from nself_analytics.store.compaction import compact_closed_days
 from .dataset import WEB_COLUMNS, with_web_fields
 from .generate import generate_events, load_events
 from .harness import DATA_DIR, Harness, progress
+from .main import UNCOMPACT
 
 __all__ = ["breakdown", "main"]
 
@@ -87,6 +94,62 @@ def breakdown(h: Harness) -> dict[str, Any]:
 SIDE_TABLES = ("np_analytics_event_dict",)
 
 
+async def _raw_reads(database_url: str, now: datetime, runs: int = 5) -> dict[str, float]:
+    """Median seconds of each read of raw events over closed days (the handlers' store functions)."""
+    from nself_analytics.store import explorer, funnels, people
+    from nself_analytics.store.export import export_lines
+
+    day = now.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=10)
+    reads: dict[str, Callable[[aiopg.Connection], Awaitable[object]]] = {
+        "event names 30d": lambda c: explorer.event_names(c, account="primary", start=now - timedelta(days=30),
+                                                          end=now, limit=50),
+        "property survey 30d": lambda c: explorer.event_properties(
+            c, account="primary", event="click", start=now - timedelta(days=30), end=now, limit=20, values=5),
+        "property survey 90d, rare name": lambda c: explorer.event_properties(
+            c, account="primary", event="purchase", start=now - timedelta(days=90), end=now, limit=20, values=5),
+        "funnel 4 steps with breakdown 30d": lambda c: funnels.run_funnel(
+            c, account="primary", steps=["signup", "activate", "add_to_cart", "purchase"],
+            start=now - timedelta(days=30), end=now, window_seconds=7 * 86400, breakdown="plan"),
+        "funnel 4 steps with breakdown 90d": lambda c: funnels.run_funnel(
+            c, account="primary", steps=["signup", "activate", "add_to_cart", "purchase"],
+            start=now - timedelta(days=90), end=now, window_seconds=7 * 86400, breakdown="plan"),
+        "person page": lambda c: people.person(c, account="primary", distinct_id="user-1-17", limit=50, offset=0),
+        "export of one closed day": lambda c: _drain(export_lines(c, account="primary", start=day,
+                                                                  end=day + timedelta(days=1))),
+    }
+    out: dict[str, float] = {}
+    async with aiopg.connect(database_url, timeout=600) as conn:
+        for name, read in reads.items():
+            await read(conn)
+            times = []
+            for _ in range(runs):
+                started = time.perf_counter()
+                await read(conn)
+                times.append(time.perf_counter() - started)
+            out[name] = round(statistics.median(times), 4)
+    return out
+
+
+async def _drain(lines: AsyncIterator[object]) -> int:
+    return sum([1 async for _ in lines])
+
+
+def raw_reads_ab(h: Harness, now: datetime) -> dict[str, dict[str, float]]:
+    """The raw reads with the compact indexes, then with the time-ordered index of before 0118 on every partition."""
+    compact = asyncio.run(_raw_reads(h.database_url, now))
+    parts = [r[0] for r in h.sql("SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                                 "WHERE i.inhparent = 'np_analytics_events'::regclass")]
+    for part in parts:
+        h.sql(f'CREATE INDEX IF NOT EXISTS "{part}_ab_event_ts" ON "{part}" (source_account_id, event, ts)')
+    h.sql("ANALYZE np_analytics_events")
+    try:
+        before = asyncio.run(_raw_reads(h.database_url, now))
+    finally:
+        for part in parts:
+            h.sql(f'DROP INDEX IF EXISTS "{part}_ab_event_ts"')
+    return {"compact": compact, "with (account, event, ts) on every day": before}
+
+
 def render(b: dict[str, Any]) -> str:
     lines = [f"events: {b['rows']:,}; {b['bytes_per_event']} bytes/event in all",
              f"heap {b['heap_main_per_event']} + TOAST/maps {b['toast_and_maps_per_event']}: "
@@ -106,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--data-dir", type=Path, default=DATA_DIR)
     parser.add_argument("--compact", action="store_true", help="compact the closed days, then measure again")
+    parser.add_argument("--raw-reads", action="store_true",
+                        help="time the reads of raw events, compact and with the time-ordered index (an A/B)")
     parser.add_argument("--hold", action="store_true", help="keep the stores running after the figures")
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args(argv)
@@ -116,13 +181,16 @@ def main(argv: list[str] | None = None) -> int:
         h.reset()
         users = 30_000 if args.events <= 2_000_000 else 60_000
         started = time.monotonic()
-        rows = with_web_fields(generate_events(args.events, users, 90, seed=1, now=datetime.now(UTC)), seed=1)
+        now = datetime.now(UTC)
+        rows = with_web_fields(generate_events(args.events, users, 90, seed=1, now=now), seed=1)
         load_events(h.database_url, rows, columns=WEB_COLUMNS)
         progress(f"loaded {args.events:,} events in {time.monotonic() - started:.0f} s")
         result: dict[str, Any] = {"loaded": breakdown(h)}
         sys.stdout.write(render(result["loaded"]) + "\n")
         if args.compact:
             started = time.monotonic()
+
+            h.sql(UNCOMPACT)
 
             async def compact() -> int:
                 async with aiopg.connect(h.database_url, timeout=3600) as conn:
@@ -133,6 +201,11 @@ def main(argv: list[str] | None = None) -> int:
             progress(f"compacted {days} closed days in {time.monotonic() - started:.0f} s")
             result["compacted"] = breakdown(h)
             sys.stdout.write("\nafter compaction:\n" + render(result["compacted"]) + "\n")
+        if args.raw_reads:
+            result["raw_reads"] = raw_reads_ab(h, now)
+            for name in result["raw_reads"]["compact"]:
+                sys.stdout.write(f"{name}: " + " / ".join(f"{v[name]} s {k}" for k, v in result["raw_reads"].items())
+                                 + "\n")
         if args.json:
             args.json.write_text(json.dumps(result, indent=2) + "\n")
         if args.hold:
