@@ -37,7 +37,7 @@ log = structlog.get_logger("nself_analytics.compaction")
 PER_RUN = 4
 FILLFACTOR = 100
 # An index smaller than this (pages) only gets the fillfactor (for its later splits): rebuilding it gains nothing.
-REBUILD_MIN_PAGES = 16
+REBUILD_MIN_PAGES = 4
 # A partition's indexes: name, valid, B-tree, fillfactor 100 set, pages.
 _INDEXES = """
 SELECT ci.relname, x.indisvalid, am.amname = 'btree',
