@@ -43,7 +43,7 @@ WRITE_KEY = "wk_test_write_key"
 TABLES = (
     "np_analytics_events, np_analytics_users, np_analytics_aggregates, np_analytics_aggregate_dirty, "
     "np_analytics_activity, np_analytics_seen, np_analytics_event_times, np_analytics_web_sessions, "
-    "np_analytics_person_map, "
+    "np_analytics_person_map, np_analytics_web_session_events, "
     "np_analytics_web_daily, np_analytics_web_day_stats, np_analytics_web_day_sessions, np_analytics_message_ids, "
     "np_analytics_funnels, np_analytics_quota_violations, np_analytics_quotas, "
     "np_analytics_webhooks, np_analytics_webhook_deliveries, np_analytics_alerts, np_analytics_alert_checks, "

@@ -194,7 +194,8 @@ async def test_erasure_leaves_no_trace_and_figures_of_the_oracle(client: Any, au
     pg_execute(settings.database_url, "DELETE FROM np_analytics_events WHERE source_account_id = 'other'")
     for table in ("np_analytics_users", "np_analytics_person_map", "np_analytics_activity",
                   "np_analytics_event_times", "np_analytics_web_sessions", "np_analytics_web_day_stats",
-                  "np_analytics_web_day_sessions", "np_analytics_seen", "np_analytics_aggregate_dirty",
+                  "np_analytics_web_day_sessions", "np_analytics_web_session_events",
+                  "np_analytics_seen", "np_analytics_aggregate_dirty",
                   "np_analytics_event_outbox"):
         pg_execute(settings.database_url, f"DELETE FROM {table} WHERE source_account_id = 'other'")
     redis.Redis.from_url(settings.redis_url).delete("np_analytics:names:other")

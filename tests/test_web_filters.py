@@ -37,7 +37,7 @@ UTMS = {"utm_source": ["news", "mail"], "utm_medium": ["email", "cpc"], "utm_cam
 LINKS = [Link("identify", f"user{n}", f"anon{n}") for n in range(0, 20, 3)]
 ENDPOINTS = ["pageviews", "pages", "referrers", "timeseries", "devices", "languages", "browsers", "os", "countries",
              "hostnames", "entry-pages", "exit-pages", "bounce-rates", "peak-hours", "screen-widths",
-             "session-duration", "utm-sources", "utm-mediums", "utm-campaigns"]
+             "session-duration", "utm-sources", "utm-mediums", "utm-campaigns", "peak-hours/week"]
 
 
 def make_hits(seed: int, sessions: int = 150) -> list[dict[str, Any]]:
@@ -64,6 +64,16 @@ def make_hits(seed: int, sessions: int = 150) -> list[dict[str, Any]]:
                 **fixed, "browser": fixed["browser"] if rng.random() < 0.9 else "Edge",
                 "properties": props or None,
             })
+        # custom events (goals) of the session: before, between or after its page views, in other hours or days
+        for name, chance in (("signup", 0.25), ("download", 0.15)):
+            if rng.random() < chance:
+                when = ts + timedelta(seconds=rng.randrange(-7_200, 3_600))
+                hits.append({
+                    "ts": when.isoformat(), "message_id": str(uuid.uuid4()), "type": "track", "event": name,
+                    "site": SITE if rng.random() < 0.9 else "other.example", "session_id": session, "path": None,
+                    "user_id": user_id, "anonymous_id": anonymous_id, "ip_hash": ip_hash,
+                    "is_bot": bot if rng.random() < 0.9 else not bot, "properties": None,
+                })
     return hits
 
 
@@ -75,6 +85,8 @@ FILTERS = {
     "language": st.sampled_from(["en-US", "de-DE"]), "screen": st.sampled_from(["<576", "992-1199", ">=1200"]),
     "hostname": st.sampled_from([SITE, "blog." + SITE]), "utm_source": st.sampled_from(["news", "mail"]),
     "utm_medium": st.sampled_from(["email"]), "utm_campaign": st.sampled_from(["spring"]),
+    "event": st.sampled_from(["signup", "download", "never"]),
+    "goal": st.sampled_from(["event:signup", "event:download", "path:/pricing"]),
 }
 
 
@@ -87,10 +99,13 @@ def params_strategy(ranges: list[str]) -> st.SearchStrategy[dict[str, Any]]:
     })
 
 
-def realize(drawn: dict[str, Any], data: st.DataObject) -> dict[str, str]:
+def realize(drawn: dict[str, Any], data: st.DataObject | None) -> dict[str, str]:
     params = {"site": SITE, "limit": "1000", "tz": drawn["tz"]}
     for name in drawn["filters"]:
+        assert data is not None
         params[name] = data.draw(FILTERS[name], label=name)
+    if params.get("goal", "").startswith("path:") and "path" in params:  # two page filters: a 400 (hostile test)
+        params["goal"] = "path:" + params["path"]
     start, end = {"all": (START, END), "days": (START + 2 * 86_400, START + 6 * 86_400),
                   "partial": (START + 86_400 + 5_432, START + 8 * 86_400 - 777)}[drawn["range"]]
     params.update(start=str(start), end=str(end))
@@ -107,16 +122,31 @@ async def check(client: Any, hits: list[dict[str, Any]], params: dict[str, str])
         got = (await response.json())["data"]
         want = ref.reference(name, hits, params, person)
         assert approx_equal(got, want), (name, params, got, want)
-    for path in ("/pricing", "/docs"):
-        response = await client.get("/analytics/api/goals", params={**params, "goal": f"path:{path}"},
-                                    headers=HEADERS)
-        assert response.status == 200, await response.text()
-        row = (await response.json())["data"][0]
-        assert (row["conversions"], row["visitors"]) == ref.goal_path(hits, params, path, person), (path, params)
+    # /api/goals: its own `goal` names the goals reported, so a goal filter is given as path= or event=
+    kind, _, value = params.get("goal", "").partition(":")
+    if kind == "event" and params.get("event", value) != value:
+        return
+    filters = {k: v for k, v in params.items() if k != "goal"} | ({kind: value} if kind else {})
+    goals = ["path:/pricing", "path:/docs"]
+    if any(name in filters for name in FILTERS):  # unfiltered, an event goal counts every event of its name
+        goals += ["event:signup", "event:download"]
+    response = await client.get("/analytics/api/goals", params=[*filters.items(), *(("goal", g) for g in goals)],
+                                headers=HEADERS)
+    assert response.status == 200, await response.text()
+    for row, goal in zip((await response.json())["data"], goals, strict=True):
+        kind, _, value = goal.partition(":")
+        want = (ref.goal_path if kind == "path" else ref.goal_event)(hits, filters, value, person)
+        assert (row["conversions"], row["visitors"]) == want, (goal, params)
 
 
 async def examples(client: Any, hits: list[dict[str, Any]], count: int,
                    ranges: tuple[str, ...] = ("all", "days", "partial")) -> None:
+    # every phase checks the goal and event filters at least once, whatever hypothesis draws
+    for fixed in ({"event": "signup"}, {"goal": "event:download", "device": "desktop", "tz": "Asia/Kolkata"},
+                  {"goal": "path:/pricing", "event": "signup", "referrer": "Direct / None"}):
+        for r in ranges:
+            await check(client, hits, realize({"filters": {}, "tz": fixed.get("tz", "UTC"), "range": r, "bots": False},
+                                              None) | fixed)
     def body(run: Any) -> None:
         @settings(max_examples=count, deadline=None, suppress_health_check=list(HealthCheck), database=None)
         @given(drawn=params_strategy(list(ranges)), data=st.data())
@@ -146,6 +176,11 @@ async def test_filters_select_whole_sessions_on_raw_rollup_late_and_deleted(clie
         1 for s in ref.selected(hits, {**params, "path": "/pricing"}) for _ in s.views)
     assert {r["referrer"] for r in ref.reference("referrers", hits, params, person)} >= {"Direct / None", "google.com"}
     assert any(h["session_id"] is None for h in hits)
+    # an event filter keeps whole sessions too: some with one page view, some with more
+    signup = ref.reference("session-duration", hits, {**params, "event": "signup"}, person)
+    assert 0 < signup["bounce_rate"] < 1 and 0 < signup["sessions"] < ref.reference(
+        "session-duration", hits, params, person)["sessions"]
+    assert 0 < ref.goal_event(hits, {**params, "device": "desktop"}, "signup", person)[0]
     await examples(client, hits, 12)  # raw page views only: nothing aggregated
     await aggregate(client)
     await examples(client, hits, 12)  # the rollup for whole hours, raw only at the partial edges
@@ -173,6 +208,11 @@ async def test_new_filters_are_validated(client: Any) -> None:
         ({"tz": "posixrules"}, "Unknown time zone"), ({"entry_page": "x" * 1025}, "entry_page is longer"),
         ({"language": "\x00"}, "language must not contain a NUL"),
         ({"start_date": "2026-01-01"}, "start_date and end_date go together"),
+        ({"goal": "signup"}, "goal must be path:/some/page or event:name"), ({"goal": "path:pricing"}, "goal must be"),
+        ({"goal": "event:"}, "goal event is required"), ({"goal": "x" * 1031}, "goal is longer"),
+        ({"goal": "path:/a", "path": "/b"}, "path and goal=path:... name two different pages"),
+        ({"event": "e" * 201}, "event is longer"),
+        ({"event": "\x00"}, "event must not contain a NUL"),
     ]:
         response = await client.get("/analytics/api/pageviews", params={"site": SITE, **params}, headers=HEADERS)
         assert response.status == 400, params

@@ -10,8 +10,10 @@ drain writes: ts, site, event, session_id, path, referrer, device, ...).
 3. A session's facts are those of its first page view (referrer domain: "Direct / None" when it has none
    or it is the site's own; device, browser, OS, country, language, screen bucket, hostname, UTM), its
    entry page (first path) and exit page (the last page view: latest time, then largest path).
-4. Session filters keep the sessions whose fact equals the value; a page filter (``path``) keeps the sessions
-   with a page view of that path. All filters given must hold.
+4. Session filters keep the sessions whose fact equals the value; a page filter (``path``, or ``goal=path:/x``)
+   keeps the sessions with a page view of that path; an event filter (``event``, or ``goal=event:name``) keeps
+   the sessions with an event of that name in the range (the site's, bots only with include_bots; the event
+   belongs to the session its session key names). All filters given must hold.
 5. On the selected sessions: sessions, visitors, bounces (sessions of one page view), durations (last minus
    first page view), views per session are those of the whole sessions; the counted page views are all
    their page views, or under a page filter those of that path. A row of a breakdown counts the counted
@@ -114,8 +116,31 @@ def wanted(name: str, value: str) -> str:
     return value
 
 
-def selected(hits: Iterable[dict[str, Any]], params: dict[str, str]) -> list[Session]:
+def page_filter(params: dict[str, str]) -> str | None:
+    """The page filter: ``path``, or the path of ``goal=path:/x``."""
+    goal = params.get("goal", "")
+    return params.get("path") or (goal[len("path:"):] if goal.startswith("path:") else None)
+
+
+def event_filters(params: dict[str, str]) -> set[str]:
+    goal = params.get("goal", "")
+    return ({params["event"]} if "event" in params else set()) | (
+        {goal[len("event:"):]} if goal.startswith("event:") else set())
+
+
+def events_of(hits: Iterable[dict[str, Any]], params: dict[str, str], names: set[str]) -> Counter[tuple[str, str]]:
+    """(session key, name) -> the site's events of those names in the range."""
+    start = datetime.fromtimestamp(int(params["start"]), UTC)
+    end = datetime.fromtimestamp(int(params["end"]), UTC)
+    bots = params.get("include_bots") == "true"
+    return Counter((session_key(h), h["event"]) for h in hits if h["site"] == params["site"] and h["event"] in names
+                   and start <= ts(h) < end and (bots or not h["is_bot"]))
+
+
+def selected(hits: list[dict[str, Any]], params: dict[str, str]) -> list[Session]:
     out = []
+    path, names = page_filter(params), event_filters(params)
+    found = events_of(hits, params, names)
     for s in sessions(hits, params):
         if any(s.facts[n] != wanted(n, params[n]) for n in SESSION_FILTERS if n in params):
             continue
@@ -123,7 +148,9 @@ def selected(hits: Iterable[dict[str, Any]], params: dict[str, str]) -> list[Ses
             continue
         if "exit_page" in params and s.exit != params["exit_page"]:
             continue
-        if "path" in params and not any(h["path"] == params["path"] for h in s.views):
+        if path is not None and not any(h["path"] == path for h in s.views):
+            continue
+        if any(not found[(s.key, name)] for name in names):
             continue
         out.append(s)
     return out
@@ -131,7 +158,8 @@ def selected(hits: Iterable[dict[str, Any]], params: dict[str, str]) -> list[Ses
 
 def counted(s: Session, params: dict[str, str]) -> list[dict[str, Any]]:
     """The page views of a selected session that page-view counts count."""
-    return [h for h in s.views if "path" not in params or h["path"] == params["path"]]
+    path = page_filter(params)
+    return [h for h in s.views if path is None or h["path"] == path]
 
 
 def _rows(pairs: Iterable[tuple[Any, str]]) -> dict[Any, tuple[int, int]]:
@@ -194,6 +222,18 @@ def reference(name: str, hits: list[dict[str, Any]], params: dict[str, str], per
         hours = _rows((_local(h, tz).hour, s.key) for h, s in per_view)
         return [{"hour": hr, "pageviews": hours.get(hr, (0, 0))[0], "sessions": hours.get(hr, (0, 0))[1]}
                 for hr in range(24)]
+    if name == "peak-hours/week":  # per ISO weekday and hour: counted page views, their sessions and persons
+        views: Counter[tuple[int, int]] = Counter()
+        keys: dict[tuple[int, int], set[str]] = defaultdict(set)
+        persons: dict[tuple[int, int], set[str]] = defaultdict(set)
+        for h, s in per_view:
+            local = _local(h, tz)
+            cell = (local.isoweekday(), local.hour)
+            views[cell] += 1
+            keys[cell].add(s.key)
+            persons[cell].add(person(s.visitor, "primary"))
+        return [{"weekday": d, "hour": hr, "visitors": len(persons[(d, hr)]), "pageviews": views[(d, hr)],
+                 "sessions": len(keys[(d, hr)])} for d in range(1, 8) for hr in range(24)]
     if name == "screen-widths":
         buckets = _rows((s.facts["screen"], s.key) for h, s in per_view)
         return [{"bucket": label, "min": lo, "max": hi, "pageviews": buckets.get(label, (0, 0))[0],
@@ -224,3 +264,11 @@ def goal_path(hits: list[dict[str, Any]], params: dict[str, str], path: str, per
     with_goal = [s for s in chosen if any(h["path"] == path for h in s.views)]
     return (sum(1 for s in with_goal for h in s.views if h["path"] == path),
             len({person(s.visitor, "primary") for s in with_goal}))
+
+
+def goal_event(hits: list[dict[str, Any]], params: dict[str, str], name: str, person: Person) -> tuple[int, int]:
+    """An event goal under filters: its events in the selected sessions, and their persons with one."""
+    chosen = selected(hits, params)
+    found = events_of(hits, params, {name})
+    with_goal = [s for s in chosen if found[(s.key, name)]]
+    return sum(found[(s.key, name)] for s in with_goal), len({person(s.visitor, "primary") for s in with_goal})

@@ -21,7 +21,8 @@ from ..web.errors import ApiError
 from ..web.params import account, event_name
 from ..web.pools import reading
 from ..web.routing import SITE, Route
-from .stats import Count, StatsMeta, WebParams, _list_of, answer_type, meta_of, row_type
+from .stats_params import Count, StatsMeta, WebFilters, WebParams, answer_type, meta_of, row_type
+from .stats_params import list_of as _list_of
 
 __all__ = ["MAX_GOALS", "REALTIME_SECONDS", "ROUTES", "UTM_ROUTES"]
 
@@ -52,12 +53,13 @@ def parse_goals(values: list[str]) -> list[tuple[str, str]]:
     return goals
 
 
-class GoalParams(WebParams, kw_only=True):
+class GoalParams(WebFilters, kw_only=True):
     goal: Annotated[list[str], msgspec.Meta(description=(
-        "path:/pricing or event:signup; repeat for more (at most 20)"))]
+        "path:/pricing or event:signup; repeat for more (at most 20). The goals reported: to filter by a goal "
+        "here, give path= or event="))]
 
     MESSAGES: ClassVar[dict[str, str]] = {
-        **WebParams.MESSAGES, "goal:missing": "goal is required: goal=path:/pricing or goal=event:signup (repeatable)"}
+        **WebFilters.MESSAGES, "goal:missing": "goal is required: goal=path:/pricing or goal=event:signup (repeatable)"}
 
 
 class Goal(msgspec.Struct, frozen=True):

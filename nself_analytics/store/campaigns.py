@@ -4,9 +4,10 @@ breakdowns: store/web.py, codes S M C T N of store/rollups/web_rollup.py).
 A goal is a page path (its page views in the sessions the read's filters select, and the persons of those
 sessions with one: a web read, store/web_reads.py) or an event name (events of the account with that name that
 carry the site: sent from its pages, or naming it; an event without a site, as a back end's, is not counted,
-so a site token reads only what its site produced; the web filters do not apply to them); its conversions are
-the matching events and its converted visitors the distinct persons (store/identity.py) among them, else the
-day's IP hash or the session.
+so a site token reads only what its site produced); its conversions are the matching events and its converted
+visitors the distinct persons (store/identity.py) among them, else the day's IP hash or the session. Under any
+web filter, an event goal counts the events of the sessions the filters select, and the persons of those sessions
+with one (store/web_reads.py goal_event), as a page goal does.
 """
 
 from __future__ import annotations
@@ -40,8 +41,10 @@ async def _rows(conn: aiopg.Connection, sql: str, params: dict[str, Any]) -> lis
 
 async def goal(conn: aiopg.Connection, query: WebQuery, kind: str, value: str) -> tuple[int, int]:
     """(conversions, converted visitors) of a goal: ``kind`` is ``path`` (a web read over the sessions the
-    filters select: store/web_reads.py goal_path) or ``event``."""
+    filters select: store/web_reads.py goal_path) or ``event`` (under a filter, likewise: goal_event)."""
     if kind == "path":
         return await web_reads.goal_path(conn, query, value)
+    if query.filtered:
+        return await web_reads.goal_event(conn, query, value)
     [(conversions, visitors)] = await _rows(conn, EVENT_GOAL, {**query.params(), "value": value})
     return int(conversions), int(visitors)

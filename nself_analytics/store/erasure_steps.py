@@ -193,12 +193,19 @@ RETURNING (w.hour AT TIME ZONE 'UTC')::date
 """
 
 
+# The sessions' events rows (migration 0110) of an erased visitor: their session ids may hold the id.
+WEB_SESSION_EVENTS = WEB_FRAGMENTS.replace("np_analytics_web_sessions", "np_analytics_web_session_events")
+
+
 async def delete_web_fragments(conn: aiopg.Connection, account: str, ids: list[str], limit: int) -> list[date]:
-    """Up to ``limit`` web session fragments whose visitor is an erased id (also past the raw retention); return
-    their UTC days (rebuilt by :func:`rebuild_web_days`)."""
+    """Up to ``limit`` web session fragments and up to ``limit`` sessions' events rows whose visitor is an erased
+    id (also past the raw retention); return their UTC days (rebuilt by :func:`rebuild_web_days`)."""
+    days: list[date] = []
     async with transaction(conn) as cur:
-        await cur.execute(WEB_FRAGMENTS, {"account": account, "ids": ids, "limit": limit})
-        return [d for (d,) in await cur.fetchall()]
+        for sql in (WEB_FRAGMENTS, WEB_SESSION_EVENTS):
+            await cur.execute(sql, {"account": account, "ids": ids, "limit": limit})
+            days += [d for (d,) in await cur.fetchall()]
+    return days
 
 
 async def rebuild_web_days(conn: aiopg.Connection, account: str, days: list[date]) -> None:

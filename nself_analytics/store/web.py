@@ -13,9 +13,12 @@ with a page view of that path. Every metric is then computed on the whole select
 views, which under a page filter count the matching page views only. A filtered read selects the closed
 sessions of whole days from their per-day session rows (``dsess``: one condition per row) and groups the
 fragments of the other hours by session; it never reads raw page views outside the dirty hours and the edges.
+An event filter (``events``) keeps the sessions with an event of each name in the range (``esess``: the
+sessions' events of the whole hours from their rows, migration 0110, the rest from raw events).
 Parameters: ``account``, ``site``, ``start``, ``end`` (half-open), ``include_bots``, ``tz``, the filters
 (NULL when unset: ``path``, ``want`` (a JSON array of the code-prefixed session values required),
-``entry_page``, ``exit_page``), ``filtered`` and ``limit``.
+``entry_page``, ``exit_page``, ``events``), ``event_names`` (the event names read: the filters' and a goal's),
+``filtered`` and ``limit``.
 The SQL is built once, at import, from the constants below; user input only ever arrives as parameters. The
 per-endpoint SQL is in store/web_sql.py, the reads that run it in store/web_reads.py.
 """
@@ -28,7 +31,7 @@ from typing import Any
 
 import msgspec
 
-from .rollups.web_rollup import FRAGMENTS, PAGE_VIEW
+from .rollups.web_rollup import FRAGMENTS, PAGE_VIEW, SESSION_EVENTS
 
 __all__ = ["COMMON", "SCREEN_BUCKETS", "WebQuery", "daily"]
 
@@ -50,6 +53,27 @@ _FRAGMENT_COLUMNS = "hour, session_id, visitor, first_ts, last_ts, views, entry,
 _STORED = "np_analytics_web_sessions f WHERE f.source_account_id = %(account)s AND f.site = %(site)s"
 # The page views of a fragment that count: all, or under a page filter those of its path.
 _PV = "CASE WHEN %(path)s::text IS NULL THEN views ELSE coalesce(cnts[array_position(vals, 'p' || %(path)s)], 0) END"
+# The sessions' events of the names an event filter or goal reads (``event_names``; none: no row, and no scan),
+# from their rows (migration 0110) for the whole hours of the range that are not dirty, from raw events for the rest.
+_EVENTS_RAW = SESSION_EVENTS.format(
+    source=_RAW_SOURCE, where="%(event_names)s::text[] IS NOT NULL AND source_account_id = %(account)s "
+                              "AND event = ANY(%(event_names)s::text[]) AND (%(include_bots)s OR NOT is_bot)")
+_EVENTS = f"""
+evs AS MATERIALIZED (
+    SELECT session_id, event, sum(n) AS n FROM (
+        SELECT s.session_id, s.event, s.n FROM np_analytics_web_session_events s
+        WHERE %(event_names)s::text[] IS NOT NULL AND s.source_account_id = %(account)s AND s.site = %(site)s
+          AND s.event = ANY(%(event_names)s::text[]) AND s.hour >= %(h1)s AND s.hour < %(h2)s
+          AND s.hour <> ALL(%(dirty)s::timestamptz[]) AND (%(include_bots)s OR NOT s.is_bot)
+        UNION ALL
+        SELECT session_id, event, n FROM ({_EVENTS_RAW}) AS r
+    ) AS x GROUP BY 1, 2
+),
+-- the sessions with an event of every name the event filters require
+esess AS MATERIALIZED (
+    SELECT session_id FROM evs WHERE event = ANY(%(events)s::text[]) GROUP BY 1
+    HAVING count(DISTINCT event) = cardinality(%(events)s::text[])
+),"""
 # The parts of a read:
 # * raw: fragments built from raw page views (edges, dirty hours);
 # * ddays: the whole days of the range read from the per-day rows: no dirty hour, and no closed session
@@ -58,7 +82,8 @@ _PV = "CASE WHEN %(path)s::text IS NULL THEN views ELSE coalesce(cnts[array_posi
 #   ones of the ddays, and raw;
 # * daily: the per-day rows of the ddays.
 COMMON = f"""
-WITH raw AS MATERIALIZED (
+WITH {_EVENTS}
+raw AS MATERIALIZED (
     SELECT {_FRAGMENT_COLUMNS} FROM ({FRAGMENTS.format(source=_RAW_SOURCE, where=_RAW_FILTERS)}) AS raw
 ),
 pulled AS (
@@ -96,7 +121,9 @@ gen AS (
 -- fragment holds its facts and entry page, some fragment its exit page, some its filtered page), so only those
 -- are put together again below
 cand AS MATERIALIZED (
-    SELECT session_id FROM gen GROUP BY session_id
+    SELECT session_id FROM gen
+    WHERE %(events)s::text[] IS NULL OR session_id IN (SELECT session_id FROM esess)
+    GROUP BY session_id
     HAVING bool_or((%(want_list)s::text[] IS NULL OR evals @> %(want_list)s::text[])
                    AND (%(entry_page)s::text IS NULL OR entry = %(entry_page)s))
        AND bool_or(%(exit_page)s::text IS NULL OR exit = %(exit_page)s)
@@ -126,6 +153,7 @@ dsess AS MATERIALIZED (
       AND (%(entry_page)s::text IS NULL OR w.entry = %(entry_page)s)
       AND (%(exit_page)s::text IS NULL OR w.exit = %(exit_page)s)
       AND (%(path)s::text IS NULL OR w.pages @> ARRAY[%(path)s::text])
+      AND (%(events)s::text[] IS NULL OR w.session_id IN (SELECT session_id FROM esess))
 ),
 -- the sessions the filters select: of gen, and (filtered) of the ddays
 chosen AS MATERIALIZED (
@@ -172,7 +200,8 @@ SESSION_CODES = {"referrer": "r", "device": "d", "language": "l", "browser": "b"
 class WebQuery(msgspec.Struct, frozen=True, kw_only=True):
     """The parameters shared by every web-analytics read. ``session`` holds the session-level filters as
     (name of SESSION_CODES, value) pairs, all required (referrer "Direct / None": no referrer; screen: the
-    index of its bucket); ``path`` is the page filter."""
+    index of its bucket); ``path`` is the page filter; ``events`` the event filters (the sessions with an event of
+    each name)."""
 
     site: str
     start: datetime
@@ -184,11 +213,13 @@ class WebQuery(msgspec.Struct, frozen=True, kw_only=True):
     session: tuple[tuple[str, str], ...] = ()
     entry_page: str | None = None
     exit_page: str | None = None
+    events: tuple[str, ...] = ()
     tz: str = "UTC"
 
     @property
     def filtered(self) -> bool:
-        return bool(self.session) or any(v is not None for v in (self.path, self.entry_page, self.exit_page))
+        pages = (self.path, self.entry_page, self.exit_page)
+        return bool(self.session or self.events) or any(v is not None for v in pages)
 
     def value(self, name: str) -> str | None:
         return next((v for k, v in self.session if k == name), None)
@@ -198,5 +229,6 @@ class WebQuery(msgspec.Struct, frozen=True, kw_only=True):
         return {"account": self.account, "site": self.site, "start": self.start, "end": self.end,
                 "include_bots": self.include_bots, "path": self.path, "want": json.dumps(want) if want else None,
                 "want_list": want or None,
+                "events": list(self.events) or None, "event_names": list(self.events) or None,
                 "entry_page": self.entry_page, "exit_page": self.exit_page, "filtered": self.filtered,
                 "tz": self.tz, "limit": self.limit}

@@ -18,8 +18,10 @@ from .web_sql import (
     BREAKDOWNS,
     ENTRY_PAGES,
     EXIT_PAGES,
+    GOAL_EVENT,
     GOAL_PATH,
     PEAK_HOURS,
+    PEAK_WEEK,
     SCREEN_WIDTHS,
     SESSION_DURATION,
     SUMMARY,
@@ -30,14 +32,17 @@ __all__ = [
     "Counts",
     "Durations",
     "EntryPage",
+    "HourCell",
     "Summary",
     "WebQuery",
     "WidthCounts",
     "breakdown",
     "entry_pages",
     "exit_pages",
+    "goal_event",
     "goal_path",
     "peak_hours",
+    "peak_week",
     "screen_widths",
     "session_duration",
     "summary",
@@ -155,6 +160,22 @@ async def peak_hours(conn: aiopg.Connection, query: WebQuery) -> list[Counts]:
             for hour, views, sessions in await _rows(conn, PEAK_HOURS, query, days=query.tz == "UTC")]
 
 
+class HourCell(msgspec.Struct, frozen=True):
+    """One hour of one weekday (ISO: 1 is Monday) of the read's zone: visitors, page views and sessions."""
+
+    weekday: int
+    hour: int
+    visitors: int
+    pageviews: int
+    sessions: int
+
+
+async def peak_week(conn: aiopg.Connection, query: WebQuery) -> list[HourCell]:
+    """Per weekday and hour of the day (the read's zone), all 168 present, Monday 00:00 first."""
+    rows = await _rows(conn, PEAK_WEEK, query, days=query.tz == "UTC", extra={"filtered": True})
+    return [HourCell(*(int(x) for x in row)) for row in rows]
+
+
 async def screen_widths(conn: aiopg.Connection, query: WebQuery) -> list[WidthCounts]:
     """Page views and sessions per screen width bucket, all buckets present."""
     result = []
@@ -185,4 +206,11 @@ async def goal_path(conn: aiopg.Connection, query: WebQuery, path: str) -> tuple
     """A page goal: (its page views in the selected sessions, the persons of the selected sessions with one)."""
     # read as a filtered read (whatever the filters): the whole days' sessions one by one, from their rows
     [(conversions, visitors)] = await _rows(conn, GOAL_PATH, query, extra={"value": path, "filtered": True})
+    return int(conversions), int(visitors)
+
+
+async def goal_event(conn: aiopg.Connection, query: WebQuery, name: str) -> tuple[int, int]:
+    """An event goal under filters: (its events in the selected sessions, the persons of those sessions with one)."""
+    extra = {"value": name, "filtered": True, "event_names": sorted({*query.events, name})}
+    [(conversions, visitors)] = await _rows(conn, GOAL_EVENT, query, extra=extra)
     return int(conversions), int(visitors)

@@ -19,8 +19,10 @@ __all__ = [
     "BREAKDOWNS",
     "ENTRY_PAGES",
     "EXIT_PAGES",
+    "GOAL_EVENT",
     "GOAL_PATH",
     "PEAK_HOURS",
+    "PEAK_WEEK",
     "SCREEN_WIDTHS",
     "SESSION_DURATION",
     "SUMMARY",
@@ -155,6 +157,30 @@ PEAK_HOURS = COMMON + _SERIES.format(
                            key="extract(hour FROM hour AT TIME ZONE %(tz)s)::int"),
     label="series.key", series="generate_series(0, 23)",
 )
+# Per ISO weekday (1 Monday) and hour of the day in the read's zone (of each UTC hour's start): the counted page
+# views, the selected sessions with one and their persons. Read as a filtered read whatever the filters (the
+# whole days' sessions one by one from their rows, with their page views per UTC hour: migration 0109), since
+# the per-day rows keep neither weekdays nor visitors per hour; another zone than UTC groups every fragment.
+PEAK_WEEK = COMMON + f"""
+, cells AS (
+    SELECT extract(isodow FROM hour AT TIME ZONE %(tz)s)::int AS dow, extract(hour FROM hour AT TIME ZONE %(tz)s)::int
+           AS hr, session_id, pv FROM sel WHERE pv > 0
+    UNION ALL
+    SELECT extract(isodow FROM d.day)::int, left(h.hp, 2)::int, d.session_id, h.n
+    FROM dsess d CROSS JOIN LATERAL unnest(d.hpages, d.hcnts) AS h(hp, n)
+    WHERE %(path)s::text IS NULL OR substr(h.hp, 3) = %(path)s
+),
+per AS (
+    SELECT c.dow, c.hr, sum(c.pv) AS pageviews, count(DISTINCT c.session_id) AS sessions,
+           count(DISTINCT {person_expr("ch.visitor")}) AS visitors
+    FROM cells c JOIN chosen ch USING (session_id) {person_join("ch.visitor")}
+    GROUP BY 1, 2
+)
+SELECT d.d, h.h, coalesce(per.visitors, 0), coalesce(per.pageviews, 0), coalesce(per.sessions, 0)
+FROM generate_series(1, 7) AS d(d) CROSS JOIN generate_series(0, 23) AS h(h)
+LEFT JOIN per ON per.dow = d.d AND per.hr = h.h
+ORDER BY 1, 2
+"""
 SCREEN_WIDTHS = COMMON + _SERIES.format(
     counts=f"SELECT value::int AS key, views, sessions FROM ({_per_value('w')}) AS w",
     label="series.key", series="generate_series(0, 4)",
@@ -242,5 +268,13 @@ GOAL_PATH = COMMON + f"""
     SELECT session_id, coalesce(pcnts[array_position(pages, %(value)s)], 0) FROM dsess
 )
 SELECT coalesce(sum(h.n), 0), count(DISTINCT {person_expr("c.visitor")}) FILTER (WHERE h.n > 0)
+FROM hits h JOIN chosen c USING (session_id) {person_join("c.visitor")}
+"""
+
+# An event goal under filters: its events in the selected sessions, and the persons of the selected sessions with
+# one (``evs`` reads the goal's name besides the filters').
+GOAL_EVENT = COMMON + f"""
+, hits AS (SELECT session_id, sum(n) AS n FROM evs WHERE event = %(value)s GROUP BY 1)
+SELECT coalesce(sum(h.n), 0), count(DISTINCT {person_expr("c.visitor")})
 FROM hits h JOIN chosen c USING (session_id) {person_join("c.visitor")}
 """

@@ -22,7 +22,7 @@ import structlog
 from ..suppressions import suppressed_sql
 from ..tx import transaction
 from . import event_times, web_daily
-from .web_rollup import FRAGMENT_COLUMNS, FRAGMENTS, PAGE_VIEW
+from .web_rollup import FRAGMENT_COLUMNS, FRAGMENTS, PAGE_VIEW, SESSION_EVENT_COLUMNS, SESSION_EVENTS
 
 __all__ = ["aggregate_lag_seconds", "expire_activity", "materialize", "next_dirty", "rebuild"]
 
@@ -77,23 +77,29 @@ WHERE e.ts >= %(lo)s AND e.ts < %(hi)s AND NOT e.is_bot
 GROUP BY e.source_account_id, b.bucket, e.event
 """
 
-# The web session fragments of the claimed hours (unit 'hour': a bucket is an hour), replaced from the
-# cutoff on (older hours keep theirs, as the aggregates do); one scan of [lo, hi) as above.
-DELETE_WEB = f"""
+# The claimed hours' rows of a per-hour web table, replaced from the cutoff on (older hours keep theirs, as the
+# aggregates do; unit 'hour': a bucket is an hour): its DELETE, and its INSERT of ``select`` (FRAGMENTS or
+# SESSION_EVENTS) over the claimed hours' raw events of the site, ``kind`` more (one scan of [lo, hi) as above).
+_CLAIMED_HOURS = """ts >= %(lo)s AND ts < %(hi)s AND site IS NOT NULL{kind}
+      AND (source_account_id, date_trunc('hour', ts AT TIME ZONE 'UTC') AT TIME ZONE 'UTC')
+          IN (SELECT source_account_id, bucket FROM claimed)"""
+
+
+def _replace_hours(table: str, columns: str, select: str, kind: str = "") -> tuple[str, str]:
+    delete = f"""
 WITH {_CLAIMED}
-DELETE FROM np_analytics_web_sessions w USING claimed c
+DELETE FROM {table} w USING claimed c
 WHERE w.source_account_id = c.source_account_id AND w.hour = c.bucket
 """
+    insert = f"WITH {_CLAIMED}\nINSERT INTO {table} ({columns})\n" + select.format(
+        source="np_analytics_events", where=_CLAIMED_HOURS.format(kind=kind))
+    return delete, insert
 
-INSERT_WEB = f"""
-WITH {_CLAIMED}
-INSERT INTO np_analytics_web_sessions ({FRAGMENT_COLUMNS})
-""" + FRAGMENTS.format(
-    source="np_analytics_events",
-    where=f"""ts >= %(lo)s AND ts < %(hi)s AND site IS NOT NULL AND {PAGE_VIEW}
-      AND (source_account_id, date_trunc('hour', ts AT TIME ZONE 'UTC') AT TIME ZONE 'UTC')
-          IN (SELECT source_account_id, bucket FROM claimed)""",
-)
+
+# The web session fragments, and the sessions' events other than page views (the event filters' rows, 0110).
+DELETE_WEB, INSERT_WEB = _replace_hours("np_analytics_web_sessions", FRAGMENT_COLUMNS, FRAGMENTS, f" AND {PAGE_VIEW}")
+DELETE_WEB_EVENTS, INSERT_WEB_EVENTS = _replace_hours("np_analytics_web_session_events", SESSION_EVENT_COLUMNS,
+                                                      SESSION_EVENTS)
 
 # The activity of the claimed hours, merged into their days' rows: the distinct names of a distinct id's
 # day are those it had plus those of the hour (raw events only ever grow), so only the claimed hours' raw
@@ -208,6 +214,8 @@ async def rebuild(cur: aiopg.Cursor, rows: list[tuple[str, datetime]], retention
     params = {"unit": "hour", "claimed": claimed, "cutoff": cutoff, "lo": lo, "hi": hi}
     await cur.execute(DELETE_WEB, params)
     await cur.execute(INSERT_WEB, params)
+    await cur.execute(DELETE_WEB_EVENTS, params)
+    await cur.execute(INSERT_WEB_EVENTS, params)
     await web_daily.rebuild(cur, claimed, [(a, h) for a, h in rows if h >= cutoff])
     lo, hi = _bounds([h for _a, h in rows], "hour")
     await cur.execute(INSERT_ACTIVITY, {"claimed": claimed, "lo": lo, "hi": hi})

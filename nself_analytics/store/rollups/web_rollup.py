@@ -15,7 +15,7 @@ from __future__ import annotations
 
 __all__ = [
     "DIMENSIONS", "FRAGMENTS", "FRAGMENT_COLUMNS", "OWN_DOMAIN", "PAGE_VIEW", "REFERRER_DOMAIN", "SCREEN_BUCKET",
-    "SESSION_KEY",
+    "SESSION_EVENTS", "SESSION_EVENT_COLUMNS", "SESSION_KEY",
 ]
 
 # What a page view is: the one definition every web read and the rollup use. Beacon hits, page messages
@@ -106,3 +106,15 @@ FRAGMENT_COLUMNS = (
     "source_account_id, site, hour, session_id, is_bot, visitor, first_ts, last_ts, views, entry, exit, vals, cnts, "
     "evals"
 )
+
+# The events other than page views of the rows selected by {where} (over np_analytics_events, unaliased) and
+# {source}, per (site, UTC hour, name, session, bot flag) with their count and visitor (migration 0110): what an
+# event filter selects sessions by (store/web.py), for the aggregator (stored) and for reads (raw hours, on the fly).
+SESSION_EVENTS = f"""
+SELECT source_account_id, site, event, hour, sid AS session_id, is_bot,
+       min(coalesce(user_id, anonymous_id, ip_hash, sid)) AS visitor, count(*)::int AS n
+FROM (SELECT *, date_trunc('hour', ts AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS hour, {SESSION_KEY} AS sid
+      FROM {{source}} WHERE {{where}} AND NOT ({PAGE_VIEW})) AS selected
+GROUP BY 1, 2, 3, 4, 5, 6
+"""
+SESSION_EVENT_COLUMNS = "source_account_id, site, event, hour, session_id, is_bot, visitor, n"
