@@ -382,7 +382,7 @@ WEB_ENDPOINTS = ("pageviews", "pages", "referrers", "timeseries", "devices", "la
 # the cards and the chart for the range and for the previous period, every panel, and the sites picker.
 DASHBOARD = ("pageviews", "session-duration", "timeseries", "active", "pages", "entry-pages", "exit-pages",
              "referrers", "utm-sources", "utm-mediums", "utm-campaigns", "utm-terms", "utm-contents", "countries",
-             "devices", "browsers", "os", "languages", "screen-widths", "hostnames", "peak-hours", "bounce-rates")
+             "devices", "browsers", "os", "languages", "screen-widths", "hostnames", "peak-hours/week", "bounce-rates")
 DASHBOARD_PREVIOUS = ("pageviews", "session-duration", "timeseries")
 BROWSER_CONNECTIONS = 6  # a browser's parallel requests to one host
 

@@ -3,7 +3,7 @@ known data: each fails on horizontal overflow, a clipped label, text outside its
 (tests/layout_support.py) and is then saved as a screenshot (test-output/screenshots/views/<view>-<width>.png,
 the pictures of docs/screenshots/). Beside the layout, what each view promises: top stats with sparklines and
 the change against the previous period, integer chart ticks, lists grouped in tabbed cards with the empty ones
-hidden, the world map shaded as the countries list, peak hours by day and hour, the realtime per-minute chart,
+hidden, the world map shaded as the countries list, peak hours by weekday and hour, the realtime per-minute chart,
 a readable person timeline, locale number formats, the shared view's range picker, and the first run (where
 the token is, the beacon snippet, the first hit noticed live)."""
 
@@ -80,9 +80,11 @@ async def test_web_view(dash_browser: Browser, live: Live, width: int) -> None:
                                              "ps => ps.map(p => [p.dataset.cc, +p.dataset.value])")
     assert sorted(map(tuple, shaded)) == sorted((c["country"], c["pageviews"]) for c in countries)
     assert len(countries) >= 3
-    # peak hours: a row per day, 24 hours each, adding up to the page views of those days
+    # peak hours: a row per weekday, 24 hours each, adding up to the page views of the range (one read)
     cells = await page.eval_on_selector_all("#peak-hours .hm-cell", "cs => cs.map(c => +c.dataset.value)")
     assert len(cells) == 7 * 24 and sum(cells) == totals["pageviews"]
+    week = live.get("api/peak-hours/week", site=SITE)["data"]
+    assert cells == [c["pageviews"] for c in week]  # Monday 00:00 first, as the answer orders them
     # a long name is one line, ellipsized, whole in its title; text columns left, figures right
     name = page.locator("#top-pages td.name", has_text="/blog/")
     assert await name.get_attribute("title") == LONG_PATH

@@ -1,13 +1,15 @@
 /*
  * The web tab: top stats (each beside the previous period, with a sparkline where a daily series exists), one
  * main chart of the chosen stat, goals, the lists grouped in tabbed cards (dashboard-cards.js), and peak hours
- * as a day-by-hour heat map. A click on a row (or a country of the map) filters the whole dashboard. A site
+ * as a weekday-by-hour heat map (/api/peak-hours/week). A click on a row (or a country of the map) filters the whole dashboard. A site
  * without page views gets the first-run card instead (dashboard-start.js).
  */
 (function () {
   'use strict';
   var D = window.NpDash, $ = D.$, charts = D.charts, state = D.state, cards = window.NpCards;
-  var HEAT_DAYS = 7;
+  // weekday names of the heat map's rows, Monday first (ISO 1..7; 2024-01-01 was a Monday)
+  var weekday = new Intl.DateTimeFormat(undefined, { weekday: 'short', timeZone: 'UTC' });
+  var WEEKDAYS = [0, 1, 2, 3, 4, 5, 6].map(function (k) { return weekday.format(new Date(Date.UTC(2024, 0, 1 + k))); });
   var metric = 'pageviews';  // the main chart's stat: pageviews or sessions
   var lastSeries = null;     // [current days, previous days] of the last load, for a metric switch
 
@@ -145,25 +147,15 @@
     }));
   }
 
-  /* peak hours: page views per hour of each of the last HEAT_DAYS days of the range (one read per day) */
+  /* peak hours: page views per weekday and hour of the day over the range, in the read's zone (one read) */
   function loadHeat() {
-    var r = D.webParams(), days = Math.min(HEAT_DAYS, state.days), reads = [];
-    var end = Math.ceil(r.end / 86400) * 86400;
-    var dayName = new Intl.DateTimeFormat(undefined, { weekday: 'short', day: 'numeric', timeZone: 'UTC' });
-    for (var k = days - 1; k >= 0; k--) {
-      var start = end - (k + 1) * 86400;
-      reads.push(D.api('api/peak-hours', Object.assign({}, r, { start: start, end: start + 86400 }))
-        .then(function (start, body) {
-          var values = new Array(24).fill(0);
-          body.data.forEach(function (h) { values[h.hour] = h.pageviews; });
-          return { label: dayName.format(new Date(start * 1000)), values: values };
-        }.bind(null, start)));
-    }
-    return Promise.all(reads).then(function (rows) {
-      var total = rows.reduce(function (n, row) { return n + row.values.reduce(function (a, b) { return a + b; }, 0); }, 0);
+    return D.api('api/peak-hours/week', D.webParams()).then(function (body) {
+      var rows = WEEKDAYS.map(function (name) { return { label: name, values: new Array(24).fill(0) }; });
+      var total = 0;
+      body.data.forEach(function (c) { rows[c.weekday - 1].values[c.hour] = c.pageviews; total += c.pageviews; });
       $('card-peak').hidden = !total;
-      $('heat-title').textContent = 'Peak hours, last ' + rows.length + (rows.length > 1 ? ' days' : ' day') + ' (UTC)';
-      charts.heatmap($('peak-hours'), rows, { title: 'page views by day and hour', unit: 'page views' });
+      $('heat-title').textContent = 'Peak hours by weekday (' + body.meta.tz + ')';
+      charts.heatmap($('peak-hours'), rows, { title: 'page views by weekday and hour', unit: 'page views' });
     });
   }
 
