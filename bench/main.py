@@ -348,9 +348,13 @@ def measure_storage(h: Harness) -> dict[str, Any]:
                coalesce(sum(pg_total_relation_size(c.oid)), 0)
         FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
         WHERE i.inhparent = 'np_analytics_events'::regclass""")
+    # a partition's index by the parent's index it is attached to (its own name depends on how it was created), a
+    # local one (the open days' time-ordered index) by its name without the partition's
     indexes = h.sql("""
-        SELECT regexp_replace(ci.relname, '^np_analytics_events_p[0-9]+_', ''), sum(pg_relation_size(ci.oid))
+        SELECT coalesce(regexp_replace(pi.relname, '^np_analytics_events_', ''),
+                        regexp_replace(ci.relname, '^np_analytics_events_p[0-9]+_', '')), sum(pg_relation_size(ci.oid))
         FROM pg_inherits i JOIN pg_index x ON x.indrelid = i.inhrelid JOIN pg_class ci ON ci.oid = x.indexrelid
+        LEFT JOIN pg_inherits ih ON ih.inhrelid = ci.oid LEFT JOIN pg_class pi ON pi.oid = ih.inhparent
         WHERE i.inhparent = 'np_analytics_events'::regclass GROUP BY 1 ORDER BY 2 DESC""")
     # the de-duplication window's message ids (migration 0080): written by the drain with every stored event
     (dedupe, dedupe_rows), = h.sql("SELECT pg_total_relation_size('np_analytics_message_ids'), "

@@ -60,9 +60,11 @@ def breakdown(h: Harness) -> dict[str, Any]:
     values = {c: {"bytes": round(float(sums[2 * i] or 0), 2), "null_fraction": round(float(sums[2 * i + 1] or 0), 3)}
               for i, c in enumerate(columns)}
     indexes = h.sql(f"""
-        SELECT regexp_replace(ci.relname, '^np_analytics_events_p[0-9]+_', ''), am.amname,
+        SELECT coalesce(regexp_replace(pi.relname, '^np_analytics_events_', ''),
+                        regexp_replace(ci.relname, '^np_analytics_events_p[0-9]+_', '')), am.amname,
                sum(pg_relation_size(ci.oid))
         FROM pg_index x JOIN pg_class ci ON ci.oid = x.indexrelid JOIN pg_am am ON am.oid = ci.relam
+        LEFT JOIN pg_inherits ih ON ih.inhrelid = ci.oid LEFT JOIN pg_class pi ON pi.oid = ih.inhparent
         WHERE x.indrelid IN ({_PARTS}) GROUP BY 1, 2 ORDER BY 3 DESC""")
     (dedupe, dedupe_rows), = h.sql("SELECT pg_total_relation_size('np_analytics_message_ids'), "
                                    "(SELECT count(*) FROM np_analytics_message_ids)")
