@@ -8,6 +8,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import psycopg2
+
 from nself_analytics.store import compaction, explorer, people
 from nself_analytics.store.compaction import compact_closed_days, ensure_open_indexes
 from nself_analytics.store.export import export_lines
@@ -118,3 +120,38 @@ async def test_an_interrupted_rebuild_is_finished_by_the_next_run(pool_conn: Any
     assert await compact_closed_days(pool_conn, limit=None) >= 1
     names = {r[0] for r in await _rows(pool_conn, INDEXES, part)}
     assert f"{part}_site_ts_idx_ccnew" not in names and len(names) == 3
+
+
+async def test_a_rebuild_ended_by_the_statement_timeout_is_not_tried_again(pool_conn: Any, stores: Any,
+                                                                          monkeypatch: Any) -> None:
+    """A rebuild that the background timeout ends does not stop the maintenance, is not retried every run (a data
+    fault, DECISIONS item 6), and leaves nothing invalid after the next run."""
+    monkeypatch.setattr(compaction, "REBUILD_MIN_PAGES", 0)
+    day = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=12)
+    await ensure_partitions(pool_conn, [day.date()])
+    part = partition_name(day.date())
+    await write_events(pool_conn, _events(day, 40))
+    await _rows(pool_conn, f"ALTER INDEX {part}_site_ts_idx RESET (fillfactor)")
+    # a transaction holding an older snapshot: a concurrent rebuild waits for it (and here meets its timeout)
+    blocker = psycopg2.connect(stores.database_url)
+    try:
+        with blocker.cursor() as cur:
+            cur.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+            cur.execute("SELECT count(*) FROM np_analytics_users")
+        await _rows(pool_conn, "SET statement_timeout = '300ms'")
+        try:
+            await compact_closed_days(pool_conn, limit=None)
+        finally:
+            await _rows(pool_conn, "RESET statement_timeout")
+    finally:
+        blocker.rollback()
+        blocker.close()
+    indexes = await _rows(pool_conn, INDEXES, part)
+    left = [name for name, *_ in indexes if name.endswith("_ccnew")]  # what the ended rebuild left
+    assert len(left) == 1
+    # the index whose rebuild was ended is marked (fillfactor 100): it is not rebuilt again
+    assert {name: full for name, _v, full, _p in indexes}[left[0].removesuffix("_ccnew")]
+    await compact_closed_days(pool_conn, limit=None)
+    indexes = await _rows(pool_conn, INDEXES, part)
+    assert len(indexes) == 3 and all(valid and full for _n, valid, full, _p in indexes)
+    assert await compact_closed_days(pool_conn, limit=None) == 0

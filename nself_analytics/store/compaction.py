@@ -9,7 +9,9 @@ maintenance (pipeline/runtime.py ``maintain``) compacts each closed day once, a 
    (source_account_id, event) index, stored de-duplicated (a few bytes per event against ~45-60 for a key with the
    time), and a range read of a closed day reads whole days but at the range's edges, where the time filters rows;
 3. every other index gets fillfactor 100 and is rebuilt (``REINDEX INDEX CONCURRENTLY``): indexes grown by
-   inserts are a third emptier than built ones, and a closed day takes few inserts.
+   inserts are a third emptier than built ones, and a closed day takes few inserts. A rebuild that the background
+   statement timeout ends is not tried again (the fillfactor, set first, marks it done; its invalid copy is
+   dropped by the next run): a data fault, never retried forever.
 
 Every step holds only locks that inserts do not wait on (late events of a closed day go on being stored); a step a
 restart interrupts is resumed by the next run (the state is the catalog's: a closed partition is compacted when it
@@ -28,6 +30,7 @@ import psycopg2
 import structlog
 
 from .partitions import OPEN_INDEX, is_closed, list_partitions, open_index_name, upper_bound
+from .tx import StatementTimeout, statement_timeouts
 
 __all__ = ["PER_RUN", "compact_closed_days", "ensure_open_indexes"]
 
@@ -105,8 +108,12 @@ async def compact_closed_days(conn: aiopg.Connection, now: datetime | None = Non
         if _compacted(partition, indexes):
             continue
         try:
-            await _compact(conn, partition, indexes)
-        except psycopg2.Error as exc:  # a partition dropped meanwhile, a concurrent compaction: the next run resumes
+            async with statement_timeouts():
+                await _compact(conn, partition, indexes)
+        except (psycopg2.Error, StatementTimeout) as exc:
+            # a partition dropped meanwhile, a concurrent compaction, a rebuild longer than the background timeout:
+            # the others go on; the next run drops what was left invalid, and an index whose rebuild timed out
+            # already has its fillfactor, so it is not rebuilt again (never the same timeout every hour)
             log.warning("compaction_failed", partition=partition, error=str(exc).strip()[:200])
             continue
         done += 1
