@@ -12,6 +12,7 @@ from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from nself_analytics.store.partitions import ensure_partitions
 from nself_analytics.web.params import add_periods, period_floor
@@ -121,8 +122,9 @@ async def run_examples(check: Callable[[Callable[[Coroutine[Any, Any, Any]], Any
     await asyncio.to_thread(check, run)
 
 
-def day_of(ts: datetime) -> date:
-    return ts.astimezone(UTC).date()
+def day_of(ts: datetime, tz: str = "UTC") -> date:
+    """The date of ``ts`` in zone ``tz`` (IANA)."""
+    return ts.astimezone(ZoneInfo(tz)).date()
 
 
 # --- reference implementations -----------------------------------------------------------------
@@ -253,8 +255,9 @@ def period_index(cohort: date, day: date, period: str) -> int:
 
 def ref_retention(events: Iterable[Ev], first_day: date, last_day: date, period: str, periods: int,
                   start_event: str | None, return_event: str | None,
-                  links: Sequence[Link] = ()) -> dict[date, list[int]]:
-    """{cohort period start: [size, retained 1, ...]} for cohorts with users (all columns); users are persons."""
+                  links: Sequence[Link] = (), tz: str = "UTC") -> dict[date, list[int]]:
+    """{cohort period start: [size, retained 1, ...]} for cohorts with users (all columns); users are persons;
+    days are those of ``tz``."""
     person = resolver(links)
     events = [Ev(person(e.who, e.account), e.ts, e.event, account=e.account) for e in events
               if e.who is not None and not e.bot]
@@ -262,7 +265,8 @@ def ref_retention(events: Iterable[Ev], first_day: date, last_day: date, period:
     for e in events:
         if start_event is None or e.event == start_event:
             first[e.who] = min(first.get(e.who, e.ts), e.ts)  # type: ignore[index]
-    cohort_of = {u: period_floor(day_of(t), period) for u, t in first.items() if first_day <= day_of(t) <= last_day}
+    cohort_of = {u: period_floor(day_of(t, tz), period) for u, t in first.items()
+                 if first_day <= day_of(t, tz) <= last_day}
     retained: dict[date, list[set[str]]] = defaultdict(lambda: [set() for _ in range(periods)])
     for user, cohort in cohort_of.items():
         retained[cohort][0].add(user)
@@ -270,30 +274,31 @@ def ref_retention(events: Iterable[Ev], first_day: date, last_day: date, period:
         cohort = cohort_of.get(e.who)  # type: ignore[arg-type]
         if cohort is None or (return_event is not None and e.event != return_event):
             continue
-        k = period_index(cohort, day_of(e.ts), period)
+        k = period_index(cohort, day_of(e.ts, tz), period)
         if 1 <= k < periods:
             retained[cohort][k].add(e.who)  # type: ignore[arg-type]
     return {cohort: [len(s) for s in sets] for cohort, sets in retained.items()}
 
 
 def ref_metrics(events: Iterable[Ev], first_day: date, last_day: date, group_by: str,
-                user: str | None = None, links: Sequence[Link] = ()) -> dict[date, dict[str, int]]:
-    """Counts per period and event; with ``user``, of the events of that user's person."""
+                user: str | None = None, links: Sequence[Link] = (), tz: str = "UTC") -> dict[date, dict[str, int]]:
+    """Counts per period (of ``tz``) and event; with ``user``, of the events of that user's person."""
     person = resolver(links)
     out: dict[date, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for e in events:
-        if e.bot or not first_day <= day_of(e.ts) <= last_day:
+        if e.bot or not first_day <= day_of(e.ts, tz) <= last_day:
             continue
         if user is not None and person(e.who, e.account) != person(user, e.account):
             continue
-        out[period_floor(day_of(e.ts), group_by)][e.event] += 1
+        out[period_floor(day_of(e.ts, tz), group_by)][e.event] += 1
     return {p: dict(c) for p, c in out.items()}
 
 
 def ref_sessions(events: Iterable[Ev], first_day: date, last_day: date, group_by: str, start_event: str = "play",
                  stop_event: str = "stop", user: str | None = None,
-                 links: Sequence[Link] = ()) -> dict[date, tuple[int, float]]:
-    """Per period: (sessions, total seconds); a stop closes the most recent open start of its user (person)."""
+                 links: Sequence[Link] = (), tz: str = "UTC") -> dict[date, tuple[int, float]]:
+    """Per period (of ``tz``): (sessions, total seconds); a stop closes the most recent open start of its user
+    (person)."""
     person = resolver(links)
     by_user: dict[str, list[Ev]] = defaultdict(list)
     for e in events:
@@ -310,8 +315,8 @@ def ref_sessions(events: Iterable[Ev], first_day: date, last_day: date, group_by
                 stack.append(e.ts)
             elif stack:
                 begun = stack.pop()
-                if first_day <= day_of(begun) <= last_day:
-                    p = period_floor(day_of(begun), group_by)
+                if first_day <= day_of(begun, tz) <= last_day:
+                    p = period_floor(day_of(begun, tz), group_by)
                     count, total = out.get(p, (0, 0.0))
                     out[p] = (count + 1, total + (e.ts - begun).total_seconds())
     return out

@@ -26,6 +26,8 @@ from .queries_support import (
 )
 
 MINUTE = timedelta(minutes=1)
+# UTC, a whole-hour zone, zones of a 30- and a 45-minute offset (store/rollups/zones.py)
+ZONES = st.sampled_from(["UTC", "America/New_York", "Asia/Kolkata", "Asia/Kathmandu"])
 # Dec 20 .. Feb 3: crosses a year, two month ends and ISO weeks spanning them
 ORIGIN = BASE - timedelta(days=12)
 raw_events = st.lists(
@@ -55,8 +57,8 @@ async def materialize_all(conn: Any) -> int:
 
 
 def expected_rows(events: list[Ev], first: date, last: date, group_by: str, user: str | None,
-                  links: list[Link]) -> list[dict[str, Any]]:
-    counts = ref_metrics(events, first, last, group_by, user, links)
+                  links: list[Link], tz: str = "UTC") -> list[dict[str, Any]]:
+    counts = ref_metrics(events, first, last, group_by, user, links, tz)
     names = sorted({name for per in counts.values() for name in per})
     return [{"date": p.isoformat(), "counts": {n: counts.get(p, {}).get(n, 0) for n in names}}
             for p in periods_between(first, last, group_by)]
@@ -64,7 +66,7 @@ def expected_rows(events: list[Ev], first: date, last: date, group_by: str, user
 
 async def test_metrics_match_reference(client: Any, auth: Any, pool_conn: Any) -> None:
     async def example(raw: list[Any], late: list[tuple[int, int]], group_by: str, first_offset: int, days: int,
-                      user: str | None, links: list[Link]) -> None:
+                      user: str | None, links: list[Link], tz: str) -> None:
         await reset(pool_conn)
         events = to_events(raw)
         # late events land on the days of earlier ones after those were materialized: they re-dirty them
@@ -81,23 +83,24 @@ async def test_metrics_match_reference(client: Any, auth: Any, pool_conn: Any) -
         events += late_events
         first = ORIGIN.date() + timedelta(days=first_offset)
         last = first + timedelta(days=days - 1)
-        query = {"start_date": first.isoformat(), "end_date": last.isoformat(), "group_by": group_by}
+        query = {"start_date": first.isoformat(), "end_date": last.isoformat(), "group_by": group_by, "tz": tz}
         if user:
             query["user_id"] = user
         for _ in range(2):  # with late events pending (read from raw events), then all materialized
             response = await client.get("/analytics/metrics", headers=auth["secret"], params=query)
             assert response.status == 200, await response.text()
-            assert (await response.json())["data"] == expected_rows(events, first, last, group_by, user, links)
+            assert (await response.json())["data"] == expected_rows(events, first, last, group_by, user, links, tz)
             await materialize_all(pool_conn)
 
     def check(run: Any) -> None:
         @settings(max_examples=30, deadline=None)
         @given(raw=raw_events, late=st.lists(st.tuples(st.integers(0, 60), st.integers(0, 24 * 60 - 1)), max_size=8),
                group_by=st.sampled_from(["day", "week", "month"]), first_offset=st.integers(0, 44),
-               days=st.integers(1, 40), user=st.sampled_from([None, "u1"]), links=links_of(["u0", "u1", "u2", "u3"]))
+               days=st.integers(1, 40), user=st.sampled_from([None, "u1"]), links=links_of(["u0", "u1", "u2", "u3"]),
+               tz=ZONES)
         def examples(raw: list[Any], late: list[tuple[int, int]], group_by: str, first_offset: int, days: int,
-                     user: str | None, links: list[Link]) -> None:
-            run(example(raw, late, group_by, first_offset, days, user, links))
+                     user: str | None, links: list[Link], tz: str) -> None:
+            run(example(raw, late, group_by, first_offset, days, user, links, tz))
 
         examples()
 
@@ -128,19 +131,19 @@ async def test_metrics_example_and_aggregates_after_pruning(client: Any, auth: A
 
 async def test_sessions_match_reference(client: Any, auth: Any, pool_conn: Any) -> None:
     async def example(raw: list[Any], group_by: str, first_offset: int, days: int, user: str | None,
-                      links: list[Link]) -> None:
+                      links: list[Link], tz: str) -> None:
         await reset(pool_conn)
         events = to_events(raw, SESSION_ORIGIN)
         await insert(pool_conn, events, links=links)
         first = SESSION_ORIGIN.date() + timedelta(days=first_offset)
         last = first + timedelta(days=days - 1)
-        query = {"start_date": first.isoformat(), "end_date": last.isoformat(), "group_by": group_by}
+        query = {"start_date": first.isoformat(), "end_date": last.isoformat(), "group_by": group_by, "tz": tz}
         if user:
             query["user_id"] = user
         response = await client.get("/analytics/sessions", headers=auth["secret"], params=query)
         assert response.status == 200, await response.text()
         data = (await response.json())["data"]
-        expected = ref_sessions(events, first, last, group_by, user=user, links=links)
+        expected = ref_sessions(events, first, last, group_by, user=user, links=links, tz=tz)
         assert [row["date"] for row in data] == [p.isoformat() for p in periods_between(first, last, group_by)]
         for row in data:
             count, total = expected.get(date.fromisoformat(row["date"]), (0, 0.0))
@@ -152,10 +155,10 @@ async def test_sessions_match_reference(client: Any, auth: Any, pool_conn: Any) 
         @settings(max_examples=40, deadline=None)
         @given(raw=session_events, group_by=st.sampled_from(["day", "week", "month"]),
                first_offset=st.integers(0, 4), days=st.integers(1, 5), user=st.sampled_from([None, "u1"]),
-               links=links_of(["u0", "u1", "u2"]))
+               links=links_of(["u0", "u1", "u2"]), tz=ZONES)
         def examples(raw: list[Any], group_by: str, first_offset: int, days: int, user: str | None,
-                     links: list[Link]) -> None:
-            run(example(raw, group_by, first_offset, days, user, links))
+                     links: list[Link], tz: str) -> None:
+            run(example(raw, group_by, first_offset, days, user, links, tz))
 
         examples()
 

@@ -52,7 +52,7 @@ async def test_retention_matches_reference(client: Any, auth: Any, pool_conn: An
     mixed (the events of the last 3 days inserted after the aggregator ran: their days read raw). Identity
     links arrive last, after the rollup was built: they apply to its rows too."""
     async def example(raw: list[Any], period: str, periods: int, anchor: int, shift: int, days: int,
-                      start_event: str | None, return_event: str | None, links: list[Link]) -> None:
+                      start_event: str | None, return_event: str | None, links: list[Link], tz: str) -> None:
         await reset(pool_conn)
         await execute(pool_conn, "TRUNCATE np_analytics_activity")
         events = to_events(raw)
@@ -68,7 +68,7 @@ async def test_retention_matches_reference(client: Any, auth: Any, pool_conn: An
         first = events[anchor % len(events)].ts.date() + timedelta(days=shift)
         last = first + timedelta(days=days - 1)
         query = {"start_date": first.isoformat(), "end_date": last.isoformat(), "period": period,
-                 "periods": str(periods)}
+                 "periods": str(periods), "tz": tz}
         if start_event:
             query["start_event"] = start_event
         if return_event:
@@ -76,7 +76,7 @@ async def test_retention_matches_reference(client: Any, auth: Any, pool_conn: An
         response = await client.get("/analytics/retention", headers=auth["secret"], params=query)
         assert response.status == 200, await response.text()
         body = await response.json()
-        expected = ref_retention(events, first, last, period, periods, start_event, return_event, links)
+        expected = ref_retention(events, first, last, period, periods, start_event, return_event, links, tz)
         cohorts = periods_between(first, last, period)
         # from the first cohort with users (no leading empty cohorts); later empty ones stay
         while cohorts and not expected.get(cohorts[0], [0])[0]:
@@ -92,10 +92,11 @@ async def test_retention_matches_reference(client: Any, auth: Any, pool_conn: An
         @given(raw=journeys, period=st.sampled_from(["day", "week", "month"]), periods=st.integers(1, 6),
                anchor=st.integers(0, 100), shift=st.integers(-1, 1), days=st.integers(1, 35),
                start_event=st.sampled_from([None, "signup"]), return_event=st.sampled_from([None, "use"]),
-               links=links_of([f"u{n}" for n in range(8)]))
+               links=links_of([f"u{n}" for n in range(8)]),
+               tz=st.sampled_from(["UTC", "America/New_York", "Asia/Kolkata", "Asia/Kathmandu"]))
         def examples(raw: list[Any], period: str, periods: int, anchor: int, shift: int, days: int,
-                     start_event: str | None, return_event: str | None, links: list[Link]) -> None:
-            run(example(raw, period, periods, anchor, shift, days, start_event, return_event, links))
+                     start_event: str | None, return_event: str | None, links: list[Link], tz: str) -> None:
+            run(example(raw, period, periods, anchor, shift, days, start_event, return_event, links, tz))
 
         examples()
 

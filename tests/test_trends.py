@@ -4,8 +4,9 @@ breakdowns past the top 10, the previous period), and its hostile inputs."""
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
@@ -22,6 +23,8 @@ TOP = 10
 Key = tuple[str, str | None, bool]
 
 PLANS = [f"p{i:02d}" for i in range(13)]
+# UTC, a whole-hour zone, zones of a 30- and a 45-minute offset (store/rollups/zones.py)
+ZONES = st.sampled_from(["UTC", "America/New_York", "Asia/Kolkata", "Asia/Kathmandu"])
 AMOUNTS = st.one_of(st.none(), st.integers(-5, 50), st.floats(0, 100, allow_nan=False).map(lambda x: round(x, 2)),
                     st.just("12"), st.just(True))
 raw_events = st.lists(
@@ -45,11 +48,13 @@ def to_events(raw: list[Any]) -> list[Ev]:
     return events
 
 
-def floor(ts: datetime, interval: str) -> datetime:
-    ts = ts.replace(tzinfo=None, minute=0, second=0, microsecond=0)
+def floor(ts: datetime, interval: str, tz: str = "UTC") -> datetime:
+    """The bucket of ``ts`` in zone ``tz``: a local hour as the aware instant it starts, else the naive local start
+    of its day, ISO week or month."""
+    local = ts.astimezone(ZoneInfo(tz))
     if interval == "hour":
-        return ts
-    day = ts.replace(hour=0)
+        return ts - timedelta(minutes=local.minute, seconds=local.second, microseconds=local.microsecond)
+    day = local.replace(tzinfo=None, hour=0, minute=0, second=0, microsecond=0)
     if interval == "day":
         return day
     if interval == "week":
@@ -57,8 +62,19 @@ def floor(ts: datetime, interval: str) -> datetime:
     return day.replace(day=1)
 
 
-def label(ts: datetime, interval: str) -> str:
-    return ts.strftime("%Y-%m-%dT%H:00:00Z") if interval == "hour" else ts.strftime("%Y-%m-%d")
+def label(ts: datetime, interval: str, tz: str = "UTC") -> str:
+    if interval != "hour":
+        return ts.strftime("%Y-%m-%d")
+    if tz == "UTC":
+        return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:00:00Z")
+    return ts.astimezone(ZoneInfo(tz)).isoformat(timespec="seconds")
+
+
+def local_range(tz: str, compare: bool = True) -> tuple[datetime, datetime, datetime]:
+    """(previous start, start, end) of QUERY's days in zone ``tz``."""
+    zone = ZoneInfo(tz)
+    start = datetime.combine((BASE + timedelta(days=7)).date(), time.min, zone)
+    return datetime.combine(BASE.date(), time.min, zone), start, start + timedelta(days=7)
 
 
 def measure_of(events: list[Ev], measure: str) -> float | int | None:
@@ -74,14 +90,16 @@ def measure_of(events: list[Ev], measure: str) -> float | int | None:
 
 
 def ref_trends(events: list[Ev], names: list[str], interval: str, measure: str, breakdown: bool,
-               compare: bool) -> dict[str, dict[Key, dict[str, Any]]]:
-    """{"current"/"previous": {(event, value, other): {"data": {label: measure}, "total": measure}}}."""
+               compare: bool, tz: str = "UTC") -> dict[str, dict[Key, dict[str, Any]]]:
+    """{"current"/"previous": {(event, value, other): {"data": {label: measure}, "total": measure}}}; buckets and
+    the range's days are those of ``tz``."""
+    previous_start, start, end = local_range(tz)
     def value(e: Ev) -> str | None:
         return None if not e.props or "plan" not in e.props else str(e.props["plan"])
 
     kept = [e for e in events if e.event in names and not e.bot and e.account == "primary"]
-    current = [e for e in kept if START <= e.ts < END]
-    previous = [e for e in kept if PREVIOUS_START <= e.ts < START] if compare else []
+    current = [e for e in kept if start <= e.ts < end]
+    previous = [e for e in kept if previous_start <= e.ts < start] if compare else []
     top: dict[str, set[str | None]] = {}
     for name in names:
         counts = Counter(value(e) for e in current if e.event == name)
@@ -103,8 +121,8 @@ def ref_trends(events: list[Ev], names: list[str], interval: str, measure: str, 
         for k, group in groups.items():
             per_bucket: dict[datetime, list[Ev]] = defaultdict(list)
             for e in group:
-                per_bucket[floor(e.ts, interval)].append(e)
-            series[k] = {"data": {label(b, interval): measure_of(evs, measure) for b, evs in per_bucket.items()},
+                per_bucket[floor(e.ts, interval, tz)].append(e)
+            series[k] = {"data": {label(b, interval, tz): measure_of(evs, measure) for b, evs in per_bucket.items()},
                          "total": measure_of(group, measure)}
         out[period] = series
     return out
@@ -126,7 +144,7 @@ def check_series(got: list[dict[str, Any]], buckets: list[str], expected: dict[K
 
 async def test_trends_match_reference(client: Any, auth: Any, pool_conn: Any) -> None:
     async def example(raw: list[Any], names: list[str], interval: str, measure: str, breakdown: bool,
-                      compare: bool, aggregated: bool) -> None:
+                      compare: bool, aggregated: bool, tz: str) -> None:
         await reset(pool_conn)
         events = to_events(raw)
         if aggregated:  # the aggregator has run over most events; the rest arrive later (their hours dirty again)
@@ -140,7 +158,7 @@ async def test_trends_match_reference(client: Any, auth: Any, pool_conn: Any) ->
                 await insert(pool_conn, events[len(early):])
         elif events:
             await insert(pool_conn, events)
-        query = {**QUERY, "events": ",".join(names), "interval": interval, "measure": measure}
+        query = {**QUERY, "events": ",".join(names), "interval": interval, "measure": measure, "tz": tz}
         if breakdown:
             query["breakdown"] = "plan"
         if compare:
@@ -148,7 +166,7 @@ async def test_trends_match_reference(client: Any, auth: Any, pool_conn: Any) ->
         response = await client.get("/analytics/trends", params=query, headers=auth["secret"])
         assert response.status == 200, await response.text()
         body = await response.json()
-        expected = ref_trends(events, names, interval, measure, breakdown, compare)
+        expected = ref_trends(events, names, interval, measure, breakdown, compare, tz)
         assert body["events"] == names and body["interval"] == interval
         assert [s["event"] for s in body["series"]] == sorted((s["event"] for s in body["series"]), key=names.index)
         check_series(body["series"], body["buckets"], expected["current"], measure)
@@ -166,10 +184,10 @@ async def test_trends_match_reference(client: Any, auth: Any, pool_conn: Any) ->
         @given(raw=raw_events, names=st.lists(st.sampled_from(["a", "b", "c"]), min_size=1, max_size=2, unique=True),
                interval=st.sampled_from(["hour", "day", "week", "month"]),
                measure=st.sampled_from(["count", "users", "sum:amount", "avg:amount"]),
-               breakdown=st.booleans(), compare=st.booleans(), aggregated=st.booleans())
+               breakdown=st.booleans(), compare=st.booleans(), aggregated=st.booleans(), tz=ZONES)
         def examples(raw: list[Any], names: list[str], interval: str, measure: str, breakdown: bool,
-                     compare: bool, aggregated: bool) -> None:
-            run(example(raw, names, interval, measure, breakdown, compare, aggregated))
+                     compare: bool, aggregated: bool, tz: str) -> None:
+            run(example(raw, names, interval, measure, breakdown, compare, aggregated, tz))
 
         examples()
 

@@ -1,7 +1,7 @@
 """GET /events, /events/{name}/properties and /sites: what the event log holds, for pickers.
 
 Secret token; the request's account; ``start_date``/``end_date`` as every product query (default: the
-last 30 days); bot events left out; every list bounded by ``limit``.
+last 30 days), days of ``tz``; bot events left out; every list bounded by ``limit``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from ..store import explorer
 from ..store.explorer import PropertyKey
 from ..web import params
 from ..web.pools import reading
-from ..web.read_params import DateParams, Day, Name, Zone, zoned
+from ..web.read_params import DateParams, Day, Name, zoned
 from ..web.routing import TOKEN, Route
 
 __all__ = ["DEFAULT_LIMIT", "MAX_LIMIT", "MAX_VALUES", "ROUTES"]
@@ -34,15 +34,11 @@ class ListParams(DateParams, kw_only=True):
 
 class EventsParams(ListParams, kw_only=True):
     search: Annotated[Name, msgspec.Meta(description="Only names containing this text (any case)")] | None = None
-    tz: Zone = "UTC"
-    ZONED: ClassVar[bool] = True
 
 
 class PropertiesParams(ListParams, kw_only=True):
     name: Annotated[str, msgspec.Meta(max_length=params.MAX_NAME_LENGTH, description="The event name")]
     values: Annotated[int, msgspec.Meta(ge=0, le=MAX_VALUES, description="Top values per key")] = DEFAULT_VALUES
-    tz: Zone = "UTC"
-    ZONED: ClassVar[bool] = True
 
     MESSAGES: ClassVar[dict[str, str]] = {
         **DateParams.MESSAGES, "name:length": f"event name is longer than {params.MAX_NAME_LENGTH} characters"}
@@ -76,6 +72,7 @@ class Sites(msgspec.Struct, frozen=True):
     end_date: Day
     limit: int
     data: list[Site]
+    tz: Annotated[str, msgspec.Meta(description="The zone of start_date and end_date")] = "UTC"
 
 
 class EventProperties(msgspec.Struct, frozen=True):
@@ -92,7 +89,7 @@ class EventProperties(msgspec.Struct, frozen=True):
 
 async def events(request: web.Request, query: EventsParams) -> EventNames:
     """Bot events are left out. Most frequent first."""
-    account, (dates, start, end) = params.account(request), zoned(query, query.tz)
+    account, (dates, start, end) = params.account(request), zoned(query)
     async with reading(request) as conn:
         rows = await explorer.event_names(conn, account=account, start=start, end=end,
                                           limit=query.limit, search=query.search)
@@ -102,7 +99,7 @@ async def events(request: web.Request, query: EventsParams) -> EventNames:
 
 async def properties(request: web.Request, query: PropertiesParams) -> EventProperties:
     """Bot events are left out. The newest 10,000 events of the name in the range are surveyed."""
-    account, (dates, start, end) = params.account(request), zoned(query, query.tz)
+    account, (dates, start, end) = params.account(request), zoned(query)
     name = params.event_name(query.name, "event name")
     async with reading(request) as conn:
         sampled, data = await explorer.event_properties(conn, account=account, event=name, start=start,
@@ -113,11 +110,11 @@ async def properties(request: web.Request, query: PropertiesParams) -> EventProp
 
 async def sites(request: web.Request, query: ListParams) -> Sites:
     """Bot events are left out. Most viewed first."""
-    account, dates = params.account(request), query.dates()
+    account, (dates, start, end) = params.account(request), zoned(query)
     async with reading(request) as conn:
-        rows = await explorer.sites(conn, account=account, start=dates.start, end=dates.end, limit=query.limit)
+        rows = await explorer.sites(conn, account=account, start=start, end=end, limit=query.limit)
     return Sites("success", dates.first.isoformat(), dates.last.isoformat(), query.limit,
-                 [Site(r.name, r.count, r.first_seen, r.last_seen) for r in rows])
+                 [Site(r.name, r.count, r.first_seen, r.last_seen) for r in rows], query.zone().key)
 
 
 ROUTES = [

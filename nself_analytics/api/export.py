@@ -2,10 +2,10 @@
 (``model.ndjson``'s shape: what ``nself-analytics import`` and the ingest API read back).
 
 Token only (its Route; a site token is refused); the request's account. ``start_date`` and ``end_date`` are
-required and span at most the retention window. Gzip when the client sends ``Accept-Encoding: gzip`` or
-``?gzip=1``. Streamed in constant memory from server-side cursors (store/export.py), one read snapshot. A
-failure after the first byte ends the connection without the final chunk, so a client never mistakes a cut
-export for a whole one.
+required (days of ``tz``, default UTC) and span at most the retention window. Gzip when the client sends
+``Accept-Encoding: gzip`` or ``?gzip=1``. Streamed in constant memory from server-side cursors (store/export.py),
+one read snapshot. A failure after the first byte ends the connection without the final chunk, so a client never
+mistakes a cut export for a whole one.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from ..store.export import export_lines
 from ..web import params
 from ..web.appkeys import SETTINGS
 from ..web.pools import reading
-from ..web.read_params import DateParams, Day
+from ..web.read_params import DateParams, Day, zoned
 from ..web.routing import TOKEN, Body, Route
 
 __all__ = ["ROUTES"]
@@ -35,9 +35,9 @@ _DATE = Annotated[Day, msgspec.Meta(pattern=r"^\d{4}-\d{2}-\d{2}$")]
 class ExportParams(DateParams, kw_only=True):
     """Both dates are required (a whole export is asked for, never a default range)."""
 
-    start_date: Annotated[_DATE, msgspec.Meta(description="First day (UTC, inclusive)")]
+    start_date: Annotated[_DATE, msgspec.Meta(description="First day (of tz, inclusive)")]
     end_date: Annotated[_DATE, msgspec.Meta(description=(
-        "Last day (UTC, inclusive); the range spans at most the retention window"))]
+        "Last day (of tz, inclusive); the range spans at most the retention window"))]
     gzip: Annotated[Literal["0", "1"], msgspec.Meta(description="1: gzip the body (as Accept-Encoding: gzip does)")
                     ] = "0"
 
@@ -56,7 +56,8 @@ async def export(request: web.Request, query: ExportParams) -> web.StreamRespons
     it back. The range spans at most the retention window."""
     account = params.account(request)
     settings = request.config_dict[SETTINGS]
-    dates = query.dates(max_days=settings.retention_days + 1)  # the retention window's days, today included
+    # the retention window's days, today included; days of tz
+    dates, start, end = zoned(query, max_days=settings.retention_days + 1)
     gzip = _wants_gzip(request, query.gzip)
     response = web.StreamResponse(headers={
         "Content-Type": "application/x-ndjson; charset=utf-8",
@@ -66,7 +67,7 @@ async def export(request: web.Request, query: ExportParams) -> web.StreamRespons
     timeout_ms = max(1, int(settings.background_timeout * 1000))
     lines = 0
     async with reading(request) as conn:
-        source = export_lines(conn, account=account, start=dates.start, end=dates.end, timeout_ms=timeout_ms)
+        source = export_lines(conn, account=account, start=start, end=end, timeout_ms=timeout_ms)
         try:
             first = await anext(source, None)  # errors before the first byte are JSON errors (503, ...)
         except BaseException:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from aiohttp import web
@@ -12,7 +12,7 @@ from ..store.funnels import MAX_BREAKDOWN_VALUES, MAX_STEPS, FunnelGroup, run_fu
 from ..web import params
 from ..web.errors import ApiError
 from ..web.pools import reading, writing
-from ..web.read_params import DateParams, Day, Name, Zone, zoned
+from ..web.read_params import DateParams, Day, Name, zoned
 from ..web.routing import TOKEN, Route
 
 MIN_STEPS = 2
@@ -37,8 +37,6 @@ class FunnelParams(DateParams, kw_only=True):
         description="Time to complete the funnel from its first step (30s, 15m, 2h, 7d; max 90d); default 7d")] | (
         None) = None
     breakdown: Annotated[Name, msgspec.Meta(description="Split by this event property")] | None = None
-    tz: Zone = "UTC"
-    ZONED: ClassVar[bool] = True
 
 
 class FunnelStep(msgspec.Struct, frozen=True):
@@ -122,7 +120,7 @@ async def _definition(request: web.Request, query: FunnelParams, account: str) -
 async def funnel(request: web.Request, query: FunnelParams) -> FunnelAnswer:
     """Conversion through an ordered sequence of events, for attempts starting in the range."""
     account = params.account(request)
-    dates, start, end = zoned(query, query.tz)
+    dates, start, end = zoned(query)
     spec = await _definition(request, query, account)
     async with reading(request) as conn:
         result = await run_funnel(conn, account=account, steps=spec["steps"], start=start, end=end,

@@ -1,4 +1,5 @@
-"""GET /metrics (event counts per period) and GET /sessions (durations from start/stop pairs)."""
+"""GET /metrics (event counts per period) and GET /sessions (durations from start/stop pairs); periods are days,
+ISO weeks or months of ``tz`` (IANA, default UTC)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from ..store.metrics import event_counts, session_totals
 from ..web import params
 from ..web.errors import ApiError
 from ..web.pools import reading
-from ..web.read_params import Name, Period, UserParams
+from ..web.read_params import Name, Period, UserParams, zoned
 from ..web.routing import TOKEN, Route
 
 DEFAULT_START_EVENT, DEFAULT_STOP_EVENT = "play", "stop"
@@ -53,6 +54,7 @@ class MetricsAnswer(msgspec.Struct, frozen=True):
     events: list[str]
     events_truncated: bool
     data: list[MetricsRow]
+    tz: Annotated[str, msgspec.Meta(description="The zone of the periods' dates")] = "UTC"
 
 
 class SessionsRow(msgspec.Struct, frozen=True):
@@ -68,6 +70,7 @@ class SessionsAnswer(msgspec.Struct, frozen=True):
     start_event: str
     stop_event: str
     data: list[SessionsRow]
+    tz: Annotated[str, msgspec.Meta(description="The zone of the periods' dates")] = "UTC"
 
 
 async def metrics(request: web.Request, query: MetricsParams) -> MetricsAnswer:
@@ -75,10 +78,10 @@ async def metrics(request: web.Request, query: MetricsParams) -> MetricsAnswer:
     every event name seen in the range (0 where none). The names are keys of ``counts`` only, so no name (an
     event called ``date``) can collide with a key of the row."""
     account = params.account(request)
-    dates = query.dates()
+    dates, start, end = zoned(query)
     async with reading(request) as conn:
-        counts = await event_counts(conn, account=account, start=dates.start, end=dates.end,
-                                    group_by=query.group_by, user_id=query.user_id)
+        counts = await event_counts(conn, account=account, start=start, end=end, group_by=query.group_by,
+                                    user_id=query.user_id, tz=query.zone().key)
     totals: dict[str, int] = {}
     for per_period in counts.values():
         for name, count in per_period.items():
@@ -87,24 +90,24 @@ async def metrics(request: web.Request, query: MetricsParams) -> MetricsAnswer:
     names = sorted(sorted(totals, key=lambda name: (-totals[name], name))[:query.limit])
     data = [MetricsRow(p.isoformat(), {name: counts.get(p, {}).get(name, 0) for name in names})
             for p in _periods(dates, query.group_by)]
-    return MetricsAnswer("success", query.group_by, names, len(totals) > query.limit, data)
+    return MetricsAnswer("success", query.group_by, names, len(totals) > query.limit, data, query.zone().key)
 
 
 async def sessions(request: web.Request, query: SessionsParams) -> SessionsAnswer:
     """``data``: per period of the range, sessions starting in it: count, total and average seconds."""
     account = params.account(request)
-    dates = query.dates()
+    dates, start, end = zoned(query)
     if query.start_event == query.stop_event:
         raise ApiError(400, "start_event and stop_event must differ")
     async with reading(request) as conn:
-        totals = await session_totals(conn, account=account, start=dates.start, end=dates.end,
-                                      group_by=query.group_by, start_event=query.start_event,
-                                      stop_event=query.stop_event, user_id=query.user_id)
+        totals = await session_totals(conn, account=account, start=start, end=end, group_by=query.group_by,
+                                      start_event=query.start_event, stop_event=query.stop_event,
+                                      user_id=query.user_id, tz=query.zone().key)
     data = []
     for p in _periods(dates, query.group_by):
         count, total = totals.get(p, (0, 0.0))
         data.append(SessionsRow(p.isoformat(), round(total, 3), count, round(total / count, 3) if count else 0))
-    return SessionsAnswer("success", query.group_by, query.start_event, query.stop_event, data)
+    return SessionsAnswer("success", query.group_by, query.start_event, query.stop_event, data, query.zone().key)
 
 
 ROUTES = [

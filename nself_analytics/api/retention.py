@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime, time
 from typing import Annotated, Literal
 
 import msgspec
@@ -11,7 +11,7 @@ from aiohttp import web
 from ..store.retention import run_retention
 from ..web import params
 from ..web.pools import reading
-from ..web.read_params import DateParams, Day, Name, Period
+from ..web.read_params import DateParams, Day, Name, Period, zoned
 from ..web.routing import TOKEN, Route
 
 DEFAULT_PERIODS = 8
@@ -43,27 +43,29 @@ class RetentionAnswer(msgspec.Struct, frozen=True):
     start_event: str | None
     return_event: str | None
     data: list[Cohort]
+    tz: Annotated[str, msgspec.Meta(description="The zone of the cohorts' periods")] = "UTC"
 
 
 async def retention(request: web.Request, query: RetentionParams) -> RetentionAnswer:
     """Rows ``{"cohort", "size", "retained"}``, one per period intersecting the range, oldest first.
 
     ``periods`` is the number of columns, period 0 (the cohort period, = size) included; columns
-    of periods that have not started yet (UTC) are left out. The rows start at the first cohort with users
+    of periods that have not started yet (in tz) are left out. The rows start at the first cohort with users
     (none: no rows); later empty cohorts stay, so the periods are contiguous.
     """
     account = params.account(request)
-    dates = query.dates()
+    dates, start, end = zoned(query)
+    zone_info = query.zone()
     period, periods = query.period, query.periods
     first = params.period_floor(dates.first, period)
     last = params.period_floor(dates.last, period)
     horizon = params.add_periods(last, period, periods)
     async with reading(request) as conn:
         counts = await run_retention(
-            conn, account=account, start=dates.start, end=dates.end, period=period, periods=periods,
-            horizon=params.midnight(horizon),
-            start_event=query.start_event, return_event=query.return_event)
-    current = params.period_floor(datetime.now(UTC).date(), period)
+            conn, account=account, start=start, end=end, period=period, periods=periods,
+            horizon=datetime.combine(horizon, time.min, zone_info),
+            start_event=query.start_event, return_event=query.return_event, tz=zone_info.key)
+    current = params.period_floor(datetime.now(zone_info).date(), period)
     rows = []
     cohort = first
     while cohort <= last:
@@ -74,7 +76,7 @@ async def retention(request: web.Request, query: RetentionParams) -> RetentionAn
     while rows and rows[0].size == 0:  # no leading empty cohorts
         rows.pop(0)
     return RetentionAnswer("success", period, periods, dates.first.isoformat(), dates.last.isoformat(),
-                           query.start_event, query.return_event, rows)
+                           query.start_event, query.return_event, rows, zone_info.key)
 
 
 ROUTES = [

@@ -3,22 +3,25 @@
 ``events=a,b`` (1-10 names), ``interval=hour|day|week|month`` (default day; hour: at most 31 days),
 ``measure=count|users|sum:<property>|avg:<property>`` (default count), ``breakdown=<property>`` (top 10
 values and ``other``), ``compare=previous`` (the same number of days right before), dates as every
-product query (default: the last 30 days). Semantics: :mod:`nself_analytics.store.trends`.
+product query (default: the last 30 days), ``tz`` (IANA, default UTC: the zone of the days and
+buckets). Semantics: :mod:`nself_analytics.store.trends`.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Annotated, Any, ClassVar, Literal
+from zoneinfo import ZoneInfo
 
 import msgspec
 from aiohttp import web
 
+from ..store.rollups.zones import period_key
 from ..store.trends import TOP_VALUES, TrendRow, run_trends
 from ..web import params
 from ..web.errors import ApiError
 from ..web.pools import reading
-from ..web.read_params import DateParams, Day, Name
+from ..web.read_params import DateParams, Day, Name, zoned
 from ..web.routing import TOKEN, Route
 
 __all__ = ["MAX_EVENTS", "MAX_HOUR_DAYS", "ROUTES", "bucket_starts"]
@@ -50,12 +53,26 @@ def parse_measure(text: str) -> tuple[str, str | None]:
 
 
 def bucket_starts(first: datetime, end: datetime, interval: str) -> list[datetime]:
-    """The start of every bucket of ``interval`` meeting ``[first, end)`` (naive UTC times)."""
+    """The start of every bucket of ``interval`` meeting ``[first, end)`` (naive local times; hours: naive UTC
+    times of a zone whose hours are UTC hours)."""
     current = _floor(first, interval)
     out = []
     while current < end:
         out.append(current)
         current = _next(current, interval)
+    return out
+
+
+def zone_buckets(start: datetime, end: datetime, interval: str, zone_info: ZoneInfo) -> list[datetime]:
+    """The buckets (store/rollups/zones.py period_key) meeting the instants ``[start, end)``: the local days, weeks
+    or months of the range's days, or the local hours (as naive UTC times of their starts)."""
+    if interval != "hour":
+        return bucket_starts(start.astimezone(zone_info).replace(tzinfo=None),
+                             end.astimezone(zone_info).replace(tzinfo=None), interval)
+    out, current = [], period_key(start, "hour", zone_info)
+    while current.replace(tzinfo=UTC) < end:
+        out.append(current)
+        current = period_key(current.replace(tzinfo=UTC) + timedelta(hours=1), "hour", zone_info)
     return out
 
 
@@ -75,8 +92,13 @@ def _next(ts: datetime, interval: str) -> datetime:
     return ts + {"hour": timedelta(hours=1), "day": timedelta(days=1), "week": timedelta(weeks=1)}[interval]
 
 
-def _label(ts: datetime, interval: str) -> str:
-    return ts.strftime("%Y-%m-%dT%H:00:00Z") if interval == "hour" else ts.date().isoformat()
+def _label(ts: datetime, interval: str, zone_info: ZoneInfo) -> str:
+    """A bucket's label: its local date, or its hour: UTC as ...Z, another zone's local time with its offset."""
+    if interval != "hour":
+        return ts.date().isoformat()
+    if zone_info.key == "UTC":
+        return ts.strftime("%Y-%m-%dT%H:00:00Z")
+    return ts.replace(tzinfo=UTC).astimezone(zone_info).isoformat(timespec="seconds")
 
 
 class TrendsParams(DateParams, kw_only=True):
@@ -126,9 +148,12 @@ class TrendsAnswer(msgspec.Struct, frozen=True):
     breakdown_limit: int
     start_date: Day
     end_date: Day
-    buckets: Annotated[list[str], msgspec.Meta(description="bucket starts: dates, or UTC hours")]
+    buckets: Annotated[list[str], msgspec.Meta(description=(
+        "bucket starts: dates of tz, or hours (tz=UTC: YYYY-MM-DDTHH:00:00Z; another zone: its local time with "
+        "the offset, so the repeated hour of a DST change is two buckets)"))]
     series: list[TrendSeries]
     previous: TrendsPrevious | msgspec.UnsetType = msgspec.UNSET  # with compare=previous only
+    tz: Annotated[str, msgspec.Meta(description="The zone of the buckets")] = "UTC"
 
 
 def _series(rows: dict[Any, TrendRow], keys: list[Any], buckets: list[datetime], measure: str) -> list[TrendSeries]:
@@ -154,7 +179,8 @@ def _order(current: dict[Any, TrendRow], previous: dict[Any, TrendRow], events: 
 
 
 async def trends(request: web.Request, query: TrendsParams) -> TrendsAnswer:
-    """Bot events are left out. Buckets are UTC (ISO weeks start on Monday). With a breakdown, each event's 10
+    """Bot events are left out. Buckets are periods of tz (days from local midnight, ISO weeks from Monday). With a
+    breakdown, each event's 10
     values with the most events get a series, the rest one `other` series; the previous period is grouped by the
     same values."""
     account = params.account(request)
@@ -163,28 +189,28 @@ async def trends(request: web.Request, query: TrendsParams) -> TrendsAnswer:
     measure, prop = parse_measure(query.measure)
     breakdown = params.event_name(query.breakdown, "breakdown") if query.breakdown is not None else None
     compare = query.compare == "previous"
-    dates = query.dates()
+    dates, start, end = zoned(query)
+    zone_info = query.zone()
     days = (dates.last - dates.first).days + 1
     if interval == "hour" and days > MAX_HOUR_DAYS:
         raise ApiError(400, f"interval=hour is limited to {MAX_HOUR_DAYS} days")
     previous_first = dates.first - timedelta(days=days)
-    previous_start = params.midnight(previous_first) if compare else dates.start
+    previous_start = datetime.combine(previous_first, time.min, zone_info) if compare else start
     async with reading(request) as conn:
-        result = await run_trends(conn, account=account, events=events, start=dates.start, end=dates.end,
+        result = await run_trends(conn, account=account, events=events, start=start, end=end,
                                   previous_start=previous_start, interval=interval, prop=prop, breakdown=breakdown,
-                                  measure=measure)
-    naive = {"start": dates.start.replace(tzinfo=None), "end": dates.end.replace(tzinfo=None)}
-    buckets = bucket_starts(naive["start"], naive["end"], interval)
+                                  measure=measure, tz=zone_info.key)
+    buckets = zone_buckets(start, end, interval, zone_info)
     keys = _order(result.current, result.previous, events)
     previous: TrendsPrevious | msgspec.UnsetType = msgspec.UNSET
     if compare:
-        previous_buckets = bucket_starts(previous_start.replace(tzinfo=None), naive["start"], interval)
+        previous_buckets = zone_buckets(previous_start, start, interval, zone_info)
         previous = TrendsPrevious(previous_first.isoformat(), (dates.first - timedelta(days=1)).isoformat(),
-                                  [_label(b, interval) for b in previous_buckets],
+                                  [_label(b, interval, zone_info) for b in previous_buckets],
                                   _series(result.previous, keys, previous_buckets, measure))
     return TrendsAnswer("success", events, interval, measure, prop, breakdown, TOP_VALUES, dates.first.isoformat(),
-                        dates.last.isoformat(), [_label(b, interval) for b in buckets],
-                        _series(result.current, keys, buckets, measure), previous)
+                        dates.last.isoformat(), [_label(b, interval, zone_info) for b in buckets],
+                        _series(result.current, keys, buckets, measure), previous, zone_info.key)
 
 
 ROUTES = [

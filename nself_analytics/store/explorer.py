@@ -8,15 +8,15 @@ the same as a rare one). Property names and values arrive as parameters only.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time
+from datetime import datetime
 from typing import Any
 
 import aiopg
 import msgspec
 
-from .rollups.dirty import dirty_hours
 from .rollups.web_rollup import PAGE_VIEW
 from .tx import read_snapshot
+from .web_reads import plan_range
 
 __all__ = ["MAX_VALUE_CHARS", "PROPERTY_SAMPLE", "PropertyKey", "Seen", "ValueCount", "event_names", "event_properties",
            "sites"]
@@ -79,41 +79,47 @@ SELECT count(*) FROM (
 ) AS s
 """
 
-# Sites by page views over whole UTC days (rollups/web_rollup.py, rollups/web_daily.py): per day without a dirty
-# hour, the day's '*' row (the page views of its closed sessions) plus its spanning fragments; per day with one,
-# the fragments of its clean hours; the dirty hours from raw page views (bounds known when planning). First and
-# last seen: the first and last clean fragment hour of each listed site (index probes), and the raw page views.
+# Sites by page views over [start, end) (any instants: the days of any zone), planned as the web reads are
+# (store/web_reads.py plan_range): per whole UTC day [d1, d2) without a dirty hour, the day's '*' row (the page
+# views of its closed sessions: rollups/web_daily.py) plus its spanning fragments; the fragments of every other
+# clean hour of [h1, h2) (rollups/web_rollup.py); raw page views for the dirty hours and the partial hours at the
+# edges (a zone with a 30/45-minute offset; bounds known when planning). First and last seen: the first and last
+# clean fragment hour of each listed site (index probes), and the raw page views.
 _FRAGMENT = "np_analytics_web_sessions f WHERE f.source_account_id = %(account)s AND NOT f.is_bot"
 _EDGE_HOUR = """(
     SELECT g.hour FROM np_analytics_web_sessions g
-    WHERE g.source_account_id = %(account)s AND g.site = t.site AND NOT g.is_bot AND g.hour >= %(start)s
-      AND g.hour < %(end)s AND g.hour <> ALL(%(dirty)s::timestamptz[])
+    WHERE g.source_account_id = %(account)s AND g.site = t.site AND NOT g.is_bot AND g.hour >= %(h1)s
+      AND g.hour < %(h2)s AND g.hour <> ALL(%(dirty)s::timestamptz[])
     ORDER BY g.hour {order} LIMIT 1)"""
+_RAW_SCAN = f"""
+    SELECT site, ts FROM np_analytics_events
+    WHERE source_account_id = %(account)s AND ts >= %({{n}}_lo)s AND ts < %({{n}}_hi)s AND {PAGE_VIEW}
+      AND site IS NOT NULL AND NOT is_bot"""
 SITES = f"""
 WITH ddays AS MATERIALIZED (
     SELECT g::date AS day
-    FROM generate_series(%(start)s::timestamptz AT TIME ZONE 'UTC', %(end)s::timestamptz AT TIME ZONE 'UTC'
+    FROM generate_series(%(d1)s::timestamptz AT TIME ZONE 'UTC', %(d2)s::timestamptz AT TIME ZONE 'UTC'
                          - interval '1 day', interval '1 day') AS g
     WHERE g::date <> ALL(%(dirty_days)s::date[])
 ),
 raw AS MATERIALIZED (
-    SELECT site, count(*) AS views, min(ts) AS first_ts, max(ts) AS last_ts
-    FROM np_analytics_events
-    WHERE source_account_id = %(account)s AND ts >= %(dirty_lo)s AND ts < %(dirty_hi)s AND {PAGE_VIEW}
-      AND site IS NOT NULL AND NOT is_bot
+    SELECT site, count(*) AS views, min(ts) AS first_ts, max(ts) AS last_ts FROM ({_RAW_SCAN.format(n="head")}
+    UNION ALL{_RAW_SCAN.format(n="dirty")}
       AND date_trunc('hour', ts AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' = ANY(%(dirty)s::timestamptz[])
+    UNION ALL{_RAW_SCAN.format(n="tail")}
+    ) AS e
     GROUP BY site
 ),
 counts AS (
     SELECT w.site, w.views FROM np_analytics_web_daily w
-    WHERE w.source_account_id = %(account)s AND w.code = '*' AND NOT w.is_bot AND w.day >= %(start_day)s
-      AND w.day < %(end_day)s AND w.day IN (SELECT day FROM ddays)
+    WHERE w.source_account_id = %(account)s AND w.code = '*' AND NOT w.is_bot AND w.day >= %(d1_day)s
+      AND w.day < %(d2_day)s AND w.day IN (SELECT day FROM ddays)
     UNION ALL
-    SELECT f.site, f.views FROM {_FRAGMENT} AND f.spans AND f.hour >= %(start)s AND f.hour < %(end)s
+    SELECT f.site, f.views FROM {_FRAGMENT} AND f.spans AND f.hour >= %(d1)s AND f.hour < %(d2)s
       AND (f.hour AT TIME ZONE 'UTC')::date IN (SELECT day FROM ddays)
     UNION ALL
-    SELECT f.site, f.views FROM {_FRAGMENT} AND f.hour >= %(start)s AND f.hour < %(end)s
-      AND (f.hour AT TIME ZONE 'UTC')::date = ANY(%(dirty_days)s::date[]) AND f.hour <> ALL(%(dirty)s::timestamptz[])
+    SELECT f.site, f.views FROM {_FRAGMENT} AND f.hour >= %(h1)s AND f.hour < %(h2)s
+      AND (f.hour AT TIME ZONE 'UTC')::date NOT IN (SELECT day FROM ddays) AND f.hour <> ALL(%(dirty)s::timestamptz[])
     UNION ALL
     SELECT site, views FROM raw
 ),
@@ -186,11 +192,8 @@ async def event_properties(conn: aiopg.Connection, *, account: str, event: str, 
 async def sites(conn: aiopg.Connection, *, account: str, start: datetime, end: datetime,
                 limit: int) -> list[Seen]:
     """Sites with page views in ``[start, end)``, most viewed first."""
-    if {start.astimezone(UTC).time(), end.astimezone(UTC).time()} != {time(0)}:
-        raise ValueError("sites() reads whole UTC days: start and end must be UTC midnights")
-    params: dict[str, Any] = {"account": account, "start": start, "end": end, "limit": limit,
-                              "start_day": start.astimezone(UTC).date(), "end_day": end.astimezone(UTC).date()}
+    params: dict[str, Any] = {"account": account, "start": start, "end": end, "limit": limit}
     async with read_snapshot(conn) as cur:  # one snapshot for the dirty hours and the fragments
-        await cur.execute(SITES, {**params, **await dirty_hours(cur, account, start, end)})
+        await cur.execute(SITES, {**params, **await plan_range(cur, account, start, end, days=True)})
         rows = list(await cur.fetchall())
     return [Seen(site, int(views), first, last) for site, views, first, last in rows]

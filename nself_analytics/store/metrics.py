@@ -4,7 +4,8 @@ Metrics without a user filter read the daily materialized aggregates for every d
 dirty hour left, and raw events only for the days still waiting for the aggregator: the answer is
 the same as from raw events, and pruned days (whose raw partitions are gone) keep their counts.
 With a user filter they read raw events: the events of that user's person (store/identity.py), so
-anonymous events linked to the user by identify or alias count too. Periods are UTC days, ISO weeks (Monday) or months;
+anonymous events linked to the user by identify or alias count too. Periods are days, ISO weeks (Monday) or months
+of the read's zone ``tz`` (in another zone than UTC, the hour aggregates: store/rollups/zones.py);
 bot events are left out, as in the aggregates.
 
 Sessions read the start and stop events from np_analytics_event_times (store/rollups/event_times.py: exact
@@ -27,13 +28,14 @@ import aiopg
 
 from .identity import EVENT_PERSON, EVENT_PERSON_JOIN, PERSON_OF_USER_PARAM, person_expr, person_join
 from .rollups import event_times
+from .trends import run_trends
 from .tx import read_snapshot
 
 __all__ = ["event_counts", "session_totals"]
 
 # The sessions' window passes sort every start and stop event of the range.
 
-_PERIOD_OF_TS = "date_trunc(%(group_by)s, {col} AT TIME ZONE 'UTC')::date"
+_PERIOD_OF_TS = "date_trunc(%(group_by)s, {col} AT TIME ZONE %(tz)s)::date"
 
 METRICS_RAW = f"""
 SELECT {_PERIOD_OF_TS.format(col="e.ts")} AS period, e.event, count(*)
@@ -43,7 +45,7 @@ WHERE e.source_account_id = %(account)s AND NOT e.is_bot AND e.ts >= %(start)s A
 GROUP BY 1, 2
 """
 
-# Days with a dirty hour come from raw events, all others from the day aggregates.
+# Days with a dirty hour come from raw events, all others from the day aggregates (UTC days: tz is UTC).
 METRICS_MIXED = f"""
 WITH dirty_days AS (
     SELECT DISTINCT date_trunc('day', d.hour AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS day
@@ -109,7 +111,7 @@ matched AS (
     UNION ALL
     SELECT start_ts, ts FROM pairs WHERE NOT is_start AND prev_is_start
 )
-SELECT date_trunc(%(group_by)s, start_ts AT TIME ZONE 'UTC')::date AS period, count(*),
+SELECT date_trunc(%(group_by)s, start_ts AT TIME ZONE %(tz)s)::date AS period, count(*),
        sum(extract(epoch FROM ts - start_ts))
 FROM matched
 WHERE start_ts >= %(start)s AND start_ts < %(end)s
@@ -118,29 +120,41 @@ GROUP BY 1
 
 
 async def event_counts(conn: aiopg.Connection, *, account: str, start: datetime, end: datetime, group_by: str,
-                       user_id: str | None) -> dict[date, dict[str, int]]:
-    """Counts per period start and event name of the events in ``[start, end)``. The day aggregates answer
-    whole UTC days only: a range with another edge (an alert's hour in its time zone) reads raw events."""
-    params = {"account": account, "start": start, "end": end, "group_by": group_by, "user_id": user_id}
+                       user_id: str | None, tz: str = "UTC") -> dict[date, dict[str, int]]:
+    """Counts per period start (a date of ``tz``) and event name of the events in ``[start, end)``. Without a user:
+    in UTC over whole UTC days, the day aggregates; otherwise the hour aggregates as /trends reads them (whole hours
+    of the zone, raw events for the hours split between two periods: store/rollups/zones.py). With a user: raw
+    events."""
+    params = {"account": account, "start": start, "end": end, "group_by": group_by, "user_id": user_id, "tz": tz}
     whole_days = all(t.astimezone(UTC).time() == time(0) for t in (start, end))
+    if user_id is None and not (tz == "UTC" and whole_days):
+        result = await run_trends(conn, account=account, events=None, start=start, end=end, previous_start=start,
+                                  interval=group_by, prop=None, breakdown=None, measure="count", tz=tz)
+        out: dict[date, dict[str, int]] = {}
+        for (event, _value, _other), row in result.current.items():
+            for bucket, measures in row.buckets.items():
+                out.setdefault(bucket.date(), {})[event] = measures["count"]
+        return out
     async with read_snapshot(conn) as cur:
-        await cur.execute(METRICS_RAW if user_id is not None or not whole_days else METRICS_MIXED, params)
+        await cur.execute(METRICS_RAW if user_id is not None else METRICS_MIXED, params)
         rows = await cur.fetchall()
-    out: dict[date, dict[str, int]] = {}
+    out = {}
     for period, event, count in rows:
         out.setdefault(period, {})[event] = int(count)
     return out
 
 
 async def session_totals(conn: aiopg.Connection, *, account: str, start: datetime, end: datetime, group_by: str,
-                         start_event: str, stop_event: str, user_id: str | None) -> dict[date, tuple[int, float]]:
-    """(session count, total seconds) per period start, for sessions starting in ``[start, end)``.
+                         start_event: str, stop_event: str, user_id: str | None,
+                         tz: str = "UTC") -> dict[date, tuple[int, float]]:
+    """(session count, total seconds) per period start (a date of ``tz``), for sessions starting in
+    ``[start, end)`` (the rollup's exact times: any zone is exact).
 
     Events before ``start`` cannot change which stop closes a start inside the range (they sit
     below it on the stack), so they are not read; later ones can, so they are.
     """
     params = {"account": account, "start": start, "end": end, "group_by": group_by, "start_event": start_event,
-              "stop_event": stop_event, "user_id": user_id, "names": [start_event, stop_event]}
+              "stop_event": stop_event, "user_id": user_id, "names": [start_event, stop_event], "tz": tz}
     async with read_snapshot(conn) as cur:
         times = await event_times.plan(cur, account, start, None)
         sql = SESSIONS.format(person=person_expr("x.u"), source=event_times.source(times), join=person_join("x.u"),

@@ -1,6 +1,7 @@
 """Cohort retention in one SQL statement.
 
-A user's cohort is the period (day, ISO week, month; UTC) of their FIRST start event ever stored,
+A user's cohort is the period (day, ISO week, month of the read's zone ``tz``) of their FIRST start event ever
+stored,
 kept when that event falls in ``[start, end)``. ``retained[k]`` counts cohort users with a return
 event in the k-th period after their cohort period; ``retained[0]`` is the cohort size. With no
 start event, a user's first event of any name starts them; with no return event, any event
@@ -8,11 +9,12 @@ returns them. Users are persons: the person of ``coalesce(user_id, anonymous_id)
 resolved when reading, for the rollup's rows too; bot events are left out.
 
 Read from the per-(user, UTC day) activity rollup (np_analytics_activity, kept by the aggregator)
-when the range is whole UTC days (a cohort period and a return only need the day of an event),
+when the zone is UTC and the range is whole UTC days (a cohort period and a return only need the day of an event),
 except for the days with an hour still dirty (typically today), whose activity comes from raw
 events; when the dirty days span ``MAX_DIRTY_DAYS`` or more (a backlog), everything comes from raw
 events. The rollup keeps the days pruned from the raw log (as the aggregates do), so there "first
-start event ever" also counts pruned days.
+start event ever" also counts pruned days. In another zone than UTC the rollup's UTC days do not make the zone's
+days (not even from hours: it keeps days), so retention reads raw events: exact, over the raw log's days only.
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ SELECT cohort, k, count(*) FROM indexed WHERE k < %(periods)s GROUP BY cohort, k
 RETENTION = f"""
 WITH up AS (
     SELECT {EVENT_PERSON} AS u,
-           date_trunc(%(period)s, e.ts AT TIME ZONE 'UTC')::date AS p,
+           date_trunc(%(period)s, e.ts AT TIME ZONE %(tz)s)::date AS p,
            min(e.ts) FILTER (WHERE %(start_event)s::text IS NULL OR e.event = %(start_event)s::text) AS first_start,
            bool_or(%(return_event)s::text IS NULL OR e.event = %(return_event)s::text) AS returned
     FROM np_analytics_events e {EVENT_PERSON_JOIN}
@@ -74,7 +76,7 @@ earlier AS (
       AND coalesce(e.user_id, e.anonymous_id) IS NOT NULL
 ),
 cohorts AS (
-    SELECT up.u, date_trunc(%(period)s, min(up.first_start) AT TIME ZONE 'UTC')::date AS cohort
+    SELECT up.u, date_trunc(%(period)s, min(up.first_start) AT TIME ZONE %(tz)s)::date AS cohort
     FROM up
     WHERE NOT EXISTS (SELECT 1 FROM earlier x WHERE x.u = up.u)
     GROUP BY up.u
@@ -133,15 +135,15 @@ def _utc_day(instant: datetime) -> date | None:
 
 async def run_retention(conn: aiopg.Connection, *, account: str, start: datetime, end: datetime, period: str,
                         periods: int, horizon: datetime, start_event: str | None,
-                        return_event: str | None) -> dict[tuple[date, int], int]:
-    """Counts per (cohort period start, k); k = 0 is the cohort size. Events are read up to
+                        return_event: str | None, tz: str = "UTC") -> dict[tuple[date, int], int]:
+    """Counts per (cohort period start, k); k = 0 is the cohort size; periods of ``tz``. Events are read up to
     ``horizon`` (the end of the last cohort's last column)."""
     params = {"account": account, "start": start, "end": end, "period": period, "periods": periods,
-              "horizon": horizon, "start_event": start_event, "return_event": return_event}
+              "horizon": horizon, "start_event": start_event, "return_event": return_event, "tz": tz}
     days = {"start_day": _utc_day(start), "end_day": _utc_day(end), "horizon_day": _utc_day(horizon)}
     async with read_snapshot(conn) as cur:
         query = RETENTION
-        if None not in days.values():
+        if tz == "UTC" and None not in days.values():  # the rollup's days are UTC days
             await cur.execute(DIRTY_DAYS, params)
             dirty = sorted(day for (day,) in await cur.fetchall())
             if not dirty or (dirty[-1] - dirty[0]).days < MAX_DIRTY_DAYS:

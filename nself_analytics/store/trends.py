@@ -3,7 +3,7 @@
 Semantics (the plain-Python reference in tests/test_trends.py is the definition):
 
 - events named in ``events`` with ``start <= ts < end``, bots left out, of one source account;
-- a bucket is ``date_trunc(interval, ts)`` in UTC (ISO weeks start on Monday);
+- a bucket is a period of ``tz`` (store/rollups/zones.py: local days, ISO weeks from Monday, months, hours);
 - measures: ``count`` (events), ``users`` (distinct persons of ``coalesce(user_id, anonymous_id)``,
   store/identity.py; events without either are not users), ``sum``/``avg`` of a property over the events
   where it is a JSON number (``sum`` is 0 and ``avg`` null when none is), computed exactly (numeric: no stored
@@ -32,6 +32,7 @@ import aiopg
 
 from .identity import EVENT_PERSON, EVENT_PERSON_JOIN
 from .rollups.dirty import dirty_hours
+from .rollups.zones import HOUR, period_sql, split_hours
 from .tx import read_snapshot
 
 __all__ = ["INTERVALS", "TOP_VALUES", "TrendRow", "run_trends"]
@@ -42,7 +43,7 @@ TOP_VALUES = 10
 TRENDS = f"""
 WITH ev AS (
     SELECT e.event, (e.ts < %(start)s) AS previous,
-           date_trunc(%(interval)s, e.ts AT TIME ZONE 'UTC') AS bucket,
+           {period_sql("e.ts")} AS bucket,
            {EVENT_PERSON} AS u,
            CASE WHEN jsonb_typeof(e.properties -> %(prop)s::text) = 'number'
                 THEN (e.properties -> %(prop)s::text)::numeric END AS x,  -- exact: a sum cannot overflow
@@ -71,26 +72,33 @@ GROUP BY GROUPING SETS ((event, bv, other, previous, bucket), (event, bv, other,
 """
 
 # measure=count without a breakdown: the hour aggregates (store/rollups/aggregates.py: non-bot events per account,
-# UTC hour and name) of the hours the aggregator is done with, and raw events for the hours still dirty
-# (bounds known when planning: only the partitions from the first to the last dirty hour are read). The
-# same numbers as TRENDS gives from raw events; hours pruned from the raw log keep their counts.
-TREND_COUNTS = """
-WITH ev AS (
-    SELECT a.bucket AS hour, a.event, a.count
+# UTC hour and name) of the hours the aggregator is done with, and raw events for the hours in %(raw_hours)s: those
+# still dirty and those split between two periods of the zone (%(split)s: store/rollups/zones.py), read hour by
+# hour. The same numbers as TRENDS gives from raw events. Hours pruned from the raw log keep their counts: a split
+# hour's (hour, event) with no raw event left but an aggregate (its raw events were pruned: whole days go at once)
+# counts wholly in the period holding the hour's start, as the web reads place an hour.
+TREND_COUNTS = f"""
+WITH raw AS MATERIALIZED (
+    SELECT r.hour, e.ts, e.event
+    FROM unnest(%(raw_hours)s::timestamptz[]) AS r(hour)
+    JOIN np_analytics_events e ON e.ts >= r.hour AND e.ts < r.hour + interval '1 hour'
+    WHERE e.source_account_id = %(account)s AND (%(events)s::text[] IS NULL OR e.event = ANY(%(events)s::text[]))
+      AND NOT e.is_bot AND e.ts >= %(raw_lo)s AND e.ts < %(raw_hi)s  -- whole hours: the range is applied below
+),
+ev AS (
+    SELECT a.bucket AS ts, a.event, a.count
     FROM np_analytics_aggregates a
-    WHERE a.source_account_id = %(account)s AND a.granularity = 'hour' AND a.event = ANY(%(events)s::text[])
-      AND a.bucket >= %(previous_start)s AND a.bucket < %(end)s AND a.bucket <> ALL(%(dirty)s::timestamptz[])
+    WHERE a.source_account_id = %(account)s AND a.granularity = 'hour'
+      AND (%(events)s::text[] IS NULL OR a.event = ANY(%(events)s::text[]))
+      AND a.bucket >= %(previous_start)s AND a.bucket < %(end)s
+      AND (a.bucket <> ALL(%(raw_hours)s::timestamptz[])
+           OR (a.bucket = ANY(%(split)s::timestamptz[]) AND a.bucket <> ALL(%(dirty)s::timestamptz[])
+               AND NOT EXISTS (SELECT 1 FROM raw WHERE raw.hour = a.bucket AND raw.event = a.event)))
     UNION ALL
-    SELECT date_trunc('hour', e.ts AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', e.event, count(*)
-    FROM np_analytics_events e
-    WHERE e.source_account_id = %(account)s AND e.event = ANY(%(events)s::text[]) AND NOT e.is_bot
-      AND e.ts >= %(dirty_lo)s AND e.ts < %(dirty_hi)s
-      AND date_trunc('hour', e.ts AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' = ANY(%(dirty)s::timestamptz[])
-    GROUP BY 1, 2
+    SELECT ts, event, 1 FROM raw WHERE ts >= %(previous_start)s AND ts < %(end)s
 )
 SELECT event, NULL::text, false, previous, bucket, sum(count)::bigint
-FROM (SELECT event, hour < %(start)s AS previous, date_trunc(%(interval)s, hour AT TIME ZONE 'UTC') AS bucket, count
-      FROM ev) AS x
+FROM (SELECT event, ts < %(start)s AS previous, {period_sql("ts")} AS bucket, count FROM ev) AS x
 GROUP BY GROUPING SETS ((event, previous, bucket), (event, previous))
 """
 
@@ -119,18 +127,21 @@ class TrendResult:
     previous: dict[tuple[str, str | None, bool], TrendRow]
 
 
-async def run_trends(conn: aiopg.Connection, *, account: str, events: list[str], start: datetime, end: datetime,
-                     previous_start: datetime, interval: str, prop: str | None,
-                     breakdown: str | None, measure: str | None = None) -> TrendResult:
+async def run_trends(conn: aiopg.Connection, *, account: str, events: list[str] | None, start: datetime,
+                     end: datetime, previous_start: datetime, interval: str, prop: str | None,
+                     breakdown: str | None, measure: str | None = None, tz: str = "UTC") -> TrendResult:
     """The raw measures of each series; ``previous_start == start`` when no previous period is wanted.
-    Buckets are naive UTC datetimes (``date_trunc`` of the UTC time). With ``measure="count"`` and no
-    breakdown, only the counts are computed (from the hour aggregates)."""
+    Buckets are naive datetimes (store/rollups/zones.py period_sql: local starts of days, weeks and months of
+    ``tz``; the UTC time of a local hour's start). With ``measure="count"`` and no breakdown, only the counts are
+    computed (from the hour aggregates), and ``events`` None counts every name."""
     if interval not in INTERVALS:
         raise ValueError(f"unknown interval {interval!r}")
     params = {"account": account, "events": events, "start": start, "end": end, "previous_start": previous_start,
-              "interval": interval, "prop": prop, "breakdown": breakdown, "top": TOP_VALUES}
+              "interval": interval, "prop": prop, "breakdown": breakdown, "top": TOP_VALUES, "tz": tz}
     if measure == "count" and breakdown is None:
         return await _counts(conn, params)
+    if events is None:
+        raise ValueError("only counts are read for every event name")
     async with read_snapshot(conn) as cur:
         await cur.execute(TRENDS, params)
         rows = await cur.fetchall()
@@ -148,10 +159,15 @@ async def run_trends(conn: aiopg.Connection, *, account: str, events: list[str],
 
 
 async def _counts(conn: aiopg.Connection, params: dict[str, Any]) -> TrendResult:
-    """measure=count without a breakdown, from the hour aggregates and the dirty hours' raw events."""
+    """measure=count without a breakdown, from the hour aggregates and the raw events of the dirty and the split
+    hours."""
+    split = split_hours(params["previous_start"], params["end"], params["tz"], params["interval"])
     async with read_snapshot(conn) as cur:
         marks = await dirty_hours(cur, params["account"], params["previous_start"], params["end"], backfilled=False)
-        await cur.execute(TREND_COUNTS, {**params, **marks})
+        raw = sorted(set(marks["dirty"]) | set(split))
+        bounds = {"raw_hours": raw, "split": split, "raw_lo": raw[0] if raw else params["start"],
+                  "raw_hi": raw[-1] + HOUR if raw else params["start"]}
+        await cur.execute(TREND_COUNTS, {**params, **marks, **bounds})
         rows = await cur.fetchall()
     result = TrendResult({}, {})
     for event, value, other, previous, bucket, count in rows:

@@ -43,6 +43,7 @@ __all__ = [
     "goal_path",
     "peak_hours",
     "peak_week",
+    "plan_range",
     "screen_widths",
     "session_duration",
     "summary",
@@ -58,22 +59,26 @@ def _day_floor(instant: datetime) -> datetime:
     return _hour_floor(instant).replace(hour=0)
 
 
-async def _plan(cur: aiopg.Cursor, query: WebQuery, days: bool) -> dict[str, Any]:
-    """The bounds of the read's parts: whole hours [h1, h2) and whole days [d1, d2) of the range (none when
-    ``days`` is false: the per-day rows are UTC days), the dirty hours and their days, and the raw scans (the
-    edges before h1 and from h2, the dirty hours)."""
-    h1 = _hour_floor(query.start - timedelta(microseconds=1)) + HOUR
-    h2 = _hour_floor(query.end)
+async def plan_range(cur: aiopg.Cursor, account: str, start: datetime, end: datetime, days: bool) -> dict[str, Any]:
+    """The bounds of the parts of a read of ``[start, end)``: whole hours [h1, h2) and whole days [d1, d2) of the
+    range (none when ``days`` is false: the per-day rows are UTC days), the dirty hours and their days, and the raw
+    scans (the edges before h1 and from h2, the dirty hours). Also what /sites reads (store/explorer.py)."""
+    h1 = _hour_floor(start - timedelta(microseconds=1)) + HOUR
+    h2 = _hour_floor(end)
     if h1 >= h2:  # everything raw, in one scan: no dirty hour to plan around
-        h1 = h2 = query.start
-        edges = {"head_lo": query.start, "head_hi": query.end, "tail_lo": query.end, "tail_hi": query.end}
+        h1 = h2 = start
+        edges = {"head_lo": start, "head_hi": end, "tail_lo": end, "tail_hi": end}
         marks: dict[str, Any] = {"dirty": [], "dirty_days": [], "dirty_lo": h1, "dirty_hi": h1}
     else:
-        edges = {"head_lo": query.start, "head_hi": h1, "tail_lo": h2, "tail_hi": query.end}
-        marks = await dirty_hours(cur, query.account, h1, h2)
+        edges = {"head_lo": start, "head_hi": h1, "tail_lo": h2, "tail_hi": end}
+        marks = await dirty_hours(cur, account, h1, h2)
     d1 = _day_floor(h1 - timedelta(microseconds=1)) + DAY
     d2 = max(d1, _day_floor(h2)) if days else d1
     return {"h1": h1, "h2": h2, "d1": d1, "d2": d2, "d1_day": d1.date(), "d2_day": d2.date(), **edges, **marks}
+
+
+async def _plan(cur: aiopg.Cursor, query: WebQuery, days: bool) -> dict[str, Any]:
+    return await plan_range(cur, query.account, query.start, query.end, days)
 
 
 async def _rows(conn: aiopg.Connection, sql: str, query: WebQuery, days: bool = True,
