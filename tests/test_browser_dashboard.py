@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import redis
@@ -421,6 +422,39 @@ async def test_product_and_people_views(dash_browser: Browser, dash_service: Liv
     assert await page.text_content("#person-count") == str(alice["event_count"])  # the same person
     assert watch.errors == []
     await page.context.close()
+
+
+async def test_the_dashboard_reads_the_days_of_the_browsers_zone(dash_browser: Browser, dash_service: Live) -> None:
+    # a browser in Kathmandu (UTC+5:45): the window is its days, stated with the zone, and every read of the web and
+    # product tabs asks for those days in that zone; the trend on the page is the API's answer in that zone
+    zone = "Asia/Kathmandu"
+    live = dash_service
+    context = await dash_browser.new_context(viewport={"width": 1280, "height": 900}, timezone_id=zone)
+    page = await context.new_page()
+    watch = Watch(page)
+    reads: list[dict[str, list[str]]] = []
+    page.on("request", lambda r: reads.append(urllib.parse.parse_qs(urllib.parse.urlsplit(r.url).query))
+            if "/analytics/" in r.url and "start_date=" in r.url else None)
+    await page.goto(f"{live.base_url}/analytics/dashboard?tab=product")
+    await login(page)
+    await page.wait_for_selector("#trends-chart svg circle")
+    # Chromium names the zone by its ICU name (Asia/Katmandu, an IANA alias): the service takes it too
+    zone = await page.evaluate("Intl.DateTimeFormat().resolvedOptions().timeZone")
+    assert ZoneInfo(zone).utcoffset(datetime.now()) == timedelta(hours=5, minutes=45)
+    today = datetime.now(ZoneInfo(zone)).date()
+    start, end = (today - timedelta(days=29)).isoformat(), today.isoformat()
+    assert await page.text_content("#window") == f"{start} to {end} ({zone})"
+    assert reads and all(r.get("tz") == [zone] for r in reads)
+    assert [start, end] in [[r["start_date"][0], r["end_date"][0]] for r in reads]
+    names = [e["event"] for e in live.get("events", tz=zone)["data"]]
+    trend = live.get("trends", events=names[0], tz=zone)
+    dots = await page.eval_on_selector_all("#trends-chart svg circle[data-series=s0]",
+                                           "els => els.map(e => +e.dataset.value)")
+    assert dots == trend["series"][0]["data"]
+    await page.click(".tabs button[data-tab=web]")
+    await page.wait_for_function("z => document.getElementById('heat-title').textContent.includes(z)", arg=zone)
+    assert watch.errors == []
+    await context.close()
 
 
 async def test_phone_screen(dash_browser: Browser, dash_service: Live) -> None:

@@ -88,6 +88,18 @@ async def each_tool_answers_as_the_http_api(mcp: Client, live_service: LiveServi
     assert {**counters, "counts": None} == {**expected, "counts": None}
     trends = await structured(mcp, "trends", {"events": ["mcp_signup"], **DAY})
     assert trends == api(live_service, "/trends", events="mcp_signup", **DAY, interval="day", measure="count")
+    # tz: a dated tool reads the days of its zone, as the API does (Kathmandu: UTC+5:45)
+    kathmandu = {**DAY, "tz": "Asia/Kathmandu"}
+    assert await structured(mcp, "metrics", kathmandu) == api(live_service, "/metrics", **kathmandu, group_by="day")
+    assert (await structured(mcp, "trends", {"events": ["mcp_signup"], **kathmandu})
+            == api(live_service, "/trends", events="mcp_signup", **kathmandu, interval="day", measure="count"))
+    local = await structured(mcp, "web_stats", {"site": site, "report": "timeseries", **kathmandu})
+    assert local == api(live_service, "/api/timeseries", site=site, **kathmandu, limit=10)
+    assert local["meta"]["tz"] == "Asia/Kathmandu"
+    for tool, arguments in [("metrics", {**DAY, "tz": "../../etc"}), ("web_stats", {"site": site, "tz": "Mars/x"}),
+                            ("web_stats", {"site": site, "start_date": TODAY, "tz": "../../etc/passwd"})]:
+        refused = await mcp.call_tool(tool, arguments)
+        assert refused.is_error and "zone" in refused.content[0].text, (tool, refused.content)  # type: ignore
     users = await structured(mcp, "list_users", {"traits": {"plan": "pro"}})
     assert users == api(live_service, "/users", **{"trait.plan": "pro"}, limit=50, offset=0)
     # other live-service tests (the Segment clients) also identify plan=pro users on this account

@@ -10,9 +10,10 @@ never a crash of the server.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 import anyio
 from mcp.server.mcpserver import MCPServer
@@ -28,8 +29,10 @@ __all__ = ["TOOLS", "Getter", "build_server", "build_tools", "run_stdio"]
 # (path under /analytics, query) -> the JSON answer; ServiceError with the service's message
 Getter = Callable[[str, Mapping[str, Any] | None], Awaitable[dict[str, Any]]]
 
-DateText = Annotated[str | None, Field(description="UTC day YYYY-MM-DD (default: 30 days ago / today)",
+DateText = Annotated[str | None, Field(description="Day YYYY-MM-DD of tz (default: 30 days ago / today)",
                                         pattern=r"^\d{4}-\d{2}-\d{2}$")]
+Zone = Annotated[str, Field(description="IANA time zone of the days, e.g. Europe/Berlin (default UTC)", min_length=1,
+                            max_length=64)]
 Limit = Annotated[int, Field(description="Rows at most", ge=1, le=1000)]
 Name = Annotated[str, Field(description="An event name", min_length=1, max_length=200)]
 OptionalName = Annotated[str | None, Field(description="An event name", min_length=1, max_length=200)]
@@ -37,29 +40,31 @@ Period = Literal["day", "week", "month"]
 WebReport = Literal["summary", "pages", "referrers", "countries", "devices", "browsers", "os", "languages",
                     "timeseries", "entry-pages", "exit-pages"]
 
-INSTRUCTIONS = ("Product and web analytics of one nself-analytics service. Dates are UTC days (YYYY-MM-DD), "
-                "inclusive; without dates a query covers the last 30 days. Start with list_sites or list_events "
-                "to learn the names the other tools take.")
+INSTRUCTIONS = ("Product and web analytics of one nself-analytics service. Dates are days (YYYY-MM-DD) of the "
+                "tool's tz (an IANA time zone, default UTC), inclusive; without dates a query covers the last 30 "
+                "days. Start with list_sites or list_events to learn the names the other tools take.")
 
 
-def _dates(start_date: str | None, end_date: str | None) -> dict[str, str | None]:
-    return {"start_date": start_date, "end_date": end_date}
+def _dates(start_date: str | None, end_date: str | None, tz: str) -> dict[str, str | None]:
+    return {"start_date": start_date, "end_date": end_date, "tz": tz}
 
 
-def _web_span(start_date: str | None, end_date: str | None) -> dict[str, int | None]:
-    """The web API's Unix-second range [start, end) for inclusive UTC days."""
-    def midnight(text: str) -> int:
-        day = date.fromisoformat(text)
-        return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
-
-    try:
-        start = midnight(start_date) if start_date else None
-        end = midnight(end_date) + 86400 if end_date else None
-    except ValueError as exc:
-        raise ToolError(f"Invalid date: {exc}") from None
-    if start is not None and end is None:
-        end = int((datetime.now(UTC) + timedelta(seconds=1)).timestamp())
-    return {"start": start, "end": end}
+def _web_dates(start_date: str | None, end_date: str | None, tz: str) -> dict[str, str | None]:
+    """The web reads take the product queries' days and zone; one date alone: from it to today (of ``tz``), or the
+    30 days up to it."""
+    if (start_date is None) != (end_date is None):
+        try:
+            today = datetime.now(ZoneInfo(tz)).date()
+        except (KeyError, ValueError, OSError):  # ZoneInfoNotFoundError is a KeyError
+            raise ToolError(f"Unknown time zone {tz!r}: use an IANA name such as Europe/Berlin") from None
+        try:
+            if start_date is None:
+                start_date = (date.fromisoformat(str(end_date)) - timedelta(days=29)).isoformat()
+            else:
+                end_date = max(today, date.fromisoformat(start_date)).isoformat()
+        except ValueError as exc:
+            raise ToolError(f"Invalid date: {exc}") from None
+    return _dates(start_date, end_date, tz)
 
 
 def build_server(config: ClientConfig) -> MCPServer:
@@ -80,17 +85,18 @@ def build_tools(get: Getter) -> MCPServer:
         return answer
 
     @server.tool(description="List the sites (beacon hostnames) with their page views in a date range.")
-    async def list_sites(start_date: DateText = None, end_date: DateText = None, limit: Limit = 100) -> dict[str, Any]:
-        return await call("/sites", {**_dates(start_date, end_date), "limit": limit})
+    async def list_sites(start_date: DateText = None, end_date: DateText = None, limit: Limit = 100,
+                         tz: Zone = "UTC") -> dict[str, Any]:
+        return await call("/sites", {**_dates(start_date, end_date, tz), "limit": limit})
 
     @server.tool(description="Web analytics of one site: summary (page views, visitors, sessions), top pages, "
                              "referrers, countries, devices, browsers, os, languages or a daily time series.")
     async def web_stats(site: Annotated[str, Field(description="The site's hostname, e.g. example.com",
                                                    min_length=1, max_length=253)],
                         report: WebReport = "summary", start_date: DateText = None, end_date: DateText = None,
-                        limit: Limit = 10) -> dict[str, Any]:
+                        limit: Limit = 10, tz: Zone = "UTC") -> dict[str, Any]:
         path = "/api/pageviews" if report == "summary" else f"/api/{report}"
-        query = {"site": site, **_web_span(start_date, end_date), "limit": None if report == "summary" else limit}
+        query = {"site": site, **_web_dates(start_date, end_date, tz), "limit": None if report == "summary" else limit}
         return await call(path, query)
 
     @server.tool(description="Funnel conversion through ordered steps (event names) or a saved funnel's id.")
@@ -101,30 +107,32 @@ def build_tools(get: Getter) -> MCPServer:
                      start_date: DateText = None, end_date: DateText = None,
                      window: Annotated[str | None, Field(description="Conversion window, e.g. 1h, 7d")] = None,
                      breakdown: Annotated[str | None, Field(description="A step-1 event property")] = None,
-                     ) -> dict[str, Any]:
+                     tz: Zone = "UTC") -> dict[str, Any]:
         if (steps is None) == (funnel_id is None):
             raise ToolError("Give either steps or funnel_id")
         return await call("/funnel", {"steps": ",".join(steps) if steps else None, "funnel_id": funnel_id,
-                                      **_dates(start_date, end_date), "window": window, "breakdown": breakdown})
+                                      **_dates(start_date, end_date, tz), "window": window, "breakdown": breakdown})
 
     @server.tool(description="Retention cohorts: of the users who first did start_event in a period, how many "
                              "returned (did return_event) in each later period.")
     async def retention(start_date: DateText = None, end_date: DateText = None, period: Period = "week",
                         periods: Annotated[int, Field(description="Columns, period 0 included", ge=1, le=60)] = 8,
-                        start_event: OptionalName = None, return_event: OptionalName = None) -> dict[str, Any]:
-        return await call("/retention", {**_dates(start_date, end_date), "period": period, "periods": periods,
+                        start_event: OptionalName = None, return_event: OptionalName = None,
+                        tz: Zone = "UTC") -> dict[str, Any]:
+        return await call("/retention", {**_dates(start_date, end_date, tz), "period": period, "periods": periods,
                                          "start_event": start_event, "return_event": return_event})
 
     @server.tool(description="Event counts per day, week or month, optionally of one user.")
     async def metrics(start_date: DateText = None, end_date: DateText = None, group_by: Period = "day",
-                      user_id: Annotated[str | None, Field(max_length=200)] = None) -> dict[str, Any]:
-        return await call("/metrics", {**_dates(start_date, end_date), "group_by": group_by, "user_id": user_id})
+                      user_id: Annotated[str | None, Field(max_length=200)] = None, tz: Zone = "UTC") -> dict[str, Any]:
+        return await call("/metrics", {**_dates(start_date, end_date, tz), "group_by": group_by, "user_id": user_id})
 
     @server.tool(description="Session durations from start/stop event pairs, per day, week or month.")
     async def sessions(start_date: DateText = None, end_date: DateText = None, group_by: Period = "day",
                        start_event: Name = "play", stop_event: Name = "stop",
-                       user_id: Annotated[str | None, Field(max_length=200)] = None) -> dict[str, Any]:
-        return await call("/sessions", {**_dates(start_date, end_date), "group_by": group_by,
+                       user_id: Annotated[str | None, Field(max_length=200)] = None,
+                       tz: Zone = "UTC") -> dict[str, Any]:
+        return await call("/sessions", {**_dates(start_date, end_date, tz), "group_by": group_by,
                                         "start_event": start_event, "stop_event": stop_event, "user_id": user_id})
 
     @server.tool(description="Real-time counts of an event in the current minute, hour, day and in total.")
@@ -138,22 +146,23 @@ def build_tools(get: Getter) -> MCPServer:
                      interval: Literal["hour", "day", "week", "month"] = "day",
                      measure: Annotated[str, Field(description="count, users, sum:<property> or avg:<property>")]
                      = "count",
-                     breakdown: Annotated[str | None, Field(description="An event property")] = None) -> dict[str, Any]:
-        return await call("/trends", {"events": ",".join(events), **_dates(start_date, end_date),
+                     breakdown: Annotated[str | None, Field(description="An event property")] = None,
+                     tz: Zone = "UTC") -> dict[str, Any]:
+        return await call("/trends", {"events": ",".join(events), **_dates(start_date, end_date, tz),
                                       "interval": interval, "measure": measure, "breakdown": breakdown})
 
     @server.tool(description="The event names with their counts and first/last seen, most frequent first.")
     async def list_events(start_date: DateText = None, end_date: DateText = None,
                           search: Annotated[str | None, Field(description="Only names containing this text")] = None,
-                          limit: Limit = 100) -> dict[str, Any]:
-        return await call("/events", {**_dates(start_date, end_date), "search": search, "limit": limit})
+                          limit: Limit = 100, tz: Zone = "UTC") -> dict[str, Any]:
+        return await call("/events", {**_dates(start_date, end_date, tz), "search": search, "limit": limit})
 
     @server.tool(description="The property keys of an event: their JSON types and top values with counts.")
     async def event_properties(name: Name, start_date: DateText = None, end_date: DateText = None,
                                values: Annotated[int, Field(description="Top values per key", ge=0, le=50)] = 10,
-                               limit: Limit = 100) -> dict[str, Any]:
+                               limit: Limit = 100, tz: Zone = "UTC") -> dict[str, Any]:
         return await call(f"/events/{quote(name, safe='')}/properties",
-                          {**_dates(start_date, end_date), "values": values, "limit": limit})
+                          {**_dates(start_date, end_date, tz), "values": values, "limit": limit})
 
     @server.tool(description="Identified users (id, traits, first/last seen), searched by id or trait, paged.")
     async def list_users(search: Annotated[str | None, Field(description="Text in the id or traits")] = None,

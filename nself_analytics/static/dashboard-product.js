@@ -168,7 +168,7 @@
     if (event) event.preventDefault();
     var steps = $('funnel-steps').value.split(',').map(function (s) { return s.trim(); }).filter(Boolean);
     $('funnel-result').hidden = false;
-    return D.api('funnel', { steps: steps.join(','), start_date: $('funnel-start').value,
+    return D.api('funnel', { steps: steps.join(','), start_date: $('funnel-start').value, tz: D.zone,
                              end_date: $('funnel-end').value, window: $('funnel-window').value,
                              breakdown: $('funnel-breakdown').value }).then(function (body) {
       var rows = body.steps || [];
@@ -187,6 +187,7 @@
   function runRetention(event) {
     if (event) event.preventDefault();
     return D.api('retention', { start_date: $('retention-start').value, end_date: $('retention-end').value,
+                                tz: D.zone,
                                 period: $('retention-period').value, start_event: $('retention-start-event').value,
                                 return_event: $('retention-return-event').value }).then(function (body) {
       var rows = body.data || [];

@@ -110,19 +110,22 @@
     if (fragment.get('share')) { state.token = fragment.get('share'); state.shared = true; }
   }
 
-  /* One window for every tab and form: the last state.days whole days of ZONE, today included (the product
-     queries' start_date/end_date, the web reads' start/end and tz, the funnel and retention dates). */
-  var ZONE = 'UTC';
+  /* One window for every tab and form: the last state.days whole days of ZONE (the browser's time zone), today
+     included: the product queries' and the web reads' start_date/end_date with tz, the funnel and retention dates. */
+  var ZONE = browserZone();
 
-  /* the web range [start, end) in Unix seconds, and the previous one of the same length */
+  function browserZone() {
+    try { return Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC'; } catch (e) { return 'UTC'; }
+  }
+
+  /* the web range's days, and the previous range of the same length */
   function range(previous) {
-    var now = new Date(), span = state.days * 86400;
-    var end = Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate() + 1) / 1000;
-    return previous ? { start: end - 2 * span, end: end - span } : { start: end - span, end: end };
+    var shift = previous ? state.days : 0;
+    return { start_date: isoDay(-(state.days - 1) - shift), end_date: isoDay(-shift) };
   }
 
   function webParams(extra, previous) {
-    var r = range(previous), p = { site: state.site, start: r.start, end: r.end, tz: ZONE,
+    var r = range(previous), p = { site: state.site, start_date: r.start_date, end_date: r.end_date, tz: ZONE,
                                    include_bots: state.bots ? 'true' : '' };
     FILTERS.forEach(function (f) { if (state.filters[f]) p[f] = state.filters[f]; });
     return Object.assign(p, extra || {});
@@ -144,9 +147,15 @@
     return Math.floor(value / 3600) + 'h ' + Math.floor((value % 3600) / 60) + 'm';
   }
 
-  function isoDay(offsetDays) { return new Date(Date.now() + offsetDays * 86400000).toISOString().slice(0, 10); }
+  /* the day (YYYY-MM-DD) offsetDays from today, in ZONE's calendar */
+  function isoDay(offsetDays) {
+    var parts = {};
+    new Intl.DateTimeFormat('en-US', { timeZone: ZONE, year: 'numeric', month: '2-digit', day: '2-digit' })
+      .formatToParts(new Date()).forEach(function (part) { parts[part.type] = part.value; });
+    return new Date(Date.UTC(+parts.year, +parts.month - 1, +parts.day + offsetDays)).toISOString().slice(0, 10);
+  }
 
-  function productDates() { return { start_date: isoDay(-(state.days - 1)), end_date: isoDay(0) }; }
+  function productDates() { return { start_date: isoDay(-(state.days - 1)), end_date: isoDay(0), tz: ZONE }; }
 
   /* states the window in the header and sets the funnel's and retention's dates to it */
   function showWindow() {
@@ -365,7 +374,7 @@
 
   window.NpDash = {
     $: $, state: state, api: api, send: send, failed: failed, message: message, fillTable: fillTable, userLink: userLink,
-    webParams: webParams, productDates: productDates, isoDay: isoDay, writeUrl: writeUrl, changed: changed,
+    webParams: webParams, productDates: productDates, isoDay: isoDay, zone: ZONE, writeUrl: writeUrl, changed: changed,
     register: function (name, view) { views[name] = view; }, charts: window.NpCharts, tableCsv: tableCsv,
     percent: percent, seconds: seconds, decimal: decimal, addFilter: addFilter
   };
