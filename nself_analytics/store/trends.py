@@ -79,14 +79,18 @@ GROUP BY GROUPING SETS ((event, bv, other, previous, bucket), (event, bv, other,
 # counts wholly in the period holding the hour's start, as the web reads place an hour.
 TREND_COUNTS = f"""
 WITH raw AS MATERIALIZED (
-    SELECT r.hour, e.ts, e.event
+    -- the raw events of the hours in raw_hours, whole hours (a split hour's pruning is seen on the whole hour),
+    -- counted per hour, name, period and whether they are inside the range
+    SELECT r.hour, e.event, e.ts < %(start)s AS previous, {period_sql("e.ts")} AS bucket,
+           e.ts >= %(previous_start)s AND e.ts < %(end)s AS inside, count(*) AS count
     FROM unnest(%(raw_hours)s::timestamptz[]) AS r(hour)
     JOIN np_analytics_events e ON e.ts >= r.hour AND e.ts < r.hour + interval '1 hour'
     WHERE e.source_account_id = %(account)s AND (%(events)s::text[] IS NULL OR e.event = ANY(%(events)s::text[]))
-      AND NOT e.is_bot AND e.ts >= %(raw_lo)s AND e.ts < %(raw_hi)s  -- whole hours: the range is applied below
+      AND NOT e.is_bot AND e.ts >= %(raw_lo)s AND e.ts < %(raw_hi)s
+    GROUP BY 1, 2, 3, 4, 5
 ),
 ev AS (
-    SELECT a.bucket AS ts, a.event, a.count
+    SELECT a.event, a.bucket < %(start)s AS previous, {period_sql("a.bucket")} AS bucket, a.count
     FROM np_analytics_aggregates a
     WHERE a.source_account_id = %(account)s AND a.granularity = 'hour'
       AND (%(events)s::text[] IS NULL OR a.event = ANY(%(events)s::text[]))
@@ -95,10 +99,10 @@ ev AS (
            OR (a.bucket = ANY(%(split)s::timestamptz[]) AND a.bucket <> ALL(%(dirty)s::timestamptz[])
                AND NOT EXISTS (SELECT 1 FROM raw WHERE raw.hour = a.bucket AND raw.event = a.event)))
     UNION ALL
-    SELECT ts, event, 1 FROM raw WHERE ts >= %(previous_start)s AND ts < %(end)s
+    SELECT event, previous, bucket, count FROM raw WHERE inside
 )
 SELECT event, NULL::text, false, previous, bucket, sum(count)::bigint
-FROM (SELECT event, ts < %(start)s AS previous, {period_sql("ts")} AS bucket, count FROM ev) AS x
+FROM ev
 GROUP BY GROUPING SETS ((event, previous, bucket), (event, previous))
 """
 
