@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import urllib.parse
 from collections.abc import Iterator
+from datetime import date
 from typing import Any
 
 import pytest
@@ -174,8 +175,10 @@ async def test_shared_view_has_a_range_picker(dash_browser: Browser, live: Live,
                                             query=f"?site={SITE}#share={SITE_TOKEN}")
 
     def span(request: Request) -> int:
+        """The days the read asks for (the dashboard's window: days of the browser's zone, given with tz)."""
         q = urllib.parse.parse_qs(urllib.parse.urlsplit(request.url).query)
-        return int(q["end"][0]) - int(q["start"][0])
+        assert q["tz"]
+        return (date.fromisoformat(q["end_date"][0]) - date.fromisoformat(q["start_date"][0])).days + 1
 
     pages = live.get("api/pages", token=SITE_TOKEN, site=SITE)["data"]
     await dash.wait_rows(page, "#top-pages", len(pages))
@@ -183,7 +186,7 @@ async def test_shared_view_has_a_range_picker(dash_browser: Browser, live: Live,
     assert await page.is_visible("#shared-range") and await page.input_value("#shared-range") == "30"
     async with page.expect_request(lambda r: "/api/pages?" in r.url) as info:
         await page.select_option("#shared-range", "7")
-    assert span(await info.value) == 7 * 86400 and "range=7" in page.url
+    assert span(await info.value) == 7 and "range=7" in page.url
     await dash.wait_rows(page, "#top-pages", len(pages))
     await page.wait_for_selector("#card-peak:not([hidden])")
     assert await page.evaluate("() => localStorage.getItem('np_analytics_token')") is None
