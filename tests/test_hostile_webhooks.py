@@ -52,13 +52,16 @@ async def test_a_dead_receiver_does_not_hold_another_accounts_delivery(make_clie
     dead_calls: list[float] = []
     live_calls: list[float] = []
     in_flight = [0, 0]  # now, most
+    # the receiver answers nothing until the test has asserted; then its held requests end, so the server's
+    # teardown does not wait for them (it would wait out the sender's 30 s timeout)
+    released = asyncio.Event()
 
     async def never_answers(request: web.Request) -> web.Response:
         dead_calls.append(time.monotonic())
         in_flight[0] += 1
         in_flight[1] = max(in_flight)
         try:
-            await asyncio.sleep(3600)
+            await released.wait()
         finally:
             in_flight[0] -= 1
         return web.Response(status=204)
@@ -86,6 +89,7 @@ async def test_a_dead_receiver_does_not_hold_another_accounts_delivery(make_clie
                                    "np_analytics_webhook_deliveries WHERE source_account_id = 'tenant_a'")
     assert rows == [(0, 40)]
     assert in_flight[1] <= PER_WEBHOOK_IN_FLIGHT and len(dead_calls) <= PER_WEBHOOK_IN_FLIGHT
+    released.set()
 
 
 async def test_a_hundred_webhooks_add_no_work_to_the_drain(client: Any, settings: Settings, drain: Any,
