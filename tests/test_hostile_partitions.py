@@ -4,7 +4,6 @@ the lock queue behind reads, and pruning drops every partition past the window w
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,8 +21,17 @@ from nself_analytics.store.partitions import (
 )
 from nself_analytics.web.appkeys import ANALYTICS_APP, PG_POOL
 
-from .conftest import pg_execute
+from .conftest import pg_execute, wait_for
 from .store_writes import write_events
+
+# a deadline against a hang only (a test failing here would otherwise wait forever), not a measured time
+HANG_GUARD = 30
+
+
+def _waiting_for_events(database_url: str) -> bool:
+    """A backend waits for a lock on the events table (not granted yet)."""
+    return bool(pg_execute(database_url, "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+                                         "WHERE c.relname = 'np_analytics_events' AND NOT l.granted")[0][0])
 
 
 async def test_maintenance_keeps_exactly_the_window(pool_conn: Any) -> None:
@@ -70,15 +78,16 @@ async def test_partition_ddl_gives_way_to_reads_and_retries(client: Any, pool_co
     cur = reader.cursor()
     cur.execute("SELECT count(*) FROM np_analytics_events")  # holds ACCESS SHARE until the transaction ends
     ddl = asyncio.create_task(ensure_partitions(pool_conn, [new_day]))
-    # the DDL has tried and given way at least once: a give-way leaves no trace to poll for, so a bounded wait
-    await asyncio.sleep(0.8)
-    assert not ddl.done()
+    # the DDL is in the lock queue behind the read (a write arriving now queues behind it until it gives way)
+    await asyncio.to_thread(wait_for, lambda: _waiting_for_events(settings.database_url), 20, 0.02)
     async with client.app[ANALYTICS_APP][PG_POOL].acquire() as writer:
-        started = time.monotonic()
         event = {"type": "track", "event": "during_ddl", "user_id": "u", "ts": today.isoformat(),
                  "message_id": str(uuid.uuid4())}
-        assert await write_events(writer, [event], []) == 1
-        assert time.monotonic() - started < 0.5  # not queued behind the waiting DDL
+        # the write commits while the read still holds the table and the DDL has not got its lock: the DDL gave
+        # way (a DDL waiting without a lock_timeout would hold the write behind the read for good: the hang guard)
+        assert await asyncio.wait_for(write_events(writer, [event], []), HANG_GUARD) == 1
+    assert not ddl.done()
+    assert reader.get_transaction_status() == psycopg2.extensions.TRANSACTION_STATUS_INTRANS
     reader.rollback()
     reader.close()
     await asyncio.wait_for(ddl, 5)

@@ -4,7 +4,6 @@ client leaves; a store that is down gives 503 with a JSON error on every endpoin
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,6 +19,9 @@ from .conftest import SECRET, WRITE_KEY, pg_execute, wait_for
 
 TODAY = datetime.now(UTC).date()
 RANGE = f"start_date={TODAY - timedelta(days=365)}&end_date={TODAY}"
+# a deadline against a hang only (every read ends at its query timeout, the last ones after a connection frees
+# up), not a measured time
+HANG_GUARD = 60
 SECRET_AUTH = {"Authorization": f"Bearer {SECRET}"}
 WRITE_AUTH = {"Authorization": f"Bearer {WRITE_KEY}"}
 # (method, path, JSON body): one request per endpoint that reads or writes a store.
@@ -59,10 +61,9 @@ def _waiting_reads(database_url: str) -> int:
 
 
 async def test_slow_reads_time_out_and_never_starve_the_drain(make_client: Any, settings: Any) -> None:
-    client = await make_client(settings.with_(query_timeout=2.0))
+    client = await make_client(settings.with_(query_timeout=3.0))
     lock = await asyncio.to_thread(_lock_aggregates, settings.database_url)
     try:
-        started = time.monotonic()
         reads = [asyncio.create_task(client.get(f"/analytics/metrics?{RANGE}", headers=SECRET_AUTH))
                  for _ in range(25)]  # more than the read pool holds
         await asyncio.to_thread(wait_for, lambda: _waiting_reads(settings.database_url) >= 1, 5, 0.05)
@@ -70,12 +71,14 @@ async def test_slow_reads_time_out_and_never_starve_the_drain(make_client: Any, 
         body = {"event": "w", "userId": "u", "messageId": str(uuid.uuid4())}
         assert (await client.post("/analytics/track", headers=WRITE_AUTH, json=body)).status == 202
         sub = client.app[ANALYTICS_APP]
-        write_started = time.monotonic()
         assert await Drainer(sub[WORKER_POOL], sub[REDIS], settings).drain_until_empty() == 1
-        assert time.monotonic() - write_started < 1.5
         health = await client.get("/analytics/health")
         assert health.status == 200 and (await health.json())["postgres"]["reachable"] is True
-        responses = await asyncio.gather(*reads)
+        # the drain committed and /health answered while every read still waited on the lock: none had a
+        # connection to give back yet (each ends only at its query timeout)
+        assert not any(read.done() for read in reads)
+        assert await asyncio.to_thread(_waiting_reads, settings.database_url) >= 1
+        responses = await asyncio.wait_for(asyncio.gather(*reads), HANG_GUARD)
         statuses = [r.status for r in responses]
         assert statuses == [503] * 25
         first = await responses[0].json()
@@ -83,7 +86,6 @@ async def test_slow_reads_time_out_and_never_starve_the_drain(make_client: Any, 
         assert responses[0].headers["Retry-After"]
         documented = (await (await client.get("/analytics/openapi.json")).json())["paths"]["/metrics"]["get"]
         assert "Retry-After" in documented["responses"]["503"]["headers"]  # the answer is in the spec
-        assert time.monotonic() - started < 8  # 2 s each, the last 5 after a connection frees up
     finally:
         lock.close()
     # the pool recovered: a read answers

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +21,9 @@ from .clock_support import days_ago, iso
 from .conftest import Stores, pg_execute, start_service, wait_for, wait_healthy
 from .scale_support import alive, children_of, fresh_stores, health, post_batch, service_env
 
+# a deadline against a hang only, not a measured time
+HANG_GUARD = 30
+
 
 async def test_one_leader_and_a_takeover_within_seconds(settings: Any) -> None:
     key = 7_000_001  # not the service's key: a worker of another test may hold that one
@@ -33,11 +35,10 @@ async def test_one_leader_and_a_takeover_within_seconds(settings: Any) -> None:
         # the holder dies: its backend goes (as when its process is SIGKILLed, the server ends the session)
         pg_execute(settings.database_url, "SELECT pg_terminate_backend(pid) FROM pg_locks "
                    "WHERE locktype = 'advisory' AND objid = %s AND granted", (key,))
-        started = time.monotonic()
         stop = asyncio.Event()
         runs = [asyncio.create_task(c.run(stop)) for c in candidates]
-        await asyncio.to_thread(wait_for, lambda: sum(c.held for c in candidates[1:]) == 1, 5, 0.05)
-        assert time.monotonic() - started < 3
+        # one standby takes over on one of its retries (every 0.2 s); the deadline guards against a hang only
+        await asyncio.to_thread(wait_for, lambda: sum(c.held for c in candidates[1:]) == 1, HANG_GUARD, 0.05)
         # the dead holder's next check finds its connection gone: it leads no more
         await asyncio.to_thread(wait_for, lambda: not candidates[0].held, 5, 0.05)
         assert sum(c.held for c in candidates) == 1 and not candidates[0].held
@@ -86,11 +87,10 @@ def test_workers_share_the_port_with_one_leader_and_stop_together(workers_servic
 
     # the leader dies: its parent starts another worker, and one of the workers leads again within seconds
     leader = next(pid for pid, leads in _processes(base_url).items() if leads)
-    signal_time = time.monotonic()
     os.kill(leader, signal.SIGKILL)
-    wait_for(lambda: len(children_of(process.pid) - {leader}) == 2, 20, 0.1)
-    wait_for(lambda: sum(_processes(base_url, 10).values()) == 1, 15, 0.2)
-    assert time.monotonic() - signal_time < 15
+    # the deadlines guard against a hang only (how fast is bench/'s to measure)
+    wait_for(lambda: len(children_of(process.pid) - {leader}) == 2, HANG_GUARD, 0.1)
+    wait_for(lambda: sum(_processes(base_url, 10).values()) == 1, HANG_GUARD, 0.2)
 
     # accepted events, then SIGTERM to the parent: every worker stops after draining, nothing is left behind
     run = uuid.uuid4().hex[:8]
