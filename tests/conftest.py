@@ -36,7 +36,7 @@ from nself_analytics.store.partitions import forget_partitions
 from nself_analytics.web.appkeys import ANALYTICS_APP, PG_POOL, REDIS
 
 from .integrations_support import DAY, EVENTS, HITS, SITE, api, web_data
-from .tiers_support import tier_of
+from .tiers_support import by_cost, tier_of
 
 SECRET = "sk_test_secret_token_0123456789"
 WRITE_KEY = "wk_test_write_key"
@@ -54,6 +54,10 @@ TABLES = (
 
 def pytest_configure(config: pytest.Config) -> None:
     workers = getattr(config.option, "numprocesses", None)
+    if workers and hasattr(config.option, "loadscopereorder"):
+        # xdist hands out files by their number of tests (so one-test files like the soak started last): keep the
+        # collection's order instead, which is by cost (pytest_collection_modifyitems)
+        config.option.loadscopereorder = False
     external = os.environ.get("TEST_DATABASE_URL") or os.environ.get("TEST_REDIS_URL")
     if external and workers and not hasattr(config, "workerinput"):
         # the tests own fixed Redis db numbers and database names of the servers they run on: one run per server
@@ -61,11 +65,13 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark each test with its tier (tests/tiers_support.py): `pytest -m unit` is the fast layer."""
+    """Mark each test with its tier (tests/tiers_support.py): `pytest -m unit` is the fast layer. Order the files
+    longest first (tests/tiers_support.py FILE_SECONDS): the order xdist hands them to its workers."""
     for item in items:
         tier = tier_of(item)
         if not item.get_closest_marker(tier):
             item.add_marker(tier)
+    items[:] = by_cost(items)
 
 
 @dataclass

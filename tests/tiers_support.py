@@ -42,3 +42,31 @@ def tier_of(item: pytest.Item) -> str:
     if fixtures & LIVE_FIXTURES or file in LIVE_FILES or name in LIVE_TESTS.get(file, ()):
         return "live"
     return "db" if "stores" in fixtures else "unit"
+
+
+# The order of the files for pytest-xdist (.ci/run: -n 2 --dist loadfile): longest first, so the last file a worker
+# takes is a short one and both finish together (the soak's 60 s and the API fuzzing no longer start last). The
+# figures are a file's seconds on a quiet 2-core box (`pytest --durations=0`, summed per file), only their order
+# matters; a file not listed counts 1 s and keeps its place among those. xdist's own order (by number of tests)
+# is switched off in conftest.py.
+FILE_SECONDS = {
+    "test_openapi_live.py": 80, "test_soak.py": 70, "test_browser_dashboard_views.py": 60,
+    "test_browser_dashboard.py": 55, "test_sdk_js.py": 45, "test_sdk_typescript.py": 40,
+    "test_person_ops.py": 30, "test_checkout_tools.py": 30, "test_sdk_go.py": 28, "test_web_filters.py": 25,
+    "test_upgrade_backfill.py": 22, "test_queries_retention.py": 20, "test_schema_gate.py": 20, "test_scale.py": 20,
+    "test_queries_event_times.py": 18, "test_mcp.py": 18, "test_resilience.py": 15, "test_hostile_startup.py": 14,
+    "test_identity.py": 12, "test_dropin_web.py": 12, "test_browser_web.py": 12, "test_erasure.py": 11,
+    "test_backup.py": 11, "test_upgrade_schema.py": 11, "test_embedded_supervision.py": 9,
+    "test_store_access.py": 8, "test_hostile_reads.py": 8, "test_supervisor.py": 8, "test_foundation.py": 8,
+    "test_hostile_drain.py": 7, "test_accounts.py": 6, "test_hostile_identity.py": 6, "test_web_stats.py": 6,
+    "test_replica.py": 5, "test_queries_metrics.py": 5, "test_hostile_webhooks.py": 4, "test_persons_cli.py": 4,
+    "test_webhooks.py": 4, "test_clients.py": 4,
+}
+
+
+def by_cost(items: list[pytest.Item]) -> list[pytest.Item]:
+    """``items`` with the files in FILE_SECONDS order (longest first), each file's tests in their own order."""
+    first: dict[str, int] = {}
+    for index, item in enumerate(items):
+        first.setdefault(item.path.name, index)
+    return sorted(items, key=lambda item: (-FILE_SECONDS.get(item.path.name, 1), first[item.path.name]))
