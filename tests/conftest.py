@@ -115,6 +115,16 @@ def pg_execute(database_url: str, sql: str, params: Any = None) -> list[tuple[An
         conn.close()
 
 
+def drop_databases(stores: Stores, *names: str) -> None:
+    """Clean-up of databases a test made: dropped on a server the session does not own (TEST_DATABASE_URL); on the
+    session's own embedded cluster they stay, as it goes with the session's basetemp. DROP DATABASE makes the server
+    take an immediate checkpoint of every database (seconds on a busy disk; a dashboard teardown once passed the
+    120 s timeout in it), and a name used again is dropped by whoever creates it (``_sibling_database``)."""
+    if stores.postgres is None:
+        for name in names:
+            pg_execute(stores.database_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def _dirty_tables_sql() -> str:
     """One statement naming the tables of TABLES that hold a row or whose identity sequence was used since its
     last restart (so skipping the others changes nothing: an untouched table is empty with fresh ids)."""

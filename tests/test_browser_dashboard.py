@@ -33,6 +33,7 @@ from .conftest import (
     SECRET,
     WRITE_KEY,
     Stores,
+    drop_databases,
     free_port,
     pg_execute,
     start_service,
@@ -147,7 +148,7 @@ def serve(stores: Stores, tmp_path_factory: pytest.TempPathFactory, **extra_env:
         yield Live(base_url, database_url)
     finally:
         stop_service(process)
-        pg_execute(stores.database_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        drop_databases(stores, name)
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,17 @@ import redis
 
 from nself_analytics.host.migrate import apply_migrations
 
-from .conftest import SECRET, WRITE_KEY, Stores, free_port, pg_execute, start_service, stop_service, wait_healthy
+from .conftest import (
+    SECRET,
+    WRITE_KEY,
+    Stores,
+    drop_databases,
+    free_port,
+    pg_execute,
+    start_service,
+    stop_service,
+    wait_healthy,
+)
 
 ST = Path(sys.executable).with_name("st")
 FUZZ_SECONDS = 420  # a fixed number of cases per operation; on a loaded 2-core box 74 operations took over 110 s
@@ -64,7 +74,7 @@ def fuzz_service(stores: Stores, tmp_path_factory: pytest.TempPathFactory) -> It
         yield base_url
     finally:
         stop_service(process)
-        pg_execute(stores.database_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        drop_databases(stores, name)
 
 
 def run_schemathesis(base_url: str, tmp_path: Path, *extra: str) -> tuple[subprocess.CompletedProcess[str], Any]:

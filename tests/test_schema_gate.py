@@ -21,7 +21,7 @@ import pytest
 
 from nself_analytics.host.migrate import migrations_dir, pending_migrations
 
-from .conftest import SECRET, free_port, pg_execute, stop_service, wait_healthy
+from .conftest import SECRET, drop_databases, free_port, pg_execute, stop_service, wait_healthy
 from .test_hostile_startup import _env, _fails_fast
 from .test_upgrade_schema import CONSOLIDATED, LATER, RELEASE_1_1_1, migrate, sibling
 
@@ -127,8 +127,7 @@ def test_migrate_takes_no_value() -> None:
 @pytest.fixture(autouse=True)
 def _drop_databases(stores: Any) -> Any:
     yield
-    for name in ("gate_1_1_1", "gate_empty", "gate_migrate", "gate_build"):
-        pg_execute(stores.database_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    drop_databases(stores, "gate_1_1_1", "gate_empty", "gate_migrate", "gate_build")
 
 
 def test_start_refuses_a_schema_newer_than_this_version(stores: Any, tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ from nself_analytics.host.migrate import migrations_dir
 from nself_analytics.store.backfills import backfills, run_batch
 from nself_analytics.store.rollups.aggregates import materialize
 
-from .conftest import SECRET, pg_execute
+from .conftest import SECRET, drop_databases, pg_execute
 from .test_upgrade_schema import CONSOLIDATED, LATER, RELEASE_1_1_1, migrate, sibling
 
 SITE = "shop.example"
@@ -170,4 +170,4 @@ async def test_backfill_keeps_reads_exact_and_rebuilds_the_rollups(
     [progress] = health["backfills"]
     assert progress["name"] == "rollups_1_2" and progress["finished"] is True
     assert progress["batches"] == done.batches and progress["hours"] == done.hours > 0
-    pg_execute(stores.database_url, 'DROP DATABASE IF EXISTS "backfill_from_1_1_1" WITH (FORCE)')
+    drop_databases(stores, "backfill_from_1_1_1")

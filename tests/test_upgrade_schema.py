@@ -23,7 +23,7 @@ from yoyo import get_backend, read_migrations
 from nself_analytics.host.migrate import migrations_dir
 from nself_analytics.store import online_ddl
 
-from .conftest import pg_execute
+from .conftest import drop_databases, pg_execute
 from .log_support import capture_logs
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -250,6 +250,5 @@ def test_a_locking_statement_gives_way_to_a_long_reader(stores: Any) -> None:
 @pytest.fixture(autouse=True)
 def _drop_siblings(stores: Any) -> Any:
     yield
-    for name in ("schema_old_chain", "schema_new_chain", "schema_fresh", "schema_from_1_1_1", "schema_resume",
-                 "schema_resume_fresh", "schema_lock_wait"):
-        pg_execute(stores.database_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    drop_databases(stores, "schema_old_chain", "schema_new_chain", "schema_fresh", "schema_from_1_1_1",
+                   "schema_resume", "schema_resume_fresh", "schema_lock_wait")
