@@ -33,7 +33,7 @@ import msgspec
 
 from .rollups.web_rollup import FRAGMENTS, PAGE_VIEW, SESSION_EVENTS
 
-__all__ = ["COMMON", "SCREEN_BUCKETS", "WebQuery", "daily"]
+__all__ = ["COMMON", "SCREEN_BUCKETS", "WebQuery", "common", "daily"]
 
 # Raw page views of the read (site and time come from the ranges in %(raw)s).
 _RAW_FILTERS = f"source_account_id = %(account)s AND {PAGE_VIEW} AND (%(include_bots)s OR NOT is_bot)"
@@ -142,8 +142,8 @@ sess AS MATERIALIZED (
 ),
 -- a filtered read: the ddays' closed sessions the filters select, one row each (migration 0109)
 dsess AS MATERIALIZED (
-    SELECT w.day, w.session_id, w.visitor, w.entry, w.exit, w.views, w.seconds, w.attrs, w.pages, w.pcnts,
-           w.hpages, w.hcnts,
+    SELECT w.day, w.session_id, w.visitor, w.entry, w.exit, w.views, w.seconds, w.attrs,
+           w.pages, w.pcnts, w.hpages, w.hcnts,
            CASE WHEN %(path)s::text IS NULL THEN w.views
                 ELSE coalesce(w.pcnts[array_position(w.pages, %(path)s)], 0) END AS pv
     FROM np_analytics_web_day_sessions w
@@ -155,23 +155,38 @@ dsess AS MATERIALIZED (
       AND (%(path)s::text IS NULL OR w.pages @> ARRAY[%(path)s::text])
       AND (%(events)s::text[] IS NULL OR w.session_id IN (SELECT session_id FROM esess))
 ),
--- the sessions the filters select: of gen, and (filtered) of the ddays
-chosen AS MATERIALIZED (
+-- the sessions of gen the filters select
+gchosen AS MATERIALIZED (
     SELECT session_id, visitor, entry, exit, views, pv, seconds, attrs FROM sess
     WHERE (%(want)s::jsonb IS NULL OR attrs @> %(want)s::jsonb)
       AND (%(entry_page)s::text IS NULL OR entry = %(entry_page)s)
       AND (%(exit_page)s::text IS NULL OR exit = %(exit_page)s)
       AND pv > 0
+),
+-- the sessions the filters select: of gen, and (filtered) of the ddays
+chosen AS MATERIALIZED (
+    SELECT session_id, visitor, entry, exit, views, pv, seconds, attrs FROM gchosen
     UNION ALL
     SELECT session_id, visitor, entry, exit, views, pv, seconds, attrs FROM dsess
 ),
--- their fragments, with the page views that count
+-- their fragments (gen's sessions are never among the ddays' closed ones), with the page views that count
 sel AS MATERIALIZED (
     SELECT hour, session_id, vals, cnts, views, {_PV} AS pv FROM gen
-    WHERE NOT %(filtered)s OR session_id IN (SELECT session_id FROM chosen)
+    WHERE NOT %(filtered)s OR session_id IN (SELECT session_id FROM gchosen)
 )"""
 
 
+
+_ARRAYS = "           w.pages, w.pcnts, w.hpages, w.hcnts,\n"
+assert COMMON.count(_ARRAYS) == 1
+
+
+def common(pages: bool = False, hours: bool = False) -> str:
+    """COMMON whose per-day session rows (``dsess``, materialized: every column is copied for each selected
+    session) carry only the arrays the read uses: ``pages``/``pcnts`` (pages, page goals) and ``hpages``/``hcnts``
+    (hours of the day)."""
+    kept = [name for name, wanted in (("w.pages, w.pcnts", pages), ("w.hpages, w.hcnts", hours)) if wanted]
+    return COMMON.replace(_ARRAYS, f"           {', '.join(kept)},\n" if kept else "")
 
 
 def daily(code: str) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from .identity import person_expr, person_join
 from .rollups import hll
 from .rollups.web_rollup import DIMENSIONS
-from .web import COMMON, daily
+from .web import common, daily
 
 __all__ = [
     "BREAKDOWNS",
@@ -28,6 +28,9 @@ __all__ = [
     "SUMMARY",
     "TIMESERIES",
 ]
+
+# COMMON with the per-day session rows' arrays a read uses: none, the pages', the hours of the day's.
+COMMON, PAGES_COMMON, HOURS_COMMON = common(), common(pages=True), common(hours=True)
 
 # Page views, sessions and visitors: the ddays' closed sessions from their rows, the rest from the chosen
 # sessions. A visitor is a person (store/identity.py): the anonymous id the beacon or SDK sent joins the user
@@ -111,7 +114,8 @@ def _per_value(code: str) -> str:
 
 
 BREAKDOWNS: dict[str, str] = {
-    name: COMMON + _BREAKDOWN.format(per_value=_per_value(code), empty="true" if code == "r" else "false")
+    name: (PAGES_COMMON if code == "p" else COMMON)
+    + _BREAKDOWN.format(per_value=_per_value(code), empty="true" if code == "r" else "false")
     for name, code in _DIMENSIONS.items()
 }
 
@@ -146,13 +150,16 @@ TIMESERIES = COMMON + _SERIES.format(
            "date_trunc('day', (%(end)s - interval '1 microsecond') AT TIME ZONE %(tz)s), interval '1 day')",
 )
 # Per UTC hour of the day, a filtered read's ddays sessions: the counted page views of each (hour, path) entry.
-_DSESS_HOURS = """left(h.hp, 2)::int AS key, sum(h.n), count(DISTINCT d.session_id)
-    FROM dsess d CROSS JOIN LATERAL unnest(d.hpages, d.hcnts) AS h(hp, n)
-    WHERE %(path)s::text IS NULL OR substr(h.hp, 3) = %(path)s
-    GROUP BY 1"""
+# (Per hour and session first: a count(DISTINCT) per hour sorted every row.)
+_DSESS_HOURS = """key, sum(n), count(*) FROM (
+        SELECT left(h.hp, 2)::int AS key, d.session_id, sum(h.n) AS n
+        FROM dsess d CROSS JOIN LATERAL unnest(d.hpages, d.hcnts) AS h(hp, n)
+        WHERE %(path)s::text IS NULL OR substr(h.hp, 3) = %(path)s
+        GROUP BY 1, 2
+    ) AS per_session GROUP BY 1"""
 # Hours of the day in the read's time zone (of each UTC hour's start); the whole days' rows are UTC hours, so
 # a read in another zone groups every fragment (store/web_reads.py).
-PEAK_HOURS = COMMON + _SERIES.format(
+PEAK_HOURS = HOURS_COMMON + _SERIES.format(
     counts=_PER_KEY.format(daily_key="d.value::int", daily=daily("H"), dsess_key=_DSESS_HOURS,
                            key="extract(hour FROM hour AT TIME ZONE %(tz)s)::int"),
     label="series.key", series="generate_series(0, 23)",
@@ -161,20 +168,27 @@ PEAK_HOURS = COMMON + _SERIES.format(
 # views, the selected sessions with one and their persons. Read as a filtered read whatever the filters (the
 # whole days' sessions one by one from their rows, with their page views per UTC hour: migration 0109), since
 # the per-day rows keep neither weekdays nor visitors per hour; another zone than UTC groups every fragment.
-PEAK_WEEK = COMMON + f"""
+PEAK_WEEK = HOURS_COMMON + f"""
 , cells AS (
-    SELECT extract(isodow FROM hour AT TIME ZONE %(tz)s)::int AS dow, extract(hour FROM hour AT TIME ZONE %(tz)s)::int
-           AS hr, session_id, pv FROM sel WHERE pv > 0
+    SELECT extract(isodow FROM f.hour AT TIME ZONE %(tz)s)::int AS dow,
+           extract(hour FROM f.hour AT TIME ZONE %(tz)s)::int AS hr, f.session_id, g.visitor, f.pv
+    FROM sel f JOIN gchosen g USING (session_id) WHERE f.pv > 0
     UNION ALL
-    SELECT extract(isodow FROM d.day)::int, left(h.hp, 2)::int, d.session_id, h.n
+    SELECT extract(isodow FROM d.day)::int, left(h.hp, 2)::int, d.session_id, d.visitor, h.n
     FROM dsess d CROSS JOIN LATERAL unnest(d.hpages, d.hcnts) AS h(hp, n)
     WHERE %(path)s::text IS NULL OR substr(h.hp, 3) = %(path)s
 ),
+-- grouped level by level (hash aggregates: count(DISTINCT) per cell sorted every row)
+per_session AS (
+    SELECT dow, hr, session_id, min(visitor) AS visitor, sum(pv) AS pv FROM cells GROUP BY 1, 2, 3
+),
+per_person AS (
+    SELECT p.dow, p.hr, {person_expr("p.visitor")} AS person, sum(p.pv) AS pv, count(*) AS sessions
+    FROM per_session p {person_join("p.visitor")} GROUP BY 1, 2, 3
+),
 per AS (
-    SELECT c.dow, c.hr, sum(c.pv) AS pageviews, count(DISTINCT c.session_id) AS sessions,
-           count(DISTINCT {person_expr("ch.visitor")}) AS visitors
-    FROM cells c JOIN chosen ch USING (session_id) {person_join("ch.visitor")}
-    GROUP BY 1, 2
+    SELECT dow, hr, sum(pv) AS pageviews, sum(sessions) AS sessions, count(person) AS visitors
+    FROM per_person GROUP BY 1, 2
 )
 SELECT d.d, h.h, coalesce(per.visitors, 0), coalesce(per.pageviews, 0), coalesce(per.sessions, 0)
 FROM generate_series(1, 7) AS d(d) CROSS JOIN generate_series(0, 23) AS h(h)
@@ -261,7 +275,7 @@ FROM totals t
 """
 
 # A page goal: its page views in the selected sessions, and the persons of the selected sessions with one.
-GOAL_PATH = COMMON + f"""
+GOAL_PATH = PAGES_COMMON + f"""
 , hits AS (
     SELECT session_id, sum(coalesce(cnts[array_position(vals, 'p' || %(value)s)], 0)) AS n FROM sel GROUP BY 1
     UNION ALL
