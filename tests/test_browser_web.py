@@ -150,9 +150,12 @@ async def test_headless_browser_counted_as_bot(browser: Browser, site_server: st
 async def test_dashboard_draws_the_site(browser: Browser, site_server: str, live_service: LiveService) -> None:
     site = f"dash-{uuid.uuid4().hex[:8]}.test"
     page, _ = await visit(browser, site, site_server, user_agent=PERSON_UA)
-    await page.evaluate("() => history.pushState({}, '', '/docs')")
-    await page.context.close()
+    # the navigation's hit is sent after pushState returns: the page stays open until its answer has come
+    async with page.expect_response(lambda r: r.url.endswith("/analytics/hit") and r.ok
+                                    and "/docs" in (r.request.post_data or "")):
+        await page.evaluate("() => history.pushState({}, '', '/docs')")
     await wait_for(lambda: stats(live_service, "pageviews", site=site)["pageviews"] >= 2)
+    await page.context.close()
 
     context = await browser.new_context(viewport={"width": 1280, "height": 1000})
     dash = await context.new_page()
@@ -176,6 +179,8 @@ async def test_dashboard_draws_the_site(browser: Browser, site_server: str, live
     assert await dash.locator("#timeseries svg path.line").count() == 2  # page views, previous period
     pages = await dash.eval_on_selector_all("#top-pages tbody tr", "rows => rows.map(r => r.cells[0].textContent)")
     assert sorted(pages) == ["/docs", "/landing"]
+    for panel in ("#referrers", "#devices", "#languages"):  # each panel is drawn when its own request answers
+        await dash.wait_for_selector(f"{panel} tbody tr")
     referrers = await dash.eval_on_selector_all("#referrers tbody tr", "rows => rows.map(r => r.cells[0].textContent)")
     assert referrers == ["referrer.test"]
     devices = await dash.eval_on_selector_all("#devices tbody tr", "rows => rows.map(r => [r.cells[0].textContent, "
