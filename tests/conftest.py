@@ -48,7 +48,7 @@ TABLES = (
     "np_analytics_funnels, np_analytics_quota_violations, np_analytics_quotas, "
     "np_analytics_webhooks, np_analytics_webhook_deliveries, np_analytics_alerts, np_analytics_alert_checks, "
     "np_analytics_notifications, np_analytics_suppressions, np_analytics_erasures, np_analytics_audit, "
-    "np_analytics_reports, np_analytics_event_outbox"
+    "np_analytics_reports, np_analytics_event_outbox, np_analytics_drain_ranges"
 )
 
 

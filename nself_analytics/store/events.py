@@ -1,6 +1,10 @@
-"""Writes of the drain: events (set-based, stored once per account and message id inside the de-duplication
-window: np_analytics_message_ids, written by the same statement), dirty hours, user profiles,
-identity links.
+"""Writes of the drain: events (set-based), dirty hours, user profiles, identity links.
+
+Exactly once: a batch the drain read fresh from the stream records the runs of stream entries it stored
+(np_analytics_drain_ranges, store/drain_ranges.py) in the same statement, and its events go in with no per-event
+check (client retries were de-duplicated by the enqueue script); redelivered entries claim their entries' ranges
+first and are stored once per account and message id inside the de-duplication window (np_analytics_message_ids,
+written by the same statement), as is every write outside the drain's fresh path (tests, imports by hand).
 
 A batch is written by ONE statement (data-modifying CTEs), so it is one round trip and its own
 transaction: the events, the dirty hours, the user upserts and the event outbox rows (read by the facts
@@ -14,7 +18,7 @@ recordset's columns are the fields of ``model.record.EventRecord``; columns name
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -23,11 +27,12 @@ import msgspec
 import structlog
 
 from ..model.record import EVENT_COLUMNS, EventRecord, IdentifyRecord, column, select_list
+from .drain_ranges import FENCE, RANGES_CTE
 from .identity import apply_links
 from .suppressions import suppressed_sql
 from .tx import statement_timeouts, transaction
 
-__all__ = ["DEFAULT_MAX_IDS", "EVENT_COLUMNS", "write_payload"]
+__all__ = ["DEFAULT_MAX_IDS", "EVENT_COLUMNS", "Selection", "write_claimed", "write_payload"]
 
 log = structlog.get_logger("nself_analytics.store")
 
@@ -77,15 +82,12 @@ ON CONFLICT (source_account_id, user_id) DO UPDATE SET
     last_seen = greatest(u.last_seen, EXCLUDED.last_seen)
 """
 
-# One statement: the events (the count of new ones is its result), the hours they dirty, the user upserts.
-WRITE_BATCH = f"""
-WITH {_SUPPRESSION},
-raw AS MATERIALIZED (
-    SELECT r.*, (SELECT on_ FROM any_suppressed) AND {_ROW_SUPPRESSED} AS suppressed_
-    FROM jsonb_to_recordset(%(events)s::jsonb) AS r({_RECORD})
-), batch AS MATERIALIZED (
-    SELECT * FROM raw WHERE NOT suppressed_
-), fresh AS (
+# The statement of a batch: the events (the count of new ones is its result), the hours they dirty, the user upserts.
+# ``dedupe``: the events go in only for message ids not stored inside the de-duplication window (a redelivered entry,
+# a retry inside the window: np_analytics_message_ids); without it (a batch the drain read fresh from the stream,
+# whose client retries the enqueue script de-duplicated) the events go in as they are, and ``extra`` adds CTEs (the
+# batch's stream ranges, store/drain_ranges.py) to the same statement.
+_FRESH_IDS = f"""fresh AS (
     -- the message ids not stored inside the de-duplication window (migration 0080): their rows go in below;
     -- a concurrent drainer holding the same id makes this wait for its commit, then skip the id
     INSERT INTO np_analytics_message_ids (source_account_id, message_id)
@@ -93,11 +95,23 @@ raw AS MATERIALIZED (
     ORDER BY 1, 2  -- rows locked in one order: concurrent drainers cannot deadlock
     ON CONFLICT DO NOTHING
     RETURNING source_account_id, message_id
-), inserted AS (
-    INSERT INTO np_analytics_events ({_COLS})
-    SELECT {_VALUES} FROM (
+), """
+_NEW_ROWS = f"""
         -- one row per new id: duplicates inside the batch keep their earliest time
-        SELECT DISTINCT ON ({_KEY}) * FROM batch WHERE ({_KEY}) IN (SELECT * FROM fresh) ORDER BY {_KEY}, {_TS}
+        SELECT DISTINCT ON ({_KEY}) * FROM batch WHERE ({_KEY}) IN (SELECT * FROM fresh) ORDER BY {_KEY}, {_TS}"""
+
+
+def _batch_sql(dedupe: bool, extra: str = "") -> str:
+    return f"""
+WITH {_SUPPRESSION},
+raw AS MATERIALIZED (
+    SELECT r.*, (SELECT on_ FROM any_suppressed) AND {_ROW_SUPPRESSED} AS suppressed_
+    FROM jsonb_to_recordset(%(events)s::jsonb) AS r({_RECORD})
+), batch AS MATERIALIZED (
+    SELECT * FROM raw WHERE NOT suppressed_
+), {_FRESH_IDS if dedupe else ""}inserted AS (
+    INSERT INTO np_analytics_events ({_COLS})
+    SELECT {_VALUES} FROM ({_NEW_ROWS if dedupe else " SELECT * FROM batch"}
     ) AS b
     RETURNING source_account_id, message_id, ts, type, event, user_id, anonymous_id, is_bot
 ), outbox AS (
@@ -113,11 +127,16 @@ raw AS MATERIALIZED (
     ORDER BY 1, 2  -- rows locked in one order: concurrent drainers cannot deadlock
     -- DO UPDATE (a no-op) takes the row lock, so an aggregator claiming this hour waits for our commit
     ON CONFLICT (source_account_id, hour) DO UPDATE SET marked_at = np_analytics_aggregate_dirty.marked_at
-), users AS ({_UPSERT_USERS})
+), users AS ({_UPSERT_USERS}){", " + extra if extra else ""}
 SELECT (SELECT count(*) FROM inserted),
        (SELECT coalesce(jsonb_object_agg(a, n), '{{}}'::jsonb)
         FROM (SELECT coalesce({_ACCOUNT}, 'primary') AS a, count(*) AS n FROM raw WHERE suppressed_ GROUP BY 1) AS x)
 """
+
+
+WRITE_BATCH = _batch_sql(dedupe=True)
+# A batch the drain read fresh from the stream, with its ranges of entry ids (store/drain_ranges.py).
+WRITE_FRESH = _batch_sql(dedupe=False, extra=RANGES_CTE)
 
 
 class _User(msgspec.Struct):
@@ -155,10 +174,14 @@ def _count(into: dict[str, int] | None, dropped: dict[str, int]) -> None:
             into[account] = into.get(account, 0) + int(count)
 
 
+Selection = tuple[str, Sequence[IdentifyRecord], Sequence[dict[str, Any]]]  # events JSON, identifies, links
+
+
 async def write_payload(conn: aiopg.Connection, events_json: str, identifies: Sequence[IdentifyRecord],
                         links: Sequence[dict[str, Any]] = (), *, max_ids: int = DEFAULT_MAX_IDS,
                         timeout_ms: int | None = None, suppressed: dict[str, int] | None = None,
-                        refused_links: dict[str, int] | None = None) -> int:
+                        refused_links: dict[str, int] | None = None,
+                        ranges: tuple[Sequence[int], Sequence[int]] | None = None) -> int:
     """Write one drained batch in one transaction; return the number of events newly stored. ``events_json``:
     the events as one JSON array (the drain joins the stream payloads, which are encoded EventRecords).
 
@@ -167,23 +190,65 @@ async def write_payload(conn: aiopg.Connection, events_json: str, identifies: Se
     drain sizes it for the batch; a timeout raises ``QueryCanceled``, SQLSTATE 57014). ``suppressed``: when given,
     the events dropped for an erased id are added to it per account (the drain counts them for /health);
     ``refused_links``: likewise the identity links refused, per "<account>|<reason>" (accounts of the batch's links
-    joined by "," when it links for several)."""
-    users = _ENCODER.encode(_merge_identifies(identifies)).decode() if identifies else "[]"
-    params = {"events": events_json, "users": users}
+    joined by "," when it links for several). ``ranges``: the batch was read fresh from the stream; (lows, highs)
+    of the runs of entry keys it stores (store/drain_ranges.py) are recorded in the same statement, and its events
+    go in without the de-duplication window (an exclusion violation, ``drain_ranges.is_stale``, says another
+    consumer stored some of these entries: nothing is committed)."""
     limit = "" if timeout_ms is None else f"SET LOCAL statement_timeout = {int(timeout_ms)}; "
+    params = _params(events_json, identifies)
+    sql = WRITE_BATCH
+    if ranges is not None:
+        sql = WRITE_FRESH
+        params.update(lo=list(ranges[0]), hi=list(ranges[1]))
     if not links:
         async with statement_timeouts(), conn.cursor() as cur:  # autocommit: one implicit transaction, one trip
-            await cur.execute(limit + WRITE_BATCH, params)
+            await cur.execute(limit + sql, params)
             inserted, dropped = await cur.fetchone()
         _count(suppressed, dropped)
         return int(inserted)
     async with statement_timeouts(), transaction(conn) as cur:
         if limit:
             await cur.execute(limit)
+        inserted = await _linked_write(cur, sql, params, links, max_ids, suppressed, refused_links)
+    return inserted
+
+
+async def write_claimed(conn: aiopg.Connection, keys: Sequence[int], select: Callable[[set[int]], Selection], *,
+                        max_ids: int = DEFAULT_MAX_IDS, timeout_ms: int | None = None,
+                        suppressed: dict[str, int] | None = None,
+                        refused_links: dict[str, int] | None = None) -> int:
+    """Write redelivered stream entries (keys: store/drain_ranges.py) in one transaction: claim each entry's
+    one-entry range first (waiting for a transaction still storing it); ``select`` gets the keys claimed and gives
+    the events JSON, identifies and links of those entries, written as :func:`write_payload` writes them with the
+    de-duplication window (which catches events stored by a drain before ranges, or by hand). Entries not claimed
+    were stored already. Returns the number of events newly stored."""
+    async with statement_timeouts(), transaction(conn) as cur:
+        if timeout_ms is not None:
+            await cur.execute(f"SET LOCAL statement_timeout = {int(timeout_ms)}")
+        await cur.execute(FENCE, {"keys": list(keys)})
+        claimed = {int(key) for (key,) in await cur.fetchall()}
+        if not claimed:
+            return 0
+        events_json, identifies, links = select(claimed)
+        return await _linked_write(cur, WRITE_BATCH, _params(events_json, identifies), links, max_ids, suppressed,
+                                   refused_links)
+
+
+def _params(events_json: str, identifies: Sequence[IdentifyRecord]) -> dict[str, Any]:
+    users = _ENCODER.encode(_merge_identifies(identifies)).decode() if identifies else "[]"
+    return {"events": events_json, "users": users}
+
+
+async def _linked_write(cur: aiopg.Cursor, sql: str, params: dict[str, Any], links: Sequence[dict[str, Any]],
+                        max_ids: int, suppressed: dict[str, int] | None,
+                        refused_links: dict[str, int] | None) -> int:
+    """The batch's statement inside the caller's transaction, after its identity links (if any)."""
+    refused: dict[str, int] = {}
+    if links:
         # links first: their advisory locks are taken before any row lock of the batch statement
         refused = await apply_links(cur, json.dumps(list(links), separators=(",", ":")), max_ids)
-        await cur.execute(WRITE_BATCH, params)
-        inserted, dropped = await cur.fetchone()
+    await cur.execute(sql, params)
+    inserted, dropped = await cur.fetchone()
     _count(suppressed, dropped)
     if refused:
         log.warning("person_links_refused", links=len(links), **refused)
