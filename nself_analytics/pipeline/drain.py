@@ -47,6 +47,7 @@ from ..store.identity import link_ops
 from ..store.partitions import ensure_partitions, forget_partitions, partition_window
 from ..store.tx import StatementTimeout, statement_timeouts
 from . import deadletters
+from .drain_faults import cut_by_bytes, is_data_fault, missing_partition
 
 __all__ = ["Drainer", "Stored"]
 
@@ -68,36 +69,6 @@ FINAL_DRAIN_SECONDS = 4.0
 RECLAIM_CHECK_SECONDS = 1.0
 # How often a drainer deletes the stored ranges of entries no longer in the stream (store/drain_ranges.py).
 PRUNE_RANGES_SECONDS = 30.0
-
-
-# SQLSTATE classes about the connection or the server's state, not about the data of a batch: the whole batch is
-# retried with backoff. 08 connection, 25 transaction state, 40 serialization/deadlock, 42 schema (a migration
-# missing), 53 resources, 55 lock not available, 57 operator intervention (shutdown, cancel), 58 system, XX internal.
-_TRANSIENT_CLASSES = frozenset({"08", "25", "40", "42", "53", "55", "57", "58", "XX"})
-
-
-def cut_by_bytes(entries: list[tuple[str, dict[str, str]]],
-                 limit: int) -> tuple[list[tuple[str, dict[str, str]]], bool]:
-    """The first entries whose payloads fit in ``limit`` bytes (at least one), and whether any were left."""
-    total = 0
-    for index, (_entry_id, fields) in enumerate(entries):
-        total += len(fields.get("e", ""))
-        if total > limit and index > 0:
-            return entries[:index], True
-    return entries, False
-
-
-def missing_partition(exc: BaseException) -> bool:
-    """Postgres found no partition for a row (a day not created yet, or pruned meanwhile)."""
-    return isinstance(exc, psycopg2.Error) and exc.pgcode == "23514" and "no partition" in str(exc)
-
-
-def is_data_fault(exc: psycopg2.Error, conn: aiopg.Connection | None = None) -> bool:
-    """Whether Postgres refused the data of a batch (split it, dead-letter the culprits) rather than the connection
-    or the server failing (retry the whole batch). An error with no SQLSTATE is a lost connection."""
-    if exc.pgcode is None or (conn is not None and conn.closed) or missing_partition(exc):
-        return False
-    return exc.pgcode[:2] not in _TRANSIENT_CLASSES
 
 
 class Stored(NamedTuple):
