@@ -86,9 +86,9 @@ class Settings(NotifySettings):
     host: str = "0.0.0.0"
     port: int = DEFAULT_PORT
     retention_days: int = 90
-    # Seconds Postgres remembers the message id of an event the drain stored from a redelivered queue entry
-    # (np_analytics_message_ids): one stored that way inside it is stored once. Fresh batches are kept exactly once
-    # by their stream ranges (store/drain_ranges.py), client retries by the enqueue script (24 h).
+    # Seconds a stored event's message id is remembered by Postgres (np_analytics_message_ids): a client retry
+    # inside it is stored once, one after it again (as Segment). At 24 h (the enqueue script's window) the drain
+    # records none for its fresh batches, which stream ranges keep exactly once (store/drain_ranges.py).
     dedupe_window: float = 48 * 3600.0
     aggregate_interval: float = 300.0
     queue_buffer: int = 10_000

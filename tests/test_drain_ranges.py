@@ -65,17 +65,22 @@ def test_entry_keys_keep_the_stream_order_and_runs_skip_what_was_not_stored() ->
     assert runs([None, None]) == ([], [])
 
 
-async def test_crash_between_commit_and_ack_replays_nothing(client: Any, settings: Any) -> None:
+@pytest.mark.parametrize(("window_hours", "ids_recorded"), [(24, 0), (48, 40)])
+async def test_crash_between_commit_and_ack_replays_nothing(client: Any, settings: Any, window_hours: int,
+                                                            ids_recorded: int) -> None:
     """A drainer stores a fresh batch and dies before XACK: the survivor reclaims every entry, stores none of them
-    again (their range is committed), and acknowledges them; the fresh path wrote no per-event message id."""
+    again (their range is committed), and acknowledges them. With ANALYTICS_DEDUPE_WINDOW at the enqueue script's
+    24 h the fresh path writes no per-event message id; longer (the default 48 h), it records them for late client
+    retries."""
     sub = client.app[ANALYTICS_APP]
     r = sub[REDIS]
+    settings = settings.with_(dedupe_window=window_hours * 3600.0)
     await _fill(r, [_entry("crash27") for _ in range(40)])
     crashed = Drainer(sub[PG_POOL], r, settings, name="crashed27")
     entries = await _read_fresh(crashed, 40)
     done = await crashed.store(entries, fresh=True)
     assert done.stored == 40  # committed, never acknowledged
-    assert _ids_recorded(settings, "crash27") == 0
+    assert _ids_recorded(settings, "crash27") == ids_recorded
     assert pg_execute(settings.database_url, "SELECT count(*) FROM np_analytics_drain_ranges") == [(1,)]
     await asyncio.sleep(settings.reclaim_idle_seconds + 0.1)
     survivor = Drainer(sub[PG_POOL], r, settings, name="survivor27")
@@ -95,6 +100,7 @@ async def test_stale_owner_cannot_commit_after_its_entries_were_taken_over(clien
     sub = client.app[ANALYTICS_APP]
     r = sub[REDIS]
     await _fill(r, [_entry("stale27") for _ in range(30)])
+    settings = settings.with_(dedupe_window=24 * 3600.0)  # the fresh path with no per-event check
     stale = Drainer(sub[PG_POOL], r, settings, name="stale27")
     entries = await _read_fresh(stale, 30)
     await asyncio.sleep(settings.reclaim_idle_seconds + 0.1)
@@ -139,6 +145,7 @@ async def test_poison_entry_in_a_fresh_batch_is_isolated_and_dead_lettered_once(
     r = sub[REDIS]
     poison = _entry("poison27", properties={"note": "a\u0000b"})
     ids = await _fill(r, [_entry("good27") for _ in range(10)] + [poison] + [_entry("good27") for _ in range(10)])
+    settings = settings.with_(dedupe_window=24 * 3600.0)  # the fresh path with no per-event check
     crashed = Drainer(sub[PG_POOL], r, settings, name="poison-crashed27")
     entries = await _read_fresh(crashed, 21)
     done = await crashed.store(entries, fresh=True)

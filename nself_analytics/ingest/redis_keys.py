@@ -34,8 +34,8 @@ DRAIN_GROUP = "drain"
 # Seen message ids, so a retried message is enqueued once. TTL: DEDUPE_TTL_SECONDS (24 h, as Segment). One key
 # per (account, id): DEDUPE_PREFIX + account + ":" + id (dedupe_prefix), so one account's use of an id neither
 # suppresses nor reveals another's. (Up to 1.1.1 the key had no account, DEDUPE_PREFIX + id: such keys are
-# never read again and expire with their TTL; a client retry of such a message in the 24 h after an upgrade from
-# 1.1.1 is stored again: the drain's fresh batches are kept exactly once by stream ranges, not message ids.)
+# never read again and expire with their TTL; a retry of such a message is caught by np_analytics_message_ids,
+# which has always been per account, unless ANALYTICS_DEDUPE_WINDOW is 24h.)
 DEDUPE_PREFIX = PREFIX + "m:"
 DEDUPE_TTL_SECONDS = 86_400
 

@@ -33,6 +33,7 @@ from redis.exceptions import ResponseError
 from ..config import Settings
 from ..ingest.redis_keys import (
     DEAD_LETTER_KEY,
+    DEDUPE_TTL_SECONDS,
     DRAIN_GROUP,
     DROPPED_KEY,
     DROPPED_SUPPRESSED_KEY,
@@ -284,7 +285,9 @@ class Drainer:
 
     async def _write_fresh(self, conn: aiopg.Connection, rows: list[_Row],
                            stored_keys: list[int | None]) -> tuple[int, list[tuple[str, str, str]]]:
-        """Write a fresh batch in one statement with its runs of entries (no per-event check). If Postgres refuses
+        """Write a fresh batch in one statement with its runs of entries; its message ids go to the de-duplication
+        window only when ANALYTICS_DEDUPE_WINDOW is longer than the enqueue script's 24 h (the default 48 h: a client
+        retry after 24 h is still stored once; 24h: no per-event check or index entry at all). If Postgres refuses
         its data or it outlasts its timeout, nothing was committed: the batch is split and written as redelivered
         entries are (:meth:`_write`), which finds the entries at fault. Raises StaleBatch when another consumer
         stored some of these entries first."""
@@ -296,7 +299,8 @@ class Drainer:
         try:
             return await write_payload(conn, events, identifies, links, max_ids=self.settings.max_ids_per_person,
                                        timeout_ms=timeout_ms, suppressed=self._suppressed,
-                                       refused_links=self._refused_links, ranges=runs(stored_keys)), []
+                                       refused_links=self._refused_links, ranges=runs(stored_keys),
+                                       window=self.settings.dedupe_window > DEDUPE_TTL_SECONDS), []
         except StatementTimeout:
             log.warning("batch_timed_out", entries=len(rows), timeout_ms=timeout_ms)
             timed_out = True

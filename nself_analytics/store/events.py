@@ -135,8 +135,10 @@ SELECT (SELECT count(*) FROM inserted),
 
 
 WRITE_BATCH = _batch_sql(dedupe=True)
-# A batch the drain read fresh from the stream, with its ranges of entry ids (store/drain_ranges.py).
+# A batch the drain read fresh from the stream, with its ranges of entry ids (store/drain_ranges.py); the second
+# also records its message ids in the de-duplication window (a client retry after the enqueue script's 24 h).
 WRITE_FRESH = _batch_sql(dedupe=False, extra=RANGES_CTE)
+WRITE_FRESH_WINDOW = _batch_sql(dedupe=True, extra=RANGES_CTE)
 
 
 class _User(msgspec.Struct):
@@ -181,7 +183,7 @@ async def write_payload(conn: aiopg.Connection, events_json: str, identifies: Se
                         links: Sequence[dict[str, Any]] = (), *, max_ids: int = DEFAULT_MAX_IDS,
                         timeout_ms: int | None = None, suppressed: dict[str, int] | None = None,
                         refused_links: dict[str, int] | None = None,
-                        ranges: tuple[Sequence[int], Sequence[int]] | None = None) -> int:
+                        ranges: tuple[Sequence[int], Sequence[int]] | None = None, window: bool = True) -> int:
     """Write one drained batch in one transaction; return the number of events newly stored. ``events_json``:
     the events as one JSON array (the drain joins the stream payloads, which are encoded EventRecords).
 
@@ -191,14 +193,15 @@ async def write_payload(conn: aiopg.Connection, events_json: str, identifies: Se
     the events dropped for an erased id are added to it per account (the drain counts them for /health);
     ``refused_links``: likewise the identity links refused, per "<account>|<reason>" (accounts of the batch's links
     joined by "," when it links for several). ``ranges``: the batch was read fresh from the stream; (lows, highs)
-    of the runs of entry keys it stores (store/drain_ranges.py) are recorded in the same statement, and its events
-    go in without the de-duplication window (an exclusion violation, ``drain_ranges.is_stale``, says another
-    consumer stored some of these entries: nothing is committed)."""
+    of the runs of entry keys it stores (store/drain_ranges.py) are recorded in the same statement (an exclusion
+    violation, ``drain_ranges.is_stale``, says another consumer stored some of these entries: nothing is committed);
+    with ``window`` false its events go in without the de-duplication window (no per-event check or index entry: a
+    client retry is then de-duplicated only by the enqueue script, for 24 h)."""
     limit = "" if timeout_ms is None else f"SET LOCAL statement_timeout = {int(timeout_ms)}; "
     params = _params(events_json, identifies)
     sql = WRITE_BATCH
     if ranges is not None:
-        sql = WRITE_FRESH
+        sql = WRITE_FRESH_WINDOW if window else WRITE_FRESH
         params.update(lo=list(ranges[0]), hi=list(ranges[1]))
     if not links:
         async with statement_timeouts(), conn.cursor() as cur:  # autocommit: one implicit transaction, one trip
