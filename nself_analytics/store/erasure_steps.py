@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime
 import aiopg
 
 from .partitions import list_partitions
-from .rollups import web_daily
+from .rollups import web_daily, web_hour_stats
 from .tx import transaction
 
 __all__ = ["delete_event_batch", "delete_outbox_batch", "delete_people", "delete_rollup_rows",
@@ -209,8 +209,8 @@ async def delete_web_fragments(conn: aiopg.Connection, account: str, ids: list[s
 
 
 async def rebuild_web_days(conn: aiopg.Connection, account: str, days: list[date]) -> None:
-    """The web daily rows, day stats (visitors, sketches, durations) and per-day sessions of ``days``, from their
-    fragments."""
+    """The web daily rows, day stats (visitors, sketches, durations), per-day sessions and per-hour rows (migration
+    0124) of ``days``, from their fragments."""
     if not days:
         return
     params = {"days": json.dumps([{"source_account_id": account, "day": d.isoformat()} for d in sorted(set(days))])}
@@ -218,6 +218,7 @@ async def rebuild_web_days(conn: aiopg.Connection, account: str, days: list[date
         for sql in (web_daily.DELETE_DAILY, web_daily.INSERT_DAILY, web_daily.DELETE_DAY_STATS,
                     web_daily.INSERT_DAY_STATS, web_daily.DELETE_DAY_SESSIONS, web_daily.INSERT_DAY_SESSIONS):
             await cur.execute(sql, params)
+        await web_hour_stats.rebuild_days(cur, params["days"])
 
 
 OUTBOX = """

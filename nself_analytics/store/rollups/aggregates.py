@@ -21,7 +21,7 @@ import structlog
 
 from ..suppressions import suppressed_sql
 from ..tx import transaction
-from . import event_times, web_daily
+from . import event_times, web_daily, web_hour_stats
 from .web_rollup import FRAGMENT_COLUMNS, FRAGMENTS, PAGE_VIEW, SESSION_EVENT_COLUMNS, SESSION_EVENTS
 
 __all__ = ["aggregate_lag_seconds", "expire_activity", "materialize", "next_dirty", "rebuild"]
@@ -216,6 +216,7 @@ async def rebuild(cur: aiopg.Cursor, rows: list[tuple[str, datetime]], retention
     await cur.execute(INSERT_WEB, params)
     await cur.execute(DELETE_WEB_EVENTS, params)
     await cur.execute(INSERT_WEB_EVENTS, params)
+    await web_hour_stats.rebuild_hours(cur, claimed, cutoff)
     await web_daily.rebuild(cur, claimed, [(a, h) for a, h in rows if h >= cutoff])
     lo, hi = _bounds([h for _a, h in rows], "hour")
     await cur.execute(INSERT_ACTIVITY, {"claimed": claimed, "lo": lo, "hi": hi})
