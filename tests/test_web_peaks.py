@@ -5,16 +5,19 @@ random filters, on raw page views and the rollups, is in tests/test_web_filters.
 
 from __future__ import annotations
 
+import random
 import uuid
 from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from nself_analytics.config import Settings
+from nself_analytics.web.appkeys import ANALYTICS_APP, PG_POOL
 
 from . import web_reference as ref
 from .conftest import SECRET
-from .queries_support import resolver
+from .queries_support import Link, resolver
 from .test_web_filters import aggregate
 from .test_web_stats import store
 
@@ -64,12 +67,90 @@ async def test_peak_week_counts_each_weekday_and_hour(make_client: Any, settings
         ts = datetime.fromisoformat(h["ts"])
         cells[(ts.isoweekday(), ts.hour)] += 1
     assert {(c["weekday"], c["hour"]): c["pageviews"] for c in utc if c["pageviews"]} == dict(cells)
-    assert max(c["visitors"] for c in utc) == 2 and len(utc) == 168
+    assert len(utc) == 168
+    # unfiltered, a cell sums its UTC hours' visitors ("hourly visitors"): days 0 and 7 share a weekday, so a0 of
+    # both weeks counts twice beside a1 (3), where the distinct persons of the cell's sessions are 2
+    cell = next(c for c in utc if (c["weekday"], c["hour"]) == (DAY0.isoweekday(), 14))
+    assert cell["visitors"] == 3 and cell["sessions"] == 3
+    everyone = {**params, "referrer": "Direct / None"}  # a filter selecting every session: the session path
+    response = await client.get("/analytics/api/peak-hours/week", params=everyone, headers=HEADERS)
+    chosen = next(c for c in (await response.json())["data"] if (c["weekday"], c["hour"]) == (DAY0.isoweekday(), 14))
+    assert chosen == {**cell, "visitors": 2}
     # a page filter: its page views, in the sessions that include one
     response = await client.get("/analytics/api/peak-hours/week", params={**params, "path": "/pricing"},
                                 headers=HEADERS)
     pricing = ref.reference("peak-hours/week", mine, {**params, "path": "/pricing"}, person)
     assert (await response.json())["data"] == pricing and 0 < sum(c["pageviews"] for c in pricing) < len(mine)
+
+
+def traffic(rng: random.Random, days: range, count: int) -> list[dict[str, Any]]:
+    """Page views over ``days`` after DAY0: sessions of one to four page views (some crossing an hour), anonymous or
+    identified visitors (a person may have two sessions in one hour under two ids), bots, sessionless page views."""
+    hits = []
+    for n in range(count):
+        start = DAY0 + timedelta(days=rng.choice(days), hours=rng.randrange(24), minutes=rng.randrange(60))
+        who = rng.randrange(8)
+        ids = {"anonymous_id": f"anon{who}"} | ({"user_id": f"user{who}"} if who < 4 and rng.random() < 0.5 else {})
+        session, bot = (None if rng.random() < 0.1 else f"h{n}"), rng.random() < 0.15
+        for k in range(rng.randrange(1, 5)):
+            hits.append(hit(start + timedelta(minutes=12 * k), session, rng.choice(["/", "/pricing", "/docs"]),
+                            is_bot=bot or (k == 2 and rng.random() < 0.3), **ids))
+    return hits
+
+
+async def test_unfiltered_week_sums_hourly_rows_raw_rollup_late_and_deleted(make_client: Any,
+                                                                          settings: Settings) -> None:
+    """Unfiltered, the heat map reads the per-hour rows (migration 0124) of the whole clean hours and raw page views
+    elsewhere: exact against the reference (hourly visitors and sessions) on raw page views, on the rollup, with
+    late page views in aggregated hours, after the raw rows are deleted, in whole-hour and 30/45-minute zones."""
+    client = await site_client(make_client, settings)
+    rng = random.Random(11)
+    links = [Link("identify", f"user{n}", f"anon{n}") for n in range(3)]  # user3 stays apart from anon3
+    hits = traffic(rng, range(9), 160)
+    await store(client, hits, links)
+    person = resolver(links)
+    end = DAY0 + timedelta(days=9)
+    whole = {"site": SITE, "start": str(int(DAY0.timestamp())), "end": str(int(end.timestamp()))}
+    partial = {"site": SITE, "start": str(int(DAY0.timestamp()) + 1_234), "end": str(int(end.timestamp()) - 777)}
+
+    async def check(ranges: tuple[dict[str, str], ...] = (whole, partial)) -> None:
+        for base in ranges:
+            for tz in ("UTC", "Asia/Kolkata", "Asia/Kathmandu", "America/New_York"):
+                for bots in ({}, {"include_bots": "true"}):
+                    params = {**base, "tz": tz, **bots}
+                    response = await client.get("/analytics/api/peak-hours/week", params=params, headers=HEADERS)
+                    assert response.status == 200, await response.text()
+                    assert (await response.json())["data"] == ref.reference("peak-hours/week", hits, params, person), \
+                        params
+
+    await check()  # raw page views only
+    await aggregate(client)
+    async with client.app[ANALYTICS_APP][PG_POOL].acquire() as conn, conn.cursor() as cur:
+        await cur.execute("SELECT count(*), sum(views), sum(all_views) FROM np_analytics_web_hour_stats")
+        rows, views, all_views = await cur.fetchone()
+    assert 0 < rows <= 9 * 24 and 0 < views < all_views == len(hits)
+    await check()  # the rollup for whole hours, raw at the partial edges
+    late = [{**h, "message_id": str(uuid.uuid4()), "ts": (datetime.fromisoformat(h["ts"]) + timedelta(
+        seconds=rng.randrange(1, 600))).isoformat()} for h in rng.sample(hits, 25)]
+    await store(client, late)
+    hits += late
+    await check()  # late page views: their hours raw again
+    await aggregate(client)
+    await check()
+    # the migration fills the rows from the stored fragments as the aggregator does
+    sql = (Path(__file__).parents[1] / "migrations" / "0124_web_hour_stats.sql").read_text()
+    fill = sql[sql.index("INSERT INTO np_analytics_web_hour_stats"):]
+    async with client.app[ANALYTICS_APP][PG_POOL].acquire() as conn, conn.cursor() as cur:
+        table = "SELECT * FROM np_analytics_web_hour_stats ORDER BY source_account_id, site, hour"
+        await cur.execute(table)
+        kept = await cur.fetchall()
+        await cur.execute("DELETE FROM np_analytics_web_hour_stats")
+        await cur.execute(fill)
+        await cur.execute(table)
+        assert await cur.fetchall() == kept and len(kept) == rows
+        await cur.execute("DELETE FROM np_analytics_events WHERE ts >= %s AND ts < %s",
+                          (DAY0 + timedelta(hours=1), end))
+    await check((whole,))  # whole hours from the rollup alone
 
 
 async def test_realtime_minutes_count_each_minute(make_client: Any, settings: Settings) -> None:

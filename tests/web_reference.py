@@ -186,6 +186,43 @@ def _local(h: dict[str, Any], tz: str) -> datetime:
     return ts(h).astimezone(UTC).replace(minute=0, second=0, microsecond=0).astimezone(ZoneInfo(tz))
 
 
+def filtered(params: dict[str, str]) -> bool:
+    """Whether a read has a filter (a session, page, entry, exit or event filter)."""
+    return bool(page_filter(params) or event_filters(params) or "entry_page" in params or "exit_page" in params
+                or any(n in params for n in SESSION_FILTERS))
+
+
+def hourly_week(hits: list[dict[str, Any]], params: dict[str, str], person: Person) -> list[dict[str, Any]]:
+    """The unfiltered peak-hours/week: per ISO weekday and hour of ``tz``, summed over its UTC hours, each hour's
+    page views, sessions with one, and distinct visitors (persons of each (session, bot flag)'s smallest id in
+    the hour, as the fragments keep them)."""
+    tz = params.get("tz", "UTC")
+    frags: dict[tuple[datetime, str, bool], str] = {}
+    views: Counter[datetime] = Counter()
+    for h in page_views(hits, params):
+        hour = ts(h).astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+        key = session_key(h)
+        who = h.get("user_id") or h.get("anonymous_id") or h.get("ip_hash") or key
+        fragment = (hour, key, bool(h["is_bot"]))
+        frags[fragment] = min(frags.get(fragment, who), who)
+        views[hour] += 1
+    persons: dict[datetime, set[str]] = defaultdict(set)
+    keys: dict[datetime, set[str]] = defaultdict(set)
+    for (hour, key, _bot), visitor in frags.items():
+        persons[hour].add(person(visitor, "primary"))
+        keys[hour].add(key)
+    cells: dict[tuple[int, int], list[int]] = defaultdict(lambda: [0, 0, 0])
+    for hour, n in views.items():
+        local = hour.astimezone(ZoneInfo(tz))
+        cell = cells[(local.isoweekday(), local.hour)]
+        cell[0] += len(persons[hour])
+        cell[1] += n
+        cell[2] += len(keys[hour])
+    return [{"weekday": d, "hour": hr, "visitors": cells.get((d, hr), [0, 0, 0])[0],
+             "pageviews": cells.get((d, hr), [0, 0, 0])[1], "sessions": cells.get((d, hr), [0, 0, 0])[2]}
+            for d in range(1, 8) for hr in range(24)]
+
+
 FACT_BREAKDOWNS = {"referrers": "referrer", "devices": "device", "languages": "language", "browsers": "browser",
                    "os": "os", "countries": "country", "hostnames": "hostname", "utm-sources": "utm_source",
                    "utm-mediums": "utm_medium", "utm-campaigns": "utm_campaign", "utm-terms": "utm_term",
@@ -222,6 +259,8 @@ def reference(name: str, hits: list[dict[str, Any]], params: dict[str, str], per
         hours = _rows((_local(h, tz).hour, s.key) for h, s in per_view)
         return [{"hour": hr, "pageviews": hours.get(hr, (0, 0))[0], "sessions": hours.get(hr, (0, 0))[1]}
                 for hr in range(24)]
+    if name == "peak-hours/week" and not filtered(params):
+        return hourly_week(hits, params, person)
     if name == "peak-hours/week":  # per ISO weekday and hour: counted page views, their sessions and persons
         views: Counter[tuple[int, int]] = Counter()
         keys: dict[tuple[int, int], set[str]] = defaultdict(set)

@@ -3,9 +3,9 @@ and realtime chart draw, each in one read (they took one request per day, and on
 
 The same credential (a token, or a site token of that site) and parameters (api/stats_params.py WebParams) as the
 other web reads. /api/peak-hours/week: visitors, page views and sessions per weekday and hour of ``tz`` over the
-range, under the filters (docs/web-metrics.md: hours are per page view). /api/realtime/minutes: visitors and page
-views per minute of the last 30 minutes (the current minute last), like /api/realtime ignoring the range and the
-filters. May import web and store.
+range, under the filters (docs/web-metrics.md: hours are per page view; without a filter, hourly visitors and
+sessions from per-hour rows). /api/realtime/minutes: visitors and page views per minute of the last 30 minutes
+(the current minute last), like /api/realtime ignoring the range and the filters. May import web and store.
 """
 
 from __future__ import annotations
@@ -34,9 +34,13 @@ class HourCell(msgspec.Struct, frozen=True):
     weekday: Annotated[int, msgspec.Meta(ge=1, le=7, description="ISO weekday of tz: 1 Monday ... 7 Sunday")]
     hour: Annotated[int, msgspec.Meta(ge=0, le=23, description="Hour of the day in tz")]
     visitors: Annotated[int, msgspec.Meta(ge=0, description=(
-        "Distinct visitors (persons) of the selected sessions with a counted page view in this hour"))]
-    pageviews: Count
-    sessions: Count
+        "Without a filter: hourly visitors, the sum over the cell's UTC hours of each hour's distinct visitors "
+        "(persons; a person seen in two weeks' Monday 10:00 counts twice). Under a filter: the distinct visitors "
+        "(persons) of the selected sessions with a counted page view in the cell"))]
+    pageviews: Annotated[int, msgspec.Meta(ge=0, description="Counted page views in the cell (exact)")]
+    sessions: Annotated[int, msgspec.Meta(ge=0, description=(
+        "Without a filter: the sum over the cell's UTC hours of the sessions with a page view in each hour. Under a "
+        "filter: the selected sessions with a counted page view in the cell"))]
 
 
 class MinuteCounts(msgspec.Struct, frozen=True):
@@ -51,10 +55,12 @@ MinutesAnswer = answer_type("RealtimeMinutesAnswer",
 
 
 async def peak_week(request: web.Request, params: WebParams) -> Any:
-    """All 168 cells, Monday 00:00 first. Bots are left out unless include_bots=true; the filters select whole
-    sessions (docs/web-metrics.md): a cell counts the counted page views of the selected sessions in that hour (the
-    local time of the start of the UTC hour each falls in), those sessions and their persons. The range is limited to
-    3660 days."""
+    """All 168 cells, Monday 00:00 first; a page view is placed by the local time (tz) of the start of its UTC hour.
+    Bots are left out unless include_bots=true. Without a filter a cell sums its UTC hours' page views, sessions and
+    visitors ("hourly visitors": each hour's distinct persons), read from per-hour rows, so its cost depends on the
+    hours of the range, not on the traffic. The filters select whole sessions (docs/web-metrics.md): a cell then
+    counts the counted page views of the selected sessions in it, those sessions and their distinct persons. The
+    range is limited to 3660 days."""
     query = params.to_query(account(request))
     if (query.end - query.start).total_seconds() > MAX_TIMESERIES_DAYS * 86_400:
         raise ApiError(400, f"The range is limited to {MAX_TIMESERIES_DAYS} days")

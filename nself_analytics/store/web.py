@@ -33,7 +33,7 @@ import msgspec
 
 from .rollups.web_rollup import FRAGMENTS, PAGE_VIEW, SESSION_EVENTS
 
-__all__ = ["COMMON", "SCREEN_BUCKETS", "WebQuery", "common", "daily"]
+__all__ = ["COMMON", "RAW_FRAGMENTS", "SCREEN_BUCKETS", "WebQuery", "common", "daily"]
 
 # Raw page views of the read (site and time come from the ranges in %(raw)s).
 _RAW_FILTERS = f"source_account_id = %(account)s AND {PAGE_VIEW} AND (%(include_bots)s OR NOT is_bot)"
@@ -49,6 +49,8 @@ _RAW_SOURCE = f"""(
     UNION ALL
     {_RAW_SCAN.format(n="tail")}
 ) AS e"""
+# The fragments of the read's raw page views (its edges and dirty hours), built on the fly.
+RAW_FRAGMENTS = FRAGMENTS.format(source=_RAW_SOURCE, where=_RAW_FILTERS)
 _FRAGMENT_COLUMNS = "hour, session_id, visitor, first_ts, last_ts, views, entry, exit, vals, cnts, evals"
 _STORED = "np_analytics_web_sessions f WHERE f.source_account_id = %(account)s AND f.site = %(site)s"
 # The page views of a fragment that count: all, or under a page filter those of its path.
@@ -84,7 +86,7 @@ esess AS MATERIALIZED (
 COMMON = f"""
 WITH {_EVENTS}
 raw AS MATERIALIZED (
-    SELECT {_FRAGMENT_COLUMNS} FROM ({FRAGMENTS.format(source=_RAW_SOURCE, where=_RAW_FILTERS)}) AS raw
+    SELECT {_FRAGMENT_COLUMNS} FROM ({RAW_FRAGMENTS}) AS raw
 ),
 pulled AS (
     SELECT (f.hour AT TIME ZONE 'UTC')::date AS day

@@ -22,6 +22,7 @@ from .web_sql import (
     GOAL_PATH,
     PEAK_HOURS,
     PEAK_WEEK,
+    PEAK_WEEK_HOURS,
     SCREEN_WIDTHS,
     SESSION_DURATION,
     SUMMARY,
@@ -176,7 +177,12 @@ class HourCell(msgspec.Struct, frozen=True):
 
 
 async def peak_week(conn: aiopg.Connection, query: WebQuery) -> list[HourCell]:
-    """Per weekday and hour of the day (the read's zone), all 168 present, Monday 00:00 first."""
+    """Per weekday and hour of the day (the read's zone), all 168 present, Monday 00:00 first. Unfiltered: summed
+    over the cell's UTC hours from the per-hour rows (sessions and visitors of each hour: "hourly"); filtered: the
+    selected sessions and their persons with a counted page view in the cell."""
+    if not query.filtered:
+        rows = await _rows(conn, PEAK_WEEK_HOURS, query, days=False)
+        return [HourCell(*(int(x) for x in row)) for row in rows]
     rows = await _rows(conn, PEAK_WEEK, query, days=query.tz == "UTC", extra={"filtered": True})
     return [HourCell(*(int(x) for x in row)) for row in rows]
 

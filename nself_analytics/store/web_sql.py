@@ -13,7 +13,7 @@ from __future__ import annotations
 from .identity import person_expr, person_join
 from .rollups import hll
 from .rollups.web_rollup import DIMENSIONS
-from .web import common, daily
+from .web import RAW_FRAGMENTS, common, daily
 
 __all__ = [
     "BREAKDOWNS",
@@ -23,6 +23,7 @@ __all__ = [
     "GOAL_PATH",
     "PEAK_HOURS",
     "PEAK_WEEK",
+    "PEAK_WEEK_HOURS",
     "SCREEN_WIDTHS",
     "SESSION_DURATION",
     "SUMMARY",
@@ -189,6 +190,33 @@ per_person AS (
 per AS (
     SELECT dow, hr, sum(pv) AS pageviews, sum(sessions) AS sessions, count(person) AS visitors
     FROM per_person GROUP BY 1, 2
+)
+SELECT d.d, h.h, coalesce(per.visitors, 0), coalesce(per.pageviews, 0), coalesce(per.sessions, 0)
+FROM generate_series(1, 7) AS d(d) CROSS JOIN generate_series(0, 23) AS h(h)
+LEFT JOIN per ON per.dow = d.d AND per.hr = h.h
+ORDER BY 1, 2
+"""
+# Unfiltered: from the per-hour rows (migration 0124) of the whole clean hours of the range, and per hour of the
+# raw fragments (the edges and the dirty hours, persons resolved now); each cell sums its UTC hours: page views,
+# sessions with a page view in the hour and the hour's distinct visitors ("hourly visitors", docs/web-metrics.md).
+# Costs hours x sites, not traffic.
+PEAK_WEEK_HOURS = f"""
+WITH hours AS (
+    SELECT s.hour, CASE WHEN %(include_bots)s THEN s.all_views ELSE s.views END AS views,
+           CASE WHEN %(include_bots)s THEN s.all_sessions ELSE s.sessions END AS sessions,
+           CASE WHEN %(include_bots)s THEN s.all_visitors ELSE s.visitors END AS visitors
+    FROM np_analytics_web_hour_stats s
+    WHERE s.source_account_id = %(account)s AND s.site = %(site)s AND s.hour >= %(h1)s AND s.hour < %(h2)s
+      AND s.hour <> ALL(%(dirty)s::timestamptz[])
+    UNION ALL
+    SELECT r.hour, sum(r.views), count(DISTINCT r.session_id), count(DISTINCT {person_expr("r.visitor")})
+    FROM ({RAW_FRAGMENTS}) AS r {person_join("r.visitor")}
+    GROUP BY r.hour
+),
+per AS (
+    SELECT extract(isodow FROM hour AT TIME ZONE %(tz)s)::int AS dow, extract(hour FROM hour AT TIME ZONE %(tz)s)::int
+           AS hr, sum(views) AS pageviews, sum(sessions) AS sessions, sum(visitors) AS visitors
+    FROM hours WHERE views > 0 GROUP BY 1, 2
 )
 SELECT d.d, h.h, coalesce(per.visitors, 0), coalesce(per.pageviews, 0), coalesce(per.sessions, 0)
 FROM generate_series(1, 7) AS d(d) CROSS JOIN generate_series(0, 23) AS h(h)
