@@ -144,7 +144,7 @@ FIGURES = [
     *((f"/analytics/api/{name}", {"site": "shop.example", "start_date": DATE,
                                   "end_date": (DAY + timedelta(days=1)).date().isoformat()})
       for name in ("pageviews", "pages", "entry-pages", "exit-pages", "bounce-rates", "session-duration",
-                   "timeseries", "devices")),
+                   "timeseries", "devices", "peak-hours/week")),
 ]
 
 

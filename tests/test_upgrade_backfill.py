@@ -31,7 +31,7 @@ SITE = "shop.example"
 NOW = datetime.now(UTC).replace(minute=30, second=0, microsecond=0)
 DAYS = 4
 ROLLUPS = ("np_analytics_event_times", "np_analytics_web_sessions", "np_analytics_web_daily",
-           "np_analytics_web_day_stats")
+           "np_analytics_web_day_stats", "np_analytics_web_hour_stats")
 
 
 def _messages() -> list[dict[str, Any]]:
