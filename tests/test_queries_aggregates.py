@@ -62,10 +62,34 @@ async def test_only_dirty_hours_are_recomputed_and_late_events_redirty(pool_conn
     assert await rows(pool_conn, "SELECT hour FROM np_analytics_aggregate_dirty") == [(h2,)]
     assert await materialize_all(pool_conn) == 1
     assert await rows(pool_conn) == [
-        ("day", BASE, "play", 2, 2),  # the day is recomputed from raw events: h1's event is gone
+        # the day is the sum of its hours (h1's deletion was never marked, so h1 keeps its row) and its users the
+        # day's activity: a day is never recomputed from a whole day of raw events (issue 27: one hour's work)
+        ("day", BASE, "play", 3, 2),
         ("hour", h1, "play", 1, 1),  # h1 was not dirty: untouched
         ("hour", h2, "play", 2, 2),
     ]
+
+
+RAW_DAYS = """
+SELECT 'day', date_trunc('day', ts AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', event, count(*),
+       count(DISTINCT coalesce(user_id, anonymous_id))
+FROM np_analytics_events WHERE NOT is_bot GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+"""
+
+
+async def test_a_late_hour_rebuilds_its_day_from_the_hours_and_activity_as_raw_events_would(pool_conn: Any) -> None:
+    h1, h2, h3 = (BASE + timedelta(hours=n) for n in (1, 2, 3))
+    await insert(pool_conn, [Ev("u1", h1, "play"), Ev("u1", h2, "play"), Ev("u2", h2, "pause"),
+                             Ev(None, h2, "play", anon="a1"), Ev("b", h2, "play", bot=True)])
+    assert await materialize_all(pool_conn) == 2
+    days = "SELECT * FROM (" + AGGREGATES.replace(" ORDER BY granularity, bucket, event", "") + \
+        ") AS a WHERE granularity = 'day' ORDER BY 1, 2, 3"
+    assert await rows(pool_conn, days) == await rows(pool_conn, RAW_DAYS)
+    # one late hour: u1 again (counted once in the day's users), u2 new to play, a bot left out
+    await insert(pool_conn, [Ev("u1", h3, "play"), Ev("u2", h3, "play"), Ev("b", h3, "pause", bot=True)])
+    assert await materialize_all(pool_conn) == 1
+    assert await rows(pool_conn, days) == await rows(pool_conn, RAW_DAYS) == [
+        ("day", BASE, "pause", 1, 1), ("day", BASE, "play", 5, 3)]
 
 
 async def test_pruning_drops_partitions_and_keeps_aggregates(client: Any, auth: Any, pool_conn: Any,

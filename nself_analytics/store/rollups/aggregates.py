@@ -21,7 +21,7 @@ import structlog
 
 from ..suppressions import suppressed_sql
 from ..tx import transaction
-from . import event_times, web_daily, web_hour_stats
+from . import event_times, web_daily, web_hour_stats, web_hours
 from .web_rollup import FRAGMENT_COLUMNS, FRAGMENTS, PAGE_VIEW, SESSION_EVENT_COLUMNS, SESSION_EVENTS
 
 __all__ = ["aggregate_lag_seconds", "expire_activity", "materialize", "next_dirty", "rebuild"]
@@ -75,6 +75,36 @@ CROSS JOIN LATERAL (SELECT date_trunc(%(unit)s, e.ts AT TIME ZONE 'UTC') AT TIME
 WHERE e.ts >= %(lo)s AND e.ts < %(hi)s AND NOT e.is_bot
   AND (e.source_account_id, b.bucket) IN (SELECT source_account_id, bucket FROM claimed)
 GROUP BY e.source_account_id, b.bucket, e.event
+"""
+
+# The day rows of the claimed hours' days, without reading a day of raw events (issue 27 item 3: one dirty hour
+# recomputes that hour): the count is the sum of the day's hour rows (just rebuilt for the claimed hours), the
+# distinct users of a name are the day's activity rows (np_analytics_activity: the distinct names of each distinct id's
+# UTC day, merged from the same raw events with the same filter, before this) holding that name. A day with another
+# hour still dirty is read from raw events (store/metrics.py) until that hour is claimed, which rebuilds the day again.
+INSERT_DAYS = f"""
+WITH {_CLAIMED},
+counts AS (
+    SELECT c.source_account_id, c.bucket, a.event, sum(a.count)::bigint AS count
+    FROM claimed c CROSS JOIN LATERAL (
+        SELECT a.event, a.count FROM np_analytics_aggregates a
+        WHERE a.source_account_id = c.source_account_id AND a.granularity = 'hour' AND a.bucket >= c.bucket
+          AND a.bucket < c.bucket + interval '24 hours'
+        OFFSET 0) AS a
+    GROUP BY 1, 2, 3
+),
+users AS (
+    SELECT c.source_account_id, c.bucket, n.event, count(*) AS users
+    FROM claimed c CROSS JOIN LATERAL (
+        SELECT x.events FROM np_analytics_activity x
+        WHERE x.source_account_id = c.source_account_id AND x.day = (c.bucket AT TIME ZONE 'UTC')::date
+        OFFSET 0) AS x
+    CROSS JOIN LATERAL unnest(x.events) AS n(event)
+    GROUP BY 1, 2, 3
+)
+INSERT INTO np_analytics_aggregates (source_account_id, granularity, bucket, event, count, users)
+SELECT t.source_account_id, 'day', t.bucket, t.event, t.count, coalesce(u.users, 0)
+FROM counts t LEFT JOIN users u USING (source_account_id, bucket, event)
 """
 
 # The claimed hours' rows of a per-hour web table, replaced from the cutoff on (older hours keep theirs, as the
@@ -205,21 +235,29 @@ async def rebuild(cur: aiopg.Cursor, rows: list[tuple[str, datetime]], retention
     await cur.execute(CUTOFF, {"retention_days": retention_days, "now": now})
     (cutoff,) = await cur.fetchone()
     hours = [h for _a, h in rows if h >= cutoff]
-    for unit in ("hour", "day"):
-        lo, hi = _bounds(hours, unit)
-        params = {"unit": unit, "claimed": claimed, "cutoff": cutoff, "lo": lo, "hi": hi}
-        await cur.execute(DELETE_BUCKETS, params)
-        await cur.execute(INSERT_BUCKETS, params)
+    lo, hi = _bounds([h for _a, h in rows], "hour")
+    await cur.execute(INSERT_ACTIVITY, {"claimed": claimed, "lo": lo, "hi": hi})
     lo, hi = _bounds(hours, "hour")
     params = {"unit": "hour", "claimed": claimed, "cutoff": cutoff, "lo": lo, "hi": hi}
+    await cur.execute(DELETE_BUCKETS, params)
+    await cur.execute(INSERT_BUCKETS, params)
+    await cur.execute(DELETE_BUCKETS, {**params, "unit": "day"})
+    await cur.execute(INSERT_DAYS, {**params, "unit": "day"})
+    # a few hours: their sessions' per-day rows change (web_hours); many (a backfill): whole days (web_daily)
+    by_session = 0 < len(hours) <= web_hours.MAX_HOURS
+    if by_session:
+        await web_hours.before(cur, params)
     await cur.execute(DELETE_WEB, params)
     await cur.execute(INSERT_WEB, params)
     await cur.execute(DELETE_WEB_EVENTS, params)
     await cur.execute(INSERT_WEB_EVENTS, params)
     await web_hour_stats.rebuild_hours(cur, claimed, cutoff)
-    await web_daily.rebuild(cur, claimed, [(a, h) for a, h in rows if h >= cutoff])
+    if by_session:
+        await cur.execute(web_daily.SPANS, {"claimed": claimed})
+        await web_hours.after(cur, params)
+    else:
+        await web_daily.rebuild_days(cur, claimed, [(a, h) for a, h in rows if h >= cutoff])
     lo, hi = _bounds([h for _a, h in rows], "hour")
-    await cur.execute(INSERT_ACTIVITY, {"claimed": claimed, "lo": lo, "hi": hi})
     await cur.execute(UPSERT_SEEN, {"claimed": claimed, "lo": lo, "hi": hi})
     await event_times.refresh(cur, claimed, lo, hi)
 

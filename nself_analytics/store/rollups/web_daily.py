@@ -1,9 +1,9 @@
 """Per-day web statistics kept by the aggregator from the session fragments (migration 0041).
 
-After the fragments of the claimed hours are rebuilt (store/rollups/aggregates.py), :func:`rebuild` marks which
-fragments belong to sessions that are not "closed" within one UTC day (fragments in more than one day,
-or with both bot flags: ``spans``), then rebuilds, from the fragments of every day concerned (the claimed
-hours' days, and the days whose fragments changed their ``spans`` flag), the day's rows in
+The aggregator (store/rollups/aggregates.py) marks which fragments belong to sessions that are not "closed" within
+one UTC day (fragments in more than one day, or with both bot flags: ``spans``, :data:`SPANS`) and keeps, for the
+sessions of the hours it claims (store/rollups/web_hours.py; erasure rebuilds whole days with the ``INSERT_*``
+statements here), the day's rows in
 np_analytics_web_daily, its visitors and durations in np_analytics_web_day_stats and its closed sessions in
 np_analytics_web_day_sessions (what filtered reads select from). A day's rows count only its
 closed sessions, so summing them over days counts each session once; spanning fragments are read one by
@@ -21,7 +21,11 @@ import aiopg
 
 from . import hll
 
-__all__ = ["rebuild"]
+__all__ = [
+    "DAILY_COLUMNS", "DAILY_ROWS", "DAY_SESSIONS_TAIL", "DAY_STATS_TAIL", "DELETE_DAILY", "DELETE_DAY_SESSIONS",
+    "DELETE_DAY_STATS", "FR_COLUMNS", "INSERT_DAILY", "INSERT_DAY_SESSIONS", "INSERT_DAY_STATS", "SESS_CTE", "SPANS",
+    "rebuild_days",
+]
 
 # The sessions with a fragment in a claimed hour: their fragments' flags, updated where they change;
 # returns the (account, day) of each changed fragment.
@@ -32,8 +36,10 @@ WITH claimed AS (
 ),
 touched AS (
     SELECT DISTINCT w.source_account_id, w.site, w.session_id
-    FROM np_analytics_web_sessions w JOIN claimed c ON w.source_account_id = c.source_account_id AND w.hour = c.hour
-    WHERE w.session_id IS NOT NULL
+    FROM claimed c CROSS JOIN LATERAL (  -- per claimed hour (its index), never a hash of the whole table
+        SELECT w.source_account_id, w.site, w.session_id FROM np_analytics_web_sessions w
+        WHERE w.source_account_id = c.source_account_id AND w.hour = c.hour AND w.session_id IS NOT NULL
+        OFFSET 0) AS w
 ),
 flags AS (
     SELECT w.source_account_id, w.site, w.session_id, w.hour, w.is_bot,
@@ -66,16 +72,11 @@ DELETE FROM np_analytics_web_day_stats w USING days d WHERE w.source_account_id 
 """
 
 # The closed fragments of the days, and one row per closed session (entry: the first fragment's entry,
-# ties in time broken by path, as within a fragment; exit likewise).
-_CLOSED = f"""
-WITH {_DAYS},
-fr AS MATERIALIZED (
-    SELECT w.source_account_id, w.site, d.day, w.hour, w.session_id, w.is_bot, w.visitor, w.first_ts, w.last_ts,
-           w.views, w.entry, w.exit, w.vals, w.cnts, w.evals
-    FROM days d JOIN np_analytics_web_sessions w ON w.source_account_id = d.source_account_id
-         AND w.hour >= d.day::timestamp AT TIME ZONE 'UTC' AND w.hour < (d.day + 1)::timestamp AT TIME ZONE 'UTC'
-    WHERE NOT w.spans
-),
+# ties in time broken by path, as within a fragment; exit likewise). ``SESS_CTE`` needs a ``fr`` of these columns
+# before it (web_hours.py gives it the fragments of some sessions instead of whole days).
+FR_COLUMNS = ("w.source_account_id, w.site, {day} AS day, w.hour, w.session_id, w.is_bot, w.visitor, w.first_ts, "
+              "w.last_ts, w.views, w.entry, w.exit, w.vals, w.cnts, w.evals")
+SESS_CTE = """
 sess AS MATERIALIZED (
     SELECT source_account_id, site, day, is_bot, session_id, min(visitor) AS visitor,
            (array_agg(entry ORDER BY first_ts, entry COLLATE "C"))[1] AS entry,
@@ -85,9 +86,19 @@ sess AS MATERIALIZED (
     FROM fr WHERE session_id IS NOT NULL
     GROUP BY 1, 2, 3, 4, 5
 )"""
+_CLOSED = f"""
+WITH {_DAYS},
+fr AS MATERIALIZED (
+    SELECT {FR_COLUMNS.format(day="d.day")}
+    FROM days d JOIN np_analytics_web_sessions w ON w.source_account_id = d.source_account_id
+         AND w.hour >= d.day::timestamp AT TIME ZONE 'UTC' AND w.hour < (d.day + 1)::timestamp AT TIME ZONE 'UTC'
+    WHERE NOT w.spans
+),{SESS_CTE}"""
 
-_COLUMNS = "source_account_id, site, day, is_bot, code, value, views, sessions, bounces, seconds, sviews"
-INSERT_DAILY = _CLOSED + f""",
+DAILY_COLUMNS = "source_account_id, site, day, is_bot, code, value, views, sessions, bounces, seconds, sviews"
+# The daily rows of the closed sessions (and sessionless fragments) of ``fr``: sums over sessions, so the rows of
+# a day are the sums of the rows of any split of its sessions (web_hours.py subtracts and adds some sessions' rows).
+DAILY_ROWS = """,
 per_value AS (
     SELECT f.source_account_id, f.site, f.day, f.is_bot, left(d.v, 1) AS code, substr(d.v, 2) AS value,
            f.session_id, sum(d.n) AS views
@@ -97,7 +108,6 @@ per_value AS (
     WHERE left(d.v, 1) IN ('p', 'H')
     GROUP BY 1, 2, 3, 4, 5, 6, 7
 )
-INSERT INTO np_analytics_web_daily ({_COLUMNS})
 -- pages and hours of the day: the page views of each value and the sessions with one
 SELECT source_account_id, site, day, is_bot, code, value, sum(views), count(session_id), 0, 0, 0
 FROM per_value GROUP BY 1, 2, 3, 4, 5, 6
@@ -120,6 +130,7 @@ LEFT JOIN (SELECT source_account_id, site, day, is_bot, count(*) AS sessions,
                   count(*) FILTER (WHERE views = 1) AS bounces, sum(seconds) AS seconds, sum(views) AS sviews
            FROM sess GROUP BY 1, 2, 3, 4) AS s USING (source_account_id, site, day, is_bot)
 """
+INSERT_DAILY = f"INSERT INTO np_analytics_web_daily ({DAILY_COLUMNS})\n" + _CLOSED + DAILY_ROWS
 
 DELETE_DAY_SESSIONS = f"""
 WITH {_DAYS}
@@ -127,7 +138,7 @@ DELETE FROM np_analytics_web_day_sessions w USING days d
 WHERE w.source_account_id = d.source_account_id AND w.day = d.day
 """
 # One row per closed session (migration 0109): its facts, pages with their page views, views, duration.
-INSERT_DAY_SESSIONS = _CLOSED + """,
+DAY_SESSIONS_TAIL = """,
 pages AS (
     SELECT f.source_account_id, f.site, f.day, f.is_bot, f.session_id, substr(d.v, 2) AS path, sum(d.n)::int AS n
     FROM fr f CROSS JOIN LATERAL unnest(f.vals, f.cnts) AS d(v, n)
@@ -157,12 +168,14 @@ SELECT s.source_account_id, s.site, s.day, s.is_bot, s.session_id, s.visitor, s.
 FROM sess s LEFT JOIN plist p USING (source_account_id, site, day, is_bot, session_id)
 LEFT JOIN hlist h USING (source_account_id, site, day, is_bot, session_id)
 """
+INSERT_DAY_SESSIONS = _CLOSED + DAY_SESSIONS_TAIL
 
 _INDEX, _RANK = (sql.format(h=hll.HASH_SQL.format(v="visitor")) for sql in hll.REGISTER_SQL)
 _EMPTY_SKETCH = f"decode(repeat('00', {hll.M}), 'hex')"
 # Per (site, day, bot flag): the distinct visitors (raw ids: persons are resolved when read), their dense
 # sketch (the non-zero registers in index order, the gaps filled with zero bytes), and the durations.
-INSERT_DAY_STATS = _CLOSED + f""",
+# (``sess`` needs only the key, visitor and seconds: web_hours.py reads them from the per-day sessions.)
+DAY_STATS_TAIL = f""",
 vis AS (
     SELECT source_account_id, site, day, is_bot, visitor FROM sess WHERE visitor IS NOT NULL
     UNION
@@ -184,7 +197,8 @@ sketches AS (
                   || repeat('00', {hll.M - 1} - max(i)), 'hex') AS sketch
     FROM regs GROUP BY 1, 2, 3, 4
 ),
-keys AS (SELECT DISTINCT source_account_id, site, day, is_bot FROM fr),
+keys AS (SELECT source_account_id, site, day, is_bot FROM fr
+         UNION SELECT source_account_id, site, day, is_bot FROM sess),
 durations AS (
     SELECT source_account_id, site, day, is_bot, array_agg(ms ORDER BY ms) AS ms, array_agg(n ORDER BY ms) AS n
     FROM (SELECT source_account_id, site, day, is_bot, round(seconds * 1000)::bigint AS ms, count(*)::int AS n
@@ -200,11 +214,13 @@ LEFT JOIN durations d USING (source_account_id, site, day, is_bot)
 -- the durations' bucket index (migration 0110): a median reads one bucket's slice of each day
 CROSS JOIN LATERAL np_analytics_duration_index(coalesce(d.ms, '{{}}'), coalesce(d.n, '{{}}')) AS i
 """
+INSERT_DAY_STATS = _CLOSED + DAY_STATS_TAIL
 
 
-async def rebuild(cur: aiopg.Cursor, claimed: str, hours: list[tuple[str, datetime]]) -> None:
-    """Inside the aggregator's transaction: flags of the sessions of the ``claimed`` hours (JSON), then the
-    days of ``hours`` (the claimed hours whose fragments were rebuilt) and of the changed flags."""
+async def rebuild_days(cur: aiopg.Cursor, claimed: str, hours: list[tuple[str, datetime]]) -> None:
+    """Inside the aggregator's transaction, for a claim of many hours (a backfill: whole days change): flags of the
+    sessions of the ``claimed`` hours (JSON), then the whole days of ``hours`` (the claimed hours whose fragments were
+    rebuilt) and of the changed flags. (A claim of a few hours: store/rollups/web_hours.py.)"""
     await cur.execute(SPANS, {"claimed": claimed})
     days = {(account, day) for account, day in await cur.fetchall()}
     days |= {(account, hour.astimezone(UTC).date()) for account, hour in hours}
