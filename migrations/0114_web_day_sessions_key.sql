@@ -1,11 +1,7 @@
 -- The aggregator replaces the per-day session rows of the sessions of the hours it claims (issue 27 item 3:
--- store/rollups/web_hours.py), looking each one up by (site, day, session): the (site, day) index becomes
--- (site, day, session_id), which filtered reads use as before (a range of days of a site), and the (account, day)
--- index goes (a whole day's rows, for erasure's rebuild of a day, are found by skip scan over the sites of this
--- index). No backfill; the drain never writes this table, so ingest does not wait for the build.
+-- store/rollups/web_hours.py), looking each one up by session id: a hash index on it (about 20 bytes a row; a
+-- B-tree on (site, day, session_id) was 140 bytes a row, as unique keys get no B-tree de-duplication, against a
+-- few bytes for the (site, day) index kept for reads). No backfill; the drain never writes this table.
 -- depends: 0101_events_indexes
 
-CREATE INDEX np_analytics_web_day_sessions_key_idx
-    ON np_analytics_web_day_sessions (source_account_id, site, day, session_id);
-DROP INDEX np_analytics_web_day_sessions_site_day_idx;
-DROP INDEX np_analytics_web_day_sessions_day_idx;
+CREATE INDEX np_analytics_web_day_sessions_session_idx ON np_analytics_web_day_sessions USING hash (session_id);

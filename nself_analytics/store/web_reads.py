@@ -60,10 +60,12 @@ def _day_floor(instant: datetime) -> datetime:
     return _hour_floor(instant).replace(hour=0)
 
 
-async def plan_range(cur: aiopg.Cursor, account: str, start: datetime, end: datetime, days: bool) -> dict[str, Any]:
+async def plan_range(cur: aiopg.Cursor, account: str, start: datetime, end: datetime, days: bool,
+                     site: str | None = None) -> dict[str, Any]:
     """The bounds of the parts of a read of ``[start, end)``: whole hours [h1, h2) and whole days [d1, d2) of the
     range (none when ``days`` is false: the per-day rows are UTC days), the dirty hours and their days, and the raw
-    scans (the edges before h1 and from h2, the dirty hours). Also what /sites reads (store/explorer.py)."""
+    scans (the edges before h1 and from h2, the dirty hours). Also what /sites reads (store/explorer.py). With a
+    ``site``, a partial edge day whose page views of that site all lie in the range is a whole day."""
     h1 = _hour_floor(start - timedelta(microseconds=1)) + HOUR
     h2 = _hour_floor(end)
     if h1 >= h2:  # everything raw, in one scan: no dirty hour to plan around
@@ -75,17 +77,46 @@ async def plan_range(cur: aiopg.Cursor, account: str, start: datetime, end: date
         marks = await dirty_hours(cur, account, h1, h2)
     d1 = _day_floor(h1 - timedelta(microseconds=1)) + DAY
     d2 = max(d1, _day_floor(h2)) if days else d1
+    if days and d1 < d2 and site is not None:
+        # a partial day at an edge whose page views all lie within the range is a whole day (issue 27 item 3:
+        # "30 days ending now" reads today from its per-day rows, not its fragments one by one)
+        if h2 > d2 and await _inside(cur, account, site, h2, d2 + DAY, "max(last_ts) < %(end)s", end):
+            h2 = d2 = d2 + DAY
+            edges = {**edges, "tail_lo": end, "tail_hi": end}
+        if h1 < d1 and await _inside(cur, account, site, d1 - DAY, h1, "min(first_ts) >= %(end)s", start):
+            h1 = d1 = d1 - DAY
+            edges = {**edges, "head_lo": start, "head_hi": start}
     return {"h1": h1, "h2": h2, "d1": d1, "d2": d2, "d1_day": d1.date(), "d2_day": d2.date(), **edges, **marks}
 
 
-async def _plan(cur: aiopg.Cursor, query: WebQuery, days: bool) -> dict[str, Any]:
-    return await plan_range(cur, query.account, query.start, query.end, days)
+async def _plan(cur: aiopg.Cursor, query: WebQuery, days: bool, events: bool = False) -> dict[str, Any]:
+    # an edge day is read whole only by reads without events (the sessions' events rows are per hour, without times)
+    return await plan_range(cur, query.account, query.start, query.end, days, None if events else query.site)
+
+
+# Whether the stored fragments of the site's hours [lo, hi) satisfy {test} (their page views lie on the range's side
+# of an edge: ``end``; none: true) and none of those hours is dirty (or not yet backfilled): then every page view
+# of those hours is in the fragments (an hour written to is marked dirty in the same transaction) and in the range.
+_INSIDE = """
+SELECT coalesce((SELECT {test} FROM np_analytics_web_sessions
+                 WHERE source_account_id = %(account)s AND site = %(site)s AND hour >= %(lo)s AND hour < %(hi)s), true)
+"""
+
+
+async def _inside(cur: aiopg.Cursor, account: str, site: str, lo: datetime, hi: datetime, test: str,
+                  edge: datetime) -> bool:
+    if (await dirty_hours(cur, account, lo, hi))["dirty"]:
+        return False
+    await cur.execute(_INSIDE.format(test=test), {"account": account, "site": site, "lo": lo, "hi": hi, "end": edge})
+    (inside,) = await cur.fetchone()
+    return bool(inside)
 
 
 async def _rows(conn: aiopg.Connection, sql: str, query: WebQuery, days: bool = True,
                 extra: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
     async with read_snapshot(conn) as cur:
-        params = {**query.params(), **await _plan(cur, query, days), **(extra or {})}
+        params = {**query.params(), **(extra or {})}
+        params = {**params, **await _plan(cur, query, days, bool(params.get("event_names")))}
         await cur.execute(sql, params)
         return list(await cur.fetchall())
 

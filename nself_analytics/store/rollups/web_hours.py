@@ -125,7 +125,7 @@ DELETE FROM np_analytics_web_daily w USING np_web_delta d
 WHERE {_SAME_ROW} AND w.views = 0 AND w.sessions = 0 AND w.bounces = 0 AND w.sviews = 0
 """
 
-# The old sessions' rows, each looked up by its key (migration 0114's index).
+# The old sessions' rows, each looked up by its session id (migration 0114's hash index).
 DELETE_SESSIONS = """
 DELETE FROM np_analytics_web_day_sessions w WHERE w.ctid = ANY(ARRAY(
     SELECT s.ctid
