@@ -92,6 +92,9 @@ async def test_alert_history_and_reports(dash_browser: Browser, alerts_live: Ale
         await checker.run_once(_midnight() - timedelta(days=back - 1, minutes=-5))
     report = alerts_live.call("reports", {"name": f"Weekly {width}", "site": dash.SITE, "hour": 9,
                                           "channels": {"emails": ["team@example.com"]}})["report"]
+    # the live service's sender delivers the two emails in its own time; the page shows what was sent when it opened
+    wait_for(lambda: [n["status"] for n in alerts_live.live.get(f"alerts/{alert['id']}/checks", limit=200)[
+        "notifications"]] == ["sent", "sent"], timeout=60)
     # a notification's link opens the alert's history: its state, the checked values coloured by state
     page, watch = await _open(dash_browser, alerts_live, width, f"#alerts/{alert['id']}")
     await page.wait_for_selector("#alert-history:not([hidden]) #alert-chart circle[data-series=value]")
