@@ -130,7 +130,9 @@ async def test_beacon_tracks_page_views_of_a_single_page_app(browser: Browser, s
     rows = pg_execute(live_service.database_url,
                       "SELECT path, session_id, screen_width, browser, os, is_bot, properties FROM np_analytics_events "
                       "WHERE site = %s ORDER BY ts", (site,))
-    assert [r[0] for r in rows] == ["/landing", "/pricing", "/landing"]
+    # the page load's hit comes first; the pushState and back hits leave within milliseconds of each other and are
+    # timed by their arrival (the beacon sends no clock), so their order is not the beacon's to keep
+    assert rows[0][0] == "/landing" and sorted(r[0] for r in rows[1:]) == ["/landing", "/pricing"]
     assert {r[1] for r in rows} == {session}
     assert rows[0][2:6] == (1280, "Chrome", "Linux", False)
     assert rows[0][6] == {"utm_source": "newsletter", "utm_campaign": "launch"}
