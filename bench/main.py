@@ -297,13 +297,25 @@ def load_dataset(h: Harness, events: int, now: datetime) -> dict[str, Any]:
             "incremental_aggregate_seconds": incremental, "storage": storage}
 
 
-def backfill_aggregates(h: Harness) -> None:
-    """The service's aggregator (``materialize()``) over every hour the loader marked dirty, until none is left."""
+def backfill_aggregates(h: Harness, deadline_seconds: float = 4 * 3600) -> None:
+    """The service's aggregator (``materialize()``) over every hour the loader marked dirty, until none is left.
+    The bench's service runs its own aggregator meanwhile: hours it has claimed are skipped by this claim (SKIP
+    LOCKED), so this also waits until the dirty table is empty (at 30M the service took the backlog's first claim
+    while the loader was still marking, and the bench's loop found nothing to claim)."""
 
     async def run() -> None:
+        deadline = time.monotonic() + deadline_seconds
         async with aiopg.connect(h.database_url, timeout=3600) as conn:
-            while await materialize(conn, 90):
-                pass
+            while time.monotonic() < deadline:
+                if await materialize(conn, 90):
+                    continue
+                async with conn.cursor() as cur:
+                    await cur.execute("SELECT count(*) FROM np_analytics_aggregate_dirty")
+                    (left,) = await cur.fetchone()
+                if not left:
+                    return
+                await asyncio.sleep(1)
+        raise RuntimeError("dirty hours left after the backfill's deadline")
 
     asyncio.run(run())
 
@@ -334,7 +346,7 @@ def compact_days(h: Harness) -> int:
 def time_incremental_aggregation(h: Harness, now: datetime) -> float:
     """Seconds of one run of the service's aggregator with one dirty hour (the steady state of a live service)."""
     h.sql("INSERT INTO np_analytics_aggregate_dirty (source_account_id, hour) "
-          "VALUES ('primary', date_trunc('hour', %s::timestamptz - interval '1 hour'))", (now,))
+          "VALUES ('primary', date_trunc('hour', %s::timestamptz - interval '1 hour')) ON CONFLICT DO NOTHING", (now,))
 
     async def run() -> float:
         async with aiopg.connect(h.database_url, timeout=600) as conn:
